@@ -1,0 +1,44 @@
+# One entry point for a fresh machine: `make test` and `make demo` set everything up themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: setup test lint unit demo bench gas compile clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check channels adjudicator tests benchmarks examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: setup
+	$(BIN)/pytest
+
+test: lint unit
+
+demo: setup
+	$(PY) examples/demo.py
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+gas: setup
+	$(PY) benchmarks/gas.py
+
+compile: setup
+	node adjudicator/compile.js
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,121 @@
+"""secp256k1 signatures over 32-byte digests: 65 bytes ``r ‖ s ‖ v``, v in {27, 28}, low-s.
+
+The same bytes verify with the EVM's ``ecrecover`` and with eth-account. Verification is strict:
+malformed lengths, ``r``/``s`` out of range, a high ``s`` (the malleated twin) and a recovery to the
+zero address are all refused, because the contract refuses them too.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import coincurve
+
+from channels.core.errors import BadSignature, NonCanonicalSignature
+from channels.core.hashing import keccak256
+from channels.core.model import ZERO_ADDRESS, Address, check_bytes
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+HALF_N = SECP256K1_N // 2
+SIGNATURE_LENGTH = 65
+
+
+class Signer(Protocol):
+    """Whatever holds a channel key: a local key, an HSM, a remote signer."""
+
+    @property
+    def address(self) -> Address: ...
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Return a 65-byte low-s ``r ‖ s ‖ v`` signature over a 32-byte digest."""
+        ...
+
+
+def public_key_to_address(uncompressed: bytes) -> Address:
+    """Ethereum address of a 65-byte uncompressed public key."""
+    return Address(keccak256(uncompressed[1:])[12:])
+
+
+class LocalSigner:
+    """A private key held in this process (coincurve)."""
+
+    __slots__ = ("_address", "_key")
+
+    def __init__(self, secret: bytes) -> None:
+        check_bytes(secret, 32, "private key")
+        try:
+            self._key = coincurve.PrivateKey(secret)
+        except ValueError as exc:
+            raise BadSignature("the private key is not a valid secp256k1 scalar") from exc
+        self._address = public_key_to_address(self._key.public_key.format(compressed=False))
+
+    @classmethod
+    def from_hex(cls, text: str) -> LocalSigner:
+        raw = text[2:] if text.startswith(("0x", "0X")) else text
+        try:
+            secret = bytes.fromhex(raw.strip())
+        except ValueError as exc:
+            raise BadSignature("the private key is not hex") from exc
+        return cls(secret)
+
+    @classmethod
+    def generate(cls) -> LocalSigner:
+        return cls(coincurve.PrivateKey().secret)
+
+    @property
+    def address(self) -> Address:
+        return self._address
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        check_bytes(digest, 32, "digest")
+        # libsecp256k1 always produces low-s signatures.
+        raw = self._key.sign_recoverable(digest, hasher=None)
+        return raw[:64] + bytes((raw[64] + 27,))
+
+    def __repr__(self) -> str:  # never show the key
+        return f"LocalSigner({self._address.hex()})"
+
+
+def check_signature_shape(signature: object) -> bytes:
+    """Refuse any signature the contract would refuse, before trying to recover it."""
+    if type(signature) is not bytes or len(signature) != SIGNATURE_LENGTH:
+        raise BadSignature("a signature must be exactly 65 bytes")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        raise BadSignature(f"signature v must be 27 or 28, got {v}")
+    if not 0 < r < SECP256K1_N or not 0 < s < SECP256K1_N:
+        raise BadSignature("signature r or s out of range")
+    if s > HALF_N:
+        raise NonCanonicalSignature("signature s is in the upper half (malleated twin)")
+    return signature
+
+
+def recover(digest: bytes, signature: bytes) -> Address:
+    """The address that signed ``digest``; raises :class:`BadSignature` for anything malformed."""
+    check_bytes(digest, 32, "digest")
+    check_signature_shape(signature)
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes((signature[64] - 27,)), digest, hasher=None
+        )
+    except Exception as exc:  # coincurve raises ValueError / its own errors on bad points
+        raise BadSignature("signature does not recover to a public key") from exc
+    addr = public_key_to_address(public.format(compressed=False))
+    if addr == ZERO_ADDRESS:  # pragma: no cover - needs a keccak preimage of zero
+        raise BadSignature("signature recovers to the zero address")
+    return addr
+
+
+def verify(digest: bytes, signature: bytes, expected: bytes) -> None:
+    """Raise :class:`BadSignature` unless ``signature`` over ``digest`` is from ``expected``."""
+    if recover(digest, signature) != expected:
+        raise BadSignature("signature is not from the expected signer")
+
+
+def malleate(signature: bytes) -> bytes:
+    """The high-s twin of a signature (valid for raw ecrecover, refused by us). For tests."""
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    return signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes((55 - v,))
