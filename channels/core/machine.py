@@ -720,6 +720,9 @@ class ChannelMachine:
             raise UnexpectedMessage("only the leader's proposals can be refused")
         versions = self.pending_versions
         if msg.version not in versions:
+            if msg.version <= self.highest_signed:
+                # A refusal of a proposal we already dropped (it was built on a refused one).
+                return []
             raise StaleVersion(f"a refusal of version {msg.version}, which is not in flight")
         # The refused proposal and every proposal built on it are dropped (newest first).
         actions: list[Action] = []

@@ -123,6 +123,9 @@ class PositionBook:
         book = cls()
         if type(snap.high_water) is not int or not 0 <= snap.high_water <= UINT32_MAX + 1:
             raise InvalidField("high_water out of range")
+        # The height must be known before the leaves are placed: each leaf's path is hashed up to
+        # the root of the full-height tree (a snapshot may have free slots above its last position).
+        book._high_water = snap.high_water
         used = set()
         for slot, position in snap.slots:
             if type(slot) is not int or not 0 <= slot < snap.high_water or slot in used:
@@ -131,7 +134,6 @@ class PositionBook:
                 raise DuplicatePosition(f"position id {position.id} appears twice")
             used.add(slot)
             book._place(slot, position)
-        book._high_water = snap.high_water
         book._free = [s for s in range(snap.high_water) if s not in used]
         heapq.heapify(book._free)
         return book
