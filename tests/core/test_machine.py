@@ -23,6 +23,7 @@ from channels.core.machine import (
     ChannelMachine,
     Config,
     DataLossRecovered,
+    DepositsObserved,
     Disconnected,
     DisputeObserved,
     Phase,
@@ -41,6 +42,7 @@ from channels.core.options import (
     Settle,
     Unwind,
 )
+from channels.core.positions import PositionBook
 from channels.core.signing import malleate, recover
 
 from .pair import (
@@ -108,12 +110,12 @@ def test_open_signs_version_zero_then_credits_deposits() -> None:
 
 def test_version_zero_signatures_recover_to_both_participants() -> None:
     pair = Pair(open_=False)
-    machine, actions = ChannelMachine.initiate(
+    _machine, actions = ChannelMachine.initiate(
         pair.params, pair.alice.signer, pair.config, pair.deposits
     )
     proposal = next(a.message for a in actions if isinstance(a, Send))
     assert isinstance(proposal, OpenProposal)
-    bob, bob_actions = ChannelMachine.accept_open(proposal, pair.bob.signer, pair.config)
+    bob, _bob_actions = ChannelMachine.accept_open(proposal, pair.bob.signer, pair.config)
     digest = eip712.state_digest(pair.domain, bob.state)
     sigs = bob.latest.signed.signatures
     assert sigs[0] is not None and sigs[1] is not None
@@ -125,7 +127,7 @@ def test_version_zero_signatures_recover_to_both_participants() -> None:
 def test_open_proposal_for_another_chain_is_refused_before_signing() -> None:
     pair = Pair(open_=False)
     params = make_params(pair.alice.signer, pair.bob.signer, chain_id=1)
-    machine, actions = ChannelMachine.initiate(
+    _machine, actions = ChannelMachine.initiate(
         params, pair.alice.signer, Config(1, ADJUDICATOR), pair.deposits
     )
     proposal = next(a.message for a in actions if isinstance(a, Send))
@@ -179,13 +181,11 @@ def test_deposits_not_confirmed_cannot_be_credited() -> None:
     # Alice sees both deposits, Bob only hers (his own is not confirmed for him yet).
     pair.handle(
         pair.alice,
-        __import__("channels.core.machine", fromlist=["x"]).DepositsObserved(
-            (1_000_000, 1_000_000)
-        ),
+        DepositsObserved((1_000_000, 1_000_000)),
     )
     pair.handle(
         pair.bob,
-        __import__("channels.core.machine", fromlist=["x"]).DepositsObserved((1_000_000, 0)),
+        DepositsObserved((1_000_000, 0)),
     )
     pair.request(pair.alice, *pair.alice.m.credit_trades())
     pair.deliver_all()
@@ -283,7 +283,7 @@ def test_partial_withdrawal_is_cosigned_with_its_state() -> None:
         assert side.m.state.balances == (1_000_000, 600_000)
 
 
-# refusals leave everything unchanged ----------------------------------------------------------------
+# refusals leave everything unchanged -----------------------------------------------------------
 
 
 def test_follower_request_breaking_a_rule_is_refused_with_the_rule_name() -> None:
@@ -494,9 +494,7 @@ def test_data_loss_peer_adopts_newer_verified_state() -> None:
         pair.config,
         pair.deposits,
         pair.alice.m.latest,
-        __import__("channels.core.positions", fromlist=["x"]).PositionBook.from_snapshot(
-            pair.alice.m.book.snapshot()
-        ),
+        PositionBook.from_snapshot(pair.alice.m.book.snapshot()),
         pair.alice.m.highest_signed,
         pair.alice.m.phase,
     )
