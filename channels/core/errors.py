@@ -197,4 +197,118 @@ class UnknownChannel(ChannelError):
     rule = "UnknownChannel"
 
 
+# Wire codec (channels/core/wire.py) -------------------------------------------------------------
+class WireError(RemoteProtocolError):
+    """Bytes from the peer (or a stored record) cannot be decoded into a protocol object."""
+
+    rule = "WireError"
+
+
+class MalformedMessage(WireError):
+    """Not msgpack, trailing bytes, an ExtType or Timestamp, too deep, or too long."""
+
+    rule = "MalformedMessage"
+
+
+class SchemaError(MalformedMessage):
+    """Valid msgpack that breaks the schema: wrong/missing/unknown/duplicate keys, wrong types,
+    wrong byte lengths, or values the data model refuses."""
+
+    rule = "SchemaError"
+
+
+class UnsupportedVersion(WireError):
+    """The message's schema version is not one this codec speaks."""
+
+    rule = "UnsupportedVersion"
+
+
+class UnknownType(WireError):
+    """The message's type tag is not known (or not allowed where it was found)."""
+
+    rule = "UnknownType"
+
+
+class FrameTooLarge(WireError):
+    """A length prefix (or a payload) is above the frame limit; nothing was buffered."""
+
+    rule = "FrameTooLarge"
+
+
+class UnencodableMessage(LocalProtocolError):
+    """Our caller asked to encode a value the wire format cannot carry (wrong type or range)."""
+
+    rule = "UnencodableMessage"
+
+
+# Transport (channels/transport.py) --------------------------------------------------------------
+class TransportError(RemoteProtocolError):
+    """The secure connection to the peer failed; the connection is closed when this is raised."""
+
+    rule = "TransportError"
+
+
+class HandshakeError(TransportError):
+    """The Noise handshake failed: bad MAC or length, other prologue, timeout, or early EOF."""
+
+    rule = "HandshakeError"
+
+
+class PeerAuthError(TransportError):
+    """The peer's AUTH is malformed, not bound to this session and role, or names a refused peer."""
+
+    rule = "PeerAuthError"
+
+
+class BadFrame(TransportError):
+    """A transport frame failed decryption (tampered, replayed, reordered) or is malformed."""
+
+    rule = "BadFrame"
+
+
+class ConnectionClosed(TransportError):
+    """The connection is closed (EOF from the peer, reset, or closed by us earlier)."""
+
+    rule = "ConnectionClosed"
+
+
+class PeerTimeout(ConnectionClosed):
+    """The peer was too slow (a frame body, or silence beyond the keepalive limit); we closed."""
+
+    rule = "PeerTimeout"
+
+
+# Persistence ----------------------------------------------------------------------------------
+class StoreError(ChannelError):
+    """The node's database cannot be used as asked (the message says why)."""
+
+    rule = "StoreError"
+
+
+class CorruptStore(StoreError):
+    """The database file is damaged: not SQLite, truncated, failing its integrity check, or its
+    history chain does not verify. The node must not start (and never signs) on it."""
+
+    rule = "CorruptStore"
+
+
+class ForeignStore(StoreError):
+    """The database belongs to another identity, another chain or adjudicator, or another
+    program."""
+
+    rule = "ForeignStore"
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer version of this program (its schema is unknown)."""
+
+    rule = "SchemaTooNew"
+
+
+class StoreInUse(StoreError):
+    """Another process (or another open store) holds the database."""
+
+    rule = "StoreInUse"
+
+
 __all__ = [name for name, value in list(globals().items()) if isinstance(value, type)]

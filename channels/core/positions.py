@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 from channels.core.errors import DuplicatePosition, InvalidField, UnknownPosition
 from channels.core.hashing import keccak256
-from channels.core.model import UINT32_MAX, ZERO_HASH, Position, PositionId
+from channels.core.model import ZERO_HASH, Position, PositionId
 
 MAX_LEVELS = 32
+#: Slots a book may span; bounds what a peer's snapshot can make us allocate.
+MAX_SLOTS = 1 << 20
 
 
 def hash_pair(a: bytes, b: bytes) -> bytes:
@@ -121,7 +123,7 @@ class PositionBook:
     @classmethod
     def from_snapshot(cls, snap: BookSnapshot) -> PositionBook:
         book = cls()
-        if type(snap.high_water) is not int or not 0 <= snap.high_water <= UINT32_MAX + 1:
+        if type(snap.high_water) is not int or not 0 <= snap.high_water <= MAX_SLOTS:
             raise InvalidField("high_water out of range")
         # The height must be known before the leaves are placed: each leaf's path is hashed up to
         # the root of the full-height tree (a snapshot may have free slots above its last position).
@@ -148,7 +150,7 @@ class PositionBook:
             self._record(lambda: heapq.heappush(self._free, slot))
         else:
             slot = self._high_water
-            if slot > UINT32_MAX:
+            if slot >= MAX_SLOTS:
                 raise InvalidField("no free position slot left")
             old_high = self._high_water
             self._high_water = slot + 1

@@ -66,6 +66,11 @@ class LocalSigner:
     def address(self) -> Address:
         return self._address
 
+    @property
+    def secret(self) -> bytes:
+        """The raw private key (the node uses it to pay gas when no other key is given)."""
+        return bytes(self._key.secret)
+
     def sign_digest(self, digest: bytes) -> bytes:
         check_bytes(digest, 32, "digest")
         # libsecp256k1 always produces low-s signatures.

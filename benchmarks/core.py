@@ -1,0 +1,210 @@
+"""Micro-benchmarks of the sans-IO core's hot path.
+
+    .venv/bin/python benchmarks/core.py [--quick]
+
+Prints the median (and 90th percentile) time per operation over many runs. Nothing here asserts
+on time: the numbers are for reading, and they depend on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from time import perf_counter_ns  # noqa: E402
+
+from eth_account import Account  # noqa: E402
+from eth_account.messages import _hash_eip191_message, encode_typed_data  # noqa: E402
+
+from channels.core import eip712, model, options  # noqa: E402
+from channels.core.hashing import keccak256  # noqa: E402
+from channels.core.positions import PositionBook  # noqa: E402
+from channels.core.signing import LocalSigner, recover  # noqa: E402
+
+NOW = 1_700_000_000
+EXPIRY = NOW + 30 * 24 * 3600
+ETH = model.symbol("ETH-USD")
+ALICE = LocalSigner(keccak256(b"alice"))
+BOB = LocalSigner(keccak256(b"bob"))
+ORACLE = LocalSigner(keccak256(b"oracle"))
+DOMAIN = eip712.Domain(31337, model.address("0x5FbDB2315678afecb367f032d93F642f64180aa3"))
+PARAMS = model.Params(
+    31337,
+    DOMAIN.verifying_contract,
+    model.ZERO_ADDRESS,
+    6,
+    (ALICE.address, BOB.address),
+    3600,
+    ORACLE.address,
+    0,
+)
+FUNDS = 10**15
+
+
+def measure(fn: Callable[[], object], runs: int, warmup: int = 50) -> tuple[float, float]:
+    """(median, p90) in microseconds of ``fn()`` over ``runs`` individually timed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        t0 = perf_counter_ns()
+        fn()
+        samples.append(perf_counter_ns() - t0)
+    samples.sort()
+    return statistics.median(samples) / 1000, samples[int(len(samples) * 0.9)] / 1000
+
+
+def make_position(pid: int, writer: int = 0) -> model.Position:
+    return model.Position(
+        pid, ETH, model.OptionKind.CALL, 3_000 * 10**8, EXPIRY, 10**17, writer, 1_000 * 10**6
+    )
+
+
+def sample_state() -> model.State:
+    return model.State(
+        PARAMS.channel_id,
+        12_345,
+        (10**12, 2 * 10**12),
+        (2 * 10**12, 2 * 10**12),
+        (0, 10**12),
+        0,
+        keccak256(b"root"),
+        0,
+        False,
+    )
+
+
+def funded_book(open_positions: int) -> tuple[model.State, PositionBook, options.Context]:
+    ctx = options.Context(PARAMS, DOMAIN, NOW, (FUNDS, FUNDS))
+    book = PositionBook()
+    state = options.apply_trades(
+        options.opening_state(PARAMS),
+        book,
+        [options.CreditDeposit(0, FUNDS), options.CreditDeposit(1, FUNDS)],
+        ctx,
+        model.Version(1),
+    )
+    if open_positions:
+        trades = [options.OpenOption(make_position(i, i % 2), 10) for i in range(open_positions)]
+        state = options.apply_trades(state, book, trades, ctx, model.Version(2))  # type: ignore[arg-type]
+    return state, book, ctx
+
+
+def bench_update(open_positions: int, runs: int) -> tuple[float, float]:
+    """One update = begin, apply [OpenOption(new), Unwind(new)], commit; the book keeps N open."""
+    state, book, ctx = funded_book(open_positions)
+    next_id = [10**9]
+
+    def update() -> None:
+        pid = next_id[0]
+        next_id[0] += 1
+        book.begin()
+        options.apply_trades(
+            state,
+            book,
+            [
+                options.OpenOption(make_position(pid), 25),
+                options.Unwind(model.PositionId(pid), 400),
+            ],
+            ctx,
+            model.Version(state.version + 1),
+        )
+        book.commit_oldest()
+
+    result = measure(update, runs)
+    assert len(book) == open_positions
+    return result
+
+
+def bench_update_open_only(open_positions: int, runs: int) -> tuple[float, float]:
+    """One update that opens a position, then is rolled back (the refused-proposal path)."""
+    state, book, ctx = funded_book(open_positions)
+
+    def update() -> None:
+        book.begin()
+        options.apply_trades(
+            state, book, [options.OpenOption(make_position(10**9), 25)], ctx, model.Version(9)
+        )
+        book.rollback_newest()
+
+    return measure(update, runs)
+
+
+def _depth(open_positions: int) -> int:
+    """Merkle tree height once the new position takes slot ``open_positions``."""
+    return max(0, open_positions.bit_length()) if open_positions else 0
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    runs = 300 if quick else 3000
+    state = sample_state()
+    digest = eip712.state_digest(DOMAIN, state)
+    sig = ALICE.sign_digest(digest)
+    typed = eip712.typed_data(DOMAIN, state)
+    secret = keccak256(b"alice")
+
+    def encode_and_sign() -> bytes:
+        return ALICE.sign_digest(eip712.state_digest(DOMAIN, state))
+
+    def verify_state() -> None:
+        if recover(eip712.state_digest(DOMAIN, state), sig) != ALICE.address:
+            raise AssertionError("signature does not verify")
+
+    def eth_account_encode() -> bytes:
+        return bytes(_hash_eip191_message(encode_typed_data(full_message=typed)))
+
+    rows: list[tuple[str, tuple[float, float]]] = [
+        ("state EIP-712 digest only", measure(lambda: eip712.state_digest(DOMAIN, state), runs)),
+        ("state digest + sign (LocalSigner)", measure(encode_and_sign, runs)),
+        ("state digest + verify (recover + compare)", measure(verify_state, runs)),
+        ("eth-account encode_typed_data + hash", measure(eth_account_encode, max(runs // 5, 100))),
+        (
+            "eth-account encode_typed_data + sign",
+            measure(
+                lambda: Account.sign_typed_data(secret, full_message=typed), max(runs // 5, 100)
+            ),
+        ),
+    ]
+    for n in (0, 10, 1_000, 10_000):
+        rows.append(
+            (
+                f"apply_trades Open+Unwind, {n:>6,} open (depth {_depth(n)})",
+                bench_update(n, runs),
+            )
+        )
+    for n in (0, 1_000, 10_000):
+        rows.append(
+            (
+                f"apply_trades Open, rolled back, {n:>6,} open (depth {_depth(n)})",
+                bench_update_open_only(n, runs),
+            )
+        )
+
+    cores = os.cpu_count()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        usable = cores
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, "
+        f"{cores} cores ({usable} usable), {runs} runs per row (fewer for eth-account)"
+    )
+    width = max(len(name) for name, _ in rows)
+    print(f"{'operation':<{width}}  {'median µs':>10}  {'p90 µs':>10}")
+    print("-" * (width + 24))
+    for name, (median, p90) in rows:
+        print(f"{name:<{width}}  {median:>10.1f}  {p90:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
