@@ -34,7 +34,8 @@ store, each read by its own decoder. Nested maps carry no envelope:
   positions_root (hash), position_count, is_final (bool)
 * Position: id, underlying (hash), kind (0 call, 1 put), strike, quantity, collateral (u256),
   expiry, writer (0 or 1)
-* Book: high_water, slots (array of ``[slot, Position map]``)
+* Book: high_water (at most ``positions.MAX_SLOTS``), slots (array of ``[slot, Position map]``,
+  each slot below ``MAX_SLOTS``)
 * Withdrawal: channel_id, version, participant, amount (u256), recipient (address)
 * Attestation: underlying (hash), expiry, price (u256)
 
@@ -110,7 +111,6 @@ from channels.core.messages import (
     UpdateRequest,
 )
 from channels.core.model import (
-    UINT32_MAX,
     UINT64_MAX,
     Attestation,
     OptionKind,
@@ -130,7 +130,7 @@ from channels.core.options import (
     Trade,
     Unwind,
 )
-from channels.core.positions import BookSnapshot
+from channels.core.positions import MAX_SLOTS, BookSnapshot
 
 __all__ = [
     "MAX_FRAME",
@@ -305,11 +305,20 @@ def _e_position(p: Position) -> _Fields:
     }
 
 
+def _eslot(value: int) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_SLOTS:
+        raise _Unencodable(f"expected a slot count in [0, {MAX_SLOTS}], got {value!r}")
+    return value
+
+
 def _e_book(b: BookSnapshot) -> _Fields:
-    return {
-        "high_water": _eu64(b.high_water),
-        "slots": tuple((_eu64(slot), _e_position(pos)) for slot, pos in b.slots),
-    }
+    high_water = _eslot(b.high_water)
+    slots = []
+    for slot, pos in b.slots:
+        if _eslot(slot) == MAX_SLOTS:
+            raise _Unencodable(f"slot {slot} is not below {MAX_SLOTS}")
+        slots.append((slot, _e_position(pos)))
+    return {"high_water": high_water, "slots": tuple(slots)}
 
 
 def _e_withdrawal(w: Withdrawal) -> _Fields:
@@ -755,8 +764,8 @@ _BOOK_KEYS = frozenset(("high_water", "slots"))
 def _d_book(obj: Any) -> BookSnapshot:
     f = _fields(obj, _BOOK_KEYS, "BookSnapshot")
     high_water = _du64(f["high_water"], "high_water")
-    if high_water > UINT32_MAX + 1:
-        raise SchemaError("high_water is above 2**32")
+    if high_water > MAX_SLOTS:
+        raise SchemaError(f"high_water is above {MAX_SLOTS}")
     slots = f["slots"]
     if type(slots) is not tuple:
         raise SchemaError("slots must be an array")
@@ -764,8 +773,8 @@ def _d_book(obj: Any) -> BookSnapshot:
     for entry in slots:
         slot, position = _dpair(entry, "slot entry")
         slot = _du64(slot, "slot")
-        if slot > UINT32_MAX:
-            raise SchemaError("slot is above uint32")
+        if slot >= MAX_SLOTS:
+            raise SchemaError(f"slot is not below {MAX_SLOTS}")
         out.append((slot, _d_position(position)))
     return BookSnapshot(high_water=high_water, slots=tuple(out))
 
