@@ -1,0 +1,525 @@
+"""Typed client of the deployed ``Adjudicator`` contract (docs/PROTOCOL.md section 8).
+
+It speaks the core's types (``channels.core.model``: ``Params``, ``State``, ``SignedState``,
+``Position``, ``Attestation``, ``Withdrawal``; addresses and ids as raw bytes) and hides the ABI:
+
+* state-changing methods simulate first (``eth_estimateGas``), so a rule the contract would refuse
+  surfaces as its :class:`adjudicator.errors.ContractError` subclass *before* anything is sent; then
+  they send the transaction, wait for the receipt and map a mined revert the same way. They return
+  the :class:`~adjudicator.rpc.Receipt`.
+* views are ``eth_call``s, optionally at a given block (for confirmation depth);
+* :meth:`AdjudicatorClient.events` decodes the contract's logs into :class:`ChainEvent`s.
+
+:func:`settlement_proof` builds the Merkle proof a ``settlePosition``/``releaseUnsettled`` needs
+against the *current* on-chain root, in which every already settled or released slot is empty.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from channels.core.errors import IllegalCall, UnknownPosition
+from channels.core.model import (
+    ZERO_ADDRESS,
+    Attestation,
+    Params,
+    Position,
+    SignedState,
+    State,
+    Withdrawal,
+    check_bytes,
+    to_checksum,
+)
+from channels.core.positions import BookSnapshot, PositionBook
+
+from . import tokens
+from .abi import ContractAbi, canonical_type
+from .errors import ContractError, from_chain_error
+from .rpc import BlockId, ExecutionReverted, Receipt, RpcClient, open_rpc
+from .transactions import TransactionReverted, TransactionSender
+
+ETH = ZERO_ADDRESS
+"""The ``asset`` of an ETH channel."""
+ETH_DECIMALS = 18
+DEFAULT_RECEIPT_TIMEOUT = 120.0
+
+
+def adjudicator_abi() -> ContractAbi:
+    return tokens.load_artifact("Adjudicator")[0]
+
+
+def adjudicator_bytecode() -> bytes:
+    return tokens.load_artifact("Adjudicator")[1]
+
+
+class ChannelStatus(enum.IntEnum):
+    OPEN = 0
+    DISPUTED = 1
+    CONCLUDED = 2
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """The decoded on-chain record of a channel (``getChannel``).
+
+    ``version``: last checkpointed (open), registered (disputed) or concluded version.
+    While open/disputed: ``deposits*``/``withdrawn*`` are the cumulative on-chain totals and
+    ``state_hash`` the registered state's EIP-712 struct hash (disputed). Once concluded they are
+    0 and ``positions_root``/``locked_remaining`` describe what is left to settle.
+    """
+
+    status: ChannelStatus
+    version: int
+    deadline: int
+    min_version: int
+    deposits0: int
+    deposits1: int
+    withdrawn0: int
+    withdrawn1: int
+    state_hash: bytes
+    positions_root: bytes
+    locked_remaining: int
+
+    @property
+    def deposits(self) -> tuple[int, int]:
+        return (self.deposits0, self.deposits1)
+
+    @property
+    def withdrawn(self) -> tuple[int, int]:
+        return (self.withdrawn0, self.withdrawn1)
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded log of the adjudicator.
+
+    ``args``: by parameter name as declared in ``IAdjudicator.sol`` (``bytes32`` as bytes,
+    addresses as 20 raw bytes, ints as int). ``channel_id`` is ``args["channelId"]`` (None for
+    ``CreditWithdrawn``). ``block_hash``/``tx_hash`` are 32 raw bytes. ``removed`` is set when a
+    node reports the log as removed by a reorg.
+    """
+
+    name: str
+    channel_id: bytes | None
+    args: Mapping[str, Any]
+    block_number: int
+    block_hash: bytes
+    tx_hash: bytes
+    log_index: int
+    removed: bool
+
+
+# ---- ABI tuples ------------------------------------------------------------------------------
+
+
+def params_tuple(p: Params) -> tuple[Any, ...]:
+    return (
+        p.chain_id, p.adjudicator, p.asset, p.asset_decimals, p.participants[0],
+        p.participants[1], p.challenge_period, p.oracle, p.nonce,
+    )
+
+
+def state_tuple(s: State) -> tuple[Any, ...]:
+    return (
+        s.channel_id, s.version, s.balances[0], s.balances[1], s.deposited[0], s.deposited[1],
+        s.withdrawn[0], s.withdrawn[1], s.locked, s.positions_root, s.position_count, s.is_final,
+    )
+
+
+def position_tuple(p: Position) -> tuple[Any, ...]:
+    return (
+        p.id, p.underlying, int(p.kind), p.strike, p.expiry, p.quantity, p.writer, p.collateral,
+    )
+
+
+def attestation_tuple(a: Attestation) -> tuple[Any, ...]:
+    return (a.underlying, a.expiry, a.price)
+
+
+def withdrawal_tuple(w: Withdrawal) -> tuple[Any, ...]:
+    return (w.channel_id, w.version, w.participant, w.amount, w.recipient)
+
+
+def _both_signatures(signed: SignedState) -> tuple[bytes, bytes]:
+    sig0, sig1 = signed.signatures
+    if sig0 is None or sig1 is None:
+        raise IllegalCall(f"state version {signed.state.version} is not signed by both")
+    return sig0, sig1
+
+
+def _hex_bytes(value: str | None) -> bytes:
+    return b"" if value is None else bytes.fromhex(value[2:])
+
+
+def _raw_value(typ: str, value: Any) -> Any:
+    if typ == "address" and isinstance(value, str):
+        return bytes.fromhex(value[2:])
+    return value
+
+
+# ---- settlement proofs -----------------------------------------------------------------------
+
+
+def settlement_proof(
+    book_snapshot: BookSnapshot, settled_ids: Collection[int], position_id: int
+) -> list[bytes]:
+    """Proof of ``position_id`` against the on-chain root of a concluded channel.
+
+    ``book_snapshot`` is the positions book of the concluded state (its root is the state's
+    ``positionsRoot``); ``settled_ids`` are the positions already settled or released on chain
+    (their leaves are zero in the current root, see the ``PositionSettled``/``PositionReleased``
+    events). Raises ``UnknownPosition`` if the position is not in the book or already settled.
+    """
+    if position_id in settled_ids:
+        raise UnknownPosition(f"position {position_id} is already settled or released")
+    book = PositionBook.from_snapshot(book_snapshot)
+    for pid in settled_ids:
+        if pid in book:
+            book.remove(pid)  # type: ignore[arg-type]
+    return book.proof(position_id)  # type: ignore[arg-type]
+
+
+# ---- the client ------------------------------------------------------------------------------
+
+
+class AdjudicatorClient:
+    """One adjudicator deployment on one chain.
+
+    ``sender`` pays gas and signs transactions; without one, only views and events work.
+    """
+
+    def __init__(
+        self,
+        rpc: RpcClient,
+        address: bytes,
+        sender: TransactionSender | None,
+        *,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
+        log_chunk: int = 10_000,
+    ) -> None:
+        self.rpc = rpc
+        self.address = check_bytes(bytes(address), 20, "adjudicator address")
+        self.sender = sender
+        self.abi = adjudicator_abi()
+        self.receipt_timeout = receipt_timeout
+        self.log_chunk = log_chunk
+        """Largest block range per ``eth_getLogs`` request (providers cap it)."""
+        self._checksum = to_checksum(self.address)
+
+    @classmethod
+    async def deploy(
+        cls,
+        rpc: RpcClient,
+        sender: TransactionSender,
+        *,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
+    ) -> AdjudicatorClient:
+        """Deploy a new adjudicator from ``build/Adjudicator.json`` and return its client."""
+        try:
+            addr = await sender.deploy(adjudicator_bytecode(), timeout=receipt_timeout)
+        except (ExecutionReverted, TransactionReverted) as exc:
+            raise from_chain_error(exc) from exc
+        return cls(rpc, bytes.fromhex(addr[2:]), sender, receipt_timeout=receipt_timeout)
+
+    @property
+    def checksum_address(self) -> str:
+        return self._checksum
+
+    @property
+    def account(self) -> bytes | None:
+        """The address that sends our transactions, if any."""
+        return None if self.sender is None else bytes.fromhex(self.sender.address[2:])
+
+    # ---- plumbing ------------------------------------------------------------------------------
+
+    async def call(self, fn: str, *args: Any, block: BlockId = "latest") -> tuple[Any, ...]:
+        """``eth_call`` of ``fn`` with raw ABI arguments (see ``params_tuple`` etc.)."""
+        data = self.abi.encode_call(fn, *args)
+        try:
+            out = await self.rpc.call({"to": self._checksum, "data": data}, block)
+        except ExecutionReverted as exc:
+            raise from_chain_error(exc) from exc
+        return self.abi.decode_output(fn, out)
+
+    def _require_sender(self) -> TransactionSender:
+        if self.sender is None:
+            raise IllegalCall("this adjudicator client has no transaction key")
+        return self.sender
+
+    async def transact(self, fn: str, *args: Any, value: int = 0) -> Receipt:
+        """Simulate, send and wait for ``fn`` with raw ABI arguments; typed error on revert."""
+        sender = self._require_sender()
+        data = self.abi.encode_call(fn, *args)
+        try:
+            # Simulation first: a refused call raises its typed error before anything is sent.
+            gas = await sender.estimate_gas(self._checksum, data, value)
+            return await sender.transact(
+                self._checksum, data, value, gas=gas, timeout=self.receipt_timeout
+            )
+        except (ExecutionReverted, TransactionReverted) as exc:
+            raise from_chain_error(exc) from exc
+
+    # ---- assets --------------------------------------------------------------------------------
+
+    async def asset_decimals(self, asset: bytes) -> int:
+        """18 for ETH (the zero address), else the token's ``decimals()``."""
+        if asset == ETH:
+            return ETH_DECIMALS
+        return await tokens.decimals(self.rpc, asset)
+
+    # ---- state-changing entry points -----------------------------------------------------------
+
+    async def deposit(self, params: Params, participant: int, amount: int) -> Receipt:
+        """Deposit ``amount`` for ``participant`` from the sender's account.
+
+        ERC-20: approves the adjudicator for ``amount`` first if the allowance is short.
+        """
+        sender = self._require_sender()
+        value = 0
+        if params.asset == ETH:
+            value = amount
+        else:
+            owner = bytes.fromhex(sender.address[2:])
+            current = await tokens.allowance(self.rpc, params.asset, owner, self.address)
+            if current < amount:
+                await tokens.approve(self.rpc, sender, params.asset, self.address, amount)
+        return await self.transact(
+            "deposit", params_tuple(params), participant, amount, value=value
+        )
+
+    async def conclude(self, params: Params, signed: SignedState) -> Receipt:
+        """Conclude with a mutually signed final state (pays both participants)."""
+        sig0, sig1 = _both_signatures(signed)
+        return await self.transact(
+            "conclude", params_tuple(params), state_tuple(signed.state), sig0, sig1
+        )
+
+    async def register(self, params: Params, signed: SignedState) -> Receipt:
+        """Start a dispute, or replace the registered state with a newer one."""
+        sig0, sig1 = _both_signatures(signed)
+        return await self.transact(
+            "register", params_tuple(params), state_tuple(signed.state), sig0, sig1
+        )
+
+    async def checkpoint(self, params: Params, signed: SignedState) -> Receipt:
+        """Record a newer fully signed state; clears a dispute."""
+        sig0, sig1 = _both_signatures(signed)
+        return await self.transact(
+            "checkpoint", params_tuple(params), state_tuple(signed.state), sig0, sig1
+        )
+
+    async def conclude_after_timeout(self, params: Params, state: State) -> Receipt:
+        """After the deadline, conclude with the registered state (pays both participants)."""
+        return await self.transact(
+            "concludeAfterTimeout", params_tuple(params), state_tuple(state)
+        )
+
+    async def settle_position(
+        self,
+        params: Params,
+        position: Position,
+        proof: Sequence[bytes],
+        attestation: Attestation,
+        signature: bytes,
+    ) -> Receipt:
+        """Settle one expired position of a concluded channel with the oracle's attestation."""
+        return await self.transact(
+            "settlePosition", params_tuple(params), position_tuple(position), list(proof),
+            attestation_tuple(attestation), signature,
+        )
+
+    async def release_unsettled(
+        self, params: Params, position: Position, proof: Sequence[bytes]
+    ) -> Receipt:
+        """After expiry + SETTLEMENT_GRACE, return the position's collateral to its writer."""
+        return await self.transact(
+            "releaseUnsettled", params_tuple(params), position_tuple(position), list(proof)
+        )
+
+    async def withdraw_partial(
+        self, params: Params, withdrawal: Withdrawal, signatures: tuple[bytes, bytes]
+    ) -> Receipt:
+        """Execute a co-signed partial withdrawal from an open, undisputed channel."""
+        return await self.transact(
+            "withdrawPartial", params_tuple(params), withdrawal_tuple(withdrawal),
+            signatures[0], signatures[1],
+        )
+
+    async def withdraw(self, asset: bytes, to: bytes) -> Receipt:
+        """Pull the sender's whole credit of ``asset`` (left by failed payouts) to ``to``."""
+        return await self.transact("withdraw", asset, to)
+
+    # ---- views ---------------------------------------------------------------------------------
+
+    async def channel(self, channel_id: bytes, block: BlockId = "latest") -> ChannelView:
+        (v,) = await self.call("getChannel", channel_id, block=block)
+        return ChannelView(
+            status=ChannelStatus(v[0]),
+            version=v[1],
+            deadline=v[2],
+            min_version=v[3],
+            deposits0=v[4],
+            deposits1=v[5],
+            withdrawn0=v[6],
+            withdrawn1=v[7],
+            state_hash=bytes(v[8]),
+            positions_root=bytes(v[9]),
+            locked_remaining=v[10],
+        )
+
+    async def credits(self, asset: bytes, account: bytes, block: BlockId = "latest") -> int:
+        """What failed payouts left credited to ``account`` (pull it with ``withdraw``)."""
+        return int((await self.call("credits", asset, account, block=block))[0])
+
+    async def state_digest(self, state: State) -> bytes:
+        return bytes((await self.call("stateDigest", state_tuple(state)))[0])
+
+    async def withdrawal_digest(self, withdrawal: Withdrawal) -> bytes:
+        return bytes((await self.call("withdrawalDigest", withdrawal_tuple(withdrawal)))[0])
+
+    async def attestation_digest(self, attestation: Attestation) -> bytes:
+        return bytes((await self.call("attestationDigest", attestation_tuple(attestation)))[0])
+
+    async def channel_id_of(self, params: Params) -> bytes:
+        return bytes((await self.call("channelIdOf", params_tuple(params)))[0])
+
+    async def domain_separator(self) -> bytes:
+        return bytes((await self.call("domainSeparator"))[0])
+
+    async def head(self) -> int:
+        return await self.rpc.block_number()
+
+    async def block_timestamp(self, block: BlockId = "latest") -> int:
+        b = await self.rpc.get_block(block)
+        if b is None:
+            raise IllegalCall(f"no block {block!r}")
+        return b.timestamp
+
+    # ---- events --------------------------------------------------------------------------------
+
+    async def events(
+        self,
+        from_block: int,
+        to_block: int,
+        channel_ids: Collection[bytes] | None = None,
+    ) -> list[ChainEvent]:
+        """The adjudicator's events in ``[from_block, to_block]``, oldest first.
+
+        With ``channel_ids``, only events of those channels (``CreditWithdrawn``, which has no
+        channel, is then left out). Logs of other addresses and unknown events are ignored.
+        """
+        wanted = None if channel_ids is None else {bytes(c) for c in channel_ids}
+        if wanted is not None and not wanted:
+            return []
+        topics: list[bytes | list[bytes] | None] | None = None
+        if wanted is not None and len(wanted) <= 100:
+            topics = [None, sorted(wanted)]  # every event but CreditWithdrawn has it as topic 1
+        out: list[ChainEvent] = []
+        start = from_block
+        while start <= to_block:
+            end = min(to_block, start + self.log_chunk - 1)
+            logs = await self.rpc.get_logs(
+                address=self._checksum, topics=topics, from_block=start, to_block=end
+            )
+            for log in logs:
+                ev = self._decode_log(log.address, log.topics, log.data)
+                if ev is None or log.block_number is None or log.log_index is None:
+                    continue
+                name, args = ev
+                cid = args.get("channelId")
+                channel_id = bytes(cid) if isinstance(cid, bytes) else None
+                if wanted is not None and channel_id not in wanted:
+                    continue
+                out.append(
+                    ChainEvent(
+                        name=name,
+                        channel_id=channel_id,
+                        args=args,
+                        block_number=log.block_number,
+                        block_hash=_hex_bytes(log.block_hash),
+                        tx_hash=_hex_bytes(log.transaction_hash),
+                        log_index=log.log_index,
+                        removed=log.removed,
+                    )
+                )
+            start = end + 1
+        out.sort(key=lambda e: (e.block_number, e.log_index))
+        return out
+
+    def decode_receipt_events(self, receipt: Receipt) -> list[ChainEvent]:
+        """The adjudicator's events in one receipt."""
+        out = []
+        for log in receipt.logs:
+            ev = self._decode_log(log.address, log.topics, log.data)
+            if ev is None:
+                continue
+            name, args = ev
+            cid = args.get("channelId")
+            out.append(
+                ChainEvent(
+                    name=name,
+                    channel_id=bytes(cid) if isinstance(cid, bytes) else None,
+                    args=args,
+                    block_number=receipt.block_number,
+                    block_hash=_hex_bytes(receipt.block_hash),
+                    tx_hash=_hex_bytes(receipt.transaction_hash),
+                    log_index=log.log_index if log.log_index is not None else -1,
+                    removed=log.removed,
+                )
+            )
+        return out
+
+    def _decode_log(
+        self, address: str, topics: Sequence[bytes], data: bytes
+    ) -> tuple[str, dict[str, Any]] | None:
+        if address.lower() != self._checksum.lower() or not topics:
+            return None
+        event = self.abi.events_by_topic.get(topics[0])
+        if event is None:
+            return None
+        try:
+            decoded = event.decode_log(topics, data)
+        except ValueError:  # AbiError: a malformed log cannot be one of ours; skip it
+            return None
+        types = {str(p.get("name")): canonical_type(p) for p in event.inputs}
+        args = {k: _raw_value(types.get(k, ""), v) for k, v in decoded.args.items()}
+        return event.name, args
+
+
+@asynccontextmanager
+async def connect_adjudicator(
+    url: str,
+    address: bytes,
+    transaction_key: bytes | None,
+    *,
+    timeout: float = 10.0,
+    receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
+) -> AsyncIterator[AdjudicatorClient]:
+    """Open an RPC connection to ``url`` and a client of the adjudicator at ``address``;
+    with ``transaction_key`` (a 32-byte private key) it can also send transactions."""
+    async with open_rpc(url, timeout=timeout) as rpc:
+        sender = None
+        if transaction_key is not None:
+            sender = TransactionSender(rpc, check_bytes(transaction_key, 32, "transaction key"))
+        yield AdjudicatorClient(rpc, address, sender, receipt_timeout=receipt_timeout)
+
+
+__all__ = [
+    "ETH",
+    "AdjudicatorClient",
+    "ChainEvent",
+    "ChannelStatus",
+    "ChannelView",
+    "ContractError",
+    "attestation_tuple",
+    "connect_adjudicator",
+    "params_tuple",
+    "position_tuple",
+    "settlement_proof",
+    "state_tuple",
+    "withdrawal_tuple",
+]
