@@ -73,7 +73,7 @@ from channels.core.options import (
     opening_state,
     withdrawal_of,
 )
-from channels.core.positions import PositionBook
+from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.signing import Signer, verify
 
 #: A proposal may skip at most this many burned versions.
@@ -157,10 +157,15 @@ class SignedUpdate:
 
 @dataclass(frozen=True, slots=True)
 class PersistState:
-    """Durably store a fully signed state; it becomes the channel's latest."""
+    """Durably store a fully signed state; it becomes the channel's latest.
+
+    ``book`` is the whole positions book after it when the state was adopted from the peer (its
+    positions do not follow from our stored latest plus its trades); otherwise None.
+    """
 
     channel_id: ChannelId
     update: SignedUpdate
+    book: BookSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -810,7 +815,7 @@ class ChannelMachine:
         old = ours.version
         self.latest = update
         self.highest_signed = max(self.highest_signed, theirs.version)
-        actions.append(PersistState(self.channel_id, update))
+        actions.append(PersistState(self.channel_id, update, msg.book))
         if done is not None:
             actions.append(UpdateApplied(self.channel_id, update, done.request_id, done.ours))
         else:
