@@ -1,0 +1,253 @@
+"""The trading surface of one channel, as a bot uses it.
+
+Every call that changes the channel becomes a request to the channel's state machine and returns
+once the new state is fully signed and stored by both sides (or raises the typed error that says
+which rule refused it). Amounts are ints in the asset's smallest unit; prices have 8 decimals and
+quantities 18 (docs/PROTOCOL.md section 1).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from channels.core.errors import IllegalCall, InvalidField
+from channels.core.machine import ChannelMachine, Phase
+from channels.core.model import (
+    Address,
+    Amount,
+    Attestation,
+    ChannelId,
+    OptionKind,
+    Params,
+    Position,
+    PositionId,
+    Price,
+    Quantity,
+    State,
+    Timestamp,
+    symbol,
+)
+from channels.core.options import (
+    DebitWithdrawal,
+    OpenOption,
+    Pay,
+    Settle,
+    Trade,
+    Unwind,
+)
+
+if TYPE_CHECKING:
+    from channels.node import Node
+
+_ID_SIDE_BIT = 1 << 62
+
+
+class Channel:
+    """A handle on one channel of a node. Get it from ``node.open_channel`` or ``node.channel``."""
+
+    def __init__(self, node: Node, machine: ChannelMachine) -> None:
+        self._node = node
+        self._machine = machine
+        # Position ids: one bit says which side chose it, so crossing requests never collide.
+        start = max(
+            (
+                p.id & (_ID_SIDE_BIT - 1)
+                for p in machine.book
+                if p.id & _ID_SIDE_BIT == self._side_bit
+            ),
+            default=0,
+        )
+        self._position_ids = itertools.count(start + 1)
+
+    @property
+    def _side_bit(self) -> int:
+        return _ID_SIDE_BIT if self._machine.index == 1 else 0
+
+    # reading ------------------------------------------------------------------------------------
+    @property
+    def id(self) -> ChannelId:
+        return self._machine.channel_id
+
+    @property
+    def params(self) -> Params:
+        return self._machine.params
+
+    @property
+    def our_index(self) -> int:
+        return self._machine.index
+
+    @property
+    def peer_address(self) -> Address:
+        return self._machine.peer_address
+
+    @property
+    def phase(self) -> Phase:
+        return self._machine.phase
+
+    @property
+    def state(self) -> State:
+        """The latest fully signed state."""
+        return self._machine.state
+
+    @property
+    def version(self) -> int:
+        return self._machine.state.version
+
+    @property
+    def our_balance(self) -> int:
+        return self._machine.state.balances[self.our_index]
+
+    @property
+    def their_balance(self) -> int:
+        return self._machine.state.balances[1 - self.our_index]
+
+    @property
+    def positions(self) -> list[Position]:
+        """Open positions (on the leader, including those of proposals still in flight)."""
+        return list(self._machine.book)
+
+    def proof(self, position_id: int) -> list[bytes]:
+        return self._machine.book.proof(PositionId(position_id))
+
+    # trading ------------------------------------------------------------------------------------
+    async def trade(self, *trades: Trade) -> State:
+        """Put several trades in one state (one signature round for all of them)."""
+        return await self._node._submit(self.id, tuple(trades))
+
+    async def pay(self, amount: int) -> State:
+        """Pay ``amount`` to the peer."""
+        return await self.trade(Pay(self.our_index, Amount(amount)))
+
+    def _position(
+        self,
+        *,
+        kind: str | OptionKind,
+        underlying: str | bytes,
+        strike: int,
+        expiry: int,
+        quantity: int,
+        collateral: int,
+        writer: int,
+    ) -> Position:
+        if isinstance(kind, str):
+            try:
+                kind = OptionKind[kind.upper()]
+            except KeyError:
+                raise InvalidField(f"kind must be 'call' or 'put', not {kind!r}") from None
+        raw_underlying = symbol(underlying) if isinstance(underlying, str) else underlying
+        return Position(
+            id=PositionId(self._side_bit | next(self._position_ids)),
+            underlying=raw_underlying,
+            kind=kind,
+            strike=Price(strike),
+            expiry=Timestamp(expiry),
+            quantity=Quantity(quantity),
+            writer=writer,
+            collateral=Amount(collateral),
+        )
+
+    async def write_option(
+        self,
+        *,
+        kind: str | OptionKind,
+        underlying: str | bytes,
+        strike: int,
+        expiry: int,
+        quantity: int,
+        premium: int,
+        collateral: int,
+    ) -> Position:
+        """Sell an option to the peer: it pays ``premium``, we lock ``collateral``."""
+        position = self._position(
+            kind=kind,
+            underlying=underlying,
+            strike=strike,
+            expiry=expiry,
+            quantity=quantity,
+            collateral=collateral,
+            writer=self.our_index,
+        )
+        await self.trade(OpenOption(position, Amount(premium)))
+        return position
+
+    async def buy_option(
+        self,
+        *,
+        kind: str | OptionKind,
+        underlying: str | bytes,
+        strike: int,
+        expiry: int,
+        quantity: int,
+        premium: int,
+        collateral: int,
+    ) -> Position:
+        """Buy an option from the peer: we pay ``premium``, the peer locks ``collateral``."""
+        position = self._position(
+            kind=kind,
+            underlying=underlying,
+            strike=strike,
+            expiry=expiry,
+            quantity=quantity,
+            collateral=collateral,
+            writer=1 - self.our_index,
+        )
+        await self.trade(OpenOption(position, Amount(premium)))
+        return position
+
+    async def unwind(self, position_id: int, holder_share: int) -> State:
+        """Close a position early: the holder gets ``holder_share`` of its collateral."""
+        return await self.trade(Unwind(PositionId(position_id), Amount(holder_share)))
+
+    async def settle(self, position_id: int, attestation: Attestation, signature: bytes) -> State:
+        """Settle an expired position with the oracle's signed price, off chain."""
+        return await self.trade(Settle(PositionId(position_id), attestation, signature))
+
+    async def settle_expired(
+        self, attestations: Sequence[tuple[Attestation, bytes]]
+    ) -> State | None:
+        """Settle every expired open position for which an attestation is given, in one state."""
+        by_key = {(a.underlying, a.expiry): (a, s) for a, s in attestations}
+        trades: list[Trade] = []
+        for position in self.positions:
+            found = by_key.get((position.underlying, position.expiry))
+            if found is not None:
+                trades.append(Settle(position.id, found[0], found[1]))
+        if not trades:
+            return None
+        return await self.trade(*trades)
+
+    async def top_up(self, amount: int) -> State:
+        """Deposit more on chain, wait for its confirmation, then credit it in a new state."""
+        return await self._node._top_up(self.id, amount)
+
+    async def withdraw(self, amount: int, recipient: Address | None = None) -> State:
+        """Take ``amount`` out while the channel stays open (co-signed, executed on chain)."""
+        return await self._node._withdraw_partial(
+            self.id,
+            DebitWithdrawal(self.our_index, Amount(amount), recipient or self._node.address),
+        )
+
+    async def close(self) -> None:
+        """Agree a final state with the peer and conclude it on chain in one transaction."""
+        await self._node._close(self.id)
+
+    async def wait_phase(self, *phases: Phase) -> Phase:
+        return await self._node._wait_phase(self.id, phases)
+
+    async def wait_version(self, version: int) -> State:
+        """Wait until the latest fully signed state is at least ``version``.
+
+        A follower's own update completes as soon as it has countersigned and stored it; the
+        leader stores it when the countersignature arrives, a moment later.
+        """
+        return await self._node._wait_version(self.id, version)
+
+    def __repr__(self) -> str:
+        return f"Channel(0x{self.id.hex()[:12]}…, v{self.version}, {self.phase.value})"
+
+
+def require_phase(machine: ChannelMachine, *phases: Phase) -> None:
+    if machine.phase not in phases:
+        raise IllegalCall(f"the channel is {machine.phase.value}")

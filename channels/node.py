@@ -1,0 +1,663 @@
+"""The desk node: wires the sans-IO channel machines to the transport, the store and the chain.
+
+``async with open_node(...) as node:`` owns one trio nursery in which every background task of the
+node lives (listener, peer links, the action executor, the chain follower). Nothing outlives the
+``async with`` block.
+
+The executor is where the write-before-send rule is kept while updates stay fast: machines hand
+it their actions in order; it takes every batch that is waiting, makes all their persistence
+actions durable in ONE store transaction, and only then performs the sends and notifications of
+those batches, in order. Persisting a later action before an earlier send is harmless; sending
+before persisting is never done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from adjudicator.client import AdjudicatorClient, connect_adjudicator
+from channels.channel import Channel
+from channels.core.errors import (
+    ChannelError,
+    IllegalCall,
+    LocalProtocolError,
+    RemoteProtocolError,
+    UnknownChannel,
+)
+from channels.core.machine import (
+    Action,
+    ChannelMachine,
+    Config,
+    DataLossRecovered,
+    DepositsObserved,
+    Disconnected,
+    PersistSignature,
+    PersistState,
+    Phase,
+    PhaseChanged,
+    Policy,
+    Received,
+    Reconnected,
+    RequestUpdate,
+    Send,
+    UpdateApplied,
+    UpdateRefused,
+)
+from channels.core.messages import Message, OpenProposal
+from channels.core.model import Address, ChannelId, Params, State, address
+from channels.core.options import DebitWithdrawal, Finalize, Limits, Trade
+from channels.core.signing import LocalSigner, Signer
+from channels.core.wire import decode_message, encode_message
+from channels.events import (
+    Alarm,
+    Event,
+    Finality,
+    FinalityChanged,
+    PeerConnected,
+    PeerLost,
+    PhaseChangedEvent,
+    StateUpdated,
+    UpdateRefusedEvent,
+)
+from channels.store import AsyncStore, open_store
+from channels.transport import Prologue, SecureChannel, connect, serve
+
+log = logging.getLogger("channels.node")
+
+
+class UpdateRefusedError(ChannelError):
+    """The update did not become a state; ``rule`` names the rule that refused it."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(f"{rule}: {reason}")
+        self.rule = rule
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """Tunables of a node; the defaults suit a desk on a public chain with 1-block confirmations."""
+
+    confirmations: int = 1
+    chain_poll_interval: float = 0.5
+    update_timeout: float = 30.0
+    connect_timeout: float = 5.0
+    open_timeout: float = 120.0
+    reconnect_backoff: tuple[float, float] = (0.2, 5.0)
+    limits: Limits = field(default_factory=Limits)
+    max_pending: int = 64
+    synchronous: str = "FULL"
+
+
+@dataclass
+class _Waiter:
+    done: trio.Event = field(default_factory=trio.Event)
+    state: State | None = None
+    error: ChannelError | None = None
+
+
+@dataclass
+class _Entry:
+    machine: ChannelMachine
+    handle: Channel
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    waiters: dict[int, _Waiter] = field(default_factory=dict)
+    changed: trio.Event = field(default_factory=trio.Event)
+    endpoint: tuple[str, int] | None = None
+    crediting: bool = False
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+@dataclass
+class _Link:
+    peer: Address
+    channel: SecureChannel
+    outbox: trio.MemorySendChannel[bytes]
+    inbox: trio.MemoryReceiveChannel[bytes]
+
+
+class Node:
+    """A desk node. Create it with :func:`open_node`."""
+
+    def __init__(
+        self,
+        *,
+        signer: Signer,
+        store: AsyncStore,
+        chain: AdjudicatorClient,
+        chain_id: int,
+        settings: NodeSettings,
+        nursery: trio.Nursery,
+        policy: Policy | None = None,
+        accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+    ) -> None:
+        self.signer = signer
+        self.store = store
+        self.chain = chain
+        self.chain_id = chain_id
+        self.settings = settings
+        self.policy = policy
+        self.accept_channel = accept_channel
+        self.config = Config(
+            chain_id=chain_id,
+            adjudicator=Address(chain.address),
+            limits=settings.limits,
+            max_pending=settings.max_pending,
+        )
+        self._nursery = nursery
+        self._entries: dict[ChannelId, _Entry] = {}
+        self._links: dict[Address, _Link] = {}
+        self._request_ids = itertools.count(1)
+        self._actions_in, self._actions_out = trio.open_memory_channel[tuple[_Entry, list[Action]]](
+            10_000
+        )
+        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._chain_time = 0
+        self._chain_time_at = 0.0
+        self.listen_port: int | None = None
+        self.unknown_channel_messages = 0
+        self.bad_messages = 0
+
+    # identity and time --------------------------------------------------------------------------
+    @property
+    def address(self) -> Address:
+        return self.signer.address
+
+    def now(self) -> int:
+        """Chain time: the latest block's timestamp plus the time since we saw it."""
+        return self._chain_time + int(trio.current_time() - self._chain_time_at)
+
+    async def refresh_chain_time(self) -> None:
+        self._chain_time = await self.chain.block_timestamp("latest")
+        self._chain_time_at = trio.current_time()
+
+    # channels -----------------------------------------------------------------------------------
+    @property
+    def channels(self) -> list[Channel]:
+        return [e.handle for e in self._entries.values()]
+
+    def channel(self, channel_id: bytes) -> Channel:
+        try:
+            return self._entries[ChannelId(channel_id)].handle
+        except KeyError:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}") from None
+
+    def _add_entry(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> _Entry:
+        machine.policy = self.policy
+        entry = _Entry(machine=machine, handle=Channel(self, machine), endpoint=endpoint)
+        self._entries[machine.channel_id] = entry
+        return entry
+
+    async def open_channel(
+        self,
+        *,
+        peer: tuple[str, int],
+        peer_address: str | bytes,
+        asset: str | bytes,
+        deposit: int,
+        peer_deposit: int,
+        oracle: str | bytes,
+        challenge_period: int = 3600,
+        asset_decimals: int | None = None,
+        nonce: int | None = None,
+    ) -> Channel:
+        """Propose a channel to a peer, fund it, and return once both deposits are credited."""
+        peer_addr = address(peer_address)
+        asset_addr = address(asset)
+        if asset_decimals is None:
+            asset_decimals = await self.chain.asset_decimals(asset_addr)
+        params = Params(
+            chain_id=self.chain_id,
+            adjudicator=Address(self.chain.address),
+            asset=asset_addr,
+            asset_decimals=asset_decimals,
+            participants=(self.address, peer_addr),
+            challenge_period=challenge_period,
+            oracle=address(oracle),
+            nonce=nonce if nonce is not None else secrets.randbits(256),
+        )
+        machine, actions = ChannelMachine.initiate(
+            params, self.signer, self.config, (deposit, peer_deposit)
+        )
+        await self._connect(peer, peer_addr)
+        await self.store.add_channel(
+            params, machine.index, (deposit, peer_deposit), machine.phase, peer
+        )
+        entry = self._add_entry(machine, peer)
+        await self._enqueue(entry, actions)
+        with trio.fail_after(self.settings.open_timeout):
+            await self._wait_phase(machine.channel_id, (Phase.FUNDING,))
+            await self._fund(entry)
+            await self._wait_phase(machine.channel_id, (Phase.OPEN,))
+        return entry.handle
+
+    async def _on_open_proposal(self, link: _Link, msg: OpenProposal) -> None:
+        params = msg.params
+        if params.channel_id in self._entries:
+            return  # a retransmission of a proposal we already accepted
+        if link.peer not in params.participants or self.address not in params.participants:
+            raise RemoteProtocolError("a channel proposal that does not name both of us")
+        if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
+            log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
+            return
+        machine, actions = ChannelMachine.accept_open(msg, self.signer, self.config)
+        await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
+        entry = self._add_entry(machine, None)
+        await self._enqueue(entry, actions)
+        self._nursery.start_soon(self._fund_quietly, entry)
+
+    async def _fund_quietly(self, entry: _Entry) -> None:
+        try:
+            await self._fund(entry)
+        except ChannelError as exc:
+            self._emit(Alarm(entry.machine.channel_id, "FundingFailed", str(exc)))
+
+    async def _fund(self, entry: _Entry) -> None:
+        """Send our deposit unless the chain already has it."""
+        machine = entry.machine
+        amount = machine.deposits[machine.index]
+        if amount == 0:
+            return
+        view = await self.chain.channel(machine.channel_id)
+        already = (view.deposits0, view.deposits1)[machine.index]
+        if already >= amount:
+            return
+        await self.chain.deposit(machine.params, machine.index, amount - already)
+
+    # trading ------------------------------------------------------------------------------------
+    async def _submit(self, channel_id: ChannelId, trades: tuple[Trade, ...]) -> State:
+        entry = self._entries.get(channel_id)
+        if entry is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        request_id = next(self._request_ids)
+        waiter = _Waiter()
+        async with entry.lock:
+            actions = entry.machine.handle(RequestUpdate(trades, request_id), now=self.now())
+            entry.waiters[request_id] = waiter
+            await self._enqueue(entry, actions)
+        with trio.fail_after(self.settings.update_timeout):
+            await waiter.done.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.state is not None
+        return waiter.state
+
+    async def _wait_phase(self, channel_id: ChannelId, phases: Sequence[Phase]) -> Phase:
+        entry = self._entries[channel_id]
+        while entry.machine.phase not in phases:
+            await entry.changed.wait()
+        return entry.machine.phase
+
+    async def _wait_version(self, channel_id: ChannelId, version: int) -> State:
+        entry = self._entries[channel_id]
+        while entry.machine.state.version < version:
+            await entry.changed.wait()
+        return entry.machine.state
+
+    async def _top_up(self, channel_id: ChannelId, amount: int) -> State:
+        entry = self._entries[channel_id]
+        machine = entry.machine
+        target = machine.state.deposited[machine.index] + amount
+        await self.chain.deposit(machine.params, machine.index, amount)
+        while machine.state.deposited[machine.index] < target:
+            await entry.changed.wait()
+        return machine.state
+
+    async def _withdraw_partial(self, channel_id: ChannelId, trade: DebitWithdrawal) -> State:
+        state = await self._submit(channel_id, (trade,))
+        entry = self._entries[channel_id]
+        update = entry.machine.latest
+        if update.withdrawal is None or update.withdrawal_signatures is None:
+            raise IllegalCall("the withdrawal was not co-signed")
+        await self.chain.withdraw_partial(
+            entry.machine.params, update.withdrawal, update.withdrawal_signatures
+        )
+        return state
+
+    async def _close(self, channel_id: ChannelId) -> None:
+        entry = self._entries[channel_id]
+        if entry.machine.phase is not Phase.FINAL:
+            await self._submit(channel_id, (Finalize(),))
+        signed = entry.machine.latest.signed
+        await self.chain.conclude(entry.machine.params, signed)
+        self._emit(FinalityChanged(channel_id, Finality.CONCLUDED, signed.state.version))
+
+    # the action executor ------------------------------------------------------------------------
+    async def _enqueue(self, entry: _Entry, actions: list[Action]) -> None:
+        if actions:
+            await self._actions_in.send((entry, actions))
+
+    async def _executor(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        async for first in self._actions_out:
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self._actions_out.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            durable = [
+                action
+                for _, actions in batch
+                for action in actions
+                if isinstance(action, PersistSignature | PersistState | PhaseChanged)
+            ]
+            if durable:
+                await self.store.persist(durable)
+            for entry, actions in batch:
+                for action in actions:
+                    self._perform(entry, action)
+
+    def _perform(self, entry: _Entry, action: Action) -> None:
+        cid = entry.machine.channel_id
+        if isinstance(action, Send):
+            self._send(entry.machine.peer_address, action.message)
+        elif isinstance(action, UpdateApplied):
+            state = action.update.signed.state
+            waiter = None
+            if action.ours and action.request_id is not None:
+                waiter = entry.waiters.pop(action.request_id, None)
+            if waiter is not None:
+                waiter.state = state
+                waiter.done.set()
+            self._emit(StateUpdated(cid, state, action.ours))
+            entry.notify()
+        elif isinstance(action, UpdateRefused):
+            if action.request_id is not None:
+                waiter = entry.waiters.pop(action.request_id, None)
+                if waiter is not None:
+                    waiter.error = UpdateRefusedError(action.rule, action.reason)
+                    waiter.done.set()
+            self._emit(UpdateRefusedEvent(cid, action.request_id, action.rule, action.reason))
+        elif isinstance(action, PhaseChanged):
+            self._emit(PhaseChangedEvent(cid, action.phase))
+            entry.notify()
+        elif isinstance(action, DataLossRecovered):
+            self._emit(
+                Alarm(cid, "DataLossRecovered", f"v{action.old_version} -> v{action.new_version}")
+            )
+            entry.notify()
+        elif isinstance(action, PersistSignature | PersistState):
+            if isinstance(action, PersistState):
+                entry.notify()
+
+    # events -------------------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber.send_nowait(event)
+            except trio.WouldBlock:
+                pass  # a slow subscriber loses events rather than stalling the node
+            except trio.BrokenResourceError:
+                self._subscribers.remove(subscriber)
+
+    @asynccontextmanager
+    async def events(self, buffer: int = 10_000) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        """``async with node.events() as stream: async for event in stream: ...``"""
+        send, receive = trio.open_memory_channel[Event](buffer)
+        self._subscribers.append(send)
+        try:
+            yield receive
+        finally:
+            if send in self._subscribers:
+                self._subscribers.remove(send)
+            await send.aclose()
+
+    # peers --------------------------------------------------------------------------------------
+    def _send(self, peer: Address, message: Message) -> None:
+        link = self._links.get(peer)
+        if link is None:
+            return  # the reestablish after reconnecting brings the peer up to date
+        try:
+            link.outbox.send_nowait(encode_message(message))
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            log.warning("dropping a message to %s: link congested or closed", peer.hex())
+
+    async def _connect(self, endpoint: tuple[str, int], peer: Address) -> None:
+        if peer in self._links:
+            return
+        secure = await connect(
+            endpoint[0],
+            endpoint[1],
+            self.signer,
+            peer,
+            Prologue(self.chain_id, Address(self.chain.address)),
+            timeout=self.settings.connect_timeout,
+        )
+        await self._nursery.start(self._run_link, secure)
+
+    async def _serve_connection(self, secure: SecureChannel) -> None:
+        await self._run_link(secure)
+
+    async def _run_link(
+        self, secure: SecureChannel, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        peer = secure.peer_address
+        out_send, out_receive = trio.open_memory_channel[bytes](10_000)
+        old = self._links.get(peer)
+        link = _Link(peer, secure, out_send, out_receive)
+        self._links[peer] = link
+        if old is not None:
+            await old.channel.aclose()
+        self._emit(PeerConnected(None, peer))
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, link)
+                for entry in self._entries_of(peer):
+                    async with entry.lock:
+                        await self._enqueue(
+                            entry, entry.machine.handle(Reconnected(), now=self.now())
+                        )
+                task_status.started()
+                await self._reader(link)
+                nursery.cancel_scope.cancel()
+        finally:
+            if self._links.get(peer) is link:
+                del self._links[peer]
+                for entry in self._entries_of(peer):
+                    with trio.CancelScope(shield=True):
+                        async with entry.lock:
+                            await self._enqueue(
+                                entry, entry.machine.handle(Disconnected(), now=self.now())
+                            )
+                self._emit(PeerLost(None, peer))
+            with trio.CancelScope(shield=True):
+                await secure.aclose()
+
+    def _entries_of(self, peer: Address) -> list[_Entry]:
+        return [e for e in self._entries.values() if e.machine.peer_address == peer]
+
+    async def _writer(self, link: _Link) -> None:
+        async for payload in link.inbox:
+            await link.channel.send(payload)
+
+    async def _reader(self, link: _Link) -> None:
+        while True:
+            try:
+                payload = await link.channel.receive()
+            except RemoteProtocolError as exc:
+                log.info("link to %s closed: %s", link.peer.hex(), exc)
+                return
+            try:
+                message = decode_message(payload)
+                await self._dispatch(link, message)
+            except (RemoteProtocolError, LocalProtocolError, ChannelError) as exc:
+                self.bad_messages += 1
+                log.info("refused a message from %s: %s", link.peer.hex(), exc)
+
+    async def _dispatch(self, link: _Link, message: Message) -> None:
+        if isinstance(message, OpenProposal):
+            await self._on_open_proposal(link, message)
+            return
+        entry = self._entries.get(message.channel_id)
+        if entry is None or entry.machine.peer_address != link.peer:
+            self.unknown_channel_messages += 1
+            return
+        async with entry.lock:
+            actions = entry.machine.handle(Received(message), now=self.now())
+            await self._enqueue(entry, actions)
+            if (
+                entry.machine.is_leader
+                and entry.machine.phase in (Phase.FUNDING, Phase.OPEN)
+                and any(isinstance(a, PhaseChanged) for a in actions)
+            ):
+                self._maybe_credit(entry)
+
+    # chain following ----------------------------------------------------------------------------
+    async def _chain_follower(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(self.settings.chain_poll_interval)
+            try:
+                await self._poll_chain()
+            except ChannelError as exc:
+                log.warning("chain poll failed: %s", exc)
+
+    async def _poll_chain(self) -> None:
+        await self.refresh_chain_time()
+        head = await self.chain.rpc.block_number()
+        confirmed_block = max(0, head - self.settings.confirmations + 1)
+        for entry in list(self._entries.values()):
+            machine = entry.machine
+            if machine.phase not in (Phase.FUNDING, Phase.OPEN):
+                continue
+            view = await self.chain.channel(machine.channel_id, block=confirmed_block)
+            totals = (view.deposits0, view.deposits1)
+            if totals != machine.confirmed_deposits:
+                async with entry.lock:
+                    machine.handle(DepositsObserved(totals), now=self.now())
+            # The leader credits what is confirmed; if the peer had not seen it confirmed yet it
+            # refused, and the next poll tries again.
+            self._maybe_credit(entry)
+
+    def _maybe_credit(self, entry: _Entry) -> None:
+        machine = entry.machine
+        if not machine.is_leader or entry.crediting or not machine.credit_trades():
+            return
+        entry.crediting = True
+        self._nursery.start_soon(self._credit, entry)
+
+    async def _credit(self, entry: _Entry) -> None:
+        try:
+            trades = entry.machine.credit_trades()
+            if trades:
+                await self._submit(entry.machine.channel_id, trades)
+        except ChannelError as exc:
+            log.warning("crediting deposits failed: %s", exc)
+        finally:
+            entry.crediting = False
+
+    # start-up -----------------------------------------------------------------------------------
+    async def _restore(self) -> None:
+        for stored in await self.store.load_channels():
+            machine = ChannelMachine.restore(
+                stored.params,
+                self.signer,
+                self.config,
+                stored.deposits,
+                stored.latest,
+                stored.book,
+                stored.highest_signed,
+                stored.phase,
+            )
+            self._add_entry(machine, stored.endpoint)
+
+    async def _redial(self) -> None:
+        for entry in list(self._entries.values()):
+            if entry.endpoint is not None and entry.machine.peer_address not in self._links:
+                try:
+                    await self._connect(entry.endpoint, entry.machine.peer_address)
+                except (ChannelError, OSError) as exc:
+                    log.info("could not reach %s: %s", entry.machine.peer_address.hex(), exc)
+
+    async def _redialer(self) -> None:
+        low, high = self.settings.reconnect_backoff
+        delay = low
+        while True:
+            missing = [
+                e
+                for e in self._entries.values()
+                if e.endpoint is not None and e.machine.peer_address not in self._links
+            ]
+            if missing:
+                await self._redial()
+                delay = min(high, delay * 2)
+            else:
+                delay = low
+            await trio.sleep(delay)
+
+
+@asynccontextmanager
+async def open_node(
+    *,
+    signer: Signer,
+    store: str | Path,
+    chain: str,
+    adjudicator: str | bytes,
+    listen: tuple[str, int] | None = None,
+    settings: NodeSettings | None = None,
+    policy: Policy | None = None,
+    accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+    transaction_key: bytes | None = None,
+) -> AsyncIterator[Node]:
+    """Run a node for the duration of the ``async with`` block.
+
+    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does.
+    """
+    settings = settings or NodeSettings()
+    if transaction_key is None and isinstance(signer, LocalSigner):
+        transaction_key = signer.secret
+    async with connect_adjudicator(chain, address(adjudicator), transaction_key) as client:
+        chain_id = await client.rpc.chain_id()
+        async with open_store(
+            store,
+            identity=signer.address,
+            chain_id=chain_id,
+            adjudicator=client.address,
+            synchronous=settings.synchronous,
+        ) as db:
+            async with trio.open_nursery() as nursery:
+                node = Node(
+                    signer=signer,
+                    store=db,
+                    chain=client,
+                    chain_id=chain_id,
+                    settings=settings,
+                    nursery=nursery,
+                    policy=policy,
+                    accept_channel=accept_channel,
+                )
+                await node.refresh_chain_time()
+                await node._restore()
+                await nursery.start(node._executor)
+                if listen is not None:
+                    node.listen_port = await nursery.start(
+                        serve,
+                        listen[0],
+                        listen[1],
+                        signer,
+                        Prologue(chain_id, Address(client.address)),
+                        lambda _peer: True,
+                        node._serve_connection,
+                    )
+                await nursery.start(node._chain_follower)
+                nursery.start_soon(node._redialer)
+                try:
+                    yield node
+                finally:
+                    nursery.cancel_scope.cancel()
