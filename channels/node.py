@@ -558,7 +558,7 @@ class Node:
             if trades:
                 await self._submit(entry.machine.channel_id, trades)
         except ChannelError as exc:
-            log.warning("crediting deposits failed: %s", exc)
+            log.info("crediting deposits failed (retried on the next poll): %s", exc)
         finally:
             entry.crediting = False
 
