@@ -25,11 +25,14 @@ from typing import Any
 from channels.core.errors import IllegalCall, UnknownPosition
 from channels.core.model import (
     ZERO_ADDRESS,
+    Amount,
     Attestation,
+    ChannelId,
     Params,
     Position,
     SignedState,
     State,
+    Version,
     Withdrawal,
     check_bytes,
     to_checksum,
@@ -127,6 +130,21 @@ def state_tuple(s: State) -> tuple[Any, ...]:
     return (
         s.channel_id, s.version, s.balances[0], s.balances[1], s.deposited[0], s.deposited[1],
         s.withdrawn[0], s.withdrawn[1], s.locked, s.positions_root, s.position_count, s.is_final,
+    )
+
+
+def state_from_tuple(raw: Sequence[Any]) -> State:
+    """The core State of a decoded ABI ``State`` tuple."""
+    return State(
+        channel_id=ChannelId(bytes(raw[0])),
+        version=Version(int(raw[1])),
+        balances=(Amount(int(raw[2])), Amount(int(raw[3]))),
+        deposited=(Amount(int(raw[4])), Amount(int(raw[5]))),
+        withdrawn=(Amount(int(raw[6])), Amount(int(raw[7]))),
+        locked=Amount(int(raw[8])),
+        positions_root=bytes(raw[9]),
+        position_count=int(raw[10]),
+        is_final=bool(raw[11]),
     )
 
 
@@ -354,6 +372,24 @@ class AdjudicatorClient:
         return await self.transact("withdraw", asset, to)
 
     # ---- views ---------------------------------------------------------------------------------
+
+    async def signed_state_of(self, tx_hash: bytes) -> SignedState:
+        """The fully signed state a ``register``/``checkpoint``/``conclude`` transaction carried.
+
+        How a node learns a state it never stored (it lost data, or the peer completed one of our
+        proposals): the calldata holds the whole state and both signatures. The caller verifies
+        them before trusting anything.
+        """
+        tx = await self.rpc.get_transaction("0x" + tx_hash.hex())
+        if tx is None:
+            raise IllegalCall(f"transaction 0x{tx_hash.hex()} is unknown to the node")
+        data = _hex_bytes(tx.get("input") or tx.get("data"))
+        for name in ("register", "checkpoint", "conclude"):
+            fn = self.abi.function(name)
+            if data[:4] == fn.selector:
+                _params, raw, sig0, sig1 = fn.decode_input(data)
+                return SignedState(state_from_tuple(raw), (bytes(sig0), bytes(sig1)))
+        raise IllegalCall(f"transaction 0x{tx_hash.hex()} does not carry a signed state")
 
     async def channel(self, channel_id: bytes, block: BlockId = "latest") -> ChannelView:
         (v,) = await self.call("getChannel", channel_id, block=block)

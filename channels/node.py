@@ -37,8 +37,8 @@ from channels.core.machine import (
     ChannelMachine,
     Config,
     DataLossRecovered,
-    DepositsObserved,
     Disconnected,
+    Input,
     PersistSignature,
     PersistState,
     Phase,
@@ -52,7 +52,7 @@ from channels.core.machine import (
     UpdateRefused,
 )
 from channels.core.messages import Message, OpenProposal
-from channels.core.model import Address, ChannelId, Params, State, address
+from channels.core.model import Address, Attestation, ChannelId, Params, State, address
 from channels.core.options import DebitWithdrawal, Finalize, Limits, Trade
 from channels.core.signing import LocalSigner, Signer
 from channels.core.wire import decode_message, encode_message
@@ -69,6 +69,7 @@ from channels.events import (
 )
 from channels.store import AsyncStore, open_store
 from channels.transport import Prologue, SecureChannel, connect, serve
+from channels.watcher import Watcher
 
 log = logging.getLogger("channels.node")
 
@@ -95,6 +96,13 @@ class NodeSettings:
     limits: Limits = field(default_factory=Limits)
     max_pending: int = 64
     synchronous: str = "FULL"
+    #: Go on chain when a deposit has not arrived this long after opening (seconds).
+    funding_timeout: float = 3600.0
+    #: Go on chain when the peer is silent this long while a proposal waits or an option nears
+    #: expiry (seconds); None never escalates on silence.
+    escalate_after: float | None = 600.0
+    #: "Near expiry" means within the challenge period plus this margin (seconds).
+    expiry_margin: int = 3600
 
 
 @dataclass
@@ -113,6 +121,8 @@ class _Entry:
     changed: trio.Event = field(default_factory=trio.Event)
     endpoint: tuple[str, int] | None = None
     crediting: bool = False
+    created_at: float = field(default_factory=trio.current_time)
+    last_heard: float = field(default_factory=trio.current_time)
 
     def notify(self) -> None:
         self.changed.set()
@@ -166,6 +176,8 @@ class Node:
         self._chain_time = 0
         self._chain_time_at = 0.0
         self.listen_port: int | None = None
+        self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
+        self.watcher = Watcher(self)
         self.unknown_channel_messages = 0
         self.bad_messages = 0
 
@@ -506,6 +518,7 @@ class Node:
         if entry is None or entry.machine.peer_address != link.peer:
             self.unknown_channel_messages += 1
             return
+        entry.last_heard = trio.current_time()
         async with entry.lock:
             actions = entry.machine.handle(Received(message), now=self.now())
             await self._enqueue(entry, actions)
@@ -516,34 +529,54 @@ class Node:
             ):
                 self._maybe_credit(entry)
 
-    # chain following ----------------------------------------------------------------------------
-    async def _chain_follower(
-        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        task_status.started()
-        while True:
-            await trio.sleep(self.settings.chain_poll_interval)
-            try:
-                await self._poll_chain()
-            except ChannelError as exc:
-                log.warning("chain poll failed: %s", exc)
+    # chain -------------------------------------------------------------------------------------
+    async def _apply(self, entry: _Entry, event: Input) -> None:
+        """Feed the machine a chain fact (or any input) and perform what it asks."""
+        async with entry.lock:
+            actions = entry.machine.handle(event, now=self.now())
+            await self._enqueue(entry, actions)
 
-    async def _poll_chain(self) -> None:
-        await self.refresh_chain_time()
-        head = await self.chain.rpc.block_number()
-        confirmed_block = max(0, head - self.settings.confirmations + 1)
-        for entry in list(self._entries.values()):
-            machine = entry.machine
-            if machine.phase not in (Phase.FUNDING, Phase.OPEN):
-                continue
-            view = await self.chain.channel(machine.channel_id, block=confirmed_block)
-            totals = (view.deposits0, view.deposits1)
-            if totals != machine.confirmed_deposits:
-                async with entry.lock:
-                    machine.handle(DepositsObserved(totals), now=self.now())
-            # The leader credits what is confirmed; if the peer had not seen it confirmed yet it
-            # refused, and the next poll tries again.
-            self._maybe_credit(entry)
+    def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
+        """Give the watcher an oracle's signed price, for settling expired positions on chain."""
+        self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
+
+    async def dispute(self, channel_id: bytes) -> None:
+        """Force-close: register our latest fully signed state on chain now.
+
+        The watcher refutes anything older, concludes after the challenge period and settles or
+        releases open positions after expiry; follow it with :meth:`Channel.wait_phase`.
+        """
+        entry = self._entries.get(ChannelId(channel_id))
+        if entry is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        signed = entry.machine.latest.signed
+        if not signed.fully_signed:
+            raise IllegalCall("no fully signed state to register yet")
+        await self.chain.register(entry.machine.params, signed)
+        await self.watcher._refresh(entry, [])
+
+    def status(self) -> list[dict[str, object]]:
+        """One row per channel: what a desk's status table shows."""
+        rows: list[dict[str, object]] = []
+        for entry in self._entries.values():
+            m = entry.machine
+            view = self.watcher.watches.get(m.channel_id)
+            chain_view = view.view if view is not None else None
+            rows.append(
+                {
+                    "channel_id": "0x" + m.channel_id.hex(),
+                    "peer": "0x" + m.peer_address.hex(),
+                    "phase": m.phase.value,
+                    "version": m.state.version,
+                    "our_balance": m.state.balances[m.index],
+                    "their_balance": m.state.balances[1 - m.index],
+                    "positions": m.state.position_count,
+                    "locked": m.state.locked,
+                    "deadline": chain_view.deadline if chain_view is not None else 0,
+                    "connected": m.peer_address in self._links,
+                }
+            )
+        return rows
 
     def _maybe_credit(self, entry: _Entry) -> None:
         machine = entry.machine
@@ -655,7 +688,7 @@ async def open_node(
                         lambda _peer: True,
                         node._serve_connection,
                     )
-                await nursery.start(node._chain_follower)
+                await nursery.start(node.watcher.run)
                 nursery.start_soon(node._redialer)
                 try:
                     yield node

@@ -86,6 +86,7 @@ class Phase(enum.Enum):
     OPEN = "open"  # trading
     FINAL = "final"  # a final state is fully signed: close on chain
     DISPUTED = "disputed"  # a state is registered on chain; no updates
+    CLOSED = "closed"  # concluded on chain
 
 
 # Inputs -----------------------------------------------------------------------------------------
@@ -130,7 +131,40 @@ class DisputeObserved:
     version: Version
 
 
-Input = Received | RequestUpdate | Reconnected | Disconnected | DepositsObserved | DisputeObserved
+@dataclass(frozen=True, slots=True)
+class DisputeCleared:
+    """A newer state was checkpointed on chain: the dispute is over, trading may resume."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStateSeen:
+    """A fully signed state of this channel carried by a chain transaction (register/checkpoint).
+
+    If it is valid and newer than ours we adopt it: either the peer completed a proposal we
+    signed, or we lost data. Its positions are known only if they match ours.
+    """
+
+    signed: SignedState
+
+
+@dataclass(frozen=True, slots=True)
+class ConcludedObserved:
+    """The channel is concluded on chain."""
+
+    version: Version
+
+
+Input = (
+    Received
+    | RequestUpdate
+    | Reconnected
+    | Disconnected
+    | DepositsObserved
+    | DisputeObserved
+    | DisputeCleared
+    | ChainStateSeen
+    | ConcludedObserved
+)
 
 
 # Actions ----------------------------------------------------------------------------------------
@@ -414,6 +448,12 @@ class ChannelMachine:
             return self._deposits(event.totals)
         if isinstance(event, DisputeObserved):
             return self._dispute(event.version)
+        if isinstance(event, DisputeCleared):
+            return self._dispute_cleared()
+        if isinstance(event, ChainStateSeen):
+            return self._chain_state(event.signed)
+        if isinstance(event, ConcludedObserved):
+            return self._concluded()
         raise IllegalCall(f"unknown input {type(event).__name__}")
 
     # local requests ---------------------------------------------------------------------------
@@ -860,10 +900,72 @@ class ChannelMachine:
         return tuple(out)
 
     def _dispute(self, version: Version) -> list[Action]:
-        if self.phase is Phase.DISPUTED:
+        if self.phase in (Phase.DISPUTED, Phase.CLOSED):
             return []
         self.phase = Phase.DISPUTED
+        # Nothing in flight can complete any more: the chain decides from here.
+        actions: list[Action] = self._drop_pending()
+        for request_id in list(self._requests):
+            actions.append(
+                UpdateRefused(self.channel_id, request_id, None, "Disputed", "a dispute started")
+            )
+        self._requests.clear()
+        actions.append(PhaseChanged(self.channel_id, self.phase))
+        return actions
+
+    def _dispute_cleared(self) -> list[Action]:
+        if self.phase is not Phase.DISPUTED:
+            return []
+        state = self.state
+        funded = all(state.deposited[i] >= self.deposits[i] for i in (0, 1))
+        self.phase = Phase.FINAL if state.is_final else (Phase.OPEN if funded else Phase.FUNDING)
         return [PhaseChanged(self.channel_id, self.phase)]
+
+    def _concluded(self) -> list[Action]:
+        if self.phase is Phase.CLOSED:
+            return []
+        self.phase = Phase.CLOSED
+        actions: list[Action] = self._drop_pending()
+        actions.append(PhaseChanged(self.channel_id, self.phase))
+        return actions
+
+    def _chain_state(self, signed: SignedState) -> list[Action]:
+        state = signed.state
+        if state.channel_id != self.channel_id:
+            raise WrongDomain("the state names another channel")
+        sig0, sig1 = signed.signatures
+        if sig0 is None or sig1 is None:
+            raise BadSignature("a state from the chain must carry both signatures")
+        digest = eip712.state_digest(self.domain, state)
+        verify(digest, sig0, self.params.participants[0])
+        verify(digest, sig1, self.params.participants[1])
+        ours = self.state
+        if state.version < ours.version:
+            return []
+        if state.version == ours.version:
+            if state != ours:
+                raise Equivocation(f"two different fully signed states of version {ours.version}")
+            return []
+        if state.position_count and state.positions_root != self.book.root:
+            # We cannot rebuild positions we never saw; the peer's reestablish can. Adopting the
+            # balances alone would leave the store inconsistent, so only the alarm is raised.
+            return [DataLossRecovered(self.channel_id, ours.version, state.version)]
+        completed = [p for p in self._pending if p.state.version == state.version]
+        self._pending.clear()
+        while self.book.pending_change_sets:
+            self.book.rollback_newest()
+        if not state.position_count:
+            self.book = PositionBook()
+        update = SignedUpdate(signed, completed[0].trades if completed else ())
+        old = ours.version
+        self.latest = update
+        self.highest_signed = max(self.highest_signed, state.version)
+        note: Action = (
+            UpdateApplied(self.channel_id, update, completed[0].request_id, completed[0].ours)
+            if completed
+            else DataLossRecovered(self.channel_id, old, state.version)
+        )
+        return [PersistState(self.channel_id, update, self.book.snapshot()), note]
 
     def _phase_after_update(self) -> list[Action]:
         state = self.state
