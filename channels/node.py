@@ -103,6 +103,8 @@ class NodeSettings:
     escalate_after: float | None = 600.0
     #: "Near expiry" means within the challenge period plus this margin (seconds).
     expiry_margin: int = 3600
+    #: Deposit our share as soon as a peer's channel proposal is accepted.
+    auto_fund: bool = True
 
 
 @dataclass
@@ -267,7 +269,8 @@ class Node:
         await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
         entry = self._add_entry(machine, None)
         await self._enqueue(entry, actions)
-        self._nursery.start_soon(self._fund_quietly, entry)
+        if self.settings.auto_fund:
+            self._nursery.start_soon(self._fund_quietly, entry)
 
     async def _fund_quietly(self, entry: _Entry) -> None:
         try:

@@ -156,7 +156,7 @@ _SCHEMA: Final = (
         deposit0      TEXT NOT NULL,
         deposit1      TEXT NOT NULL,
         phase         TEXT NOT NULL
-                      CHECK (phase IN ('opening', 'funding', 'open', 'final', 'disputed')),
+                      CHECK (phase IN ('opening', 'funding', 'open', 'final', 'disputed', 'closed')),
         endpoint_host TEXT,
         endpoint_port INTEGER,
         head_version  INTEGER,
