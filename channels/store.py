@@ -155,8 +155,8 @@ _SCHEMA: Final = (
         our_index     INTEGER NOT NULL CHECK (our_index IN (0, 1)),
         deposit0      TEXT NOT NULL,
         deposit1      TEXT NOT NULL,
-        phase         TEXT NOT NULL
-                      CHECK (phase IN ('opening', 'funding', 'open', 'final', 'disputed', 'closed')),
+        phase         TEXT NOT NULL CHECK (phase IN
+                          ('opening', 'funding', 'open', 'final', 'disputed', 'closed')),
         endpoint_host TEXT,
         endpoint_port INTEGER,
         head_version  INTEGER,
