@@ -56,6 +56,7 @@ from channels.core.model import Address, Attestation, ChannelId, Params, State, 
 from channels.core.options import DebitWithdrawal, Finalize, Limits, Trade
 from channels.core.signing import LocalSigner, Signer
 from channels.core.wire import decode_message, encode_message
+from channels.crash import crash_point
 from channels.events import (
     Alarm,
     Event,
@@ -72,6 +73,15 @@ from channels.transport import Prologue, SecureChannel, connect, serve
 from channels.watcher import Watcher
 
 log = logging.getLogger("channels.node")
+
+
+def _crash_points(durable: Sequence[Action]) -> tuple[str, ...]:
+    points: list[str] = []
+    if any(isinstance(a, PersistSignature) for a in durable):
+        points.append("signature")
+    if any(isinstance(a, PersistState) for a in durable):
+        points.append("state")
+    return tuple(points)
 
 
 class UpdateRefusedError(ChannelError):
@@ -135,8 +145,8 @@ class _Entry:
 class _Link:
     peer: Address
     channel: SecureChannel
-    outbox: trio.MemorySendChannel[bytes]
-    inbox: trio.MemoryReceiveChannel[bytes]
+    outbox: trio.MemorySendChannel[tuple[bytes, tuple[str, ...]]]
+    inbox: trio.MemoryReceiveChannel[tuple[bytes, tuple[str, ...]]]
 
 
 class Node:
@@ -370,16 +380,21 @@ class Node:
                 for action in actions
                 if isinstance(action, PersistSignature | PersistState | PhaseChanged)
             ]
+            points = _crash_points(durable)
+            for point in points:
+                crash_point(point, "pre_write")
             if durable:
                 await self.store.persist(durable)
+            for point in points:
+                crash_point(point, "post_write_pre_send")
             for entry, actions in batch:
                 for action in actions:
-                    self._perform(entry, action)
+                    self._perform(entry, action, points)
 
-    def _perform(self, entry: _Entry, action: Action) -> None:
+    def _perform(self, entry: _Entry, action: Action, points: tuple[str, ...] = ()) -> None:
         cid = entry.machine.channel_id
         if isinstance(action, Send):
-            self._send(entry.machine.peer_address, action.message)
+            self._send(entry.machine.peer_address, action.message, points)
         elif isinstance(action, UpdateApplied):
             state = action.update.signed.state
             waiter = None
@@ -432,12 +447,12 @@ class Node:
             await send.aclose()
 
     # peers --------------------------------------------------------------------------------------
-    def _send(self, peer: Address, message: Message) -> None:
+    def _send(self, peer: Address, message: Message, points: tuple[str, ...] = ()) -> None:
         link = self._links.get(peer)
         if link is None:
             return  # the reestablish after reconnecting brings the peer up to date
         try:
-            link.outbox.send_nowait(encode_message(message))
+            link.outbox.send_nowait((encode_message(message), points))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             log.warning("dropping a message to %s: link congested or closed", peer.hex())
 
@@ -461,7 +476,7 @@ class Node:
         self, secure: SecureChannel, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         peer = secure.peer_address
-        out_send, out_receive = trio.open_memory_channel[bytes](10_000)
+        out_send, out_receive = trio.open_memory_channel[tuple[bytes, tuple[str, ...]]](10_000)
         old = self._links.get(peer)
         link = _Link(peer, secure, out_send, out_receive)
         self._links[peer] = link
@@ -496,8 +511,10 @@ class Node:
         return [e for e in self._entries.values() if e.machine.peer_address == peer]
 
     async def _writer(self, link: _Link) -> None:
-        async for payload in link.inbox:
+        async for payload, points in link.inbox:
             await link.channel.send(payload)
+            for point in points:
+                crash_point(point, "post_send")
 
     async def _reader(self, link: _Link) -> None:
         while True:
