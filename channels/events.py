@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from channels.core.machine import Phase
 from channels.core.model import Address, ChannelId, State
+from channels.core.options import Trade
 
 
 class Finality(enum.Enum):
@@ -28,10 +29,12 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class StateUpdated(Event):
-    """A new fully signed state is stored (off-chain final)."""
+    """A new fully signed state is stored (off-chain final); ``trades`` produced it and ``ours``
+    says whether we asked for them."""
 
     state: State
     ours: bool
+    trades: tuple[Trade, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

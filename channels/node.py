@@ -35,6 +35,7 @@ from channels.core.errors import (
 from channels.core.machine import (
     Action,
     ChannelMachine,
+    ConcludedObserved,
     Config,
     DataLossRecovered,
     Disconnected,
@@ -356,6 +357,7 @@ class Node:
             await self._submit(channel_id, (Finalize(),))
         signed = entry.machine.latest.signed
         await self.chain.conclude(entry.machine.params, signed)
+        await self._apply(entry, ConcludedObserved(signed.state.version))
         self._emit(FinalityChanged(channel_id, Finality.CONCLUDED, signed.state.version))
 
     # the action executor ------------------------------------------------------------------------
@@ -403,7 +405,7 @@ class Node:
             if waiter is not None:
                 waiter.state = state
                 waiter.done.set()
-            self._emit(StateUpdated(cid, state, action.ours))
+            self._emit(StateUpdated(cid, state, action.ours, action.update.trades))
             entry.notify()
         elif isinstance(action, UpdateRefused):
             if action.request_id is not None:

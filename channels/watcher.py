@@ -168,7 +168,7 @@ class Watcher:
         if view.version < ours.state.version and ours.fully_signed:
             if w.refuted_with < ours.state.version:
                 w.refuted_with = ours.state.version
-                log.warning(
+                log.info(
                     "0x%s: stale v%d registered, refuting with v%d",
                     cid.hex()[:12],
                     view.version,

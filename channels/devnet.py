@@ -1,0 +1,72 @@
+"""A throwaway development network: a local anvil, the adjudicator, a test token, funded desks.
+
+Used by the examples, the demo and tests; never by a production node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from adjudicator import devchain
+from adjudicator.deploy import deploy_dev_setup
+from adjudicator.rpc import open_rpc
+from channels.core import eip712
+from channels.core.model import Address, Attestation, Price, Timestamp, symbol
+from channels.core.signing import LocalSigner
+
+#: The test token has 6 decimals, like USDC.
+USD = 10**6
+#: Prices have 8 decimals, quantities 18 (docs/PROTOCOL.md section 1).
+PRICE = 10**8
+UNIT = 10**18
+
+
+@dataclass(frozen=True)
+class DevNetwork:
+    url: str
+    chain_id: int
+    adjudicator: Address
+    token: Address
+    desks: tuple[LocalSigner, ...]
+    oracle: LocalSigner
+
+    def attest(self, underlying: str, expiry: int, price: int) -> tuple[Attestation, bytes]:
+        """The oracle's signed price of ``underlying`` at ``expiry``."""
+        attestation = Attestation(symbol(underlying), Timestamp(expiry), Price(price))
+        domain = eip712.Domain(self.chain_id, self.adjudicator)
+        return attestation, self.oracle.sign_digest(eip712.attestation_digest(domain, attestation))
+
+    async def advance(self, seconds: int) -> None:
+        """Move the chain's clock forward (anvil only) and mine a block."""
+        async with open_rpc(self.url) as rpc:
+            await rpc.dev.increase_time(seconds)
+            await rpc.dev.evm_mine()
+
+
+@asynccontextmanager
+async def dev_network(desks: int = 2, funds: int = 1_000_000 * USD) -> AsyncIterator[DevNetwork]:
+    """Start anvil, deploy, fund ``desks`` accounts with test tokens; stop it all on exit."""
+    if not 1 <= desks <= 8:
+        raise ValueError("between 1 and 8 desks")
+    with devchain.anvil(devchain.AnvilConfig()) as chain:
+        keys = chain.private_keys
+        signers = tuple(LocalSigner.from_hex(keys[1 + i]) for i in range(desks))
+        oracle = LocalSigner.from_hex(keys[9])
+        async with open_rpc(chain.url) as rpc:
+            deployment = await deploy_dev_setup(
+                rpc, keys[0], fund=[s.address for s in signers], amount=funds
+            )
+        assert deployment.token is not None
+        yield DevNetwork(
+            url=chain.url,
+            chain_id=deployment.chain_id,
+            adjudicator=Address(deployment.adjudicator),
+            token=Address(deployment.token),
+            desks=signers,
+            oracle=oracle,
+        )
+        await trio.lowlevel.checkpoint()

@@ -1,0 +1,66 @@
+"""Two desks over TCP: open a channel, trade an option and a payment, look at the state.
+
+.venv/bin/python examples/two_desks.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import trio
+
+from channels import open_node
+from channels.devnet import PRICE, UNIT, USD, dev_network
+
+
+async def main(workdir: Path) -> None:
+    async with dev_network() as net:
+        alice_key, bob_key = net.desks
+        async with (
+            open_node(
+                signer=bob_key,
+                store=workdir / "bob.sqlite",
+                chain=net.url,
+                adjudicator=net.adjudicator,
+                listen=("127.0.0.1", 0),
+            ) as bob,
+            open_node(
+                signer=alice_key,
+                store=workdir / "alice.sqlite",
+                chain=net.url,
+                adjudicator=net.adjudicator,
+            ) as alice,
+        ):
+            assert bob.listen_port is not None
+            channel = await alice.open_channel(
+                peer=("127.0.0.1", bob.listen_port),
+                peer_address=bob_key.address,
+                asset=net.token,
+                deposit=5_000 * USD,
+                peer_deposit=5_000 * USD,
+                oracle=net.oracle.address,
+                challenge_period=3600,
+            )
+            print(f"opened {channel}")
+            position = await channel.write_option(
+                kind="put",
+                underlying="BTC-USD",
+                strike=60_000 * PRICE,
+                expiry=alice.now() + 30 * 86400,
+                quantity=UNIT // 100,
+                premium=25 * USD,
+                collateral=600 * USD,
+            )
+            state = await channel.pay(10 * USD)
+            print(f"alice wrote a put (id {position.id}) and paid 10 USD: version {state.version}")
+            print(
+                f"alice {channel.our_balance / USD:,.2f} USD free, "
+                f"bob {channel.their_balance / USD:,.2f} USD free, "
+                f"{state.locked / USD:,.2f} USD locked as collateral"
+            )
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        trio.run(main, Path(tmp))
