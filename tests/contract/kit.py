@@ -210,3 +210,166 @@ async def open_kit(env: Env) -> AsyncIterator[Kit]:
 
 def addr(text: str) -> bytes:
     return address(text)
+
+
+# ---- helpers of the extended suites (vectors, payoff parity, threats, invariants) ------------
+
+import time  # noqa: E402
+
+import httpx  # noqa: E402
+from eth_abi.abi import encode as _abi_encode  # noqa: E402
+
+from adjudicator import errors as _errors  # noqa: E402
+from adjudicator.abi import ContractAbi  # noqa: E402
+from adjudicator.rpc import ExecutionReverted, RpcError, map_rpc_error  # noqa: E402
+from channels.core.hashing import keccak256 as _keccak256  # noqa: E402
+
+UINT128_MAX = 2**128 - 1
+UINT256_MAX = 2**256 - 1
+
+
+def artifact_abi(name: str) -> ContractAbi:
+    return tokens.load_artifact(name)[0]
+
+
+async def deploy_artifact(kit: Kit, name: str, *ctor_args: object) -> bytes:
+    """Deploy ``build/<name>.json`` from carol's key; returns the address (20 bytes)."""
+    abi, code = tokens.load_artifact(name)
+    sender: TransactionSender = kit.c.sender  # type: ignore[assignment]
+    addr_hex = await sender.deploy(code, abi.encode_constructor(*ctor_args), timeout=T)
+    return bytes.fromhex(addr_hex[2:])
+
+
+class SyncChain:
+    """Blocking JSON-RPC on the module's node, for sync (Hypothesis) tests.
+
+    ``call``/``send`` raise the adjudicator's typed :class:`ContractError` on a revert (send
+    simulates first, like the client). ``send`` uses ``eth_sendTransaction`` from anvil's
+    unlocked dev accounts (the kit's keys), with a fixed gas limit.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(timeout=30.0)
+        self._ids = iter(range(1, 10**9))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def rpc(self, method: str, params: list[object] | None = None) -> object:
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
+                   "params": params or []}
+        body = self.http.post(self.url, json=payload).json()
+        if "error" in body:
+            raise map_rpc_error(body["error"], method)
+        return body["result"]
+
+    def batch(self, requests: list[tuple[str, list[object]]]) -> list[object]:
+        """One HTTP round trip; each entry is the result or the mapped ``RpcError``."""
+        if not requests:
+            return []
+        first = next(self._ids)
+        payload = [{"jsonrpc": "2.0", "id": first + i, "method": m, "params": p}
+                   for i, (m, p) in enumerate(requests)]
+        for _ in range(len(requests)):
+            next(self._ids)
+        by_id = {r["id"]: r for r in self.http.post(self.url, json=payload).json()}
+        out: list[object] = []
+        for i, (method, _p) in enumerate(requests):
+            r = by_id[first + i]
+            out.append(map_rpc_error(r["error"], method) if "error" in r else r["result"])
+        return out
+
+    @staticmethod
+    def _tx(to: bytes, data: bytes, sender: bytes | None, value: int) -> dict[str, str]:
+        tx = {"to": "0x" + to.hex(), "data": "0x" + data.hex(), "value": hex(value)}
+        if sender is not None:
+            tx["from"] = "0x" + sender.hex()
+        return tx
+
+    @staticmethod
+    def _result(res: object) -> bytes | _errors.ContractError:
+        if isinstance(res, ExecutionReverted):
+            return _errors.from_chain_error(res)
+        if isinstance(res, RpcError):
+            raise res
+        return bytes.fromhex(str(res)[2:])
+
+    def call(self, to: bytes, data: bytes, *, sender: bytes | None = None,
+             value: int = 0) -> bytes:
+        try:
+            out = self.rpc("eth_call", [self._tx(to, data, sender, value), "latest"])
+        except ExecutionReverted as exc:
+            raise _errors.from_chain_error(exc) from exc
+        return bytes.fromhex(str(out)[2:])
+
+    def call_many(self, to: bytes, datas: list[bytes], *, sender: bytes | None = None
+                  ) -> list[bytes | _errors.ContractError]:
+        """Batched ``eth_call``s: the output bytes, or the typed error of a revert."""
+        res = self.batch([("eth_call", [self._tx(to, d, sender, 0), "latest"]) for d in datas])
+        return [self._result(r) for r in res]
+
+    def send(self, sender: bytes, to: bytes, data: bytes, *, value: int = 0,
+             gas: int = 3_000_000) -> dict[str, object]:
+        """Simulate (typed error on revert), send, return the mined receipt (automine)."""
+        self.call(to, data, sender=sender, value=value)
+        tx = self._tx(to, data, sender, value) | {"gas": hex(gas)}
+        tx_hash = self.rpc("eth_sendTransaction", [tx])
+        receipt = None
+        for _ in range(500):  # automine: normally there at once; poll briefly if not yet
+            receipt = self.rpc("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                break
+            time.sleep(0.01)
+        assert isinstance(receipt, dict) and receipt["status"] == "0x1", (tx_hash, receipt)
+        return receipt
+
+    def timestamp(self) -> int:
+        block = self.rpc("eth_getBlockByNumber", ["latest", False])
+        assert isinstance(block, dict)
+        return int(str(block["timestamp"]), 16)
+
+    def warp(self, seconds: int) -> None:
+        self.rpc("evm_increaseTime", [seconds])
+        self.rpc("evm_mine")
+
+
+def raw_state_digest(domain: eip712.Domain, fields: tuple[int | bytes | bool, ...]) -> bytes:
+    """EIP-712 digest of a State given as its 12 raw ABI fields (uint256 values may exceed the
+    core model's uint128 bounds: for overflow tests)."""
+    types = ["bytes32", "uint64", "uint256", "uint256", "uint256", "uint256", "uint256",
+             "uint256", "uint256", "bytes32", "uint32", "bool"]
+    struct_hash = _keccak256(eip712.STATE_TYPEHASH + _abi_encode(types, list(fields)))
+    return eip712.digest(domain, struct_hash)
+
+
+def sign_raw_state(ch: Channel, fields: tuple[int | bytes | bool, ...]) -> tuple[bytes, bytes]:
+    d = raw_state_digest(ch.domain, fields)
+    return ch.signers[0].sign_digest(d), ch.signers[1].sign_digest(d)
+
+
+def deploy_artifact_sync(env: Env, name: str, *ctor_args: object) -> bytes:
+    """``deploy_artifact`` for sync (module-scoped) fixtures."""
+
+    async def go() -> bytes:
+        async with open_kit(env) as k:
+            return await deploy_artifact(k, name, *ctor_args)
+
+    return trio.run(go)
+
+
+async def outstanding_holdings(kit: Kit, asset: bytes, channels: list[Channel],
+                               accounts: tuple[bytes, ...] = ()) -> int:
+    """What the adjudicator owes in ``asset`` for ``channels`` (deposits less executed
+    withdrawals while open or disputed, the collateral still locked once concluded) plus the
+    pull credits of ``accounts``."""
+    total = 0
+    for ch in channels:
+        view = await kit.a.channel(ch.id)
+        if view.status.name == "CONCLUDED":
+            total += view.locked_remaining
+        else:
+            total += sum(view.deposits) - sum(view.withdrawn)
+    for who in accounts:
+        total += await kit.a.credits(asset, who)
+    return total
