@@ -35,7 +35,8 @@ Commands (fields in brackets are optional):
 ``unwind``     ``channel, position, holder_share``
 ``top_up``     ``channel, amount``
 ``close``      ``channel``: agree a final state and conclude it on chain
-``dispute``    ``channel``: force close (register, wait for the challenge period, conclude)
+``dispute``    ``channel [wait]``: force close: register our latest state, then (unless
+               ``wait`` is false) wait until the watcher concluded it after the challenge period
 ``withdraw``   ``channel, amount [recipient]``: partial withdrawal while the channel stays open;
                or ``asset [recipient]`` without ``channel``: pull what failed payouts credited us
 ``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)
@@ -354,6 +355,8 @@ Handler = Callable[[Fields], Awaitable[Any]]
 def _finality_of(channel: Channel, seen: Finality | None) -> str:
     if seen is not None:
         return seen.value
+    if channel.phase is Phase.CLOSED:
+        return Finality.CONCLUDED.value
     if channel.phase is Phase.DISPUTED:
         return Finality.REGISTERED.value
     if channel.phase is Phase.OPENING:
@@ -418,7 +421,7 @@ class ControlServer:
             ("unwind", ("channel", "position", "holder_share"), self._unwind),
             ("top_up", ("channel", "amount"), self._top_up),
             ("close", ("channel",), self._close),
-            ("dispute", ("channel",), self._dispute),
+            ("dispute", ("channel", "wait"), self._dispute),
             ("withdraw", ("channel", "amount", "asset", "recipient"), self._withdraw),
             ("export", ("channel",), self._export),
         ):
@@ -574,13 +577,12 @@ class ControlServer:
         }
 
     async def _status(self, f: Fields) -> Any:
-        rows = []
-        for channel in self.node.channels:
-            row = self.channel_row(channel)
-            if row["finality"] == Finality.REGISTERED.value:
-                row["dispute_deadline"] = await self._dispute_deadline(channel)
-            rows.append(row)
+        channels = self.node.channels
+        rows = [self.channel_row(channel) for channel in channels]
         await self._merge_node_status(rows)
+        for channel, row in zip(channels, rows, strict=True):
+            if row["finality"] == Finality.REGISTERED.value and not row["dispute_deadline"]:
+                row["dispute_deadline"] = await self._dispute_deadline(channel)
         return rows
 
     async def _merge_node_status(self, rows: list[dict[str, Any]]) -> None:
@@ -602,7 +604,9 @@ class ControlServer:
             if row is None:
                 continue
             for name, value in item_json.items():
-                if name in ("finality", "dispute_deadline") and value is not None:
+                if name == "deadline" and isinstance(value, int) and value > 0:
+                    row["dispute_deadline"] = value
+                elif name in ("finality", "dispute_deadline") and value is not None:
                     row[name] = value
                 elif name not in row:
                     row[name] = value
@@ -638,11 +642,11 @@ class ControlServer:
         return self.channel_row(channel)
 
     async def _pay(self, f: Fields) -> Any:
+        amount = f.get_int("amount")
         channel = self.resolve(f.get_str("channel"))
-        return state_json(await channel.pay(f.get_int("amount")))
+        return state_json(await channel.pay(amount))
 
     async def _option(self, f: Fields, write: bool) -> Any:
-        channel = self.resolve(f.get_str("channel"))
         kind = f.get_str("kind").lower()
         if kind not in ("call", "put"):
             raise BadRequest(f"{f.cmd}: kind must be 'call' or 'put', not {kind!r}")
@@ -651,15 +655,19 @@ class ControlServer:
         expiry = (
             f.get_int("expiry") if f.has("expiry") else self.node.now() + f.get_int("expiry_in")
         )
+        underlying, strike = f.get_str("underlying"), f.get_int("strike")
+        quantity, premium = f.get_int("quantity"), f.get_int("premium")
+        collateral = f.get_int("collateral")
+        channel = self.resolve(f.get_str("channel"))
         trade = channel.write_option if write else channel.buy_option
         position = await trade(
             kind=kind,
-            underlying=f.get_str("underlying"),
-            strike=f.get_int("strike"),
+            underlying=underlying,
+            strike=strike,
             expiry=expiry,
-            quantity=f.get_int("quantity"),
-            premium=f.get_int("premium"),
-            collateral=f.get_int("collateral"),
+            quantity=quantity,
+            premium=premium,
+            collateral=collateral,
         )
         return {
             "position": position_json(position, channel.our_index),
@@ -674,12 +682,14 @@ class ControlServer:
         return await self._option(f, write=False)
 
     async def _unwind(self, f: Fields) -> Any:
+        position, share = f.get_int("position"), f.get_int("holder_share")
         channel = self.resolve(f.get_str("channel"))
-        return state_json(await channel.unwind(f.get_int("position"), f.get_int("holder_share")))
+        return state_json(await channel.unwind(position, share))
 
     async def _top_up(self, f: Fields) -> Any:
+        amount = f.get_int("amount")
         channel = self.resolve(f.get_str("channel"))
-        return state_json(await channel.top_up(f.get_int("amount")))
+        return state_json(await channel.top_up(amount))
 
     async def _close(self, f: Fields) -> Any:
         channel = self.resolve(f.get_str("channel"))
@@ -693,7 +703,11 @@ class ControlServer:
         if dispute is None:
             raise Unsupported("this node cannot force a close yet (Node.dispute is missing)")
         await dispute(channel.id)
-        self.finality.setdefault(channel.id, Finality.CONCLUDED)
+        if f.has("wait") and f.raw["wait"] is False:
+            return self.channel_row(channel)
+        # The node registers and returns; its watcher refutes anything older and concludes once
+        # the challenge period is over. The client shows the countdown meanwhile (chain_view).
+        await channel.wait_phase(Phase.CLOSED)
         return self.channel_row(channel)
 
     async def _withdraw(self, f: Fields) -> Any:
@@ -701,8 +715,9 @@ class ControlServer:
         if f.has("channel"):
             if f.has("asset"):
                 raise BadRequest("withdraw: give a channel and an amount, or an asset, not both")
+            amount = f.get_int("amount")
             channel = self.resolve(f.get_str("channel"))
-            return state_json(await channel.withdraw(f.get_int("amount"), recipient))
+            return state_json(await channel.withdraw(amount, recipient))
         if f.has("amount"):
             raise BadRequest("withdraw: an amount needs a channel")
         asset = f.get_address("asset")

@@ -1,0 +1,219 @@
+"""The desk config: parsing, defaults, and the refusals that keep keys off the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from channels import cli
+from channels.cli import ConfigError, load_config, load_signer
+
+KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+KEY_ADDRESS = "70997970c51812dc3a010c7d01b50e0d17dc79c8"
+PEER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+
+FULL = f"""
+[node]
+key_file = "keys/desk.key"
+store = "data/desk.sqlite"
+listen_host = "127.0.0.1"
+listen_port = 9401
+log_level = "DEBUG"
+update_timeout = 5
+
+[chain]
+rpc_url = "http://127.0.0.1:8545"
+adjudicator = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+confirmations = 3
+poll_interval = 0.25
+asset = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+oracle = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
+challenge_period = 7200
+
+[peers.desk-b]
+address = "{PEER}"
+host = "10.0.0.2"
+port = 9402
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "desk.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_full_config(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, FULL))
+    assert cfg.store == tmp_path / "data" / "desk.sqlite"
+    assert cfg.control == tmp_path / "data" / "desk.sqlite.sock"
+    assert cfg.key_file == tmp_path / "keys" / "desk.key"
+    assert cfg.listen_port == 9401
+    assert cfg.log_level == "debug"
+    assert cfg.confirmations == 3
+    assert cfg.challenge_period == 7200
+    assert cfg.adjudicator is not None and cfg.adjudicator.hex().startswith("5fbdb231")
+    assert cfg.peers["desk-b"].port == 9402
+    assert cfg.peer_name(PEER.lower()) == "desk-b"
+    settings = cfg.node_settings()
+    assert settings.confirmations == 3
+    assert settings.chain_poll_interval == 0.25
+    assert settings.update_timeout == 5
+
+
+def test_minimal_config_and_missing_chain(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a.sqlite"\ncontrol = "c"\n'))
+    assert cfg.control == tmp_path / "c"
+    assert cfg.listen_port is None
+    with pytest.raises(ConfigError, match=r"rpc_url is not set.*channels chain"):
+        cfg.require_chain()
+
+
+def test_key_from_file_and_env(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    key_file = tmp_path / "keys" / "desk.key"
+    key_file.write_text(KEY + "\n")
+    os.chmod(key_file, 0o600)
+    cfg = load_config(write(tmp_path, FULL))
+    assert load_signer(cfg).address.hex() == KEY_ADDRESS
+    env_cfg = load_config(write(tmp_path, '[node]\nkey_env = "DESK_KEY"\nstore = "s"\n', "e.toml"))
+    assert load_signer(env_cfg, {"DESK_KEY": KEY[2:]}).address.hex() == KEY_ADDRESS
+
+
+def test_missing_key_file(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, FULL))
+    with pytest.raises(ConfigError, match=r"key file .*desk\.key not found"):
+        load_signer(cfg)
+
+
+def test_unset_key_env(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[node]\nkey_env = "NOPE_KEY"\nstore = "s"\n'))
+    with pytest.raises(ConfigError, match=r"NOPE_KEY .* is not set"):
+        load_signer(cfg, {})
+
+
+def test_bad_key_is_not_echoed(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "s"\n'))
+    with pytest.raises(ConfigError) as info:
+        load_signer(cfg, {"K": "zz" + KEY[4:]})
+    assert KEY[4:] not in str(info.value)
+    assert "not a valid private key" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (f'[node]\nkey = "{KEY}"\nstore = "s"\n', "must not be written in the config"),
+        (f'[node]\nprivate_key = "{KEY}"\nstore = "s"\n', "must not be written in the config"),
+        (f'[node]\nkey_env = "{KEY}"\nstore = "s"\n', "NAME of an environment variable"),
+        ('[node]\nkey_env = "A"\nkey_file = "f"\nstore = "s"\n', "not both"),
+        ('[node]\nkey_env = "A"\n', "store is required"),
+        ('[node]\nstore = "s"\nlisten_prot = 1\n', "unknown key.*listen_prot"),
+        ('[nodes]\nstore = "s"\n', "unknown section"),
+        ('[node]\nstore = "s"\nlisten_port = "9401"\n', "listen_port: must be an integer"),
+        ('[node]\nstore = "s"\nlog_level = "loud"\n', "log_level"),
+        ('[node]\nstore = "s"\n[chain]\nadjudicator = "0x12"\n', "adjudicator"),
+        ('[node]\nstore = "s"\n[chain]\nrpc_url = "ftp://x"\n', "rpc_url"),
+        ('[node]\nstore = "s"\n[peers.b]\naddress = "0x' + "11" * 20 + '"\n', "needs all three"),
+        ("[node\nstore = 's'\n", "not valid TOML"),
+    ],
+)
+def test_refusals(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(write(tmp_path, text))
+    assert KEY[2:] not in str(info.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_value_parsers() -> None:
+    assert cli.parse_amount("1_000_000") == 1_000_000
+    assert cli.parse_price("3000") == 3000 * 10**8
+    assert cli.parse_price("2999.5") == 299_950_000_000
+    assert cli.parse_quantity("0.5") == 5 * 10**17
+    assert cli.parse_duration("1d12h") == 36 * 3600
+    assert cli.parse_duration("90m") == 5400
+    assert cli.parse_expiry("+7d") == cli.Expiry(relative=7 * 86400)
+    assert cli.parse_expiry("1700000000") == cli.Expiry(absolute=1_700_000_000)
+    assert cli.parse_expiry("2023-11-14T22:13:20Z") == cli.Expiry(absolute=1_700_000_000)
+    assert cli.parse_endpoint("127.0.0.1:9402") == ("127.0.0.1", 9402)
+    for bad, fn in (
+        ("-1", cli.parse_amount),
+        ("1.5", cli.parse_amount),
+        ("0.000000001", cli.parse_price),
+        ("7x", cli.parse_duration),
+        ("tomorrow", cli.parse_expiry),
+        ("host", cli.parse_endpoint),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError):
+            fn(bad)  # type: ignore[operator]
+
+
+def test_formatting() -> None:
+    assert cli.fmt_amount(1234567) == "1_234_567"
+    assert cli.fmt_fixed(300050000000, 8) == "3000.5"
+    assert cli.fmt_fixed(10**18, 18) == "1"
+    assert cli.fmt_duration(90061) == "1d1h"
+    assert cli.fmt_duration(59) == "59s"
+    table = cli.status_table(
+        [
+            {
+                "id": "0x" + "ab" * 32,
+                "peer": PEER,
+                "phase": "open",
+                "version": 7,
+                "our_balance": 1_000_000,
+                "their_balance": 5,
+                "positions": [{}],
+                "finality": "off-chain final",
+                "next_expiry": 1000 + 3600,
+                "dispute_deadline": None,
+            }
+        ],
+        now=1000,
+        cfg=None,
+    )
+    header, row = table.splitlines()
+    assert header.split() == [
+        "CHANNEL",
+        "PEER",
+        "PHASE",
+        "VER",
+        "OURS",
+        "THEIRS",
+        "POS",
+        "FINALITY",
+        "DEADLINE",
+    ]
+    assert "0xabababab" in row and "1_000_000" in row and "expiry in 1h" in row
+
+
+def test_peer_by_name_or_address(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, FULL))
+    by_name = argparse.Namespace(peer="desk-b")
+    assert cli._peer_target(by_name, cfg) == (bytes.fromhex(PEER[2:]), "10.0.0.2", 9402)
+    explicit = argparse.Namespace(peer=f"{PEER}@127.0.0.1:9500")
+    assert cli._peer_target(explicit, None) == (bytes.fromhex(PEER[2:]), "127.0.0.1", 9500)
+    for bad in ("desk-c", f"{PEER}@nohost", "0x12@127.0.0.1:1"):
+        with pytest.raises(cli.UsageError):
+            cli._peer_target(argparse.Namespace(peer=bad), cfg)
+
+
+def test_sample_configs_parse_and_point_at_each_other() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    a = load_config(examples / "desk-a.toml")
+    b = load_config(examples / "desk-b.toml")
+    assert a.control == examples / "desk-a.sqlite.sock"
+    assert a.peers["desk-b"].port == b.listen_port
+    assert b.peers["desk-a"].port == a.listen_port
+    assert a.adjudicator == b.adjudicator and a.asset == b.asset
+    key_a = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil dev 1
+    key_b = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"  # anvil dev 2
+    assert load_signer(a, {"DESK_A_KEY": key_a}).address == b.peers["desk-a"].address
+    assert load_signer(b, {"DESK_B_KEY": key_b}).address == a.peers["desk-b"].address
