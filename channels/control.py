@@ -33,6 +33,8 @@ Commands (fields in brackets are optional):
                ``channel, kind, underlying, strike, quantity, premium, collateral`` and
                ``expiry`` (unix time) or ``expiry_in`` (seconds from the node's chain time)
 ``unwind``     ``channel, position, holder_share``
+``settle``     ``channel, position, price, signature``: settle an expired position off chain with
+               the oracle's signature over (underlying, expiry, price)
 ``top_up``     ``channel, amount``
 ``close``      ``channel``: agree a final state and conclude it on chain
 ``dispute``    ``channel [wait]``: force close: register our latest state, then (unless
@@ -65,9 +67,11 @@ from channels.core.errors import ChannelError, LocalProtocolError, UnknownChanne
 from channels.core.machine import Phase
 from channels.core.model import (
     Address,
+    Attestation,
     ChannelId,
     OptionKind,
     Position,
+    Price,
     State,
     address,
     symbol_text,
@@ -419,6 +423,7 @@ class ControlServer:
             ("write_option", _OPTION_FIELDS, self._write_option),
             ("buy_option", _OPTION_FIELDS, self._buy_option),
             ("unwind", ("channel", "position", "holder_share"), self._unwind),
+            ("settle", ("channel", "position", "price", "signature"), self._settle),
             ("top_up", ("channel", "amount"), self._top_up),
             ("close", ("channel",), self._close),
             ("dispute", ("channel", "wait"), self._dispute),
@@ -685,6 +690,20 @@ class ControlServer:
         position, share = f.get_int("position"), f.get_int("holder_share")
         channel = self.resolve(f.get_str("channel"))
         return state_json(await channel.unwind(position, share))
+
+    async def _settle(self, f: Fields) -> Any:
+        """Settle an expired position off chain with the oracle's signed price at its expiry;
+        the node also keeps the attestation to settle on chain should the channel get there."""
+        position_id, price = f.get_int("position"), f.get_int("price")
+        signature = hex_bytes(f.get_str("signature"), "signature")
+        channel = self.resolve(f.get_str("channel"))
+        matching = [p for p in channel.positions if p.id == position_id]
+        if not matching:
+            raise BadRequest(f"settle: no open position {position_id}")
+        position = matching[0]
+        attestation = Attestation(position.underlying, position.expiry, Price(price))
+        self.node.add_attestation(attestation, signature)
+        return state_json(await channel.settle(position_id, attestation, signature))
 
     async def _top_up(self, f: Fields) -> Any:
         amount = f.get_int("amount")

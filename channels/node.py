@@ -200,12 +200,18 @@ class Node:
         return self.signer.address
 
     def now(self) -> int:
-        """Chain time: the latest block's timestamp plus the time since we saw it."""
+        """Chain time: the newest block's timestamp plus the time since that block appeared.
+
+        Between blocks the clock keeps running from when we first saw the newest one, so a quiet
+        chain (no new blocks) does not stop time; it never runs behind a block's timestamp.
+        """
         return self._chain_time + int(trio.current_time() - self._chain_time_at)
 
     async def refresh_chain_time(self) -> None:
-        self._chain_time = await self.chain.block_timestamp("latest")
-        self._chain_time_at = trio.current_time()
+        timestamp = await self.chain.block_timestamp("latest")
+        if timestamp != self._chain_time:
+            self._chain_time = timestamp
+            self._chain_time_at = trio.current_time()
 
     # channels -----------------------------------------------------------------------------------
     @property

@@ -1,135 +1,275 @@
-"""The two-desk demo: a local chain, two desk nodes, options traded both ways, a close.
+"""The two-desk demo (``make demo``).
 
-Run it with ``make demo`` (which sets everything up first) or ``.venv/bin/python examples/demo.py``.
+A local chain with the adjudicator and a test token; two desks, each a ``channels node`` process
+of its own, driven through their control sockets as a desk's tools would. They fund a channel,
+trade options both ways (premiums, collateral, an unwind, a settlement with the oracle's signed
+price), then desk B goes offline and tries to cheat with an old state; desk A's watcher refutes it
+and the adjudicator pays out the latest state. A summary table ends it.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from adjudicator import devchain
-from adjudicator.deploy import deploy_dev_setup
+from adjudicator.client import connect_adjudicator
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
-from channels import LocalSigner, open_node
-from channels.core import eip712
-from channels.core.model import Attestation, symbol
-from channels.node import NodeSettings
+from channels import control
+from channels.devnet import PRICE, UNIT, USD, DevNetwork, dev_network
+from channels.store import Store
 
-USD = 10**6  # the demo token has 6 decimals
-PRICE = 10**8  # prices have 8 decimals
-ETH = 10**18  # quantities have 18 decimals
+PERIOD = 600  # the channel's challenge period: 10 minutes of chain time, fast-forwarded here
+NAMES = {
+    "deposit": "deposit",
+    "conclude": "cooperative close",
+    "register": "register (dispute)",
+    "checkpoint": "checkpoint",
+    "concludeAfterTimeout": "conclude after timeout + payouts",
+    "settlePosition": "settle a position",
+    "releaseUnsettled": "release a position",
+    "approve": "token approve",
+}
 
 
-def line(text: str) -> None:
+def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def run_demo(workdir: Path) -> None:
-    with devchain.anvil(devchain.AnvilConfig()) as chain:
-        keys = chain.private_keys
-        alice_key, bob_key, oracle_key = (LocalSigner.from_hex(keys[i]) for i in (1, 2, 9))
-        async with open_rpc(chain.url) as rpc:
-            dep = await deploy_dev_setup(
-                rpc, keys[0], fund=[alice_key.address, bob_key.address], amount=100_000 * USD
+def usd(amount: int) -> str:
+    return f"{amount / USD:,.2f}"
+
+
+def write_config(workdir: Path, name: str, net: DevNetwork, port: int | None) -> Path:
+    listen = f'listen_host = "127.0.0.1"\nlisten_port = {port}\n' if port else ""
+    path = workdir / f"{name}.toml"
+    path.write_text(
+        f'[node]\nkey_env = "{name.upper()}_KEY"\nstore = "{name}.sqlite"\n'
+        f'control = "{name}.sock"\nlog_level = "warning"\n{listen}\n'
+        f'[chain]\nrpc_url = "{net.url}"\nadjudicator = "0x{net.adjudicator.hex()}"\n'
+        f"poll_interval = 0.1\n"
+    )
+    return path
+
+
+@contextmanager
+def desk_process(workdir: Path, name: str, key: bytes) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(os.environ, **{f"{name.upper()}_KEY": key.hex()})
+    config = workdir / f"{name}.toml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "channels.cli", "node", "--config", str(config)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / f"{name}.log", "wb"),
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def wait_control(sock: Path) -> None:
+    with trio.fail_after(30):
+        while True:
+            try:
+                await control.call(sock, "ping")
+                return
+            except (OSError, control.ControlError, control.NodeNotRunning):
+                await trio.sleep(0.1)
+
+
+async def gas_table(net: DevNetwork) -> list[tuple[str, int]]:
+    """gasUsed of every transaction sent to the adjudicator, named by its function."""
+    from adjudicator.client import adjudicator_abi
+
+    abi = adjudicator_abi()
+    selectors = {}
+    for name in NAMES:
+        try:
+            selectors[abi.function(name).selector] = NAMES[name]
+        except Exception:
+            continue
+    rows: list[tuple[str, int]] = []
+    async with open_rpc(net.url) as rpc:
+        head = await rpc.block_number()
+        for number in range(1, head + 1):
+            block = await rpc.request("eth_getBlockByNumber", [hex(number), True])
+            for tx in block["transactions"]:
+                if (tx.get("to") or "").lower() != "0x" + net.adjudicator.hex():
+                    continue
+                data = bytes.fromhex(tx["input"][2:])
+                name = selectors.get(data[:4])
+                if name is None:
+                    continue
+                receipt = await rpc.get_transaction_receipt(tx["hash"])
+                assert receipt is not None
+                rows.append((name, receipt.gas_used))
+    return rows
+
+
+async def run(workdir: Path) -> None:
+    started = time.perf_counter()
+    async with dev_network() as net:
+        alice_key, bob_key = net.desks
+        say(f"local chain {net.url}, adjudicator 0x{net.adjudicator.hex()}")
+        a_sock, b_sock = workdir / "alice.sock", workdir / "bob.sock"
+        b_port = 9400 + os.getpid() % 500
+        write_config(workdir, "alice", net, None)
+        write_config(workdir, "bob", net, b_port)
+        async with open_rpc(net.url) as rpc:
+            wallets0 = [await balance_of(rpc, net.token, k.address) for k in (alice_key, bob_key)]
+        with desk_process(workdir, "alice", alice_key.secret):
+            with desk_process(workdir, "bob", bob_key.secret):
+                await wait_control(a_sock)
+                await wait_control(b_sock)
+                say("two desk processes up: alice (leader) and bob")
+                row = await control.call(
+                    a_sock,
+                    "open",
+                    peer_host="127.0.0.1",
+                    peer_port=b_port,
+                    peer_address="0x" + bob_key.address.hex(),
+                    asset="0x" + net.token.hex(),
+                    deposit=10_000 * USD,
+                    peer_deposit=10_000 * USD,
+                    oracle="0x" + net.oracle.address.hex(),
+                    challenge_period=PERIOD,
+                )
+                cid = row["id"]
+                say(f"channel {cid[:18]}… funded on chain: 10,000 USD each")
+                call = await control.call(
+                    a_sock,
+                    "write_option",
+                    channel=cid,
+                    kind="call",
+                    underlying="ETH-USD",
+                    strike=3_000 * PRICE,
+                    quantity=2 * UNIT,
+                    premium=150 * USD,
+                    collateral=2_000 * USD,
+                    expiry_in=3 * PERIOD,
+                )
+                put = await control.call(
+                    b_sock,
+                    "write_option",
+                    channel=cid,
+                    kind="put",
+                    underlying="ETH-USD",
+                    strike=2_800 * PRICE,
+                    quantity=UNIT,
+                    premium=90 * USD,
+                    collateral=2_800 * USD,
+                    expiry_in=3 * PERIOD,
+                )
+                say("alice wrote 2 ETH-USD calls at 3,000 to bob (premium 150 USD)")
+                say("bob wrote 1 ETH-USD put at 2,800 to alice (premium 90 USD)")
+                trades = 1_000
+                async with (
+                    control.connect_control(a_sock) as a_ctl,
+                    control.connect_control(b_sock) as b_ctl,
+                ):
+                    t0 = time.perf_counter()
+                    for i in range(trades):
+                        await (a_ctl if i % 2 else b_ctl).call("pay", channel=cid, amount=USD)
+                    rate = trades / (time.perf_counter() - t0)
+                say(
+                    f"{trades} payments both ways, one at a time, each durable on both desks "
+                    f"before the next: {rate:,.0f} updates/s"
+                )
+                await control.call(
+                    b_sock,
+                    "unwind",
+                    channel=cid,
+                    position=put["position"]["id"],
+                    holder_share=35 * USD,
+                )
+                say("bob's put unwound early: alice, its holder, takes 35 USD of the collateral")
+                await net.advance(3 * PERIOD)
+                expiry = call["position"]["expiry"]
+                with trio.fail_after(30):  # until both desks have seen the new chain time
+                    for sock in (a_sock, b_sock):
+                        while (await control.call(sock, "ping"))["now"] < expiry:
+                            await trio.sleep(0.1)
+                attestation, signature = net.attest("ETH-USD", expiry, 3_250 * PRICE)
+                await control.call(
+                    b_sock,
+                    "settle",
+                    channel=cid,
+                    position=call["position"]["id"],
+                    price=attestation.price,
+                    signature="0x" + signature.hex(),
+                )
+                say("expiry: the oracle signs 3,250; bob's calls settle off chain (500 USD)")
+                status = (await control.call(a_sock, "status"))[0]
+                honest = status
+                say(f"latest state: version {status['version']}")
+            # Bob's process is gone. He registers an old state in which he was richer.
+            store = Store.open(
+                workdir / "bob.sqlite",
+                identity=bob_key.address,
+                chain_id=net.chain_id,
+                adjudicator=net.adjudicator,
             )
-        assert dep.token is not None
-        line(f"local chain {chain.url} (chain id {dep.chain_id})")
-        line(f"adjudicator 0x{dep.adjudicator.hex()}, token 0x{dep.token.hex()}")
-        settings = NodeSettings(chain_poll_interval=0.05)
-        async with (
-            open_node(
-                signer=bob_key,
-                store=workdir / "bob.sqlite",
-                chain=chain.url,
-                adjudicator=dep.adjudicator,
-                listen=("127.0.0.1", 0),
-                settings=settings,
-            ) as bob,
-            open_node(
-                signer=alice_key,
-                store=workdir / "alice.sqlite",
-                chain=chain.url,
-                adjudicator=dep.adjudicator,
-                settings=settings,
-            ) as alice,
-        ):
-            assert bob.listen_port is not None
-            ch = await alice.open_channel(
-                peer=("127.0.0.1", bob.listen_port),
-                peer_address=bob_key.address,
-                asset=dep.token,
-                deposit=10_000 * USD,
-                peer_deposit=10_000 * USD,
-                oracle=oracle_key.address,
-                challenge_period=3600,
-            )
-            bch = bob.channel(ch.id)
-            line(f"channel 0x{ch.id.hex()[:16]}… funded: 10,000 USD each")
-            expiry = alice.now() + 2 * 86400
-            call = await ch.write_option(
-                kind="call",
-                underlying="ETH-USD",
-                strike=3000 * PRICE,
-                expiry=expiry,
-                quantity=2 * ETH,
-                premium=150 * USD,
-                collateral=2_000 * USD,
-            )
-            put = await bch.write_option(
-                kind="put",
-                underlying="ETH-USD",
-                strike=2800 * PRICE,
-                expiry=expiry,
-                quantity=1 * ETH,
-                premium=90 * USD,
-                collateral=2_800 * USD,
-            )
-            line("alice wrote 2 ETH calls at 3,000 (premium 150); bob wrote 1 ETH put at 2,800")
-            started = time.perf_counter()
-            n = 200
-            for i in range(n):
-                if i % 2:
-                    await ch.pay(1 * USD)
-                else:
-                    await bch.pay(1 * USD)
-            rate = n / (time.perf_counter() - started)
-            line(f"{n} payments both ways: {rate:,.0f} updates/s (sequential, durable)")
-            latest = await bch.unwind(put.id, holder_share=40 * USD)
-            await ch.wait_version(latest.version)
-            line("bob's put unwound early: alice (holder) gets 40 of its collateral")
-            # Two days later the oracle attests the price at expiry; the call settles off chain.
-            async with open_rpc(chain.url) as rpc:
-                await rpc.dev.increase_time(2 * 86400 + 1)
-                await rpc.dev.evm_mine()
-            await alice.refresh_chain_time()
-            await bob.refresh_chain_time()
-            attestation = Attestation(symbol("ETH-USD"), expiry, 3_250 * PRICE)
-            domain = eip712.Domain(dep.chain_id, ch.params.adjudicator)
-            signature = oracle_key.sign_digest(eip712.attestation_digest(domain, attestation))
-            latest = await bch.settle(call.id, attestation, signature)
-            await ch.wait_version(latest.version)
-            line("call settled at 3,250: bob receives 2 x 250 = 500 USD from alice's collateral")
-            final_state = ch.state
-            await ch.close()
-            line(f"closed cooperatively at version {final_state.version}")
-        async with open_rpc(chain.url) as rpc:
-            a = await balance_of(rpc, dep.token, alice_key.address)
-            b = await balance_of(rpc, dep.token, bob_key.address)
-        line("")
-        line(f"{'desk':<8}{'channel balance':>18}{'wallet after close':>22}")
-        line(f"{'alice':<8}{final_state.balances[0] / USD:>18,.2f}{a / USD:>22,.2f}")
-        line(f"{'bob':<8}{final_state.balances[1] / USD:>18,.2f}{b / USD:>22,.2f}")
+            try:
+                cid_bytes = bytes.fromhex(cid[2:])
+                history = list(store.history(cid_bytes))  # type: ignore[arg-type]
+                params = store.load_channel(cid_bytes).params  # type: ignore[arg-type]
+            finally:
+                store.close()
+            old = max(history[:-1], key=lambda u: u.signed.state.balances[1]).signed
+            async with connect_adjudicator(net.url, net.adjudicator, bob_key.secret) as bob_chain:
+                await bob_chain.register(params, old)
+                say(
+                    f"bob goes offline and registers his old version {old.state.version} "
+                    f"(he would get {usd(old.state.balances[1])} USD)"
+                )
+                with trio.fail_after(30):
+                    while (await bob_chain.channel(cid_bytes)).version == old.state.version:
+                        await trio.sleep(0.1)
+                view = await bob_chain.channel(cid_bytes)
+                say(f"alice's watcher refuted it with version {view.version}")
+                await net.advance(PERIOD + 1)
+                with trio.fail_after(30):
+                    while (await bob_chain.channel(cid_bytes)).status != 2:
+                        await trio.sleep(0.1)
+                say("challenge period over: the adjudicator concluded the latest state")
+        async with open_rpc(net.url) as rpc:
+            wallets1 = [await balance_of(rpc, net.token, k.address) for k in (alice_key, bob_key)]
+        gas = await gas_table(net)
+    say("")
+    say(f"{'desk':<8}{'channel balance':>18}{'wallet change':>16}")
+    for i, name in enumerate(("alice", "bob")):
+        balance = honest["our_balance"] if i == 0 else honest["their_balance"]
+        say(f"{name:<8}{usd(balance):>18}{usd(wallets1[i] - wallets0[i]):>16}")
+    say("")
+    say(f"{'on-chain step':<36}{'gas':>10}")
+    for name, used in gas:
+        say(f"{name:<36}{used:>10,}")
+    say("")
+    say(
+        f"off-chain: {rate:,.0f} updates/s one at a time through the control sockets; "
+        f"demo finished in {time.perf_counter() - started:.1f} s"
+    )
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="optchan-demo-") as tmp:
-        trio.run(run_demo, Path(tmp))
+        trio.run(run, Path(tmp))
     return 0
 
 
