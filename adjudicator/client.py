@@ -43,7 +43,7 @@ from . import tokens
 from .abi import ContractAbi, canonical_type
 from .errors import ContractError, from_chain_error
 from .rpc import BlockId, ExecutionReverted, Receipt, RpcClient, open_rpc
-from .transactions import TransactionReverted, TransactionSender
+from .transactions import SentTx, TransactionReverted, TransactionSender
 
 ETH = ZERO_ADDRESS
 """The ``asset`` of an ETH channel."""
@@ -280,6 +280,20 @@ class AdjudicatorClient:
             )
         except (ExecutionReverted, TransactionReverted) as exc:
             raise from_chain_error(exc) from exc
+
+    async def send_transaction(self, fn: str, *args: Any, value: int = 0) -> SentTx:
+        """Simulate, then sign and broadcast ``fn`` with raw ABI arguments; return the
+        :class:`SentTx` at once, without waiting for a receipt.
+
+        For callers that drive a transaction to inclusion themselves (rebroadcast, fee bump: see
+        ``channels.watcher``). A refused simulation raises the typed ``ContractError``."""
+        sender = self._require_sender()
+        data = self.abi.encode_call(fn, *args)
+        try:
+            gas = await sender.estimate_gas(self._checksum, data, value)
+        except ExecutionReverted as exc:
+            raise from_chain_error(exc) from exc
+        return await sender.send(self._checksum, data, value, gas=gas)
 
     # ---- assets --------------------------------------------------------------------------------
 

@@ -18,21 +18,50 @@ What it does, per channel:
 * it **escalates** on its own: a funding that never arrives, or a peer that stays silent while a
   proposal waits or an option nears expiry, leads to registering the latest state.
 
-Dispute transactions are recorded as intents in the store before they are sent.
+Dispute transactions are recorded as intents in the store before they are sent (W7), and a
+:class:`TxManager` drives each one to an outcome without blocking the poll loop: it polls for a
+receipt of any version, rebroadcasts or fee-bumps (EIP-1559 replacement, same nonce) when none
+appears within ``TxPolicy.stuck_blocks`` blocks or ``stuck_seconds`` seconds, re-sends after a
+reorg removed it or another transaction took its nonce, drops it when it is no longer needed (a
+refute already superseded) and raises ``Alarm("DeadlineAtRisk")`` when it is still not mined
+``deadline_margin`` seconds before the dispute deadline. After a restart the open intents are
+adopted again (:meth:`Watcher.recover`): a mined one is marked confirmed, a superseded one
+cancelled, the others driven on.
+
+The poll loop never dies: any error is logged and counted and the next poll starts afresh from
+the chain. It uses ``max(head seen)`` (a lagging backend may answer with an older head) and raises
+``Alarm("StaleHead")`` when the latest block is older than ``max_head_age`` seconds of wall time
+(time dilation, eclipse: THREATS.md 4.3). A channel whose challenge period is shorter than the
+inclusion-risk bound (:func:`check_challenge_period`) gets ``Alarm("ChallengePeriodTooShort")``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 
-from adjudicator.client import ChainEvent, ChannelStatus, ChannelView, settlement_proof
+from adjudicator.client import (
+    AdjudicatorClient,
+    ChainEvent,
+    ChannelStatus,
+    ChannelView,
+    params_tuple,
+    position_tuple,
+    settlement_proof,
+    state_tuple,
+)
 from adjudicator.errors import ContractError
 from adjudicator.rpc import ChainError, Receipt
+from adjudicator.transactions import SentTx
 from channels.core.eip712 import state_struct_hash
 from channels.core.errors import ChannelError
 from channels.core.machine import (
@@ -45,9 +74,9 @@ from channels.core.machine import (
 )
 from channels.core.model import ChannelId, SignedState, State, Version
 from channels.core.options import SETTLEMENT_GRACE
-from channels.core.wire import encode_state
+from channels.core.wire import decode_state, encode_state
 from channels.events import Alarm, ChainEventSeen, Finality, FinalityChanged
-from channels.store import IntentStatus
+from channels.store import OPEN_INTENTS, Intent, IntentStatus
 
 if TYPE_CHECKING:
     from channels.node import Node, _Entry
@@ -55,6 +84,477 @@ if TYPE_CHECKING:
 log = logging.getLogger("channels.watcher")
 
 CURSOR = "adjudicator"
+
+#: Alarm when the latest block is older than this many seconds of wall time (THREATS.md 4.3).
+#: A NodeSettings field ``max_head_age: float`` overrides it.
+DEFAULT_MAX_HEAD_AGE = 180.0
+
+#: The shortest challenge period we consider safe on any chain (seconds): enough for an operator
+#: to notice an alarm and act by hand if the automatic refute does not land.
+MIN_CHALLENGE_PERIOD = 3600
+
+#: Worst-case delay before a transaction we send is certainly included (seconds). 0 on L1 (where
+#: the minimum above covers congestion); on a rollup, its forced-inclusion window (e.g. about 24 h
+#: for Arbitrum's delayed inbox, 12 h for the OP stack's sequencer window). A NodeSettings field
+#: ``inclusion_window: int`` overrides it.
+DEFAULT_INCLUSION_WINDOW = 0
+
+#: Poll intervals the inclusion-risk bound allows for (a refute needs a few polls to be noticed,
+#: sent, and re-priced).
+POLLS_OF_SLACK = 10
+
+
+def check_challenge_period(
+    period: int,
+    *,
+    inclusion_window: int,
+    poll_interval: float = 0.5,
+    minimum: int = MIN_CHALLENGE_PERIOD,
+) -> str | None:
+    """Why ``period`` is too short to defend a channel, or None if it is long enough.
+
+    The bound is ``max(minimum, inclusion_window + POLLS_OF_SLACK * poll_interval)``: the
+    challenge period must outlast the chain's worst-case inclusion delay (on a rollup its
+    forced-inclusion window ``W``, during which a censoring sequencer can keep our refute out)
+    plus the watcher's reaction time, and never be below the documented minimum.
+    """
+    reaction = math.ceil(POLLS_OF_SLACK * poll_interval)
+    bound = max(minimum, inclusion_window + reaction)
+    if period >= bound:
+        return None
+    return (
+        f"challenge period {period}s < {bound}s (inclusion window {inclusion_window}s + "
+        f"{POLLS_OF_SLACK} polls of {poll_interval}s, minimum {minimum}s): a refute may not "
+        "be included in time"
+    )
+
+
+# ---- driving transactions to inclusion ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TxPolicy:
+    """When a dispute transaction counts as stuck, and how close to a deadline is too close."""
+
+    #: No receipt after this many new blocks since the last broadcast: bump (or rebroadcast).
+    stuck_blocks: int = 2
+    #: ... or after this many seconds (chains that do not make blocks while idle, dev nodes).
+    stuck_seconds: float = 30.0
+    #: Alarm ``DeadlineAtRisk`` when not mined this many chain seconds before the deadline; from
+    #: then on the transaction is re-priced on every new block.
+    deadline_margin: int = 600
+    #: Never bump ``maxFeePerGas`` above this (wei); None: no cap. Past it we only rebroadcast.
+    max_fee_per_gas: int | None = None
+    #: After the contract refused a simulation, wait this long before trying the same again.
+    refused_backoff: float = 5.0
+
+
+class Journal(Protocol):
+    """Where transaction intents are recorded (the node's store; a tower may keep none)."""
+
+    async def add(self, kind: str, payload: bytes, channel_id: ChannelId | None) -> int: ...
+
+    async def update(
+        self,
+        intent_id: int,
+        status: IntentStatus | None = None,
+        *,
+        raw_tx: bytes | None = None,
+        tx_hash: bytes | None = None,
+        nonce: int | None = None,
+    ) -> None: ...
+
+
+@dataclass(eq=False)
+class PendingTx:
+    """One dispute transaction being driven to an outcome (all versions share one nonce)."""
+
+    key: tuple[object, ...]
+    kind: str
+    channel_id: ChannelId | None
+    #: The contract function and raw ABI arguments; None for an intent adopted after a restart
+    #: (only its signed bytes are known: it is rebroadcast and bumped, never rebuilt).
+    fn: str | None
+    args: tuple[Any, ...]
+    deadline: int | None = None
+    needed: Callable[[], Awaitable[bool]] | None = None
+    on_done: Callable[[PendingTx], None] | None = None
+    #: What the transaction achieves, for de-duplication (e.g. the version a register carries).
+    tag: object = None
+    intent: int | None = None
+    sent: SentTx | None = None
+    hashes: list[str] = field(default_factory=list)
+    receipt: Receipt | None = None
+    outcome: IntentStatus | None = None
+    detail: str = ""
+    acted_at: float = -math.inf
+    acted_head: int = -1
+    revived: bool = False
+    superseded: bool = False
+    at_risk: bool = False
+    sends: int = 0
+    rebroadcasts: int = 0
+    bumps: int = 0
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+def sent_from_raw(raw: bytes) -> SentTx:
+    """A :class:`SentTx` rebuilt from signed EIP-1559 bytes (an intent persisted before a crash)."""
+    decoded = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+    fields: dict[str, Any] = {
+        "type": 2,
+        "chainId": int(decoded["chainId"]),
+        "gas": int(decoded["gas"]),
+        "maxFeePerGas": int(decoded["maxFeePerGas"]),
+        "maxPriorityFeePerGas": int(decoded["maxPriorityFeePerGas"]),
+        "value": int(decoded["value"]),
+        "data": bytes(decoded["data"]),
+        "nonce": int(decoded["nonce"]),
+    }
+    if decoded.get("to"):
+        fields["to"] = "0x" + bytes(decoded["to"]).hex()
+    tx_hash = "0x" + keccak(raw).hex()
+    return SentTx(hash=tx_hash, nonce=fields["nonce"], raw=raw, fields=fields, versions=[tx_hash])
+
+
+class TxManager:
+    """Drives dispute transactions to inclusion, one trio task each, beside the poll loop.
+
+    ``submit`` records the intent, then a task simulates and sends it and, every ``tick``,
+    looks for a receipt of any version; when none comes it re-prices (``TransactionSender
+    .replace``: both fee caps up by at least 12.5 % and at least to the current suggestion, so a
+    base-fee spike is followed) or, past the fee cap, rebroadcasts the same bytes. A nonce taken
+    by another transaction or a gap below ours (a reorg) leads to a fresh send. Submitting again
+    with the same key while one is live returns the live one (idempotent); with new arguments it
+    supersedes it. Submitting again after it was mined (a reorg removed it) drives the same signed
+    transaction again.
+    """
+
+    def __init__(
+        self,
+        client: AdjudicatorClient,
+        *,
+        now: Callable[[], int],
+        alarm: Callable[[ChannelId | None, str, str], None],
+        journal: Journal | None = None,
+        policy: TxPolicy | None = None,
+        tick: float = 0.5,
+    ) -> None:
+        self.client = client
+        self.now = now
+        self.alarm = alarm
+        self.journal = journal
+        self.policy = policy or TxPolicy()
+        self.tick = tick
+        self.live: dict[tuple[object, ...], PendingTx] = {}
+        self.finished: dict[tuple[object, ...], PendingTx] = {}
+        self.history: list[PendingTx] = []
+        self.max_head = -1
+        self.errors = 0
+        self._refused: dict[tuple[object, ...], float] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the driver tasks until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def busy(self, key: tuple[object, ...]) -> bool:
+        """A transaction with ``key`` is being driven, or was refused a moment ago."""
+        if key in self.live:
+            return True
+        refused = self._refused.get(key)
+        return refused is not None and trio.current_time() - refused < self.policy.refused_backoff
+
+    async def submit(
+        self,
+        key: tuple[object, ...],
+        kind: str,
+        channel_id: ChannelId | None,
+        fn: str,
+        args: tuple[Any, ...],
+        *,
+        payload: bytes = b"",
+        deadline: int | None = None,
+        needed: Callable[[], Awaitable[bool]] | None = None,
+        on_done: Callable[[PendingTx], None] | None = None,
+        tag: object = None,
+    ) -> PendingTx:
+        live = self.live.get(key)
+        if live is not None:
+            same = live.tag == tag if tag is not None else (live.fn, live.args) == (fn, args)
+            if same:
+                if deadline is not None:
+                    live.deadline = deadline
+                return live
+            live.superseded = True  # new content for the same purpose (e.g. a newer state)
+        tx = PendingTx(
+            key,
+            kind,
+            channel_id,
+            fn,
+            args,
+            deadline=deadline,
+            needed=needed,
+            on_done=on_done,
+            tag=tag,
+        )
+        prev = self.finished.get(key)
+        if (
+            prev is not None
+            and prev.sent is not None
+            and prev.fn == fn
+            and prev.args == args
+            and prev.outcome is not IntentStatus.FAILED
+        ):
+            # Mined (or dropped as superseded) and now needed again: a reorg took it away. The
+            # same signed transaction is still valid if its nonce is free again.
+            tx.sent, tx.hashes, tx.intent = prev.sent, list(prev.hashes), prev.intent
+            tx.revived = True
+            log.warning("%s: needed again after it was mined (reorg?): re-sending", kind)
+            await self._journal_update(tx, IntentStatus.SENT)
+        elif self.journal is not None:
+            tx.intent = await self.journal.add(kind, payload, channel_id)
+        self._start(tx)
+        return tx
+
+    def adopt(self, tx: PendingTx) -> None:
+        """Drive a transaction known from a persisted intent (after a restart)."""
+        tx.revived = True
+        if tx.key in self.live:
+            self.live[tx.key].superseded = True
+        self._start(tx)
+
+    def _start(self, tx: PendingTx) -> None:
+        if self._nursery is None:
+            raise RuntimeError("TxManager.run is not running")
+        self.live[tx.key] = tx
+        self.history.append(tx)
+        self._nursery.start_soon(self._drive, tx)
+
+    # the driver ---------------------------------------------------------------------------
+    async def _drive(self, tx: PendingTx) -> None:
+        while tx.outcome is None:
+            try:
+                await self._step(tx)
+            except ContractError as exc:
+                self._refused[tx.key] = trio.current_time()
+                log.info("%s refused by the contract: %s", tx.kind, exc)
+                await self._finish(tx, IntentStatus.FAILED, f"refused: {exc}")
+            except (ChainError, ChannelError, OSError) as exc:
+                self.errors += 1
+                log.warning("%s: %s: %s (retrying)", tx.kind, type(exc).__name__, exc)
+            if tx.outcome is None:
+                await trio.sleep(self.tick)
+
+    async def _step(self, tx: PendingTx) -> None:
+        if tx.superseded:
+            await self._finish(tx, IntentStatus.CANCELLED, "superseded by a newer submission")
+            return
+        if tx.sent is None:
+            if tx.needed is not None and not await tx.needed():
+                await self._finish(tx, IntentStatus.CANCELLED, "no longer needed")
+                return
+            await self._send_new(tx)
+            return
+        receipt = await self._receipt(tx)
+        if receipt is not None:
+            tx.receipt = receipt
+            if receipt.status == 1:
+                await self._finish(tx, IntentStatus.CONFIRMED, "mined")
+            else:
+                await self._finish(tx, IntentStatus.FAILED, "reverted on chain")
+            return
+        if tx.needed is not None and not await tx.needed():
+            await self._finish(tx, IntentStatus.CANCELLED, "no longer needed (superseded)")
+            return
+        head = max(await self.client.head(), self.max_head)
+        self.max_head = head
+        policy = self.policy
+        if tx.deadline is not None and not tx.at_risk:
+            left = tx.deadline - self.now()
+            if left <= policy.deadline_margin:
+                tx.at_risk = True
+                self.alarm(
+                    tx.channel_id,
+                    "DeadlineAtRisk",
+                    f"{tx.kind} {tx.sent.hash} not mined {left}s before the deadline "
+                    f"({tx.bumps} fee bumps, {tx.rebroadcasts} rebroadcasts)",
+                )
+        stuck = (
+            head - tx.acted_head >= policy.stuck_blocks
+            or trio.current_time() - tx.acted_at >= policy.stuck_seconds
+            or (tx.at_risk and head > tx.acted_head)
+        )
+        if stuck:
+            await self._unstick(tx, head)
+
+    async def _unstick(self, tx: PendingTx, head: int) -> None:
+        assert tx.sent is not None
+        sender = self.client.sender
+        assert sender is not None
+        nonce = tx.sent.nonce
+        mined = await self.client.rpc.get_transaction_count(sender.address, "latest")
+        if mined > nonce:
+            # The nonce is used, yet none of our versions has a receipt: another transaction
+            # from this key took it (or the receipt is lagging: look once more).
+            if await self._receipt(tx) is not None:
+                return
+            if tx.fn is None:
+                await self._finish(tx, IntentStatus.CANCELLED, f"nonce {nonce} used by another tx")
+                return
+            log.warning("%s: nonce %d taken by another transaction: sending anew", tx.kind, nonce)
+            await self._send_new(tx, resync=True)
+            return
+        if mined < nonce and tx.fn is not None and not self._covered(mined, nonce, tx):
+            # A gap below our nonce that no live transaction of ours fills (a reorg or a lost
+            # transaction): ours can never be mined as it is.
+            log.warning("%s: nonce gap %d..%d: sending anew", tx.kind, mined, nonce)
+            await self._send_new(tx, resync=True)
+            return
+        fee = int(tx.sent.fields["maxFeePerGas"])
+        cap = self.policy.max_fee_per_gas
+        if (tx.revived and tx.rebroadcasts == 0) or (cap is not None and fee >= cap):
+            await sender.rebroadcast(tx.sent)
+            tx.rebroadcasts += 1
+            log.warning("%s: rebroadcast %s", tx.kind, tx.sent.hash)
+        else:
+            new = await sender.replace(tx.sent)
+            tx.sent = new
+            tx.hashes.append(new.hash)
+            tx.bumps += 1
+            log.warning(
+                "%s: no receipt, fee bump to %s/%s: %s",
+                tx.kind,
+                new.fields["maxFeePerGas"],
+                new.fields["maxPriorityFeePerGas"],
+                new.hash,
+            )
+            await self._journal_update(tx, IntentStatus.SENT)
+        tx.acted_at = trio.current_time()
+        tx.acted_head = head
+
+    def _covered(self, low: int, high: int, tx: PendingTx) -> bool:
+        return any(
+            other is not tx and other.sent is not None and low <= other.sent.nonce < high
+            for other in self.live.values()
+        )
+
+    async def _send_new(self, tx: PendingTx, *, resync: bool = False) -> None:
+        assert tx.fn is not None
+        sender = self.client.sender
+        if sender is None:
+            tx.sent = None
+            await self._finish(tx, IntentStatus.FAILED, "no transaction key")
+            self.alarm(tx.channel_id, "ChainTxFailed", f"{tx.kind}: no transaction key")
+            return
+        others = any(o is not tx and o.sent is not None for o in self.live.values())
+        if resync or not others:
+            # Time-critical: never inherit a stale local nonce (a reorg or a lost transaction).
+            await sender.sync_nonce()
+        sent = await self.client.send_transaction(tx.fn, *tx.args)
+        tx.sent = sent
+        tx.hashes.append(sent.hash)
+        tx.sends += 1
+        tx.acted_at = trio.current_time()
+        tx.acted_head = max(self.max_head, sender.rpc.max_head_seen)
+        await self._journal_update(tx, IntentStatus.SENT)
+
+    async def _receipt(self, tx: PendingTx) -> Receipt | None:
+        for h in reversed(tx.hashes):
+            receipt = await self.client.rpc.get_transaction_receipt(h)
+            if receipt is not None:
+                return receipt
+        return None
+
+    async def _journal_update(self, tx: PendingTx, status: IntentStatus) -> None:
+        if self.journal is None or tx.intent is None:
+            return
+        sent = tx.sent
+        tx_hash: bytes | None
+        if tx.receipt is not None:
+            tx_hash = bytes.fromhex(tx.receipt.transaction_hash[2:])
+        else:
+            tx_hash = bytes.fromhex(sent.hash[2:]) if sent is not None else None
+        await self.journal.update(
+            tx.intent,
+            status,
+            raw_tx=sent.raw if sent is not None else None,
+            tx_hash=tx_hash,
+            nonce=sent.nonce if sent is not None else None,
+        )
+
+    async def _finish(self, tx: PendingTx, outcome: IntentStatus, detail: str) -> None:
+        tx.outcome = outcome
+        tx.detail = detail
+        if self.live.get(tx.key) is tx:
+            del self.live[tx.key]
+            self.finished[tx.key] = tx
+        if tx.sent is not None and self.client.sender is not None:
+            self.client.sender.forget(tx.sent.nonce)
+        try:
+            await self._journal_update(tx, outcome)
+        except ChannelError as exc:  # the outcome is re-derived from the chain after a restart
+            log.warning("could not record the outcome of %s: %s", tx.kind, exc)
+        if outcome is IntentStatus.FAILED and tx.channel_id is not None and tx.sent is not None:
+            self.alarm(tx.channel_id, "ChainTxFailed", f"{tx.kind}: {detail}")
+        if tx.on_done is not None:
+            tx.on_done(tx)
+        tx.done.set()
+
+
+class _StoreJournal:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def add(self, kind: str, payload: bytes, channel_id: ChannelId | None) -> int:
+        return await self.node.store.add_intent(kind, payload, channel_id)
+
+    async def update(
+        self,
+        intent_id: int,
+        status: IntentStatus | None = None,
+        *,
+        raw_tx: bytes | None = None,
+        tx_hash: bytes | None = None,
+        nonce: int | None = None,
+    ) -> None:
+        await self.node.store.update_intent(
+            intent_id, status, raw_tx=raw_tx, tx_hash=tx_hash, nonce=nonce
+        )
+
+
+#: Intent kinds and the key that makes them idempotent (one live transaction per purpose).
+def intent_key(kind: str, channel_id: ChannelId | None, extra: object = None) -> tuple[object, ...]:
+    if kind in ("refute", "register"):
+        return ("register", channel_id)
+    if kind == "conclude":
+        return ("conclude", channel_id)
+    if kind in ("settle", "release"):
+        return ("settle", channel_id)  # one at a time: each proof is against the current root
+    if kind == "withdraw":
+        return ("withdraw", extra)
+    return (kind, channel_id, extra)
+
+
+async def register_needed(
+    chain: AdjudicatorClient, channel_id: bytes, version: int, now: Callable[[], int]
+) -> bool:
+    """Whether registering ``version`` still changes anything: the channel is not concluded, its
+    record is older, and (if disputed) the deadline has not passed."""
+    view = await chain.channel(channel_id)
+    if view.status is ChannelStatus.CONCLUDED or view.version >= version:
+        return False
+    return not (view.status is ChannelStatus.DISPUTED and now() > view.deadline)
+
+
+async def conclude_needed(chain: AdjudicatorClient, channel_id: bytes) -> bool:
+    return (await chain.channel(channel_id)).status is ChannelStatus.DISPUTED
+
+
+# ---- the node's watcher ----------------------------------------------------------------------
 
 
 @dataclass
@@ -69,6 +569,8 @@ class _Watch:
     settling: set[int] = field(default_factory=set)
     escalated: bool = False
     withdrawn: bool = False
+    stale_seen: set[int] = field(default_factory=set)
+    period_checked: bool = False
 
 
 class Watcher:
@@ -77,6 +579,19 @@ class Watcher:
         self.cursor = 0
         self.watches: dict[ChannelId, _Watch] = {}
         self.errors = 0
+        settings = node.settings
+        self.max_head_age: float = getattr(settings, "max_head_age", DEFAULT_MAX_HEAD_AGE)
+        self.inclusion_window: int = getattr(settings, "inclusion_window", DEFAULT_INCLUSION_WINDOW)
+        self.max_head = -1
+        self.head_stale = False
+        self.txs = TxManager(
+            node.chain,
+            now=node.now,
+            alarm=lambda cid, kind, detail: node._emit(Alarm(cid, kind, detail)),
+            journal=_StoreJournal(node),
+            policy=getattr(settings, "tx_policy", None),
+            tick=settings.chain_poll_interval,
+        )
 
     def watch(self, channel_id: ChannelId) -> _Watch:
         w = self.watches.get(channel_id)
@@ -86,25 +601,97 @@ class Watcher:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         node = self.node
-        stored = await node.store.run(lambda s: s.get_cursor(CURSOR))
-        head = await node.chain.head()
-        self.cursor = stored.block_number if stored is not None else max(0, head - 1)
-        for entry in list(node._entries.values()):
-            if entry.machine.phase is not Phase.CLOSED:
-                await self._refresh(entry, [])
-        task_status.started()
-        while True:
-            await trio.sleep(node.settings.chain_poll_interval)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.txs.run)
+            stored = await node.store.run(lambda s: s.get_cursor(CURSOR))
+            head = await node.chain.head()
+            self.max_head = head
+            self.cursor = stored.block_number if stored is not None else max(0, head - 1)
             try:
-                await self.poll()
-            except (ChannelError, ChainError, OSError) as exc:
-                self.errors += 1
-                log.warning("watcher poll failed: %s", exc)
+                await self.recover()
+            except (ChainError, ChannelError, OSError) as exc:
+                log.warning("recovering open intents failed (re-derived from the chain): %s", exc)
+            for entry in list(node._entries.values()):
+                if entry.machine.phase is not Phase.CLOSED:
+                    try:
+                        await self._refresh(entry, [])
+                    except (ChainError, ChannelError, OSError) as exc:
+                        log.warning("initial refresh failed (retried on the next poll): %s", exc)
+            task_status.started()
+            while True:
+                await trio.sleep(node.settings.chain_poll_interval)
+                try:
+                    await self.poll()
+                except Exception as exc:  # the watcher must outlive any bug or fault
+                    self.errors += 1
+                    if isinstance(exc, ChannelError | ChainError | OSError):
+                        log.warning("watcher poll failed: %s: %s", type(exc).__name__, exc)
+                    else:
+                        log.exception("watcher poll failed")
+
+    async def recover(self) -> None:
+        """Drive the intents a previous run left open to an outcome (idempotent)."""
+        node = self.node
+        intents = await node.store.run(lambda s: s.intents(statuses=OPEN_INTENTS))
+        for intent in intents:
+            await self._recover_one(intent)
+
+    async def _recover_one(self, intent: Intent) -> None:
+        node = self.node
+        store = node.store
+        if intent.raw_tx is None or intent.tx_hash is None:
+            # Never broadcast: the poll loop re-derives what is needed from the chain.
+            await store.update_intent(intent.id, IntentStatus.CANCELLED)
+            return
+        receipt = await node.chain.rpc.get_transaction_receipt("0x" + intent.tx_hash.hex())
+        if receipt is not None:
+            status = IntentStatus.CONFIRMED if receipt.status == 1 else IntentStatus.FAILED
+            await store.update_intent(intent.id, status)
+            return
+        cid = intent.channel_id
+        needed: Callable[[], Awaitable[bool]] | None = None
+        deadline: int | None = None
+        tag: object = None
+        if cid is not None and intent.kind in ("refute", "register"):
+            version = decode_state(intent.payload).version
+            tag = version
+            if not await register_needed(node.chain, cid, version, node.now):
+                await store.update_intent(intent.id, IntentStatus.CANCELLED)  # superseded
+                return
+            needed = _bind_register_needed(node.chain, cid, version, node.now)
+            view = await node.chain.channel(cid)
+            if view.status is ChannelStatus.DISPUTED:
+                deadline = view.deadline
+        elif cid is not None and intent.kind == "conclude":
+            if not await conclude_needed(node.chain, cid):
+                await store.update_intent(intent.id, IntentStatus.CANCELLED)
+                return
+            needed = _bind_conclude_needed(node.chain, cid)
+        sent = sent_from_raw(intent.raw_tx)
+        tx = PendingTx(
+            intent_key(intent.kind, cid, None),
+            intent.kind,
+            cid,
+            None,
+            (),
+            deadline=deadline,
+            needed=needed,
+            tag=tag,
+            intent=intent.id,
+            sent=sent,
+            hashes=[sent.hash],
+        )
+        log.warning("adopting open %s intent %d (%s)", intent.kind, intent.id, sent.hash)
+        self.txs.adopt(tx)
 
     async def poll(self) -> None:
         node = self.node
+        # The cursor never goes back (max of the heads seen), but we only ask the node for blocks
+        # it says it has: a lagging backend or a reorg to a shorter chain reports a lower head.
         head = await node.chain.head()
+        self.max_head = max(self.max_head, head)
         await node.refresh_chain_time()
+        self._check_head_age()
         ids = [cid for cid in node._entries]
         events: list[ChainEvent] = []
         if ids and self.cursor < head:
@@ -115,6 +702,7 @@ class Watcher:
                 by_channel.setdefault(ev.channel_id, []).append(ev)
         for entry in list(node._entries.values()):
             cid = entry.machine.channel_id
+            self._check_period(entry)
             mine = by_channel.get(cid, [])
             for ev in mine:
                 if not ev.removed:
@@ -127,6 +715,37 @@ class Watcher:
         if new_cursor != self.cursor:
             self.cursor = new_cursor
             await node.store.set_cursor(CURSOR, new_cursor, b"\0" * 32)
+
+    def _check_head_age(self) -> None:
+        """Alarm once when the head is older than ``max_head_age`` of wall time; re-arm when it
+        is fresh again."""
+        age = time.time() - self.node._chain_time
+        if age > self.max_head_age:
+            if not self.head_stale:
+                self.head_stale = True
+                self.node._emit(
+                    Alarm(
+                        None,
+                        "StaleHead",
+                        f"latest block is {age:.0f}s old (> {self.max_head_age:.0f}s): "
+                        "the node may be eclipsed or the chain halted",
+                    )
+                )
+        else:
+            self.head_stale = False
+
+    def _check_period(self, entry: _Entry) -> None:
+        w = self.watch(entry.machine.channel_id)
+        if w.period_checked:
+            return
+        w.period_checked = True
+        problem = check_challenge_period(
+            entry.machine.params.challenge_period,
+            inclusion_window=self.inclusion_window,
+            poll_interval=self.node.settings.chain_poll_interval,
+        )
+        if problem is not None:
+            self.node._emit(Alarm(entry.machine.channel_id, "ChallengePeriodTooShort", problem))
 
     # reading the chain's view -----------------------------------------------------------------
     async def _refresh(self, entry: _Entry, events: Sequence[ChainEvent]) -> None:
@@ -166,9 +785,9 @@ class Watcher:
             node._emit(FinalityChanged(cid, Finality.REGISTERED, view.version))
         ours = machine.latest.signed
         if view.version < ours.state.version and ours.fully_signed:
-            if w.refuted_with < ours.state.version:
-                w.refuted_with = ours.state.version
-                log.info(
+            if view.version not in w.stale_seen:
+                w.stale_seen.add(view.version)
+                log.warning(
                     "0x%s: stale v%d registered, refuting with v%d",
                     cid.hex()[:12],
                     view.version,
@@ -177,7 +796,10 @@ class Watcher:
                 node._emit(
                     Alarm(cid, "StaleRegistration", f"v{view.version} < our v{ours.state.version}")
                 )
-                await self._send("refute", entry, node.chain.register, machine.params, ours)
+            key = intent_key("refute", cid)
+            if key in self.txs.live or not self.txs.busy(key):  # submit de-duplicates
+                w.refuted_with = ours.state.version
+                await self._submit_register("refute", entry, ours, deadline=view.deadline)
             return
         if view.version == ours.state.version:
             w.registered = ours
@@ -200,8 +822,7 @@ class Watcher:
         node = self.node
         candidates = [e for e in events if e.name in ("Registered", "Checkpointed")]
         if not candidates:
-            head = await node.chain.head()
-            found = await node.chain.events(0, head, channel_ids=[cid])
+            found = await node.chain.events(0, await node.chain.head(), channel_ids=[cid])
             candidates = [e for e in found if e.name in ("Registered", "Checkpointed")]
         for ev in reversed(candidates):
             if int(ev.args.get("version", -1)) != view.version:
@@ -214,22 +835,53 @@ class Watcher:
                 return signed
         return None
 
+    # sending ----------------------------------------------------------------------------------
+    async def _submit_register(
+        self, kind: str, entry: _Entry, signed: SignedState, *, deadline: int | None = None
+    ) -> PendingTx:
+        node = self.node
+        params = entry.machine.params
+        cid = entry.machine.channel_id
+        sig0, sig1 = signed.signatures
+        assert sig0 is not None and sig1 is not None
+        version = signed.state.version
+        return await self.txs.submit(
+            intent_key(kind, cid),
+            kind,
+            cid,
+            "register",
+            (params_tuple(params), state_tuple(signed.state), sig0, sig1),
+            payload=encode_state(signed.state),
+            deadline=deadline,
+            needed=_bind_register_needed(node.chain, cid, version, node.now),
+            tag=version,
+        )
+
     # timed duties -----------------------------------------------------------------------------
     async def _duties(self, entry: _Entry) -> None:
         node = self.node
         machine = entry.machine
-        w = self.watch(machine.channel_id)
+        cid = machine.channel_id
+        w = self.watch(cid)
         now = node.now()
-        if machine.phase is Phase.DISPUTED and w.view is not None and not w.concluding:
+        if machine.phase is Phase.DISPUTED and w.view is not None:
             if w.view.status is ChannelStatus.DISPUTED and now > w.view.deadline:
                 state = w.registered.state if w.registered is not None else None
-                if state is not None and _struct_hash(state) == w.view.state_hash:
-                    w.concluding = True
-                    await self._send(
-                        "conclude", entry, node.chain.conclude_after_timeout, machine.params, state
+                key = intent_key("conclude", cid)
+                if (
+                    state is not None
+                    and _struct_hash(state) == w.view.state_hash
+                    and not self.txs.busy(key)
+                ):
+                    await self.txs.submit(
+                        key,
+                        "conclude",
+                        cid,
+                        "concludeAfterTimeout",
+                        (params_tuple(machine.params), state_tuple(state)),
+                        payload=encode_state(state),
+                        needed=_bind_conclude_needed(node.chain, cid),
                     )
-                    await self._refresh(entry, [])
-                    w.concluding = False
         if machine.phase is Phase.CLOSED:
             await self._after_conclusion(entry, w, now)
         elif machine.phase in (Phase.FUNDING, Phase.OPEN, Phase.FINAL):
@@ -238,61 +890,76 @@ class Watcher:
     async def _after_conclusion(self, entry: _Entry, w: _Watch, now: int) -> None:
         node = self.node
         machine = entry.machine
+        cid = machine.channel_id
         view = w.view
-        if view is None or view.status is not ChannelStatus.CONCLUDED:
-            view = w.view = await node.chain.channel(machine.channel_id)
+        if view is None or view.status is not ChannelStatus.CONCLUDED or view.locked_remaining:
+            view = w.view = await node.chain.channel(cid)
         if view.locked_remaining == 0 or machine.book.root != machine.state.positions_root:
             await self._withdraw_credits(entry, w)
             return
+        key = intent_key("settle", cid)
+        if self.txs.busy(key):
+            return  # one at a time: each proof is against the root the previous one leaves
         snapshot = machine.book.snapshot()
         for position in list(machine.book):
-            if position.id in w.settled or position.id in w.settling or now < position.expiry:
+            if position.id in w.settled or now < position.expiry:
                 continue
             found = node._attestations.get((position.underlying, position.expiry))
             late = now >= position.expiry + SETTLEMENT_GRACE
             if found is None and not late:
                 continue
-            w.settling.add(position.id)
-            try:
-                proof = settlement_proof(snapshot, w.settled, position.id)
-                if found is not None:
-                    await self._send(
-                        "settle",
-                        entry,
-                        node.chain.settle_position,
-                        machine.params,
-                        position,
-                        proof,
-                        found[0],
-                        found[1],
-                    )
-                else:
-                    await self._send(
-                        "release",
-                        entry,
-                        node.chain.release_unsettled,
-                        machine.params,
-                        position,
-                        proof,
-                    )
-                w.settled.add(position.id)
-            finally:
-                w.settling.discard(position.id)
+            proof = settlement_proof(snapshot, w.settled, position.id)
+            pid = position.id
+
+            def settled(tx: PendingTx, pid: int = pid) -> None:
+                # Done, or refused (e.g. the peer settled it first): either way its slot is
+                # empty in the root the next proof must be built against.
+                if tx.outcome in (IntentStatus.CONFIRMED, IntentStatus.FAILED):
+                    w.settled.add(pid)
+
+            if found is not None:
+                kind, fn = "settle", "settlePosition"
+                args: tuple[Any, ...] = (
+                    params_tuple(machine.params),
+                    position_tuple(position),
+                    list(proof),
+                    (found[0].underlying, found[0].expiry, found[0].price),
+                    found[1],
+                )
+            else:
+                kind, fn = "release", "releaseUnsettled"
+                args = (params_tuple(machine.params), position_tuple(position), list(proof))
+            await self.txs.submit(
+                key, kind, cid, fn, args, payload=encode_state(machine.state), on_done=settled
+            )
+            return
 
     async def _withdraw_credits(self, entry: _Entry, w: _Watch) -> None:
         node = self.node
         if w.withdrawn:
             return
         w.withdrawn = True
-        asset = entry.machine.params.asset
+        machine = entry.machine
+        asset = machine.params.asset
+        cid = machine.channel_id
+        version = machine.state.version
+
+        def withdrawn(_tx: PendingTx) -> None:
+            node._emit(FinalityChanged(cid, Finality.WITHDRAWN, version))
+
         credit = await node.chain.credits(asset, node.address)
         if credit > 0:
-            await self._send("withdraw", entry, node.chain.withdraw, asset, node.address)
-        node._emit(
-            FinalityChanged(
-                entry.machine.channel_id, Finality.WITHDRAWN, entry.machine.state.version
+            await self.txs.submit(
+                intent_key("withdraw", cid, asset),
+                "withdraw",
+                cid,
+                "withdraw",
+                (asset, node.address),
+                payload=encode_state(machine.state),
+                on_done=withdrawn,
             )
-        )
+        else:
+            node._emit(FinalityChanged(cid, Finality.WITHDRAWN, version))
 
     async def _escalate(self, entry: _Entry, w: _Watch) -> None:
         node = self.node
@@ -318,30 +985,38 @@ class Watcher:
         w.escalated = True
         node._emit(Alarm(machine.channel_id, "Escalated", reason))
         log.warning("0x%s: going on chain: %s", machine.channel_id.hex()[:12], reason)
-        await self._send(
-            "register", entry, node.chain.register, machine.params, machine.latest.signed
-        )
+        await self._submit_register("register", entry, machine.latest.signed)
 
-    async def _send(
-        self, kind: str, entry: _Entry, fn: Callable[..., Awaitable[Receipt]], *args: object
-    ) -> None:
-        """Record the intent, then send; a contract refusal is reported, not raised."""
-        node = self.node
-        cid = entry.machine.channel_id
-        intent = await node.store.add_intent(kind, encode_state(entry.machine.state), cid)
-        try:
-            receipt = await fn(*args)
-        except ContractError as exc:
-            await node.store.update_intent(intent, IntentStatus.FAILED)
-            log.info("0x%s: %s refused by the contract: %s", cid.hex()[:12], kind, exc)
-            return
-        except (ChainError, ChannelError) as exc:
-            await node.store.update_intent(intent, IntentStatus.FAILED)
-            node._emit(Alarm(cid, "ChainTxFailed", f"{kind}: {exc}"))
-            return
-        tx_hash = bytes.fromhex(receipt.transaction_hash[2:])
-        await node.store.update_intent(intent, IntentStatus.CONFIRMED, tx_hash=tx_hash)
+
+def _bind_register_needed(
+    chain: AdjudicatorClient, cid: bytes, version: int, now: Callable[[], int]
+) -> Callable[[], Awaitable[bool]]:
+    async def needed() -> bool:
+        return await register_needed(chain, cid, version, now)
+
+    return needed
+
+
+def _bind_conclude_needed(chain: AdjudicatorClient, cid: bytes) -> Callable[[], Awaitable[bool]]:
+    async def needed() -> bool:
+        return await conclude_needed(chain, cid)
+
+    return needed
 
 
 def _struct_hash(state: State) -> bytes:
     return state_struct_hash(state)
+
+
+__all__ = [
+    "DEFAULT_INCLUSION_WINDOW",
+    "DEFAULT_MAX_HEAD_AGE",
+    "MIN_CHALLENGE_PERIOD",
+    "PendingTx",
+    "TxManager",
+    "TxPolicy",
+    "Watcher",
+    "check_challenge_period",
+    "register_needed",
+    "sent_from_raw",
+]
