@@ -414,7 +414,7 @@ class Node:
             self._emit(StateUpdated(cid, state, action.ours, action.update.trades))
             entry.notify()
         elif isinstance(action, UpdateRefused):
-            if action.request_id is not None:
+            if action.request_id is not None and action.ours:
                 waiter = entry.waiters.pop(action.request_id, None)
                 if waiter is not None:
                     waiter.error = UpdateRefusedError(action.rule, action.reason)
@@ -519,16 +519,27 @@ class Node:
         return [e for e in self._entries.values() if e.machine.peer_address == peer]
 
     async def _writer(self, link: _Link) -> None:
-        async for payload, points in link.inbox:
-            await link.channel.send(payload)
-            for point in points:
-                crash_point(point, "post_send")
+        try:
+            async for payload, points in link.inbox:
+                await link.channel.send(payload)
+                for point in points:
+                    crash_point(point, "post_send")
+        except (RemoteProtocolError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            # The link broke under us: closing it ends the reader, and the usual "peer lost"
+            # path runs; what was not sent is recovered by the reestablish on reconnect.
+            log.info("link to %s broke while sending", link.peer.hex())
+            await link.channel.aclose()
 
     async def _reader(self, link: _Link) -> None:
         while True:
             try:
                 payload = await link.channel.receive()
-            except RemoteProtocolError as exc:
+            except (
+                RemoteProtocolError,
+                OSError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+            ) as exc:
                 log.info("link to %s closed: %s", link.peer.hex(), exc)
                 return
             try:

@@ -226,6 +226,9 @@ class UpdateRefused:
     version: Version | None
     rule: str
     reason: str
+    #: False when the request id is the peer's (a leader dropping a proposal it made for the
+    #: follower's request): our own callers must not be woken by it.
+    ours: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -782,6 +785,7 @@ class ChannelMachine:
                     dropped.state.version,
                     rule,
                     msg.reason,
+                    dropped.ours,
                 )
             )
         actions.reverse()
@@ -789,11 +793,14 @@ class ChannelMachine:
 
     # reconnection ----------------------------------------------------------------------------
     def _reconnected(self) -> list[Action]:
+        # Requests sent on an earlier connection may have been lost with it (the new connection
+        # can even replace the old one before its loss was noticed): refuse them now.
+        lost = self._disconnected()
         if self.phase is Phase.OPENING:
-            return []
+            return lost
         signed = self.latest.signed
         if not signed.fully_signed:
-            return []
+            return lost
         # Proposals in flight may or may not have been countersigned; the peer's reestablish
         # tells. Until then the book shows the latest fully signed state only, and no new
         # proposal is made.
@@ -802,10 +809,10 @@ class ChannelMachine:
         self.reestablishing = True
         sigs = signed.signatures
         assert sigs[0] is not None and sigs[1] is not None
+        snapshot = self.book.snapshot()
         return [
-            Send(
-                Reestablish(self.channel_id, signed.state, (sigs[0], sigs[1]), self.book.snapshot())
-            )
+            *lost,
+            Send(Reestablish(self.channel_id, signed.state, (sigs[0], sigs[1]), snapshot)),
         ]
 
     def _disconnected(self) -> list[Action]:
@@ -845,7 +852,13 @@ class ChannelMachine:
         completed = [p for p in self._pending if p.state.version == theirs.version]
         if completed and completed[0].state != theirs:  # pragma: no cover - needs two leader sigs
             raise Equivocation(f"the peer holds another state of version {theirs.version}")
-        dropped = [p for p in self._pending if p.state.version > theirs.version]
+        if completed:
+            dropped = [p for p in self._pending if p.state.version > theirs.version]
+        else:  # the peer's state is none of ours: nothing we have in flight is in it
+            dropped = list(self._pending)
+        # Proposals below the one the peer completed were countersigned too: the peer only signs
+        # a proposal built on its latest, and each of ours is built on the one before.
+        below = [p for p in self._pending if p.state.version < theirs.version] if completed else []
         self._pending.clear()
         while self.book.pending_change_sets:
             self.book.rollback_newest()
@@ -856,6 +869,8 @@ class ChannelMachine:
         self.latest = update
         self.highest_signed = max(self.highest_signed, theirs.version)
         actions.append(PersistState(self.channel_id, update, msg.book))
+        for p in below:
+            actions.append(UpdateApplied(self.channel_id, update, p.request_id, p.ours))
         if done is not None:
             actions.append(UpdateApplied(self.channel_id, update, done.request_id, done.ours))
         else:
@@ -872,6 +887,7 @@ class ChannelMachine:
             p.state.version,
             "NotCountersigned",
             "the peer never countersigned it",
+            p.ours,
         )
 
     def _drop_pending(self) -> list[Action]:
