@@ -69,9 +69,9 @@ from channels.events import (
     StateUpdated,
     UpdateRefusedEvent,
 )
-from channels.store import AsyncStore, open_store
+from channels.store import AsyncStore, IntentStatus, open_store
 from channels.transport import Prologue, SecureChannel, connect, serve
-from channels.watcher import Watcher
+from channels.watcher import TxPolicy, Watcher
 
 log = logging.getLogger("channels.node")
 
@@ -116,6 +116,13 @@ class NodeSettings:
     expiry_margin: int = 3600
     #: Deposit our share as soon as a peer's channel proposal is accepted.
     auto_fund: bool = True
+    #: Alarm ("StaleHead") when the newest block is older than this (seconds of wall time).
+    max_head_age: float = 180.0
+    #: The chain's worst-case inclusion delay (on a rollup, its forced-inclusion window), in
+    #: seconds: channels whose challenge period does not clearly exceed it raise an alarm.
+    inclusion_window: int = 0
+    #: When dispute transactions count as stuck and get rebroadcast or fee-bumped.
+    tx_policy: TxPolicy | None = None
 
 
 @dataclass
@@ -591,7 +598,12 @@ class Node:
         signed = entry.machine.latest.signed
         if not signed.fully_signed:
             raise IllegalCall("no fully signed state to register yet")
-        await self.chain.register(entry.machine.params, signed)
+        # Through the watcher's driver: recorded as an intent, rebroadcast and fee-bumped until
+        # it is mined; we return once it is.
+        tx = await self.watcher._submit_register("register", entry, signed)
+        await tx.done.wait()
+        if tx.outcome is IntentStatus.FAILED:  # cancelled means already registered: fine
+            raise IllegalCall(f"the registration did not go through: {tx.detail}")
         await self.watcher._refresh(entry, [])
 
     def status(self) -> list[dict[str, object]]:

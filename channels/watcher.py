@@ -584,6 +584,7 @@ class Watcher:
         self.inclusion_window: int = getattr(settings, "inclusion_window", DEFAULT_INCLUSION_WINDOW)
         self.max_head = -1
         self.head_stale = False
+        self._reported: dict[tuple[bytes, int], None] = {}
         self.txs = TxManager(
             node.chain,
             now=node.now,
@@ -705,8 +706,13 @@ class Watcher:
             self._check_period(entry)
             mine = by_channel.get(cid, [])
             for ev in mine:
-                if not ev.removed:
+                # The reorg window is scanned again on every poll: report each log once.
+                seen = (ev.tx_hash, ev.log_index)
+                if not ev.removed and seen not in self._reported:
+                    self._reported[seen] = None
                     node._emit(ChainEventSeen(cid, ev.name, dict(ev.args), ev.block_number))
+            while len(self._reported) > 10_000:
+                del self._reported[next(iter(self._reported))]
             if mine or entry.machine.phase in (Phase.FUNDING, Phase.DISPUTED):
                 await self._refresh(entry, mine)
             await self._duties(entry)
