@@ -52,7 +52,7 @@ from channels.core.machine import (
     UpdateApplied,
     UpdateRefused,
 )
-from channels.core.messages import Message, OpenProposal
+from channels.core.messages import Message, OpenProposal, Reestablish
 from channels.core.model import Address, Attestation, ChannelId, Params, State, address
 from channels.core.options import DebitWithdrawal, Finalize, Limits, Trade
 from channels.core.signing import LocalSigner, Signer
@@ -321,6 +321,14 @@ class Node:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
         request_id = next(self._request_ids)
         waiter = _Waiter()
+        with trio.fail_after(self.settings.update_timeout):
+            # After a restart or a lost connection no proposal is made until the two sides have
+            # compared their latest states; wait for that rather than fail.
+            while entry.machine.reestablishing and entry.machine.phase in (
+                Phase.FUNDING,
+                Phase.OPEN,
+            ):
+                await entry.changed.wait()
         async with entry.lock:
             actions = entry.machine.handle(RequestUpdate(trades, request_id), now=self.now())
             entry.waiters[request_id] = waiter
@@ -568,6 +576,8 @@ class Node:
         async with entry.lock:
             actions = entry.machine.handle(Received(message), now=self.now())
             await self._enqueue(entry, actions)
+            if isinstance(message, Reestablish):
+                entry.notify()  # callers waiting for the resync may go on
             if (
                 entry.machine.is_leader
                 and entry.machine.phase in (Phase.FUNDING, Phase.OPEN)
@@ -659,6 +669,9 @@ class Node:
                 stored.highest_signed,
                 stored.phase,
             )
+            # After a crash (or with signatures of ours beyond the stored latest) we may be
+            # behind the peer: register nothing of our own until it has told us where it is.
+            machine.synced = self.store.previous_clean_shutdown and not stored.signed_ahead
             self._add_entry(machine, stored.endpoint)
 
     async def _redial(self) -> None:

@@ -568,6 +568,7 @@ class _Watch:
     settled: set[int] = field(default_factory=set)
     settling: set[int] = field(default_factory=set)
     escalated: bool = False
+    behind_alarm: bool = False
     withdrawn: bool = False
     stale_seen: set[int] = field(default_factory=set)
     period_checked: bool = False
@@ -972,6 +973,18 @@ class Watcher:
         settings = node.settings
         machine = entry.machine
         if w.escalated or not machine.latest.signed.fully_signed:
+            return
+        if not machine.synced:
+            # Restarted after a crash, peer not heard yet: our latest may be stale (THREATS 4.4).
+            if not w.behind_alarm:
+                w.behind_alarm = True
+                node._emit(
+                    Alarm(
+                        machine.channel_id,
+                        "PossiblyBehind",
+                        "unclean restart: waiting for the peer or the chain before acting",
+                    )
+                )
             return
         quiet = trio.current_time() - entry.last_heard
         reason = None

@@ -300,8 +300,13 @@ class ChannelMachine:
     highest_signed: int
     confirmed_deposits: tuple[int, int] = (0, 0)
     policy: Policy | None = None
-    #: Set from our reestablish until the peer's arrives (no new proposals meanwhile).
+    #: Set while we are not in step with the peer: from a disconnect (or a restart) until the
+    #: peer's reestablish arrives. No new proposal is made meanwhile: it could cross the peer's
+    #: reestablish and leave the two sides on different versions.
     reestablishing: bool = False
+    #: False after a restart until the peer's reestablish shows where it stands: we may be
+    #: behind (a restored backup, a crash mid-update), so nothing is registered on our own.
+    synced: bool = True
     domain: eip712.Domain = field(init=False)
     _pending: deque[_Pending] = field(default_factory=deque)
     _requests: dict[int, tuple[Trade, ...]] = field(default_factory=dict)
@@ -405,6 +410,8 @@ class ChannelMachine:
             book=book,
             phase=phase,
             highest_signed=max(highest_signed, latest.signed.state.version),
+            reestablishing=True,
+            synced=False,
         )
         if book.root != latest.signed.state.positions_root and len(book):
             raise InvalidField("the stored positions do not match the stored state")
@@ -816,6 +823,8 @@ class ChannelMachine:
         ]
 
     def _disconnected(self) -> list[Action]:
+        if self.phase not in (Phase.OPENING, Phase.CLOSED):
+            self.reestablishing = True
         actions: list[Action] = []
         for request_id in list(self._requests):
             actions.append(
@@ -845,6 +854,17 @@ class ChannelMachine:
                 raise InvalidField("the positions sent do not match the state's commitment")
         # Everything checked: from here on the machine changes.
         self.reestablishing = False
+        self.synced = True
+        if self.phase is Phase.OPENING and theirs.version == 0 and theirs == ours:
+            # Our channel proposal was countersigned but the OpenAccept was lost: the peer's
+            # copy of version 0 carries both signatures. Adopt it and tell the peer our side.
+            self.latest = SignedUpdate(SignedState(theirs, msg.signatures), ())
+            self.phase = Phase.FUNDING
+            return [
+                PersistState(self.channel_id, self.latest),
+                PhaseChanged(self.channel_id, self.phase),
+                Send(Reestablish(self.channel_id, theirs, msg.signatures, self.book.snapshot())),
+            ]
         if book is None:
             # The peer is at our version or behind (it adopts ours): nothing in flight completed.
             return self._drop_pending()
@@ -956,11 +976,11 @@ class ChannelMachine:
         verify(digest, sig0, self.params.participants[0])
         verify(digest, sig1, self.params.participants[1])
         ours = self.state
-        if state.version < ours.version:
-            return []
-        if state.version == ours.version:
-            if state != ours:
-                raise Equivocation(f"two different fully signed states of version {ours.version}")
+        if state.version == ours.version and state != ours:
+            raise Equivocation(f"two different fully signed states of version {ours.version}")
+        # The chain has spoken about this channel: we know where we stand against it.
+        self.synced = True
+        if state.version <= ours.version:
             return []
         if state.position_count and state.positions_root != self.book.root:
             # We cannot rebuild positions we never saw; the peer's reestablish can. Adopting the
