@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ from channels.core.machine import (
 )
 from channels.core.messages import Message, OpenProposal, Reestablish
 from channels.core.model import Address, Attestation, ChannelId, Params, State, address
-from channels.core.options import DebitWithdrawal, Finalize, Limits, Trade
+from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
 from channels.core.signing import LocalSigner, Signer
 from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
@@ -74,6 +75,16 @@ from channels.transport import Prologue, SecureChannel, connect, serve
 from channels.watcher import TxPolicy, Watcher
 
 log = logging.getLogger("channels.node")
+
+#: Our own updates in flight on one channel before new calls are queued and coalesced. The
+#: leader keeps a few proposals pipelined (a lost link then completes several at once, see
+#: tests/node/test_reconnect.py); the follower's requests each cost the leader a round.
+_IN_FLIGHT_LEADER = 4
+_IN_FLIGHT_FOLLOWER = 1
+#: At most this many trades from queued calls go into one coalesced update.
+_MAX_COALESCED_TRADES = 1000
+#: At most this many queued messages go out in one socket write (bounds the bytes joined).
+_MAX_WRITE_BATCH = 256
 
 
 def _crash_points(durable: Sequence[Action]) -> tuple[str, ...]:
@@ -132,6 +143,39 @@ class _Waiter:
     error: ChannelError | None = None
 
 
+@dataclass(eq=False)
+class _Call:
+    """One caller's trades waiting to be coalesced with others into one update."""
+
+    trades: tuple[Trade, ...]
+    done: trio.Event = field(default_factory=trio.Event)
+    state: State | None = None
+    error: BaseException | None = None
+    #: The combined update was refused by a rule: the caller tries its trades alone.
+    retry: bool = False
+    #: The caller stopped waiting before its batch was proposed: leave its trades out.
+    withdrawn: bool = False
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Calls whose trades become one update; only the newest batch of a channel takes more."""
+
+    calls: list[_Call] = field(default_factory=list)
+    size: int = 0
+
+
+def _refused(calls: list[_Call], exc: ChannelError) -> None:
+    """A combined update was refused: each call tries alone; a lone call gets the error."""
+    if len(calls) == 1:
+        calls[0].error = exc
+    else:
+        for call in calls:
+            call.retry = True
+    for call in calls:
+        call.done.set()
+
+
 @dataclass
 class _Entry:
     machine: ChannelMachine
@@ -139,6 +183,12 @@ class _Entry:
     lock: trio.Lock = field(default_factory=trio.Lock)
     waiters: dict[int, _Waiter] = field(default_factory=dict)
     changed: trio.Event = field(default_factory=trio.Event)
+    #: Coalescing (see Node._submit): batches waiting for room, the one still taking calls,
+    #: and whether the pump task runs.
+    queue: deque[_Batch] = field(default_factory=deque)
+    open_batch: _Batch | None = None
+    pumping: bool = False
+    starting: int = 0
     endpoint: tuple[str, int] | None = None
     crediting: bool = False
     created_at: float = field(default_factory=trio.current_time)
@@ -316,29 +366,151 @@ class Node:
 
     # trading ------------------------------------------------------------------------------------
     async def _submit(self, channel_id: ChannelId, trades: tuple[Trade, ...]) -> State:
+        """Make ``trades`` one update (or part of one) and return the state that contains them.
+
+        Concurrent calls are coalesced: while the channel already has ``_IN_FLIGHT_LEADER`` of
+        our updates in flight (``_IN_FLIGHT_FOLLOWER`` for the follower, whose every update
+        costs the leader a request round), a call's trades are queued, and when room frees up
+        every queued call's trades become ONE update (one signature round, one commit per
+        side), whose state every caller gets back. If the rules refuse a combined update, each
+        of its calls is tried again on its own, so one bad trade fails only its own caller.
+        Withdrawals, deposit credits and finalizing are never combined with other calls.
+        """
         entry = self._entries.get(channel_id)
         if entry is None:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        with trio.fail_after(self.settings.update_timeout):
+            await self._wait_synced(entry)
+        solo = any(isinstance(t, DebitWithdrawal | Finalize | CreditDeposit) for t in trades)
+        while True:
+            if not entry.queue and self._has_room(entry):
+                request_id, waiter = await self._start_update(entry, trades)
+                return await self._finish_update(entry, request_id, waiter)
+            call = _Call(trades)
+            self._queue_call(entry, call, solo)
+            try:
+                with trio.fail_after(self.settings.update_timeout):
+                    await call.done.wait()
+            finally:
+                # Not yet proposed: leave the queue (once proposed the update may still apply,
+                # as for a call that times out waiting for its own update).
+                call.withdrawn = True
+            if call.retry:
+                solo = True  # the combined update was refused: go again, alone
+                continue
+            if call.error is not None:
+                raise call.error
+            assert call.state is not None
+            return call.state
+
+    async def _wait_synced(self, entry: _Entry) -> None:
+        # After a restart or a lost connection no proposal is made until the two sides have
+        # compared their latest states; wait for that rather than fail.
+        while entry.machine.reestablishing and entry.machine.phase in (Phase.FUNDING, Phase.OPEN):
+            await entry.changed.wait()
+
+    def _has_room(self, entry: _Entry) -> bool:
+        limit = _IN_FLIGHT_LEADER if entry.machine.is_leader else _IN_FLIGHT_FOLLOWER
+        return len(entry.waiters) + entry.starting < limit
+
+    async def _start_update(self, entry: _Entry, trades: tuple[Trade, ...]) -> tuple[int, _Waiter]:
+        """Hand ``trades`` to the machine as one request; raises the rule's error at once if it
+        refuses them before anything is signed."""
         request_id = next(self._request_ids)
         waiter = _Waiter()
-        with trio.fail_after(self.settings.update_timeout):
-            # After a restart or a lost connection no proposal is made until the two sides have
-            # compared their latest states; wait for that rather than fail.
-            while entry.machine.reestablishing and entry.machine.phase in (
-                Phase.FUNDING,
-                Phase.OPEN,
-            ):
-                await entry.changed.wait()
-        async with entry.lock:
-            actions = entry.machine.handle(RequestUpdate(trades, request_id), now=self.now())
-            entry.waiters[request_id] = waiter
-            await self._enqueue(entry, actions)
-        with trio.fail_after(self.settings.update_timeout):
-            await waiter.done.wait()
+        # Hold our place among the updates in flight from the room check on (taking the lock
+        # may yield to other callers, who must see this one).
+        entry.starting += 1
+        try:
+            async with entry.lock:
+                actions = entry.machine.handle(RequestUpdate(trades, request_id), now=self.now())
+                entry.waiters[request_id] = waiter
+                await self._enqueue(entry, actions)
+        finally:
+            entry.starting -= 1
+            if request_id not in entry.waiters:
+                self._room_freed(entry)  # refused at once: the place we held is free again
+        return request_id, waiter
+
+    async def _finish_update(self, entry: _Entry, request_id: int, waiter: _Waiter) -> State:
+        try:
+            with trio.fail_after(self.settings.update_timeout):
+                await waiter.done.wait()
+        finally:
+            # A caller that gave up no longer holds a place among the updates in flight.
+            if entry.waiters.pop(request_id, None) is not None:
+                self._room_freed(entry)
         if waiter.error is not None:
             raise waiter.error
         assert waiter.state is not None
         return waiter.state
+
+    def _queue_call(self, entry: _Entry, call: _Call, solo: bool) -> None:
+        batch = entry.open_batch
+        if solo or batch is None or batch.size + len(call.trades) > self._max_batch_trades:
+            batch = _Batch()
+            entry.queue.append(batch)
+            entry.open_batch = None if solo else batch
+        batch.calls.append(call)
+        batch.size += len(call.trades)
+        if not entry.pumping:
+            entry.pumping = True
+            self._nursery.start_soon(self._pump, entry)
+
+    @property
+    def _max_batch_trades(self) -> int:
+        return min(_MAX_COALESCED_TRADES, self.settings.limits.max_trades_per_update)
+
+    def _room_freed(self, entry: _Entry) -> None:
+        if entry.queue:
+            entry.notify()  # wakes the pump (an applied update has notified already)
+
+    async def _pump(self, entry: _Entry) -> None:
+        """Propose the queued batches of one channel, oldest first, as room frees up."""
+        try:
+            while entry.queue:
+                while not self._has_room(entry) or (
+                    entry.machine.reestablishing
+                    and entry.machine.phase in (Phase.FUNDING, Phase.OPEN)
+                ):
+                    await entry.changed.wait()  # set by _room_freed and after a resync
+                batch = entry.queue.popleft()
+                if batch is entry.open_batch:
+                    entry.open_batch = None
+                calls = [c for c in batch.calls if not c.withdrawn]
+                if not calls:
+                    continue
+                trades = tuple(t for c in calls for t in c.trades)
+                try:
+                    request_id, waiter = await self._start_update(entry, trades)
+                except ChannelError as exc:  # refused before anything was signed
+                    _refused(calls, exc)
+                    continue
+                except Exception as exc:  # not the rules' verdict: report it, keep the node up
+                    for call in calls:
+                        call.error = exc
+                        call.done.set()
+                    continue
+                self._nursery.start_soon(self._resolve, entry, calls, request_id, waiter)
+        finally:
+            entry.pumping = False
+
+    async def _resolve(
+        self, entry: _Entry, calls: list[_Call], request_id: int, waiter: _Waiter
+    ) -> None:
+        try:
+            state = await self._finish_update(entry, request_id, waiter)
+        except UpdateRefusedError as exc:  # definitive: the proposal is dropped, never applies
+            _refused(calls, exc)
+        except trio.TooSlowError:
+            # The update may still apply later: retrying would apply these trades twice.
+            for call in calls:
+                call.error = trio.TooSlowError("the update was not completed in time")
+                call.done.set()
+        else:
+            for call in calls:
+                call.state = state
+                call.done.set()
 
     async def _wait_phase(self, channel_id: ChannelId, phases: Sequence[Phase]) -> Phase:
         entry = self._entries[channel_id]
@@ -426,6 +598,7 @@ class Node:
             if waiter is not None:
                 waiter.state = state
                 waiter.done.set()
+                self._room_freed(entry)
             self._emit(StateUpdated(cid, state, action.ours, action.update.trades))
             entry.notify()
         elif isinstance(action, UpdateRefused):
@@ -434,6 +607,7 @@ class Node:
                 if waiter is not None:
                     waiter.error = UpdateRefusedError(action.rule, action.reason)
                     waiter.done.set()
+                    self._room_freed(entry)
             self._emit(UpdateRefusedEvent(cid, action.request_id, action.rule, action.reason))
         elif isinstance(action, PhaseChanged):
             self._emit(PhaseChangedEvent(cid, action.phase))
@@ -535,9 +709,21 @@ class Node:
 
     async def _writer(self, link: _Link) -> None:
         try:
-            async for payload, points in link.inbox:
-                await link.channel.send(payload)
-                for point in points:
+            async for first in link.inbox:
+                # Send everything already waiting in one socket write (one syscall instead of
+                # one per message). Each message was queued only after its persistence was
+                # durable, so sending them together changes nothing for write-before-send.
+                payloads = [first[0]]
+                fired = list(first[1])
+                while len(payloads) < _MAX_WRITE_BATCH:
+                    try:
+                        payload, points = link.inbox.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    payloads.append(payload)
+                    fired.extend(points)
+                await link.channel.send_many(payloads)
+                for point in fired:
                     crash_point(point, "post_send")
         except (RemoteProtocolError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             # The link broke under us: closing it ends the reader, and the usual "peer lost"

@@ -102,6 +102,9 @@ DEFAULT_INCLUSION_WINDOW = 0
 #: Poll intervals the inclusion-risk bound allows for (a refute needs a few polls to be noticed,
 #: sent, and re-priced).
 POLLS_OF_SLACK = 10
+#: A FUNDING channel that no polled event names is read from the chain once every this many
+#: polls (a fallback: its deposits are normally noticed by their events).
+FUNDING_RECHECK_POLLS = 20
 
 
 def check_challenge_period(
@@ -585,6 +588,8 @@ class Watcher:
         self.inclusion_window: int = getattr(settings, "inclusion_window", DEFAULT_INCLUSION_WINDOW)
         self.max_head = -1
         self.head_stale = False
+        #: Polls done (spreads the FUNDING fallback reads over the polls).
+        self.polls = 0
         self._reported: dict[tuple[bytes, int], None] = {}
         self.txs = TxManager(
             node.chain,
@@ -702,7 +707,8 @@ class Watcher:
         for ev in events:
             if ev.channel_id is not None:
                 by_channel.setdefault(ev.channel_id, []).append(ev)
-        for entry in list(node._entries.values()):
+        self.polls += 1
+        for index, entry in enumerate(list(node._entries.values())):
             cid = entry.machine.channel_id
             self._check_period(entry)
             mine = by_channel.get(cid, [])
@@ -714,14 +720,37 @@ class Watcher:
                     node._emit(ChainEventSeen(cid, ev.name, dict(ev.args), ev.block_number))
             while len(self._reported) > 10_000:
                 del self._reported[next(iter(self._reported))]
-            if mine or entry.machine.phase in (Phase.FUNDING, Phase.DISPUTED):
+            if mine or self._due(entry, index):
                 await self._refresh(entry, mine)
+            elif entry.machine.phase is Phase.FUNDING:
+                node._maybe_credit(entry)  # a failed credit is retried without a chain read
             await self._duties(entry)
         # Rescan the reorg window next time: only blocks at the confirmation depth are final.
         new_cursor = max(self.cursor, head - node.settings.confirmations)
         if new_cursor != self.cursor:
             self.cursor = new_cursor
             await node.store.set_cursor(CURSOR, new_cursor, b"\0" * 32)
+
+    def _due(self, entry: _Entry, index: int) -> bool:
+        """Whether a channel that no polled event names needs its chain view read anyway.
+
+        A DISPUTED channel: every poll (deadlines). A FUNDING channel: once when first seen (a
+        restored channel, or deposits made before we watched it), then only as a slow fallback,
+        every ``FUNDING_RECHECK_POLLS`` polls, spread over the polls by position. A deposit does
+        not need the per-poll read: its ``Deposited`` event names the channel, and the reorg
+        window is scanned again on every poll, so the event stays in ``mine`` until the deposit
+        is at the confirmation depth (the last poll that sees it reads a confirmed view that
+        includes it). Reading every FUNDING channel on every poll made opening many channels
+        cost one ``getChannel`` per channel per poll.
+        """
+        phase = entry.machine.phase
+        if phase is Phase.DISPUTED:
+            return True
+        if phase is not Phase.FUNDING:
+            return False
+        if self.watch(entry.machine.channel_id).view is None:
+            return True
+        return (self.polls + index) % FUNDING_RECHECK_POLLS == 0
 
     def _check_head_age(self) -> None:
         """Alarm once when the head is older than ``max_head_age`` of wall time; re-arm when it
