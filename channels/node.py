@@ -83,6 +83,9 @@ _IN_FLIGHT_LEADER = 4
 _IN_FLIGHT_FOLLOWER = 1
 #: At most this many trades from queued calls go into one coalesced update.
 _MAX_COALESCED_TRADES = 1000
+#: A call with at least this many trades is a batch already: it is proposed at once (pipelined
+#: up to the machine's limit) rather than queued behind others and merged.
+_ALREADY_A_BATCH = 16
 #: At most this many queued messages go out in one socket write (bounds the bytes joined).
 _MAX_WRITE_BATCH = 256
 
@@ -382,8 +385,9 @@ class Node:
         with trio.fail_after(self.settings.update_timeout):
             await self._wait_synced(entry)
         solo = any(isinstance(t, DebitWithdrawal | Finalize | CreditDeposit) for t in trades)
+        big = len(trades) >= _ALREADY_A_BATCH
         while True:
-            if not entry.queue and self._has_room(entry):
+            if big or (not entry.queue and self._has_room(entry)):
                 request_id, waiter = await self._start_update(entry, trades)
                 return await self._finish_update(entry, request_id, waiter)
             call = _Call(trades)
