@@ -21,6 +21,7 @@ from pathlib import Path
 import trio
 
 from adjudicator.client import connect_adjudicator
+from adjudicator.devchain import free_port
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import control
@@ -127,7 +128,7 @@ async def run(workdir: Path) -> None:
         alice_key, bob_key = net.desks
         say(f"local chain {net.url}, adjudicator 0x{net.adjudicator.hex()}")
         a_sock, b_sock = workdir / "alice.sock", workdir / "bob.sock"
-        b_port = 9400 + os.getpid() % 500
+        b_port = free_port()
         write_config(workdir, "alice", net, None)
         write_config(workdir, "bob", net, b_port)
         async with open_rpc(net.url) as rpc:

@@ -33,6 +33,21 @@ def test_example_runs(name: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_demo_runs() -> None:
+    """`make demo`'s program: two desk processes, trades, a cheat refuted, a summary table."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for expected in ("refuted it with version", "concluded the latest state", "wallet change"):
+        assert expected in result.stdout
+    assert "Traceback" not in result.stderr
+
+
 def test_every_example_is_tested() -> None:
     present = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
     assert present - {"demo.py"} == set(EXPECTED)
