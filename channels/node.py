@@ -13,6 +13,7 @@ before persisting is never done.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import secrets
@@ -71,7 +72,7 @@ from channels.events import (
     UpdateRefusedEvent,
 )
 from channels.store import AsyncStore, IntentStatus, open_store
-from channels.transport import Prologue, SecureChannel, connect, serve
+from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
 from channels.watcher import TxPolicy, Watcher
 
 log = logging.getLogger("channels.node")
@@ -137,6 +138,15 @@ class NodeSettings:
     inclusion_window: int = 0
     #: When dispute transactions count as stuck and get rebroadcast or fee-bumped.
     tx_policy: TxPolicy | None = None
+    #: Seconds of silence after which a link sends a keepalive (and 3x that: the peer is dead).
+    keepalive_interval: float | None = 15.0
+    #: Per-peer limits: a link that sends more messages than this in one second, or more
+    #: malformed or refused messages than ``max_bad_messages`` in its life, is dropped.
+    max_messages_per_second: int = 50_000
+    max_bad_messages: int = 1_000
+
+    def transport_config(self) -> TransportConfig:
+        return TransportConfig(keepalive_interval=self.keepalive_interval)
 
 
 @dataclass
@@ -667,6 +677,7 @@ class Node:
             peer,
             Prologue(self.chain_id, Address(self.chain.address)),
             timeout=self.settings.connect_timeout,
+            config=self.settings.transport_config(),
         )
         await self._nursery.start(self._run_link, secure)
 
@@ -736,6 +747,8 @@ class Node:
             await link.channel.aclose()
 
     async def _reader(self, link: _Link) -> None:
+        settings = self.settings
+        window_start, in_window, bad = trio.current_time(), 0, 0
         while True:
             try:
                 payload = await link.channel.receive()
@@ -747,12 +760,23 @@ class Node:
             ) as exc:
                 log.info("link to %s closed: %s", link.peer.hex(), exc)
                 return
+            now = trio.current_time()
+            if now - window_start >= 1.0:
+                window_start, in_window = now, 0
+            in_window += 1
+            if in_window > settings.max_messages_per_second:
+                log.warning("dropping %s: over %d messages/s", link.peer.hex(), in_window - 1)
+                return
             try:
                 message = decode_message(payload)
                 await self._dispatch(link, message)
             except (RemoteProtocolError, LocalProtocolError, ChannelError) as exc:
                 self.bad_messages += 1
+                bad += 1
                 log.info("refused a message from %s: %s", link.peer.hex(), exc)
+                if bad > settings.max_bad_messages:
+                    log.warning("dropping %s: %d bad messages", link.peer.hex(), bad)
+                    return
 
     async def _dispatch(self, link: _Link, message: Message) -> None:
         if isinstance(message, OpenProposal):
@@ -934,7 +958,7 @@ async def open_node(
                 await nursery.start(node._executor)
                 if listen is not None:
                     node.listen_port = await nursery.start(
-                        serve,
+                        functools.partial(serve, config=settings.transport_config()),
                         listen[0],
                         listen[1],
                         signer,
