@@ -73,7 +73,8 @@ from channels.events import (
 )
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
-from channels.watcher import TxPolicy, Watcher
+from channels.txdriver import TxPolicy
+from channels.watcher import Watcher
 
 log = logging.getLogger("channels.node")
 

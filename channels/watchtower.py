@@ -57,7 +57,7 @@ from channels.core.signing import LocalSigner, Signer, verify
 from channels.core.wire import decode_params, decode_state, encode_params, encode_state
 from channels.events import Alarm
 from channels.transport import Prologue, SecureChannel, connect, serve
-from channels.watcher import (
+from channels.txdriver import (
     TxManager,
     TxPolicy,
     _bind_conclude_needed,

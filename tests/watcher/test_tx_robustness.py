@@ -14,7 +14,7 @@ from channels.core.model import ChannelId, SignedState
 from channels.events import Alarm, Event
 from channels.node import Node
 from channels.store import IntentStatus
-from channels.watcher import PendingTx, TxPolicy
+from channels.txdriver import PendingTx, TxPolicy
 
 from .conftest import Desks, cheat_setup, desk, send_register, view, wait_for
 

@@ -13,7 +13,7 @@ from adjudicator.rpc import open_rpc
 from channels.core.errors import TransportError
 from channels.core.model import SignedState
 from channels.core.signing import LocalSigner
-from channels.watcher import TxPolicy
+from channels.txdriver import TxPolicy
 from channels.watchtower import TowerRefused, open_watchtower, push_from_node, push_state
 
 from .conftest import DEPOSIT, PERIOD, Desks, balances, desk, view, wait_for
