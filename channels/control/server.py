@@ -1,82 +1,43 @@
-"""The local control protocol: one-shot ``channels`` commands drive a running ``channels node``.
-
-Transport: a Unix domain socket (mode 0600, so only the desk's own user can reach it) whose path is
-in the node's config (by default next to the store: ``<store>.sock``). The node serves it from a
-trio task in its own nursery (:func:`serve_control`).
-
-Framing: JSON lines, UTF-8, at most :data:`MAX_LINE` bytes each. A client sends one request per
-line and reads one response line per request, in order, on the same connection::
-
-    {"cmd": "pay", "channel": "0x1f2e...", "amount": 1000}
-    {"ok": true, "result": {"version": 7, "balances": [1024000, 976000], "locked": 0}}
-    {"ok": false, "error": "UpdateRefusedError: InsufficientFunds: ..."}
-
-Values: amounts, prices, quantities and times are JSON integers (Python's ``json`` keeps them
-exact, however large); bytes (addresses, channel ids, hashes) are ``0x``-prefixed hex strings.
-A ``channel`` may be given as any unique prefix of its id, as ``channels status`` shows it.
-
-Errors are ``"<ErrorClass>: message"``, the class being the one the node raised (a rule violation
-keeps the rule's name), so a script can match on the part before the first colon. Fields that a
-command does not know are refused (``BadRequest``), so a typo never becomes a silent default.
-
-Commands (fields in brackets are optional):
-
-============== ==================================================================================
-``ping``       the node's address, chain id, adjudicator, listen port and chain time
-``status``     a list of channels: id, peer, phase, version, balances, positions, finality,
-               dispute deadline, next expiry
-``chain_view`` ``channel``: the adjudicator's record of a channel and the node's chain time
-``open``       ``peer_host, peer_port, peer_address, asset, deposit, peer_deposit, oracle``
-               ``[challenge_period, asset_decimals]``: returns the channel's status row
-``pay``        ``channel, amount``
-``write_option`` / ``buy_option``
-               ``channel, kind, underlying, strike, quantity, premium, collateral`` and
-               ``expiry`` (unix time) or ``expiry_in`` (seconds from the node's chain time)
-``unwind``     ``channel, position, holder_share``
-``settle``     ``channel, position, price, signature``: settle an expired position off chain with
-               the oracle's signature over (underlying, expiry, price)
-``top_up``     ``channel, amount``
-``close``      ``channel``: agree a final state and conclude it on chain
-``dispute``    ``channel [wait]``: force close: register our latest state, then (unless
-               ``wait`` is false) wait until the watcher concluded it after the challenge period
-``withdraw``   ``channel, amount [recipient]``: partial withdrawal while the channel stays open;
-               or ``asset [recipient]`` without ``channel``: pull what failed payouts credited us
-``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)
-============== ==================================================================================
-"""
+"""The control server: answers requests on a node's Unix socket."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import inspect
-import json
 import logging
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from adjudicator.rpc import ChainError
-from channels.core.errors import ChannelError, LocalProtocolError, UnknownChannel
-from channels.core.machine import Phase
-from channels.core.model import (
-    Address,
-    Attestation,
-    ChannelId,
-    OptionKind,
-    Position,
-    Price,
-    State,
-    address,
-    symbol_text,
-    to_checksum,
+from channels.control.codec import (
+    EXPORT_FORMAT,
+    MAX_SOCKET_PATH,
+    PROTOCOL,
+    LineStream,
+    decode_request,
+    encode_error,
+    encode_result,
+    hex_bytes,
+    to_json,
 )
+from channels.control.errors import (
+    BadRequest,
+    ControlProtocolError,
+    ControlSocketInUse,
+    Unsupported,
+    error_text,
+)
+from channels.control.fields import _OPTION_FIELDS, Fields, Handler
+from channels.control.views import _finality_of, position_json, state_json
+from channels.core.errors import ChannelError, UnknownChannel
+from channels.core.machine import Phase
+from channels.core.model import Address, Attestation, ChannelId, Price, to_checksum
 from channels.events import Finality, FinalityChanged, PeerConnected, PeerLost
 
 if TYPE_CHECKING:
@@ -85,313 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("channels.control")
 
-PROTOCOL = "option-channels-control/1"
-MAX_LINE = 1 << 20
-"""Longest request or response line (an export of a long history is the largest)."""
-MAX_SOCKET_PATH = 100
-"""Unix socket paths are limited to about 104-108 bytes, depending on the OS."""
-EXPORT_FORMAT = "option-channels-audit/1"
-
-
-# Errors ----------------------------------------------------------------------------------------
-class ControlError(ChannelError):
-    """The node answered a control request with an error.
-
-    ``kind`` is the class name of the error the node raised, ``message`` its text.
-    """
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}" if message else kind)
-        self.kind = kind
-        self.message = message
-
-
-class ControlProtocolError(ChannelError):
-    """A control line is not valid JSON, not an object, too long, or lacks its fields."""
-
-
-class BadRequest(LocalProtocolError):
-    """A control request names an unknown command or has a missing, unknown or mistyped field."""
-
-    rule = "BadRequest"
-
-
-class Unsupported(LocalProtocolError):
-    """The running node does not implement this command yet."""
-
-    rule = "Unsupported"
-
-
-class NodeNotRunning(ChannelError):
-    """Nothing answers on the control socket."""
-
-
-class ControlSocketInUse(ChannelError):
-    """Another process already serves the control socket."""
-
-
-def one_line(text: str) -> str:
-    """Collapse whitespace (newlines included) so an error fits on one line."""
-    return " ".join(text.split())
-
-
-def error_text(exc: BaseException) -> str:
-    """``"<ErrorClass>: message"`` (just the class when there is no message), on one line."""
-    if isinstance(exc, ControlError):
-        return one_line(str(exc))
-    if isinstance(exc, trio.TooSlowError):
-        return "Timeout: the operation did not finish in time"
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{type(exc).__name__}: {exc.strerror}{where}"
-    message = one_line(str(exc))
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-# Values ----------------------------------------------------------------------------------------
-def to_json(value: Any) -> Any:
-    """A JSON-friendly copy: bytes as 0x-hex, enums by value (option kinds by name), dataclasses as
-    dicts, tuples as lists; ints stay ints (exact, however large)."""
-    if value is None or isinstance(value, bool | str | float):
-        return value
-    if isinstance(value, OptionKind):
-        return value.name.lower()
-    if isinstance(value, enum.Enum):
-        return to_json(value.value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, Path):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {_key(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_json(v) for v in value]
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def _key(key: object) -> str:
-    if isinstance(key, bytes):
-        return "0x" + key.hex()
-    return str(key)
-
-
-def hex_bytes(text: str, what: str) -> bytes:
-    raw = text[2:] if text[:2] in ("0x", "0X") else text
-    try:
-        return bytes.fromhex(raw)
-    except ValueError:
-        raise BadRequest(f"{what} must be 0x-prefixed hex, not {text!r}") from None
-
-
-# Codec -----------------------------------------------------------------------------------------
-def _dump(obj: object) -> bytes:
-    return (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode()
-
-
-def _load(line: bytes) -> dict[str, Any]:
-    if len(line) > MAX_LINE:
-        raise ControlProtocolError(f"control line longer than {MAX_LINE} bytes")
-    try:
-        obj = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ControlProtocolError(f"control line is not JSON: {one_line(str(exc))}") from None
-    if not isinstance(obj, dict):
-        raise ControlProtocolError("a control line must be a JSON object")
-    return obj
-
-
-def encode_request(cmd: str, **fields: Any) -> bytes:
-    """One request line. Fields whose value is None are left out."""
-    body = {k: to_json(v) for k, v in fields.items() if v is not None}
-    return _dump({"cmd": cmd, **body})
-
-
-def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:
-    """``(cmd, fields)`` of a request line."""
-    obj = _load(line)
-    cmd = obj.pop("cmd", None)
-    if not isinstance(cmd, str) or not cmd:
-        raise ControlProtocolError('a request needs a "cmd" string')
-    return cmd, obj
-
-
-def encode_result(result: Any) -> bytes:
-    return _dump({"ok": True, "result": to_json(result)})
-
-
-def encode_error(exc: BaseException) -> bytes:
-    return _dump({"ok": False, "error": error_text(exc)})
-
-
-def decode_response(line: bytes) -> Any:
-    """The result of a response line, or raise :class:`ControlError` for an error response."""
-    obj = _load(line)
-    ok = obj.get("ok")
-    if ok is True and "result" in obj:
-        return obj["result"]
-    if ok is False and isinstance(obj.get("error"), str):
-        kind, sep, message = obj["error"].partition(": ")
-        return _raise(ControlError(kind, message if sep else ""))
-    raise ControlProtocolError('a response needs "ok" and a "result" or an "error"')
-
-
-def _raise(exc: BaseException) -> Any:
-    raise exc
-
-
-class LineStream:
-    """Newline-delimited messages over a trio stream, each at most :data:`MAX_LINE` bytes."""
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
-        self._buffer = bytearray()
-
-    async def receive_line(self) -> bytes | None:
-        """The next line without its newline; None at a clean end of stream."""
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 1]
-                return line
-            if len(self._buffer) > MAX_LINE:
-                raise ControlProtocolError(f"control line longer than {MAX_LINE} bytes")
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                if self._buffer.strip():
-                    raise ControlProtocolError("the connection ended in the middle of a line")
-                return None
-            self._buffer += chunk
-
-    async def send(self, data: bytes) -> None:
-        await self.stream.send_all(data)
-
-
-# Client ----------------------------------------------------------------------------------------
-class ControlClient:
-    """A connection to a node's control socket: ``await client.call("status")``."""
-
-    def __init__(self, stream: trio.abc.Stream, path: Path) -> None:
-        self._lines = LineStream(stream)
-        self._lock = trio.Lock()
-        self.path = path
-
-    async def call(self, cmd: str, **fields: Any) -> Any:
-        async with self._lock:
-            try:
-                await self._lines.send(encode_request(cmd, **fields))
-                line = await self._lines.receive_line()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise NodeNotRunning(f"the node at {self.path} went away: {exc}") from None
-            if line is None:
-                raise NodeNotRunning(f"the node at {self.path} closed the connection")
-            return decode_response(line)
-
-
-@asynccontextmanager
-async def connect_control(path: str | os.PathLike[str]) -> AsyncIterator[ControlClient]:
-    """``async with connect_control(path) as client:``; :class:`NodeNotRunning` if no node."""
-    sock_path = Path(path)
-    try:
-        stream = await trio.open_unix_socket(str(sock_path))
-    except (FileNotFoundError, ConnectionRefusedError):
-        raise NodeNotRunning(
-            f"no node is serving {sock_path} (start one with `channels node --config ...`)"
-        ) from None
-    async with stream:
-        yield ControlClient(stream, sock_path)
-
-
-async def call(path: str | os.PathLike[str], cmd: str, **fields: Any) -> Any:
-    """One request on a fresh connection."""
-    async with connect_control(path) as client:
-        return await client.call(cmd, **fields)
-
 
 # Server ----------------------------------------------------------------------------------------
-class Fields:
-    """A request's fields with typed, validated getters."""
-
-    def __init__(self, cmd: str, raw: Mapping[str, Any]) -> None:
-        self.cmd = cmd
-        self.raw = raw
-
-    def has(self, name: str) -> bool:
-        return self.raw.get(name) is not None
-
-    def _get(self, name: str) -> Any:
-        value = self.raw.get(name)
-        if value is None:
-            raise BadRequest(f"{self.cmd}: missing field {name!r}")
-        return value
-
-    def get_int(self, name: str, default: int | None = None) -> int:
-        if default is not None and not self.has(name):
-            return default
-        value = self._get(name)
-        if type(value) is not int or value < 0:
-            raise BadRequest(f"{self.cmd}: {name} must be a non-negative integer, not {value!r}")
-        return value
-
-    def get_str(self, name: str, default: str | None = None) -> str:
-        if default is not None and not self.has(name):
-            return default
-        value = self._get(name)
-        if not isinstance(value, str):
-            raise BadRequest(f"{self.cmd}: {name} must be a string, not {value!r}")
-        return value
-
-    def get_address(self, name: str) -> Address:
-        text = self.get_str(name)
-        try:
-            return address(text)
-        except ChannelError as exc:
-            raise BadRequest(f"{self.cmd}: {name}: {exc}") from None
-
-
-Handler = Callable[[Fields], Awaitable[Any]]
-
-
-def _finality_of(channel: Channel, seen: Finality | None) -> str:
-    if seen is not None:
-        return seen.value
-    if channel.phase is Phase.CLOSED:
-        return Finality.CONCLUDED.value
-    if channel.phase is Phase.DISPUTED:
-        return Finality.REGISTERED.value
-    if channel.phase is Phase.OPENING:
-        return "pending"
-    return Finality.OFF_CHAIN_FINAL.value
-
-
-def position_json(position: Position, our_index: int) -> dict[str, Any]:
-    return {
-        "id": position.id,
-        "kind": position.kind.name.lower(),
-        "underlying": symbol_text(position.underlying),
-        "strike": position.strike,
-        "expiry": position.expiry,
-        "quantity": position.quantity,
-        "collateral": position.collateral,
-        "writer": position.writer,
-        "side": "written" if position.writer == our_index else "held",
-    }
-
-
-def state_json(state: State) -> dict[str, Any]:
-    return {
-        "version": state.version,
-        "balances": list(state.balances),
-        "locked": state.locked,
-        "position_count": state.position_count,
-        "is_final": state.is_final,
-    }
-
-
 class ControlServer:
     """Answers control requests for one node. ``await nursery.start(server.serve, path)``."""
 
@@ -783,19 +439,6 @@ class ControlServer:
         }
 
 
-_OPTION_FIELDS = (
-    "channel",
-    "kind",
-    "underlying",
-    "strike",
-    "expiry",
-    "expiry_in",
-    "quantity",
-    "premium",
-    "collateral",
-)
-
-
 def check_socket_path(path: Path) -> None:
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise ControlProtocolError(
@@ -832,28 +475,3 @@ async def serve_control(
     ``await nursery.start(serve_control, node, path)`` returns once the socket accepts requests.
     """
     await ControlServer(node).serve(path, task_status=task_status)
-
-
-__all__ = [
-    "EXPORT_FORMAT",
-    "MAX_LINE",
-    "PROTOCOL",
-    "BadRequest",
-    "ControlClient",
-    "ControlError",
-    "ControlProtocolError",
-    "ControlServer",
-    "ControlSocketInUse",
-    "NodeNotRunning",
-    "Unsupported",
-    "call",
-    "connect_control",
-    "decode_request",
-    "decode_response",
-    "encode_error",
-    "encode_request",
-    "encode_result",
-    "error_text",
-    "serve_control",
-    "to_json",
-]

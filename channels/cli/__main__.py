@@ -1,0 +1,7 @@
+"""``python -m channels.cli``."""
+
+import sys
+
+from channels.cli import main
+
+sys.exit(main())

@@ -1,0 +1,180 @@
+"""``channels chain`` (a local anvil with the contracts) and ``channels deploy``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from channels.cli.config import DEFAULT_STATE_FILE, UsageError, load_config, load_signer, read_key
+from channels.cli.format import fmt_amount, note, out, print_json, with_progress
+from channels.cli.node_cmd import wait_for_stop_signal
+from channels.control import one_line
+from channels.core.model import address, to_checksum
+from channels.core.signing import LocalSigner
+
+if TYPE_CHECKING:
+    from adjudicator.devchain import AnvilConfig, DevChain
+
+
+@asynccontextmanager
+async def _anvil_on_port(port: int, host: str, cfg: AnvilConfig) -> AsyncIterator[DevChain]:
+    """anvil on a fixed port (``open_anvil`` picks a free one)."""
+    import subprocess
+    import tempfile
+
+    import httpx
+
+    from adjudicator.devchain import DevChain, DevChainError, dev_private_keys, find_anvil
+
+    url = f"http://{host}:{port}"
+    request = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    with tempfile.TemporaryFile() as output:
+        proc = await trio.lowlevel.open_process(
+            [str(find_anvil()), *cfg.args(port, host)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            chain_id = None
+            async with httpx.AsyncClient(timeout=1.0) as client:
+                with trio.move_on_after(15):
+                    while proc.poll() is None and chain_id is None:
+                        try:
+                            body = (await client.post(url, json=request)).json()
+                            chain_id = int(body["result"], 16)
+                        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                            await trio.sleep(0.05)
+            if chain_id is None:
+                output.seek(0)
+                tail = one_line(output.read()[-300:].decode(errors="replace"))
+                raise DevChainError(f"anvil did not start on {url}: {tail or 'no answer'}")
+            yield DevChain(url, port, chain_id, dev_private_keys(cfg.accounts), proc.pid)
+        finally:
+            with trio.CancelScope(shield=True):
+                if proc.returncode is None:
+                    proc.terminate()
+                    with trio.move_on_after(5):
+                        await proc.wait()
+                    if proc.returncode is None:
+                        proc.kill()
+                        await proc.wait()
+
+
+def _write_json_file(path: Path, value: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _deployment_info(url: str, dep: Any, accounts: Sequence[str], mint: int) -> dict[str, Any]:
+    return {
+        "rpc_url": url,
+        "chain_id": dep.chain_id,
+        "adjudicator": to_checksum(dep.adjudicator),
+        "token": to_checksum(dep.token) if dep.token is not None else None,
+        "token_decimals": dep.token_decimals,
+        "minted_per_account": mint,
+        "accounts": list(accounts),
+    }
+
+
+def _print_deployment(info: Mapping[str, Any], dev_keys: bool) -> None:
+    out(f"rpc url      {info['rpc_url']}")
+    out(f"chain id     {info['chain_id']}")
+    out(f"adjudicator  {info['adjudicator']}")
+    out(f"test token   {info['token']} ({info['token_decimals']} decimals)")
+    out(f"minted       {fmt_amount(info['minted_per_account'])} units to each account below")
+    if dev_keys:
+        out("dev accounts (their keys are anvil's well-known dev keys, from the public mnemonic")
+        out("'test test ... junk': never send real funds to them):")
+    else:
+        out("funded accounts:")
+    for i, account in enumerate(info["accounts"]):
+        out(f"  {i:>2}  {account}" + ("  (deployer)" if i == 0 and dev_keys else ""))
+
+
+async def run_chain(args: argparse.Namespace) -> int:
+    from adjudicator.deploy import deploy_dev_setup
+    from adjudicator.devchain import AnvilConfig, open_anvil
+    from adjudicator.rpc import open_rpc
+
+    mint: int = args.mint
+    if args.rpc_url is not None:
+        signer = _key_from_args(args)
+        async with open_rpc(args.rpc_url) as rpc:
+            dep = await with_progress(
+                "deploying the adjudicator and a test token",
+                deploy_dev_setup(rpc, signer.secret, fund=[signer.address], amount=mint),
+            )
+        info = _deployment_info(args.rpc_url, dep, [to_checksum(signer.address)], mint)
+        _print_deployment(info, dev_keys=False)
+        if args.state_file is not None:
+            _write_json_file(Path(args.state_file), info)
+        return 0
+    state_file = Path(args.state_file or DEFAULT_STATE_FILE)
+    # Interval mining by default: chain time then moves on its own as on a real chain, so
+    # challenge periods and expiries pass without anyone sending transactions.
+    anvil_cfg = AnvilConfig(block_time=args.block_time or None)
+    chain_cm = (
+        open_anvil(anvil_cfg, host=args.host)
+        if args.port is None
+        else _anvil_on_port(args.port, args.host, anvil_cfg)
+    )
+    async with chain_cm as chain:
+        accounts = [bytes(address(a)) for a in chain.accounts]
+        async with open_rpc(chain.url) as rpc:
+            dep = await deploy_dev_setup(rpc, chain.private_keys[0], fund=accounts, amount=mint)
+        info = _deployment_info(chain.url, dep, [to_checksum(a) for a in accounts], mint)
+        info["anvil_pid"] = chain.pid
+        _print_deployment(info, dev_keys=True)
+        _write_json_file(state_file, info)
+        out(f"state file   {state_file}")
+        out("the chain runs until Ctrl-C")
+        try:
+            await wait_for_stop_signal()
+        finally:
+            state_file.unlink(missing_ok=True)
+    note("chain stopped")
+    return 0
+
+
+def _key_from_args(args: argparse.Namespace) -> LocalSigner:
+    key_file = getattr(args, "key_file", None)
+    key_env = getattr(args, "key_env", None)
+    if key_file is not None or key_env is not None:
+        return read_key(Path(key_file) if key_file else None, key_env)
+    cfg_path = getattr(args, "config", None)
+    if cfg_path:
+        return load_signer(load_config(cfg_path))
+    raise UsageError("give --key-env VAR or --key-file FILE (or --config with a key)")
+
+
+async def run_deploy(args: argparse.Namespace) -> int:
+    from adjudicator.deploy import deploy_adjudicator
+    from adjudicator.rpc import open_rpc
+
+    url: str | None = args.rpc_url
+    if url is None and args.config:
+        url = load_config(args.config).rpc_url
+    if url is None:
+        raise UsageError("give --rpc-url URL (or --config with [chain] rpc_url)")
+    signer = _key_from_args(args)
+    async with open_rpc(url) as rpc:
+        chain_id = await rpc.chain_id()
+        addr = await with_progress(
+            f"deploying the adjudicator to chain {chain_id} from {to_checksum(signer.address)}",
+            deploy_adjudicator(rpc, signer.secret),
+        )
+    if args.json:
+        print_json({"adjudicator": to_checksum(addr), "chain_id": chain_id})
+    else:
+        out(to_checksum(addr))
+    return 0

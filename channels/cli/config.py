@@ -1,0 +1,400 @@
+"""The desk's config file, key sources and the parsers of command-line values."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from channels.core.errors import ChannelError
+from channels.core.model import address, to_checksum
+from channels.core.signing import LocalSigner
+
+if TYPE_CHECKING:
+    from channels.node import NodeSettings
+
+log = logging.getLogger("channels.desk")
+
+PRICE_DECIMALS = 8
+QUANTITY_DECIMALS = 18
+DEFAULT_STATE_FILE = "channels-chain.json"
+DEBUG_ENV = "CHANNELS_DEBUG"
+CONFIG_ENV = "CHANNELS_CONFIG"
+
+
+# Errors ----------------------------------------------------------------------------------------
+class ConfigError(Exception):
+    """The config file (or a key source it names) is missing, unreadable or wrong."""
+
+
+class UsageError(Exception):
+    """The command line is wrong (exit code 2)."""
+
+
+class KeyOnCommandLine(UsageError):
+    """A private key was given as a command-line argument: refused."""
+
+
+KEY_REFUSAL = (
+    "refusing a private key on the command line (it would leak into shell history and the "
+    "process list); put it in a file (key_file / --key-file) or an environment variable "
+    "(key_env / --key-env)"
+)
+_HEX_KEY = re.compile(r"(0[xX])?[0-9a-fA-F]{64}")
+
+
+def looks_like_key(text: str) -> bool:
+    return _HEX_KEY.fullmatch(text.strip()) is not None
+
+
+# Config ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    name: str
+    address: bytes
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    store: Path
+    control: Path
+    key_file: Path | None = None
+    key_env: str | None = None
+    listen_host: str = "127.0.0.1"
+    listen_port: int | None = None
+    log_level: str = "info"
+    update_timeout: float | None = None
+    open_timeout: float | None = None
+    rpc_url: str | None = None
+    adjudicator: bytes | None = None
+    confirmations: int = 1
+    poll_interval: float = 1.0
+    asset: bytes | None = None
+    oracle: bytes | None = None
+    challenge_period: int = 3600
+    peers: dict[str, PeerConfig] = field(default_factory=dict)
+
+    def require_chain(self) -> tuple[str, bytes]:
+        if self.rpc_url is None:
+            raise ConfigError(
+                f"{self.path}: [chain] rpc_url is not set, and this command needs a chain "
+                "(start a local one with `channels chain`)"
+            )
+        if self.adjudicator is None:
+            raise ConfigError(
+                f"{self.path}: [chain] adjudicator is not set (deploy one with `channels deploy` "
+                "or `channels chain`)"
+            )
+        return self.rpc_url, self.adjudicator
+
+    def peer_name(self, addr: str) -> str | None:
+        for peer in self.peers.values():
+            if to_checksum(peer.address).lower() == addr.lower():
+                return peer.name
+        return None
+
+    def node_settings(self) -> NodeSettings:
+        from channels.node import NodeSettings
+
+        extra: dict[str, Any] = {}
+        if self.update_timeout is not None:
+            extra["update_timeout"] = self.update_timeout
+        if self.open_timeout is not None:
+            extra["open_timeout"] = self.open_timeout
+        return NodeSettings(
+            confirmations=self.confirmations, chain_poll_interval=self.poll_interval, **extra
+        )
+
+
+_NODE_KEYS = {
+    "key_file",
+    "key_env",
+    "store",
+    "listen_host",
+    "listen_port",
+    "control",
+    "log_level",
+    "update_timeout",
+    "open_timeout",
+}
+_CHAIN_KEYS = {
+    "rpc_url",
+    "adjudicator",
+    "confirmations",
+    "poll_interval",
+    "asset",
+    "oracle",
+    "challenge_period",
+}
+_PEER_KEYS = {"address", "host", "port"}
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _Section:
+    """Typed reads of one TOML table, naming the file and key in every error."""
+
+    def __init__(self, path: Path, name: str, table: object, known: set[str]) -> None:
+        self.path = path
+        self.name = name
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        self.table: dict[str, Any] = table
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"{path}: [{name}] has unknown key(s): {', '.join(unknown)}")
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        raise ConfigError(f"{self.path}: [{self.name}] {key}: {message}")
+
+    def get_str(self, key: str) -> str | None:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            self.fail(key, "must be a non-empty string")
+        return value
+
+    def get_int(self, key: str, low: int, high: int) -> int | None:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if type(value) is not int or not low <= value <= high:
+            self.fail(key, f"must be an integer from {low} to {high}")
+        return value
+
+    def get_float(self, key: str) -> float | None:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if type(value) not in (int, float) or value <= 0:
+            self.fail(key, "must be a positive number")
+        return float(value)
+
+    def get_path(self, key: str) -> Path | None:
+        text = self.get_str(key)
+        if text is None:
+            return None
+        return (self.path.parent / Path(text).expanduser()).resolve()
+
+    def get_address(self, key: str) -> bytes | None:
+        text = self.get_str(key)
+        if text is None:
+            return None
+        try:
+            return bytes(address(text))
+        except ChannelError as exc:
+            self.fail(key, str(exc))
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check a desk config. The key itself is read later (:func:`load_signer`)."""
+    cfg_path = Path(path).expanduser()
+    try:
+        with cfg_path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {cfg_path} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from None
+    cfg_path = cfg_path.resolve()
+    unknown = sorted(set(doc) - {"node", "chain", "peers"})
+    if unknown:
+        raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
+    node_table = doc.get("node", {})
+    if isinstance(node_table, dict):
+        for refused in ("key", "private_key", "secret", "secret_key"):
+            if refused in node_table:
+                raise ConfigError(
+                    f"{cfg_path}: [node] {refused}: a private key must not be written in the "
+                    "config; use key_file (a file of mode 0600) or key_env"
+                )
+    node = _Section(cfg_path, "node", node_table, _NODE_KEYS)
+    chain = _Section(cfg_path, "chain", doc.get("chain", {}), _CHAIN_KEYS)
+    store = node.get_path("store")
+    if store is None:
+        raise ConfigError(f"{cfg_path}: [node] store is required (the SQLite file of the desk)")
+    control = node.get_path("control") or store.with_name(store.name + ".sock")
+    key_file = node.get_path("key_file")
+    key_env = node.get_str("key_env")
+    if key_file is not None and key_env is not None:
+        raise ConfigError(f"{cfg_path}: [node] give key_file or key_env, not both")
+    if key_env is not None and looks_like_key(key_env):
+        node.fail("key_env", "takes the NAME of an environment variable, not a key")
+    log_level = (node.get_str("log_level") or "info").lower()
+    if log_level not in _LOG_LEVELS:
+        node.fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
+    peers: dict[str, PeerConfig] = {}
+    peers_table = doc.get("peers", {})
+    if not isinstance(peers_table, dict):
+        raise ConfigError(f"{cfg_path}: [peers] must be a table of [peers.<name>] tables")
+    for name, table in peers_table.items():
+        peer = _Section(cfg_path, f"peers.{name}", table, _PEER_KEYS)
+        addr, host, port = (
+            peer.get_address("address"),
+            peer.get_str("host"),
+            peer.get_int("port", 1, 65535),
+        )
+        if addr is None or host is None or port is None:
+            peer.fail("address/host/port", "a peer needs all three")
+        peers[name] = PeerConfig(name, addr, host, port)
+    rpc_url = chain.get_str("rpc_url")
+    if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
+        chain.fail("rpc_url", "must be an http:// or https:// URL")
+    return Config(
+        path=cfg_path,
+        store=store,
+        control=control,
+        key_file=key_file,
+        key_env=key_env,
+        listen_host=node.get_str("listen_host") or "127.0.0.1",
+        listen_port=node.get_int("listen_port", 0, 65535),
+        log_level=log_level,
+        update_timeout=node.get_float("update_timeout"),
+        open_timeout=node.get_float("open_timeout"),
+        rpc_url=rpc_url,
+        adjudicator=chain.get_address("adjudicator"),
+        confirmations=chain.get_int("confirmations", 1, 1000) or 1,
+        poll_interval=chain.get_float("poll_interval") or 1.0,
+        asset=chain.get_address("asset"),
+        oracle=chain.get_address("oracle"),
+        challenge_period=chain.get_int("challenge_period", 1, 2**64 - 1) or 3600,
+        peers=peers,
+    )
+
+
+def read_key(
+    key_file: Path | None, key_env: str | None, env: Mapping[str, str] | None = None
+) -> LocalSigner:
+    """The signer from a key file or an environment variable (hex, optional 0x)."""
+    env = os.environ if env is None else env
+    if key_file is not None:
+        try:
+            mode = key_file.stat().st_mode
+            text = key_file.read_text().strip()
+        except FileNotFoundError:
+            raise ConfigError(f"key file {key_file} not found") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read key file {key_file}: {exc.strerror}") from None
+        if stat.S_IMODE(mode) & 0o077:
+            log.warning("key file %s is readable by other users; chmod 600 it", key_file)
+        source = f"key file {key_file}"
+    elif key_env is not None:
+        value = env.get(key_env)
+        if not value:
+            raise ConfigError(f"environment variable {key_env} (the private key) is not set")
+        text = value.strip()
+        source = f"environment variable {key_env}"
+    else:
+        raise ConfigError("no key: set [node] key_file or key_env")
+    try:
+        return LocalSigner.from_hex(text)
+    except ChannelError as exc:  # the message never contains the key
+        raise ConfigError(f"{source}: not a valid private key ({exc})") from None
+
+
+def load_signer(cfg: Config, env: Mapping[str, str] | None = None) -> LocalSigner:
+    if cfg.key_file is None and cfg.key_env is None:
+        raise ConfigError(f"{cfg.path}: [node] needs key_file or key_env")
+    return read_key(cfg.key_file, cfg.key_env, env)
+
+
+# Parsing values --------------------------------------------------------------------------------
+def parse_amount(text: str) -> int:
+    """A non-negative integer in the asset's smallest unit; underscores may group digits."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def parse_fixed(text: str, decimals: int) -> int:
+    """A decimal number scaled by 10**decimals, exactly (``3000.5`` -> 300050000000 for 8)."""
+    try:
+        value = Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number: {text!r}")
+    scaled = value.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise argparse.ArgumentTypeError(f"{text!r} has more than {decimals} decimals")
+    return int(scaled)
+
+
+def parse_price(text: str) -> int:
+    return parse_fixed(text, PRICE_DECIMALS)
+
+
+def parse_quantity(text: str) -> int:
+    return parse_fixed(text, QUANTITY_DECIMALS)
+
+
+_DURATION = re.compile(r"(\d+)([smhdw]?)")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``3600``, ``90m``, ``7d``, ``1d12h``."""
+    pos, total = 0, 0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _UNIT[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise argparse.ArgumentTypeError(f"not a duration (e.g. 3600, 90m, 7d, 1d12h): {text!r}")
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    absolute: int | None = None
+    relative: int | None = None
+
+
+def parse_expiry(text: str) -> Expiry:
+    """``+7d`` (from the node's chain time), a unix time, or an ISO time (UTC unless given)."""
+    if text.startswith("+"):
+        return Expiry(relative=parse_duration(text[1:]))
+    if text.isdigit():
+        return Expiry(absolute=int(text))
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an expiry (+7d, a unix time, or 2025-06-27T08:00Z): {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return Expiry(absolute=int(when.timestamp()))
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"not host:port: {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _require_config(args: argparse.Namespace) -> Config:
+    path = getattr(args, "config", None)
+    if not path:
+        raise UsageError(f"give --config desk.toml (or set {CONFIG_ENV})")
+    return load_config(path)

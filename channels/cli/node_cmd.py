@@ -1,0 +1,177 @@
+"""``channels node``: serve a desk (node, control socket, event log) until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import trio
+
+from channels.cli.config import Config, _require_config, load_signer
+from channels.control import one_line
+from channels.core.errors import ChannelError
+from channels.core.model import to_checksum
+from channels.core.signing import LocalSigner
+
+if TYPE_CHECKING:
+    from channels.events import Event
+    from channels.node import Node
+
+log = logging.getLogger("channels.desk")
+
+
+# Logging of a running node ---------------------------------------------------------------------
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    if level != "debug":  # one line per JSON-RPC request drowns the desk's own log
+        for noisy in ("httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def event_line(node: Node, event: Event) -> tuple[int, str]:
+    """(log level, message) for a node event; channel events start ``[ch=0x.. v=N]``."""
+    from channels.events import (
+        Alarm,
+        ChainEventSeen,
+        FinalityChanged,
+        PeerConnected,
+        PeerLost,
+        PhaseChangedEvent,
+        StateUpdated,
+        UpdateRefusedEvent,
+    )
+
+    prefix = ""
+    our_index = 0
+    if event.channel_id is not None:
+        version: object = "?"
+        try:
+            channel = node.channel(event.channel_id)
+            version, our_index = channel.version, channel.our_index
+        except ChannelError:
+            pass
+        if isinstance(event, StateUpdated):
+            version = event.state.version
+        elif isinstance(event, FinalityChanged):
+            version = event.version
+        prefix = f"[ch=0x{event.channel_id.hex()[:8]} v={version}] "
+    if isinstance(event, StateUpdated):
+        s = event.state
+        return logging.INFO, (
+            f"{prefix}state by={'us' if event.ours else 'peer'} "
+            f"ours={s.balances[our_index]} theirs={s.balances[1 - our_index]} "
+            f"locked={s.locked} positions={s.position_count}" + (" final" if s.is_final else "")
+        )
+    if isinstance(event, PhaseChangedEvent):
+        return logging.INFO, f"{prefix}phase={event.phase.value}"
+    if isinstance(event, UpdateRefusedEvent):
+        return logging.WARNING, f"{prefix}refused rule={event.rule} reason={one_line(event.reason)}"
+    if isinstance(event, FinalityChanged):
+        return logging.INFO, f"{prefix}finality={event.finality.value.replace(' ', '-')}"
+    if isinstance(event, ChainEventSeen):
+        return logging.INFO, f"{prefix}chain event={event.name} block={event.block_number}"
+    if isinstance(event, Alarm):
+        return logging.WARNING, f"{prefix}ALARM kind={event.kind} detail={one_line(event.detail)}"
+    if isinstance(event, PeerConnected):
+        return logging.INFO, f"peer={to_checksum(event.peer)} connected"
+    if isinstance(event, PeerLost):
+        return logging.INFO, f"peer={to_checksum(event.peer)} lost"
+    return logging.INFO, f"{prefix}event={type(event).__name__}"
+
+
+async def log_events(
+    node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    from channels.events import ChainEventSeen
+
+    seen: dict[tuple[object, ...], None] = {}
+    async with node.events() as stream:
+        task_status.started()
+        async for event in stream:
+            if isinstance(event, ChainEventSeen):
+                # The watcher rescans its reorg window, so it may report a log more than once.
+                key = (event.channel_id, event.name, event.block_number, repr(event.args))
+                if key in seen:
+                    continue
+                seen[key] = None
+                if len(seen) > 4096:
+                    del seen[next(iter(seen))]
+            level, message = event_line(node, event)
+            log.log(level, "%s", message)
+
+
+# Commands: chain, deploy, node -----------------------------------------------------------------
+async def wait_for_stop_signal() -> int:
+    """Until SIGINT or SIGTERM; returns the signal number."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            return int(signum)
+    return 0  # pragma: no cover - the receiver never ends by itself
+
+
+async def serve_desk(
+    cfg: Config,
+    signer: LocalSigner,
+    *,
+    task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the desk's node, its control socket and its event log until cancelled."""
+    from channels.control import serve_control
+    from channels.node import open_node
+
+    rpc_url, adjudicator = cfg.require_chain()
+    listen = None if cfg.listen_port is None else (cfg.listen_host, cfg.listen_port)
+    async with open_node(
+        signer=signer,
+        store=cfg.store,
+        chain=rpc_url,
+        adjudicator=adjudicator,
+        listen=listen,
+        settings=cfg.node_settings(),
+    ) as node:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(log_events, node)
+            await nursery.start(serve_control, node, cfg.control)
+            log.info(
+                "node %s chain_id=%d adjudicator=%s listen=%s control=%s channels=%d",
+                to_checksum(node.address),
+                node.chain_id,
+                to_checksum(adjudicator),
+                "-" if node.listen_port is None else f"{cfg.listen_host}:{node.listen_port}",
+                cfg.control,
+                len(node.channels),
+            )
+            for channel in node.channels:
+                log.info(
+                    "[ch=0x%s v=%d] restored phase=%s ours=%d theirs=%d positions=%d",
+                    channel.id.hex()[:8],
+                    channel.version,
+                    channel.phase.value,
+                    channel.our_balance,
+                    channel.their_balance,
+                    len(channel.positions),
+                )
+            task_status.started(node)
+            await trio.sleep_forever()
+
+
+async def run_node(args: argparse.Namespace) -> int:
+    cfg = _require_config(args)
+    setup_logging(args.log_level or cfg.log_level)
+    signer = load_signer(cfg)
+    cfg.require_chain()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_desk, cfg, signer)
+        signum = await wait_for_stop_signal()
+        log.info("stopping (%s)", signal.Signals(signum).name)
+        nursery.cancel_scope.cancel()
+    log.info("stopped")
+    return 0

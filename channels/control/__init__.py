@@ -1,0 +1,104 @@
+"""The local control protocol: one-shot ``channels`` commands drive a running ``channels node``.
+
+Transport: a Unix domain socket (mode 0600, so only the desk's own user can reach it) whose path is
+in the node's config (by default next to the store: ``<store>.sock``). The node serves it from a
+trio task in its own nursery (:func:`serve_control`).
+
+Framing: JSON lines, UTF-8, at most :data:`MAX_LINE` bytes each. A client sends one request per
+line and reads one response line per request, in order, on the same connection::
+
+    {"cmd": "pay", "channel": "0x1f2e...", "amount": 1000}
+    {"ok": true, "result": {"version": 7, "balances": [1024000, 976000], "locked": 0}}
+    {"ok": false, "error": "UpdateRefusedError: InsufficientFunds: ..."}
+
+Values: amounts, prices, quantities and times are JSON integers (Python's ``json`` keeps them
+exact, however large); bytes (addresses, channel ids, hashes) are ``0x``-prefixed hex strings.
+A ``channel`` may be given as any unique prefix of its id, as ``channels status`` shows it.
+
+Errors are ``"<ErrorClass>: message"``, the class being the one the node raised (a rule violation
+keeps the rule's name), so a script can match on the part before the first colon. Fields that a
+command does not know are refused (``BadRequest``), so a typo never becomes a silent default.
+
+Commands (fields in brackets are optional):
+
+============== ==================================================================================
+``ping``       the node's address, chain id, adjudicator, listen port and chain time
+``status``     a list of channels: id, peer, phase, version, balances, positions, finality,
+               dispute deadline, next expiry
+``chain_view`` ``channel``: the adjudicator's record of a channel and the node's chain time
+``open``       ``peer_host, peer_port, peer_address, asset, deposit, peer_deposit, oracle``
+               ``[challenge_period, asset_decimals]``: returns the channel's status row
+``pay``        ``channel, amount``
+``write_option`` / ``buy_option``
+               ``channel, kind, underlying, strike, quantity, premium, collateral`` and
+               ``expiry`` (unix time) or ``expiry_in`` (seconds from the node's chain time)
+``unwind``     ``channel, position, holder_share``
+``settle``     ``channel, position, price, signature``: settle an expired position off chain with
+               the oracle's signature over (underlying, expiry, price)
+``top_up``     ``channel, amount``
+``close``      ``channel``: agree a final state and conclude it on chain
+``dispute``    ``channel [wait]``: force close: register our latest state, then (unless
+               ``wait`` is false) wait until the watcher concluded it after the challenge period
+``withdraw``   ``channel, amount [recipient]``: partial withdrawal while the channel stays open;
+               or ``asset [recipient]`` without ``channel``: pull what failed payouts credited us
+``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)
+============== ==================================================================================
+"""
+
+from __future__ import annotations
+
+from channels.control.client import ControlClient, call, connect_control
+from channels.control.codec import (
+    EXPORT_FORMAT,
+    MAX_LINE,
+    PROTOCOL,
+    decode_request,
+    decode_response,
+    encode_error,
+    encode_request,
+    encode_result,
+    to_json,
+)
+from channels.control.codec import MAX_SOCKET_PATH as MAX_SOCKET_PATH
+from channels.control.codec import LineStream as LineStream
+from channels.control.codec import hex_bytes as hex_bytes
+from channels.control.errors import (
+    BadRequest,
+    ControlError,
+    ControlProtocolError,
+    ControlSocketInUse,
+    NodeNotRunning,
+    Unsupported,
+    error_text,
+)
+from channels.control.errors import one_line as one_line
+from channels.control.fields import Fields as Fields
+from channels.control.fields import Handler as Handler
+from channels.control.server import ControlServer, serve_control
+from channels.control.server import check_socket_path as check_socket_path
+from channels.control.views import position_json as position_json
+from channels.control.views import state_json as state_json
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "MAX_LINE",
+    "PROTOCOL",
+    "BadRequest",
+    "ControlClient",
+    "ControlError",
+    "ControlProtocolError",
+    "ControlServer",
+    "ControlSocketInUse",
+    "NodeNotRunning",
+    "Unsupported",
+    "call",
+    "connect_control",
+    "decode_request",
+    "decode_response",
+    "encode_error",
+    "encode_request",
+    "encode_result",
+    "error_text",
+    "serve_control",
+    "to_json",
+]

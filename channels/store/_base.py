@@ -1,0 +1,113 @@
+"""What every part of :class:`Store` shares: its state and the internals that read the book."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from channels.core import wire
+from channels.core.errors import ChannelError, CorruptStore, StoreError, UnknownChannel
+from channels.core.model import ChannelId, Position
+from channels.core.positions import BookSnapshot, PositionBook
+from channels.store._helpers import _decoded, _pid
+from channels.store.ops import StoreStats
+
+
+@dataclass(slots=True)
+class _Live:
+    """What appending to a channel needs, cached between transactions."""
+
+    head_version: int | None
+    head_link: bytes
+    high_water: int
+    book: PositionBook
+    slot_of: dict[int, int]
+
+
+class _StoreBase:
+    """The state of a :class:`Store` and the internals its parts share."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        identity: bytes,
+        chain_id: int,
+        adjudicator: bytes,
+        clock: Callable[[], float],
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self.identity = identity
+        self.chain_id = chain_id
+        self.adjudicator = adjudicator
+        self._clock = clock
+        self._live_cache: dict[bytes, _Live] = {}
+        self._touched: set[bytes] = set()
+        self._closed = False
+        self.stats = StoreStats()
+        #: False when the previous run did not close the store (it crashed or was killed): the
+        #: node may be behind its peer and must not register anything before it has heard from
+        #: the peer or the chain (THREATS.md 4.4 step 5). True for a new store.
+        self.previous_clean_shutdown = True
+        self.created = False
+
+    # internals ---------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def _forget(self, channel_ids: set[bytes]) -> None:
+        """Drop cached channel data that a rollback made stale (reloaded on next use)."""
+        for cid in channel_ids:
+            self._live_cache.pop(cid, None)
+
+    def _live(self, channel_id: ChannelId) -> _Live:
+        live = self._live_cache.get(channel_id)
+        if live is not None:
+            return live
+        row = self._conn.execute(
+            "SELECT head_version, head_link, high_water FROM channels WHERE channel_id = ?",
+            (channel_id,),
+        ).fetchone()
+        if row is None:
+            raise UnknownChannel(f"no stored channel 0x{bytes(channel_id).hex()}")
+        book, slot_of = self._book_from_rows(channel_id, int(row[2]))
+        live = _Live(
+            head_version=None if row[0] is None else int(row[0]),
+            head_link=bytes(row[1]),
+            high_water=int(row[2]),
+            book=book,
+            slot_of=slot_of,
+        )
+        self._live_cache[channel_id] = live
+        return live
+
+    def _book_from_rows(
+        self, channel_id: ChannelId, high_water: int
+    ) -> tuple[PositionBook, dict[int, int]]:
+        slots: list[tuple[int, Position]] = []
+        for slot, pid, blob in self._conn.execute(
+            "SELECT slot, position_id, position FROM book_positions WHERE channel_id = ? "
+            "ORDER BY slot",
+            (channel_id,),
+        ):
+            snap = _decoded(f"the position in slot {slot}", wire.decode_book, blob)
+            if len(snap.slots) != 1 or snap.slots[0][0] != slot:
+                raise CorruptStore(f"channel 0x{channel_id.hex()[:16]}: slot {slot} is damaged")
+            position = snap.slots[0][1]
+            if _pid(position) != bytes(pid):
+                raise CorruptStore(f"channel 0x{channel_id.hex()[:16]}: slot {slot} is damaged")
+            slots.append((slot, position))
+        try:
+            book = PositionBook.from_snapshot(BookSnapshot(high_water, tuple(slots)))
+        except ChannelError as exc:
+            raise CorruptStore(
+                f"channel 0x{channel_id.hex()[:16]}: the stored book is invalid: {exc}"
+            ) from exc
+        return book, {p.id: s for s, p in slots}

@@ -1,0 +1,310 @@
+"""The store's operations, applied inside a transaction (see :meth:`Store.apply_groups`)."""
+
+from __future__ import annotations
+
+from channels.core import eip712, wire
+from channels.core.errors import (
+    ChannelError,
+    Equivocation,
+    ForeignStore,
+    StaleVersion,
+    StoreError,
+    UnknownChannel,
+)
+from channels.core.hashing import keccak256
+from channels.core.machine import PersistSignature, PersistState, Phase, PhaseChanged, SignedUpdate
+from channels.core.model import ChannelId, Position
+from channels.core.options import OpenOption, Settle, Unwind
+from channels.core.positions import BookSnapshot, PositionBook
+from channels.store._base import _Live, _StoreBase
+from channels.store._helpers import _INT64_MAX, _addr, _check_version, _pid, _position_blob
+from channels.store.history import chain_link
+from channels.store.ops import (
+    AddChannel,
+    AddIntent,
+    AppendState,
+    DeleteIntent,
+    IntentStatus,
+    Op,
+    SetCursor,
+    UpdateIntent,
+)
+from channels.store.schema import ZERO_LINK
+
+
+class _Transactions(_StoreBase):
+    """The :class:`Store` methods that apply one operation inside the open transaction."""
+
+    # operations (inside a transaction) ----------------------------------------------------------
+    def _apply_op(self, op: Op) -> int | None:
+        if isinstance(op, PersistState):
+            self._append(op.channel_id, op.update, op.book)
+        elif isinstance(op, AppendState):
+            self._append(op.channel_id, op.update, op.book)
+        elif isinstance(op, PersistSignature):
+            self._record_signature(op.channel_id, op.version, op.state_hash)
+        elif isinstance(op, PhaseChanged):
+            self._set_phase(op.channel_id, op.phase)
+        elif isinstance(op, AddChannel):
+            self._add_channel(op)
+        elif isinstance(op, AddIntent):
+            return self._add_intent(op)
+        elif isinstance(op, UpdateIntent):
+            self._update_intent(op)
+        elif isinstance(op, DeleteIntent):
+            cur = self._conn.execute("DELETE FROM chain_intents WHERE id = ?", (op.intent_id,))
+            if cur.rowcount != 1:
+                raise StoreError(f"no chain intent with id {op.intent_id}")
+        elif isinstance(op, SetCursor):
+            self._set_cursor(op)
+        else:
+            raise StoreError(f"unknown store operation {type(op).__name__}")
+        return None
+
+    def _add_channel(self, op: AddChannel) -> None:
+        params = op.params
+        if params.chain_id != self.chain_id or params.adjudicator != self.adjudicator:
+            raise ForeignStore(
+                f"channel 0x{params.channel_id.hex()} is for chain {params.chain_id} / "
+                f"{_addr(params.adjudicator)}; this store is bound to chain {self.chain_id} / "
+                f"{_addr(self.adjudicator)}"
+            )
+        if op.our_index not in (0, 1) or params.participants[op.our_index] != self.identity:
+            raise ForeignStore(
+                f"channel 0x{params.channel_id.hex()} does not name this store's identity "
+                f"{_addr(self.identity)} as participant {op.our_index}"
+            )
+        for amount in op.deposits:
+            if type(amount) is not int or amount < 0:
+                raise StoreError("deposits must be non-negative ints")
+        blob = wire.encode_params(params)
+        existing = self._conn.execute(
+            "SELECT params, our_index, deposit0, deposit1 FROM channels WHERE channel_id = ?",
+            (params.channel_id,),
+        ).fetchone()
+        if existing is not None:
+            same = (bytes(existing[0]), existing[1], existing[2], existing[3])
+            if same == (blob, op.our_index, str(op.deposits[0]), str(op.deposits[1])):
+                return  # the same channel again (a retried call)
+            raise StoreError(f"channel 0x{params.channel_id.hex()} is already stored differently")
+        host, port = op.endpoint if op.endpoint is not None else (None, None)
+        now = self._now()
+        self._conn.execute(
+            "INSERT INTO channels (channel_id, params, our_index, deposit0, deposit1, phase, "
+            "endpoint_host, endpoint_port, head_version, head_link, high_water, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0, ?, ?)",
+            (
+                params.channel_id,
+                blob,
+                op.our_index,
+                str(op.deposits[0]),
+                str(op.deposits[1]),
+                op.phase.value,
+                host,
+                port,
+                ZERO_LINK,
+                now,
+                now,
+            ),
+        )
+
+    def _record_signature(self, channel_id: ChannelId, version: int, state_hash: bytes) -> None:
+        if type(state_hash) is not bytes or len(state_hash) != 32:
+            raise StoreError("a state hash is 32 bytes")
+        _check_version(version)
+        self._live(channel_id)  # the channel must exist
+        self._claim_version(channel_id, version, state_hash)
+
+    def _claim_version(self, channel_id: ChannelId, version: int, state_hash: bytes) -> None:
+        row = self._conn.execute(
+            "SELECT state_hash FROM signed_versions WHERE channel_id = ? AND version = ?",
+            (channel_id, version),
+        ).fetchone()
+        if row is not None:
+            if bytes(row[0]) == state_hash:
+                return
+            raise Equivocation(
+                f"channel 0x{channel_id.hex()[:16]}: version {version} was already signed as "
+                f"0x{bytes(row[0]).hex()}, refusing 0x{state_hash.hex()}"
+            )
+        self._conn.execute(
+            "INSERT INTO signed_versions (channel_id, version, state_hash, signed_at) "
+            "VALUES (?, ?, ?, ?)",
+            (channel_id, version, state_hash, self._now()),
+        )
+
+    def _append(
+        self, channel_id: ChannelId, update: SignedUpdate, book: BookSnapshot | None
+    ) -> None:
+        signed = update.signed
+        state = signed.state
+        if state.channel_id != channel_id:
+            raise StoreError("the update belongs to another channel")
+        version = int(state.version)
+        _check_version(version)
+        if not signed.fully_signed:
+            raise StoreError(f"version {version} is not fully signed; only such states are stored")
+        live = self._live(channel_id)
+        state_hash = eip712.state_struct_hash(state)
+        if live.head_version is not None and version <= live.head_version:
+            row = self._conn.execute(
+                "SELECT state_hash FROM states WHERE channel_id = ? AND version = ?",
+                (channel_id, version),
+            ).fetchone()
+            if row is not None and bytes(row[0]) == state_hash:
+                return  # already stored (a retried call)
+            if row is not None:
+                raise Equivocation(
+                    f"channel 0x{channel_id.hex()[:16]}: another state of version {version} is "
+                    "already stored"
+                )
+            raise StaleVersion(
+                f"version {version} is older than the stored latest version {live.head_version}"
+            )
+        self._claim_version(channel_id, version, state_hash)
+        blob = wire.encode_update(update)
+        self._touched.add(channel_id)
+        changes = self._change_book(live, update, book)
+        if (live.book.root, len(live.book), live.book.locked) != (
+            state.positions_root,
+            state.position_count,
+            state.locked,
+        ):
+            how = "the snapshot given" if book is not None else "the update's trades"
+            raise StoreError(
+                f"channel 0x{channel_id.hex()[:16]} v{version}: the book from {how} does not "
+                "match the state's positions commitment (for a state adopted from the peer, "
+                "pass its book snapshot)"
+            )
+        conn = self._conn
+        if changes is None:
+            conn.execute("DELETE FROM book_positions WHERE channel_id = ?", (channel_id,))
+            assert book is not None
+            rows = [(channel_id, s, _pid(p), _position_blob(s, p)) for s, p in book.slots]
+            conn.executemany("INSERT INTO book_positions VALUES (?, ?, ?, ?)", rows)
+        else:
+            for slot, position in changes.items():
+                if position is None:
+                    conn.execute(
+                        "DELETE FROM book_positions WHERE channel_id = ? AND slot = ?",
+                        (channel_id, slot),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO book_positions VALUES (?, ?, ?, ?)",
+                        (channel_id, slot, _pid(position), _position_blob(slot, position)),
+                    )
+        link = chain_link(live.head_link, state_hash, version)
+        now = self._now()
+        conn.execute(
+            "INSERT INTO states (channel_id, version, state_hash, update_blob, blob_hash, "
+            "prev_link, link, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (channel_id, version, state_hash, blob, keccak256(blob), live.head_link, link, now),
+        )
+        conn.execute(
+            "UPDATE channels SET head_version = ?, head_link = ?, high_water = ?, updated_at = ? "
+            "WHERE channel_id = ?",
+            (version, link, live.high_water, now, channel_id),
+        )
+        live.head_version = version
+        live.head_link = link
+
+    def _change_book(
+        self, live: _Live, update: SignedUpdate, book: BookSnapshot | None
+    ) -> dict[int, Position | None] | None:
+        """Bring the mirror book to the state after ``update``; return the changed slots (None
+        when the whole book was replaced by ``book``)."""
+        if book is not None:
+            try:
+                live.book = PositionBook.from_snapshot(book)
+            except ChannelError as exc:
+                raise StoreError(f"the book snapshot is invalid: {exc}") from exc
+            live.slot_of = {p.id: s for s, p in book.slots}
+            live.high_water = book.high_water
+            return None
+        changes: dict[int, Position | None] = {}
+        try:
+            for trade in update.trades:
+                if isinstance(trade, OpenOption):
+                    slot = live.book.add(trade.position)
+                    live.slot_of[trade.position.id] = slot
+                    live.high_water = max(live.high_water, slot + 1)
+                    changes[slot] = trade.position
+                elif isinstance(trade, Unwind | Settle):
+                    slot = live.slot_of.pop(trade.position_id)
+                    live.book.remove(trade.position_id)
+                    changes[slot] = None
+        except (ChannelError, KeyError) as exc:
+            raise StoreError(
+                f"the update's trades do not apply to the stored book ({exc!r}); for a state "
+                "adopted from the peer, pass its book snapshot"
+            ) from exc
+        return changes
+
+    def _set_phase(self, channel_id: ChannelId, phase: Phase) -> None:
+        if not isinstance(phase, Phase):
+            raise StoreError("phase must be a Phase")
+        cur = self._conn.execute(
+            "UPDATE channels SET phase = ?, updated_at = ? WHERE channel_id = ?",
+            (phase.value, self._now(), channel_id),
+        )
+        if cur.rowcount != 1:
+            raise UnknownChannel(f"no stored channel 0x{channel_id.hex()}")
+
+    def _add_intent(self, op: AddIntent) -> int:
+        if not isinstance(op.status, IntentStatus):
+            raise StoreError("status must be an IntentStatus")
+        if op.channel_id is not None:
+            self._live(op.channel_id)
+        now = self._now()
+        cur = self._conn.execute(
+            "INSERT INTO chain_intents (channel_id, kind, payload, raw_tx, tx_hash, nonce, "
+            "status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                op.channel_id,
+                op.kind,
+                op.payload,
+                op.raw_tx,
+                op.tx_hash,
+                op.nonce,
+                op.status.value,
+                now,
+                now,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _update_intent(self, op: UpdateIntent) -> None:
+        sets: list[str] = []
+        args: list[object] = []
+        if op.status is not None:
+            if not isinstance(op.status, IntentStatus):
+                raise StoreError("status must be an IntentStatus")
+            sets.append("status = ?")
+            args.append(op.status.value)
+        for name in ("raw_tx", "tx_hash", "nonce"):
+            value = getattr(op, name)
+            if value is not None:
+                sets.append(f"{name} = ?")
+                args.append(value)
+        sets.append("updated_at = ?")
+        args.append(self._now())
+        cur = self._conn.execute(
+            f"UPDATE chain_intents SET {', '.join(sets)} WHERE id = ?", (*args, op.intent_id)
+        )
+        if cur.rowcount != 1:
+            raise StoreError(f"no chain intent with id {op.intent_id}")
+
+    def _set_cursor(self, op: SetCursor) -> None:
+        if type(op.block_number) is not int or not 0 <= op.block_number <= _INT64_MAX:
+            raise StoreError("block_number must be a non-negative int64")
+        if type(op.block_hash) is not bytes:
+            raise StoreError("block_hash must be bytes")
+        self._conn.execute(
+            "INSERT INTO chain_cursor (name, block_number, block_hash, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "block_number = excluded.block_number, block_hash = excluded.block_hash, "
+            "updated_at = excluded.updated_at",
+            (op.name, op.block_number, op.block_hash, self._now()),
+        )
