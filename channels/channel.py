@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from channels.core.errors import IllegalCall, InvalidField
+from channels.core.errors import InvalidField
 from channels.core.machine import ChannelMachine, Phase
 from channels.core.model import (
     Address,
@@ -247,7 +247,3 @@ class Channel:
     def __repr__(self) -> str:
         return f"Channel(0x{self.id.hex()[:12]}…, v{self.version}, {self.phase.value})"
 
-
-def require_phase(machine: ChannelMachine, *phases: Phase) -> None:
-    if machine.phase not in phases:
-        raise IllegalCall(f"the channel is {machine.phase.value}")

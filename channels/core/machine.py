@@ -33,13 +33,11 @@ from channels.core.errors import (
     Equivocation,
     IllegalCall,
     InvalidField,
-    RemoteProtocolError,
     RuleViolation,
     StaleVersion,
     TooManyPending,
     UnexpectedMessage,
     UnknownChannel,
-    VersionGap,
     WrongDomain,
 )
 from channels.core.messages import (
@@ -55,7 +53,6 @@ from channels.core.messages import (
 from channels.core.model import (
     Address,
     ChannelId,
-    Digest,
     Params,
     SignedState,
     State,
@@ -1047,8 +1044,6 @@ __all__ = [
     "Action",
     "ChannelMachine",
     "Config",
-    "Digest",
+    "Input",
     "Phase",
-    "RemoteProtocolError",
-    "VersionGap",
 ]
