@@ -253,7 +253,10 @@ Action = (
     | DataLossRecovered
 )
 
-#: A pre-trade check a bot installs; return a reason to refuse, or None to allow.
+#: A pre-trade check a bot installs: ``policy(base, new, trades)`` returns a reason to refuse, or
+#: None to allow. It is a plain synchronous function of its arguments, called inside one machine
+#: step: it cannot await, so it cannot re-enter the node or wait on anything the node holds (the
+#: node's asynchronous callbacks, the event stream, never run under the node's locks).
 Policy = Callable[[State, State, Sequence[Trade]], str | None]
 
 
