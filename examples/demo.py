@@ -206,7 +206,7 @@ async def run(workdir: Path) -> None:
                         while (await control.call(sock, "ping"))["now"] < expiry:
                             await trio.sleep(0.1)
                 attestation, signature = net.attest("ETH-USD", expiry, 3_250 * PRICE)
-                await control.call(
+                settled = await control.call(
                     b_sock,
                     "settle",
                     channel=cid,
@@ -215,7 +215,13 @@ async def run(workdir: Path) -> None:
                     signature="0x" + signature.hex(),
                 )
                 say("expiry: the oracle signs 3,250; bob's calls settle off chain (500 USD)")
-                status = (await control.call(a_sock, "status"))[0]
+                # Bob (the follower) has the new state once he countersigned it; Alice stores it
+                # when his signature reaches her.
+                with trio.fail_after(10):
+                    while (status := (await control.call(a_sock, "status"))[0])[
+                        "version"
+                    ] < settled["version"]:
+                        await trio.sleep(0.05)
                 honest = status
                 say(f"latest state: version {status['version']}")
             # Bob's process is gone. He registers an old state in which he was richer.
@@ -252,10 +258,22 @@ async def run(workdir: Path) -> None:
             wallets1 = [await balance_of(rpc, net.token, k.address) for k in (alice_key, bob_key)]
         gas = await gas_table(net)
     say("")
+    say(f"{'position':<26}{'writer -> holder':<18}{'premium':>9}  outcome")
+    say(
+        f"{'2 ETH-USD call @ 3,000':<26}{'alice -> bob':<18}{usd(150 * USD):>9}  "
+        f"settled off chain at 3,250: {usd(500 * USD)} to bob"
+    )
+    say(
+        f"{'1 ETH-USD put @ 2,800':<26}{'bob -> alice':<18}{usd(90 * USD):>9}  "
+        f"unwound before expiry: {usd(35 * USD)} to alice"
+    )
+    say("")
     say(f"{'desk':<8}{'channel balance':>18}{'wallet change':>16}")
     for i, name in enumerate(("alice", "bob")):
         balance = honest["our_balance"] if i == 0 else honest["their_balance"]
         say(f"{name:<8}{usd(balance):>18}{usd(wallets1[i] - wallets0[i]):>16}")
+        # The adjudicator paid out exactly the latest state, whatever Bob registered.
+        assert wallets1[i] - wallets0[i] == balance - 10_000 * USD, "payout != latest state"
     say("")
     say(f"{'on-chain step':<36}{'gas':>10}")
     for name, used in gas:
