@@ -11,9 +11,10 @@ import trio
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
+from channels.core.errors import ChainError
+
 from .abi import ContractAbi, DecodedError
 from .rpc import (
-    ChainError,
     ExecutionReverted,
     NonceTooLow,
     Receipt,

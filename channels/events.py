@@ -10,9 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from channels.core.machine import Phase
 from channels.core.model import Address, ChannelId, State
 from channels.core.options import Trade
+from channels.core.protocol import Phase
 
 
 class Finality(enum.Enum):

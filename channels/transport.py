@@ -57,7 +57,7 @@ from channels.core.errors import (
     InvalidField,
     PeerAuthError,
     PeerTimeout,
-    RemoteProtocolError,
+    RemoteError,
     TransportError,
     UnencodableMessage,
 )
@@ -673,7 +673,7 @@ async def serve(
     listeners, e.g. ``host=None``, it is the first one's). At most ``config.max_unauthenticated``
     connections may be in the handshake at once; any excess is closed at once. A connection whose
     handshake or AUTH fails is closed and logged, and so is one whose handler raises a
-    :class:`RemoteProtocolError` (the peer's fault); the server keeps serving. Any other
+    :class:`RemoteError` (the peer's fault); the server keeps serving. Any other
     exception from ``handler`` or ``accept_peer`` is a bug and propagates. The channel is closed
     when ``handler`` returns. Runs until cancelled.
     """
@@ -698,7 +698,7 @@ async def serve(
         async with channel:
             try:
                 await handler(channel)
-            except RemoteProtocolError as exc:
+            except RemoteError as exc:
                 log.info(
                     "closing the connection to 0x%s: %s: %s",
                     channel.peer_address.hex(),

@@ -55,10 +55,11 @@ from adjudicator.client import (
     settlement_proof,
     state_tuple,
 )
-from adjudicator.rpc import ChainError
 from channels.core.eip712 import state_struct_hash
-from channels.core.errors import ChannelError
-from channels.core.machine import (
+from channels.core.errors import ChainError, ChannelError
+from channels.core.model import ChannelId, SignedState, State, Version
+from channels.core.options import SETTLEMENT_GRACE
+from channels.core.protocol import (
     ChainStateSeen,
     ConcludedObserved,
     DepositsObserved,
@@ -66,8 +67,6 @@ from channels.core.machine import (
     DisputeObserved,
     Phase,
 )
-from channels.core.model import ChannelId, SignedState, State, Version
-from channels.core.options import SETTLEMENT_GRACE
 from channels.core.wire import decode_state, encode_state
 from channels.events import Alarm, ChainEventSeen, Finality, FinalityChanged
 from channels.store import OPEN_INTENTS, Intent, IntentStatus
@@ -96,7 +95,7 @@ DEFAULT_MAX_HEAD_AGE = 180.0
 
 #: The shortest challenge period we consider safe on any chain (seconds): enough for an operator
 #: to notice an alarm and act by hand if the automatic refute does not land.
-MIN_CHALLENGE_PERIOD = 3600
+SAFE_MIN_CHALLENGE_PERIOD = 3600
 
 #: Worst-case delay before a transaction we send is certainly included (seconds). 0 on L1 (where
 #: the minimum above covers congestion); on a rollup, its forced-inclusion window (e.g. about 24 h
@@ -117,7 +116,7 @@ def check_challenge_period(
     *,
     inclusion_window: int,
     poll_interval: float = 0.5,
-    minimum: int = MIN_CHALLENGE_PERIOD,
+    minimum: int = SAFE_MIN_CHALLENGE_PERIOD,
 ) -> str | None:
     """Why ``period`` is too short to defend a channel, or None if it is long enough.
 
@@ -644,7 +643,7 @@ def _struct_hash(state: State) -> bytes:
 __all__ = [
     "DEFAULT_INCLUSION_WINDOW",
     "DEFAULT_MAX_HEAD_AGE",
-    "MIN_CHALLENGE_PERIOD",
+    "SAFE_MIN_CHALLENGE_PERIOD",
     "PendingTx",
     "TxManager",
     "TxPolicy",

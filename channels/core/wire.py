@@ -66,11 +66,11 @@ Value types
 
 Decoding is strict: no floats, ExtType or Timestamp, no trailing bytes, non-str map keys, wrong
 ``bin`` lengths; msgpack's own nesting limit stops deep nesting. Every decode failure is a
-:class:`~channels.core.errors.WireError` (a ``RemoteProtocolError``): :class:`MalformedMessage`
+:class:`~channels.core.errors.WireError` (a ``RemoteError``): :class:`MalformedMessage`
 for bytes that are not one clean msgpack object, :class:`SchemaError` for a schema or value-range
 violation (the data model's own checks included), :class:`UnsupportedVersion`,
 :class:`UnknownType`, :class:`FrameTooLarge`. Encoding a value the format cannot carry raises
-:class:`~channels.core.errors.UnencodableMessage` (a ``LocalProtocolError``).
+:class:`~channels.core.errors.UnencodableMessage` (a ``LocalError``).
 
 Framing
 -------
@@ -99,7 +99,6 @@ from channels.core.errors import (
     UnknownType,
     UnsupportedVersion,
 )
-from channels.core.machine import SignedUpdate
 from channels.core.messages import (
     Accept,
     Message,
@@ -117,10 +116,12 @@ from channels.core.model import (
     Params,
     Position,
     SignedState,
+    SignedUpdate,
     State,
     Withdrawal,
 )
 from channels.core.options import (
+    MAX_TRADES,
     CreditDeposit,
     DebitWithdrawal,
     Finalize,
@@ -161,7 +162,6 @@ MAX_FRAME = 1 << 20
 #: Largest store record (bytes): a SignedUpdate or a book snapshot read back from disk.
 MAX_RECORD = 1 << 26
 #: Most trades in one trades array (the default ``Limits.max_trades_per_update``).
-MAX_TRADES = 10_000
 MAX_RULE_LEN = 64
 MAX_REASON_LEN = 4096
 

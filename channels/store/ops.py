@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from channels.core.errors import CorruptStore
-from channels.core.machine import PersistSignature, PersistState, Phase, PhaseChanged, SignedUpdate
-from channels.core.model import ChannelId, Params
+from channels.core.model import ChannelId, Params, SignedUpdate
 from channels.core.positions import BookSnapshot, PositionBook
+from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 
 # Records and operations ------------------------------------------------------------------------
 

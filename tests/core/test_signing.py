@@ -298,7 +298,7 @@ def _params(**kw: object) -> model.Params:
         {"participants": (ALICE.address,)},
         {"participants": (ALICE.address, BOB.address[:19])},
         {"oracle": model.ZERO_ADDRESS},
-        {"challenge_period": model.MIN_CHALLENGE_PERIOD - 1},
+        {"challenge_period": model.CONTRACT_MIN_CHALLENGE_PERIOD - 1},
         {"challenge_period": model.MAX_CHALLENGE_PERIOD + 1},
         {"asset_decimals": 37},
     ],

@@ -48,8 +48,8 @@ if _ROOT not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, _ROOT)
 
 from channels.core import eip712  # noqa: E402
-from channels.core.machine import Phase  # noqa: E402
 from channels.core.messages import Accept, Proposal, Reestablish  # noqa: E402
+from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
 from channels.events import (  # noqa: E402
     Alarm,

@@ -27,7 +27,7 @@ from adjudicator.tokens import balance_of, mint
 from adjudicator.transactions import TransactionSender
 from channels import open_node
 from channels.channel import Channel
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
 from channels.events import Alarm, Event
 from channels.node import Node, NodeSettings

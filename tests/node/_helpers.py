@@ -16,8 +16,8 @@ from adjudicator.tokens import balance_of
 from channels import open_node
 from channels.channel import Channel
 from channels.core import eip712
-from channels.core.machine import Policy
 from channels.core.model import ChannelId
+from channels.core.protocol import Policy
 from channels.core.signing import LocalSigner
 from channels.node import Node, NodeSettings
 

@@ -37,7 +37,6 @@ import trio
 
 from channels.core import eip712
 from channels.core.errors import HandshakeError, PeerAuthError
-from channels.core.machine import Phase
 from channels.core.messages import (
     Accept,
     Message,
@@ -64,6 +63,7 @@ from channels.core.model import (
 )
 from channels.core.options import Context, OpenOption, Pay, Trade, apply_trades, opening_state
 from channels.core.positions import PositionBook
+from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner, malleate
 from channels.core.wire import decode_message, encode_message
 from channels.node import Node

@@ -15,9 +15,9 @@ import trio
 
 from channels.channel import Channel
 from channels.core.errors import InsufficientFunds
-from channels.core.machine import Phase
 from channels.core.model import Amount, Position
 from channels.core.options import OpenOption, Pay, Trade, Unwind
+from channels.core.protocol import Phase
 from channels.events import (
     PeerConnected,
     PeerLost,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels.core import wire
-from channels.core.errors import FrameTooLarge, RemoteProtocolError, UnencodableMessage
+from channels.core.errors import FrameTooLarge, RemoteError, UnencodableMessage
 from channels.core.messages import Message
 
 from . import strategies as s
@@ -72,7 +72,7 @@ def test_oversized_prefix_raises_before_buffering(pieces: list[bytes]) -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert isinstance(info.value, RemoteProtocolError)
+    assert isinstance(info.value, RemoteError)
     assert peak < 64 * 1024  # nothing near the announced size was allocated
     assert decoder.pending == 0
     with pytest.raises(FrameTooLarge):  # the stream stays failed

@@ -17,7 +17,7 @@ from channels.core.errors import (
     InvalidAmount,
     InvalidField,
     MalformedMessage,
-    RemoteProtocolError,
+    RemoteError,
     SchemaError,
     UnencodableMessage,
     UnknownType,
@@ -88,7 +88,7 @@ def expect(
     with pytest.raises(WireError) as info:
         decode(data)  # type: ignore[arg-type]
     assert type(info.value) is exc_type, repr(info.value)
-    assert isinstance(info.value, RemoteProtocolError)
+    assert isinstance(info.value, RemoteError)
     return info.value
 
 
@@ -275,7 +275,7 @@ def test_bytearray_and_memoryview_inputs_decode() -> None:
     assert wire.decode_message(memoryview(data)) == ACCEPT  # type: ignore[arg-type]
 
 
-# Encoding refuses what it cannot carry (a LocalProtocolError) ---------------------------------
+# Encoding refuses what it cannot carry (a LocalError) ---------------------------------
 BAD_TO_ENCODE: list[tuple[str, object]] = [
     ("negative amount", UpdateRequest(CID, 1, (Pay(0, -1),))),
     ("amount 2**256", UpdateRequest(CID, 1, (Pay(0, 2**256),))),
