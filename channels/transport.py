@@ -64,6 +64,7 @@ from channels.core.errors import (
 from channels.core.hashing import keccak256
 from channels.core.model import Address
 from channels.core.signing import SIGNATURE_LENGTH, Signer, recover
+from channels.core.wire import MAX_MESSAGE
 
 __all__ = [
     "AUTH_DOMAIN",
@@ -144,8 +145,9 @@ class TransportConfig:
     keepalive_interval: float | None = None
     """If set to N: send an empty frame after N s without sending, and close after 3N s
     without receiving. Runs inside :meth:`SecureChannel.receive`."""
-    max_message_size: int = 1 << 20
-    """Largest application message, both to send and to accept (reassembled size)."""
+    max_message_size: int = MAX_MESSAGE
+    """Largest application message, both to send and to accept (reassembled size); the wire
+    codec's limit by default."""
     rekey_interval: int = 1000
     """Rekey each direction after this many frames."""
     max_unauthenticated: int = 64
