@@ -76,7 +76,7 @@ class UnknownTransaction(TransactionError):
 @dataclass
 class SentTx:
     """A signed, broadcast transaction. Persist ``raw`` before/after sending if the caller
-    must be able to rebroadcast it after a restart (THREATS.md W3/W7)."""
+    must be able to rebroadcast it after a restart (docs/THREATS.md W3, W7)."""
 
     hash: str
     nonce: int

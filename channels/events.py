@@ -1,8 +1,8 @@
 """What a node tells the bot that embeds it: an async stream of these events.
 
-Finality, as the node reports it (DESIGN.md section 10): a state is *off-chain final* once both
-signatures are stored; then, if the channel goes on chain, *registered*, *concluded* and finally
-*withdrawn*.
+Finality, as the node reports it (docs/PROTOCOL.md section 10): a state is *off-chain final* once
+both signatures are stored; then, if the channel goes on chain, *registered*, *concluded* and
+finally *withdrawn*.
 """
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ cancelled, the others driven on.
 The poll loop never dies: any error is logged and counted and the next poll starts afresh from
 the chain. It uses ``max(head seen)`` (a lagging backend may answer with an older head) and raises
 ``Alarm("StaleHead")`` when the latest block is older than ``max_head_age`` seconds of wall time
-(time dilation, eclipse: THREATS.md 4.3). A channel whose challenge period is shorter than the
-inclusion-risk bound (:func:`check_challenge_period`) gets ``Alarm("ChallengePeriodTooShort")``.
+(time dilation, eclipse: docs/THREATS.md section 7). A channel whose challenge period is shorter
+than the inclusion-risk bound (:func:`check_challenge_period`) gets
+``Alarm("ChallengePeriodTooShort")``.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ log = logging.getLogger("channels.watcher")
 
 CURSOR = "adjudicator"
 
-#: Alarm when the latest block is older than this many seconds of wall time (THREATS.md 4.3).
+#: Alarm when the latest block is older than this many seconds of wall time (docs/THREATS.md
+#: section 7).
 #: A NodeSettings field ``max_head_age: float`` overrides it.
 DEFAULT_MAX_HEAD_AGE = 180.0
 

@@ -4,7 +4,7 @@ Every concrete error says whose fault it is (as h11 splits them): a :class:`Loca
 caller asked for something illegal or unusable (fix the call); a :class:`RemoteError` means
 something outside us sent or did something illegal: the peer, the chain or its RPC node, a file
 on disk (nothing our caller can fix by calling differently). ``rule`` names the rule an error
-breaks; it is the class name, set automatically for every subclass.
+breaks: the class name, set automatically unless a class names its rule itself.
 
 :class:`RuleViolation` groups the channel's and the options' rules so a proposal's refusal can be
 told to the peer as ``Reject(rule=...)``. A rule is Local when our own proposals break it (a
@@ -26,7 +26,8 @@ class ChannelError(Exception):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        cls.rule = cls.__name__
+        if "rule" not in cls.__dict__:  # a class may name its rule; by default it is its name
+            cls.rule = cls.__name__
 
 
 class LocalError(ChannelError):

@@ -3,7 +3,7 @@
 :mod:`channels.core.wire` packs and unpacks the envelope and walks these tables; nothing else
 knows the format. A :class:`Schema` is a map with its fields in wire order; a :class:`Kind` says
 how one value is written and read back (with its checks). The message tags are 1-7, the store
-record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 6 shows the same tables.
+record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 9 shows the same tables.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Tags 1-7 are peer messages (:func:`decode_message` takes only these); 32-36 are 
 each read by its own decoder. Nested maps (Params, State, Position, Book, Withdrawal, Attestation)
 carry no envelope. ``trades`` is an array of at most :data:`MAX_TRADES` pairs
 ``[trade_tag, fields]``. The tables in :mod:`channels.core.schema` (``MESSAGES``, ``RECORDS``,
-``TRADES``) are the format, one line per field; ``docs/PROTOCOL.md`` section 6 shows them too.
+``TRADES``) are the format, one line per field; ``docs/PROTOCOL.md`` section 9 shows them too.
 
 Value kinds
 -----------

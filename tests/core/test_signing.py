@@ -1,5 +1,5 @@
 """Signatures against eth-account, and every malformed signature the contract refuses
-(docs/PROTOCOL.md section 6; THREATS.md C3, C4 and 3.3)."""
+(docs/PROTOCOL.md section 6; docs/THREATS.md C3, C4 and 6.3)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The watcher under a faulty JSON-RPC endpoint (THREATS.md 3.6, 4.3): 500s, timeouts, lost
-responses, "nonce too low", "already known", a lagging head, an old head (time dilation)."""
+"""The watcher under a faulty JSON-RPC endpoint (docs/THREATS.md sections 6.6 and 7): 500s,
+timeouts, lost responses, "nonce too low", "already known", a lagging head, an old head (time
+dilation)."""
 
 from __future__ import annotations
 

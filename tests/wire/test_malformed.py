@@ -1,4 +1,5 @@
-"""Every malformed input of THREATS.md section 3.2 gets its typed error; fuzzing finds no other."""
+"""Every malformed input of docs/THREATS.md section 6.2 gets its typed error; fuzzing finds no
+other."""
 
 from __future__ import annotations
 
