@@ -27,6 +27,13 @@ import trio
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from channels.core import boundedjson
+
+MAX_REPLY_BYTES = 32 << 20
+"""Default bound on one JSON-RPC reply (a large ``eth_getLogs`` page is a few MB)."""
+MAX_REPLY_DEPTH = 32
+"""Deepest nesting of a JSON-RPC reply (a block with full transactions is about 6 levels)."""
+
 BlockId = int | str
 """A block number, or a tag: ``latest``, ``pending``, ``earliest``, ``safe``, ``finalized``,
 or a 32-byte block hash as hex (only where the method accepts one)."""
@@ -52,6 +59,11 @@ class RpcTransportError(ChainError):
 
 class RpcProtocolError(ChainError):
     """The node answered, but not with a well-formed JSON-RPC response (wrong id, no result)."""
+
+
+class RpcReplyRefused(RpcProtocolError):
+    """The reply broke a bound (longer than ``RpcClient.max_reply_bytes``, or nested deeper than
+    :data:`MAX_REPLY_DEPTH`): a hostile or broken endpoint. Not retried on the same endpoint."""
 
 
 class RpcError(ChainError):
@@ -353,8 +365,10 @@ class RpcClient:
         headers: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.url = url
+        self.max_reply_bytes = max_reply_bytes
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self._own_client = client is None
@@ -413,28 +427,32 @@ class RpcClient:
         req_id = next(self._ids)
         payload = {"jsonrpc": "2.0", "id": req_id, "method": method, "params": list(params)}
         try:
-            resp = await self._client.post(
+            async with self._client.stream(
+                "POST",
                 self.url,
                 content=json.dumps(payload),
                 headers={"content-type": "application/json"},
                 timeout=self.timeout if timeout is None else timeout,
-            )
+            ) as resp:
+                if resp.status_code == 429:
+                    raise RateLimited(429, "HTTP 429 Too Many Requests", None, method=method)
+                if resp.status_code >= 500:
+                    raise RpcTransportError(
+                        f"{method}: HTTP {resp.status_code}", status_code=resp.status_code
+                    )
+                raw = await self._read_bounded(resp, method)
         except httpx.TransportError as exc:  # connect/read/write errors and timeouts
             raise RpcTransportError(f"{method}: {type(exc).__name__}: {exc}") from exc
-        if resp.status_code == 429:
-            raise RateLimited(429, "HTTP 429 Too Many Requests", resp.text[:200], method=method)
-        if resp.status_code >= 500:
-            raise RpcTransportError(
-                f"{method}: HTTP {resp.status_code}", status_code=resp.status_code
-            )
         try:
-            body = resp.json()
-        except ValueError as exc:
+            body = boundedjson.loads(raw, max_bytes=self.max_reply_bytes, max_depth=MAX_REPLY_DEPTH)
+        except boundedjson.JsonMalformed as exc:
             if resp.status_code >= 400:
                 raise RpcProtocolError(f"{method}: HTTP {resp.status_code}") from exc
             raise RpcTransportError(
                 f"{method}: response is not JSON", status_code=resp.status_code
             ) from exc
+        except boundedjson.JsonRejected as exc:
+            raise RpcReplyRefused(f"{method}: {exc}") from None
         if not isinstance(body, dict):
             raise RpcProtocolError(f"{method}: unexpected response {body!r:.200}")
         error = body.get("error")
@@ -447,6 +465,21 @@ class RpcClient:
         if "result" not in body:
             raise RpcProtocolError(f"{method}: response has neither result nor error")
         return body["result"]
+
+    async def _read_bounded(self, resp: httpx.Response, method: str) -> bytes:
+        declared = resp.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_reply_bytes:
+            raise RpcReplyRefused(
+                f"{method}: reply of {declared} bytes is longer than {self.max_reply_bytes}"
+            )
+        body = bytearray()
+        async for chunk in resp.aiter_bytes():
+            body += chunk
+            if len(body) > self.max_reply_bytes:
+                raise RpcReplyRefused(
+                    f"{method}: reply longer than {self.max_reply_bytes} bytes"
+                )
+        return bytes(body)
 
     # ---- eth_* helpers ---------------------------------------------------------------------
 

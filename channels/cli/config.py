@@ -198,18 +198,36 @@ class _Section:
             self.fail(key, str(exc))
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and check a desk config. The key itself is read later (:func:`load_signer`)."""
-    cfg_path = Path(path).expanduser()
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is a few KB; anything this long is not one."""
+
+
+def read_toml(cfg_path: Path) -> dict[str, Any]:
+    """A TOML file from disk, bounded in size; nesting too deep is refused (the parser recurses
+    and the recursion limit is kept at its safe default, see ``channels.core.boundedjson``)."""
     try:
         with cfg_path.open("rb") as fh:
-            doc = tomllib.load(fh)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {cfg_path} not found") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{cfg_path}: longer than {MAX_CONFIG_BYTES} bytes, not a config file")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{cfg_path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{cfg_path}: arrays or tables nested too deep") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check a desk config. The key itself is read later (:func:`load_signer`)."""
+    cfg_path = Path(path).expanduser()
+    doc = read_toml(cfg_path)
     cfg_path = cfg_path.resolve()
     unknown = sorted(set(doc) - {"node", "chain", "peers"})
     if unknown:
