@@ -60,6 +60,7 @@ from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limi
 from channels.core.signing import LocalSigner, Signer
 from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
+from channels.currency import check_current_for_dispute
 from channels.events import (
     Alarm,
     Event,
@@ -811,11 +812,13 @@ class Node:
         """Give the watcher an oracle's signed price, for settling expired positions on chain."""
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
 
-    async def dispute(self, channel_id: bytes) -> None:
+    async def dispute(self, channel_id: bytes, *, force: bool = False) -> None:
         """Force-close: register our latest fully signed state on chain now.
 
         The watcher refutes anything older, concludes after the challenge period and settles or
         releases open positions after expiry; follow it with :meth:`Channel.wait_phase`.
+        Refused with :class:`NotKnownCurrent` while the node has not established that its latest
+        state is the newest (``force=True`` takes that risk: see the error's text).
         """
         entry = self._entries.get(ChannelId(channel_id))
         if entry is None:
@@ -823,6 +826,7 @@ class Node:
         signed = entry.machine.latest.signed
         if not signed.fully_signed:
             raise IllegalCall("no fully signed state to register yet")
+        check_current_for_dispute(entry.machine, force=force, emit=self._emit)
         # Through the watcher's driver: recorded as an intent, rebroadcast and fee-bumped until
         # it is mined; we return once it is.
         tx = await self.watcher._submit_register("register", entry, signed)
@@ -884,9 +888,10 @@ class Node:
                 stored.highest_signed,
                 stored.phase,
             )
-            # After a crash (or with signatures of ours beyond the stored latest) we may be
-            # behind the peer: register nothing of our own until it has told us where it is.
-            machine.synced = self.store.previous_clean_shutdown and not stored.signed_ahead
+            # [reliability] A store read from disk may be an old copy (a restored backup is as
+            # "cleanly shut down" as the real thing): the node is not known current until the
+            # peer's reestablish, a tower or the chain says so (channels/currency.py).
+            machine.synced = False
             self._add_entry(machine, stored.endpoint)
 
     async def _redial(self) -> None:

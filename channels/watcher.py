@@ -612,7 +612,8 @@ class Watcher:
                     Alarm(
                         machine.channel_id,
                         "PossiblyBehind",
-                        "unclean restart: waiting for the peer or the chain before acting",
+                        "not known current (restarted, peer not heard yet): registering nothing "
+                        "until the peer, a tower or the chain shows which state is the newest",
                     )
                 )
             return

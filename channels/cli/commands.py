@@ -258,7 +258,10 @@ async def cmd_dispute(client: ControlClient, args: argparse.Namespace, cfg: Conf
         nursery.start_soon(_dispute_countdown, progress_client, args.channel, args.poll)
         try:
             row = await client.call(
-                "dispute", channel=args.channel, wait=False if args.no_wait else None
+                "dispute",
+                channel=args.channel,
+                wait=False if args.no_wait else None,
+                force=True if args.force else None,
             )
         finally:
             nursery.cancel_scope.cancel()

@@ -220,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-wait", action="store_true", help="return once registered (the node concludes later)"
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="register even though the node has not established that its latest state is the "
+        "newest (it may be an old copy: the peer then takes the newer state's payout and more)",
+    )
 
     p = command(
         "withdraw", "partial withdrawal from an open channel, or pull credits", None, cmd_withdraw

@@ -82,7 +82,7 @@ class ControlServer:
             ("settle", ("channel", "position", "price", "signature"), self._settle),
             ("top_up", ("channel", "amount"), self._top_up),
             ("close", ("channel",), self._close),
-            ("dispute", ("channel", "wait"), self._dispute),
+            ("dispute", ("channel", "wait", "force"), self._dispute),
             ("withdraw", ("channel", "amount", "asset", "recipient"), self._withdraw),
             ("export", ("channel",), self._export),
         ):
@@ -377,7 +377,7 @@ class ControlServer:
         dispute = getattr(self.node, "dispute", None)
         if dispute is None:
             raise Unsupported("this node cannot force a close yet (Node.dispute is missing)")
-        await dispute(channel.id)
+        await dispute(channel.id, force=f.has("force") and f.raw["force"] is True)
         if f.has("wait") and f.raw["wait"] is False:
             return self.channel_row(channel)
         # The node registers and returns; its watcher refutes anything older and concludes once
