@@ -34,6 +34,7 @@ from channels.core.errors import (
     RemoteProtocolError,
     UnknownChannel,
 )
+from channels.core.funding import net_floor
 from channels.core.machine import (
     Action,
     ChannelMachine,
@@ -61,6 +62,7 @@ from channels.core.signing import LocalSigner, Signer
 from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
 from channels.currency import check_current_for_dispute
+from channels.deposits import deposit_measured
 from channels.events import (
     Alarm,
     Event,
@@ -146,6 +148,10 @@ class NodeSettings:
     #: malformed or refused messages than ``max_bad_messages`` in its life, is dropped.
     max_messages_per_second: int = 50_000
     max_bad_messages: int = 1_000
+    #: A deposit counts as made once the chain credits the agreed amount less this many basis
+    #: points (the asset's transfer fee: USDT's is capped at 20); what is credited is always what
+    #: the chain measured. 0 accepts only fee-free assets.
+    max_deposit_fee_bps: int = 100
 
     def transport_config(self) -> TransportConfig:
         return TransportConfig(keepalive_interval=self.keepalive_interval)
@@ -249,6 +255,7 @@ class Node:
             adjudicator=Address(chain.address),
             limits=settings.limits,
             max_pending=settings.max_pending,
+            max_deposit_fee_bps=settings.max_deposit_fee_bps,
         )
         self._nursery = nursery
         self._entries: dict[ChannelId, _Entry] = {}
@@ -375,9 +382,12 @@ class Node:
             return
         view = await self.chain.channel(machine.channel_id)
         already = (view.deposits0, view.deposits1)[machine.index]
-        if already >= amount:
+        # [reliability] The chain credits what arrived: a fee-on-transfer token credits less.
+        if already >= net_floor(amount, self.settings.max_deposit_fee_bps):
             return
-        await self.chain.deposit(machine.params, machine.index, amount - already)
+        short = amount - already
+        measured = await deposit_measured(self.chain, machine.params, machine.index, short)
+        self._emit(measured)
 
     # trading ------------------------------------------------------------------------------------
     async def _submit(self, channel_id: ChannelId, trades: tuple[Trade, ...]) -> State:
@@ -543,10 +553,14 @@ class Node:
     async def _top_up(self, channel_id: ChannelId, amount: int) -> State:
         entry = self._entries[channel_id]
         machine = entry.machine
-        target = machine.state.deposited[machine.index] + amount
-        await self.chain.deposit(machine.params, machine.index, amount)
-        while machine.state.deposited[machine.index] < target:
-            await entry.changed.wait()
+        before = machine.state.deposited[machine.index]
+        # [reliability] Wait for what the chain measured (a fee-on-transfer token credits less
+        # than was sent), and not for ever: the credit needs the peer's countersignature.
+        measured = await deposit_measured(self.chain, machine.params, machine.index, amount)
+        self._emit(measured)
+        with trio.fail_after(self.settings.open_timeout):
+            while machine.state.deposited[machine.index] < before + measured.credited:
+                await entry.changed.wait()
         return machine.state
 
     async def _withdraw_partial(self, channel_id: ChannelId, trade: DebitWithdrawal) -> State:

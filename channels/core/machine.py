@@ -40,6 +40,7 @@ from channels.core.errors import (
     UnknownChannel,
     WrongDomain,
 )
+from channels.core.funding import funded as deposits_made
 from channels.core.messages import (
     Accept,
     Message,
@@ -282,6 +283,8 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     max_pending: int = 64
     max_requests: int = 64
+    #: A side counts as funded once credited its deposit less this fee (channels/core/funding.py).
+    max_deposit_fee_bps: int = 0
 
 
 @dataclass(slots=True)
@@ -953,7 +956,7 @@ class ChannelMachine:
         if self.phase is not Phase.DISPUTED:
             return []
         state = self.state
-        funded = all(state.deposited[i] >= self.deposits[i] for i in (0, 1))
+        funded = deposits_made(state.deposited, self.deposits, self.config.max_deposit_fee_bps)
         self.phase = Phase.FINAL if state.is_final else (Phase.OPEN if funded else Phase.FUNDING)
         return [PhaseChanged(self.channel_id, self.phase)]
 
@@ -1008,8 +1011,8 @@ class ChannelMachine:
         new_phase = self.phase
         if state.is_final:
             new_phase = Phase.FINAL
-        elif self.phase is Phase.FUNDING and all(
-            state.deposited[i] >= self.deposits[i] for i in (0, 1)
+        elif self.phase is Phase.FUNDING and deposits_made(
+            state.deposited, self.deposits, self.config.max_deposit_fee_bps
         ):
             new_phase = Phase.OPEN
         if new_phase is self.phase:
