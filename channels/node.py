@@ -27,6 +27,7 @@ import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
 from channels.channel import Channel
+from channels.checkpoint import submit_checkpoint
 from channels.core.errors import (
     ChannelError,
     IllegalCall,
@@ -847,6 +848,27 @@ class Node:
         await tx.done.wait()
         if tx.outcome is IntentStatus.FAILED:  # cancelled means already registered: fine
             raise IllegalCall(f"the registration did not go through: {tx.detail}")
+        await self.watcher._refresh(entry, [])
+
+    async def checkpoint(self, channel_id: bytes) -> None:
+        """Record our newest fully signed state on chain with ``checkpoint``: clears a dispute
+        registered with an older version (the channel is Open again) or pins an open channel's
+        record so that nothing older can be registered. Returns once it is mined."""
+        entry = self._entries.get(ChannelId(channel_id))
+        if entry is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        signed = entry.machine.latest.signed
+        check_current_for_dispute(entry.machine, force=False, emit=self._emit)
+        view = await self.chain.channel(entry.machine.channel_id)
+        if view.version >= signed.state.version:
+            raise IllegalCall(
+                f"the chain already records v{view.version}; checkpoint needs a newer state "
+                f"than that and ours is v{signed.state.version}"
+            )
+        tx = await submit_checkpoint(self, entry, signed, deadline=view.deadline or None)
+        await tx.done.wait()
+        if tx.outcome is IntentStatus.FAILED:
+            raise IllegalCall(f"the checkpoint did not go through: {tx.detail}")
         await self.watcher._refresh(entry, [])
 
     def status(self) -> list[dict[str, object]]:

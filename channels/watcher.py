@@ -56,6 +56,7 @@ from adjudicator.client import (
     state_tuple,
 )
 from adjudicator.rpc import ChainError
+from channels.checkpoint import peer_is_back, submit_checkpoint
 from channels.core.eip712 import state_struct_hash
 from channels.core.errors import ChannelError
 from channels.core.machine import (
@@ -433,6 +434,10 @@ class Watcher:
                 node._emit(
                     Alarm(cid, "StaleRegistration", f"v{view.version} < our v{ours.state.version}")
                 )
+            # [reliability] The peer is back: clear the dispute instead (channels/checkpoint.py).
+            if peer_is_back(node, entry):
+                await submit_checkpoint(node, entry, ours, deadline=view.deadline)
+                return
             key = intent_key("refute", cid)
             if key in self.txs.live or not self.txs.busy(key):  # submit de-duplicates
                 w.refuted_with = ours.state.version

@@ -11,6 +11,7 @@ from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
     OneShot,
     cmd_buy,
+    cmd_checkpoint,
     cmd_close,
     cmd_dispute,
     cmd_export,
@@ -212,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("amount", type=_typed(parse_amount))
 
     p = command("close", "close cooperatively (one transaction)", None, cmd_close)
+    p.add_argument("channel")
+
+    p = command(
+        "checkpoint",
+        "record our newest state on chain: clears a dispute over an older one",
+        None,
+        cmd_checkpoint,
+    )
     p.add_argument("channel")
 
     p = command("dispute", "force a close: register, wait the challenge period", None, cmd_dispute)

@@ -83,6 +83,7 @@ class ControlServer:
             ("top_up", ("channel", "amount"), self._top_up),
             ("close", ("channel",), self._close),
             ("dispute", ("channel", "wait", "force"), self._dispute),
+            ("checkpoint", ("channel",), self._checkpoint),
             ("withdraw", ("channel", "amount", "asset", "recipient"), self._withdraw),
             ("export", ("channel",), self._export),
         ):
@@ -383,6 +384,11 @@ class ControlServer:
         # The node registers and returns; its watcher refutes anything older and concludes once
         # the challenge period is over. The client shows the countdown meanwhile (chain_view).
         await channel.wait_phase(Phase.CLOSED)
+        return self.channel_row(channel)
+
+    async def _checkpoint(self, f: Fields) -> Any:
+        channel = self.resolve(f.get_str("channel"))
+        await self.node.checkpoint(channel.id)
         return self.channel_row(channel)
 
     async def _withdraw(self, f: Fields) -> Any:
