@@ -56,6 +56,7 @@ from adjudicator.client import (
     state_tuple,
 )
 from adjudicator.rpc import ChainError
+from channels.chainhealth import ChainHealth
 from channels.checkpoint import peer_is_back, submit_checkpoint
 from channels.core.eip712 import state_struct_hash
 from channels.core.errors import ChannelError
@@ -190,6 +191,7 @@ class Watcher:
         self.inclusion_window: int = getattr(settings, "inclusion_window", DEFAULT_INCLUSION_WINDOW)
         self.max_head = -1
         self.head_stale = False
+        self.health = ChainHealth(self.max_head_age, trio.current_time)
         #: Polls done (spreads the FUNDING fallback reads over the polls).
         self.polls = 0
         self._reported: dict[tuple[bytes, int], None] = {}
@@ -231,12 +233,16 @@ class Watcher:
                 await trio.sleep(node.settings.chain_poll_interval)
                 try:
                     await self.poll()
+                    self.health.succeeded()
                 except Exception as exc:  # the watcher must outlive any bug or fault
                     self.errors += 1
-                    if isinstance(exc, ChannelError | ChainError | OSError):
-                        log.warning("watcher poll failed: %s: %s", type(exc).__name__, exc)
-                    else:
+                    if not isinstance(exc, ChannelError | ChainError | OSError):
                         log.exception("watcher poll failed")
+                    # [reliability] A blind watcher alarms like a stale head; logs are rate-limited.
+                    blind = self.health.failed(exc)
+                    if blind is not None:
+                        self.head_stale = True
+                        node._emit(Alarm(None, "StaleHead", blind))
 
     async def recover(self) -> None:
         """Drive the intents a previous run left open to an outcome (idempotent)."""

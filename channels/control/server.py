@@ -236,6 +236,8 @@ class ControlServer:
             "listen_port": node.listen_port,
             "now": node.now(),
             "channels": len(node.channels),
+            # [reliability] "now" is extrapolated; these say whether the chain is actually seen.
+            **chain_health(node),
         }
 
     async def _status(self, f: Fields) -> Any:
@@ -443,6 +445,16 @@ class ControlServer:
             "exported_at": node.now(),
             "channels": exported,
         }
+
+
+def chain_health(node: Node) -> dict[str, Any]:
+    watcher = getattr(node, "watcher", None)
+    if watcher is None:
+        return {}
+    return {
+        "chain_stale": watcher.head_stale,
+        "chain_blind_for": round(watcher.health.blind_for, 1),
+    }
 
 
 def check_socket_path(path: Path) -> None:
