@@ -64,6 +64,7 @@ from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
 from channels.currency import check_current_for_dispute
 from channels.deposits import deposit_measured
+from channels.eventbus import Subscriber
 from channels.events import (
     Alarm,
     Event,
@@ -265,7 +266,9 @@ class Node:
         self._actions_in, self._actions_out = trio.open_memory_channel[tuple[_Entry, list[Action]]](
             10_000
         )
-        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._subscribers: list[Subscriber] = []
+        #: Events dropped because a subscriber's buffer was full (each is announced to it).
+        self.events_lost = 0
         self._chain_time = 0
         self._chain_time_at = 0.0
         self.listen_port: int | None = None
@@ -656,9 +659,9 @@ class Node:
     def _emit(self, event: Event) -> None:
         for subscriber in list(self._subscribers):
             try:
-                subscriber.send_nowait(event)
-            except trio.WouldBlock:
-                pass  # a slow subscriber loses events rather than stalling the node
+                # A slow subscriber loses events rather than stalling the node, and is told so
+                # (channels/eventbus.py); the node counts them.
+                self.events_lost += subscriber.offer(event)
             except trio.BrokenResourceError:
                 self._subscribers.remove(subscriber)
 
@@ -666,12 +669,13 @@ class Node:
     async def events(self, buffer: int = 10_000) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
         """``async with node.events() as stream: async for event in stream: ...``"""
         send, receive = trio.open_memory_channel[Event](buffer)
-        self._subscribers.append(send)
+        subscriber = Subscriber(send)
+        self._subscribers.append(subscriber)
         try:
             yield receive
         finally:
-            if send in self._subscribers:
-                self._subscribers.remove(send)
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
             await send.aclose()
 
     # peers --------------------------------------------------------------------------------------
