@@ -545,7 +545,7 @@ class AdjudicatorClient:
 
 @asynccontextmanager
 async def connect_adjudicator(
-    url: str,
+    url: str | Sequence[str],
     address: bytes,
     transaction_key: bytes | None,
     *,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +29,8 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from channels.core import boundedjson
+
+log = logging.getLogger("adjudicator.rpc")
 
 MAX_REPLY_BYTES = 32 << 20
 """Default bound on one JSON-RPC reply (a large ``eth_getLogs`` page is a few MB)."""
@@ -358,7 +361,7 @@ class RpcClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
@@ -367,7 +370,12 @@ class RpcClient:
         rng: random.Random | None = None,
         max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
-        self.url = url
+        self.urls: tuple[str, ...] = (url,) if isinstance(url, str) else tuple(url)
+        if not self.urls:
+            raise ValueError("RpcClient needs at least one endpoint URL")
+        self._active = 0
+        self.failovers = 0
+        """How often a failing endpoint made the client move to the next one."""
         self.max_reply_bytes = max_reply_bytes
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
@@ -381,6 +389,17 @@ class RpcClient:
         """Highest block number ``block_number()`` has returned (a lagging backend behind a
         load balancer may answer with an older head; callers can use ``max(head seen)``)."""
         self.dev = DevRpc(self)
+
+    @property
+    def url(self) -> str:
+        """The endpoint in use (the first of ``urls`` until it fails)."""
+        return self.urls[self._active]
+
+    def _fail_over(self, exc: Exception) -> None:
+        failed = self.url
+        self._active = (self._active + 1) % len(self.urls)
+        self.failovers += 1
+        log.warning("RPC endpoint %s failed (%s); using %s", failed, exc, self.url)
 
     async def __aenter__(self) -> RpcClient:
         return self
@@ -407,19 +426,28 @@ class RpcClient:
 
         Transport failures (and rate limits, if so configured) are retried with jittered
         exponential back-off; after the last attempt ``RpcTransportError`` (or ``RateLimited``)
-        is raised. Other JSON-RPC errors are raised at once.
+        is raised. Other JSON-RPC errors are raised at once. With several endpoints, a failing
+        one (transport error, rate limit, a reply that breaks a bound) hands over to the next at
+        once; the back-off applies after each round of all of them.
         """
         policy = retry if retry is not None else self.retry
+        endpoints = len(self.urls)
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await self._request_once(method, params, timeout)
-            except (RpcTransportError, RateLimited) as exc:
-                retryable = isinstance(exc, RpcTransportError) or policy.retry_rate_limits
-                if not retryable or attempt >= policy.attempts:
+            except (RpcTransportError, RateLimited, RpcReplyRefused) as exc:
+                if isinstance(exc, RpcReplyRefused):
+                    retryable = endpoints > 1  # the same endpoint would send it again
+                else:
+                    retryable = isinstance(exc, RpcTransportError) or policy.retry_rate_limits
+                if endpoints > 1:
+                    self._fail_over(exc)
+                if not retryable or attempt >= policy.attempts * endpoints:
                     raise
-                await trio.sleep(policy.delay(attempt, self._rng))
+                if attempt % endpoints == 0:
+                    await trio.sleep(policy.delay(attempt // endpoints, self._rng))
 
     async def _request_once(
         self, method: str, params: Sequence[Any], timeout: float | None
@@ -703,7 +731,7 @@ class DevRpc:
 
 @asynccontextmanager
 async def open_rpc(
-    url: str, *, timeout: float = 10.0, retry: RetryPolicy | None = None
+    url: str | Sequence[str], *, timeout: float = 10.0, retry: RetryPolicy | None = None
 ) -> AsyncIterator[RpcClient]:
     """``async with open_rpc(url) as rpc: ...`` closes the HTTP connection pool on exit."""
     client = RpcClient(url, timeout=timeout, retry=retry)

@@ -964,7 +964,7 @@ async def open_node(
     *,
     signer: Signer,
     store: str | Path,
-    chain: str,
+    chain: str | Sequence[str],
     adjudicator: str | bytes,
     listen: tuple[str, int] | None = None,
     settings: NodeSettings | None = None,
@@ -974,7 +974,8 @@ async def open_node(
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
-    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does.
+    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does. ``chain`` is
+    an RPC URL or several (the next one takes over when one fails).
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):

@@ -78,6 +78,7 @@ class Config:
     update_timeout: float | None = None
     open_timeout: float | None = None
     rpc_url: str | None = None
+    rpc_fallback_urls: tuple[str, ...] = ()
     adjudicator: bytes | None = None
     confirmations: int = 1
     poll_interval: float = 1.0
@@ -131,6 +132,7 @@ _NODE_KEYS = {
 }
 _CHAIN_KEYS = {
     "rpc_url",
+    "rpc_fallback_urls",
     "adjudicator",
     "confirmations",
     "poll_interval",
@@ -284,6 +286,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         update_timeout=node.get_float("update_timeout"),
         open_timeout=node.get_float("open_timeout"),
         rpc_url=rpc_url,
+        rpc_fallback_urls=_fallback_urls(chain),
         adjudicator=chain.get_address("adjudicator"),
         confirmations=chain.get_int("confirmations", 1, 1000) or 1,
         poll_interval=chain.get_float("poll_interval") or 1.0,
@@ -292,6 +295,16 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         challenge_period=chain.get_int("challenge_period", 1, 2**64 - 1) or 3600,
         peers=peers,
     )
+
+
+def _fallback_urls(chain: _Section) -> tuple[str, ...]:
+    """``[chain] rpc_fallback_urls``: more endpoints, used in turn when one fails."""
+    value = chain.table.get("rpc_fallback_urls", [])
+    if not isinstance(value, list) or not all(
+        isinstance(u, str) and u.startswith(("http://", "https://")) for u in value
+    ):
+        chain.fail("rpc_fallback_urls", "must be a list of http:// or https:// URLs")
+    return tuple(value)
 
 
 def read_key(
