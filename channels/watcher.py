@@ -72,6 +72,7 @@ from channels.core.model import ChannelId, SignedState, State, Version
 from channels.core.options import SETTLEMENT_GRACE
 from channels.core.wire import decode_state, encode_state
 from channels.events import Alarm, ChainEventSeen, Finality, FinalityChanged
+from channels.reorgs import CursorGuard
 from channels.store import OPEN_INTENTS, Intent, IntentStatus
 from channels.txdriver import (
     PendingTx,
@@ -192,6 +193,7 @@ class Watcher:
         self.max_head = -1
         self.head_stale = False
         self.health = ChainHealth(self.max_head_age, trio.current_time)
+        self.cursor_guard = CursorGuard(self._block_hash)
         #: Polls done (spreads the FUNDING fallback reads over the polls).
         self.polls = 0
         self._reported: dict[tuple[bytes, int], None] = {}
@@ -218,6 +220,8 @@ class Watcher:
             head = await node.chain.head()
             self.max_head = head
             self.cursor = stored.block_number if stored is not None else max(0, head - 1)
+            if stored is not None:
+                self.cursor_guard.seed(stored.block_number, stored.block_hash)
             try:
                 await self.recover()
             except (ChainError, ChannelError, OSError) as exc:
@@ -307,6 +311,10 @@ class Watcher:
         self.max_head = max(self.max_head, head)
         await node.refresh_chain_time()
         self._check_head_age()
+        # [reliability] A reorg below the cursor rewinds it (channels/reorgs.py).
+        self.cursor, deep_reorg = await self.cursor_guard.check(self.cursor)
+        if deep_reorg is not None:
+            node._emit(Alarm(None, "DeepReorg", deep_reorg))
         ids = [cid for cid in node._entries]
         events: list[ChainEvent] = []
         if ids and self.cursor < head:
@@ -328,7 +336,7 @@ class Watcher:
                     node._emit(ChainEventSeen(cid, ev.name, dict(ev.args), ev.block_number))
             while len(self._reported) > 10_000:
                 del self._reported[next(iter(self._reported))]
-            if mine or self._due(entry, index):
+            if mine or deep_reorg or self._due(entry, index):
                 await self._refresh(entry, mine)
             elif entry.machine.phase is Phase.FUNDING:
                 node._maybe_credit(entry)  # a failed credit is retried without a chain read
@@ -337,7 +345,12 @@ class Watcher:
         new_cursor = max(self.cursor, head - node.settings.confirmations)
         if new_cursor != self.cursor:
             self.cursor = new_cursor
-            await node.store.set_cursor(CURSOR, new_cursor, b"\0" * 32)
+            block_hash = await self.cursor_guard.advance(new_cursor)
+            await node.store.set_cursor(CURSOR, new_cursor, block_hash)
+
+    async def _block_hash(self, number: int) -> bytes | None:
+        block = await self.node.chain.rpc.get_block(number)
+        return None if block is None else bytes.fromhex(block.hash[2:])
 
     def _due(self, entry: _Entry, index: int) -> bool:
         """Whether a channel that no polled event names needs its chain view read anyway.
