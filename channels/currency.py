@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.core.errors import IllegalCall
-from channels.core.machine import ChannelMachine
+from channels.core.protocol import ChannelMachine
 from channels.events import Alarm, Event
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adjudicator.client import AdjudicatorClient
-from channels.core.errors import RemoteProtocolError
+from channels.core.errors import RemoteError
 from channels.core.model import ChannelId, Params
 from channels.events import Event
 
 
-class DepositNotSeen(RemoteProtocolError):
+class DepositNotSeen(RemoteError):
     """A deposit transaction succeeded but carries no ``Deposited`` event of the channel."""
 
     rule = "DepositNotSeen"

@@ -18,7 +18,7 @@ import re
 import sys
 from typing import Any
 
-from channels.core.errors import RemoteProtocolError
+from channels.core.errors import RemoteError
 
 DEFAULT_MAX_DEPTH = 64
 """Deeper than anything the protocols here produce (a JSON-RPC log is about 4 levels)."""
@@ -29,7 +29,7 @@ _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
-class JsonRejected(RemoteProtocolError, ValueError):
+class JsonRejected(RemoteError, ValueError):
     """A JSON document from outside was refused before or while decoding it."""
 
     rule = "JsonRejected"

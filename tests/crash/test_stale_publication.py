@@ -18,7 +18,7 @@ import trio
 from adjudicator.client import ChannelStatus, connect_adjudicator
 from channels import cli
 from channels.control import serve_control
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.currency import NotKnownCurrent
 from channels.node import NodeSettings
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from channels.core import boundedjson
 from channels.core.boundedjson import JsonMalformed, JsonRejected, JsonTooDeep, JsonTooLarge
-from channels.core.errors import RemoteProtocolError
+from channels.core.errors import RemoteError
 
 BIG = 1 << 20
 
@@ -51,7 +51,7 @@ def test_malformed(doc: bytes) -> None:
 
 
 def test_errors_are_remote_protocol_errors_and_value_errors() -> None:
-    assert issubclass(JsonRejected, RemoteProtocolError)
+    assert issubclass(JsonRejected, RemoteError)
     assert issubclass(JsonRejected, ValueError)
 
 

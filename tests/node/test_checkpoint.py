@@ -15,7 +15,7 @@ from adjudicator.client import ChannelStatus, connect_adjudicator
 from channels import cli
 from channels.control import serve_control
 from channels.core.errors import IllegalCall
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 
 from .conftest import Desks
 from .test_disputes import desk, open_channel

@@ -14,7 +14,7 @@ from adjudicator.rpc import open_rpc
 from adjudicator.tokens import allowance, approve, balance_of, load_artifact, mint
 from adjudicator.transactions import TransactionSender
 from channels.channel import Channel
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.deposits import DepositMeasured
 from channels.events import Event
 from channels.node import Node
