@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from channels.core.errors import RemoteError
 from channels.core.model import to_checksum
 
 from .abi import ContractAbi
@@ -36,7 +37,7 @@ def erc20_abi() -> ContractAbi:
     return load_artifact("TestERC20")[0]
 
 
-class TokenApprovalFailed(ContractError):
+class TokenApprovalFailed(ContractError, RemoteError):
     """The token would not set the allowance a deposit needs."""
 
     rule = "TokenApprovalFailed"
