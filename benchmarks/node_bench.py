@@ -353,9 +353,7 @@ def _parse_collapsed(path: Path) -> dict[str, Any]:
         if not stack or not count_text.isdigit():
             continue
         frames = stack.split(";")
-        # Leave out start-up: imports, node start, channel opening.
-        if not any("run_sync_soon" in f or "unrolled_run" in f or "_work" in f for f in frames):
-            continue
+        # Leave out start-up: imports, node start, channel opening, shutdown.
         if any(
             m in f
             for f in frames
@@ -365,7 +363,11 @@ def _parse_collapsed(path: Path) -> dict[str, Any]:
                 "_restore",
                 "cmd_wait_open",
                 "open_store",
+                "open_node",
+                "Store.open",
                 "_start",
+                "importlib",
+                "__aexit__",
             )
         ):
             continue

@@ -17,7 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -26,6 +26,7 @@ from channels.core.model import ChannelId, Params, SignedUpdate, Version
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store._helpers import T
+from channels.store.lease import VersionLeases
 from channels.store.ops import (
     AddChannel,
     AddIntent,
@@ -47,11 +48,15 @@ from channels.store.sync import Store
 class PersistTicket:
     """A batch of operations waiting for the combiner; :meth:`wait` returns once it is durable."""
 
-    __slots__ = ("_done", "_error", "_results", "ops", "seq")
+    __slots__ = ("_done", "_error", "_origin", "_results", "ops", "seq")
 
-    def __init__(self, ops: Sequence[Op], seq: int) -> None:
+    def __init__(
+        self, ops: Sequence[Op], seq: int, origin: Sequence[int | None] | None = None
+    ) -> None:
         self.ops = tuple(ops)
         self.seq = seq
+        #: Where each given operation's result is in the committed ones (see VersionLeases).
+        self._origin = None if origin is None else tuple(origin)
         self._done = trio.Event()
         self._results: Results | None = None
         self._error: BaseException | None = None
@@ -65,6 +70,8 @@ class PersistTicket:
             return
         if isinstance(outcome, BaseException):
             self._error = outcome
+        elif self._origin is not None:
+            self._results = [None if j is None else outcome[j] for j in self._origin]
         else:
             self._results = outcome
         self._done.set()
@@ -147,8 +154,11 @@ class AsyncStore:
     the same thread, in order with the writes, and see what has been committed.
     """
 
-    def __init__(self, store: Store, writer: _Writer, max_batch: int) -> None:
+    def __init__(
+        self, store: Store, writer: _Writer, max_batch: int, leases: dict[ChannelId, int]
+    ) -> None:
         self._store = store
+        self._leases = VersionLeases(leases)
         self._writer = writer
         self._max_batch = max_batch
         self._queue: list[PersistTicket] = []
@@ -180,7 +190,20 @@ class AsyncStore:
             raise StoreError(f"the store failed earlier: {self._failure}") from self._failure
         if self._closing:
             raise StoreError("the store is closing")
-        ticket = PersistTicket(ops, self._next_seq)
+        rewritten = self._leases.rewrite(ops)
+        if rewritten.ops:
+            ticket = self._queue_ticket(cast(tuple[Op, ...], rewritten.ops), rewritten.origin)
+        else:  # only signatures the durable lease covers: nothing to commit
+            ticket = PersistTicket((), self.durable_seq, rewritten.origin)
+            ticket._finish([])
+        if rewritten.renewal:  # nobody waits for it; it joins the next transaction
+            self._queue_ticket(rewritten.renewal, None)
+        return ticket
+
+    def _queue_ticket(
+        self, ops: Sequence[Op], origin: Sequence[int | None] | None
+    ) -> PersistTicket:
+        ticket = PersistTicket(ops, self._next_seq, origin)
         self._next_seq += 1
         self._queue.append(ticket)
         if not self._committing:
@@ -309,6 +332,8 @@ class AsyncStore:
             self._queue.clear()
         else:
             for ticket, outcome in zip(batch, outcomes, strict=True):
+                if not isinstance(outcome, Exception):
+                    self._leases.committed(ticket.ops)
                 ticket._finish(outcome)
             self.durable_seq = batch[-1].seq
             if self._queue:
@@ -323,6 +348,14 @@ class AsyncStore:
             for ticket in self._queue:
                 ticket._finish(StoreError("the store closed before this batch was committed"))
             self._queue.clear()
+        await self._wait_drained()
+        if drain and self._failure is None:
+            shrink = self._leases.shrink_to_signed()
+            if shrink:
+                self._queue_ticket(shrink, None)
+                await self._wait_drained()
+
+    async def _wait_drained(self) -> None:
         while self._committing or self._queue:
             self._drained = trio.Event()
             await self._drained.wait()
@@ -350,7 +383,14 @@ async def open_store(
     except BaseException:
         writer.stop()
         raise
-    astore = AsyncStore(store, writer, max_batch)
+    try:
+        with trio.CancelScope(shield=True):
+            leases = await writer.call(store.leases)
+    except BaseException:
+        await writer.call(partial(store.close, clean=False))
+        writer.stop()
+        raise
+    astore = AsyncStore(store, writer, max_batch, leases)
     drain = False
     try:
         yield astore
