@@ -152,22 +152,23 @@ class _Transactions(_StoreBase):
         )
 
     def _claim_version(self, channel_id: ChannelId, version: int, state_hash: bytes) -> None:
+        # Insert first, look only on a conflict: one statement in the common case (a new version).
+        inserted = self._conn.execute(
+            "INSERT INTO signed_versions (channel_id, version, state_hash, signed_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (channel_id, version) DO NOTHING",
+            (channel_id, version, state_hash, self._now()),
+        ).rowcount
+        if inserted:
+            return
         row = self._conn.execute(
             "SELECT state_hash FROM signed_versions WHERE channel_id = ? AND version = ?",
             (channel_id, version),
         ).fetchone()
-        if row is not None:
-            if bytes(row[0]) == state_hash:
-                return
+        if bytes(row[0]) != state_hash:
             raise Equivocation(
                 f"channel 0x{channel_id.hex()[:16]}: version {version} was already signed as "
                 f"0x{bytes(row[0]).hex()}, refusing 0x{state_hash.hex()}"
             )
-        self._conn.execute(
-            "INSERT INTO signed_versions (channel_id, version, state_hash, signed_at) "
-            "VALUES (?, ?, ?, ?)",
-            (channel_id, version, state_hash, self._now()),
-        )
 
     def _append(
         self, channel_id: ChannelId, update: SignedUpdate, book: BookSnapshot | None
