@@ -45,7 +45,8 @@ store, each read by its own decoder. Nested maps carry no envelope:
 tag  trade           keys
 ==== =============== =====================================================
 1    Pay             payer, amount
-2    OpenOption      position (Position map), premium
+2    OpenOption      position (Position map), premium; a fill of a firm quote also has
+                     quote_id (32-byte bin; channels/core/quote_wire.py, PROTOCOL.md)
 3    Unwind          position_id, holder_share
 4    Settle          position_id, attestation (Attestation map), signature
 5    CreditDeposit   participant, amount
@@ -344,7 +345,10 @@ def _e_pay(t: Pay) -> _Fields:
 
 
 def _e_open_option(t: OpenOption) -> _Fields:
-    return {"position": _e_position(t.position), "premium": _eu256(t.premium)}
+    fields: _Fields = {"position": _e_position(t.position), "premium": _eu256(t.premium)}
+    if t.quote_id is not None:  # a fill of a firm quote; plain trades keep the two-key map
+        fields["quote_id"] = _ebytes(t.quote_id, _HASH_LEN)
+    return fields
 
 
 def _e_unwind(t: Unwind) -> _Fields:
@@ -807,6 +811,7 @@ def _d_attestation(obj: Any) -> Attestation:
 
 _PAY_KEYS = frozenset(("payer", "amount"))
 _OPEN_OPTION_KEYS = frozenset(("position", "premium"))
+_OPEN_OPTION_FILL_KEYS = frozenset(("position", "premium", "quote_id"))
 _UNWIND_KEYS = frozenset(("position_id", "holder_share"))
 _SETTLE_KEYS = frozenset(("position_id", "attestation", "signature"))
 _CREDIT_DEPOSIT_KEYS = frozenset(("participant", "amount"))
@@ -820,8 +825,17 @@ def _d_pay(obj: Any) -> Pay:
 
 
 def _d_open_option(obj: Any) -> OpenOption:
-    f = _fields(obj, _OPEN_OPTION_KEYS, "OpenOption")
-    return OpenOption(position=_d_position(f["position"]), premium=_du256(f["premium"], "premium"))
+    quote_id = None
+    if type(obj) is dict and "quote_id" in obj:
+        f = _fields(obj, _OPEN_OPTION_FILL_KEYS, "OpenOption")
+        quote_id = _dbytes(f["quote_id"], _HASH_LEN, "quote_id")
+    else:
+        f = _fields(obj, _OPEN_OPTION_KEYS, "OpenOption")
+    return OpenOption(
+        position=_d_position(f["position"]),
+        premium=_du256(f["premium"], "premium"),
+        quote_id=quote_id,
+    )
 
 
 def _d_unwind(obj: Any) -> Unwind:
