@@ -248,6 +248,10 @@ class SignedQuote:
     quote: Quote
     signature: bytes
 
+    @property
+    def channel_id(self) -> ChannelId:
+        return self.quote.channel_id
+
 
 @dataclass(frozen=True, slots=True)
 class QuoteDecline:
