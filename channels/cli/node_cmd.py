@@ -136,6 +136,8 @@ async def serve_desk(
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
+        pricer=cfg.quotes.price if cfg.quotes is not None else None,
+        quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
     ) as node:
         async with trio.open_nursery() as nursery:
             await nursery.start(log_events, node)

@@ -34,6 +34,7 @@ from channels.control.errors import (
     error_text,
 )
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
+from channels.control.quotes import QuoteCommands
 from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChannelError, UnknownChannel
 from channels.core.machine import Phase
@@ -85,6 +86,7 @@ class ControlServer:
             ("dispute", ("channel", "wait"), self._dispute),
             ("withdraw", ("channel", "amount", "asset", "recipient"), self._withdraw),
             ("export", ("channel",), self._export),
+            *QuoteCommands(self).table(),  # firm quotes (channels/control/quotes.py)
         ):
             self.commands[name] = (frozenset(fields), handler)
 
