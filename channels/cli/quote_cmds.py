@@ -28,6 +28,7 @@ def _quote_line(q: dict[str, Any]) -> str:
     when = dt.datetime.fromtimestamp(int(q["expiry"]), dt.UTC)
     until = dt.datetime.fromtimestamp(int(q["valid_until"]), dt.UTC)
     status = f" {q['status']}" if "status" in q else ""
+    size = fmt_fixed(int(q["max_quantity"]), QUANTITY_DECIMALS)
     left = f" left {fmt_fixed(int(q['remaining']), QUANTITY_DECIMALS)}" if "remaining" in q else ""
     return (
         f"quote {q['quote_id'][:18]}{status} by {q['quoter'][:10]}: quoter {q['quoter_side']}s "
