@@ -45,8 +45,8 @@ def sock_dir() -> Iterator[Path]:
 
 def test_quote_table_errors_name_the_key(tmp_path: Path) -> None:
     for bad, words in (
-        ('[quotes]\nvalid_for = 0\n', "valid_for"),
-        ('[quotes]\nspread = 1\n', "unknown key"),
+        ("[quotes]\nvalid_for = 0\n", "valid_for"),
+        ("[quotes]\nspread = 1\n", "unknown key"),
         ('[[quotes.table]]\nunderlying = "ETH"\nkind = "call"\n', "missing key"),
         (
             '[[quotes.table]]\nunderlying = "ETH"\nkind = "swap"\nstrike = 1\nside = "buy"\n'
