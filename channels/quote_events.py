@@ -54,3 +54,29 @@ class QuoteDeclinedEvent(Event):
     request_id: int
     reason: str
     ours: bool
+
+
+def describe(event: Event) -> str | None:
+    """One log line for a quote event (None for other events)."""
+    if isinstance(event, QuoteRequested):
+        r = event.request
+        return (
+            f"quote requested id={r.request_id} side={r.side.name.lower()} "
+            f"kind={r.kind.name.lower()} strike={r.strike} expiry={r.expiry} qty={r.quantity}"
+        )
+    if isinstance(event, QuoteReceived):
+        q = event.quote.quote
+        return (
+            f"quote received quote=0x{q.quote_id.hex()[:16]} price={q.price} "
+            f"max={q.max_quantity} valid_until={q.valid_until}"
+        )
+    if isinstance(event, QuoteFilled):
+        return (
+            f"quote filled quote=0x{event.quote_id.hex()[:16]} by={'peer' if event.ours else 'us'} "
+            f"qty={event.quantity} premium={event.premium} left={event.remaining}"
+        )
+    if isinstance(event, QuoteExpired):
+        return f"quote expired quote=0x{event.quote_id.hex()[:16]} ours={event.ours}"
+    if isinstance(event, QuoteDeclinedEvent):
+        return f"quote declined request={event.request_id} reason={event.reason[:80]!r}"
+    return None

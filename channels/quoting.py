@@ -324,6 +324,9 @@ class QuoteDesk:
             QuoteEntry(request.channel_id, "declined", request_id=request.request_id, detail=reason)
         )
         self._send(peer, QuoteDecline(request.channel_id, request.request_id, reason))
+        self._node._emit(
+            QuoteDeclinedEvent(request.channel_id, request.request_id, reason, ours=True)
+        )
 
     # filling ----------------------------------------------------------------------------------
     async def fill(
