@@ -500,7 +500,55 @@ class QuoteDesk:
         self.book.forget_retired(KEEP_RETIRED)
         return expired
 
+    async def restore(self) -> int:
+        """After a restart: book again the live quotes of the audit trail, with what the signed
+        history of their channel has filled of them. Returns how many are live."""
+        records = await self.audit()
+        now = self._node.now()
+        dead = {r.quote_id for r in records if r.kind in ("withdrawn", "expired")}
+        replaced = {r.signed.quote.replaces for r in records if r.signed is not None}
+        candidates = [
+            r
+            for r in records
+            if r.kind in ("issued", "received")
+            and r.signed is not None
+            and r.quote_id not in dead
+            and r.signed.quote.valid_until > now
+        ]
+        filled: dict[bytes, int] = {}
+        for channel_id in {r.channel_id for r in candidates}:
+            for update in await self._node.store.history(ChannelId(channel_id)):
+                for trade in update.trades:
+                    if isinstance(trade, OpenOption) and trade.quote_id is not None:
+                        quantity = trade.position.quantity
+                        filled[trade.quote_id] = filled.get(trade.quote_id, 0) + quantity
+        live = 0
+        for r in candidates:
+            assert r.signed is not None
+            entry = self._node._entries.get(ChannelId(r.channel_id))
+            if entry is None:
+                continue
+            machine = entry.machine
+            ours = r.kind == "issued"
+            quote = r.signed.quote
+            booked = BookedQuote(
+                r.signed,
+                machine.peer_address,
+                ours,
+                machine.index if ours else 1 - machine.index,
+                min(quote.max_quantity, filled.get(quote.quote_id, 0)),
+            )
+            if quote.quote_id in replaced:
+                booked.status = QuoteStatus.REPLACED
+            elif booked.remaining == 0:
+                booked.status = QuoteStatus.FILLED
+            else:
+                live += 1
+            self.book.restore(booked)
+        return live
+
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.restore()
         task_status.started()
         while True:
             await trio.sleep(SWEEP_INTERVAL)

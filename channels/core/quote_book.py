@@ -246,6 +246,19 @@ class QuoteBook:
             )
         return self._add(BookedQuote(signed, peer, False, quoter_index))
 
+    def restore(self, booked: BookedQuote) -> None:
+        """Put back a quote read from the audit trail after a restart (its fills counted from
+        the signed history); quotes already in the book are left as they are."""
+        if booked.quote.quote_id in self._quotes:
+            return
+        self._quotes[booked.quote.quote_id] = booked
+        if booked.status is QuoteStatus.LIVE:
+            counts = self._count(booked.peer)
+            if booked.ours:
+                counts.issued += 1
+            else:
+                counts.received += 1
+
     def withdraw(self, quote_id: bytes) -> bool:
         """Withdraw a live quote of ours: no fill of it is countersigned from now on."""
         booked = self._quotes.get(quote_id)

@@ -289,3 +289,34 @@ async def test_a_flood_of_quote_requests_is_refused_not_stored(
                 request = bob.quotes.pending_requests()[0]
                 await bob.quotes.answer(ch.id, request.request_id, Decline("desk closed"))
                 assert len(bob.quotes.pending_requests()) == 3
+
+
+async def test_a_restarted_quoter_keeps_its_live_quotes_and_what_is_left(
+    desks: Desks, tmp_path: Path
+) -> None:
+    """Alice quotes; Bob fills part; Alice restarts: the rest of her quote is still firm, and
+    no more than the rest (counted from her signed history) can be filled."""
+    with trio.fail_after(150):
+        async with quoting_desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+            async with quoting_desk(
+                desks, desks.alice, tmp_path / "a.sqlite", listen=False, pricer=flat_pricer
+            ) as alice:
+                ch, bch = await open_channel(alice, bob, desks)
+                expiry = bob.now() + WEEK
+                signed = await bch.request_quote(
+                    "ETH", "call", STRIKE, expiry, 10 * QUANTITY_SCALE, "buy"
+                )
+                await bch.fill_quote(signed, 4 * QUANTITY_SCALE)
+                await ch.wait_version(bch.version)
+            async with quoting_desk(
+                desks, desks.alice, tmp_path / "a.sqlite", listen=False, pricer=flat_pricer
+            ) as alice:
+                booked = alice.quotes.book.get(signed.quote.quote_id)
+                assert booked is not None and booked.ours
+                assert booked.remaining == 6 * QUANTITY_SCALE
+                over = fill_trade(signed.quote, 7 * QUANTITY_SCALE, bch.new_position_id(), 0)
+                with pytest.raises(UpdateRefusedError) as refused:
+                    await bch.trade(over)
+                assert refused.value.rule == "QuoteOverfilled"
+                rest = await bch.fill_quote(signed)
+                assert rest.quantity == 6 * QUANTITY_SCALE
