@@ -139,6 +139,35 @@ class Channel:
             timeout=timeout,
         )
 
+    async def offer_quote(
+        self,
+        underlying: str | bytes,
+        kind: str | OptionKind,
+        strike: int,
+        expiry: int,
+        side: str,
+        *,
+        price: int,
+        collateral: int,
+        max_quantity: int,
+        valid_for: int = 30,
+        replaces: bytes | None = None,
+    ) -> SignedQuote:
+        """Stream an unsolicited firm quote to the peer; ``side`` is the PEER's side."""
+        return await self._node.quotes.offer(
+            self.id,
+            underlying=underlying,
+            kind=kind,
+            strike=strike,
+            expiry=expiry,
+            side=side,
+            price=price,
+            collateral=collateral,
+            max_quantity=max_quantity,
+            valid_for=valid_for,
+            replaces=replaces,
+        )
+
     async def fill_quote(self, quote: SignedQuote | bytes, quantity: int | None = None) -> Position:
         """Fill the peer's quote (all that is left, or ``quantity``) in one update."""
         quote_id = quote.quote.quote_id if isinstance(quote, SignedQuote) else quote
