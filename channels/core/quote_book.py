@@ -55,6 +55,9 @@ class QuoteLimits:
     max_issued_per_peer: int = 1024
     #: How long a request from the peer may wait for our pricer (seconds of chain time).
     request_ttl: int = 60
+    #: Requests plus quotes one peer may send us per minute of chain time: each costs a
+    #: signature check and a row in the audit trail, so short-lived quotes cannot flood the disk.
+    max_messages_per_minute: int = 600
 
 
 class QuoteStatus(enum.Enum):
@@ -102,6 +105,8 @@ class _PeerCounts:
     our_requests: int = 0
     received: int = 0
     issued: int = 0
+    window_start: int = 0
+    window_count: int = 0
 
 
 @dataclass(slots=True)
@@ -144,13 +149,24 @@ class QuoteBook:
         found = self._incoming.get((channel_id, request_id))
         return found[0] if found is not None else None
 
+    def _rate(self, counts: _PeerCounts, now: Timestamp) -> None:
+        if now - counts.window_start >= 60:
+            counts.window_start, counts.window_count = now, 0
+        if counts.window_count >= self.limits.max_messages_per_minute:
+            raise TooManyQuoteRequests(
+                f"more than {self.limits.max_messages_per_minute} quote messages from this peer "
+                "in a minute"
+            )
+        counts.window_count += 1
+
     # requests -------------------------------------------------------------------------------------
     def admit_request(self, request: QuoteRequest, peer: Address, now: Timestamp) -> None:
-        """Take a peer's request for an answer; refuse it beyond the per-peer limit."""
+        """Take a peer's request for an answer; refuse it beyond the per-peer limits."""
         key = (request.channel_id, request.request_id)
         if key in self._incoming:
             raise BadQuote(f"request {request.request_id} is already waiting for our answer")
         counts = self._count(peer)
+        self._rate(counts, now)
         if counts.requests >= self.limits.max_requests_per_peer:
             raise TooManyQuoteRequests(
                 f"{counts.requests} quote requests from this peer are already waiting "
@@ -239,6 +255,7 @@ class QuoteBook:
         if q.valid_until <= now:
             raise QuoteExpired(f"the quote expired at {q.valid_until}, now is {now}")
         counts = self._count(peer)
+        self._rate(counts, now)
         if counts.received >= self.limits.max_received_per_peer:
             raise TooManyQuoteRequests(
                 f"{counts.received} live quotes from this peer already "

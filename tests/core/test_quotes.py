@@ -413,3 +413,20 @@ def test_side_parsing() -> None:
     with pytest.raises(Exception, match="buy"):
         Side.parse("hold")
     assert LocalSigner  # the signer type used across these tests
+
+
+def test_quote_messages_of_a_peer_are_rate_limited_by_chain_time() -> None:
+    book = QuoteBook(QuoteLimits(max_messages_per_minute=5, max_requests_per_peer=100))
+
+    def request(i: int) -> QuoteRequest:
+        return QuoteRequest(CHANNEL, i, symbol("ETH"), OptionKind.CALL, 1, NOW, 1, Side.BUY)
+
+    for i in range(1, 6):
+        book.admit_request(request(i), BOB.address, NOW)
+    with pytest.raises(TooManyQuoteRequests, match="in a minute"):
+        book.admit_request(request(6), BOB.address, NOW + 59)
+    with pytest.raises(TooManyQuoteRequests):
+        q = make_quote(quote_id=quote_id_for(CHANNEL, BOB.address, 1), quoter=BOB.address)
+        book.receive(sign_quote(BOB, DOMAIN, q), BOB.address, 1, NOW)
+    assert len(book.incoming_requests()) == 5 and len(book) == 0
+    book.admit_request(request(7), BOB.address, NOW + 60)  # a new minute
