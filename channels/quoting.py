@@ -32,7 +32,7 @@ import trio
 
 from channels.core import eip712
 from channels.core.consent import Approved, Refusal, Verdict
-from channels.core.errors import ChannelError, IllegalCall, UnknownChannel
+from channels.core.errors import ChannelError, IllegalCall, RuleViolation, UnknownChannel
 from channels.core.model import (
     ZERO_HASH,
     Address,
@@ -55,7 +55,6 @@ from channels.core.quotes import (
     QuoteOverfilled,
     QuoteReplaced,
     QuoteRequest,
-    QuoteRuleViolation,
     QuoteUnknown,
     Side,
     SignedQuote,
@@ -359,7 +358,7 @@ class QuoteDesk:
     ) -> Verdict | None:
         try:
             fill = self.book.check_fill(channel_id, peer, trade, Timestamp(now))
-        except QuoteRuleViolation as exc:
+        except RuleViolation as exc:
             return Refusal(exc.rule, str(exc))
         if fill is None:
             return None

@@ -6,7 +6,7 @@ its id, terms, status and what is left, plus its signature so it can be checked 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.control.errors import BadRequest
 from channels.control.fields import Fields, Handler
@@ -17,7 +17,17 @@ from channels.core.quotes import QuoteRequest, SignedQuote
 from channels.quoting import Decline, QuoteTerms
 
 if TYPE_CHECKING:
-    from channels.control.server import ControlServer
+    from channels.channel import Channel
+    from channels.node import Node
+
+
+class _Server(Protocol):
+    """What the handlers need of the control server."""
+
+    node: Node
+
+    def resolve(self, text: str) -> Channel: ...
+
 
 _TERMS = ("channel", "kind", "underlying", "strike", "expiry", "expiry_in", "side")
 
@@ -62,7 +72,7 @@ def request_json(r: QuoteRequest) -> dict[str, Any]:
 class QuoteCommands:
     """The handlers; :meth:`table` lists them for the server."""
 
-    def __init__(self, server: ControlServer) -> None:
+    def __init__(self, server: _Server) -> None:
         self.server = server
         self.node = server.node
 

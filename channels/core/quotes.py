@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.core import eip712
-from channels.core.errors import BadSignature, InvalidField, RuleViolation
+from channels.core.errors import BadSignature, InvalidField, LocalError, RemoteError, RuleViolation
 from channels.core.hashing import keccak256
 from channels.core.model import (
     QUANTITY_SCALE,
@@ -60,67 +60,62 @@ def _w(value: int) -> bytes:
 # Errors: each names the rule a fill (or a quote message) breaks. ---------------------------------
 
 
-class QuoteRuleViolation(RuleViolation):
-    """A fill or a quote message breaks a rule of firm quotes."""
-
-    rule = "QuoteRule"
-
-
-class QuoteUnknown(QuoteRuleViolation):
+# Each rule is Local when our own call can break it, Remote when only the peer's messages can.
+class QuoteUnknown(RuleViolation, LocalError):
     """The fill names a quote we never issued on this channel (or one we no longer hold)."""
 
     rule = "QuoteUnknown"
 
 
-class QuoteExpired(QuoteRuleViolation):
+class QuoteExpired(RuleViolation, LocalError):
     """The fill arrived at or after the quote's ``valid_until`` (chain time)."""
 
     rule = "QuoteExpired"
 
 
-class QuoteOverfilled(QuoteRuleViolation):
+class QuoteOverfilled(RuleViolation, LocalError):
     """The fill's quantity is above what is left of the quote (fills in flight count)."""
 
     rule = "QuoteOverfilled"
 
 
-class QuotePriceChanged(QuoteRuleViolation):
+class QuotePriceChanged(RuleViolation, RemoteError):
     """The fill's premium is not the quote's price for the filled quantity."""
 
     rule = "QuotePriceChanged"
 
 
-class QuoteTermsChanged(QuoteRuleViolation):
+class QuoteTermsChanged(RuleViolation, RemoteError):
     """The fill's option (underlying, kind, strike, expiry, side, collateral) is not the quote's."""
 
     rule = "QuoteTermsChanged"
 
 
-class QuoteReplaced(QuoteRuleViolation):
+class QuoteReplaced(RuleViolation, LocalError):
     """The quote was replaced by a newer quote of ours before the fill reached us (they crossed)."""
 
     rule = "QuoteReplaced"
 
 
-class QuoteWithdrawn(QuoteRuleViolation):
+class QuoteWithdrawn(RuleViolation, RemoteError):
     """The quote was withdrawn (cancelled) by its quoter before the fill reached it."""
 
     rule = "QuoteWithdrawn"
 
 
-class BadQuote(QuoteRuleViolation):
+class BadQuote(RuleViolation, RemoteError):
     """A quote message is malformed, bound to another channel, or not signed by its quoter."""
 
     rule = "BadQuote"
 
 
-class TooManyQuoteRequests(QuoteRuleViolation):
+class TooManyQuoteRequests(RuleViolation, RemoteError):
     """The peer has too many quote requests (or quotes) outstanding; the excess is refused."""
 
     rule = "TooManyQuoteRequests"
 
 
-class QuoteDeclined(QuoteRuleViolation):
+class QuoteDeclined(RuleViolation, RemoteError):
     """The quoting desk declined our request (its reason is in the message)."""
 
     rule = "QuoteDeclined"
