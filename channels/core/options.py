@@ -138,7 +138,7 @@ class OpenOption:
 
     position: Position
     premium: Amount
-    quote_id: bytes | None = None
+    quote_id: bytes | None = field(default=None, repr=False)  # repr: golden wire vectors
 
 
 @dataclass(frozen=True, slots=True)
