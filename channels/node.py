@@ -984,6 +984,7 @@ async def open_node(
                 )
                 await node.refresh_chain_time()
                 await node._restore()
+                await node.quotes.restore()  # firm quotes: the live ones of the audit trail
                 await nursery.start(node._executor)
                 if listen is not None:
                     node.listen_port = await nursery.start(
@@ -995,8 +996,8 @@ async def open_node(
                         lambda _peer: True,
                         node._serve_connection,
                     )
-                await nursery.start(node.watcher.run)
                 await nursery.start(node.quotes.run)
+                await nursery.start(node.watcher.run)
                 nursery.start_soon(node._redialer)
                 try:
                     yield node

@@ -544,7 +544,7 @@ class QuoteDesk:
         return live
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.restore()
+        """Sweep expired quotes until cancelled (the node restores the book before)."""
         task_status.started()
         while True:
             await trio.sleep(SWEEP_INTERVAL)
