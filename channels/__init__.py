@@ -13,14 +13,14 @@ from channels.core.model import Attestation, OptionKind, Params, Position, State
 from channels.core.signing import LocalSigner, Signer
 
 if TYPE_CHECKING:
-    from channels.channel import Channel
-    from channels.node import Node, NodeSettings, open_node
+    from channels.runtime.channel import Channel
+    from channels.runtime.node import Node, NodeSettings, open_node
 
 _LAZY = {
-    "open_node": "channels.node",
-    "Node": "channels.node",
-    "NodeSettings": "channels.node",
-    "Channel": "channels.channel",
+    "open_node": "channels.runtime.node",
+    "Node": "channels.runtime.node",
+    "NodeSettings": "channels.runtime.node",
+    "Channel": "channels.runtime.channel",
 }
 
 

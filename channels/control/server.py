@@ -38,11 +38,11 @@ from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChannelError, UnknownChannel
 from channels.core.machine import Phase
 from channels.core.model import Address, Attestation, ChannelId, Price, to_checksum
-from channels.events import Finality, FinalityChanged, PeerConnected, PeerLost
+from channels.core.node_events import Finality, FinalityChanged, PeerConnected, PeerLost
 
 if TYPE_CHECKING:
-    from channels.channel import Channel
-    from channels.node import Node
+    from channels.runtime.channel import Channel
+    from channels.runtime.node import Node
 
 log = logging.getLogger("channels.control")
 

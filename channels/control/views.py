@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from channels.core.machine import Phase
 from channels.core.model import Position, State, symbol_text
-from channels.events import Finality
+from channels.core.node_events import Finality
 
 if TYPE_CHECKING:
-    from channels.channel import Channel
+    from channels.runtime.channel import Channel
 
 
 def _finality_of(channel: Channel, seen: Finality | None) -> str:

@@ -50,8 +50,7 @@ if _ROOT not in sys.path:  # run from a checkout without `pip install -e .`
 from channels.core import eip712  # noqa: E402
 from channels.core.machine import Phase  # noqa: E402
 from channels.core.messages import Accept, Proposal, Reestablish  # noqa: E402
-from channels.core.signing import LocalSigner  # noqa: E402
-from channels.events import (  # noqa: E402
+from channels.core.node_events import (  # noqa: E402
     Alarm,
     ChainEventSeen,
     FinalityChanged,
@@ -61,7 +60,8 @@ from channels.events import (  # noqa: E402
     StateUpdated,
     UpdateRefusedEvent,
 )
-from channels.node import Node, NodeSettings, open_node  # noqa: E402
+from channels.core.signing import LocalSigner  # noqa: E402
+from channels.runtime.node import Node, NodeSettings, open_node  # noqa: E402
 
 
 def emit(obj: dict[str, Any]) -> None:

@@ -26,11 +26,11 @@ from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of, mint
 from adjudicator.transactions import TransactionSender
 from channels import open_node
-from channels.channel import Channel
 from channels.core.machine import Phase
+from channels.core.node_events import Alarm, Event
 from channels.core.signing import LocalSigner
-from channels.events import Alarm, Event
-from channels.node import Node, NodeSettings
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node, NodeSettings
 
 from .harness import CHALLENGE_PERIOD, DEPOSIT, Chain, adjudicator_calls
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import trio
 
-from channels.node import UpdateRefusedError
+from channels.runtime.node import UpdateRefusedError
 
 from .harness import Chain, free_port
 from .test_data_loss import desk, fresh_desk, open_pair, trade_to

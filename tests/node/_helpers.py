@@ -14,12 +14,12 @@ import trio
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import open_node
-from channels.channel import Channel
 from channels.core import eip712
 from channels.core.machine import Policy
 from channels.core.model import ChannelId
 from channels.core.signing import LocalSigner
-from channels.node import Node, NodeSettings
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node, NodeSettings
 
 from .conftest import Desks
 

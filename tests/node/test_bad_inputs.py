@@ -66,8 +66,8 @@ from channels.core.options import Context, OpenOption, Pay, Trade, apply_trades,
 from channels.core.positions import PositionBook
 from channels.core.signing import LocalSigner, malleate
 from channels.core.wire import decode_message, encode_message
-from channels.node import Node
-from channels.transport import Prologue, SecureChannel, connect
+from channels.runtime.node import Node
+from channels.transport.secure_channel import Prologue, SecureChannel, connect
 
 from ._helpers import (
     WEEK,

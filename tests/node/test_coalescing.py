@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from channels.channel import Channel
 from channels.core.errors import InsufficientFunds
+from channels.runtime.channel import Channel
 
 from ._helpers import DEPOSIT, desk, open_channel
 from .conftest import Desks

@@ -15,9 +15,9 @@ from channels import open_node
 from channels.core import eip712
 from channels.core.machine import Phase
 from channels.core.model import Attestation, symbol
+from channels.core.node_events import Alarm
 from channels.core.signing import LocalSigner
-from channels.events import Alarm
-from channels.node import Node, NodeSettings
+from channels.runtime.node import Node, NodeSettings
 
 from .conftest import Desks
 

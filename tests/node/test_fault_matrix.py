@@ -18,7 +18,7 @@ import trio
 from channels.core.messages import Accept, Message, Proposal, Reestablish, Reject, UpdateRequest
 from channels.core.model import Address, State
 from channels.core.options import Pay, Trade
-from channels.node import Node, UpdateRefusedError
+from channels.runtime.node import Node, UpdateRefusedError
 
 from ._helpers import desk, linked, open_channel, wait_until
 from .conftest import Desks

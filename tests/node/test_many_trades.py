@@ -13,19 +13,19 @@ from pathlib import Path
 
 import trio
 
-from channels.channel import Channel
 from channels.core.errors import InsufficientFunds
 from channels.core.machine import Phase
 from channels.core.model import Amount, Position
-from channels.core.options import OpenOption, Pay, Trade, Unwind
-from channels.events import (
+from channels.core.node_events import (
     PeerConnected,
     PeerLost,
     PhaseChangedEvent,
     StateUpdated,
     UpdateRefusedEvent,
 )
-from channels.node import UpdateRefusedError
+from channels.core.options import OpenOption, Pay, Trade, Unwind
+from channels.runtime.channel import Channel
+from channels.runtime.node import UpdateRefusedError
 
 from ._helpers import DEPOSIT, WEEK, desk, open_channel, token_balances, wait_until
 from .conftest import Desks

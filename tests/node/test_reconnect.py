@@ -14,10 +14,10 @@ from pathlib import Path
 
 import trio
 
-from channels.channel import Channel
 from channels.core.errors import IllegalCall, TooManyPending
 from channels.core.model import State
-from channels.node import UpdateRefusedError
+from channels.runtime.channel import Channel
+from channels.runtime.node import UpdateRefusedError
 
 from ._helpers import (
     FAST,

@@ -13,8 +13,8 @@ from adjudicator.rpc import open_rpc
 from channels.core.errors import TransportError
 from channels.core.model import SignedState
 from channels.core.signing import LocalSigner
-from channels.txdriver import TxPolicy
-from channels.watchtower import TowerRefused, open_watchtower, push_from_node, push_state
+from channels.defence.txdriver import TxPolicy
+from channels.defence.watchtower import TowerRefused, open_watchtower, push_from_node, push_state
 
 from .conftest import DEPOSIT, PERIOD, Desks, balances, desk, view, wait_for
 

@@ -39,7 +39,7 @@ from channels.core.options import (
 )
 
 if TYPE_CHECKING:
-    from channels.node import Node
+    from channels.runtime.node import Node
 
 _ID_SIDE_BIT = 1 << 62
 

@@ -67,11 +67,10 @@ from channels.core.machine import (
     Phase,
 )
 from channels.core.model import ChannelId, SignedState, State, Version
+from channels.core.node_events import Alarm, ChainEventSeen, Finality, FinalityChanged
 from channels.core.options import SETTLEMENT_GRACE
 from channels.core.wire import decode_state, encode_state
-from channels.events import Alarm, ChainEventSeen, Finality, FinalityChanged
-from channels.store import OPEN_INTENTS, Intent, IntentStatus
-from channels.txdriver import (
+from channels.defence.txdriver import (
     PendingTx,
     TxManager,
     TxPolicy,
@@ -82,11 +81,12 @@ from channels.txdriver import (
     register_needed,
     sent_from_raw,
 )
+from channels.store import OPEN_INTENTS, Intent, IntentStatus
 
 if TYPE_CHECKING:
-    from channels.node import Node, _Entry
+    from channels.runtime.node import Node, _Entry
 
-log = logging.getLogger("channels.watcher")
+log = logging.getLogger("channels.defence.watcher")
 
 CURSOR = "adjudicator"
 

@@ -2,14 +2,14 @@
 
 A separate process role. Desks (its *clients*, registered by address) push their latest fully
 signed state of each channel (params + both signatures) over the authenticated transport
-(:mod:`channels.transport`: the desk proves its channel key, the tower its own); the tower checks
-the state (domain, channel id, both participants' EIP-712 signatures, the pusher is a participant)
-and keeps the highest version per channel in its own SQLite file (WAL, ``synchronous=FULL``: the
-ack leaves only after the state is durable). It follows the adjudicator's events for those
-channels and, when a channel is registered with an older version than the one it holds, refutes
-with its version before the deadline, paying gas from its own key; after the deadline it also
-concludes. Its transactions go through :class:`channels.watcher.TxManager` (rebroadcast, fee bump,
-``DeadlineAtRisk``).
+(:mod:`channels.transport.secure_channel`: the desk proves its channel key, the tower its own); the
+tower checks the state (domain, channel id, both participants' EIP-712 signatures, the pusher is a
+participant) and keeps the highest version per channel in its own SQLite file (WAL,
+``synchronous=FULL``: the ack leaves only after the state is durable). It follows the adjudicator's
+events for those channels and, when a channel is registered with an older version than the one it
+holds, refutes with its version before the deadline, paying gas from its own key; after the
+deadline it also concludes. Its transactions go through
+:class:`channels.defence.txdriver.TxManager` (rebroadcast, fee bump, ``DeadlineAtRisk``).
 
 Protocol (one msgpack map per message, each answered):
 ``{"t": "push", "params": <wire params>, "state": <wire state>, "sigs": [sig0, sig1]}`` ->
@@ -22,8 +22,9 @@ Use::
                                ("127.0.0.1", 0), clients=[alice]) as tower:
         await push_state(("127.0.0.1", tower.listen_port), tower.address, signer, params, signed)
 
-or ``python -m channels.watchtower --config tower.json`` with ``{"key": "0x..", "store": "..",
-"chain": "http://..", "adjudicator": "0x..", "listen": "127.0.0.1:9735", "clients": ["0x.."]}``.
+or ``python -m channels.defence.watchtower --config tower.json`` with ``{"key": "0x..",
+"store": "..", "chain": "http://..", "adjudicator": "0x..", "listen": "127.0.0.1:9735",
+"clients": ["0x.."]}``.
 """
 
 from __future__ import annotations
@@ -53,22 +54,22 @@ from adjudicator.rpc import ChainError
 from channels.core import eip712
 from channels.core.errors import ChannelError, RemoteProtocolError
 from channels.core.model import Address, ChannelId, Params, SignedState, address
+from channels.core.node_events import Alarm
 from channels.core.signing import LocalSigner, Signer, verify
 from channels.core.wire import decode_params, decode_state, encode_params, encode_state
-from channels.events import Alarm
-from channels.transport import Prologue, SecureChannel, connect, serve
-from channels.txdriver import (
+from channels.defence.txdriver import (
     TxManager,
     TxPolicy,
     _bind_conclude_needed,
     _bind_register_needed,
     intent_key,
 )
+from channels.transport.secure_channel import Prologue, SecureChannel, connect, serve
 
 if TYPE_CHECKING:
-    from channels.node import Node
+    from channels.runtime.node import Node
 
-log = logging.getLogger("channels.watchtower")
+log = logging.getLogger("channels.defence.watchtower")
 
 MAX_REQUEST = 64 * 1024
 
@@ -470,7 +471,7 @@ async def push_from_node(node: Node, tower_endpoint: tuple[str, int], tower_addr
     Best effort: a push that fails is retried with the next state, and the latest state of every
     channel is pushed at the start. A node that must not sign ahead of its tower would push
     synchronously instead (a hook in the node's executor)."""
-    from channels.events import StateUpdated
+    from channels.core.node_events import StateUpdated
 
     async def push(cid: ChannelId) -> None:
         entry = node._entries.get(cid)
@@ -495,7 +496,7 @@ async def push_from_node(node: Node, tower_endpoint: tuple[str, int], tower_addr
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m channels.watchtower")
+    parser = argparse.ArgumentParser(prog="python -m channels.defence.watchtower")
     parser.add_argument("--config", required=True, help="JSON file (see the module docstring)")
     args = parser.parse_args(argv)
     config = json.loads(Path(args.config).read_text())

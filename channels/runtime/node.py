@@ -26,7 +26,6 @@ from pathlib import Path
 import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
-from channels.channel import Channel
 from channels.core.errors import (
     ChannelError,
     IllegalCall,
@@ -56,11 +55,7 @@ from channels.core.machine import (
 )
 from channels.core.messages import Message, OpenProposal, Reestablish
 from channels.core.model import Address, Attestation, ChannelId, Params, State, address
-from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
-from channels.core.signing import LocalSigner, Signer
-from channels.core.wire import decode_message, encode_message
-from channels.crash import crash_point
-from channels.events import (
+from channels.core.node_events import (
     Alarm,
     Event,
     Finality,
@@ -71,12 +66,23 @@ from channels.events import (
     StateUpdated,
     UpdateRefusedEvent,
 )
+from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
+from channels.core.signing import LocalSigner, Signer
+from channels.core.wire import decode_message, encode_message
+from channels.defence.txdriver import TxPolicy
+from channels.defence.watcher import Watcher
+from channels.runtime.channel import Channel
 from channels.store import AsyncStore, IntentStatus, open_store
-from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
-from channels.txdriver import TxPolicy
-from channels.watcher import Watcher
+from channels.testing.crash import crash_point
+from channels.transport.secure_channel import (
+    Prologue,
+    SecureChannel,
+    TransportConfig,
+    connect,
+    serve,
+)
 
-log = logging.getLogger("channels.node")
+log = logging.getLogger("channels.runtime.node")
 
 #: Our own updates in flight on one channel before new calls are queued and coalesced. The
 #: leader keeps a few proposals pipelined (a lost link then completes several at once, see

@@ -31,7 +31,7 @@ from channels.core.errors import ChannelError
 from channels.core.model import ChannelId
 from channels.store import IntentStatus
 
-log = logging.getLogger("channels.txdriver")
+log = logging.getLogger("channels.defence.txdriver")
 
 
 @dataclass(frozen=True)
