@@ -102,8 +102,8 @@ class Desk:
         raise KeyError(f"no node here has channel {channel_id}")
 
     def option(self, ch: Channel, writer_is_us: bool = True) -> OpenOption:
-        node = ch._node
-        position = ch._position(
+        node = next(n for n in self.nodes if ch in n.channels)
+        position = ch.new_position(
             kind="call",
             underlying="ETH-USD",
             strike=3_000 * PRICE,

@@ -9,18 +9,35 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from channels.core.errors import ChannelError, LocalProtocolError, RemoteProtocolError
-from channels.core.model import Attestation, OptionKind, Params, Position, State
+from channels.core.model import Attestation, OptionKind, Params, Position, SignedState, State
+from channels.core.node_events import (
+    Alarm,
+    ChainEventSeen,
+    Event,
+    Finality,
+    FinalityChanged,
+    PeerConnected,
+    PeerLost,
+    PhaseChangedEvent,
+    StateUpdated,
+    UpdateRefusedEvent,
+)
 from channels.core.signing import LocalSigner, Signer
 
 if TYPE_CHECKING:
     from channels.runtime.channel import Channel
-    from channels.runtime.node import Node, NodeSettings, open_node
+    from channels.runtime.errors import UpdateRefusedError
+    from channels.runtime.node import Node, open_node
+    from channels.runtime.settings import NodeSettings
+    from channels.runtime.views import ChannelInfo
 
 _LAZY = {
     "open_node": "channels.runtime.node",
     "Node": "channels.runtime.node",
-    "NodeSettings": "channels.runtime.node",
+    "NodeSettings": "channels.runtime.settings",
     "Channel": "channels.runtime.channel",
+    "ChannelInfo": "channels.runtime.views",
+    "UpdateRefusedError": "channels.runtime.errors",
 }
 
 
@@ -34,18 +51,31 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Alarm",
     "Attestation",
+    "ChainEventSeen",
     "Channel",
     "ChannelError",
+    "ChannelInfo",
+    "Event",
+    "Finality",
+    "FinalityChanged",
     "LocalProtocolError",
     "LocalSigner",
     "Node",
     "NodeSettings",
     "OptionKind",
     "Params",
+    "PeerConnected",
+    "PeerLost",
+    "PhaseChangedEvent",
     "Position",
     "RemoteProtocolError",
+    "SignedState",
     "Signer",
     "State",
+    "StateUpdated",
+    "UpdateRefusedError",
+    "UpdateRefusedEvent",
     "open_node",
 ]

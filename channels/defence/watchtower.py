@@ -34,11 +34,11 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgpack
 import trio
@@ -52,22 +52,19 @@ from adjudicator.client import (
 )
 from adjudicator.rpc import ChainError
 from channels.core import eip712
-from channels.core.errors import ChannelError, RemoteProtocolError
+from channels.core.errors import ChannelError, RemoteProtocolError, UnknownChannel
 from channels.core.model import Address, ChannelId, Params, SignedState, address
-from channels.core.node_events import Alarm
+from channels.core.node_events import Alarm, Event, StateUpdated
 from channels.core.signing import LocalSigner, Signer, verify
 from channels.core.wire import decode_params, decode_state, encode_params, encode_state
 from channels.defence.txdriver import (
     TxManager,
     TxPolicy,
-    _bind_conclude_needed,
-    _bind_register_needed,
+    bind_conclude_needed,
+    bind_register_needed,
     intent_key,
 )
-from channels.transport.secure_channel import Prologue, SecureChannel, connect, serve
-
-if TYPE_CHECKING:
-    from channels.runtime.node import Node
+from channels.transport import Prologue, SecureChannel, connect, serve
 
 log = logging.getLogger("channels.defence.watchtower")
 
@@ -359,7 +356,7 @@ class Watchtower:
                     "register",
                     (params_tuple(held.params), state_tuple(ours.state), sig0, sig1),
                     deadline=view.deadline,
-                    needed=_bind_register_needed(self.chain, cid, version, self.now),
+                    needed=bind_register_needed(self.chain, cid, version, self.now),
                     tag=version,
                 )
         elif view.version == version and now > view.deadline:
@@ -371,7 +368,7 @@ class Watchtower:
                     cid,
                     "concludeAfterTimeout",
                     (params_tuple(held.params), state_tuple(ours.state)),
-                    needed=_bind_conclude_needed(self.chain, cid),
+                    needed=bind_conclude_needed(self.chain, cid),
                 )
 
 
@@ -465,34 +462,58 @@ async def push_state(
     return int(reply["version"])
 
 
-async def push_from_node(node: Node, tower_endpoint: tuple[str, int], tower_address: bytes) -> None:
+class PushedChannel(Protocol):
+    """What the tower needs of a desk's channel handle."""
+
+    @property
+    def id(self) -> ChannelId: ...
+    @property
+    def params(self) -> Params: ...
+    @property
+    def latest(self) -> SignedState: ...
+
+
+class PushSource(Protocol):
+    """What the tower needs of a desk's node (a :class:`channels.runtime.node.Node`)."""
+
+    @property
+    def signer(self) -> Signer: ...
+    @property
+    def channels(self) -> Sequence[PushedChannel]: ...
+    def channel(self, channel_id: bytes) -> PushedChannel: ...
+    def events(
+        self, buffer: int = 10_000
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Event]]: ...
+
+
+async def push_from_node(
+    node: PushSource, tower_endpoint: tuple[str, int], tower_address: bytes
+) -> None:
     """Push every new fully signed state of ``node``'s channels to a tower (run as a task).
 
     Best effort: a push that fails is retried with the next state, and the latest state of every
     channel is pushed at the start. A node that must not sign ahead of its tower would push
     synchronously instead (a hook in the node's executor)."""
-    from channels.core.node_events import StateUpdated
 
-    async def push(cid: ChannelId) -> None:
-        entry = node._entries.get(cid)
-        if entry is None:
-            return
-        signed = entry.machine.latest.signed
+    async def push(channel: PushedChannel) -> None:
+        signed = channel.latest
         if not signed.fully_signed:
             return
         try:
-            await push_state(
-                tower_endpoint, tower_address, node.signer, entry.machine.params, signed
-            )
+            await push_state(tower_endpoint, tower_address, node.signer, channel.params, signed)
         except (ChannelError, OSError, trio.TooSlowError) as exc:
-            log.warning("pushing 0x%s to the tower failed: %s", cid.hex()[:12], exc)
+            log.warning("pushing 0x%s to the tower failed: %s", channel.id.hex()[:12], exc)
 
     async with node.events() as events:
-        for cid in list(node._entries):
-            await push(cid)
+        for channel in list(node.channels):
+            await push(channel)
         async for event in events:
             if isinstance(event, StateUpdated) and event.channel_id is not None:
-                await push(event.channel_id)
+                try:
+                    found = node.channel(event.channel_id)
+                except UnknownChannel:
+                    continue
+                await push(found)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,12 @@
-"""The desk node: wires the sans-IO channel machines to the transport, the store and the chain.
+"""The desk node: the registry of its channels, wired to the transport, the store and the chain.
 
 ``async with open_node(...) as node:`` owns one trio nursery in which every background task of the
 node lives (listener, peer links, the action executor, the chain follower). Nothing outlives the
-``async with`` block.
-
-The executor is where the write-before-send rule is kept while updates stay fast: machines hand
-it their actions in order; it takes every batch that is waiting, makes all their persistence
-actions durable in ONE store transaction, and only then performs the sends and notifications of
-those batches, in order. Persisting a later action before an earlier send is harmless; sending
-before persisting is never done.
+``async with`` block. The jobs live in their own modules: each channel's runtime
+(:mod:`~channels.runtime.channel_runtime`), coalescing (:mod:`~channels.runtime.coalescer`), the
+persist-then-send executor (:mod:`~channels.runtime.executor`), peer links
+(:mod:`~channels.runtime.links`), the event bus and the chain clock; the defence
+(:mod:`channels.defence`) sees the node only through :class:`~channels.defence.host.DefenceHost`.
 """
 
 from __future__ import annotations
@@ -17,214 +15,38 @@ import functools
 import itertools
 import logging
 import secrets
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
-from channels.core.errors import (
-    ChannelError,
-    IllegalCall,
-    LocalProtocolError,
-    RemoteProtocolError,
-    UnknownChannel,
-)
-from channels.core.machine import (
-    Action,
-    ChannelMachine,
-    ConcludedObserved,
-    Config,
-    DataLossRecovered,
-    Disconnected,
-    Input,
-    PersistSignature,
-    PersistState,
-    Phase,
-    PhaseChanged,
-    Policy,
-    Received,
-    Reconnected,
-    RequestUpdate,
-    Send,
-    UpdateApplied,
-    UpdateRefused,
-)
-from channels.core.messages import Message, OpenProposal, Reestablish
-from channels.core.model import Address, Attestation, ChannelId, Params, State, address
-from channels.core.node_events import (
-    Alarm,
-    Event,
-    Finality,
-    FinalityChanged,
-    PeerConnected,
-    PeerLost,
-    PhaseChangedEvent,
-    StateUpdated,
-    UpdateRefusedEvent,
-)
-from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
+from channels.core.errors import ChannelError, IllegalCall, RemoteProtocolError, UnknownChannel
+from channels.core.machine import ChannelMachine, Config, Disconnected, Phase, Policy, Reconnected
+from channels.core.messages import Message, OpenProposal
+from channels.core.model import Address, Attestation, ChannelId, Params, address
+from channels.core.node_events import Event
 from channels.core.signing import LocalSigner, Signer
-from channels.core.wire import decode_message, encode_message
-from channels.defence.txdriver import TxPolicy
 from channels.defence.watcher import Watcher
+from channels.runtime.bus import EventBus
 from channels.runtime.channel import Channel
+from channels.runtime.channel_runtime import ChannelRuntime
+from channels.runtime.clock import ChainClock
+from channels.runtime.context import RuntimeContext
+from channels.runtime.defence_host import NodeDefenceHost
+from channels.runtime.errors import UpdateRefusedError
+from channels.runtime.executor import Executor
+from channels.runtime.hooks import FaultHooks
+from channels.runtime.links import Links
+from channels.runtime.settings import NodeSettings
+from channels.runtime.views import ChannelInfo
 from channels.store import AsyncStore, IntentStatus, open_store
-from channels.testing.crash import crash_point
-from channels.transport.secure_channel import (
-    Prologue,
-    SecureChannel,
-    TransportConfig,
-    connect,
-    serve,
-)
+from channels.transport import Prologue, serve
 
-log = logging.getLogger("channels.runtime.node")
+log = logging.getLogger("channels.node")
 
-#: Our own updates in flight on one channel before new calls are queued and coalesced. The
-#: leader keeps a few proposals pipelined (a lost link then completes several at once, see
-#: tests/node/test_reconnect.py); the follower's requests each cost the leader a round.
-_IN_FLIGHT_LEADER = 4
-_IN_FLIGHT_FOLLOWER = 1
-#: At most this many trades from queued calls go into one coalesced update.
-_MAX_COALESCED_TRADES = 1000
-#: A call with at least this many trades is a batch already: it is proposed at once (pipelined
-#: up to the machine's limit) rather than queued behind others and merged.
-_ALREADY_A_BATCH = 16
-#: At most this many queued messages go out in one socket write (bounds the bytes joined).
-_MAX_WRITE_BATCH = 256
-
-
-def _crash_points(durable: Sequence[Action]) -> tuple[str, ...]:
-    points: list[str] = []
-    if any(isinstance(a, PersistSignature) for a in durable):
-        points.append("signature")
-    if any(isinstance(a, PersistState) for a in durable):
-        points.append("state")
-    return tuple(points)
-
-
-class UpdateRefusedError(ChannelError):
-    """The update did not become a state; ``rule`` names the rule that refused it."""
-
-    def __init__(self, rule: str, reason: str) -> None:
-        super().__init__(f"{rule}: {reason}")
-        self.rule = rule
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSettings:
-    """Tunables of a node; the defaults suit a desk on a public chain with 1-block confirmations."""
-
-    confirmations: int = 1
-    chain_poll_interval: float = 0.5
-    update_timeout: float = 30.0
-    connect_timeout: float = 5.0
-    open_timeout: float = 120.0
-    reconnect_backoff: tuple[float, float] = (0.2, 5.0)
-    limits: Limits = field(default_factory=Limits)
-    max_pending: int = 64
-    synchronous: str = "FULL"
-    #: Go on chain when a deposit has not arrived this long after opening (seconds).
-    funding_timeout: float = 3600.0
-    #: Go on chain when the peer is silent this long while a proposal waits or an option nears
-    #: expiry (seconds); None never escalates on silence.
-    escalate_after: float | None = 600.0
-    #: "Near expiry" means within the challenge period plus this margin (seconds).
-    expiry_margin: int = 3600
-    #: Deposit our share as soon as a peer's channel proposal is accepted.
-    auto_fund: bool = True
-    #: Alarm ("StaleHead") when the newest block is older than this (seconds of wall time).
-    max_head_age: float = 180.0
-    #: The chain's worst-case inclusion delay (on a rollup, its forced-inclusion window), in
-    #: seconds: channels whose challenge period does not clearly exceed it raise an alarm.
-    inclusion_window: int = 0
-    #: When dispute transactions count as stuck and get rebroadcast or fee-bumped.
-    tx_policy: TxPolicy | None = None
-    #: Seconds of silence after which a link sends a keepalive (and 3x that: the peer is dead).
-    keepalive_interval: float | None = 15.0
-    #: Per-peer limits: a link that sends more messages than this in one second, or more
-    #: malformed or refused messages than ``max_bad_messages`` in its life, is dropped.
-    max_messages_per_second: int = 50_000
-    max_bad_messages: int = 1_000
-
-    def transport_config(self) -> TransportConfig:
-        return TransportConfig(keepalive_interval=self.keepalive_interval)
-
-
-@dataclass
-class _Waiter:
-    done: trio.Event = field(default_factory=trio.Event)
-    state: State | None = None
-    error: ChannelError | None = None
-
-
-@dataclass(eq=False)
-class _Call:
-    """One caller's trades waiting to be coalesced with others into one update."""
-
-    trades: tuple[Trade, ...]
-    done: trio.Event = field(default_factory=trio.Event)
-    state: State | None = None
-    error: BaseException | None = None
-    #: The combined update was refused by a rule: the caller tries its trades alone.
-    retry: bool = False
-    #: The caller stopped waiting before its batch was proposed: leave its trades out.
-    withdrawn: bool = False
-
-
-@dataclass(eq=False)
-class _Batch:
-    """Calls whose trades become one update; only the newest batch of a channel takes more."""
-
-    calls: list[_Call] = field(default_factory=list)
-    size: int = 0
-
-
-def _refused(calls: list[_Call], exc: ChannelError) -> None:
-    """A combined update was refused: each call tries alone; a lone call gets the error."""
-    if len(calls) == 1:
-        calls[0].error = exc
-    else:
-        for call in calls:
-            call.retry = True
-    for call in calls:
-        call.done.set()
-
-
-@dataclass
-class _Entry:
-    machine: ChannelMachine
-    handle: Channel
-    lock: trio.Lock = field(default_factory=trio.Lock)
-    waiters: dict[int, _Waiter] = field(default_factory=dict)
-    changed: trio.Event = field(default_factory=trio.Event)
-    #: Coalescing (see Node._submit): batches waiting for room, the one still taking calls,
-    #: and whether the pump task runs.
-    queue: deque[_Batch] = field(default_factory=deque)
-    open_batch: _Batch | None = None
-    pumping: bool = False
-    starting: int = 0
-    endpoint: tuple[str, int] | None = None
-    crediting: bool = False
-    created_at: float = field(default_factory=trio.current_time)
-    last_heard: float = field(default_factory=trio.current_time)
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
-
-
-@dataclass
-class _Link:
-    peer: Address
-    channel: SecureChannel
-    outbox: trio.MemorySendChannel[tuple[bytes, tuple[str, ...]]]
-    inbox: trio.MemoryReceiveChannel[tuple[bytes, tuple[str, ...]]]
+__all__ = ["Node", "NodeSettings", "UpdateRefusedError", "open_node"]
 
 
 class Node:
@@ -256,56 +78,127 @@ class Node:
             max_pending=settings.max_pending,
         )
         self._nursery = nursery
-        self._entries: dict[ChannelId, _Entry] = {}
-        self._links: dict[Address, _Link] = {}
-        self._request_ids = itertools.count(1)
-        self._actions_in, self._actions_out = trio.open_memory_channel[tuple[_Entry, list[Action]]](
-            10_000
+        self._runtimes: dict[ChannelId, ChannelRuntime] = {}
+        self._handles: dict[ChannelId, Channel] = {}
+        self._bus = EventBus()
+        self._clock = ChainClock(chain)
+        self._links = Links(
+            signer=signer,
+            prologue=Prologue(chain_id, Address(chain.address)),
+            settings=settings,
+            bus=self._bus,
+            nursery=nursery,
+            dispatch=self._dispatch,
+            on_up=functools.partial(self._link_changed, up=True),
+            on_down=functools.partial(self._link_changed, up=False),
         )
-        self._subscribers: list[trio.MemorySendChannel[Event]] = []
-        self._chain_time = 0
-        self._chain_time_at = 0.0
-        self.listen_port: int | None = None
+        self._executor = Executor(store, self._links.send)
+        self._ctx = RuntimeContext(
+            address=signer.address,
+            chain=chain,
+            settings=settings,
+            clock=self._clock,
+            bus=self._bus,
+            executor=self._executor,
+            nursery=nursery,
+            request_ids=itertools.count(1),
+        )
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
-        self.watcher = Watcher(self)
+        self.watcher = Watcher(
+            NodeDefenceHost(self._ctx, store, self._runtimes, self._attestations)
+        )
+        self.listen_port: int | None = None
+        #: Messages naming a channel we do not have with the sending peer.
         self.unknown_channel_messages = 0
-        self.bad_messages = 0
 
-    # identity and time --------------------------------------------------------------------------
+    # identity, time, events ---------------------------------------------------------------------
     @property
     def address(self) -> Address:
         return self.signer.address
 
     def now(self) -> int:
-        """Chain time: the newest block's timestamp plus the time since that block appeared.
-
-        Between blocks the clock keeps running from when we first saw the newest one, so a quiet
-        chain (no new blocks) does not stop time; it never runs behind a block's timestamp.
-        """
-        return self._chain_time + int(trio.current_time() - self._chain_time_at)
+        """Chain time (see :class:`~channels.runtime.clock.ChainClock`)."""
+        return self._clock.now()
 
     async def refresh_chain_time(self) -> None:
-        timestamp = await self.chain.block_timestamp("latest")
-        if timestamp != self._chain_time:
-            self._chain_time = timestamp
-            self._chain_time_at = trio.current_time()
+        await self._clock.refresh()
+
+    def events(
+        self, buffer: int = 10_000
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Event]]:
+        """``async with node.events() as stream: async for event in stream: ...``"""
+        return self._bus.subscribe(buffer)
+
+    # peers --------------------------------------------------------------------------------------
+    @property
+    def peers(self) -> tuple[Address, ...]:
+        """The peers connected now."""
+        return self._links.peers
+
+    def is_connected(self, peer: bytes) -> bool:
+        return self._links.connected(Address(peer))
+
+    async def wait_connected(self, peer: bytes, connected: bool = True) -> None:
+        """Return once ``peer`` is connected (with ``connected=False``: once it is not)."""
+        await self._links.wait_connected(Address(peer), connected)
+
+    async def disconnect(self, peer: bytes) -> None:
+        """Drop the connection to ``peer``; a peer we dialled is redialled."""
+        await self._links.disconnect(Address(peer))
+
+    @property
+    def bad_messages(self) -> int:
+        """Messages refused (malformed, or breaking a rule) over the node's life."""
+        return self._links.bad_messages
+
+    @property
+    def fault_hooks(self) -> FaultHooks:
+        """Fault-injection points, for :mod:`channels.testing.faults` only."""
+        return self._links.hooks
 
     # channels -----------------------------------------------------------------------------------
     @property
     def channels(self) -> list[Channel]:
-        return [e.handle for e in self._entries.values()]
+        return list(self._handles.values())
 
     def channel(self, channel_id: bytes) -> Channel:
         try:
-            return self._entries[ChannelId(channel_id)].handle
+            return self._handles[ChannelId(channel_id)]
         except KeyError:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}") from None
 
-    def _add_entry(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> _Entry:
+    def status(self) -> list[ChannelInfo]:
+        """One view per channel: what a desk's status table shows."""
+        infos: list[ChannelInfo] = []
+        for runtime in self._runtimes.values():
+            m = runtime.machine
+            watch = self.watcher.watches.get(m.channel_id)
+            chain_view = watch.view if watch is not None else None
+            infos.append(
+                ChannelInfo(
+                    channel_id=m.channel_id,
+                    peer=m.peer_address,
+                    our_index=m.index,
+                    phase=m.phase,
+                    version=m.state.version,
+                    our_balance=m.state.balances[m.index],
+                    their_balance=m.state.balances[1 - m.index],
+                    positions=m.state.position_count,
+                    locked=m.state.locked,
+                    deadline=chain_view.deadline if chain_view is not None else 0,
+                    connected=self._links.connected(m.peer_address),
+                    in_sync=not m.reestablishing,
+                    in_flight=tuple(m.pending_versions),
+                )
+            )
+        return infos
+
+    def _add(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> ChannelRuntime:
         machine.policy = self.policy
-        entry = _Entry(machine=machine, handle=Channel(self, machine), endpoint=endpoint)
-        self._entries[machine.channel_id] = entry
-        return entry
+        runtime = ChannelRuntime(self._ctx, machine, endpoint)
+        self._runtimes[machine.channel_id] = runtime
+        self._handles[machine.channel_id] = Channel(runtime, self.address)
+        return runtime
 
     async def open_channel(
         self,
@@ -338,481 +231,49 @@ class Node:
         machine, actions = ChannelMachine.initiate(
             params, self.signer, self.config, (deposit, peer_deposit)
         )
-        await self._connect(peer, peer_addr)
+        await self._links.connect(peer, peer_addr)
         await self.store.add_channel(
             params, machine.index, (deposit, peer_deposit), machine.phase, peer
         )
-        entry = self._add_entry(machine, peer)
-        await self._enqueue(entry, actions)
+        runtime = self._add(machine, peer)
+        await runtime.enqueue(actions)
         with trio.fail_after(self.settings.open_timeout):
-            await self._wait_phase(machine.channel_id, (Phase.FUNDING,))
-            await self._fund(entry)
-            await self._wait_phase(machine.channel_id, (Phase.OPEN,))
-        return entry.handle
+            await runtime.wait_phase((Phase.FUNDING,))
+            await runtime.fund()
+            await runtime.wait_phase((Phase.OPEN,))
+        return self._handles[machine.channel_id]
 
-    async def _on_open_proposal(self, link: _Link, msg: OpenProposal) -> None:
+    async def _on_open_proposal(self, peer: Address, msg: OpenProposal) -> None:
         params = msg.params
-        if params.channel_id in self._entries:
+        if params.channel_id in self._runtimes:
             return  # a retransmission of a proposal we already accepted
-        if link.peer not in params.participants or self.address not in params.participants:
+        if peer not in params.participants or self.address not in params.participants:
             raise RemoteProtocolError("a channel proposal that does not name both of us")
         if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
             log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
             return
         machine, actions = ChannelMachine.accept_open(msg, self.signer, self.config)
         await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
-        entry = self._add_entry(machine, None)
-        await self._enqueue(entry, actions)
+        runtime = self._add(machine, None)
+        await runtime.enqueue(actions)
         if self.settings.auto_fund:
-            self._nursery.start_soon(self._fund_quietly, entry)
+            self._nursery.start_soon(runtime.fund_quietly)
 
-    async def _fund_quietly(self, entry: _Entry) -> None:
-        try:
-            await self._fund(entry)
-        except ChannelError as exc:
-            self._emit(Alarm(entry.machine.channel_id, "FundingFailed", str(exc)))
-
-    async def _fund(self, entry: _Entry) -> None:
-        """Send our deposit unless the chain already has it."""
-        machine = entry.machine
-        amount = machine.deposits[machine.index]
-        if amount == 0:
-            return
-        view = await self.chain.channel(machine.channel_id)
-        already = (view.deposits0, view.deposits1)[machine.index]
-        if already >= amount:
-            return
-        await self.chain.deposit(machine.params, machine.index, amount - already)
-
-    # trading ------------------------------------------------------------------------------------
-    async def _submit(self, channel_id: ChannelId, trades: tuple[Trade, ...]) -> State:
-        """Make ``trades`` one update (or part of one) and return the state that contains them.
-
-        Concurrent calls are coalesced: while the channel already has ``_IN_FLIGHT_LEADER`` of
-        our updates in flight (``_IN_FLIGHT_FOLLOWER`` for the follower, whose every update
-        costs the leader a request round), a call's trades are queued, and when room frees up
-        every queued call's trades become ONE update (one signature round, one commit per
-        side), whose state every caller gets back. If the rules refuse a combined update, each
-        of its calls is tried again on its own, so one bad trade fails only its own caller.
-        Withdrawals, deposit credits and finalizing are never combined with other calls.
-        """
-        entry = self._entries.get(channel_id)
-        if entry is None:
-            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
-        with trio.fail_after(self.settings.update_timeout):
-            await self._wait_synced(entry)
-        solo = any(isinstance(t, DebitWithdrawal | Finalize | CreditDeposit) for t in trades)
-        big = len(trades) >= _ALREADY_A_BATCH
-        while True:
-            if big or (not entry.queue and self._has_room(entry)):
-                request_id, waiter = await self._start_update(entry, trades)
-                return await self._finish_update(entry, request_id, waiter)
-            call = _Call(trades)
-            self._queue_call(entry, call, solo)
-            try:
-                with trio.fail_after(self.settings.update_timeout):
-                    await call.done.wait()
-            finally:
-                # Not yet proposed: leave the queue (once proposed the update may still apply,
-                # as for a call that times out waiting for its own update).
-                call.withdrawn = True
-            if call.retry:
-                solo = True  # the combined update was refused: go again, alone
-                continue
-            if call.error is not None:
-                raise call.error
-            assert call.state is not None
-            return call.state
-
-    async def _wait_synced(self, entry: _Entry) -> None:
-        # After a restart or a lost connection no proposal is made until the two sides have
-        # compared their latest states; wait for that rather than fail.
-        while entry.machine.reestablishing and entry.machine.phase in (Phase.FUNDING, Phase.OPEN):
-            await entry.changed.wait()
-
-    def _has_room(self, entry: _Entry) -> bool:
-        limit = _IN_FLIGHT_LEADER if entry.machine.is_leader else _IN_FLIGHT_FOLLOWER
-        return len(entry.waiters) + entry.starting < limit
-
-    async def _start_update(self, entry: _Entry, trades: tuple[Trade, ...]) -> tuple[int, _Waiter]:
-        """Hand ``trades`` to the machine as one request; raises the rule's error at once if it
-        refuses them before anything is signed."""
-        request_id = next(self._request_ids)
-        waiter = _Waiter()
-        # Hold our place among the updates in flight from the room check on (taking the lock
-        # may yield to other callers, who must see this one).
-        entry.starting += 1
-        try:
-            async with entry.lock:
-                actions = entry.machine.handle(RequestUpdate(trades, request_id), now=self.now())
-                entry.waiters[request_id] = waiter
-                await self._enqueue(entry, actions)
-        finally:
-            entry.starting -= 1
-            if request_id not in entry.waiters:
-                self._room_freed(entry)  # refused at once: the place we held is free again
-        return request_id, waiter
-
-    async def _finish_update(self, entry: _Entry, request_id: int, waiter: _Waiter) -> State:
-        try:
-            with trio.fail_after(self.settings.update_timeout):
-                await waiter.done.wait()
-        finally:
-            # A caller that gave up no longer holds a place among the updates in flight.
-            if entry.waiters.pop(request_id, None) is not None:
-                self._room_freed(entry)
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.state is not None
-        return waiter.state
-
-    def _queue_call(self, entry: _Entry, call: _Call, solo: bool) -> None:
-        batch = entry.open_batch
-        if solo or batch is None or batch.size + len(call.trades) > self._max_batch_trades:
-            batch = _Batch()
-            entry.queue.append(batch)
-            entry.open_batch = None if solo else batch
-        batch.calls.append(call)
-        batch.size += len(call.trades)
-        if not entry.pumping:
-            entry.pumping = True
-            self._nursery.start_soon(self._pump, entry)
-
-    @property
-    def _max_batch_trades(self) -> int:
-        return min(_MAX_COALESCED_TRADES, self.settings.limits.max_trades_per_update)
-
-    def _room_freed(self, entry: _Entry) -> None:
-        if entry.queue:
-            entry.notify()  # wakes the pump (an applied update has notified already)
-
-    async def _pump(self, entry: _Entry) -> None:
-        """Propose the queued batches of one channel, oldest first, as room frees up."""
-        try:
-            while entry.queue:
-                while not self._has_room(entry) or (
-                    entry.machine.reestablishing
-                    and entry.machine.phase in (Phase.FUNDING, Phase.OPEN)
-                ):
-                    await entry.changed.wait()  # set by _room_freed and after a resync
-                batch = entry.queue.popleft()
-                if batch is entry.open_batch:
-                    entry.open_batch = None
-                calls = [c for c in batch.calls if not c.withdrawn]
-                if not calls:
-                    continue
-                trades = tuple(t for c in calls for t in c.trades)
-                try:
-                    request_id, waiter = await self._start_update(entry, trades)
-                except ChannelError as exc:  # refused before anything was signed
-                    _refused(calls, exc)
-                    continue
-                except Exception as exc:  # not the rules' verdict: report it, keep the node up
-                    for call in calls:
-                        call.error = exc
-                        call.done.set()
-                    continue
-                self._nursery.start_soon(self._resolve, entry, calls, request_id, waiter)
-        finally:
-            entry.pumping = False
-
-    async def _resolve(
-        self, entry: _Entry, calls: list[_Call], request_id: int, waiter: _Waiter
-    ) -> None:
-        try:
-            state = await self._finish_update(entry, request_id, waiter)
-        except UpdateRefusedError as exc:  # definitive: the proposal is dropped, never applies
-            _refused(calls, exc)
-        except trio.TooSlowError:
-            # The update may still apply later: retrying would apply these trades twice.
-            for call in calls:
-                call.error = trio.TooSlowError("the update was not completed in time")
-                call.done.set()
-        else:
-            for call in calls:
-                call.state = state
-                call.done.set()
-
-    async def _wait_phase(self, channel_id: ChannelId, phases: Sequence[Phase]) -> Phase:
-        entry = self._entries[channel_id]
-        while entry.machine.phase not in phases:
-            await entry.changed.wait()
-        return entry.machine.phase
-
-    async def _wait_version(self, channel_id: ChannelId, version: int) -> State:
-        entry = self._entries[channel_id]
-        while entry.machine.state.version < version:
-            await entry.changed.wait()
-        return entry.machine.state
-
-    async def _top_up(self, channel_id: ChannelId, amount: int) -> State:
-        entry = self._entries[channel_id]
-        machine = entry.machine
-        target = machine.state.deposited[machine.index] + amount
-        await self.chain.deposit(machine.params, machine.index, amount)
-        while machine.state.deposited[machine.index] < target:
-            await entry.changed.wait()
-        return machine.state
-
-    async def _withdraw_partial(self, channel_id: ChannelId, trade: DebitWithdrawal) -> State:
-        state = await self._submit(channel_id, (trade,))
-        entry = self._entries[channel_id]
-        update = entry.machine.latest
-        if update.withdrawal is None or update.withdrawal_signatures is None:
-            raise IllegalCall("the withdrawal was not co-signed")
-        await self.chain.withdraw_partial(
-            entry.machine.params, update.withdrawal, update.withdrawal_signatures
-        )
-        return state
-
-    async def _close(self, channel_id: ChannelId) -> None:
-        entry = self._entries[channel_id]
-        if entry.machine.phase is not Phase.FINAL:
-            await self._submit(channel_id, (Finalize(),))
-        signed = entry.machine.latest.signed
-        await self.chain.conclude(entry.machine.params, signed)
-        await self._apply(entry, ConcludedObserved(signed.state.version))
-        self._emit(FinalityChanged(channel_id, Finality.CONCLUDED, signed.state.version))
-
-    # the action executor ------------------------------------------------------------------------
-    async def _enqueue(self, entry: _Entry, actions: list[Action]) -> None:
-        if actions:
-            await self._actions_in.send((entry, actions))
-
-    async def _executor(
-        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        task_status.started()
-        async for first in self._actions_out:
-            batch = [first]
-            while True:
-                try:
-                    batch.append(self._actions_out.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            durable = [
-                action
-                for _, actions in batch
-                for action in actions
-                if isinstance(action, PersistSignature | PersistState | PhaseChanged)
-            ]
-            points = _crash_points(durable)
-            for point in points:
-                crash_point(point, "pre_write")
-            if durable:
-                await self.store.persist(durable)
-            for point in points:
-                crash_point(point, "post_write_pre_send")
-            for entry, actions in batch:
-                for action in actions:
-                    self._perform(entry, action, points)
-
-    def _perform(self, entry: _Entry, action: Action, points: tuple[str, ...] = ()) -> None:
-        cid = entry.machine.channel_id
-        if isinstance(action, Send):
-            self._send(entry.machine.peer_address, action.message, points)
-        elif isinstance(action, UpdateApplied):
-            state = action.update.signed.state
-            waiter = None
-            if action.ours and action.request_id is not None:
-                waiter = entry.waiters.pop(action.request_id, None)
-            if waiter is not None:
-                waiter.state = state
-                waiter.done.set()
-                self._room_freed(entry)
-            self._emit(StateUpdated(cid, state, action.ours, action.update.trades))
-            entry.notify()
-        elif isinstance(action, UpdateRefused):
-            if action.request_id is not None and action.ours:
-                waiter = entry.waiters.pop(action.request_id, None)
-                if waiter is not None:
-                    waiter.error = UpdateRefusedError(action.rule, action.reason)
-                    waiter.done.set()
-                    self._room_freed(entry)
-            self._emit(UpdateRefusedEvent(cid, action.request_id, action.rule, action.reason))
-        elif isinstance(action, PhaseChanged):
-            self._emit(PhaseChangedEvent(cid, action.phase))
-            entry.notify()
-        elif isinstance(action, DataLossRecovered):
-            self._emit(
-                Alarm(cid, "DataLossRecovered", f"v{action.old_version} -> v{action.new_version}")
-            )
-            entry.notify()
-        elif isinstance(action, PersistSignature | PersistState):
-            if isinstance(action, PersistState):
-                entry.notify()
-
-    # events -------------------------------------------------------------------------------------
-    def _emit(self, event: Event) -> None:
-        for subscriber in list(self._subscribers):
-            try:
-                subscriber.send_nowait(event)
-            except trio.WouldBlock:
-                pass  # a slow subscriber loses events rather than stalling the node
-            except trio.BrokenResourceError:
-                self._subscribers.remove(subscriber)
-
-    @asynccontextmanager
-    async def events(self, buffer: int = 10_000) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
-        """``async with node.events() as stream: async for event in stream: ...``"""
-        send, receive = trio.open_memory_channel[Event](buffer)
-        self._subscribers.append(send)
-        try:
-            yield receive
-        finally:
-            if send in self._subscribers:
-                self._subscribers.remove(send)
-            await send.aclose()
-
-    # peers --------------------------------------------------------------------------------------
-    def _send(self, peer: Address, message: Message, points: tuple[str, ...] = ()) -> None:
-        link = self._links.get(peer)
-        if link is None:
-            return  # the reestablish after reconnecting brings the peer up to date
-        try:
-            link.outbox.send_nowait((encode_message(message), points))
-        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            log.warning("dropping a message to %s: link congested or closed", peer.hex())
-
-    async def _connect(self, endpoint: tuple[str, int], peer: Address) -> None:
-        if peer in self._links:
-            return
-        secure = await connect(
-            endpoint[0],
-            endpoint[1],
-            self.signer,
-            peer,
-            Prologue(self.chain_id, Address(self.chain.address)),
-            timeout=self.settings.connect_timeout,
-            config=self.settings.transport_config(),
-        )
-        await self._nursery.start(self._run_link, secure)
-
-    async def _serve_connection(self, secure: SecureChannel) -> None:
-        await self._run_link(secure)
-
-    async def _run_link(
-        self, secure: SecureChannel, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        peer = secure.peer_address
-        out_send, out_receive = trio.open_memory_channel[tuple[bytes, tuple[str, ...]]](10_000)
-        old = self._links.get(peer)
-        link = _Link(peer, secure, out_send, out_receive)
-        self._links[peer] = link
-        if old is not None:
-            await old.channel.aclose()
-        self._emit(PeerConnected(None, peer))
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer, link)
-                for entry in self._entries_of(peer):
-                    async with entry.lock:
-                        await self._enqueue(
-                            entry, entry.machine.handle(Reconnected(), now=self.now())
-                        )
-                task_status.started()
-                await self._reader(link)
-                nursery.cancel_scope.cancel()
-        finally:
-            if self._links.get(peer) is link:
-                del self._links[peer]
-                for entry in self._entries_of(peer):
-                    with trio.CancelScope(shield=True):
-                        async with entry.lock:
-                            await self._enqueue(
-                                entry, entry.machine.handle(Disconnected(), now=self.now())
-                            )
-                self._emit(PeerLost(None, peer))
-            with trio.CancelScope(shield=True):
-                await secure.aclose()
-
-    def _entries_of(self, peer: Address) -> list[_Entry]:
-        return [e for e in self._entries.values() if e.machine.peer_address == peer]
-
-    async def _writer(self, link: _Link) -> None:
-        try:
-            async for first in link.inbox:
-                # Send everything already waiting in one socket write (one syscall instead of
-                # one per message). Each message was queued only after its persistence was
-                # durable, so sending them together changes nothing for write-before-send.
-                payloads = [first[0]]
-                fired = list(first[1])
-                while len(payloads) < _MAX_WRITE_BATCH:
-                    try:
-                        payload, points = link.inbox.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    payloads.append(payload)
-                    fired.extend(points)
-                await link.channel.send_many(payloads)
-                for point in fired:
-                    crash_point(point, "post_send")
-        except (RemoteProtocolError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            # The link broke under us: closing it ends the reader, and the usual "peer lost"
-            # path runs; what was not sent is recovered by the reestablish on reconnect.
-            log.info("link to %s broke while sending", link.peer.hex())
-            await link.channel.aclose()
-
-    async def _reader(self, link: _Link) -> None:
-        settings = self.settings
-        window_start, in_window, bad = trio.current_time(), 0, 0
-        while True:
-            try:
-                payload = await link.channel.receive()
-            except (
-                RemoteProtocolError,
-                OSError,
-                trio.BrokenResourceError,
-                trio.ClosedResourceError,
-            ) as exc:
-                log.info("link to %s closed: %s", link.peer.hex(), exc)
-                return
-            now = trio.current_time()
-            if now - window_start >= 1.0:
-                window_start, in_window = now, 0
-            in_window += 1
-            if in_window > settings.max_messages_per_second:
-                log.warning("dropping %s: over %d messages/s", link.peer.hex(), in_window - 1)
-                return
-            try:
-                message = decode_message(payload)
-                await self._dispatch(link, message)
-            except (RemoteProtocolError, LocalProtocolError, ChannelError) as exc:
-                self.bad_messages += 1
-                bad += 1
-                log.info("refused a message from %s: %s", link.peer.hex(), exc)
-                if bad > settings.max_bad_messages:
-                    log.warning("dropping %s: %d bad messages", link.peer.hex(), bad)
-                    return
-
-    async def _dispatch(self, link: _Link, message: Message) -> None:
+    async def _dispatch(self, peer: Address, message: Message) -> None:
         if isinstance(message, OpenProposal):
-            await self._on_open_proposal(link, message)
+            await self._on_open_proposal(peer, message)
             return
-        entry = self._entries.get(message.channel_id)
-        if entry is None or entry.machine.peer_address != link.peer:
+        runtime = self._runtimes.get(message.channel_id)
+        if runtime is None or runtime.peer_address != peer:
             self.unknown_channel_messages += 1
             return
-        entry.last_heard = trio.current_time()
-        async with entry.lock:
-            actions = entry.machine.handle(Received(message), now=self.now())
-            await self._enqueue(entry, actions)
-            if isinstance(message, Reestablish):
-                entry.notify()  # callers waiting for the resync may go on
-            if (
-                entry.machine.is_leader
-                and entry.machine.phase in (Phase.FUNDING, Phase.OPEN)
-                and any(isinstance(a, PhaseChanged) for a in actions)
-            ):
-                self._maybe_credit(entry)
+        await runtime.receive(message)
 
-    # chain -------------------------------------------------------------------------------------
-    async def _apply(self, entry: _Entry, event: Input) -> None:
-        """Feed the machine a chain fact (or any input) and perform what it asks."""
-        async with entry.lock:
-            actions = entry.machine.handle(event, now=self.now())
-            await self._enqueue(entry, actions)
+    async def _link_changed(self, peer: Address, *, up: bool) -> None:
+        for runtime in [r for r in self._runtimes.values() if r.peer_address == peer]:
+            await runtime.apply(Reconnected() if up else Disconnected())
 
+    # chain --------------------------------------------------------------------------------------
     def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
         """Give the watcher an oracle's signed price, for settling expired positions on chain."""
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
@@ -823,62 +284,23 @@ class Node:
         The watcher refutes anything older, concludes after the challenge period and settles or
         releases open positions after expiry; follow it with :meth:`Channel.wait_phase`.
         """
-        entry = self._entries.get(ChannelId(channel_id))
-        if entry is None:
+        runtime = self._runtimes.get(ChannelId(channel_id))
+        if runtime is None:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
-        signed = entry.machine.latest.signed
+        signed = runtime.machine.latest.signed
         if not signed.fully_signed:
             raise IllegalCall("no fully signed state to register yet")
         # Through the watcher's driver: recorded as an intent, rebroadcast and fee-bumped until
         # it is mined; we return once it is.
-        tx = await self.watcher._submit_register("register", entry, signed)
+        tx = await self.watcher.submit_register("register", runtime, signed)
         await tx.done.wait()
         if tx.outcome is IntentStatus.FAILED:  # cancelled means already registered: fine
             raise IllegalCall(f"the registration did not go through: {tx.detail}")
-        await self.watcher._refresh(entry, [])
-
-    def status(self) -> list[dict[str, object]]:
-        """One row per channel: what a desk's status table shows."""
-        rows: list[dict[str, object]] = []
-        for entry in self._entries.values():
-            m = entry.machine
-            view = self.watcher.watches.get(m.channel_id)
-            chain_view = view.view if view is not None else None
-            rows.append(
-                {
-                    "channel_id": "0x" + m.channel_id.hex(),
-                    "peer": "0x" + m.peer_address.hex(),
-                    "phase": m.phase.value,
-                    "version": m.state.version,
-                    "our_balance": m.state.balances[m.index],
-                    "their_balance": m.state.balances[1 - m.index],
-                    "positions": m.state.position_count,
-                    "locked": m.state.locked,
-                    "deadline": chain_view.deadline if chain_view is not None else 0,
-                    "connected": m.peer_address in self._links,
-                }
-            )
-        return rows
-
-    def _maybe_credit(self, entry: _Entry) -> None:
-        machine = entry.machine
-        if not machine.is_leader or entry.crediting or not machine.credit_trades():
-            return
-        entry.crediting = True
-        self._nursery.start_soon(self._credit, entry)
-
-    async def _credit(self, entry: _Entry) -> None:
-        try:
-            trades = entry.machine.credit_trades()
-            if trades:
-                await self._submit(entry.machine.channel_id, trades)
-        except ChannelError as exc:
-            log.info("crediting deposits failed (retried on the next poll): %s", exc)
-        finally:
-            entry.crediting = False
+        await self.watcher.refresh(runtime, [])
 
     # start-up -----------------------------------------------------------------------------------
-    async def _restore(self) -> None:
+    async def restore(self) -> None:
+        """Load the stored channels (once, before anything runs)."""
         for stored in await self.store.load_channels():
             machine = ChannelMachine.restore(
                 stored.params,
@@ -893,30 +315,41 @@ class Node:
             # After a crash (or with signatures of ours beyond the stored latest) we may be
             # behind the peer: register nothing of our own until it has told us where it is.
             machine.synced = self.store.previous_clean_shutdown and not stored.signed_ahead
-            self._add_entry(machine, stored.endpoint)
+            self._add(machine, stored.endpoint)
 
-    async def _redial(self) -> None:
-        for entry in list(self._entries.values()):
-            if entry.endpoint is not None and entry.machine.peer_address not in self._links:
-                try:
-                    await self._connect(entry.endpoint, entry.machine.peer_address)
-                except (ChannelError, OSError) as exc:
-                    log.info("could not reach %s: %s", entry.machine.peer_address.hex(), exc)
+    async def run(self, listen: tuple[str, int] | None) -> None:
+        """Start the executor, the listener, the watcher and the redialer in the node's nursery."""
+        nursery = self._nursery
+        await nursery.start(self._executor.run)
+        if listen is not None:
+            self.listen_port = await nursery.start(
+                functools.partial(serve, config=self.settings.transport_config()),
+                listen[0],
+                listen[1],
+                self.signer,
+                Prologue(self.chain_id, Address(self.chain.address)),
+                lambda _peer: True,
+                self._links.serve,
+            )
+        await nursery.start(self.watcher.run)
+        nursery.start_soon(self._redialer)
 
     async def _redialer(self) -> None:
         low, high = self.settings.reconnect_backoff
         delay = low
         while True:
             missing = [
-                e
-                for e in self._entries.values()
-                if e.endpoint is not None and e.machine.peer_address not in self._links
+                r
+                for r in self._runtimes.values()
+                if r.endpoint is not None and not self._links.connected(r.peer_address)
             ]
-            if missing:
-                await self._redial()
-                delay = min(high, delay * 2)
-            else:
-                delay = low
+            for runtime in missing:
+                assert runtime.endpoint is not None
+                try:
+                    await self._links.connect(runtime.endpoint, runtime.peer_address)
+                except (ChannelError, OSError) as exc:
+                    log.info("could not reach %s: %s", runtime.peer_address.hex(), exc)
+            delay = min(high, delay * 2) if missing else low
             await trio.sleep(delay)
 
 
@@ -961,20 +394,8 @@ async def open_node(
                     accept_channel=accept_channel,
                 )
                 await node.refresh_chain_time()
-                await node._restore()
-                await nursery.start(node._executor)
-                if listen is not None:
-                    node.listen_port = await nursery.start(
-                        functools.partial(serve, config=settings.transport_config()),
-                        listen[0],
-                        listen[1],
-                        signer,
-                        Prologue(chain_id, Address(client.address)),
-                        lambda _peer: True,
-                        node._serve_connection,
-                    )
-                await nursery.start(node.watcher.run)
-                nursery.start_soon(node._redialer)
+                await node.restore()
+                await node.run(listen)
                 try:
                     yield node
                 finally:

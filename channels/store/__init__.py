@@ -75,6 +75,7 @@ from channels.store.ops import (
     StoreStats,
     UpdateIntent,
 )
+from channels.store.persister import Persister
 from channels.store.schema import APPLICATION_ID, SCHEMA_VERSION
 from channels.store.schema import SYNCHRONOUS_MODES as SYNCHRONOUS_MODES
 from channels.store.schema import ZERO_LINK as ZERO_LINK
@@ -94,6 +95,7 @@ __all__ = [
     "IntentStatus",
     "Op",
     "PersistTicket",
+    "Persister",
     "Results",
     "SetCursor",
     "Store",

@@ -387,6 +387,15 @@ class Store(_HistoryReads, _Transactions):
         ).fetchone()[0]
         return None if value is None else int(value)
 
+    def signed_versions(self, channel_id: ChannelId) -> list[tuple[int, bytes]]:
+        """Every (version, state hash) we ever signed on the channel, oldest first."""
+        self._check_open()
+        rows = self._conn.execute(
+            "SELECT version, state_hash FROM signed_versions WHERE channel_id = ? ORDER BY version",
+            (channel_id,),
+        ).fetchall()
+        return [(int(v), bytes(h)) for v, h in rows]
+
     def get_intent(self, intent_id: int) -> Intent:
         self._check_open()
         row = self._conn.execute(

@@ -43,7 +43,7 @@ class Tally:
 
 
 def _option(ch: Channel, rng: random.Random, expiry: int, *, write: bool) -> tuple[Position, int]:
-    position = ch._position(
+    position = ch.new_position(
         kind=rng.choice(("call", "put")),
         underlying=rng.choice(("ETH-USD", "BTC-USD")),
         strike=rng.randrange(1000, 5000) * 10**8,

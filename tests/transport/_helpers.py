@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from noise.connection import Keypair, NoiseConnection
 
 from channels.core.signing import LocalSigner
-from channels.transport.secure_channel import (
+from channels.transport import (
     DEFAULT_CONFIG,
     NOISE_PROTOCOL_NAME,
     ROLE_INITIATOR,

@@ -19,7 +19,7 @@ from functools import partial
 import trio
 
 from channels.core.signing import LocalSigner
-from channels.transport.secure_channel import (
+from channels.transport import (
     Prologue,
     SecureChannel,
     TransportConfig,

@@ -22,7 +22,7 @@ from channels.core.errors import (
     PeerTimeout,
     UnencodableMessage,
 )
-from channels.transport.secure_channel import MAX_CHUNK, SecureChannel, TransportConfig, respond
+from channels.transport import MAX_CHUNK, SecureChannel, TransportConfig, respond
 
 from ._helpers import (
     ALICE,

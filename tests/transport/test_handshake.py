@@ -17,7 +17,7 @@ from channels.core.errors import (
     TransportError,
 )
 from channels.core.signing import malleate
-from channels.transport.secure_channel import (
+from channels.transport import (
     MAX_CHUNK,
     ROLE_INITIATOR,
     ROLE_RESPONDER,
@@ -428,7 +428,7 @@ async def test_silent_responder_initiator_times_out(autojump_clock: object) -> N
 
 async def test_signer_sees_only_auth_digests() -> None:
     """Each side signs exactly one digest, bound to its own role and the session hash."""
-    from channels.transport.secure_channel import auth_digest
+    from channels.transport import auth_digest
 
     class Recording:
         def __init__(self, inner: object) -> None:

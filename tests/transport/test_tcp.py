@@ -16,7 +16,7 @@ from channels.core.errors import (
     PeerAuthError,
 )
 from channels.core.signing import LocalSigner
-from channels.transport.secure_channel import (
+from channels.transport import (
     MAX_CHUNK,
     Prologue,
     SecureChannel,

@@ -70,7 +70,7 @@ async def cheat_setup(
                 done = await bch.pay(10_000)
             await ch.wait_version(done.version)
             history = await b.store.history(ch.id)
-            latest = a._entries[ch.id].machine.latest.signed
+            latest = a.channel(ch.id).latest
     old = max(history[:-1], key=lambda u: u.signed.state.balances[1]).signed
     assert old.state.balances[1] > latest.state.balances[1]
     return ch, old, latest
