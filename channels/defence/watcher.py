@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,7 @@ from channels.core.machine import (
 from channels.core.model import ChannelId, SignedState, State, Version
 from channels.core.node_events import Alarm, ChainEventSeen, Finality, FinalityChanged
 from channels.core.options import SETTLEMENT_GRACE
-from channels.core.wire import decode_state, encode_state
+from channels.core.wire import encode_state
 from channels.defence.challenge import (
     DEFAULT_INCLUSION_WINDOW,
     DEFAULT_MAX_HEAD_AGE,
@@ -76,18 +76,18 @@ from channels.defence.challenge import (
     check_challenge_period,
 )
 from channels.defence.host import DefenceHost, DefendedChannel
+from channels.defence.intents import StoreJournal, adopt_intent
 from channels.defence.txdriver import (
     PendingTx,
     TxManager,
     TxPolicy,
     bind_conclude_needed,
     bind_register_needed,
-    conclude_needed,
     intent_key,
     register_needed,
     sent_from_raw,
 )
-from channels.store import OPEN_INTENTS, Intent, IntentStatus
+from channels.store import OPEN_INTENTS, IntentStatus
 
 log = logging.getLogger("channels.defence.watcher")
 
@@ -96,30 +96,6 @@ CURSOR = "adjudicator"
 #: A FUNDING channel that no polled event names is read from the chain once every this many
 #: polls (a fallback: its deposits are normally noticed by their events).
 FUNDING_RECHECK_POLLS = 20
-
-
-# ---- driving transactions to inclusion ---------------------------------------------------------
-
-
-class _StoreJournal:
-    def __init__(self, host: DefenceHost) -> None:
-        self.host = host
-
-    async def add(self, kind: str, payload: bytes, channel_id: ChannelId | None) -> int:
-        return await self.host.store.add_intent(kind, payload, channel_id)
-
-    async def update(
-        self,
-        intent_id: int,
-        status: IntentStatus | None = None,
-        *,
-        raw_tx: bytes | None = None,
-        tx_hash: bytes | None = None,
-        nonce: int | None = None,
-    ) -> None:
-        await self.host.store.update_intent(
-            intent_id, status, raw_tx=raw_tx, tx_hash=tx_hash, nonce=nonce
-        )
 
 
 @dataclass
@@ -157,7 +133,7 @@ class Watcher:
             host.chain,
             now=host.now,
             alarm=lambda cid, kind, detail: host.emit(Alarm(cid, kind, detail)),
-            journal=_StoreJournal(host),
+            journal=StoreJournal(host.store),
             policy=settings.tx_policy,
             tick=settings.chain_poll_interval,
         )
@@ -203,55 +179,9 @@ class Watcher:
         host = self.host
         intents = await host.store.intents(statuses=OPEN_INTENTS)
         for intent in intents:
-            await self._recover_one(intent)
-
-    async def _recover_one(self, intent: Intent) -> None:
-        host = self.host
-        store = host.store
-        if intent.raw_tx is None or intent.tx_hash is None:
-            # Never broadcast: the poll loop re-derives what is needed from the chain.
-            await store.update_intent(intent.id, IntentStatus.CANCELLED)
-            return
-        receipt = await host.chain.rpc.get_transaction_receipt("0x" + intent.tx_hash.hex())
-        if receipt is not None:
-            status = IntentStatus.CONFIRMED if receipt.status == 1 else IntentStatus.FAILED
-            await store.update_intent(intent.id, status)
-            return
-        cid = intent.channel_id
-        needed: Callable[[], Awaitable[bool]] | None = None
-        deadline: int | None = None
-        tag: object = None
-        if cid is not None and intent.kind in ("refute", "register"):
-            version = decode_state(intent.payload).version
-            tag = version
-            if not await register_needed(host.chain, cid, version, host.now):
-                await store.update_intent(intent.id, IntentStatus.CANCELLED)  # superseded
-                return
-            needed = bind_register_needed(host.chain, cid, version, host.now)
-            view = await host.chain.channel(cid)
-            if view.status is ChannelStatus.DISPUTED:
-                deadline = view.deadline
-        elif cid is not None and intent.kind == "conclude":
-            if not await conclude_needed(host.chain, cid):
-                await store.update_intent(intent.id, IntentStatus.CANCELLED)
-                return
-            needed = bind_conclude_needed(host.chain, cid)
-        sent = sent_from_raw(intent.raw_tx)
-        tx = PendingTx(
-            intent_key(intent.kind, cid, None),
-            intent.kind,
-            cid,
-            None,
-            (),
-            deadline=deadline,
-            needed=needed,
-            tag=tag,
-            intent=intent.id,
-            sent=sent,
-            hashes=[sent.hash],
-        )
-        log.warning("adopting open %s intent %d (%s)", intent.kind, intent.id, sent.hash)
-        self.txs.adopt(tx)
+            tx = await adopt_intent(host.store, host.chain, host.now, intent)
+            if tx is not None:
+                self.txs.adopt(tx)
 
     async def poll(self) -> None:
         host = self.host

@@ -251,7 +251,7 @@ class Watchtower:
             self.held[cid] = Held(client, params, signed)
         return held
 
-    async def _serve_client(self, secure: SecureChannel) -> None:
+    async def serve_client(self, secure: SecureChannel) -> None:
         client = secure.peer_address
         while True:
             try:
@@ -412,7 +412,7 @@ async def open_watchtower(
                     signer,
                     Prologue(chain_id, Address(client.address)),
                     lambda peer: peer in tower.clients,
-                    tower._serve_client,
+                    tower.serve_client,
                 )
                 await nursery.start(tower.run)
                 try:
