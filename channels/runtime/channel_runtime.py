@@ -38,7 +38,7 @@ from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
 from channels.runtime.errors import UpdateRefusedError
 
-log = logging.getLogger("channels.runtime")
+log = logging.getLogger("channels.runtime.channel")
 
 #: Our own updates in flight on one channel before new calls are queued and coalesced. The
 #: leader keeps a few proposals pipelined (a lost link then completes several at once, see

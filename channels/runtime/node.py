@@ -44,7 +44,7 @@ from channels.runtime.views import ChannelInfo
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.transport import Prologue, serve
 
-log = logging.getLogger("channels.node")
+log = logging.getLogger("channels.runtime.node")
 
 __all__ = ["Node", "NodeSettings", "UpdateRefusedError", "open_node"]
 

@@ -199,7 +199,7 @@ async def settled(node: Node) -> None:
     """Wait for the link and the reestablish after a start. Trading before that can strand a
     proposal (see test_restart_race.py), which is not what these tests are about."""
     with trio.fail_after(10):
-        while not node.status()[0]["connected"]:
+        while not node.status()[0].connected:
             await trio.sleep(0.02)
     await trio.sleep(0.3)
 
