@@ -16,9 +16,9 @@ from channels.core.node_events import PeerConnected, PeerLost
 from channels.core.signing import Signer
 from channels.core.wire import decode_message, encode_message
 from channels.runtime.bus import EventBus
-from channels.runtime.hooks import FaultHooks
 from channels.runtime.settings import NodeSettings
 from channels.testing.crash import crash_point
+from channels.testing.hooks import FaultHooks
 from channels.transport import Prologue, SecureChannel, connect
 
 log = logging.getLogger("channels.runtime.links")

@@ -37,11 +37,11 @@ from channels.runtime.context import RuntimeContext
 from channels.runtime.defence_host import NodeDefenceHost
 from channels.runtime.errors import UpdateRefusedError
 from channels.runtime.executor import Executor
-from channels.runtime.hooks import FaultHooks
 from channels.runtime.links import Links
 from channels.runtime.settings import NodeSettings
 from channels.runtime.views import ChannelInfo
 from channels.store import AsyncStore, IntentStatus, open_store
+from channels.testing.hooks import FaultHooks
 from channels.transport import Prologue, serve
 
 log = logging.getLogger("channels.runtime.node")

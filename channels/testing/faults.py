@@ -1,18 +1,25 @@
 """Fault injection for tests (like ``trio.testing``): cut a node's link around a chosen message,
-watch what a node receives. Each helper arms one of the node's :attr:`~channels.runtime.node.Node.
-fault_hooks`; nothing here patches the node's methods."""
+watch what a node receives. Each helper arms one of the node's ``fault_hooks``
+(:mod:`channels.testing.hooks`); nothing here patches the node's methods."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 import trio
 
 from channels.core.messages import Message
 from channels.core.model import Address
-from channels.runtime.hooks import SendFault
-from channels.runtime.node import Node
+from channels.testing.hooks import FaultHooks, SendFault
+
+
+class Node(Protocol):
+    """A node (:class:`channels.runtime.node.Node`), as far as fault injection needs one."""
+
+    @property
+    def fault_hooks(self) -> FaultHooks: ...
+
 
 #: How long after queueing the message the link is cut in ``"after"`` mode: long enough for the
 #: writer to put the frame on the wire first.

@@ -8,6 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import trio
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from noise.connection import Keypair, NoiseConnection
 
 from channels.core.errors import (
     HandshakeError,
@@ -21,6 +23,7 @@ from channels.core.secure_session import (
     ACT_LENGTHS,
     AUTH_LENGTH,
     DEFAULT_CONFIG,
+    NOISE_PROTOCOL_NAME,
     RECEIVE_SIZE,
     ROLE_INITIATOR,
     ROLE_RESPONDER,
@@ -30,7 +33,6 @@ from channels.core.secure_session import (
     TransportConfig,
     frame,
     make_auth,
-    new_noise,
     noise_step,
     open_auth,
 )
@@ -40,6 +42,21 @@ from channels.transport.secure_channel import SecureChannel
 __all__ = ["connect", "initiate", "respond", "serve"]
 
 log = logging.getLogger(__name__)
+
+
+def new_noise(prologue: Prologue, initiator: bool) -> NoiseConnection:
+    """A Noise XX state ready to start, with a fresh static key (it carries no identity)."""
+    noise = NoiseConnection.from_name(NOISE_PROTOCOL_NAME)
+    noise.set_prologue(prologue.to_bytes())
+    noise.set_keypair_from_private_bytes(
+        Keypair.STATIC, X25519PrivateKey.generate().private_bytes_raw()
+    )
+    if initiator:
+        noise.set_as_initiator()
+    else:
+        noise.set_as_responder()
+    noise.start_handshake()
+    return noise
 
 
 # Handshake ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Fault-injection points of the runtime (like ``trio.testing``): set only by
+"""Fault-injection points the runtime calls (like ``trio.testing``'s): set only through
 :mod:`channels.testing.faults`, which says what each one is for. All are off by default and cost
-one attribute test each when off."""
+one attribute test each when off. The runtime imports this module; nothing here imports the
+runtime."""
 
 from __future__ import annotations
 
