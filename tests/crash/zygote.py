@@ -36,9 +36,9 @@ from tests.crash import desk_process  # noqa: E402
 def child(request: dict[str, object]) -> None:
     crash_at = request.get("crash_at")
     if crash_at:
-        os.environ[channels.crash.ENV] = str(crash_at)
+        os.environ[channels.testing.crash.ENV] = str(crash_at)
     else:
-        os.environ.pop(channels.crash.ENV, None)
+        os.environ.pop(channels.testing.crash.ENV, None)
     importlib.reload(channels.testing.crash)  # re-read the environment, as a fresh process would
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     stdin = os.open(str(request["stdin"]), os.O_RDONLY)
