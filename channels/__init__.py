@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from channels.core.errors import ChannelError, LocalProtocolError, RemoteProtocolError
+from channels.core.errors import ChannelError, LocalError, RemoteError
 from channels.core.model import Attestation, OptionKind, Params, Position, SignedState, State
 from channels.core.node_events import (
     Alarm,
@@ -60,7 +60,7 @@ __all__ = [
     "Event",
     "Finality",
     "FinalityChanged",
-    "LocalProtocolError",
+    "LocalError",
     "LocalSigner",
     "Node",
     "NodeSettings",
@@ -70,7 +70,7 @@ __all__ = [
     "PeerLost",
     "PhaseChangedEvent",
     "Position",
-    "RemoteProtocolError",
+    "RemoteError",
     "SignedState",
     "Signer",
     "State",

@@ -12,8 +12,8 @@ import trio
 
 from adjudicator.client import connect_adjudicator
 from channels import open_node
-from channels.core.machine import Phase
 from channels.core.node_events import Alarm
+from channels.core.protocol import Phase
 from channels.testing.devnet import USD, dev_network
 
 PERIOD = 600  # ten minutes of chain time, fast-forwarded on the local chain

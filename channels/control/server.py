@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from adjudicator.rpc import ChainError
 from channels.control.codec import (
     EXPORT_FORMAT,
     MAX_SOCKET_PATH,
@@ -33,10 +32,10 @@ from channels.control.errors import (
 )
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
 from channels.control.views import _finality_of, position_json, state_json
-from channels.core.errors import ChannelError, UnknownChannel
-from channels.core.machine import Phase
+from channels.core.errors import ChainError, ChannelError, UnknownChannel
 from channels.core.model import Attestation, ChannelId, Price, to_checksum
 from channels.core.node_events import Finality, FinalityChanged
+from channels.core.protocol import Phase
 
 if TYPE_CHECKING:
     from channels.runtime.channel import Channel

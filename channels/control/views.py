@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from channels.core.machine import Phase
 from channels.core.model import Position, State, symbol_text
 from channels.core.node_events import Finality
+from channels.core.protocol import Phase
 
 if TYPE_CHECKING:
     from channels.runtime.channel import Channel

@@ -9,17 +9,41 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from channels.core.errors import (
-    BadFrame,
     ChannelError,
     FrameTooLarge,
-    HandshakeError,
     InvalidField,
-    PeerAuthError,
+    RemoteError,
     UnencodableMessage,
 )
 from channels.core.hashing import keccak256
 from channels.core.model import Address
 from channels.core.signing import SIGNATURE_LENGTH, Signer, recover
+from channels.core.wire import MAX_MESSAGE
+
+
+# Errors (under the one error tree; re-exported by channels.transport) ---------------------------
+class TransportError(RemoteError):
+    """The secure connection to the peer failed; the connection is closed when this is raised."""
+
+
+class HandshakeError(TransportError):
+    """The Noise handshake failed: bad MAC or length, other prologue, timeout, or early EOF."""
+
+
+class PeerAuthError(TransportError):
+    """The peer's AUTH is malformed, not bound to this session and role, or names a refused peer."""
+
+
+class BadFrame(TransportError):
+    """A transport frame failed decryption (tampered, replayed, reordered) or is malformed."""
+
+
+class ConnectionClosed(TransportError):
+    """The connection is closed (EOF from the peer, reset, or closed by us earlier)."""
+
+
+class PeerTimeout(ConnectionClosed):
+    """The peer was too slow (a frame body, or silence beyond the keepalive limit); we closed."""
 
 
 class NoiseState(Protocol):
@@ -94,8 +118,9 @@ class TransportConfig:
     keepalive_interval: float | None = None
     """If set to N: send an empty frame after N s without sending, and close after 3N s
     without receiving. Runs inside ``SecureChannel.receive``."""
-    max_message_size: int = 1 << 20
-    """Largest application message, both to send and to accept (reassembled size)."""
+    max_message_size: int = MAX_MESSAGE
+    """Largest application message, both to send and to accept (reassembled size); the wire
+    codec's limit by default."""
     rekey_interval: int = 1000
     """Rekey each direction after this many frames."""
     max_unauthenticated: int = 64

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
-#: Alarm when the latest block is older than this many seconds of wall time (THREATS.md 4.3).
+#: Alarm when the latest block is older than this many seconds of wall time (docs/THREATS.md
+#: section 7).
 #: A NodeSettings field ``max_head_age: float`` overrides it.
 DEFAULT_MAX_HEAD_AGE = 180.0
 
 #: The shortest challenge period we consider safe on any chain (seconds): enough for an operator
 #: to notice an alarm and act by hand if the automatic refute does not land.
-MIN_CHALLENGE_PERIOD = 3600
+SAFE_MIN_CHALLENGE_PERIOD = 3600
 
 #: Worst-case delay before a transaction we send is certainly included (seconds). 0 on L1 (where
 #: the minimum above covers congestion); on a rollup, its forced-inclusion window (e.g. about 24 h
@@ -28,7 +29,7 @@ def check_challenge_period(
     *,
     inclusion_window: int,
     poll_interval: float = 0.5,
-    minimum: int = MIN_CHALLENGE_PERIOD,
+    minimum: int = SAFE_MIN_CHALLENGE_PERIOD,
 ) -> str | None:
     """Why ``period`` is too short to defend a channel, or None if it is long enough.
 

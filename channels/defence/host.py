@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from adjudicator.client import AdjudicatorClient
-from channels.core.machine import ChannelMachine, Input
 from channels.core.model import Address, Attestation, ChannelId
 from channels.core.node_events import Event
+from channels.core.protocol import ChannelMachine, Input
 from channels.defence.txdriver import TxPolicy
 from channels.store.persister import Persister
 

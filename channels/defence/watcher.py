@@ -31,8 +31,9 @@ cancelled, the others driven on.
 The poll loop never dies: any error is logged and counted and the next poll starts afresh from
 the chain. It uses ``max(head seen)`` (a lagging backend may answer with an older head) and raises
 ``Alarm("StaleHead")`` when the latest block is older than ``max_head_age`` seconds of wall time
-(time dilation, eclipse: THREATS.md 4.3). A channel whose challenge period is shorter than the
-inclusion-risk bound (:func:`check_challenge_period`) gets ``Alarm("ChallengePeriodTooShort")``.
+(time dilation, eclipse: docs/THREATS.md section 7). A channel whose challenge period is shorter
+than the inclusion-risk bound (:func:`check_challenge_period`) gets
+``Alarm("ChallengePeriodTooShort")``.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ from adjudicator.client import (
     settlement_proof,
     state_tuple,
 )
-from adjudicator.rpc import ChainError
 from channels.core.eip712 import state_struct_hash
-from channels.core.errors import ChannelError
-from channels.core.machine import (
+from channels.core.errors import ChainError, ChannelError
+from channels.core.model import ChannelId, SignedState, State, Version
+from channels.core.node_events import Alarm, ChainEventSeen, Finality, FinalityChanged
+from channels.core.options import SETTLEMENT_GRACE
+from channels.core.protocol import (
     ChainStateSeen,
     ConcludedObserved,
     DepositsObserved,
@@ -65,14 +68,11 @@ from channels.core.machine import (
     DisputeObserved,
     Phase,
 )
-from channels.core.model import ChannelId, SignedState, State, Version
-from channels.core.node_events import Alarm, ChainEventSeen, Finality, FinalityChanged
-from channels.core.options import SETTLEMENT_GRACE
 from channels.core.wire import encode_state
 from channels.defence.challenge import (
     DEFAULT_INCLUSION_WINDOW,
     DEFAULT_MAX_HEAD_AGE,
-    MIN_CHALLENGE_PERIOD,
+    SAFE_MIN_CHALLENGE_PERIOD,
     check_challenge_period,
 )
 from channels.defence.host import DefenceHost, DefendedChannel
@@ -538,7 +538,7 @@ def _struct_hash(state: State) -> bytes:
 __all__ = [
     "DEFAULT_INCLUSION_WINDOW",
     "DEFAULT_MAX_HEAD_AGE",
-    "MIN_CHALLENGE_PERIOD",
+    "SAFE_MIN_CHALLENGE_PERIOD",
     "PendingTx",
     "TxManager",
     "TxPolicy",

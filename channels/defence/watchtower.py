@@ -50,9 +50,8 @@ from adjudicator.client import (
     params_tuple,
     state_tuple,
 )
-from adjudicator.rpc import ChainError
 from channels.core import eip712
-from channels.core.errors import ChannelError, RemoteProtocolError, UnknownChannel
+from channels.core.errors import ChainError, ChannelError, RemoteError, UnknownChannel
 from channels.core.model import Address, ChannelId, Params, SignedState, address
 from channels.core.node_events import Alarm, Event, StateUpdated
 from channels.core.signing import LocalSigner, Signer, verify
@@ -85,7 +84,7 @@ _SCHEMA = (
 )
 
 
-class TowerRefused(ChannelError):
+class TowerRefused(RemoteError):
     """The tower did not accept a pushed state (the reason is its error text)."""
 
 
@@ -256,7 +255,7 @@ class Watchtower:
         while True:
             try:
                 payload = await secure.receive()
-            except RemoteProtocolError:
+            except RemoteError:
                 return
             try:
                 reply = await self._on_request(client, payload)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from channels.core import eip712
 from channels.core.errors import InvalidField
-from channels.core.machine import Phase
 from channels.core.model import (
     Address,
     Amount,
@@ -30,8 +29,15 @@ from channels.core.model import (
     Timestamp,
     symbol,
 )
-from channels.core.options import OpenOption, Pay, Settle, Trade, Unwind
+from channels.core.options import (
+    OpenOption,
+    Pay,
+    Settle,
+    Trade,
+    Unwind,
+)
 from channels.core.positions import BookSnapshot
+from channels.core.protocol import Phase
 from channels.runtime.channel_runtime import ChannelRuntime
 
 _ID_SIDE_BIT = 1 << 62

@@ -9,7 +9,18 @@ from collections.abc import Sequence
 import trio
 
 from channels.core.errors import ChannelError, IllegalCall
-from channels.core.machine import (
+from channels.core.messages import Message, Reestablish
+from channels.core.model import Address, Amount, ChannelId, SignedState, State
+from channels.core.node_events import (
+    Alarm,
+    Finality,
+    FinalityChanged,
+    PhaseChangedEvent,
+    StateUpdated,
+    UpdateRefusedEvent,
+)
+from channels.core.options import DebitWithdrawal, Finalize, Trade
+from channels.core.protocol import (
     Action,
     ChannelMachine,
     ConcludedObserved,
@@ -23,17 +34,6 @@ from channels.core.machine import (
     UpdateApplied,
     UpdateRefused,
 )
-from channels.core.messages import Message, Reestablish
-from channels.core.model import Address, Amount, ChannelId, SignedState, State
-from channels.core.node_events import (
-    Alarm,
-    Finality,
-    FinalityChanged,
-    PhaseChangedEvent,
-    StateUpdated,
-    UpdateRefusedEvent,
-)
-from channels.core.options import DebitWithdrawal, Finalize, Trade
 from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
 from channels.runtime.errors import UpdateRefusedError

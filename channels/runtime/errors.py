@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from channels.core.errors import ChannelError
+from channels.core.errors import RemoteError
 
 
-class UpdateRefusedError(ChannelError):
-    """The update did not become a state; ``rule`` names the rule that refused it."""
+class UpdateRefusedError(RemoteError):
+    """The peer refused the update (or it was lost with the connection); ``rule`` names why."""
 
     def __init__(self, rule: str, reason: str) -> None:
         super().__init__(f"{rule}: {reason}")

@@ -13,9 +13,9 @@ from typing import Protocol
 
 import trio
 
-from channels.core.machine import Action, PersistSignature, PersistState, PhaseChanged, Send
 from channels.core.messages import Message
 from channels.core.model import Address
+from channels.core.protocol import Action, PersistSignature, PersistState, PhaseChanged, Send
 from channels.store.persister import Persister
 from channels.testing.crash import crash_point
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import trio
 
-from channels.core.errors import ChannelError, LocalProtocolError, RemoteProtocolError
+from channels.core.errors import ChannelError, LocalError, RemoteError
 from channels.core.messages import Message
 from channels.core.model import Address
 from channels.core.node_events import PeerConnected, PeerLost
@@ -178,7 +178,7 @@ class Links:
                 await link.channel.send_many(payloads)
                 for point in fired:
                     crash_point(point, "post_send")
-        except (RemoteProtocolError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except (RemoteError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             # The link broke under us: closing it ends the reader, and the usual "peer lost"
             # path runs; what was not sent is recovered by the reestablish on reconnect.
             log.info("link to %s broke while sending", link.peer.hex())
@@ -191,7 +191,7 @@ class Links:
             try:
                 payload = await link.channel.receive()
             except (
-                RemoteProtocolError,
+                RemoteError,
                 OSError,
                 trio.BrokenResourceError,
                 trio.ClosedResourceError,
@@ -210,7 +210,7 @@ class Links:
                 if self.hooks.on_receive is not None:
                     self.hooks.on_receive(link.peer, message)
                 await self._dispatch(link.peer, message)
-            except (RemoteProtocolError, LocalProtocolError, ChannelError) as exc:
+            except (RemoteError, LocalError, ChannelError) as exc:
                 self.bad_messages += 1
                 bad += 1
                 log.info("refused a message from %s: %s", link.peer.hex(), exc)

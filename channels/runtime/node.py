@@ -22,11 +22,11 @@ from pathlib import Path
 import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
-from channels.core.errors import ChannelError, IllegalCall, RemoteProtocolError, UnknownChannel
-from channels.core.machine import ChannelMachine, Config, Disconnected, Phase, Policy, Reconnected
+from channels.core.errors import ChannelError, IllegalCall, RemoteError, UnknownChannel
 from channels.core.messages import Message, OpenProposal
 from channels.core.model import Address, Attestation, ChannelId, Params, address
 from channels.core.node_events import Event
+from channels.core.protocol import ChannelMachine, Config, Disconnected, Phase, Policy, Reconnected
 from channels.core.signing import LocalSigner, Signer
 from channels.defence.watcher import Watcher
 from channels.runtime.bus import EventBus
@@ -248,7 +248,7 @@ class Node:
         if params.channel_id in self._runtimes:
             return  # a retransmission of a proposal we already accepted
         if peer not in params.participants or self.address not in params.participants:
-            raise RemoteProtocolError("a channel proposal that does not name both of us")
+            raise RemoteError("a channel proposal that does not name both of us")
         if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
             log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
             return

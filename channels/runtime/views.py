@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from channels.core.machine import Phase
 from channels.core.model import Address, ChannelId
+from channels.core.protocol import Phase
 
 
 @dataclass(frozen=True, slots=True)

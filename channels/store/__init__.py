@@ -8,9 +8,9 @@ adjudicator); :meth:`Store.open` refuses any other file with a typed error and n
 * written by a newer version of this program              -> :class:`SchemaTooNew`
 * already open in another process                         -> :class:`StoreInUse`
 
-Durability (THREATS.md S3): ``journal_mode=WAL`` and ``synchronous=FULL`` by default, so a commit
-survives a power loss, not only a crash of the process. ``NORMAL`` is accepted for benchmarks.
-The file is held with ``locking_mode=EXCLUSIVE``: two nodes can never write one store.
+Durability (docs/THREATS.md S3): ``journal_mode=WAL`` and ``synchronous=FULL`` by default, so a
+commit survives a power loss, not only a crash of the process. ``NORMAL`` is accepted for
+benchmarks. The file is held with ``locking_mode=EXCLUSIVE``: two nodes can never write one store.
 
 Tables (schema version 1, ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file):
 
@@ -58,6 +58,7 @@ operations are durable.
 
 from channels.store._helpers import T as T
 from channels.store.asynchronous import AsyncStore, PersistTicket, open_store
+from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError, StoreInUse
 from channels.store.history import chain_link, trade_summary
 from channels.store.ops import (
     OPEN_INTENTS,
@@ -89,16 +90,21 @@ __all__ = [
     "AddIntent",
     "AppendState",
     "AsyncStore",
+    "CorruptStore",
     "Cursor",
     "DeleteIntent",
+    "ForeignStore",
     "Intent",
     "IntentStatus",
     "Op",
     "PersistTicket",
     "Persister",
     "Results",
+    "SchemaTooNew",
     "SetCursor",
     "Store",
+    "StoreError",
+    "StoreInUse",
     "StoreStats",
     "StoredChannel",
     "UpdateIntent",

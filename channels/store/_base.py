@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from channels.core import wire
-from channels.core.errors import ChannelError, CorruptStore, StoreError, UnknownChannel
+from channels.core.errors import ChannelError, UnknownChannel
 from channels.core.model import ChannelId, Position
 from channels.core.positions import BookSnapshot, PositionBook
 from channels.store._helpers import _decoded, _pid
+from channels.store.errors import CorruptStore, StoreError
 from channels.store.ops import StoreStats
 
 
@@ -50,7 +51,7 @@ class _StoreBase:
         self.stats = StoreStats()
         #: False when the previous run did not close the store (it crashed or was killed): the
         #: node may be behind its peer and must not register anything before it has heard from
-        #: the peer or the chain (THREATS.md 4.4 step 5). True for a new store.
+        #: the peer or the chain (docs/THREATS.md section 5.3). True for a new store.
         self.previous_clean_shutdown = True
         self.created = False
 

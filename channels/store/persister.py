@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from channels.core.machine import Phase
 from channels.core.model import ChannelId, Params
+from channels.core.protocol import Phase
 from channels.store.ops import Cursor, Intent, IntentStatus, Op, Results, StoredChannel
 
 

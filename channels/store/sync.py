@@ -10,18 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from channels.core import wire
-from channels.core.errors import (
-    CorruptStore,
-    ForeignStore,
-    SchemaTooNew,
-    StoreError,
-    UnknownChannel,
-)
-from channels.core.machine import PersistSignature, Phase, PhaseChanged, SignedUpdate
-from channels.core.model import ChannelId, Params, SignedState, Version
+from channels.core.errors import UnknownChannel
+from channels.core.model import ChannelId, Params, SignedState, SignedUpdate, Version
 from channels.core.options import opening_state
 from channels.core.positions import BookSnapshot
+from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store._helpers import _addr, _decoded
+from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError
 from channels.store.history import _HistoryReads
 from channels.store.ops import (
     _INTENT_COLUMNS,

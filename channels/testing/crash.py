@@ -1,10 +1,11 @@
-"""Crash points for the kill -9 harness (docs/THREATS.md, persistence points).
+"""Crash points for the kill -9 harness (docs/THREATS.md section 5.2).
 
 A node started with ``CHANNELS_CRASH_AT=<point>:<phase>:<nth>`` kills itself with SIGKILL the
 ``nth`` time (1-based) it reaches ``point`` in ``phase``. The points wired today are the
 executor's (:mod:`channels.runtime.executor`): ``signature`` (a batch that stores our signature
 on a version, W5) and ``state`` (a batch that stores a fully signed state, W6). The other
-persistence points (a new channel W1, a deposit W3, a chain transaction W7) have no crash point
+persistence points of docs/THREATS.md section 5.1 (a new channel W1, a deposit W3, a chain
+transaction W7) have no crash point
 yet. Phases are ``pre_write``, ``post_write_pre_send`` and ``post_send``. Without the variable
 every call is a dictionary lookup and nothing else.
 """

@@ -11,13 +11,7 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from noise.connection import Keypair, NoiseConnection
 
-from channels.core.errors import (
-    HandshakeError,
-    InvalidField,
-    PeerAuthError,
-    RemoteProtocolError,
-    TransportError,
-)
+from channels.core.errors import InvalidField, RemoteError
 from channels.core.model import Address
 from channels.core.secure_session import (
     ACT_LENGTHS,
@@ -29,8 +23,11 @@ from channels.core.secure_session import (
     ROLE_RESPONDER,
     TAG_LENGTH,
     Cipher,
+    HandshakeError,
+    PeerAuthError,
     Prologue,
     TransportConfig,
+    TransportError,
     frame,
     make_auth,
     noise_step,
@@ -260,7 +257,7 @@ async def serve(
     listeners, e.g. ``host=None``, it is the first one's). At most ``config.max_unauthenticated``
     connections may be in the handshake at once; any excess is closed at once. A connection whose
     handshake or AUTH fails is closed and logged, and so is one whose handler raises a
-    :class:`RemoteProtocolError` (the peer's fault); the server keeps serving. Any other
+    :class:`RemoteError` (the peer's fault); the server keeps serving. Any other
     exception from ``handler`` or ``accept_peer`` is a bug and propagates. The channel is closed
     when ``handler`` returns. Runs until cancelled.
     """
@@ -285,7 +282,7 @@ async def serve(
         async with channel:
             try:
                 await handler(channel)
-            except RemoteProtocolError as exc:
+            except RemoteError as exc:
                 log.info(
                     "closing the connection to 0x%s: %s: %s",
                     channel.peer_address.hex(),

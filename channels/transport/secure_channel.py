@@ -1,6 +1,6 @@
 """Authenticated, encrypted transport: "the peer is this Ethereum address", over any trio stream.
 
-Design (docs: THREATS.md §6, §2.3 T1-T5, §3.1):
+Design (docs/THREATS.md section 4, T1-T5, and section 6.1):
 
 1. **Noise** ``Noise_XX_25519_ChaChaPoly_SHA256`` (the ``noiseprotocol`` package). The prologue
    ``b"optchan/1" ‖ chainId (32 B) ‖ adjudicator (20 B)`` is mixed into the handshake hash, so a
@@ -44,19 +44,17 @@ from collections.abc import Sequence
 
 import trio
 
-from channels.core.errors import (
-    BadFrame,
-    ConnectionClosed,
-    FrameTooLarge,
-    PeerTimeout,
-    TransportError,
-)
+from channels.core.errors import FrameTooLarge
 from channels.core.model import Address
 from channels.core.secure_session import (
     RECEIVE_SIZE,
+    BadFrame,
     Cipher,
+    ConnectionClosed,
     FrameReader,
+    PeerTimeout,
     TransportConfig,
+    TransportError,
     check_payload,
     encrypt_message,
     keepalive_frame,

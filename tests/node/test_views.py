@@ -11,10 +11,10 @@ import trio
 
 from channels import ChannelInfo
 from channels.core import eip712
-from channels.core.machine import Phase
 from channels.core.messages import Message, Proposal
 from channels.core.model import Address, Amount
 from channels.core.options import OpenOption
+from channels.core.protocol import Phase
 from channels.core.signing import recover
 from channels.testing.faults import clear, tap_received
 

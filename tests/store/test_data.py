@@ -13,15 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.core import eip712
-from channels.core.errors import (
-    CorruptStore,
-    Equivocation,
-    ForeignStore,
-    StaleVersion,
-    StoreError,
-    UnknownChannel,
-)
-from channels.core.machine import (
+from channels.core.errors import Equivocation, StaleVersion, UnknownChannel
+from channels.core.model import Amount, SignedState, Version
+from channels.core.options import OpenOption
+from channels.core.positions import PositionBook
+from channels.core.protocol import (
     ChannelMachine,
     Config,
     PersistSignature,
@@ -29,9 +25,6 @@ from channels.core.machine import (
     Phase,
     PhaseChanged,
 )
-from channels.core.model import Amount, SignedState, Version
-from channels.core.options import OpenOption
-from channels.core.positions import PositionBook
 from channels.store import (
     OPEN_INTENTS,
     AddChannel,
@@ -42,6 +35,7 @@ from channels.store import (
     Store,
     chain_link,
 )
+from channels.store.errors import CorruptStore, ForeignStore, StoreError
 from tests.store._sim import ADJUDICATOR, ALICE, CHAIN_ID, DEPOSIT, Sim, make_params
 from tests.store.conftest import store_all
 

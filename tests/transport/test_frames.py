@@ -1,5 +1,5 @@
 """Transport frames after AUTH: tamper, replay, reorder, oversize, truncation, rekey, timers and
-segmentation (THREATS.md §2.3 T2-T4 and §3.1)."""
+segmentation (docs/THREATS.md T2-T4 and section 6.1)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ import trio.testing
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from channels.core.errors import (
+from channels.core.errors import FrameTooLarge, UnencodableMessage
+from channels.transport import (
+    MAX_CHUNK,
     BadFrame,
     ConnectionClosed,
-    FrameTooLarge,
     PeerTimeout,
-    UnencodableMessage,
+    SecureChannel,
+    TransportConfig,
+    respond,
 )
-from channels.transport import MAX_CHUNK, SecureChannel, TransportConfig, respond
 
 from ._helpers import (
     ALICE,
