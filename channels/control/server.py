@@ -78,7 +78,8 @@ class ControlServer:
             ("settle", ("channel", "position", "price", "signature"), self._settle),
             ("top_up", ("channel", "amount"), self._top_up),
             ("close", ("channel",), self._close),
-            ("dispute", ("channel", "wait"), self._dispute),
+            ("dispute", ("channel", "wait", "force"), self._dispute),
+            ("checkpoint", ("channel",), self._checkpoint),
             ("withdraw", ("channel", "amount", "asset", "recipient"), self._withdraw),
             ("export", ("channel",), self._export),
         ):
@@ -227,6 +228,8 @@ class ControlServer:
             "listen_port": node.listen_port,
             "now": node.now(),
             "channels": len(node.channels),
+            # [reliability] "now" is extrapolated; these say whether the chain is actually seen.
+            **chain_health(node),
         }
 
     async def _status(self, f: Fields) -> Any:
@@ -347,12 +350,17 @@ class ControlServer:
 
     async def _dispute(self, f: Fields) -> Any:
         channel = self.resolve(f.get_str("channel"))
-        await self.node.dispute(channel.id)
+        await self.node.dispute(channel.id, force=f.has("force") and f.raw["force"] is True)
         if f.has("wait") and f.raw["wait"] is False:
             return self.channel_row(channel)
         # The node registers and returns; its watcher refutes anything older and concludes once
         # the challenge period is over. The client shows the countdown meanwhile (chain_view).
         await channel.wait_phase(Phase.CLOSED)
+        return self.channel_row(channel)
+
+    async def _checkpoint(self, f: Fields) -> Any:
+        channel = self.resolve(f.get_str("channel"))
+        await self.node.checkpoint(channel.id)
         return self.channel_row(channel)
 
     async def _withdraw(self, f: Fields) -> Any:
@@ -407,6 +415,16 @@ class ControlServer:
             "exported_at": node.now(),
             "channels": exported,
         }
+
+
+def chain_health(node: Node) -> dict[str, Any]:
+    watcher = getattr(node, "watcher", None)
+    if watcher is None:
+        return {}
+    return {
+        "chain_stale": watcher.head_stale,
+        "chain_blind_for": round(watcher.health.blind_for, 1),
+    }
 
 
 def check_socket_path(path: Path) -> None:

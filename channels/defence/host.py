@@ -85,6 +85,10 @@ class DefenceHost(Protocol):
 
     def emit(self, event: Event) -> None: ...
 
+    def is_connected(self, peer: Address) -> bool:
+        """Whether the node holds a link to ``peer`` now."""
+        ...
+
     def defended(self) -> Sequence[DefendedChannel]:
         """Every channel of the node, in a stable order."""
         ...

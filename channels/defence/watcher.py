@@ -69,14 +69,17 @@ from channels.core.protocol import (
     Phase,
 )
 from channels.core.wire import encode_state
+from channels.defence.chainhealth import ChainHealth
 from channels.defence.challenge import (
     DEFAULT_INCLUSION_WINDOW,
     DEFAULT_MAX_HEAD_AGE,
     SAFE_MIN_CHALLENGE_PERIOD,
     check_challenge_period,
 )
+from channels.defence.checkpoint import peer_is_back, submit_checkpoint
 from channels.defence.host import DefenceHost, DefendedChannel
 from channels.defence.intents import StoreJournal, adopt_intent
+from channels.defence.reorgs import CursorGuard
 from channels.defence.txdriver import (
     PendingTx,
     TxManager,
@@ -126,6 +129,8 @@ class Watcher:
         self.inclusion_window: int = settings.inclusion_window
         self.max_head = -1
         self.head_stale = False
+        self.health = ChainHealth(self.max_head_age, trio.current_time)
+        self.cursor_guard = CursorGuard(self._block_hash)
         #: Polls done (spreads the FUNDING fallback reads over the polls).
         self.polls = 0
         self._reported: dict[tuple[bytes, int], None] = {}
@@ -152,6 +157,8 @@ class Watcher:
             head = await host.chain.head()
             self.max_head = head
             self.cursor = stored.block_number if stored is not None else max(0, head - 1)
+            if stored is not None:
+                self.cursor_guard.seed(stored.block_number, stored.block_hash)
             try:
                 await self.recover()
             except (ChainError, ChannelError, OSError) as exc:
@@ -167,12 +174,16 @@ class Watcher:
                 await trio.sleep(host.settings.chain_poll_interval)
                 try:
                     await self.poll()
+                    self.health.succeeded()
                 except Exception as exc:  # the watcher must outlive any bug or fault
                     self.errors += 1
-                    if isinstance(exc, ChannelError | ChainError | OSError):
-                        log.warning("watcher poll failed: %s: %s", type(exc).__name__, exc)
-                    else:
+                    if not isinstance(exc, ChannelError | ChainError | OSError):
                         log.exception("watcher poll failed")
+                    # [reliability] A blind watcher alarms like a stale head; logs are rate-limited.
+                    blind = self.health.failed(exc)
+                    if blind is not None:
+                        self.head_stale = True
+                        host.emit(Alarm(None, "StaleHead", blind))
 
     async def recover(self) -> None:
         """Drive the intents a previous run left open to an outcome (idempotent)."""
@@ -191,6 +202,10 @@ class Watcher:
         self.max_head = max(self.max_head, head)
         await host.refresh_chain_time()
         self._check_head_age()
+        # [reliability] A reorg below the cursor rewinds it (channels/defence/reorgs.py).
+        self.cursor, deep_reorg = await self.cursor_guard.check(self.cursor)
+        if deep_reorg is not None:
+            host.emit(Alarm(None, "DeepReorg", deep_reorg))
         ids = [c.channel_id for c in host.defended()]
         events: list[ChainEvent] = []
         if ids and self.cursor < head:
@@ -212,7 +227,7 @@ class Watcher:
                     host.emit(ChainEventSeen(cid, ev.name, dict(ev.args), ev.block_number))
             while len(self._reported) > 10_000:
                 del self._reported[next(iter(self._reported))]
-            if mine or self._due(channel, index):
+            if mine or deep_reorg or self._due(channel, index):
                 await self.refresh(channel, mine)
             elif channel.machine.phase is Phase.FUNDING:
                 channel.request_credit()  # a failed credit is retried without a chain read
@@ -221,7 +236,12 @@ class Watcher:
         new_cursor = max(self.cursor, head - host.settings.confirmations)
         if new_cursor != self.cursor:
             self.cursor = new_cursor
-            await host.store.set_cursor(CURSOR, new_cursor, b"\0" * 32)
+            block_hash = await self.cursor_guard.advance(new_cursor)
+            await host.store.set_cursor(CURSOR, new_cursor, block_hash)
+
+    async def _block_hash(self, number: int) -> bytes | None:
+        block = await self.host.chain.rpc.get_block(number)
+        return None if block is None else bytes.fromhex(block.hash[2:])
 
     def _due(self, channel: DefendedChannel, index: int) -> bool:
         """Whether a channel that no polled event names needs its chain view read anyway.
@@ -322,6 +342,10 @@ class Watcher:
                 host.emit(
                     Alarm(cid, "StaleRegistration", f"v{view.version} < our v{ours.state.version}")
                 )
+            # [reliability] The peer is back: clear the dispute instead (defence/checkpoint.py).
+            if peer_is_back(host.is_connected(machine.peer_address), channel):
+                await self.submit_checkpoint(channel, ours, deadline=view.deadline)
+                return
             key = intent_key("refute", cid)
             if key in self.txs.live or not self.txs.busy(key):  # submit de-duplicates
                 w.refuted_with = ours.state.version
@@ -386,6 +410,14 @@ class Watcher:
             deadline=deadline,
             needed=bind_register_needed(host.chain, cid, version, host.now),
             tag=version,
+        )
+
+    async def submit_checkpoint(
+        self, channel: DefendedChannel, signed: SignedState, *, deadline: int | None = None
+    ) -> PendingTx:
+        host = self.host
+        return await submit_checkpoint(
+            self.txs, host.chain, host.now, channel, signed, deadline=deadline
         )
 
     # timed duties -----------------------------------------------------------------------------
@@ -506,7 +538,8 @@ class Watcher:
                     Alarm(
                         machine.channel_id,
                         "PossiblyBehind",
-                        "unclean restart: waiting for the peer or the chain before acting",
+                        "not known current (restarted, peer not heard yet): registering nothing "
+                        "until the peer, a tower or the chain shows which state is the newest",
                     )
                 )
             return

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import trio
 
 from channels.core.errors import ChannelError, IllegalCall
+from channels.core.funding import net_floor
 from channels.core.messages import Message, Reestablish
 from channels.core.model import Address, Amount, ChannelId, SignedState, State
 from channels.core.node_events import (
@@ -36,6 +37,7 @@ from channels.core.protocol import (
 )
 from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
+from channels.runtime.deposits import deposit_measured
 from channels.runtime.errors import UpdateRefusedError
 
 log = logging.getLogger("channels.runtime.channel")
@@ -251,9 +253,13 @@ class ChannelRuntime:
             return
         view = await self._ctx.chain.channel(machine.channel_id)
         already = (view.deposits0, view.deposits1)[machine.index]
-        if already >= amount:
+        # The chain credits what arrived: a fee-on-transfer token credits less.
+        if already >= net_floor(amount, self._ctx.settings.max_deposit_fee_bps):
             return
-        await self._ctx.chain.deposit(machine.params, machine.index, amount - already)
+        measured = await deposit_measured(
+            self._ctx.chain, machine.params, machine.index, amount - already
+        )
+        self._ctx.bus.emit(measured)
 
     async def fund_quietly(self) -> None:
         try:
@@ -263,10 +269,14 @@ class ChannelRuntime:
 
     async def top_up(self, amount: int) -> State:
         machine = self._machine
-        target = machine.state.deposited[machine.index] + amount
-        await self._ctx.chain.deposit(machine.params, machine.index, amount)
-        while machine.state.deposited[machine.index] < target:
-            await self._changed.wait()
+        before = machine.state.deposited[machine.index]
+        # Wait for what the chain measured (a fee-on-transfer token credits less than was sent),
+        # and not for ever: the credit needs the peer's countersignature.
+        measured = await deposit_measured(self._ctx.chain, machine.params, machine.index, amount)
+        self._ctx.bus.emit(measured)
+        with trio.fail_after(self._ctx.settings.open_timeout):
+            while machine.state.deposited[machine.index] < before + measured.credited:
+                await self._changed.wait()
         return machine.state
 
     async def withdraw(self, amount: int, recipient: Address) -> State:

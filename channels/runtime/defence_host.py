@@ -3,7 +3,7 @@ services and its registry of channel runtimes, and nothing more."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from adjudicator.client import AdjudicatorClient
 from channels.core.model import Address, Attestation, ChannelId
@@ -21,7 +21,9 @@ class NodeDefenceHost:
         store: Persister,
         runtimes: Mapping[ChannelId, ChannelRuntime],
         attestations: Mapping[tuple[bytes, int], tuple[Attestation, bytes]],
+        is_connected: Callable[[Address], bool],
     ) -> None:
+        self.is_connected = is_connected
         self._ctx = ctx
         self._store = store
         self._runtimes = runtimes

@@ -15,7 +15,7 @@ import functools
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from channels.runtime.channel import Channel
 from channels.runtime.channel_runtime import ChannelRuntime
 from channels.runtime.clock import ChainClock
 from channels.runtime.context import RuntimeContext
+from channels.runtime.currency import check_current_for_dispute
 from channels.runtime.defence_host import NodeDefenceHost
 from channels.runtime.errors import UpdateRefusedError
 from channels.runtime.executor import Executor
@@ -76,6 +77,7 @@ class Node:
             adjudicator=Address(chain.address),
             limits=settings.limits,
             max_pending=settings.max_pending,
+            max_deposit_fee_bps=settings.max_deposit_fee_bps,
         )
         self._nursery = nursery
         self._runtimes: dict[ChannelId, ChannelRuntime] = {}
@@ -105,7 +107,9 @@ class Node:
         )
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(
-            NodeDefenceHost(self._ctx, store, self._runtimes, self._attestations)
+            NodeDefenceHost(
+                self._ctx, store, self._runtimes, self._attestations, self._links.connected
+            )
         )
         self.listen_port: int | None = None
         #: Messages naming a channel we do not have with the sending peer.
@@ -122,6 +126,11 @@ class Node:
 
     async def refresh_chain_time(self) -> None:
         await self._clock.refresh()
+
+    @property
+    def events_lost(self) -> int:
+        """Events dropped because a subscriber's buffer was full (each is announced to it)."""
+        return self._bus.events_lost
 
     def events(
         self, buffer: int = 10_000
@@ -278,11 +287,13 @@ class Node:
         """Give the watcher an oracle's signed price, for settling expired positions on chain."""
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
 
-    async def dispute(self, channel_id: bytes) -> None:
+    async def dispute(self, channel_id: bytes, *, force: bool = False) -> None:
         """Force-close: register our latest fully signed state on chain now.
 
         The watcher refutes anything older, concludes after the challenge period and settles or
         releases open positions after expiry; follow it with :meth:`Channel.wait_phase`.
+        Refused with :class:`NotKnownCurrent` while the node has not established that its latest
+        state is the newest (``force=True`` takes that risk: see the error's text).
         """
         runtime = self._runtimes.get(ChannelId(channel_id))
         if runtime is None:
@@ -290,12 +301,34 @@ class Node:
         signed = runtime.machine.latest.signed
         if not signed.fully_signed:
             raise IllegalCall("no fully signed state to register yet")
+        check_current_for_dispute(runtime.machine, force=force, emit=self._bus.emit)
         # Through the watcher's driver: recorded as an intent, rebroadcast and fee-bumped until
         # it is mined; we return once it is.
         tx = await self.watcher.submit_register("register", runtime, signed)
         await tx.done.wait()
         if tx.outcome is IntentStatus.FAILED:  # cancelled means already registered: fine
             raise IllegalCall(f"the registration did not go through: {tx.detail}")
+        await self.watcher.refresh(runtime, [])
+
+    async def checkpoint(self, channel_id: bytes) -> None:
+        """Record our newest fully signed state on chain with ``checkpoint``: clears a dispute
+        registered with an older version (the channel is Open again) or pins an open channel's
+        record so that nothing older can be registered. Returns once it is mined."""
+        runtime = self._runtimes.get(ChannelId(channel_id))
+        if runtime is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        signed = runtime.machine.latest.signed
+        check_current_for_dispute(runtime.machine, force=False, emit=self._bus.emit)
+        view = await self.chain.channel(runtime.channel_id)
+        if view.version >= signed.state.version:
+            raise IllegalCall(
+                f"the chain already records v{view.version}; checkpoint needs a newer state "
+                f"than that and ours is v{signed.state.version}"
+            )
+        tx = await self.watcher.submit_checkpoint(runtime, signed, deadline=view.deadline or None)
+        await tx.done.wait()
+        if tx.outcome is IntentStatus.FAILED:
+            raise IllegalCall(f"the checkpoint did not go through: {tx.detail}")
         await self.watcher.refresh(runtime, [])
 
     # start-up -----------------------------------------------------------------------------------
@@ -312,9 +345,10 @@ class Node:
                 stored.highest_signed,
                 stored.phase,
             )
-            # After a crash (or with signatures of ours beyond the stored latest) we may be
-            # behind the peer: register nothing of our own until it has told us where it is.
-            machine.synced = self.store.previous_clean_shutdown and not stored.signed_ahead
+            # A store read from disk may be an old copy (a restored backup is as "cleanly shut
+            # down" as the real thing): the node is not known current until the peer's
+            # reestablish, a tower or the chain says so (channels/runtime/currency.py).
+            machine.synced = False
             self._add(machine, stored.endpoint)
 
     async def run(self, listen: tuple[str, int] | None) -> None:
@@ -358,7 +392,7 @@ async def open_node(
     *,
     signer: Signer,
     store: str | Path,
-    chain: str,
+    chain: str | Sequence[str],
     adjudicator: str | bytes,
     listen: tuple[str, int] | None = None,
     settings: NodeSettings | None = None,
@@ -368,7 +402,8 @@ async def open_node(
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
-    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does.
+    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does. ``chain`` is
+    an RPC URL or several (the next one takes over when one fails).
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):

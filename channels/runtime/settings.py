@@ -44,6 +44,10 @@ class NodeSettings:
     #: malformed or refused messages than ``max_bad_messages`` in its life, is dropped.
     max_messages_per_second: int = 50_000
     max_bad_messages: int = 1_000
+    #: A deposit counts as made once the chain credits the agreed amount less this many basis
+    #: points (the asset's transfer fee: USDT's is capped at 20); what is credited is always what
+    #: the chain measured. 0 accepts only fee-free assets.
+    max_deposit_fee_bps: int = 100
 
     def transport_config(self) -> TransportConfig:
         return TransportConfig(keepalive_interval=self.keepalive_interval)
