@@ -38,7 +38,9 @@ from channels.core.options import (
 )
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import Phase
+from channels.core.quotes import SignedQuote
 from channels.runtime.channel_runtime import ChannelRuntime
+from channels.runtime.quoting import QuoteDesk
 
 _ID_SIDE_BIT = 1 << 62
 
@@ -49,8 +51,9 @@ class Channel:
     It owns the channel's runtime; every read below is a view (nothing returned changes the
     channel)."""
 
-    def __init__(self, runtime: ChannelRuntime, our_address: Address) -> None:
+    def __init__(self, runtime: ChannelRuntime, our_address: Address, quotes: QuoteDesk) -> None:
         self._runtime = runtime
+        self._quotes = quotes
         self._machine = runtime.machine
         self._our_address = our_address
         # Position ids: one bit says which side chose it, so crossing requests never collide.
@@ -148,6 +151,67 @@ class Channel:
     def proof(self, position_id: int) -> list[bytes]:
         return self._machine.book.proof(PositionId(position_id))
 
+    def new_position_id(self) -> int:
+        """A fresh position id chosen by our side (never collides with the peer's)."""
+        return self._side_bit | next(self._position_ids)
+
+    # firm quotes (channels/runtime/quoting.py) ----------------------------------------------
+    async def request_quote(
+        self,
+        underlying: str | bytes,
+        kind: str | OptionKind,
+        strike: int,
+        expiry: int,
+        quantity: int,
+        side: str,
+        timeout: float = 10.0,
+    ) -> SignedQuote:
+        """Ask the peer for a firm quote; ``side`` is ours ("buy" or "sell")."""
+        return await self._quotes.request_quote(
+            self.id,
+            underlying=underlying,
+            kind=kind,
+            strike=strike,
+            expiry=expiry,
+            quantity=quantity,
+            side=side,
+            timeout=timeout,
+        )
+
+    async def offer_quote(
+        self,
+        underlying: str | bytes,
+        kind: str | OptionKind,
+        strike: int,
+        expiry: int,
+        side: str,
+        *,
+        price: int,
+        collateral: int,
+        max_quantity: int,
+        valid_for: int = 30,
+        replaces: bytes | None = None,
+    ) -> SignedQuote:
+        """Stream an unsolicited firm quote to the peer; ``side`` is the PEER's side."""
+        return await self._quotes.offer(
+            self.id,
+            underlying=underlying,
+            kind=kind,
+            strike=strike,
+            expiry=expiry,
+            side=side,
+            price=price,
+            collateral=collateral,
+            max_quantity=max_quantity,
+            valid_for=valid_for,
+            replaces=replaces,
+        )
+
+    async def fill_quote(self, quote: SignedQuote | bytes, quantity: int | None = None) -> Position:
+        """Fill the peer's quote (all that is left, or ``quantity``) in one update."""
+        quote_id = quote.quote.quote_id if isinstance(quote, SignedQuote) else quote
+        return await self._quotes.fill(self.id, quote_id, quantity)
+
     # building trades ----------------------------------------------------------------------------
     def new_position(
         self,
@@ -169,7 +233,7 @@ class Channel:
                 raise InvalidField(f"kind must be 'call' or 'put', not {kind!r}") from None
         raw_underlying = symbol(underlying) if isinstance(underlying, str) else underlying
         return Position(
-            id=PositionId(self._side_bit | next(self._position_ids)),
+            id=PositionId(self.new_position_id()),
             underlying=raw_underlying,
             kind=kind,
             strike=Price(strike),

@@ -157,6 +157,7 @@ class ChannelRuntime:
                 waiter.done.set()
                 self._room_freed()
             bus.emit(StateUpdated(cid, state, action.ours, action.update.trades))
+            self._ctx.on_update(cid, state.version, action.update.trades)
             self.notify()
         elif isinstance(action, UpdateRefused):
             if action.request_id is not None and action.ours:

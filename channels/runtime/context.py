@@ -3,13 +3,14 @@ reference back to the node."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import trio
 
 from adjudicator.client import AdjudicatorClient
-from channels.core.model import Address
+from channels.core.model import Address, ChannelId
+from channels.core.options import Trade
 from channels.runtime.bus import EventBus
 from channels.runtime.clock import ChainClock
 from channels.runtime.executor import Executor
@@ -28,3 +29,5 @@ class RuntimeContext:
     nursery: trio.Nursery
     #: Request ids, unique across the node's channels.
     request_ids: Iterator[int]
+    #: Told of every applied update (channel, version, trades): the quote desk settles fills.
+    on_update: Callable[[ChannelId, int, tuple[Trade, ...]], None]

@@ -13,8 +13,9 @@ from channels.core.errors import ChannelError, LocalError, RemoteError
 from channels.core.messages import Message
 from channels.core.model import Address
 from channels.core.node_events import PeerConnected, PeerLost
+from channels.core.quote_wire import decode_peer_message, encode_peer_message
+from channels.core.quotes import QuoteMessage
 from channels.core.signing import Signer
-from channels.core.wire import decode_message, encode_message
 from channels.runtime.bus import EventBus
 from channels.runtime.settings import NodeSettings
 from channels.testing.crash import crash_point
@@ -27,7 +28,7 @@ log = logging.getLogger("channels.runtime.links")
 MAX_WRITE_BATCH = 256
 
 PeerHandler = Callable[[Address], Awaitable[None]]
-Dispatch = Callable[[Address, Message], Awaitable[None]]
+Dispatch = Callable[[Address, Message | QuoteMessage], Awaitable[None]]
 
 
 @dataclass
@@ -87,7 +88,9 @@ class Links:
         self._changed = trio.Event()
 
     # sending ----------------------------------------------------------------------------------
-    def send(self, peer: Address, message: Message, points: tuple[str, ...] = ()) -> None:
+    def send(
+        self, peer: Address, message: Message | QuoteMessage, points: tuple[str, ...] = ()
+    ) -> None:
         link = self._links.get(peer)
         if link is None:
             return  # the reestablish after reconnecting brings the peer up to date
@@ -97,7 +100,7 @@ class Links:
         if fault is not None and not fault.send:
             return
         try:
-            link.outbox.send_nowait((encode_message(message), points))
+            link.outbox.send_nowait((encode_peer_message(message), points))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             log.warning("dropping a message to %s: link congested or closed", peer.hex())
 
@@ -206,7 +209,7 @@ class Links:
                 log.warning("dropping %s: over %d messages/s", link.peer.hex(), in_window - 1)
                 return
             try:
-                message = decode_message(payload)
+                message = decode_peer_message(payload)
                 if self.hooks.on_receive is not None:
                     self.hooks.on_receive(link.peer, message)
                 await self._dispatch(link.peer, message)

@@ -24,9 +24,12 @@ import trio
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
 from channels.core.errors import ChannelError, IllegalCall, RemoteError, UnknownChannel
 from channels.core.messages import Message, OpenProposal
-from channels.core.model import Address, Attestation, ChannelId, Params, address
+from channels.core.model import Address, Attestation, ChannelId, Params, State, address
 from channels.core.node_events import Event
+from channels.core.options import Trade
 from channels.core.protocol import ChannelMachine, Config, Disconnected, Phase, Policy, Reconnected
+from channels.core.quote_book import QuoteLimits
+from channels.core.quotes import QUOTE_MESSAGES, QuoteMessage
 from channels.core.signing import LocalSigner, Signer
 from channels.defence.watcher import Watcher
 from channels.runtime.bus import EventBus
@@ -39,6 +42,8 @@ from channels.runtime.defence_host import NodeDefenceHost
 from channels.runtime.errors import UpdateRefusedError
 from channels.runtime.executor import Executor
 from channels.runtime.links import Links
+from channels.runtime.quote_host import NodeQuoteHost
+from channels.runtime.quoting import Pricer, QuoteDesk
 from channels.runtime.settings import NodeSettings
 from channels.runtime.views import ChannelInfo
 from channels.store import AsyncStore, IntentStatus, open_store
@@ -64,6 +69,8 @@ class Node:
         nursery: trio.Nursery,
         policy: Policy | None = None,
         accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+        pricer: Pricer | None = None,
+        quote_limits: QuoteLimits | None = None,
     ) -> None:
         self.signer = signer
         self.store = store
@@ -104,12 +111,30 @@ class Node:
             executor=self._executor,
             nursery=nursery,
             request_ids=itertools.count(1),
+            on_update=lambda cid, version, trades: self.quotes.on_update(cid, version, trades),
         )
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(
             NodeDefenceHost(
                 self._ctx, store, self._runtimes, self._attestations, self._links.connected
             )
+        )
+        #: Firm quotes (RFQ): requests, answers, offers, fills and the fill rule.
+        self.quotes = QuoteDesk(
+            NodeQuoteHost(
+                signer=signer,
+                chain_id=chain_id,
+                adjudicator=Address(chain.address),
+                store=store,
+                clock=self._clock,
+                bus=self._bus,
+                nursery=nursery,
+                runtimes=self._runtimes,
+                handles=self._handles,
+                send=self._links.send,
+            ),
+            pricer,
+            quote_limits,
         )
         self.listen_port: int | None = None
         #: Messages naming a channel we do not have with the sending peer.
@@ -203,11 +228,22 @@ class Node:
         return infos
 
     def _add(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> ChannelRuntime:
-        machine.policy = self.policy
+        machine.policy = self._quote_policy(machine)
         runtime = ChannelRuntime(self._ctx, machine, endpoint)
         self._runtimes[machine.channel_id] = runtime
-        self._handles[machine.channel_id] = Channel(runtime, self.address)
+        self._handles[machine.channel_id] = Channel(runtime, self.address, self.quotes)
         return runtime
+
+    def _quote_policy(self, machine: ChannelMachine) -> Policy:
+        # firm quotes: a trade naming a quote of ours is signed only if the fill rule accepts
+        # it (channels/runtime/quoting.py); then the bot's policy runs.
+        user_policy = self.policy
+
+        def policy(base: State, new: State, trades: Sequence[Trade]) -> str | None:
+            self.quotes.check_update(machine.channel_id, machine.peer_address, tuple(trades))
+            return user_policy(base, new, trades) if user_policy is not None else None
+
+        return policy
 
     async def open_channel(
         self,
@@ -268,7 +304,10 @@ class Node:
         if self.settings.auto_fund:
             self._nursery.start_soon(runtime.fund_quietly)
 
-    async def _dispatch(self, peer: Address, message: Message) -> None:
+    async def _dispatch(self, peer: Address, message: Message | QuoteMessage) -> None:
+        if isinstance(message, QUOTE_MESSAGES):
+            await self.quotes.on_message(peer, message)
+            return
         if isinstance(message, OpenProposal):
             await self._on_open_proposal(peer, message)
             return
@@ -365,6 +404,7 @@ class Node:
                 lambda _peer: True,
                 self._links.serve,
             )
+        await nursery.start(self.quotes.run)
         await nursery.start(self.watcher.run)
         nursery.start_soon(self._redialer)
 
@@ -399,6 +439,8 @@ async def open_node(
     policy: Policy | None = None,
     accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
     transaction_key: bytes | None = None,
+    pricer: Pricer | None = None,
+    quote_limits: QuoteLimits | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
@@ -427,9 +469,12 @@ async def open_node(
                     nursery=nursery,
                     policy=policy,
                     accept_channel=accept_channel,
+                    pricer=pricer,
+                    quote_limits=quote_limits,
                 )
                 await node.refresh_chain_time()
                 await node.restore()
+                await node.quotes.restore()  # firm quotes: the live ones of the audit trail
                 await node.run(listen)
                 try:
                     yield node

@@ -11,6 +11,7 @@ import trio
 
 from channels.core.messages import Message
 from channels.core.model import Address
+from channels.core.quotes import QuoteMessage
 from channels.testing.hooks import FaultHooks, SendFault
 
 
@@ -33,7 +34,7 @@ def cut_link_on_send(
     message and closes the link, ``"after"`` sends it and closes the link right after. Sets
     ``fired`` when it does; later messages pass untouched."""
 
-    def on_send(peer: Address, message: Message) -> SendFault | None:
+    def on_send(peer: Address, message: Message | QuoteMessage) -> SendFault | None:
         if fired.is_set() or not isinstance(message, kind):
             return None
         fired.set()
@@ -44,7 +45,7 @@ def cut_link_on_send(
     node.fault_hooks.on_send = on_send
 
 
-def tap_received(node: Node, tap: Callable[[Address, Message], None]) -> None:
+def tap_received(node: Node, tap: Callable[[Address, Message | QuoteMessage], None]) -> None:
     """Call ``tap(peer, message)`` with every decoded message ``node`` receives, before it is
     handled (a recorder for test harnesses)."""
     node.fault_hooks.on_receive = tap

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from channels.core.messages import Message
 from channels.core.model import Address
+from channels.core.quotes import QuoteMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,6 @@ class SendFault:
 @dataclass(slots=True)
 class FaultHooks:
     #: Called for each message about to be queued to a peer; a fault, or None to send normally.
-    on_send: Callable[[Address, Message], SendFault | None] | None = None
+    on_send: Callable[[Address, Message | QuoteMessage], SendFault | None] | None = None
     #: Called with each decoded message from a peer before the node handles it.
-    on_receive: Callable[[Address, Message], None] | None = None
+    on_receive: Callable[[Address, Message | QuoteMessage], None] | None = None
