@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {IAdjudicator} from "../interfaces/IAdjudicator.sol";
+import {Params, State, Attestation, Withdrawal} from "../interfaces/ChannelTypes.sol";
 
 /// @title ChannelHashing
 /// @notice Channel id and EIP-712 struct hashes of PROTOCOL.md sections 3-4. Every struct is static,
@@ -21,22 +21,22 @@ library ChannelHashing {
 
     /// @dev keccak256(abi.encode(chainId, adjudicator, asset, assetDecimals, participant0, participant1,
     ///      challengePeriod, oracle, nonce)).
-    function channelId(IAdjudicator.Params calldata params) internal pure returns (bytes32) {
+    function channelId(Params calldata params) internal pure returns (bytes32) {
         return keccak256(abi.encode(params));
     }
 
     /// @dev EIP-712 hashStruct(State).
-    function hashState(IAdjudicator.State calldata state) internal pure returns (bytes32) {
+    function hashState(State calldata state) internal pure returns (bytes32) {
         return keccak256(abi.encode(STATE_TYPEHASH, state));
     }
 
     /// @dev EIP-712 hashStruct(Attestation).
-    function hashAttestation(IAdjudicator.Attestation calldata attestation) internal pure returns (bytes32) {
+    function hashAttestation(Attestation calldata attestation) internal pure returns (bytes32) {
         return keccak256(abi.encode(ATTESTATION_TYPEHASH, attestation));
     }
 
     /// @dev EIP-712 hashStruct(Withdrawal).
-    function hashWithdrawal(IAdjudicator.Withdrawal calldata withdrawal) internal pure returns (bytes32) {
+    function hashWithdrawal(Withdrawal calldata withdrawal) internal pure returns (bytes32) {
         return keccak256(abi.encode(WITHDRAWAL_TYPEHASH, withdrawal));
     }
 }

@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {IAdjudicator} from "../interfaces/IAdjudicator.sol";
+import {Position} from "../interfaces/ChannelTypes.sol";
 
 /// @title PositionTree
 /// @notice Leaf hash and root computation of the positions commitment (PROTOCOL.md section 5):
@@ -11,7 +11,7 @@ import {IAdjudicator} from "../interfaces/IAdjudicator.sol";
 ///         (used to zero a settled position's slot).
 library PositionTree {
     /// @dev keccak256(bytes.concat(keccak256(abi.encode(position)))).
-    function leaf(IAdjudicator.Position calldata position) internal pure returns (bytes32) {
+    function leaf(Position calldata position) internal pure returns (bytes32) {
         return keccak256(bytes.concat(keccak256(abi.encode(position))));
     }
 
