@@ -59,6 +59,7 @@ from channels.core.model import (
     Timestamp,
     Version,
     Withdrawal,
+    check_channel_deposits,
     check_uint,
 )
 from channels.core.options import (
@@ -323,6 +324,7 @@ class ChannelMachine:
         _check_domain(params, config)
         for amount in deposits:
             check_uint(amount, 128, "deposit")
+        check_channel_deposits(deposits)  # gas (issue 16): the adjudicator's cap
         index = params.index_of(signer.address)
         v0 = opening_state(params)
         signature = signer.sign_digest(
@@ -356,6 +358,7 @@ class ChannelMachine:
         _check_domain(params, config)
         for amount in proposal.deposits:
             check_uint(amount, 128, "deposit")
+        check_channel_deposits(proposal.deposits)  # gas (issue 16): the adjudicator's cap
         try:
             index = params.index_of(signer.address)
         except InvalidField as exc:

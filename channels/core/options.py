@@ -49,6 +49,7 @@ from channels.core.model import (
     Version,
     Withdrawal,
     check_bytes,
+    check_channel_deposits,
     check_uint,
 )
 from channels.core.positions import PositionBook
@@ -335,6 +336,7 @@ def apply_trades(
     for amount in (*balances, *deposited, *withdrawn, book.locked):
         if amount > UINT128_MAX:
             raise InvalidAmount("an amount would exceed uint128")
+    check_channel_deposits(deposited)  # gas (issue 16): the adjudicator's cap
     new = State(
         channel_id=state.channel_id,
         version=version,

@@ -28,7 +28,8 @@ interface IAdjudicatorBase {
     error InvalidParticipantIndex();
     /// @notice An amount of 0 where a positive amount is needed.
     error ZeroAmount();
-    /// @notice An amount or cumulative total above the record's capacity (docs/PROTOCOL.md section 8).
+    /// @notice An amount above what the record can hold: a channel's deposits, both participants
+    ///         together, must stay at or below MAX_CHANNEL_DEPOSITS (docs/PROTOCOL.md section 8).
     error AmountTooLarge();
     /// @notice A recipient or destination is address(0).
     error ZeroAddress();
@@ -52,6 +53,10 @@ interface IAdjudicatorBase {
     /// @notice Longest allowed challenge period.
     /// @return seconds
     function MAX_CHALLENGE_PERIOD() external view returns (uint64);
+
+    /// @notice Cap on a channel's cumulative deposits, both participants together.
+    /// @return 2**96 - 1 (base units of the channel's asset)
+    function MAX_CHANNEL_DEPOSITS() external view returns (uint256);
 
     /// @notice The decoded on-chain record of a channel.
     /// @param channelId the channel

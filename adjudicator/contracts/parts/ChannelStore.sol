@@ -3,7 +3,7 @@ pragma solidity 0.8.37;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {Params, State, Status, ChannelView} from "../interfaces/ChannelTypes.sol";
+import {Params, Status, ChannelView} from "../interfaces/ChannelTypes.sol";
 import {IAdjudicatorBase} from "../interfaces/IAdjudicatorBase.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {Signatures} from "../libraries/Signatures.sol";
@@ -20,23 +20,54 @@ abstract contract ChannelStore is IAdjudicatorBase, EIP712, ReentrancyGuardTrans
     /// @inheritdoc IAdjudicatorBase
     uint64 public constant MAX_CHALLENGE_PERIOD = 30 days;
 
-    /// @dev Per-channel record, four slots. Once concluded, slot 0 holds the collateral still locked
-    ///      (`amount0`) and slot 3 the current positions root: reusing slots that are already non-zero
-    ///      costs 2,900 gas per write instead of 20,000 for fresh ones.
-    struct Record {
-        // slot 0
-        uint128 amount0; // open: cumulative deposits of participant 0 | concluded: collateral still locked
-        uint128 amount1; // open: cumulative deposits of participant 1 | concluded: 0
-        // slot 1
-        uint128 withdrawn0; // cumulative executed partial withdrawals (0 once concluded)
-        uint128 withdrawn1;
-        // slot 2: the dispute record
+    /// @inheritdoc IAdjudicatorBase
+    /// @dev Every amount of a channel then fits the 96-bit fields of its record.
+    uint256 public constant MAX_CHANNEL_DEPOSITS = type(uint96).max;
+
+    /// @dev `Holdings.flags`: the channel is concluded.
+    uint8 internal constant CONCLUDED = 1;
+    /// @dev `Holdings.flags`: a partial withdrawal was executed (`Record.withdrawn` is in use).
+    uint8 internal constant WITHDRAWALS = 2;
+    /// @dev `Holdings.flags`: concluded with positions left open (`Record.hash` is their root).
+    uint8 internal constant POSITIONS = 4;
+
+    /// @dev Slot 0, the only slot a deposit or a cooperative close touches. While open: cumulative
+    ///      deposits per participant. Once concluded: `amount0` is the collateral still locked and
+    ///      `amount1` the concluded version. (All fit: a channel's deposits stay below 2**96.)
+    struct Holdings {
+        uint96 amount0;
+        uint96 amount1;
+        uint8 flags;
+    }
+
+    /// @dev Slot 1, written only by `register` and `checkpoint`. `deadline != 0` exactly while a
+    ///      dispute is open; `version` is the registered (disputed) or last checkpointed (open) one.
+    ///      Left as is by a cooperative close (the CONCLUDED flag overrides it).
+    struct Dispute {
         uint64 version;
         uint64 deadline;
-        uint64 minVersion; // version of the last executed partial withdrawal
-        Status status;
-        // slot 3
-        bytes32 hash; // disputed: registered state's struct hash | concluded: positions root
+    }
+
+    /// @dev Slot 3, in use only once a partial withdrawal was executed (flag WITHDRAWALS), so that a
+    ///      channel without one never reads it. Cumulative executed withdrawals per participant, and
+    ///      the version of the last one (no older state may be used on chain afterwards).
+    struct Withdrawn {
+        uint96 amount0;
+        uint96 amount1;
+        uint64 minVersion;
+    }
+
+    /// @dev Per-channel record. The layout follows what each operation needs, so a normal
+    ///      lifecycle writes one slot per deposit and one per close (slot 0, already non-zero after
+    ///      the first deposit), and reads no slot whose content cannot matter:
+    ///      deposit: slot 0 | cooperative close: slot 0 (+ slot 3 if a withdrawal happened) |
+    ///      register / checkpoint: slots 0, 1, 2 | partial withdrawal: slots 0, 1, 3 |
+    ///      settlement: slots 0, 2.
+    struct Record {
+        Holdings holdings; // slot 0
+        Dispute dispute; // slot 1
+        bytes32 hash; // slot 2: disputed: the registered state's struct hash | concluded: positions root
+        Withdrawn withdrawn; // slot 3
     }
 
     mapping(bytes32 channelId => Record) internal _channels;
@@ -49,20 +80,27 @@ abstract contract ChannelStore is IAdjudicatorBase, EIP712, ReentrancyGuardTrans
     /// @inheritdoc IAdjudicatorBase
     function getChannel(bytes32 channelId) external view returns (ChannelView memory v) {
         Record storage c = _channels[channelId];
-        v.status = c.status;
-        v.version = c.version;
-        v.deadline = c.deadline;
-        v.minVersion = c.minVersion;
-        if (c.status == Status.Concluded) {
-            v.positionsRoot = c.hash;
-            v.lockedRemaining = c.amount0;
-        } else {
-            v.deposits0 = c.amount0;
-            v.deposits1 = c.amount1;
-            v.withdrawn0 = c.withdrawn0;
-            v.withdrawn1 = c.withdrawn1;
-            v.stateHash = c.hash;
+        Holdings memory h = c.holdings;
+        if (h.flags & CONCLUDED != 0) {
+            v.status = Status.Concluded;
+            v.version = uint64(h.amount1);
+            v.lockedRemaining = h.amount0;
+            if (h.flags & POSITIONS != 0) v.positionsRoot = c.hash;
+            return v;
         }
+        Dispute memory d = c.dispute;
+        v.status = d.deadline != 0 ? Status.Disputed : Status.Open;
+        v.version = d.version;
+        v.deadline = d.deadline;
+        v.deposits0 = h.amount0;
+        v.deposits1 = h.amount1;
+        if (h.flags & WITHDRAWALS != 0) {
+            Withdrawn memory w = c.withdrawn;
+            v.withdrawn0 = w.amount0;
+            v.withdrawn1 = w.amount1;
+            v.minVersion = w.minVersion;
+        }
+        if (d.deadline != 0) v.stateHash = c.hash;
     }
 
     /// @inheritdoc IAdjudicatorBase
@@ -103,6 +141,11 @@ abstract contract ChannelStore is IAdjudicatorBase, EIP712, ReentrancyGuardTrans
         if (amount == 0) return;
         uint256 unpaid = AssetTransfer.tryPush(asset, to, amount);
         if (unpaid != 0) _credit(id, asset, to, unpaid);
+    }
+
+    /// @dev The executed partial withdrawals of a channel whose slot 0 is `h` (zero if none).
+    function _withdrawn(Record storage c, Holdings memory h) internal view returns (Withdrawn memory w) {
+        if (h.flags & WITHDRAWALS != 0) w = c.withdrawn;
     }
 
     /// @dev Record `amount` as owed to `account` (pulled with `withdraw`).

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, State, Status} from "../interfaces/ChannelTypes.sol";
+import {Params, State} from "../interfaces/ChannelTypes.sol";
 import {IDisputes} from "../interfaces/IDisputes.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {ChannelStore} from "./ChannelStore.sol";
@@ -12,7 +12,9 @@ import {ChannelStore} from "./ChannelStore.sol";
 abstract contract Disputes is IDisputes, ChannelStore {
     /// @inheritdoc IDisputes
     /// @dev Needs `state.isFinal`, no positions and no locked collateral, both signatures, a version not
-    ///      older than the last executed partial withdrawal. Allowed while open or disputed.
+    ///      older than the last executed partial withdrawal. Allowed while open or disputed. Reads and
+    ///      writes slot 0 only (and clears slot 3 if a partial withdrawal was executed); a dispute
+    ///      record left behind is dead once the CONCLUDED flag is set.
     function conclude(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
         external
         nonReentrant
@@ -24,11 +26,13 @@ abstract contract Disputes is IDisputes, ChannelStore {
         bytes32 id = _checkParams(params);
         if (state.channelId != id) revert WrongChannelId();
         Record storage c = _channels[id];
-        if (c.status == Status.Concluded) revert ChannelConcluded();
-        if (state.version < c.minVersion) revert StateBeforeWithdrawal();
+        Holdings memory h = c.holdings;
+        if (h.flags & CONCLUDED != 0) revert ChannelConcluded();
+        Withdrawn memory w = _withdrawn(c, h);
+        if (state.version < w.minVersion) revert StateBeforeWithdrawal();
         _checkConservation(state);
         _checkSignatures(ChannelHashing.hashState(state), params, sig0, sig1);
-        _finalize(id, c, params, state, c.status == Status.Disputed);
+        _finalize(id, c, h, w, params, state, false);
     }
 
     /// @inheritdoc IDisputes
@@ -36,68 +40,64 @@ abstract contract Disputes is IDisputes, ChannelStore {
     ///      deadline = now + challengePeriod. Disputed channel, before the deadline: the state must be
     ///      strictly newer and replaces the registered one; the deadline is kept. Registering exactly the
     ///      registered state again returns without effect (so a front-run copy cannot make it revert).
+    ///      No external call, hence no reentrancy guard.
     function register(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
         external
-        nonReentrant
     {
         bytes32 id = _checkParams(params);
         if (state.channelId != id) revert WrongChannelId();
         Record storage c = _channels[id];
-        Status status = c.status;
-        uint64 recorded = c.version;
-        bytes32 h = ChannelHashing.hashState(state);
+        Holdings memory h = c.holdings;
+        if (h.flags & CONCLUDED != 0) revert ChannelConcluded();
+        Dispute memory d = c.dispute;
+        bytes32 stateHash = ChannelHashing.hashState(state);
         uint64 deadline;
-        if (status == Status.Disputed) {
-            if (state.version == recorded && h == c.hash) return; // the registered state again: no-op
-            deadline = c.deadline;
+        if (d.deadline != 0) {
+            if (state.version == d.version && stateHash == c.hash) return; // the registered state again
+            deadline = d.deadline;
             if (block.timestamp >= deadline) revert ChallengeExpired();
-            if (state.version <= recorded) {
-                if (state.version == recorded) revert EquivocatingState();
-                revert NotNewerVersion(recorded, state.version);
+            if (state.version <= d.version) {
+                if (state.version == d.version) revert EquivocatingState();
+                revert NotNewerVersion(d.version, state.version);
             }
         } else {
-            if (status == Status.Concluded) revert ChannelConcluded();
-            if (state.version < recorded) revert NotNewerVersion(recorded, state.version);
+            if (state.version < d.version) revert NotNewerVersion(d.version, state.version);
             deadline = uint64(block.timestamp) + params.challengePeriod;
         }
-        if (state.version < c.minVersion) revert StateBeforeWithdrawal();
+        if (state.version < _withdrawn(c, h).minVersion) revert StateBeforeWithdrawal();
         _checkConservation(state);
-        _checkSignatures(h, params, sig0, sig1);
-        c.version = state.version;
-        c.deadline = deadline;
-        c.status = Status.Disputed;
-        c.hash = h;
-        emit Registered(id, state.version, deadline, h);
+        _checkSignatures(stateHash, params, sig0, sig1);
+        c.dispute = Dispute(state.version, deadline);
+        c.hash = stateHash;
+        emit Registered(id, state.version, deadline, stateHash);
     }
 
     /// @inheritdoc IDisputes
     /// @dev The state must be strictly newer than the on-chain record (registered or last checkpointed
     ///      version) and, if disputed, arrive before the deadline. The channel becomes Open with the
     ///      state's version as its record (older states can no longer be registered). A state with the
-    ///      version already recorded on an open channel is a no-op.
+    ///      version already recorded on an open channel is a no-op. No external call, hence no guard.
     function checkpoint(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
         external
-        nonReentrant
     {
         bytes32 id = _checkParams(params);
         if (state.channelId != id) revert WrongChannelId();
         Record storage c = _channels[id];
-        Status status = c.status;
-        uint64 recorded = c.version;
-        if (status == Status.Concluded) revert ChannelConcluded();
-        if (status == Status.Disputed) {
-            if (block.timestamp >= c.deadline) revert ChallengeExpired();
-        } else if (state.version == recorded) {
+        Holdings memory h = c.holdings;
+        if (h.flags & CONCLUDED != 0) revert ChannelConcluded();
+        Dispute memory d = c.dispute;
+        bool disputed = d.deadline != 0;
+        if (disputed) {
+            if (block.timestamp >= d.deadline) revert ChallengeExpired();
+        } else if (state.version == d.version) {
             return; // already recorded: no-op
         }
-        if (state.version <= recorded) revert NotNewerVersion(recorded, state.version);
-        if (state.version < c.minVersion) revert StateBeforeWithdrawal();
+        if (state.version <= d.version) revert NotNewerVersion(d.version, state.version);
+        if (state.version < _withdrawn(c, h).minVersion) revert StateBeforeWithdrawal();
         _checkConservation(state);
         _checkSignatures(ChannelHashing.hashState(state), params, sig0, sig1);
-        c.version = state.version;
-        c.deadline = 0;
-        c.status = Status.Open;
-        if (status == Status.Disputed) c.hash = bytes32(0);
+        c.dispute = Dispute(state.version, 0);
+        if (disputed) c.hash = bytes32(0);
         emit Checkpointed(id, state.version);
     }
 
@@ -106,15 +106,14 @@ abstract contract Disputes is IDisputes, ChannelStore {
     function concludeAfterTimeout(Params calldata params, State calldata state) external nonReentrant {
         bytes32 id = ChannelHashing.channelId(params);
         Record storage c = _channels[id];
-        Status status = c.status;
-        if (status != Status.Disputed) {
-            if (status == Status.Concluded) revert ChannelConcluded();
-            revert NotDisputed();
-        }
-        if (block.timestamp < c.deadline) revert ChallengeNotExpired();
+        Holdings memory h = c.holdings;
+        if (h.flags & CONCLUDED != 0) revert ChannelConcluded();
+        uint64 deadline = c.dispute.deadline;
+        if (deadline == 0) revert NotDisputed();
+        if (block.timestamp < deadline) revert ChallengeNotExpired();
         // The stored hash covers channelId, so this also binds `params` to the channel.
         if (ChannelHashing.hashState(state) != c.hash) revert NotRegisteredState();
-        _finalize(id, c, params, state, true);
+        _finalize(id, c, h, _withdrawn(c, h), params, state, true);
     }
 
     /// @inheritdoc IDisputes
@@ -138,35 +137,37 @@ abstract contract Disputes is IDisputes, ChannelStore {
         }
     }
 
-    /// @dev Compute the payouts of `state`, mark the channel concluded (keeping only what settlement
-    ///      needs), then pay both participants.
-    ///      `hashSet`: slot 3 holds a registered state's hash (the channel is disputed); an open channel's
-    ///      slot 3 is already zero and is only written when positions stay locked (saves a cold SSTORE).
-    function _finalize(bytes32 id, Record storage c, Params calldata params, State calldata state, bool hashSet)
-        internal
-    {
-        uint256 d0 = c.amount0;
-        uint256 d1 = c.amount1;
-        uint256 x0 = c.withdrawn0;
-        uint256 x1 = c.withdrawn1;
+    /// @dev Compute the payouts of `state` from the on-chain holdings `h` and executed withdrawals `w`,
+    ///      record the conclusion in slot 0 (keeping what settlement needs), clear what is no longer
+    ///      needed (refunds), then pay both participants.
+    ///      `disputed`: slots 1 and 2 hold a dispute (concludeAfterTimeout); a cooperative close does
+    ///      not read them and leaves them (dead under the CONCLUDED flag).
+    function _finalize(
+        bytes32 id,
+        Record storage c,
+        Holdings memory h,
+        Withdrawn memory w,
+        Params calldata params,
+        State calldata state,
+        bool disputed
+    ) internal {
+        uint256 d0 = h.amount0;
+        uint256 d1 = h.amount1;
         if (state.deposited0 > d0 || state.deposited1 > d1) revert UnderfundedState();
-        if (state.withdrawn0 < x0 || state.withdrawn1 < x1) revert StateBeforeWithdrawal();
-        // By conservation payout0 + payout1 + locked == d0 + d1 - x0 - x1: never more than the holdings.
-        uint256 payout0 = state.balance0 + (d0 - state.deposited0) + (state.withdrawn0 - x0);
-        uint256 payout1 = state.balance1 + (d1 - state.deposited1) + (state.withdrawn1 - x1);
-        uint256 locked = state.locked; // < 2**129 by the identity above; must fit amount0
-        if (locked > type(uint128).max) revert AmountTooLarge();
+        if (state.withdrawn0 < w.amount0 || state.withdrawn1 < w.amount1) revert StateBeforeWithdrawal();
+        // By conservation payout0 + payout1 + locked == d0 + d1 - x0 - x1: never more than the holdings,
+        // so locked < 2**96 (deposits are capped) and fits amount0.
+        uint256 payout0 = state.balance0 + (d0 - state.deposited0) + (state.withdrawn0 - w.amount0);
+        uint256 payout1 = state.balance1 + (d1 - state.deposited1) + (state.withdrawn1 - w.amount1);
+        uint256 locked = state.locked;
+        if (locked > type(uint96).max) revert AmountTooLarge(); // unreachable by the identity above
 
-        c.amount0 = uint128(locked);
-        c.amount1 = 0;
-        c.withdrawn0 = 0;
-        c.withdrawn1 = 0;
-        c.version = state.version;
-        c.deadline = 0;
-        c.minVersion = 0;
-        c.status = Status.Concluded;
-        if (locked != 0) c.hash = state.positionsRoot;
-        else if (hashSet) c.hash = bytes32(0);
+        c.holdings = Holdings(uint96(locked), uint96(state.version), CONCLUDED | (locked != 0 ? POSITIONS : 0));
+        if (h.flags & WITHDRAWALS != 0) delete c.withdrawn;
+        if (disputed) {
+            delete c.dispute;
+            c.hash = locked != 0 ? state.positionsRoot : bytes32(0);
+        }
 
         emit Concluded(id, state.version, payout0, payout1);
         if (locked != 0) emit PositionsLocked(id, state.positionsRoot, locked);

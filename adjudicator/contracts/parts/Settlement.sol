@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, Position, Attestation, Status} from "../interfaces/ChannelTypes.sol";
+import {Params, Position, Attestation} from "../interfaces/ChannelTypes.sol";
 import {ISettlement} from "../interfaces/ISettlement.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {Signatures} from "../libraries/Signatures.sol";
@@ -32,14 +32,15 @@ abstract contract Settlement is ISettlement, ChannelStore {
     ) external nonReentrant {
         bytes32 id = ChannelHashing.channelId(params);
         Record storage c = _channels[id];
-        if (c.status != Status.Concluded) revert ChannelNotConcluded();
+        Holdings memory h = c.holdings;
+        if (h.flags & CONCLUDED == 0) revert ChannelNotConcluded();
         if (block.timestamp < position.expiry) revert NotExpired();
         if (attestation.underlying != position.underlying || attestation.expiry != position.expiry) {
             revert WrongAttestation();
         }
         address signer = Signatures.recover(_hashTypedDataV4(ChannelHashing.hashAttestation(attestation)), oracleSig);
         if (signer != params.oracle) revert WrongOracle(signer);
-        _settle(id, c, params, position, proof, attestation.price);
+        _settle(id, c, h, params, position, proof, attestation.price);
     }
 
     /// @inheritdoc ISettlement
@@ -51,9 +52,10 @@ abstract contract Settlement is ISettlement, ChannelStore {
     {
         bytes32 id = ChannelHashing.channelId(params);
         Record storage c = _channels[id];
-        if (c.status != Status.Concluded) revert ChannelNotConcluded();
+        Holdings memory h = c.holdings;
+        if (h.flags & CONCLUDED == 0) revert ChannelNotConcluded();
         if (block.timestamp < uint256(position.expiry) + SETTLEMENT_GRACE) revert SettlementGraceNotOver();
-        (uint256 collateral, bytes32 newRoot) = _removePosition(c, position, proof);
+        (uint256 collateral, bytes32 newRoot) = _removePosition(c, h, position, proof);
         emit PositionReleased(id, position.id, collateral, newRoot);
         _pay(id, params.asset, position.writer == 0 ? params.participant0 : params.participant1, collateral);
     }
@@ -64,21 +66,23 @@ abstract contract Settlement is ISettlement, ChannelStore {
     }
 
     /// @dev Prove `position` against the current root, zero its leaf, and release its collateral
-    ///      (capped by what is still locked) from the locked total.
-    function _removePosition(Record storage c, Position calldata position, bytes32[] calldata proof)
+    ///      (capped by what is still locked) from the locked total. One pass over the proof gives both
+    ///      the root with the leaf and the root with the slot emptied. Writes slots 0 and 2 (warm).
+    function _removePosition(Record storage c, Holdings memory h, Position calldata position, bytes32[] calldata proof)
         internal
         returns (uint256 collateral, bytes32 newRoot)
     {
         if (position.writer > 1) revert InvalidWriter();
-        bytes32 root = c.hash;
-        if (PositionTree.rootWith(proof, PositionTree.leaf(position)) != root) {
-            if (PositionTree.rootWith(proof, bytes32(0)) == root) revert AlreadySettled();
+        bytes32 root = h.flags & POSITIONS != 0 ? c.hash : bytes32(0);
+        bytes32 withLeaf;
+        (withLeaf, newRoot) = PositionTree.rootsWithAndWithout(proof, PositionTree.leaf(position));
+        if (withLeaf != root) {
+            if (newRoot == root) revert AlreadySettled();
             revert InvalidProof();
         }
-        newRoot = PositionTree.rootWith(proof, bytes32(0));
-        uint256 remaining = c.amount0;
+        uint256 remaining = h.amount0;
         collateral = position.collateral < remaining ? position.collateral : remaining;
-        c.amount0 = uint128(remaining - collateral);
+        c.holdings.amount0 = uint96(remaining - collateral);
         c.hash = newRoot;
     }
 
@@ -86,12 +90,13 @@ abstract contract Settlement is ISettlement, ChannelStore {
     function _settle(
         bytes32 id,
         Record storage c,
+        Holdings memory h,
         Params calldata params,
         Position calldata position,
         bytes32[] calldata proof,
         uint256 price
     ) internal {
-        (uint256 collateral, bytes32 newRoot) = _removePosition(c, position, proof);
+        (uint256 collateral, bytes32 newRoot) = _removePosition(c, h, position, proof);
         (uint256 toHolder, uint256 toWriter) = OptionPayoff.split(position, collateral, price, params.assetDecimals);
         emit PositionSettled(id, position.id, price, toHolder, toWriter, newRoot);
         (address writer, address holder) = position.writer == 0

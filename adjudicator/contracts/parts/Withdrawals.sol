@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, Withdrawal, Status} from "../interfaces/ChannelTypes.sol";
+import {Params, Withdrawal} from "../interfaces/ChannelTypes.sol";
 import {IWithdrawals} from "../interfaces/IWithdrawals.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {AssetTransfer} from "../libraries/AssetTransfer.sol";
@@ -15,6 +15,8 @@ abstract contract Withdrawals is IWithdrawals, ChannelStore {
     ///      strictly above the last executed withdrawal's, and enough holdings. Afterwards no state older
     ///      than `withdrawal.version` can be registered or concluded. If the push to `recipient` fails,
     ///      the amount is credited to the withdrawing participant (pull with `withdraw`).
+    ///      Storage: reads slots 0 and 1, writes slot 3 (fresh only the first time) and, the first
+    ///      time, the WITHDRAWALS flag in slot 0.
     function withdrawPartial(
         Params calldata params,
         Withdrawal calldata withdrawal,
@@ -29,15 +31,21 @@ abstract contract Withdrawals is IWithdrawals, ChannelStore {
         if (amount == 0) revert ZeroAmount();
         if (withdrawal.recipient == address(0)) revert ZeroAddress();
         Record storage c = _channels[id];
-        Status status = c.status;
-        if (status != Status.Open) {
-            if (status == Status.Concluded) revert ChannelConcluded();
-            revert ChallengeOngoing();
-        }
-        if (withdrawal.version <= c.minVersion) revert WithdrawalNotNewer(c.minVersion, withdrawal.version);
+        Holdings memory h = c.holdings;
+        if (h.flags & CONCLUDED != 0) revert ChannelConcluded();
+        if (c.dispute.deadline != 0) revert ChallengeOngoing();
+        Withdrawn memory w = _withdrawn(c, h);
+        if (withdrawal.version <= w.minVersion) revert WithdrawalNotNewer(w.minVersion, withdrawal.version);
         _checkSignatures(ChannelHashing.hashWithdrawal(withdrawal), params, sig0, sig1);
 
-        _debitWithdrawal(c, participant, amount, withdrawal.version);
+        uint256 x0 = w.amount0;
+        uint256 x1 = w.amount1;
+        if (participant == 0) x0 += amount;
+        else x1 += amount;
+        // the channel's executed total never exceeds its deposits (< 2**96), so both fit 96 bits
+        if (x0 + x1 > uint256(h.amount0) + h.amount1) revert InsufficientHoldings();
+        c.withdrawn = Withdrawn(uint96(x0), uint96(x1), withdrawal.version);
+        if (h.flags & WITHDRAWALS == 0) c.holdings.flags = h.flags | WITHDRAWALS;
         emit PartialWithdrawal(id, withdrawal.version, participant, amount, withdrawal.recipient);
 
         address asset = params.asset;
@@ -48,19 +56,5 @@ abstract contract Withdrawals is IWithdrawals, ChannelStore {
     /// @inheritdoc IWithdrawals
     function withdrawalDigest(Withdrawal calldata withdrawal) external view returns (bytes32) {
         return _hashTypedDataV4(ChannelHashing.hashWithdrawal(withdrawal));
-    }
-
-    /// @dev Record an executed partial withdrawal; the channel's executed total never exceeds its deposits.
-    function _debitWithdrawal(Record storage c, uint8 participant, uint256 amount, uint64 version) internal {
-        uint256 w0 = c.withdrawn0;
-        uint256 w1 = c.withdrawn1;
-        if (participant == 0) w0 += amount;
-        else w1 += amount;
-        if (w0 + w1 > uint256(c.amount0) + c.amount1) revert InsufficientHoldings();
-        // w0 + w1 <= deposits < 2**129; each must still fit its uint128 field
-        if (w0 > type(uint128).max || w1 > type(uint128).max) revert AmountTooLarge();
-        c.withdrawn0 = uint128(w0);
-        c.withdrawn1 = uint128(w1);
-        c.minVersion = version;
     }
 }
