@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from channels.core.errors import InvalidAmount
-from channels.core.machine import ChannelMachine, Phase
 from channels.core.messages import OpenProposal
 from channels.core.model import MAX_CHANNEL_DEPOSITS, check_channel_deposits
+from channels.core.protocol import ChannelMachine, Phase
 
 from .pair import Pair
 
