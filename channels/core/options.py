@@ -49,7 +49,6 @@ from channels.core.model import (
     Version,
     Withdrawal,
     check_bytes,
-    check_channel_deposits,
     check_uint,
 )
 from channels.core.positions import PositionBook
@@ -340,7 +339,6 @@ def apply_trades(
     for amount in (*balances, *deposited, *withdrawn, book.locked):
         if amount > UINT128_MAX:
             raise InvalidAmount("an amount would exceed uint128")
-    check_channel_deposits(deposited)  # gas (issue 16): the adjudicator's cap
     new = State(
         channel_id=state.channel_id,
         version=version,
