@@ -32,29 +32,19 @@ if str(_ROOT) not in sys.path:
 import trio  # noqa: E402
 
 from channels import open_node  # noqa: E402
-from channels.channel import Channel  # noqa: E402
 from channels.core.errors import ChannelError, TooManyPending  # noqa: E402
-from channels.core.model import (  # noqa: E402
-    Amount,
-    OptionKind,
-    Position,
-    PositionId,
-    Price,
-    Quantity,
-    Timestamp,
-    symbol,
-)
+from channels.core.model import Amount, PositionId  # noqa: E402
 from channels.core.options import OpenOption, Pay, Trade, Unwind  # noqa: E402
 from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
-from channels.node import Node, NodeSettings  # noqa: E402
+from channels.runtime.channel import Channel  # noqa: E402
+from channels.runtime.node import Node, NodeSettings  # noqa: E402
 
 log = logging.getLogger("bench.desk")
 
 PRICE = 10**8
 QTY = 10**16
 WEEK = 7 * 24 * 3600
-_SIDE_BIT = 1 << 62
 
 
 def rss_kib(pid: int | str = "self") -> int:
@@ -100,7 +90,6 @@ class Desk:
         self.config = config
         self.nodes: list[Node] = []
         self.profiler: Any = None
-        self.next_position = 1 << 40
         self.node_by_channel: dict[bytes, Node] = {}
 
     # helpers ------------------------------------------------------------------------------------
@@ -121,19 +110,15 @@ class Desk:
         return found
 
     def option(self, ch: Channel, writer_is_us: bool = True) -> OpenOption:
-        """A one-week call opened at a premium of 1, built from public data only. Its id carries
-        the side bit of the channel's id scheme (bit 62 for participant 1) and comes from a range
-        far above the channel's own counter, so ours never collide with the channel's."""
-        self.next_position += 1
-        position = Position(
-            id=PositionId((_SIDE_BIT if ch.our_index == 1 else 0) | self.next_position),
-            underlying=symbol("ETH-USD"),
-            kind=OptionKind.CALL,
-            strike=Price(3_000 * PRICE),
-            expiry=Timestamp(self.node_of(ch).now() + WEEK),
-            quantity=Quantity(QTY),
+        """A one-week call opened at a premium of 1 (public API only)."""
+        position = ch.new_position(
+            kind="call",
+            underlying="ETH-USD",
+            strike=3_000 * PRICE,
+            expiry=self.node_of(ch).now() + WEEK,
+            quantity=QTY,
+            collateral=1_000,
             writer=ch.our_index if writer_is_us else 1 - ch.our_index,
-            collateral=Amount(1_000),
         )
         return OpenOption(position, Amount(1))
 

@@ -21,7 +21,7 @@ from channels.core.model import address, to_checksum
 from channels.core.signing import LocalSigner
 
 if TYPE_CHECKING:
-    from channels.node import NodeSettings
+    from channels.runtime.node import NodeSettings
 
 log = logging.getLogger("channels.desk")
 
@@ -110,7 +110,7 @@ class Config:
         return None
 
     def node_settings(self) -> NodeSettings:
-        from channels.node import NodeSettings
+        from channels.runtime.node import NodeSettings
 
         extra: dict[str, Any] = {}
         if self.update_timeout is not None:

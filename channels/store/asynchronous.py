@@ -21,11 +21,11 @@ from typing import Any, cast
 
 import trio
 
-from channels.core.errors import StoreError
 from channels.core.model import ChannelId, Params, SignedUpdate, Version
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store._helpers import T
+from channels.store.errors import StoreError
 from channels.store.lease import VersionLeases
 from channels.store.ops import (
     AddChannel,
@@ -65,7 +65,8 @@ class PersistTicket:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def _finish(self, outcome: Results | BaseException) -> None:
+    def finish(self, outcome: Results | BaseException) -> None:
+        """Report the batch's outcome to its waiter (the combiner's job; once only)."""
         if self._done.is_set():
             return
         if isinstance(outcome, BaseException):
@@ -195,7 +196,7 @@ class AsyncStore:
             ticket = self._queue_ticket(cast(tuple[Op, ...], rewritten.ops), rewritten.origin)
         else:  # only signatures the durable lease covers: nothing to commit
             ticket = PersistTicket((), self.durable_seq, rewritten.origin)
-            ticket._finish([])
+            ticket.finish([])
         if rewritten.renewal:  # nobody waits for it; it joins the next transaction
             self._queue_ticket(rewritten.renewal, None)
         return ticket
@@ -328,13 +329,13 @@ class AsyncStore:
             failed = StoreError(f"the store could not commit: {error}")
             failed.__cause__ = error
             for ticket in (*batch, *self._queue):
-                ticket._finish(failed)
+                ticket.finish(failed)
             self._queue.clear()
         else:
             for ticket, outcome in zip(batch, outcomes, strict=True):
                 if not isinstance(outcome, Exception):
                     self._leases.committed(ticket.ops)
-                ticket._finish(outcome)
+                ticket.finish(outcome)
             self.durable_seq = batch[-1].seq
             if self._queue:
                 self._dispatch()
@@ -346,7 +347,7 @@ class AsyncStore:
         self._closing = True
         if not drain:
             for ticket in self._queue:
-                ticket._finish(StoreError("the store closed before this batch was committed"))
+                ticket.finish(StoreError("the store closed before this batch was committed"))
             self._queue.clear()
         await self._wait_drained()
         if drain and self._failure is None:

@@ -10,18 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from channels.core import wire
-from channels.core.errors import (
-    CorruptStore,
-    ForeignStore,
-    SchemaTooNew,
-    StoreError,
-    UnknownChannel,
-)
+from channels.core.errors import UnknownChannel
 from channels.core.model import ChannelId, Params, SignedState, SignedUpdate, Version
 from channels.core.options import opening_state
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store._helpers import _addr, _decoded, lease_key
+from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError
 from channels.store.history import _HistoryReads
 from channels.store.ops import (
     _INTENT_COLUMNS,
@@ -405,6 +400,15 @@ class Store(_HistoryReads, _Transactions):
             for cid in self.channel_ids()
             if (value := self.highest_signed(cid)) is not None
         }
+
+    def signed_versions(self, channel_id: ChannelId) -> list[tuple[int, bytes]]:
+        """Every (version, state hash) we ever signed on the channel, oldest first."""
+        self._check_open()
+        rows = self._conn.execute(
+            "SELECT version, state_hash FROM signed_versions WHERE channel_id = ? ORDER BY version",
+            (channel_id,),
+        ).fetchall()
+        return [(int(v), bytes(h)) for v, h in rows]
 
     def get_intent(self, intent_id: int) -> Intent:
         self._check_open()

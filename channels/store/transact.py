@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from channels.core import eip712, wire
-from channels.core.errors import (
-    ChannelError,
-    Equivocation,
-    ForeignStore,
-    StaleVersion,
-    StoreError,
-    UnknownChannel,
-)
+from channels.core.errors import ChannelError, Equivocation, StaleVersion, UnknownChannel
 from channels.core.hashing import keccak256
 from channels.core.model import ChannelId, Position, SignedUpdate
 from channels.core.options import OpenOption, Settle, Unwind
@@ -25,6 +18,7 @@ from channels.store._helpers import (
     _position_blob,
     lease_key,
 )
+from channels.store.errors import ForeignStore, StoreError
 from channels.store.history import chain_link
 from channels.store.lease import LeaseVersions
 from channels.store.ops import (

@@ -9,15 +9,13 @@ from functools import partial
 import pytest
 import trio
 
-from channels.core.errors import (
+from channels.core.signing import LocalSigner
+from channels.transport import (
+    MAX_CHUNK,
     BadFrame,
     ConnectionClosed,
     HandshakeError,
     PeerAuthError,
-)
-from channels.core.signing import LocalSigner
-from channels.transport import (
-    MAX_CHUNK,
     Prologue,
     SecureChannel,
     TransportConfig,

@@ -12,10 +12,10 @@ import trio
 
 from adjudicator.rpc import RpcClient, open_rpc
 from channels.core.model import ChannelId, SignedState
-from channels.events import Alarm, Event
-from channels.node import Node
+from channels.core.node_events import Alarm, Event
+from channels.defence.txdriver import PendingTx, TxPolicy
+from channels.runtime.node import Node
 from channels.store import IntentStatus
-from channels.txdriver import PendingTx, TxPolicy
 
 from .conftest import Desks, cheat_setup, desk, send_register, view, wait_for
 

@@ -31,7 +31,7 @@ from channels.core.errors import ChainError, ChannelError
 from channels.core.model import ChannelId
 from channels.store import IntentStatus
 
-log = logging.getLogger("channels.txdriver")
+log = logging.getLogger("channels.defence.txdriver")
 
 
 @dataclass(frozen=True)
@@ -438,7 +438,7 @@ async def conclude_needed(chain: AdjudicatorClient, channel_id: bytes) -> bool:
 # ---- the node's watcher ----------------------------------------------------------------------
 
 
-def _bind_register_needed(
+def bind_register_needed(
     chain: AdjudicatorClient, cid: bytes, version: int, now: Callable[[], int]
 ) -> Callable[[], Awaitable[bool]]:
     async def needed() -> bool:
@@ -447,7 +447,7 @@ def _bind_register_needed(
     return needed
 
 
-def _bind_conclude_needed(chain: AdjudicatorClient, cid: bytes) -> Callable[[], Awaitable[bool]]:
+def bind_conclude_needed(chain: AdjudicatorClient, cid: bytes) -> Callable[[], Awaitable[bool]]:
     async def needed() -> bool:
         return await conclude_needed(chain, cid)
 
