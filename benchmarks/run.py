@@ -342,7 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled down, under 40 s")
     parser.add_argument("--only", default="", help="comma-separated parts: " + ",".join(ALL))
+    parser.add_argument(
+        "--results", default=str(RESULTS), help="where the JSON goes (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
+    global RESULTS
+    RESULTS = node_bench.RESULTS = Path(args.results)
     # --quick leaves out the profile (it reruns the pair under py-spy) unless asked by name.
     parts = [p for p in args.only.split(",") if p] or [
         p for p in ALL if not (args.quick and p == "profile")
@@ -396,9 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "profile" in results and "leader" in results["profile"]:
         print("\nprofile of the sequential pay loop (py-spy, all threads, CPU samples):", file=out)
         print(render_profile(results["profile"]), file=out)
-    print(
-        f"\n({meta['wall_seconds']} s; JSON in {RESULTS.relative_to(_ROOT)}/summary.json)", file=out
-    )
+    print(f"\n({meta['wall_seconds']} s; JSON in {RESULTS}/summary.json)", file=out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "summary.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0

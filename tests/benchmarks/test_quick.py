@@ -28,9 +28,17 @@ FIELDS = (
 )
 
 
-def test_quick_benchmark_prints_every_field() -> None:
+def test_quick_benchmark_prints_every_field(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--only", "platform,pair"],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--quick",
+            "--only",
+            "platform,pair",
+            "--results",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -41,3 +49,4 @@ def test_quick_benchmark_prints_every_field() -> None:
     missing = [f for f in FIELDS if f not in out]
     assert not missing, f"missing from the output: {missing}\n{out}"
     assert "FAILED" not in out, out
+    assert (tmp_path / "summary.json").exists()
