@@ -339,6 +339,7 @@ def render_profile(prof: dict[str, Any], limit: int = 12) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global RESULTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled down, under 40 s")
     parser.add_argument("--only", default="", help="comma-separated parts: " + ",".join(ALL))
@@ -346,7 +347,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--results", default=str(RESULTS), help="where the JSON goes (default: %(default)s)"
     )
     args = parser.parse_args(argv)
-    global RESULTS
     RESULTS = node_bench.RESULTS = Path(args.results)
     # --quick leaves out the profile (it reruns the pair under py-spy) unless asked by name.
     parts = [p for p in args.only.split(",") if p] or [
