@@ -389,6 +389,12 @@ class TxManager:
         )
 
     async def _finish(self, tx: PendingTx, outcome: IntentStatus, detail: str) -> None:
+        # Journal first, publish after: whoever sees `tx.outcome` set (the watcher, a caller
+        # waiting on it) may read the journal next and must find the same outcome there.
+        try:
+            await self._journal_update(tx, outcome)
+        except ChannelError as exc:  # the outcome is re-derived from the chain after a restart
+            log.warning("could not record the outcome of %s: %s", tx.kind, exc)
         tx.outcome = outcome
         tx.detail = detail
         if self.live.get(tx.key) is tx:
@@ -396,10 +402,6 @@ class TxManager:
             self.finished[tx.key] = tx
         if tx.sent is not None and self.client.sender is not None:
             self.client.sender.forget(tx.sent.nonce)
-        try:
-            await self._journal_update(tx, outcome)
-        except ChannelError as exc:  # the outcome is re-derived from the chain after a restart
-            log.warning("could not record the outcome of %s: %s", tx.kind, exc)
         if outcome is IntentStatus.FAILED and tx.channel_id is not None and tx.sent is not None:
             self.alarm(tx.channel_id, "ChainTxFailed", f"{tx.kind}: {detail}")
         if tx.on_done is not None:

@@ -79,7 +79,7 @@ from channels.runtime.quote_events import (
     QuoteRequested,
 )
 from channels.store import AsyncStore
-from channels.store.quotes import QuoteEntry, QuoteRecord, append_quote_entries, quote_audit
+from channels.store.quotes import QuoteEntry, QuoteRecord
 
 
 class QuoteHost(Protocol):
@@ -198,7 +198,7 @@ class QuoteDesk:
         return self.book.incoming_requests()
 
     async def audit(self, channel_id: bytes | None = None) -> list[QuoteRecord]:
-        return await self._node.store.run(lambda s: quote_audit(s, channel_id))
+        return await self._node.store.run(lambda s: s.quote_audit(channel_id))
 
     # helpers ----------------------------------------------------------------------------------
     def _machine(self, channel_id: bytes) -> ChannelMachine:
@@ -216,7 +216,7 @@ class QuoteDesk:
     async def _record(self, *entries: QuoteEntry) -> None:
         entry_list = list(entries)
         async with self._audit_lock:
-            await self._node.store.run(lambda s: append_quote_entries(s, entry_list))
+            await self._node.store.run(lambda s: s.append_quote_entries(entry_list))
 
     def _send(self, peer: Address, message: QuoteMessage) -> None:
         self._node.send(peer, message)

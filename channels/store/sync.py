@@ -34,6 +34,7 @@ from channels.store.ops import (
     UpdateIntent,
     _intent,
 )
+from channels.store.quotes import _QuoteRecords
 from channels.store.schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -57,7 +58,7 @@ _BAD_DATA = (
 # The store -------------------------------------------------------------------------------------
 
 
-class Store(_HistoryReads, _Transactions):
+class Store(_HistoryReads, _Transactions, _QuoteRecords):
     """The synchronous store. Use it from one thread at a time (:class:`AsyncStore` does)."""
 
     # opening -----------------------------------------------------------------------------------
