@@ -18,7 +18,7 @@ import itertools
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +54,11 @@ from channels.core.machine import (
     UpdateApplied,
     UpdateRefused,
 )
-from channels.core.messages import Message, OpenProposal, Reestablish
+from channels.core.messages import Message, OpenProposal, Reestablish, Reject
 from channels.core.model import Address, Attestation, ChannelId, Params, State, address
 from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
 from channels.core.signing import LocalSigner, Signer
+from channels.core.terms import RefuseTerms, TermsRefused
 from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
 from channels.events import (
@@ -71,6 +72,7 @@ from channels.events import (
     StateUpdated,
     UpdateRefusedEvent,
 )
+from channels.gatekeeper import Gatekeeper, LinkRefused, Trust, period_floor
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
 from channels.txdriver import TxPolicy
@@ -206,6 +208,8 @@ class _Entry:
     endpoint: tuple[str, int] | None = None
     crediting: bool = False
     created_at: float = field(default_factory=trio.current_time)
+    #: consent: the peer refused our channel proposal (its rule and reason).
+    refused: TermsRefused | None = None
     last_heard: float = field(default_factory=trio.current_time)
 
     def notify(self) -> None:
@@ -234,7 +238,7 @@ class Node:
         settings: NodeSettings,
         nursery: trio.Nursery,
         policy: Policy | None = None,
-        accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+        trust: Trust | None = None,
     ) -> None:
         self.signer = signer
         self.store = store
@@ -242,7 +246,6 @@ class Node:
         self.chain_id = chain_id
         self.settings = settings
         self.policy = policy
-        self.accept_channel = accept_channel
         self.config = Config(
             chain_id=chain_id,
             adjudicator=Address(chain.address),
@@ -262,6 +265,8 @@ class Node:
         self.listen_port: int | None = None
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(self)
+        # consent: whom we talk to, on what terms, and who decides an update (gatekeeper.py).
+        self.gatekeeper = Gatekeeper(trust or Trust(), self, period_floor(settings))
         self.unknown_channel_messages = 0
         self.bad_messages = 0
 
@@ -297,6 +302,7 @@ class Node:
 
     def _add_entry(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> _Entry:
         machine.policy = self.policy
+        machine.gate = self.gatekeeper.gate
         entry = _Entry(machine=machine, handle=Channel(self, machine), endpoint=endpoint)
         self._entries[machine.channel_id] = entry
         return entry
@@ -339,7 +345,10 @@ class Node:
         entry = self._add_entry(machine, peer)
         await self._enqueue(entry, actions)
         with trio.fail_after(self.settings.open_timeout):
-            await self._wait_phase(machine.channel_id, (Phase.FUNDING,))
+            while machine.phase is Phase.OPENING and entry.refused is None:
+                await entry.changed.wait()
+            if entry.refused is not None:
+                raise entry.refused
             await self._fund(entry)
             await self._wait_phase(machine.channel_id, (Phase.OPEN,))
         return entry.handle
@@ -350,8 +359,13 @@ class Node:
             return  # a retransmission of a proposal we already accepted
         if link.peer not in params.participants or self.address not in params.participants:
             raise RemoteProtocolError("a channel proposal that does not name both of us")
-        if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
-            log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
+        decision = self.gatekeeper.decide_channel(params, msg.deposits)
+        if isinstance(decision, RefuseTerms):
+            # consent: the opener learns the rule and the reason (and our counter-offer).
+            log.info("refused channel proposal 0x%s: %s", params.channel_id.hex()[:12], decision)
+            self._send(
+                link.peer, Reject(params.channel_id, None, None, decision.rule, decision.reason)
+            )
             return
         machine, actions = ChannelMachine.accept_open(msg, self.signer, self.config)
         await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
@@ -683,7 +697,11 @@ class Node:
         await self._nursery.start(self._run_link, secure)
 
     async def _serve_connection(self, secure: SecureChannel) -> None:
-        await self._run_link(secure)
+        try:
+            with self.gatekeeper.link(secure.peer_address):  # consent: connection caps
+                await self._run_link(secure)
+        except LinkRefused as exc:
+            log.info("closing a connection: %s", exc)
 
     async def _run_link(
         self, secure: SecureChannel, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -787,6 +805,9 @@ class Node:
         if entry is None or entry.machine.peer_address != link.peer:
             self.unknown_channel_messages += 1
             return
+        if isinstance(message, Reject) and entry.machine.phase is Phase.OPENING:
+            await self._open_refused(entry, message)
+            return
         entry.last_heard = trio.current_time()
         async with entry.lock:
             actions = entry.machine.handle(Received(message), now=self.now())
@@ -799,6 +820,14 @@ class Node:
                 and any(isinstance(a, PhaseChanged) for a in actions)
             ):
                 self._maybe_credit(entry)
+
+    async def _open_refused(self, entry: _Entry, message: Reject) -> None:
+        """consent: the peer refused the channel we proposed; nothing was deposited yet."""
+        cid = entry.machine.channel_id
+        entry.refused = TermsRefused(message.rule, message.reason)
+        del self._entries[cid]
+        await self.store.set_phase(cid, Phase.CLOSED)
+        entry.notify()
 
     # chain -------------------------------------------------------------------------------------
     async def _apply(self, entry: _Entry, event: Input) -> None:
@@ -924,10 +953,14 @@ async def open_node(
     listen: tuple[str, int] | None = None,
     settings: NodeSettings | None = None,
     policy: Policy | None = None,
-    accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+    trust: Trust | None = None,
     transaction_key: bytes | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
+
+    ``trust`` says whom the node deals with and on what terms (:class:`~channels.gatekeeper.Trust`):
+    the default admits nobody who dials in, accepts no channel proposal, and countersigns only
+    updates that cannot cost us value (docs/PROTOCOL.md, "Who decides an update").
 
     ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does.
     """
@@ -952,7 +985,7 @@ async def open_node(
                     settings=settings,
                     nursery=nursery,
                     policy=policy,
-                    accept_channel=accept_channel,
+                    trust=trust,
                 )
                 await node.refresh_chain_time()
                 await node._restore()
@@ -964,7 +997,7 @@ async def open_node(
                         listen[1],
                         signer,
                         Prologue(chain_id, Address(client.address)),
-                        lambda _peer: True,
+                        node.gatekeeper.admit,
                         node._serve_connection,
                     )
                 await nursery.start(node.watcher.run)

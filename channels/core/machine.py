@@ -27,6 +27,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from channels.core import eip712
+from channels.core.consent import (
+    Approved,
+    ConsentRefused,
+    Refusal,
+    UpdateView,
+    Verdict,
+    strict_gate,
+)
 from channels.core.errors import (
     BadSignature,
     ChannelError,
@@ -300,6 +308,9 @@ class ChannelMachine:
     highest_signed: int
     confirmed_deposits: tuple[int, int] = (0, 0)
     policy: Policy | None = None
+    #: consent: who decides an update before we sign it (channels.core.consent); the node installs
+    #: its gatekeeper here. The default consents only to what cannot cost us value.
+    gate: Callable[[UpdateView], Verdict] = strict_gate
     #: Set while we are not in step with the peer: from a disconnect (or a restart) until the
     #: peer's reestablish arrives. No new proposal is made meanwhile: it could cross the peer's
     #: reestablish and leave the two sides on different versions.
@@ -504,7 +515,7 @@ class ChannelMachine:
         self.book.begin()
         try:
             new = apply_trades(base, self.book, trades, self._context(now), version)
-            self._check_policy(base, new, trades)
+            self._check_policy(base, new, trades, ours=ours, now=now)
         except ChannelError:
             self.book.rollback_newest()
             raise
@@ -535,12 +546,31 @@ class ChannelMachine:
             ),
         ]
 
-    def _check_policy(self, base: State, new: State, trades: Sequence[Trade]) -> None:
-        if self.policy is None:
-            return
-        reason = self.policy(base, new, trades)
-        if reason is not None:
-            raise PolicyRefused(reason)
+    def _check_policy(
+        self, base: State, new: State, trades: Sequence[Trade], *, ours: bool, now: Timestamp
+    ) -> None:
+        if self.policy is not None:
+            reason = self.policy(base, new, trades)
+            if reason is not None:
+                raise PolicyRefused(reason)
+        # consent (channels.core.consent): ``ours`` means we initiated exactly these trades (our
+        # call as leader, or our request the leader echoed, checked above by RequestMismatch).
+        view = UpdateView(
+            channel_id=self.channel_id,
+            params=self.params,
+            peer=self.peer_address,
+            our_index=self.index,
+            base=base,
+            new=new,
+            trades=tuple(trades),
+            initiated_by_us=ours,
+            now=now,
+        )
+        verdict = self.gate(view)
+        if isinstance(verdict, Refusal):
+            raise ConsentRefused(verdict)
+        if not isinstance(verdict, Approved):
+            raise ConsentRefused(Refusal("ConsentRequired", "the gate gave no verdict"))
 
     def _context(self, now: Timestamp) -> Context:
         return Context(
@@ -631,7 +661,9 @@ class ChannelMachine:
             expected = apply_trades(latest, self.book, msg.trades, self._context(now), version)
             if expected != msg.state:
                 raise StateMismatch("the proposed state is not what the trades produce")
-            self._check_policy(latest, expected, msg.trades)
+            self._check_policy(
+                latest, expected, msg.trades, ours=msg.request_id is not None, now=now
+            )
             withdrawal = withdrawal_of(expected, msg.trades)
             if withdrawal is not None:
                 if msg.withdrawal_signature is None:

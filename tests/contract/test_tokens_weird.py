@@ -19,8 +19,13 @@ from adjudicator.transactions import TransactionSender
 
 from .kit import Channel, Kit, deploy_artifact, outstanding_holdings
 
-WEIRD = ["NoReturnToken", "ReturnsFalseToken", "FeeOnTransferToken", "RevertOnZeroToken",
-         "TestERC20"]
+WEIRD = [
+    "NoReturnToken",
+    "ReturnsFalseToken",
+    "FeeOnTransferToken",
+    "RevertOnZeroToken",
+    "TestERC20",
+]
 
 
 def received(name: str, amount: int) -> int:
@@ -79,8 +84,9 @@ async def test_weird_token_lifecycle(kit: Kit, name: str) -> None:
     sender: TransactionSender = kit.c.sender  # type: ignore[assignment]
     await tokens.set_blocked(kit.rpc, sender, token, kit.bob.address, True)
     pay0, pay1 = 2 * credit - 50 - 70, 70
-    final = ch.signed(2, balances=(pay0, pay1), deposited=(credit, credit), withdrawn=(50, 0),
-                      final=True)
+    final = ch.signed(
+        2, balances=(pay0, pay1), deposited=(credit, credit), withdrawn=(50, 0), final=True
+    )
     a0, b0 = await _bal(kit, token, kit.alice.address), await _bal(kit, token, kit.bob.address)
     r = await kit.c.conclude(ch.params, final)
     assert [e.name for e in kit.a.decode_receipt_events(r)] == ["Concluded", "PayoutCredited"]

@@ -62,6 +62,7 @@ from channels.events import (  # noqa: E402
     UpdateRefusedEvent,
 )
 from channels.node import Node, NodeSettings, open_node  # noqa: E402
+from tests.partners import partners  # noqa: E402
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -265,6 +266,11 @@ async def main_async(config: dict[str, Any]) -> None:
         adjudicator=config["adjudicator"],
         listen=("127.0.0.1", int(listen_port)) if listen_port is not None else None,
         settings=settings,
+        trust=partners(
+            *(bytes.fromhex(a[2:]) for a in config.get("partners", [])),
+            assets=[bytes.fromhex(a[2:]) for a in config.get("assets", [])],
+            oracles=[bytes.fromhex(a[2:]) for a in config.get("oracles", [])],
+        ),
     ) as node:
         # No checkpoint between the node's start and these two lines: nothing the node's own
         # tasks receive or emit after start-up is missed.

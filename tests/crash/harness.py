@@ -65,6 +65,12 @@ class Chain:
         return eip712.Domain(self.chain_id, self.adjudicator)
 
 
+def declare_partners(*desks: Desk) -> None:
+    """Each desk declares the others as partners (before it starts)."""
+    for desk in desks:
+        desk.partners = [d.address for d in desks if d is not desk]
+
+
 def run(fn: Callable[..., Any], *args: Any) -> Any:
     return trio.run(fn, *args)
 
@@ -337,6 +343,8 @@ class Desk:
         self.tap_path = workdir / f"{name}.tap.jsonl"
         self.log_path = workdir / f"{name}.log"
         self.listen_port = listen_port
+        #: Declared counterparties (tests/partners.py); set by :func:`declare_partners`.
+        self.partners: list[bytes] = []
         self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.proc: Any = None
         self.starts = 0
@@ -356,6 +364,9 @@ class Desk:
             "listen_port": self.listen_port,
             "settings": self.settings,
             "tap": str(self.tap_path),
+            "partners": ["0x" + p.hex() for p in self.partners],
+            "assets": ["0x" + self.chain.token.hex()],
+            "oracles": ["0x" + self.chain.oracle.hex()],
         }
         with self._cond:
             self.lines = []

@@ -38,6 +38,7 @@ from .harness import (
     DeskDied,
     assert_no_equivocation,
     converge,
+    declare_partners,
     force_close_and_check_payouts,
     free_port,
     new_desk,
@@ -76,6 +77,7 @@ def run_case(
     start_balances = tuple(token_balances(chain, alice_key.address, bob_key.address))
     alice = Desk("alice", chain, alice_key, workdir)
     bob = Desk("bob", chain, bob_key, workdir, listen_port=free_port())
+    declare_partners(alice, bob)
     victim, survivor = (alice, bob) if role == "leader" else (bob, alice)
     try:
         # 1. open and warm up.

@@ -12,6 +12,7 @@ from .harness import (
     Chain,
     Desk,
     converge,
+    declare_partners,
     free_port,
     new_desk,
     open_channel,
@@ -23,6 +24,7 @@ from .harness import (
 def test_stop_and_restart_each_side_between_trades(chain: Chain, tmp_path: Path) -> None:
     alice = Desk("alice", chain, new_desk(chain), tmp_path)
     bob = Desk("bob", chain, new_desk(chain), tmp_path, listen_port=free_port())
+    declare_partners(alice, bob)
     try:
         open_channel(alice, bob)
         pay(alice, 1_000)

@@ -1,0 +1,298 @@
+"""Who may connect, open a channel with us, and get an update countersigned (the node's consent).
+
+A node is built with a :class:`Trust`: the peers we declared (each with the terms we accept with
+it) and the library callbacks that may widen or decide case by case. With no :class:`Trust` a node
+talks to nobody who dials it, accepts no channel proposal and countersigns only the updates that
+cannot cost it value (see :mod:`channels.core.consent`).
+
+The :class:`Gatekeeper` applies it for one node: the transport's ``accept_peer`` callback, the cap
+on authenticated connections (per identity and in total, with room always kept for declared peers
+so strangers cannot starve them), the decision on a channel proposal, and the gate every channel
+machine calls before it signs an update. The rules themselves are pure functions in the core
+(:mod:`channels.core.terms`, :mod:`channels.core.consent`, :mod:`channels.core.risk`); this module
+only gathers what they need.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from channels.core.consent import (
+    Approved,
+    DecisionHook,
+    QuoteAuthority,
+    Refusal,
+    TradeClass,
+    UpdateView,
+    Verdict,
+    decide,
+    needs_consent,
+)
+from channels.core.errors import InvalidField
+from channels.core.machine import Phase
+from channels.core.model import Address, Params
+from channels.core.terms import (
+    NO_TERMS,
+    AcceptTerms,
+    PeerTerms,
+    PeerUsage,
+    RefuseTerms,
+    TermsDecision,
+    evaluate,
+)
+
+if TYPE_CHECKING:
+    from channels.node import Node, NodeSettings
+
+log = logging.getLogger("channels.gatekeeper")
+
+#: Channels that no longer commit any of our funds.
+_ENDED = (Phase.CLOSED,)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A peer we declared: its address, where to reach it, and what we accept with it."""
+
+    name: str
+    address: Address
+    endpoint: tuple[str, int] | None = None
+    terms: PeerTerms = NO_TERMS
+    #: Trade classes the operator consents to in advance for this peer (the CLI desk's standing
+    #: decision; a bot decides with ``Trust.decide`` instead). Empty: none.
+    approve: frozenset[TradeClass] = frozenset()
+
+    def __post_init__(self) -> None:
+        if type(self.address) is not bytes or len(self.address) != 20:
+            raise InvalidField(f"peer {self.name}: address must be 20 bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelProposal:
+    """What an ``accept_channel`` callback sees: the proposal and the decision our terms give."""
+
+    peer: Address
+    params: Params
+    #: What each participant would deposit (the opener's own, and what it asks of us).
+    deposits: tuple[int, int]
+    our_index: int
+    #: The decision of the terms we declared for this peer (a refusal for a stranger).
+    by_terms: TermsDecision
+
+    @property
+    def asked_of_us(self) -> int:
+        return self.deposits[self.our_index]
+
+
+#: Admits a peer that is not declared (it proved it holds ``address``'s key).
+AdmitPeer = Callable[[Address], bool]
+#: Decides a channel proposal: ``AcceptTerms`` or ``RefuseTerms`` (with a reason).
+AcceptChannel = Callable[[ChannelProposal], TermsDecision]
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """Whom a node deals with and on what terms. The default trusts nobody."""
+
+    peers: tuple[Peer, ...] = ()
+    #: Admit a peer we did not declare; None: only declared peers.
+    admit: AdmitPeer | None = None
+    #: Decide channel proposals; None: our declared terms decide (strangers get nothing).
+    accept_channel: AcceptChannel | None = None
+    #: Decide value-moving updates we did not initiate and no quote of ours covers.
+    decide: DecisionHook | None = None
+    #: Our live firm quotes (the RFQ layer); None: no quotes.
+    quotes: QuoteAuthority | None = None
+    #: Authenticated connections from peers that were not declared, at most (all of them).
+    max_undeclared_links: int = 32
+    #: Authenticated connections from one identity at most (a reconnect briefly holds two).
+    max_links_per_peer: int = 2
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.peers]
+        if len(set(names)) != len(names):
+            raise InvalidField("two declared peers have the same name")
+        if len({p.address for p in self.peers}) != len(self.peers):
+            raise InvalidField("two declared peers have the same address")
+        if self.max_undeclared_links < 0 or self.max_links_per_peer < 1:
+            raise InvalidField("connection caps must be positive")
+
+    def declared(self) -> Mapping[Address, Peer]:
+        return {p.address: p for p in self.peers}
+
+
+def period_floor(settings: NodeSettings) -> int:
+    """The shortest challenge period any terms may accept on this chain: the chain's inclusion
+    window plus the watcher's reaction time (a refute must be able to land in time). The default
+    terms ask for more (an hour, :class:`PeerTerms`)."""
+    from channels.watcher import POLLS_OF_SLACK
+
+    reaction = math.ceil(POLLS_OF_SLACK * settings.chain_poll_interval)
+    return settings.inclusion_window + reaction
+
+
+class LinkRefused(Exception):
+    """An authenticated connection over a cap; the node closes it at once."""
+
+
+@dataclass
+class Gatekeeper:
+    """Applies a node's :class:`Trust` (see the module docstring)."""
+
+    trust: Trust
+    node: Node
+    period_floor: int = 0
+    _declared: Mapping[Address, Peer] = field(init=False)
+    _links: dict[Address, int] = field(default_factory=dict)
+    refused_connections: int = 0
+
+    def __post_init__(self) -> None:
+        self._declared = self.trust.declared()
+
+    # connections --------------------------------------------------------------------------
+    def is_declared(self, peer: Address) -> bool:
+        return peer in self._declared
+
+    def admit(self, peer: Address) -> bool:
+        """The transport's ``accept_peer``: a declared peer, or one the admission callback takes,
+        and only while it is under the caps (checked again when the link starts)."""
+        if not self._under_caps(peer):
+            self.refused_connections += 1
+            return False
+        if peer in self._declared:
+            return True
+        if self.trust.admit is None:
+            self.refused_connections += 1
+            return False
+        try:
+            admitted = bool(self.trust.admit(peer))
+        except Exception:  # the bot's callback failing must not open the door, nor crash us
+            log.exception("the admission callback failed; refusing 0x%s", peer.hex())
+            admitted = False
+        if not admitted:
+            self.refused_connections += 1
+        return admitted
+
+    def _under_caps(self, peer: Address) -> bool:
+        if self._links.get(peer, 0) >= self.trust.max_links_per_peer:
+            return False
+        if peer in self._declared:
+            return True  # room for declared peers is never taken by strangers
+        undeclared = sum(n for p, n in self._links.items() if p not in self._declared)
+        return undeclared < self.trust.max_undeclared_links
+
+    @contextmanager
+    def link(self, peer: Address) -> Iterator[None]:
+        """Count one authenticated incoming connection for as long as it lives."""
+        if not self._under_caps(peer):
+            self.refused_connections += 1
+            raise LinkRefused(f"0x{peer.hex()} is over its connection cap")
+        self._links[peer] = self._links.get(peer, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._links[peer] - 1
+            if left:
+                self._links[peer] = left
+            else:
+                del self._links[peer]
+
+    @property
+    def link_count(self) -> int:
+        return sum(self._links.values())
+
+    # channel proposals --------------------------------------------------------------------
+    def terms_for(self, peer: Address) -> PeerTerms:
+        declared = self._declared.get(peer)
+        return declared.terms if declared is not None else NO_TERMS
+
+    def decide_channel(self, params: Params, deposits: tuple[int, int]) -> TermsDecision:
+        """Our decision on a channel the peer proposes: accept (we fund exactly what it asks,
+        within our terms), a counter-offer, or a refusal naming the rule."""
+        our_index = params.index_of(self.node.address)
+        peer = params.participants[1 - our_index]
+        by_terms = evaluate(
+            self.terms_for(peer), params, deposits, our_index, self._usage(peer), self.period_floor
+        )
+        if self.trust.accept_channel is None:
+            return by_terms
+        proposal = ChannelProposal(peer, params, deposits, our_index, by_terms)
+        try:
+            decision = self.trust.accept_channel(proposal)
+        except Exception as exc:
+            log.exception("the accept_channel callback failed")
+            return RefuseTerms("AcceptChannelFailed", f"our callback failed: {exc}")
+        if isinstance(decision, AcceptTerms):
+            asked = deposits[our_index]
+            if decision.our_deposit != asked:
+                # We fund exactly what both sides signed up to, never what the proposer chose
+                # beyond it: a different figure is a counter-offer.
+                most = min(decision.our_deposit, asked)
+                return RefuseTerms(
+                    "DepositAboveTerms",
+                    f"asked to deposit {asked}; we deposit at most {most}",
+                    counter=most,
+                )
+            return decision
+        if isinstance(decision, RefuseTerms):
+            return decision
+        return RefuseTerms("AcceptChannelFailed", "our callback returned no decision")
+
+    def _usage(self, peer: Address) -> PeerUsage:
+        channels = 0
+        deposits: dict[Address, int] = {}
+        for channel in self.node.channels:
+            if channel.peer_address != peer or channel.phase in _ENDED:
+                continue
+            channels += 1
+            asset = channel.params.asset
+            deposits[asset] = deposits.get(asset, 0) + channel.deposits[channel.our_index]
+        return PeerUsage(channels, deposits)
+
+    # updates ------------------------------------------------------------------------------
+    def gate(self, view: UpdateView) -> Verdict:
+        """Called by a channel machine before it signs an update (proposing or countersigning)."""
+        declared = self._declared.get(view.peer)
+        hook = self.trust.decide
+        if declared is not None and declared.approve:
+            hook = _standing_approval(declared, hook)
+        return decide(view, self.trust.quotes, hook)
+
+
+def _standing_approval(peer: Peer, then: DecisionHook | None) -> DecisionHook:
+    """The operator's consent in advance to some trade classes of one peer; anything else goes to
+    the bot's hook (or is refused)."""
+
+    def hook(view: UpdateView) -> Verdict:
+        moving = {c for c in view.classes if needs_consent(c)}
+        if moving <= peer.approve:
+            return Approved(f"standing approval for peer {peer.name}")
+        if then is not None:
+            return then(view)
+        missing = ", ".join(sorted(c.name.lower() for c in moving - peer.approve))
+        return Refusal(
+            "ConsentRequired",
+            f"peer {peer.name} is approved for {_names(peer.approve)}, not for {missing}",
+        )
+
+    return hook
+
+
+def _names(classes: frozenset[TradeClass]) -> str:
+    return ", ".join(sorted(c.name.lower() for c in classes)) or "nothing"
+
+
+__all__ = [
+    "AcceptChannel",
+    "AdmitPeer",
+    "ChannelProposal",
+    "Gatekeeper",
+    "LinkRefused",
+    "Peer",
+    "Trust",
+]
