@@ -9,6 +9,7 @@ and the adjudicator pays out the latest state. A summary table ends it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,14 +50,30 @@ def usd(amount: int) -> str:
     return f"{amount / USD:,.2f}"
 
 
-def write_config(workdir: Path, name: str, net: DevNetwork, port: int | None) -> Path:
+def write_config(
+    workdir: Path,
+    name: str,
+    net: DevNetwork,
+    port: int | None,
+    peer: tuple[str, bytes, int | None],
+    approve: list[str],
+) -> Path:
+    """A desk's config: it declares its one peer, the terms it accepts with it (the dev token and
+    oracle, a 10,000 USD deposit, a challenge period of at least PERIOD) and the value-moving
+    trades its operator consents to in advance (``approve``); nothing else gets in."""
     listen = f'listen_host = "127.0.0.1"\nlisten_port = {port}\n' if port else ""
+    peer_name, peer_address, peer_port = peer
+    where = f'host = "127.0.0.1"\nport = {peer_port}\n' if peer_port else ""
     path = workdir / f"{name}.toml"
     path.write_text(
         f'[node]\nkey_env = "{name.upper()}_KEY"\nstore = "{name}.sqlite"\n'
         f'control = "{name}.sock"\nlog_level = "warning"\n{listen}\n'
         f'[chain]\nrpc_url = "{net.url}"\nadjudicator = "0x{net.adjudicator.hex()}"\n'
-        f"poll_interval = 0.1\n"
+        f'poll_interval = 0.1\nasset = "0x{net.token.hex()}"\n'
+        f'oracle = "0x{net.oracle.address.hex()}"\n\n'
+        f'[peers.{peer_name}]\naddress = "0x{peer_address.hex()}"\n{where}'
+        f"max_deposit = {10_000 * USD}\nmax_channels = 1\nmin_challenge_period = {PERIOD}\n"
+        f"approve = {json.dumps(approve)}\n"
     )
     return path
 
@@ -129,8 +146,11 @@ async def run(workdir: Path) -> None:
         say(f"local chain {net.url}, adjudicator 0x{net.adjudicator.hex()}")
         a_sock, b_sock = workdir / "alice.sock", workdir / "bob.sock"
         b_port = free_port()
-        write_config(workdir, "alice", net, None)
-        write_config(workdir, "bob", net, b_port)
+        # Alice buys bob's put and lets him unwind it; bob buys alice's calls.
+        write_config(
+            workdir, "alice", net, None, ("bob", bob_key.address, b_port), ["buy", "unwind"]
+        )
+        write_config(workdir, "bob", net, b_port, ("alice", alice_key.address, None), ["buy"])
         async with open_rpc(net.url) as rpc:
             wallets0 = [await balance_of(rpc, net.token, k.address) for k in (alice_key, bob_key)]
         with desk_process(workdir, "alice", alice_key.secret):

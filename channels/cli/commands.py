@@ -85,6 +85,8 @@ def _peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, s
     text: str = args.peer
     if cfg is not None and text in cfg.peers:
         p = cfg.peers[text]
+        if p.host is None or p.port is None:
+            raise UsageError(f"peer {text!r} has no host and port in the config: it dials us")
         return p.address, p.host, p.port
     addr_text, sep, endpoint = text.partition("@")
     if not sep:
