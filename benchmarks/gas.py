@@ -90,8 +90,11 @@ ANCHORS: dict[str, tuple[int | None, int | None, str | None]] = {
     "partial withdrawal (ETH, existing recipient)": (None, None, None),
     "partial withdrawal (ERC-20, existing recipient)": (None, None, None),
     "happy path total (2 ETH deposits + close 6/4)": (150_000, 170_255, "335,133"),
-    "sad path total (2 ETH deposits + register + refute + payout 6/4)": (300_000, 349_294,
-                                                                         "474,327"),
+    "sad path total (2 ETH deposits + register + refute + payout 6/4)": (
+        300_000,
+        349_294,
+        "474,327",
+    ),
 }
 for _n in POSITION_COUNTS:
     ANCHORS[f"register at {_n:,} open positions"] = (90_000, None, None)
@@ -115,10 +118,14 @@ class Bench:
         self.nonce += 1
         first = p0 or self.alice
         params = Params(
-            chain_id=self.chain_id, adjudicator=Address(self.a.address), asset=Address(asset),
+            chain_id=self.chain_id,
+            adjudicator=Address(self.a.address),
+            asset=Address(asset),
             asset_decimals=18 if asset == ZERO_ADDRESS else 6,
-            participants=(first.address, self.bob.address), challenge_period=PERIOD,
-            oracle=self.oracle.address, nonce=self.nonce,
+            participants=(first.address, self.bob.address),
+            challenge_period=PERIOD,
+            oracle=self.oracle.address,
+            nonce=self.nonce,
         )
         domain = eip712.Domain(self.chain_id, Address(self.a.address))
         return Chan(params, domain, (first, self.bob))
@@ -137,10 +144,18 @@ class Chan:
     domain: eip712.Domain
     signers: tuple[LocalSigner, LocalSigner]
 
-    def state(self, version: int, balances: tuple[int, int], deposited: tuple[int, int] = (5, 5),
-              *, final: bool = False, book: PositionBook | None = None) -> State:
+    def state(
+        self,
+        version: int,
+        balances: tuple[int, int],
+        deposited: tuple[int, int] = (5, 5),
+        *,
+        final: bool = False,
+        book: PositionBook | None = None,
+    ) -> State:
         return State(
-            channel_id=self.params.channel_id, version=Version(version),
+            channel_id=self.params.channel_id,
+            version=Version(version),
             balances=(Amount(balances[0]), Amount(balances[1])),
             deposited=(Amount(deposited[0]), Amount(deposited[1])),
             withdrawn=(Amount(0), Amount(0)),
@@ -164,8 +179,16 @@ async def funded(bench: Bench, ch: Chan, amounts: tuple[int, int] = (5, 5)) -> N
 def position(pid: int, expiry: int, decimals: int) -> Position:
     """A call (writer 0) that pays 1 unit of 2 at a price of 2001: both sides get a payout."""
     quantity = 10 ** (18 - decimals)
-    return Position(PositionId(pid), ETH_USD, OptionKind.CALL, Price(2000 * 10**8),
-                    Timestamp(expiry), Quantity(quantity), 0, Amount(2))
+    return Position(
+        PositionId(pid),
+        ETH_USD,
+        OptionKind.CALL,
+        Price(2000 * 10**8),
+        Timestamp(expiry),
+        Quantity(quantity),
+        0,
+        Amount(2),
+    )
 
 
 async def run(bench: Bench) -> dict[str, int]:
@@ -178,10 +201,13 @@ async def run(bench: Bench) -> dict[str, int]:
     ch = bench.channel()
     put("ETH deposit, first", await bench.a.deposit(ch.params, 0, 5))
     put("ETH deposit, second", await bench.b.deposit(ch.params, 1, 5))
-    put("coop close + payouts, ETH, 6/4 existing",
-        await bench.a.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))))
+    put(
+        "coop close + payouts, ETH, 6/4 existing",
+        await bench.a.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))),
+    )
     gas["happy path total (2 ETH deposits + close 6/4)"] = (
-        gas["ETH deposit, first"] + gas["ETH deposit, second"]
+        gas["ETH deposit, first"]
+        + gas["ETH deposit, second"]
         + gas["coop close + payouts, ETH, 6/4 existing"]
     )
 
@@ -190,16 +216,20 @@ async def run(bench: Bench) -> dict[str, int]:
         await tokens.approve(bench.rpc, client.sender, bench.token, bench.a.address, 10**6)  # type: ignore[arg-type]
     put("ERC-20 deposit, first", await bench.a.deposit(ch.params, 0, 5))
     put("ERC-20 deposit, second", await bench.b.deposit(ch.params, 1, 5))
-    put("coop close + payouts, ERC-20, 6/4 existing",
-        await bench.a.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))))
+    put(
+        "coop close + payouts, ERC-20, 6/4 existing",
+        await bench.a.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))),
+    )
 
     # ---- cooperative close to a fresh address -------------------------------------------------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
         fresh = LocalSigner(keccak256(f"fresh {label}".encode()))
         ch = bench.channel(asset, p0=fresh)
         await funded(bench, ch)
-        put(f"coop close + payouts, {label}, 10/0 to a fresh address",
-            await bench.c.conclude(ch.params, ch.sign(ch.state(1, (10, 0), final=True))))
+        put(
+            f"coop close + payouts, {label}, 10/0 to a fresh address",
+            await bench.c.conclude(ch.params, ch.sign(ch.state(1, (10, 0), final=True))),
+        )
 
     # ---- disputes -----------------------------------------------------------------------------
     ch = bench.channel()
@@ -210,30 +240,39 @@ async def run(bench: Bench) -> dict[str, int]:
     put("register (start a dispute)", await bench.b.register(ch.params, s1))
     put("refute with a newer state", await bench.a.register(ch.params, s2))
     await bench.warp(PERIOD + 1)
-    put("concludeAfterTimeout + payouts, 6/4 existing",
-        await bench.a.conclude_after_timeout(ch.params, s2.state))
+    put(
+        "concludeAfterTimeout + payouts, 6/4 existing",
+        await bench.a.conclude_after_timeout(ch.params, s2.state),
+    )
     gas["sad path total (2 ETH deposits + register + refute + payout 6/4)"] = (
-        gas["ETH deposit, first"] + gas["ETH deposit, second"]
-        + gas["register (start a dispute)"] + gas["refute with a newer state"]
+        gas["ETH deposit, first"]
+        + gas["ETH deposit, second"]
+        + gas["register (start a dispute)"]
+        + gas["refute with a newer state"]
         + gas["concludeAfterTimeout + payouts, 6/4 existing"]
     )
 
     ch = bench.channel()
     await funded(bench, ch)
     await bench.b.register(ch.params, ch.sign(ch.state(1, (5, 5))))
-    put("checkpoint (clear a dispute)",
-        await bench.a.checkpoint(ch.params, ch.sign(ch.state(2, (6, 4)))))
+    put(
+        "checkpoint (clear a dispute)",
+        await bench.a.checkpoint(ch.params, ch.sign(ch.state(2, (6, 4)))),
+    )
 
     # ---- partial withdrawal -------------------------------------------------------------------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
         ch = bench.channel(asset)
         await funded(bench, ch)
-        w = Withdrawal(ChannelId(ch.params.channel_id), Version(2), 0, Amount(3),
-                       bench.alice.address)
+        w = Withdrawal(
+            ChannelId(ch.params.channel_id), Version(2), 0, Amount(3), bench.alice.address
+        )
         d = eip712.withdrawal_digest(ch.domain, w)
         sigs = (ch.signers[0].sign_digest(d), ch.signers[1].sign_digest(d))
-        put(f"partial withdrawal ({label}, existing recipient)",
-            await bench.a.withdraw_partial(ch.params, w, sigs))
+        put(
+            f"partial withdrawal ({label}, existing recipient)",
+            await bench.a.withdraw_partial(ch.params, w, sigs),
+        )
 
     # ---- positions: register and settle at N open positions -----------------------------------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
@@ -263,8 +302,10 @@ async def run(bench: Bench) -> dict[str, int]:
                     await bench.warp(7 * 24 * 3600)
                     book.remove(target.id)
                     other = position(1, expiry, 18)
-                    put("release one position (ETH, 1 of 9 open)", await bench.a.release_unsettled(
-                        ch.params, other, book.proof(other.id)))
+                    put(
+                        "release one position (ETH, 1 of 9 open)",
+                        await bench.a.release_unsettled(ch.params, other, book.proof(other.id)),
+                    )
     return gas
 
 
@@ -283,8 +324,9 @@ def table(gas: dict[str, int]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for i, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:],
-                                                                        strict=True)]
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
+        ]
         lines.append(" | ".join(cells))
         if i == 0:
             lines.append("-+-".join("-" * w for w in widths))
@@ -306,8 +348,17 @@ async def main_async() -> dict[str, int]:
         def client(i: int) -> AdjudicatorClient:
             return AdjudicatorClient(rpc, adj.address, TransactionSender(rpc, keys[i]))
 
-        bench = Bench(rpc, chain.chain_id, signers[1], signers[2], signers[3], client(1),
-                      client(2), adj, token)
+        bench = Bench(
+            rpc,
+            chain.chain_id,
+            signers[1],
+            signers[2],
+            signers[3],
+            client(1),
+            client(2),
+            adj,
+            token,
+        )
         for c in (bench.c,):
             assert c.sender is not None
             await tokens.approve(rpc, c.sender, token, adj.address, 10**9)
