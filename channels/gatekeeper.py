@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,15 @@ from channels.core.consent import (
 from channels.core.errors import InvalidField
 from channels.core.machine import Phase
 from channels.core.model import Address, Params
+from channels.core.risk import (
+    DAY,
+    NO_LIMITS,
+    Held,
+    RiskLimits,
+    check,
+    exposure,
+    premium_we_pay,
+)
 from channels.core.terms import (
     NO_TERMS,
     AcceptTerms,
@@ -66,6 +76,8 @@ class Peer:
     #: Trade classes the operator consents to in advance for this peer (the CLI desk's standing
     #: decision; a bot decides with ``Trust.decide`` instead). Empty: none.
     approve: frozenset[TradeClass] = frozenset()
+    #: Risk limits with this peer (channels.core.risk); they bind our own calls too.
+    limits: RiskLimits = NO_LIMITS
 
     def __post_init__(self) -> None:
         if type(self.address) is not bytes or len(self.address) != 20:
@@ -108,6 +120,8 @@ class Trust:
     decide: DecisionHook | None = None
     #: Our live firm quotes (the RFQ layer); None: no quotes.
     quotes: QuoteAuthority | None = None
+    #: Risk limits for peers admitted by the callback (declared peers carry their own).
+    limits: RiskLimits = NO_LIMITS
     #: Authenticated connections from peers that were not declared, at most (all of them).
     max_undeclared_links: int = 32
     #: Authenticated connections from one identity at most (a reconnect briefly holds two).
@@ -149,6 +163,8 @@ class Gatekeeper:
     period_floor: int = 0
     _declared: Mapping[Address, Peer] = field(init=False)
     _links: dict[Address, int] = field(default_factory=dict)
+    #: Premiums we agreed to pay per peer (chain time, amount), for the daily premium limit.
+    _premiums: dict[Address, deque[tuple[int, int]]] = field(default_factory=dict)
     refused_connections: int = 0
 
     def __post_init__(self) -> None:
@@ -256,12 +272,48 @@ class Gatekeeper:
 
     # updates ------------------------------------------------------------------------------
     def gate(self, view: UpdateView) -> Verdict:
-        """Called by a channel machine before it signs an update (proposing or countersigning)."""
+        """Called by a channel machine before it signs an update (proposing or countersigning):
+        the risk limits first, then the consent rule (whose quote check comes last: an approved
+        fill is taken)."""
         declared = self._declared.get(view.peer)
+        limits = declared.limits if declared is not None else self.trust.limits
+        premium = premium_we_pay(view.trades, view.our_index)
+        if not limits.empty:
+            refusal = self._check_limits(view, limits, premium)
+            if refusal is not None:
+                return refusal
         hook = self.trust.decide
         if declared is not None and declared.approve:
             hook = _standing_approval(declared, hook)
-        return decide(view, self.trust.quotes, hook)
+        verdict = decide(view, self.trust.quotes, hook)
+        if premium and isinstance(verdict, Approved):
+            self._premiums.setdefault(view.peer, deque()).append((view.now, premium))
+        return verdict
+
+    def limits_for(self, peer: Address) -> RiskLimits:
+        declared = self._declared.get(peer)
+        return declared.limits if declared is not None else self.trust.limits
+
+    def _check_limits(self, view: UpdateView, limits: RiskLimits, premium: int) -> Refusal | None:
+        held = [
+            Held(position, channel.our_index, channel.params.asset_decimals)
+            for channel in self.node.channels
+            if channel.peer_address == view.peer
+            and channel.params.asset == view.params.asset
+            and channel.phase not in _ENDED
+            for position in channel.positions
+        ]
+        paid = self._premiums.get(view.peer, deque())
+        while paid and paid[0][0] <= view.now - DAY:
+            paid.popleft()
+        return check(
+            limits,
+            view.trades,
+            view.our_index,
+            exposure(held, self.node.last_prices()),
+            premium_paid_today=sum(amount for _, amount in paid),
+            now=view.now,
+        )
 
 
 def _standing_approval(peer: Peer, then: DecisionHook | None) -> DecisionHook:

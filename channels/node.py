@@ -836,6 +836,14 @@ class Node:
             actions = entry.machine.handle(event, now=self.now())
             await self._enqueue(entry, actions)
 
+    def last_prices(self) -> dict[bytes, int]:
+        """The oracle's last known price per underlying (from the attestations we were given)."""
+        latest: dict[bytes, tuple[int, int]] = {}
+        for (underlying, expiry), (attestation, _sig) in self._attestations.items():
+            if underlying not in latest or expiry > latest[underlying][0]:
+                latest[underlying] = (expiry, attestation.price)
+        return {u: price for u, (_e, price) in latest.items()}
+
     def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
         """Give the watcher an oracle's signed price, for settling expired positions on chain."""
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)

@@ -19,6 +19,7 @@ from channels.cli.peer_terms import TERM_KEYS, parse_peer_terms
 from channels.core.consent import TradeClass
 from channels.core.errors import ChannelError
 from channels.core.model import Address, address, to_checksum
+from channels.core.risk import NO_LIMITS, RiskLimits
 from channels.core.signing import LocalSigner
 from channels.core.terms import NO_TERMS, PeerTerms
 
@@ -71,6 +72,7 @@ class PeerConfig:
     #: What we accept with this peer (channels/cli/peer_terms.py); the default accepts nothing.
     terms: PeerTerms = NO_TERMS
     approve: frozenset[TradeClass] = frozenset()
+    limits: RiskLimits = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ class Config:
                     endpoint=(p.host, p.port) if p.host and p.port else None,
                     terms=p.terms,
                     approve=p.approve,
+                    limits=p.limits,
                 )
                 for p in self.peers.values()
             )
@@ -283,10 +286,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             peer.fail("address", "a peer needs its address")
         if (host is None) != (port is None):
             peer.fail("host/port", "give both (where to dial the peer) or neither")
-        terms, approve = parse_peer_terms(
+        terms, approve, limits = parse_peer_terms(
             peer.table, peer.fail, peer.parse_address, default_asset, default_oracle
         )
-        peers[name] = PeerConfig(name, addr, host, port, terms, approve)
+        peers[name] = PeerConfig(name, addr, host, port, terms, approve, limits)
     rpc_url = chain.get_str("rpc_url")
     if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
         chain.fail("rpc_url", "must be an http:// or https:// URL")

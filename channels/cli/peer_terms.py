@@ -14,6 +14,15 @@ A peer's table names it (``address``, ``host``, ``port``) and what we accept wit
     min_challenge_period = 3600        # seconds (never below the chain's floor)
     max_challenge_period = 604800
     approve = ["buy", "write"]         # value-moving trades it may ask of us (default: none)
+    # Risk limits with this peer (channels/core/risk.py); unset: no limit. Amounts in the asset's
+    # smallest unit, times in seconds. They bind our own trades too.
+    max_collateral_locked = 5_000_000
+    max_open_positions = 100
+    max_notional = 50_000_000          # per underlying (strike x quantity)
+    max_premium_per_day = 200_000
+    min_time_to_expiry = 3600
+    max_expiry_horizon = 7776000
+    max_loss = 2_000_000               # at the oracle's last prices
 
 ``approve`` is the operator's consent given in advance for this peer: ``pay`` (we pay it), ``buy``
 (we buy an option: we pay a premium), ``write`` (we write one: we lock collateral), ``unwind``,
@@ -28,6 +37,7 @@ from typing import Any, NoReturn
 
 from channels.core.consent import TradeClass
 from channels.core.model import Address
+from channels.core.risk import RiskLimits
 from channels.core.terms import AssetTerms, PeerTerms
 
 APPROVALS: dict[str, TradeClass] = {
@@ -37,6 +47,16 @@ APPROVALS: dict[str, TradeClass] = {
     "unwind": TradeClass.UNWIND,
     "withdraw": TradeClass.WE_WITHDRAW,
 }
+
+LIMIT_KEYS = (
+    "max_collateral_locked",
+    "max_open_positions",
+    "max_notional",
+    "max_premium_per_day",
+    "min_time_to_expiry",
+    "max_expiry_horizon",
+    "max_loss",
+)
 
 TERM_KEYS = {
     "max_deposit",
@@ -48,6 +68,7 @@ TERM_KEYS = {
     "max_challenge_period",
     "accept_channels",
     "approve",
+    *LIMIT_KEYS,
 }
 
 _MAX_AMOUNT = 2**128 - 1
@@ -60,8 +81,8 @@ def parse_peer_terms(
     parse_address: Callable[[str, object], bytes],
     default_asset: bytes | None,
     default_oracle: bytes | None,
-) -> tuple[PeerTerms, frozenset[TradeClass]]:
-    """The terms and standing approvals of one ``[peers.NAME]`` table (already key-checked)."""
+) -> tuple[PeerTerms, frozenset[TradeClass], RiskLimits]:
+    """The terms, standing approvals and risk limits of one ``[peers.NAME]`` table."""
 
     def amount(key: str, default: int) -> int:
         value = table.get(key, default)
@@ -105,4 +126,6 @@ def parse_peer_terms(
         max_channels=int(max_channels),
         accept_proposals=accept,
     )
-    return terms, frozenset(APPROVALS[a] for a in approve)
+    figures: dict[str, Any] = {key: amount(key, 0) for key in LIMIT_KEYS if key in table}
+    limits = RiskLimits(**figures)
+    return terms, frozenset(APPROVALS[a] for a in approve), limits

@@ -261,11 +261,12 @@ Action = (
     | DataLossRecovered
 )
 
-#: A pre-trade check a bot installs: ``policy(base, new, trades)`` returns a reason to refuse, or
-#: None to allow. It is a plain synchronous function of its arguments, called inside one machine
-#: step: it cannot await, so it cannot re-enter the node or wait on anything the node holds (the
-#: node's asynchronous callbacks, the event stream, never run under the node's locks).
-Policy = Callable[[State, State, Sequence[Trade]], str | None]
+#: A pre-trade check a bot installs: ``policy(view)`` gets the update (its channel id, the peer,
+#: both states, the trades, whether we initiated it) and returns a reason to refuse, or None to
+#: allow. It is a plain synchronous function of its arguments, called inside one machine step: it
+#: cannot await, so it cannot re-enter the node or wait on anything the node holds (the node's
+#: asynchronous callbacks, the event stream, never run under the node's locks).
+Policy = Callable[[UpdateView], str | None]
 
 
 @dataclass(slots=True)
@@ -494,16 +495,21 @@ class ChannelMachine:
             raise IllegalCall(f"request id {req.request_id} is already waiting")
         # Check the trades now so our caller gets the rule's error at once; the leader checks
         # them again on top of whatever it has in flight.
-        self._dry_run(self.state, trades, now)
+        self._dry_run(self.state, trades, now, gate=True)
         self._requests[req.request_id] = trades
         return [Send(UpdateRequest(self.channel_id, req.request_id, trades))]
 
-    def _dry_run(self, base: State, trades: tuple[Trade, ...], now: Timestamp) -> State:
+    def _dry_run(
+        self, base: State, trades: tuple[Trade, ...], now: Timestamp, gate: bool = False
+    ) -> State:
         self.book.begin()
         try:
-            return apply_trades(
+            new = apply_trades(
                 base, self.book, trades, self._context(now), Version(base.version + 1)
             )
+            if gate:  # our own request: our policy and risk limits bind it before it leaves
+                self._check_policy(base, new, trades, ours=True, now=now)
+            return new
         finally:
             self.book.rollback_newest()
 
@@ -549,10 +555,6 @@ class ChannelMachine:
     def _check_policy(
         self, base: State, new: State, trades: Sequence[Trade], *, ours: bool, now: Timestamp
     ) -> None:
-        if self.policy is not None:
-            reason = self.policy(base, new, trades)
-            if reason is not None:
-                raise PolicyRefused(reason)
         # consent (channels.core.consent): ``ours`` means we initiated exactly these trades (our
         # call as leader, or our request the leader echoed, checked above by RequestMismatch).
         view = UpdateView(
@@ -566,6 +568,10 @@ class ChannelMachine:
             initiated_by_us=ours,
             now=now,
         )
+        if self.policy is not None:
+            reason = self.policy(view)
+            if reason is not None:
+                raise PolicyRefused(reason)
         verdict = self.gate(view)
         if isinstance(verdict, Refusal):
             raise ConsentRefused(verdict)

@@ -254,7 +254,12 @@ def test_peer_terms_default_to_nothing_and_read_what_is_declared(tmp_path: Path)
     assert peer.terms.max_channels == 2
     assert peer.terms.oracles == frozenset({address("0x" + "22" * 20)})
     assert peer.approve == {TradeClass.WE_BUY, TradeClass.UNWIND}
+    assert peer.limits.empty
+    cfg = load_config(write(tmp_path, FULL + "max_open_positions = 3\nmax_loss = 10\n"))
+    assert cfg.peers["desk-b"].limits.max_open_positions == 3
+    assert cfg.peers["desk-b"].limits.max_loss == 10
     trust = cfg.trust()
+    assert trust.peers[0].limits.max_loss == 10
     assert [p.name for p in trust.peers] == ["desk-b"] and trust.decide is None
     assert trust.admit is None and trust.accept_channel is None
 

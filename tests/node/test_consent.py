@@ -17,10 +17,11 @@ import trio
 
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
-from channels.core.consent import Approved, Refusal, UpdateView, Verdict
+from channels.core.consent import Approved, ConsentRefused, Refusal, UpdateView, Verdict
 from channels.core.errors import TransportError
 from channels.core.model import Address, Amount, OptionKind, Position, PositionId, symbol
 from channels.core.options import OpenOption
+from channels.core.risk import RiskLimits
 from channels.core.signing import LocalSigner
 from channels.core.terms import AcceptTerms, AssetTerms, PeerTerms, RefuseTerms, TermsRefused
 from channels.gatekeeper import ChannelProposal, Peer, Trust
@@ -279,3 +280,41 @@ async def test_the_decision_hook_sees_the_peer_and_decides(desks: Desks, tmp_pat
             assert bch.state.position_count == 1
             assert views[-1].peer == desks.alice.address and views[-1].channel_id == ch.id
             assert not views[-1].initiated_by_us
+
+
+async def test_a_declared_peer_cannot_push_the_desk_past_its_risk_limits(
+    desks: Desks, tmp_path: Path
+) -> None:
+    """Bob's bot approves every trade Alice asks for, but his limits still bind: on what Alice
+    asks and on Bob's own calls; the refusal names the limit and the figures."""
+    limits = RiskLimits(max_collateral_locked=300_000, max_open_positions=2, max_loss=250_000)
+    bob_peer = Peer("alice", desks.alice.address, terms=bob_terms(desks), limits=limits)
+    trust = Trust(peers=(bob_peer,), decide=lambda _v: Approved("bob approves everything"))
+    with trio.fail_after(90):
+        async with (
+            desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=trust) as bob,
+            desk(desks, desks.alice, tmp_path / "a.sqlite", trust=alice_trust(desks)) as alice,
+        ):
+            ch, bch = await open_channel(alice, bob, desks, deposit=DEPOSIT)
+            call = dataclasses.replace(
+                _whole_balance_call(alice.now() + WEEK, writer=1), strike=3000_00000000
+            )
+            with pytest.raises(UpdateRefusedError) as refused:  # Bob would lock 1,000,000
+                await ch.trade(OpenOption(call, Amount(50_000)))
+            assert refused.value.rule == "LimitExceeded"
+            assert "max_collateral_locked 300000: locked would be 1000000" in refused.value.reason
+            small = dataclasses.replace(call, collateral=Amount(200_000))
+            done = await ch.trade(OpenOption(small, Amount(5_000)))  # within every limit
+            await bch.wait_version(done.version)
+            with pytest.raises(UpdateRefusedError) as refused:  # 400,000 locked, 400,000 at risk
+                await ch.trade(OpenOption(dataclasses.replace(small, id=PositionId(2)), Amount(5)))
+            assert refused.value.rule == "LimitExceeded"
+            # Bob's own call is held to the same limits (before his request leaves).
+            with pytest.raises(ConsentRefused) as refused:
+                await bch.write_option(
+                    kind="call", underlying="ETH-USD", strike=3000_00000000,
+                    expiry=alice.now() + WEEK, quantity=10**18, premium=5,
+                    collateral=150_000,
+                )  # fmt: skip
+            assert refused.value.rule == "LimitExceeded", refused.value
+            assert bch.state.position_count == 1  # only the trade within the limits

@@ -197,10 +197,12 @@ MAX_EXPOSURE = 3 * 10**18  # gross quantity per underlying
 def exposure_policy(holder: dict[str, Channel]):  # type: ignore[no-untyped-def]
     """Refuse any update after which one underlying has more than MAX_EXPOSURE open quantity."""
 
-    def policy(base, new, trades):  # type: ignore[no-untyped-def]
+    def policy(view):  # type: ignore[no-untyped-def]
         ch = holder.get("ch")
         if ch is None:
             return None
+        assert view.channel_id == ch.id and view.peer == ch.peer_address
+        trades = view.trades
         # The book may already hold the proposed positions: count each id once.
         positions = {p.id: p for p in ch.positions}
         for t in trades:
