@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import trio
+
 from channels.core.consent import (
     Approved,
     DecisionHook,
@@ -34,9 +36,10 @@ from channels.core.consent import (
     decide,
     needs_consent,
 )
-from channels.core.errors import InvalidField
+from channels.core.errors import ChannelError, InvalidField
 from channels.core.machine import Phase
 from channels.core.model import Address, Params
+from channels.core.reserve import GasReserveTooLow, check_spend, near, required
 from channels.core.risk import (
     DAY,
     NO_LIMITS,
@@ -60,6 +63,8 @@ if TYPE_CHECKING:
     from channels.node import Node, NodeSettings
 
 log = logging.getLogger("channels.gatekeeper")
+
+ETH_ASSET = Address(bytes(20))
 
 #: Channels that no longer commit any of our funds.
 _ENDED = (Phase.CLOSED,)
@@ -166,6 +171,8 @@ class Gatekeeper:
     #: Premiums we agreed to pay per peer (chain time, amount), for the daily premium limit.
     _premiums: dict[Address, deque[tuple[int, int]]] = field(default_factory=dict)
     refused_connections: int = 0
+    last_balance: int | None = None
+    reserve_low: bool = False
 
     def __post_init__(self) -> None:
         self._declared = self.trust.declared()
@@ -289,6 +296,65 @@ class Gatekeeper:
         if premium and isinstance(verdict, Approved):
             self._premiums.setdefault(view.peer, deque()).append((view.now, premium))
         return verdict
+
+    # gas reserve -----------------------------------------------------------------------------
+    def _defended(self, extra: bool) -> list[int]:
+        """Open positions of every channel we may have to defend (plus a new one)."""
+        counts = [len(c.positions) for c in self.node.channels if c.phase not in _ENDED]
+        return [*counts, 0] if extra else counts
+
+    async def _balance(self) -> int | None:
+        account = self.node.chain.account
+        if account is None:
+            return None
+        balance = await self.node.chain.rpc.get_balance("0x" + account.hex())
+        self.last_balance = balance
+        return balance
+
+    async def check_funding(self, params: Params, amount: int, *, new_channel: bool) -> None:
+        """Raise :class:`GasReserveTooLow` if depositing ``amount`` into ``params``'s channel would
+        leave less than the gas needed to defend every channel we would then have."""
+        reserve = self.node.settings.gas_reserve
+        balance = await self._balance()
+        if balance is None or reserve.max_fee_per_gas == 0:
+            return
+        value = amount if params.asset == ETH_ASSET else 0
+        refusal = check_spend(
+            reserve, balance, value, self._defended(new_channel), f"depositing {amount}"
+        )
+        if refusal is not None:
+            raise GasReserveTooLow(refusal.reason)
+
+    def reserve_status(self) -> dict[str, object]:
+        """The transaction account's last known balance against the reserve (for status)."""
+        reserve = self.node.settings.gas_reserve
+        need = required(reserve, self._defended(False))
+        return {
+            "balance": self.last_balance,
+            "reserve": need,
+            "max_fee_per_gas": reserve.max_fee_per_gas,
+            "low": self.last_balance is not None and near(reserve, self.last_balance, need),
+        }
+
+    async def watch_reserve(self, interval: float) -> None:
+        """Alarm ``GasReserveLow`` when the balance nears the reserve (once per crossing)."""
+        while True:
+            try:
+                balance = await self._balance()
+            except ChannelError as exc:  # the chain will be asked again; the watcher alarms
+                log.info("reading the transaction account's balance failed: %s", exc)
+                balance = None
+            if balance is not None:
+                status = self.reserve_status()
+                if status["low"] and not self.reserve_low:
+                    self.node.alarm(
+                        "GasReserveLow",
+                        f"transaction account holds {balance} wei; defending the open channels "
+                        f"needs {status['reserve']} wei at {status['max_fee_per_gas']} wei/gas: "
+                        "add ETH",
+                    )
+                self.reserve_low = bool(status["low"])
+            await trio.sleep(interval)
 
     def limits_for(self, peer: Address) -> RiskLimits:
         declared = self._declared.get(peer)

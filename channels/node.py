@@ -57,8 +57,9 @@ from channels.core.machine import (
 from channels.core.messages import Message, OpenProposal, Reestablish, Reject
 from channels.core.model import Address, Attestation, ChannelId, Params, State, address
 from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
+from channels.core.reserve import GasReserve, GasReserveTooLow
 from channels.core.signing import LocalSigner, Signer
-from channels.core.terms import RefuseTerms, TermsRefused
+from channels.core.terms import AcceptTerms, RefuseTerms, TermsRefused
 from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
 from channels.events import (
@@ -147,6 +148,9 @@ class NodeSettings:
     #: malformed or refused messages than ``max_bad_messages`` in its life, is dropped.
     max_messages_per_second: int = 50_000
     max_bad_messages: int = 1_000
+    #: consent: the gas kept to defend every open channel (channels/core/reserve.py); deposits
+    #: that would cut into it are refused.
+    gas_reserve: GasReserve = field(default_factory=GasReserve)
 
     def transport_config(self) -> TransportConfig:
         return TransportConfig(keepalive_interval=self.keepalive_interval)
@@ -360,6 +364,11 @@ class Node:
         if link.peer not in params.participants or self.address not in params.participants:
             raise RemoteProtocolError("a channel proposal that does not name both of us")
         decision = self.gatekeeper.decide_channel(params, msg.deposits)
+        if isinstance(decision, AcceptTerms) and decision.our_deposit and self.settings.auto_fund:
+            try:  # consent: funding it must leave the gas to defend every channel
+                await self.gatekeeper.check_funding(params, decision.our_deposit, new_channel=True)
+            except GasReserveTooLow as exc:
+                decision = RefuseTerms(exc.rule, str(exc))
         if isinstance(decision, RefuseTerms):
             # consent: the opener learns the rule and the reason (and our counter-offer).
             log.info("refused channel proposal 0x%s: %s", params.channel_id.hex()[:12], decision)
@@ -390,6 +399,7 @@ class Node:
         already = (view.deposits0, view.deposits1)[machine.index]
         if already >= amount:
             return
+        await self.gatekeeper.check_funding(machine.params, amount - already, new_channel=False)
         await self.chain.deposit(machine.params, machine.index, amount - already)
 
     # trading ------------------------------------------------------------------------------------
@@ -557,6 +567,7 @@ class Node:
         entry = self._entries[channel_id]
         machine = entry.machine
         target = machine.state.deposited[machine.index] + amount
+        await self.gatekeeper.check_funding(machine.params, amount, new_channel=False)
         await self.chain.deposit(machine.params, machine.index, amount)
         while machine.state.deposited[machine.index] < target:
             await entry.changed.wait()
@@ -836,6 +847,10 @@ class Node:
             actions = entry.machine.handle(event, now=self.now())
             await self._enqueue(entry, actions)
 
+    def alarm(self, kind: str, detail: str, channel_id: ChannelId | None = None) -> None:
+        """Raise an alarm on the event stream (something needs a human)."""
+        self._emit(Alarm(channel_id, kind, detail))
+
     def last_prices(self) -> dict[bytes, int]:
         """The oracle's last known price per underlying (from the attestations we were given)."""
         latest: dict[bytes, tuple[int, int]] = {}
@@ -1009,6 +1024,9 @@ async def open_node(
                         node._serve_connection,
                     )
                 await nursery.start(node.watcher.run)
+                nursery.start_soon(
+                    node.gatekeeper.watch_reserve, max(1.0, 10 * settings.chain_poll_interval)
+                )
                 nursery.start_soon(node._redialer)
                 try:
                     yield node

@@ -235,6 +235,8 @@ class ControlServer:
             "listen_port": node.listen_port,
             "now": node.now(),
             "channels": len(node.channels),
+            # consent: the transaction account against the gas reserve that defends the channels
+            "gas_reserve": node.gatekeeper.reserve_status(),
         }
 
     async def _status(self, f: Fields) -> Any:
