@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,6 @@ class Chain:
 
     def domain(self) -> eip712.Domain:
         return eip712.Domain(self.chain_id, self.adjudicator)
-
-
-def declare_partners(*desks: Desk) -> None:
-    """Each desk declares the others as partners (before it starts)."""
-    for desk in desks:
-        desk.partners = [d.address for d in desks if d is not desk]
 
 
 def run(fn: Callable[..., Any], *args: Any) -> Any:
@@ -332,6 +326,7 @@ class Desk:
         workdir: Path,
         *,
         listen_port: int | None = None,
+        partners: Sequence[bytes] = (),
         crash_at: str | None = None,
         settings: dict[str, Any] | None = None,
     ) -> None:
@@ -343,8 +338,8 @@ class Desk:
         self.tap_path = workdir / f"{name}.tap.jsonl"
         self.log_path = workdir / f"{name}.log"
         self.listen_port = listen_port
-        #: Declared counterparties (tests/partners.py); set by :func:`declare_partners`.
-        self.partners: list[bytes] = []
+        #: Declared counterparties (tests/partners.py): the desk talks to nobody else.
+        self.partners = list(partners)
         self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.proc: Any = None
         self.starts = 0

@@ -38,7 +38,6 @@ from .harness import (
     DeskDied,
     assert_no_equivocation,
     converge,
-    declare_partners,
     force_close_and_check_payouts,
     free_port,
     new_desk,
@@ -75,9 +74,10 @@ def run_case(
     workdir.mkdir(parents=True, exist_ok=True)
     alice_key, bob_key = new_desk(chain), new_desk(chain)
     start_balances = tuple(token_balances(chain, alice_key.address, bob_key.address))
-    alice = Desk("alice", chain, alice_key, workdir)
-    bob = Desk("bob", chain, bob_key, workdir, listen_port=free_port())
-    declare_partners(alice, bob)
+    alice = Desk("alice", chain, alice_key, workdir, partners=[bob_key.address])
+    bob = Desk(
+        "bob", chain, bob_key, workdir, listen_port=free_port(), partners=[alice_key.address]
+    )
     victim, survivor = (alice, bob) if role == "leader" else (bob, alice)
     try:
         # 1. open and warm up.
