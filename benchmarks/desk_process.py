@@ -35,13 +35,13 @@ from channels import open_node  # noqa: E402
 from channels.channel import Channel  # noqa: E402
 from channels.core.consent import Approved  # noqa: E402
 from channels.core.errors import ChannelError, TooManyPending  # noqa: E402
-from channels.core.machine import Phase  # noqa: E402
 from channels.core.model import (  # noqa: E402
     Amount,
     PositionId,
     address,
 )
 from channels.core.options import OpenOption, Pay, Trade, Unwind  # noqa: E402
+from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
 from channels.core.terms import AssetTerms, PeerTerms  # noqa: E402
 from channels.gatekeeper import Peer, Trust  # noqa: E402

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -36,9 +36,9 @@ from channels.core.consent import (
     decide,
     needs_consent,
 )
-from channels.core.errors import ChannelError, InvalidField
-from channels.core.machine import Phase
-from channels.core.model import Address, Params
+from channels.core.errors import ChannelError, InvalidField, RemoteError
+from channels.core.model import Address, ChannelId, Params
+from channels.core.protocol import Phase
 from channels.core.reserve import GasReserveTooLow, check_spend, near, required
 from channels.core.risk import (
     DAY,
@@ -60,7 +60,36 @@ from channels.core.terms import (
 )
 
 if TYPE_CHECKING:
-    from channels.node import Node, NodeSettings
+    from adjudicator.client import AdjudicatorClient
+    from channels.channel import Channel
+    from channels.core.reserve import GasReserve
+
+
+class NodeSettingsView(Protocol):
+    """The node settings the gatekeeper reads."""
+
+    @property
+    def chain_poll_interval(self) -> float: ...
+    @property
+    def inclusion_window(self) -> int: ...
+    @property
+    def gas_reserve(self) -> GasReserve: ...
+
+
+class Node(Protocol):
+    """What the gatekeeper reads from its node (the node imports us, not the other way)."""
+
+    @property
+    def address(self) -> Address: ...
+    @property
+    def channels(self) -> list[Channel]: ...
+    @property
+    def chain(self) -> AdjudicatorClient: ...
+    @property
+    def settings(self) -> NodeSettingsView: ...
+    def alarm(self, kind: str, detail: str, channel_id: ChannelId | None = None) -> None: ...
+    def last_prices(self) -> dict[bytes, int]: ...
+
 
 log = logging.getLogger("channels.gatekeeper")
 
@@ -145,7 +174,7 @@ class Trust:
         return {p.address: p for p in self.peers}
 
 
-def period_floor(settings: NodeSettings) -> int:
+def period_floor(settings: NodeSettingsView) -> int:
     """The shortest challenge period any terms may accept on this chain: the chain's inclusion
     window plus the watcher's reaction time (a refute must be able to land in time). The default
     terms ask for more (an hour, :class:`PeerTerms`)."""
@@ -155,7 +184,7 @@ def period_floor(settings: NodeSettings) -> int:
     return settings.inclusion_window + reaction
 
 
-class LinkRefused(Exception):
+class LinkRefused(RemoteError):
     """An authenticated connection over a cap; the node closes it at once."""
 
 

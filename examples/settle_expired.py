@@ -21,8 +21,8 @@ from channels.core.consent import (
     Verdict,
     needs_consent,
 )
-from channels.core.machine import Phase
 from channels.core.options import OpenOption
+from channels.core.protocol import Phase
 from channels.devnet import PRICE, UNIT, USD, dev_network
 
 PERIOD = 600

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from channels.cli.peer_terms import TERM_KEYS, parse_peer_terms
 from channels.core.consent import TradeClass
-from channels.core.errors import ChannelError
+from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, address, to_checksum
 from channels.core.risk import NO_LIMITS, RiskLimits
 from channels.core.signing import LocalSigner
@@ -37,11 +37,11 @@ CONFIG_ENV = "CHANNELS_CONFIG"
 
 
 # Errors ----------------------------------------------------------------------------------------
-class ConfigError(Exception):
+class ConfigError(LocalError):
     """The config file (or a key source it names) is missing, unreadable or wrong."""
 
 
-class UsageError(Exception):
+class UsageError(LocalError):
     """The command line is wrong (exit code 2)."""
 
 

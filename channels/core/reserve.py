@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from channels.core.consent import Refusal
-from channels.core.errors import InvalidField, LocalProtocolError
+from channels.core.errors import InvalidField, LocalError
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class GasReserve:
             raise InvalidField("alarm_margin_percent must be a non-negative int")
 
 
-class GasReserveTooLow(LocalProtocolError):
+class GasReserveTooLow(LocalError):
     """A deposit or top-up would cut into the gas needed to defend our channels."""
 
     rule = "GasReserve"

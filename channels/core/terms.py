@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from channels.core.errors import InvalidField, RuleViolation
+from channels.core.errors import InvalidField, RemoteError, RuleViolation
 from channels.core.model import Address, Params
 
 
@@ -89,7 +89,7 @@ class RefuseTerms:
 TermsDecision = AcceptTerms | RefuseTerms
 
 
-class TermsRefused(RuleViolation):
+class TermsRefused(RuleViolation, RemoteError):
     """Our terms (or the peer's) refused a channel proposal; ``rule`` names the term."""
 
     rule = "TermsRefused"

@@ -18,7 +18,7 @@ from adjudicator.client import connect_adjudicator
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import mint
 from adjudicator.transactions import TransactionSender
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.core.reserve import GasReserve, GasReserveTooLow, required
 from channels.core.signing import LocalSigner
 from channels.core.terms import TermsRefused
