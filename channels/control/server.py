@@ -235,7 +235,9 @@ class ControlServer:
             "now": node.now(),
             "channels": len(node.channels),
             # consent: the transaction account against the gas reserve that defends the channels
-            "gas_reserve": node.gatekeeper.reserve_status(),
+            "gas_reserve": (
+                node.gatekeeper.reserve_status() if hasattr(node, "gatekeeper") else None
+            ),
         }
 
     async def _status(self, f: Fields) -> Any:
