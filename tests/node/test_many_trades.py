@@ -14,7 +14,7 @@ from pathlib import Path
 import trio
 
 from channels.channel import Channel
-from channels.core.errors import InsufficientFunds
+from channels.core.errors import InsufficientFunds, PolicyRefused
 from channels.core.model import Amount, Position
 from channels.core.options import OpenOption, Pay, Trade, Unwind
 from channels.core.protocol import Phase
@@ -256,10 +256,11 @@ async def test_policy_refuses_excess_exposure(desks: Desks, tmp_path: Path) -> N
             await ch.buy_option(underlying="BTC-USD", quantity=3 * 10**18, **terms)
             await bch.wait_version(ch.version)
             assert ch.state == bch.state and ch.version == before[0].version + 3
-            # The follower's own request is checked by its policy too when the leader proposes.
+            # The follower's own request is checked by its policy before it leaves (and again
+            # when the leader proposes it).
             try:
                 await bch.write_option(underlying="BTC-USD", quantity=1, **terms)
-            except UpdateRefusedError as exc:
+            except (UpdateRefusedError, PolicyRefused) as exc:
                 assert exc.rule == "PolicyRefused", exc
             else:
                 raise AssertionError("the policy did not refuse the follower's request")
