@@ -11,6 +11,7 @@ from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
     OneShot,
     cmd_buy,
+    cmd_checkpoint,
     cmd_close,
     cmd_dispute,
     cmd_export,
@@ -36,6 +37,7 @@ from channels.cli.config import (
     parse_quantity,
 )
 from channels.cli.node_cmd import run_node
+from channels.cli.quote_cmds import add_quote_commands
 from channels.core.errors import ChannelError
 from channels.core.model import address
 
@@ -214,11 +216,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("close", "close cooperatively (one transaction)", None, cmd_close)
     p.add_argument("channel")
 
+    p = command(
+        "checkpoint",
+        "record our newest state on chain: clears a dispute over an older one",
+        None,
+        cmd_checkpoint,
+    )
+    p.add_argument("channel")
+
     p = command("dispute", "force a close: register, wait the challenge period", None, cmd_dispute)
     p.add_argument("channel")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     p.add_argument(
         "--no-wait", action="store_true", help="return once registered (the node concludes later)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="register even though the node has not established that its latest state is the "
+        "newest (it may be an old copy: the peer then takes the newer state's payout and more)",
     )
 
     p = command(
@@ -231,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--credits", action="store_true", help="pull what failed payouts credited to the node"
     )
     p.add_argument("--asset", type=_typed(_address_arg), help="with --credits ([chain] asset)")
+
+    add_quote_commands(command, _typed)  # firm quotes: rfq, offer, quotes, answer, fill
 
     p = command("export", "the audit trail of signed states, as JSON", None, cmd_export)
     p.add_argument("channel", nargs="?", help="one channel (default: all)")
