@@ -29,7 +29,6 @@ import trio
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
 from channels.channel import Channel
 from channels.checkpoint import submit_checkpoint
-from channels.core.consent import UpdateView
 from channels.core.errors import (
     ChannelError,
     IllegalCall,
@@ -330,22 +329,12 @@ class Node:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}") from None
 
     def _add_entry(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> _Entry:
-        machine.policy = self._quote_policy(machine)
+        machine.policy = self.policy
+        # consent: limits, then our call / a fill of our live quote / the decision hook
         machine.gate = self.gatekeeper.gate
         entry = _Entry(machine=machine, handle=Channel(self, machine), endpoint=endpoint)
         self._entries[machine.channel_id] = entry
         return entry
-
-    def _quote_policy(self, machine: ChannelMachine) -> Policy:
-        # firm quotes: a trade naming a quote of ours is signed only if the fill rule accepts
-        # it (channels/quoting.py); then the bot's policy runs.
-        user_policy = self.policy
-
-        def policy(view: UpdateView) -> str | None:
-            self.quotes.check_update(view.channel_id, view.peer, view.trades)
-            return user_policy(view) if user_policy is not None else None
-
-        return policy
 
     async def open_channel(
         self,

@@ -109,5 +109,3 @@ async def test_usdt_like_token_with_a_leftover_allowance_and_a_fee(
                 assert ch.state.deposited == (net, net)
     async with open_rpc(desks.url) as rpc:
         assert await balance_of(rpc, token, desks.adjudicator) == 2 * net
-
-
