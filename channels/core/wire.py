@@ -108,12 +108,7 @@ def _pack(tag: int, schema: Schema, obj: object) -> bytes:
         fields = schema.encode(obj)
         packed: bytes = msgpack.packb((PROTOCOL_VERSION, tag, fields), use_bin_type=True)
     except (
-        Unencodable,
-        RuleViolation,
-        AttributeError,
-        TypeError,
-        ValueError,
-        OverflowError,
+        Unencodable, RuleViolation, AttributeError, TypeError, ValueError, OverflowError
     ) as exc:
         raise UnencodableMessage(f"cannot encode {type(obj).__name__}: {exc}") from exc
     return packed

@@ -32,25 +32,19 @@ STATE = {
 
 ABI: list[dict[str, Any]] = [
     {
-        "type": "function",
-        "name": "transfer",
-        "stateMutability": "nonpayable",
+        "type": "function", "name": "transfer", "stateMutability": "nonpayable",
         "inputs": [{"name": "to", "type": "address"}, {"name": "amount", "type": "uint256"}],
         "outputs": [{"name": "", "type": "bool"}],
     },
     {
-        "type": "function",
-        "name": "register",
-        "stateMutability": "nonpayable",
+        "type": "function", "name": "register", "stateMutability": "nonpayable",
         "inputs": [STATE, {"name": "sig", "type": "bytes"}],
         "outputs": [{"name": "ok", "type": "bool"}, POSITION],
     },
     {"type": "function", "name": "f", "inputs": [{"name": "a", "type": "uint8"}], "outputs": []},
     {"type": "function", "name": "f", "inputs": [{"name": "a", "type": "bytes"}], "outputs": []},
     {
-        "type": "event",
-        "name": "Registered",
-        "anonymous": False,
+        "type": "event", "name": "Registered", "anonymous": False,
         "inputs": [
             {"name": "channelId", "type": "bytes32", "indexed": True},
             {"name": "who", "type": "address", "indexed": True},
@@ -60,8 +54,7 @@ ABI: list[dict[str, Any]] = [
         ],
     },
     {
-        "type": "error",
-        "name": "VersionNotNewer",
+        "type": "error", "name": "VersionNotNewer",
         "inputs": [{"name": "have", "type": "uint64"}, {"name": "got", "type": "uint64"}],
     },
     {"type": "error", "name": "Unauthorized", "inputs": []},
@@ -118,8 +111,7 @@ def test_struct_args_as_dict_or_tuple() -> None:
     decoded_state, sig = fn.decode_input(a)
     assert sig == b"sig"
     assert named(STATE, decoded_state) == {
-        "version": 3,
-        "root": b"\x11" * 32,
+        "version": 3, "root": b"\x11" * 32,
         "positions": [{"id": 7, "holder": ADDR, "strikes": [1, 2]}] * 2,
     }
     with pytest.raises(AbiError, match="missing field"):
@@ -146,11 +138,7 @@ def test_event_topic_and_log_decoding() -> None:
     assert decoded is not None
     assert decoded.name == "Registered"
     assert decoded.args == {
-        "channelId": cid,
-        "who": ADDR,
-        "note": keccak(text="hi"),
-        "version": 9,
-        "deadline": 1234,
+        "channelId": cid, "who": ADDR, "note": keccak(text="hi"), "version": 9, "deadline": 1234,
     }
     assert ABI_IDX.decode_log([b"\x00" * 32], data) is None
     assert ABI_IDX.decode_log([], data) is None

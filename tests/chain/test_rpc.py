@@ -142,8 +142,7 @@ async def test_timeouts_are_transport_errors_and_retried() -> None:
         return httpx.Response(200, json={"jsonrpc": "2.0", "id": 2, "result": "0x5"})
 
     client = RpcClient(
-        "http://rpc.invalid",
-        retry=FAST,
+        "http://rpc.invalid", retry=FAST,
         client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
     )
     async with client:

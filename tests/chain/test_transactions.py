@@ -63,10 +63,8 @@ async def test_deploy_call_and_logs(rpc: RpcClient, anvil: DevChain, anvil_snaps
     assert ev is not None and ev.name == "Stored"
     assert ev.args == {"by": s.address.lower(), "value": 7}
     logs = await rpc.get_logs(
-        address=address,
-        topics=ABI.event("Stored").topics_filter(s.address),
-        from_block=0,
-        to_block="latest",
+        address=address, topics=ABI.event("Stored").topics_filter(s.address),
+        from_block=0, to_block="latest",
     )
     assert [x.transaction_hash for x in logs] == [receipt.transaction_hash]
     assert not logs[0].removed
@@ -246,20 +244,14 @@ async def test_nonce_taken_by_unknown_tx(
         sent = await a.send(anvil.accounts[1], value=1)
         await b.sync_nonce()
         other = await b.send(
-            anvil.accounts[2],
-            value=2,
-            nonce_retries=0,
+            anvil.accounts[2], value=2, nonce_retries=0,
             max_fee_per_gas=sent.fields["maxFeePerGas"] * 2,
             max_priority_fee_per_gas=sent.fields["maxPriorityFeePerGas"] * 2,
         )
         assert other.nonce == sent.nonce + 1  # pending count already includes `sent`
         # Replace `sent` behind a's back with a tx a does not know.
-        fields = dict(
-            sent.fields,
-            value=3,
-            maxFeePerGas=sent.fields["maxFeePerGas"] * 2,
-            maxPriorityFeePerGas=sent.fields["maxPriorityFeePerGas"] * 2,
-        )
+        fields = dict(sent.fields, value=3, maxFeePerGas=sent.fields["maxFeePerGas"] * 2,
+                      maxPriorityFeePerGas=sent.fields["maxPriorityFeePerGas"] * 2)
         raw = bytes(Account.sign_transaction(fields, anvil.private_keys[4]).raw_transaction)
         await rpc.send_raw_transaction(raw)
         await rpc.dev.mine(1)

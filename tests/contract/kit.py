@@ -109,9 +109,8 @@ class Channel:
 
     def sign(self, state: State, domain: eip712.Domain | None = None) -> SignedState:
         digest = eip712.state_digest(domain or self.domain, state)
-        return SignedState(
-            state, (self.signers[0].sign_digest(digest), self.signers[1].sign_digest(digest))
-        )
+        return SignedState(state, (self.signers[0].sign_digest(digest),
+                                   self.signers[1].sign_digest(digest)))
 
     def signed(self, version: int, **kw: object) -> SignedState:
         return self.sign(self.state(version, **kw))  # type: ignore[arg-type]
@@ -119,15 +118,13 @@ class Channel:
     def withdrawal(
         self, version: int, participant: int, amount: int, recipient: bytes
     ) -> tuple[Withdrawal, tuple[bytes, bytes]]:
-        w = Withdrawal(
-            ChannelId(self.id), Version(version), participant, Amount(amount), Address(recipient)
-        )
+        w = Withdrawal(ChannelId(self.id), Version(version), participant, Amount(amount),
+                       Address(recipient))
         d = eip712.withdrawal_digest(self.domain, w)
         return w, (self.signers[0].sign_digest(d), self.signers[1].sign_digest(d))
 
-    def attest(
-        self, oracle: LocalSigner, underlying: bytes, expiry: int, price: int
-    ) -> tuple[Attestation, bytes]:
+    def attest(self, oracle: LocalSigner, underlying: bytes, expiry: int,
+               price: int) -> tuple[Attestation, bytes]:
         a = Attestation(underlying, Timestamp(expiry), Price(price))
         return a, oracle.sign_digest(eip712.attestation_digest(self.domain, a))
 
@@ -201,21 +198,13 @@ async def open_kit(env: Env) -> AsyncIterator[Kit]:
         carol, alice, bob, oracle = signers
 
         def client(i: int, at: bytes) -> AdjudicatorClient:
-            return AdjudicatorClient(
-                rpc, at, TransactionSender(rpc, env.keys[i]), receipt_timeout=T
-            )
+            return AdjudicatorClient(rpc, at, TransactionSender(rpc, env.keys[i]),
+                                     receipt_timeout=T)
 
         yield Kit(
-            env=env,
-            rpc=rpc,
-            alice=alice,
-            bob=bob,
-            carol=carol,
-            oracle=oracle,
-            a=client(1, env.adjudicator),
-            b=client(2, env.adjudicator),
-            c=client(0, env.adjudicator),
-            a_on_b=client(1, env.adjudicator_b),
+            env=env, rpc=rpc, alice=alice, bob=bob, carol=carol, oracle=oracle,
+            a=client(1, env.adjudicator), b=client(2, env.adjudicator),
+            c=client(0, env.adjudicator), a_on_b=client(1, env.adjudicator_b),
         )
 
 
@@ -268,12 +257,8 @@ class SyncChain:
         self.http.close()
 
     def rpc(self, method: str, params: list[object] | None = None) -> object:
-        payload = {
-            "jsonrpc": "2.0",
-            "id": next(self._ids),
-            "method": method,
-            "params": params or [],
-        }
+        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
+                   "params": params or []}
         body = self.http.post(self.url, json=payload).json()
         if "error" in body:
             raise map_rpc_error(body["error"], method)
@@ -284,10 +269,8 @@ class SyncChain:
         if not requests:
             return []
         first = next(self._ids)
-        payload = [
-            {"jsonrpc": "2.0", "id": first + i, "method": m, "params": p}
-            for i, (m, p) in enumerate(requests)
-        ]
+        payload = [{"jsonrpc": "2.0", "id": first + i, "method": m, "params": p}
+                   for i, (m, p) in enumerate(requests)]
         for _ in range(len(requests)):
             next(self._ids)
         by_id = {r["id"]: r for r in self.http.post(self.url, json=payload).json()}
@@ -312,23 +295,22 @@ class SyncChain:
             raise res
         return bytes.fromhex(str(res)[2:])
 
-    def call(self, to: bytes, data: bytes, *, sender: bytes | None = None, value: int = 0) -> bytes:
+    def call(self, to: bytes, data: bytes, *, sender: bytes | None = None,
+             value: int = 0) -> bytes:
         try:
             out = self.rpc("eth_call", [self._tx(to, data, sender, value), "latest"])
         except ExecutionReverted as exc:
             raise _errors.from_chain_error(exc) from exc
         return bytes.fromhex(str(out)[2:])
 
-    def call_many(
-        self, to: bytes, datas: list[bytes], *, sender: bytes | None = None
-    ) -> list[bytes | _errors.ContractError]:
+    def call_many(self, to: bytes, datas: list[bytes], *, sender: bytes | None = None
+                  ) -> list[bytes | _errors.ContractError]:
         """Batched ``eth_call``s: the output bytes, or the typed error of a revert."""
         res = self.batch([("eth_call", [self._tx(to, d, sender, 0), "latest"]) for d in datas])
         return [self._result(r) for r in res]
 
-    def send(
-        self, sender: bytes, to: bytes, data: bytes, *, value: int = 0, gas: int = 3_000_000
-    ) -> dict[str, object]:
+    def send(self, sender: bytes, to: bytes, data: bytes, *, value: int = 0,
+             gas: int = 3_000_000) -> dict[str, object]:
         """Simulate (typed error on revert), send, return the mined receipt (automine)."""
         self.call(to, data, sender=sender, value=value)
         tx = self._tx(to, data, sender, value) | {"gas": hex(gas)}
@@ -355,20 +337,8 @@ class SyncChain:
 def raw_state_digest(domain: eip712.Domain, fields: tuple[int | bytes | bool, ...]) -> bytes:
     """EIP-712 digest of a State given as its 12 raw ABI fields (uint256 values may exceed the
     core model's uint128 bounds: for overflow tests)."""
-    types = [
-        "bytes32",
-        "uint64",
-        "uint256",
-        "uint256",
-        "uint256",
-        "uint256",
-        "uint256",
-        "uint256",
-        "uint256",
-        "bytes32",
-        "uint32",
-        "bool",
-    ]
+    types = ["bytes32", "uint64", "uint256", "uint256", "uint256", "uint256", "uint256",
+             "uint256", "uint256", "bytes32", "uint32", "bool"]
     struct_hash = _keccak256(eip712.STATE_TYPEHASH + _abi_encode(types, list(fields)))
     return eip712.digest(domain, struct_hash)
 
@@ -388,9 +358,8 @@ def deploy_artifact_sync(env: Env, name: str, *ctor_args: object) -> bytes:
     return trio.run(go)
 
 
-async def outstanding_holdings(
-    kit: Kit, asset: bytes, channels: list[Channel], accounts: tuple[bytes, ...] = ()
-) -> int:
+async def outstanding_holdings(kit: Kit, asset: bytes, channels: list[Channel],
+                               accounts: tuple[bytes, ...] = ()) -> int:
     """What the adjudicator owes in ``asset`` for ``channels`` (deposits less executed
     withdrawals while open or disputed, the collateral still locked once concluded) plus the
     pull credits of ``accounts``."""

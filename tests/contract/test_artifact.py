@@ -20,11 +20,7 @@ def test_compiled_artifacts_are_reproducible() -> None:
     assert node is not None, "node is required to check the contract artifacts (make setup)"
     proc = subprocess.run(
         [node, "adjudicator/compile.js", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, (
         f"compile.js --check exited {proc.returncode}: the committed artifacts differ from a "

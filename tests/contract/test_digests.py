@@ -31,9 +31,8 @@ from channels.core.model import (
 from .kit import Env
 
 ABI = adjudicator_abi()
-SETTINGS = settings(
-    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+SETTINGS = settings(max_examples=50, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 u64 = st.integers(0, 2**64 - 1)
 u128 = st.integers(0, 2**128 - 1)
@@ -43,11 +42,8 @@ addr = st.binary(min_size=20, max_size=20).filter(lambda b: b != bytes(20))
 
 def call(env: Env, fn: str, *args: Any) -> Any:
     data = ABI.encode_call(fn, *args)
-    out = dev_request(
-        env.url,
-        "eth_call",
-        [{"to": "0x" + env.adjudicator.hex(), "data": "0x" + data.hex()}, "latest"],
-    )
+    out = dev_request(env.url, "eth_call",
+                      [{"to": "0x" + env.adjudicator.hex(), "data": "0x" + data.hex()}, "latest"])
     return ABI.decode_output(fn, bytes.fromhex(out[2:]))[0]
 
 
@@ -83,16 +79,8 @@ def test_attestation_digest(env: Env, a: Attestation) -> None:
 
 
 @SETTINGS
-@given(
-    w=st.builds(
-        Withdrawal,
-        b32.map(ChannelId),
-        u64.map(Version),
-        st.integers(0, 1),
-        u128.map(Amount),
-        addr.map(Address),
-    )
-)
+@given(w=st.builds(Withdrawal, b32.map(ChannelId), u64.map(Version), st.integers(0, 1),
+                   u128.map(Amount), addr.map(Address)))
 def test_withdrawal_digest(env: Env, w: Withdrawal) -> None:
     got = bytes(call(env, "withdrawalDigest", withdrawal_tuple(w)))
     assert got == eip712.withdrawal_digest(domain(env), w)
@@ -100,36 +88,16 @@ def test_withdrawal_digest(env: Env, w: Withdrawal) -> None:
 
 @SETTINGS
 @given(
-    chain_id=st.integers(0, 2**256 - 1),
-    adjudicator=addr,
-    asset=st.binary(min_size=20, max_size=20),
-    decimals=st.integers(0, 36),
-    p=st.lists(addr, min_size=2, max_size=2, unique=True),
-    period=st.integers(CONTRACT_MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD),
-    oracle=addr,
+    chain_id=st.integers(0, 2**256 - 1), adjudicator=addr, asset=st.binary(min_size=20,
+                                                                          max_size=20),
+    decimals=st.integers(0, 36), p=st.lists(addr, min_size=2, max_size=2, unique=True),
+    period=st.integers(CONTRACT_MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD), oracle=addr,
     nonce=st.integers(0, 2**256 - 1),
 )
-def test_channel_id(
-    env: Env,
-    chain_id: int,
-    adjudicator: bytes,
-    asset: bytes,
-    decimals: int,
-    p: list[bytes],
-    period: int,
-    oracle: bytes,
-    nonce: int,
-) -> None:
-    params = Params(
-        chain_id,
-        Address(adjudicator),
-        Address(asset),
-        decimals,
-        (Address(p[0]), Address(p[1])),
-        period,
-        Address(oracle),
-        nonce,
-    )
+def test_channel_id(env: Env, chain_id: int, adjudicator: bytes, asset: bytes, decimals: int,
+                    p: list[bytes], period: int, oracle: bytes, nonce: int) -> None:
+    params = Params(chain_id, Address(adjudicator), Address(asset), decimals,
+                    (Address(p[0]), Address(p[1])), period, Address(oracle), nonce)
     assert bytes(call(env, "channelIdOf", params_tuple(params))) == params.channel_id
 
 

@@ -72,25 +72,20 @@ def setup(env: Env) -> Iterator[Setup]:
         chain.send(who, token, ERC20.encode_call("approve", env.adjudicator, 2**256 - 1))
     channels, states, withdrawals = [], [], []
     for nonce in (1, 2):
-        params = Params(
-            env.chain_id,
-            Address(env.adjudicator),
-            Address(token),
-            6,
-            (alice.address, bob.address),
-            PERIOD,
-            oracle.address,
-            nonce,
-        )
-        ch = Channel(params, eip712.Domain(env.chain_id, Address(env.adjudicator)), (alice, bob))
+        params = Params(env.chain_id, Address(env.adjudicator), Address(token), 6,
+                        (alice.address, bob.address), PERIOD, oracle.address, nonce)
+        ch = Channel(params, eip712.Domain(env.chain_id, Address(env.adjudicator)),
+                     (alice, bob))
         pool = [
             ch.signed(0),
             ch.signed(1, balances=(100, 100)),
             ch.signed(2, balances=(70, 130), deposited=(100, 100)),
-            ch.signed(3, balances=(40, 120), deposited=(100, 100), locked=40, root=ROOT, count=1),
+            ch.signed(3, balances=(40, 120), deposited=(100, 100), locked=40, root=ROOT,
+                      count=1),
             ch.signed(4, balances=(20, 150), deposited=(100, 100), withdrawn=(30, 0)),
             ch.signed(5, balances=(100, 120), deposited=(150, 100), withdrawn=(30, 0)),
-            ch.signed(6, balances=(60, 160), deposited=(150, 100), withdrawn=(30, 0), final=True),
+            ch.signed(6, balances=(60, 160), deposited=(150, 100), withdrawn=(30, 0),
+                      final=True),
         ]
         for v, s in enumerate(pool):
             assert s.state.version == v and s.state.conserves()
@@ -98,7 +93,8 @@ def setup(env: Env) -> Iterator[Setup]:
         channels.append(ch)
         states.append(pool)
         withdrawals.append((withdrawal_tuple(w), sigs))
-    yield Setup(env, chain, token, alice.address, bob.address, carol, channels, states, withdrawals)
+    yield Setup(env, chain, token, alice.address, bob.address, carol, channels, states,
+                withdrawals)
     chain.close()
 
 
@@ -132,11 +128,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
         self.start = self._balance(self.s.alice) + self._balance(self.s.bob)
         for i, ch in enumerate(self.s.channels):  # funded as v1 expects; more comes by rules
             for who, sender in enumerate((self.s.alice, self.s.bob)):
-                self.chain.send(
-                    sender,
-                    self.s.env.adjudicator,
-                    ADJ.encode_call("deposit", params_tuple(ch.params), who, 100),
-                )
+                self.chain.send(sender, self.s.env.adjudicator,
+                                ADJ.encode_call("deposit", params_tuple(ch.params), who, 100))
                 self.models[i].deposits[who] += 100
                 self.deposited += 100
 
@@ -150,9 +143,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
         return int(ERC20.decode_output("balanceOf", out)[0])
 
     def _view(self, i: int) -> tuple[Any, ...]:
-        out = self.chain.call(
-            self.s.env.adjudicator, ADJ.encode_call("getChannel", self.s.channels[i].id)
-        )
+        out = self.chain.call(self.s.env.adjudicator,
+                              ADJ.encode_call("getChannel", self.s.channels[i].id))
         return tuple(ADJ.decode_output("getChannel", out)[0])
 
     def _expired(self, m: Model) -> bool | None:
@@ -164,13 +156,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
             return False
         return None
 
-    def _send(
-        self,
-        sender: bytes,
-        data: bytes,
-        expect: Expect,
-        on_success: Callable[[dict[str, Any]], None],
-    ) -> None:
+    def _send(self, sender: bytes, data: bytes, expect: Expect,
+              on_success: Callable[[dict[str, Any]], None]) -> None:
         try:
             receipt = self.chain.send(sender, self.s.env.adjudicator, data)
         except errors.ContractError as exc:
@@ -186,9 +173,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
         for log in receipt["logs"]:
             if log["address"].lower() != "0x" + self.s.env.adjudicator.hex():
                 continue
-            ev = ADJ.decode_log(
-                [bytes.fromhex(t[2:]) for t in log["topics"]], bytes.fromhex(log["data"][2:])
-            )
+            ev = ADJ.decode_log([bytes.fromhex(t[2:]) for t in log["topics"]],
+                                bytes.fromhex(log["data"][2:]))
             if ev is not None:
                 out.append(ev)
         return out
@@ -198,12 +184,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
         m, st_ = self.models[i], self.s.states[i][version].state
         if st_.deposited[0] > m.deposits[0] or st_.deposited[1] > m.deposits[1]:
             raise AssertionError("an underfunded state concluded")
-        pay = [
-            st_.balances[k]
-            + (m.deposits[k] - st_.deposited[k])
-            + (st_.withdrawn[k] - m.withdrawn[k])
-            for k in (0, 1)
-        ]
+        pay = [st_.balances[k] + (m.deposits[k] - st_.deposited[k])
+               + (st_.withdrawn[k] - m.withdrawn[k]) for k in (0, 1)]
         events = self._events(receipt)
         (concluded,) = [e for e in events if e.name == "Concluded"]
         assert concluded.args["version"] == version
@@ -211,17 +193,12 @@ class AdjudicatorMachine(RuleBasedStateMachine):
         credited = [e for e in events if e.name == "PayoutCredited"]
         if self.blocked and pay[1] > 0:
             assert [(e.args["account"].lower(), e.args["amount"]) for e in credited] == [
-                ("0x" + self.s.bob.hex(), pay[1])
-            ]
+                ("0x" + self.s.bob.hex(), pay[1])]
             self.credits[self.s.bob] += pay[1]
         else:
             assert credited == []
-        self.models[i] = Model(
-            status="concluded",
-            version=version,
-            locked=st_.locked,
-            root=st_.positions_root if st_.locked else bytes(32),
-        )
+        self.models[i] = Model(status="concluded", version=version, locked=st_.locked,
+                               root=st_.positions_root if st_.locked else bytes(32))
 
     def _underfunded(self, i: int, version: int) -> bool:
         m, st_ = self.models[i], self.s.states[i][version].state
@@ -289,9 +266,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
             m.version = v
             m.registered.append(v)
 
-        data = ADJ.encode_call(
-            "register", params_tuple(self.s.channels[i].params), state_tuple(signed.state), s0, s1
-        )
+        data = ADJ.encode_call("register", params_tuple(self.s.channels[i].params),
+                               state_tuple(signed.state), s0, s1)
         self._send((self.s.alice, self.s.bob, self.s.carol)[by], data, expect, ok)
 
     @rule(i=st.integers(0, 1), v=st.integers(0, 6))
@@ -322,9 +298,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
                 return
             m.status, m.version, m.deadline, m.registered = "open", v, 0, []
 
-        data = ADJ.encode_call(
-            "checkpoint", params_tuple(self.s.channels[i].params), state_tuple(signed.state), s0, s1
-        )
+        data = ADJ.encode_call("checkpoint", params_tuple(self.s.channels[i].params),
+                               state_tuple(signed.state), s0, s1)
         self._send(self.s.alice, data, expect, ok)
 
     @rule(i=st.integers(0, 1))
@@ -337,9 +312,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
             expect = errors.UnderfundedState
         signed = self.s.states[i][6]
         s0, s1 = signed.signatures
-        data = ADJ.encode_call(
-            "conclude", params_tuple(self.s.channels[i].params), state_tuple(signed.state), s0, s1
-        )
+        data = ADJ.encode_call("conclude", params_tuple(self.s.channels[i].params),
+                               state_tuple(signed.state), s0, s1)
         self._send(self.s.carol, data, expect, lambda r: self._finalize(i, 6, r))
 
     @rule(i=st.integers(0, 1))
@@ -378,11 +352,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
             assert m.registered and version == max(m.registered) == m.registered[-1]
             self._finalize(i, version, receipt)
 
-        data = ADJ.encode_call(
-            "concludeAfterTimeout",
-            params_tuple(self.s.channels[i].params),
-            state_tuple(self.s.states[i][version].state),
-        )
+        data = ADJ.encode_call("concludeAfterTimeout", params_tuple(self.s.channels[i].params),
+                               state_tuple(self.s.states[i][version].state))
         self._send(self.s.bob, data, expect, ok)
 
     @rule(i=st.integers(0, 1))
@@ -403,9 +374,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
             m.min_version = 4
 
         w, (s0, s1) = self.s.withdrawals[i]
-        data = ADJ.encode_call(
-            "withdrawPartial", params_tuple(self.s.channels[i].params), w, s0, s1
-        )
+        data = ADJ.encode_call("withdrawPartial", params_tuple(self.s.channels[i].params), w,
+                               s0, s1)
         self._send(self.s.bob, data, expect, ok)
 
     @rule(seconds=st.sampled_from([30, PERIOD + 100]))
@@ -415,9 +385,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
     @rule()
     def toggle_block(self) -> None:
         self.blocked = not self.blocked
-        self.chain.send(
-            self.s.carol, self.s.token, ERC20.encode_call("setBlocked", self.s.bob, self.blocked)
-        )
+        self.chain.send(self.s.carol, self.s.token,
+                        ERC20.encode_call("setBlocked", self.s.bob, self.blocked))
 
     @rule(who=st.integers(0, 1))
     def pull(self, who: int) -> None:
@@ -455,16 +424,12 @@ class AdjudicatorMachine(RuleBasedStateMachine):
                 assert (locked, root) == (m.locked, m.root)
             else:
                 assert [d0, d1] == m.deposits and [w0, w1] == m.withdrawn
-                expected_hash = (
-                    eip712.state_struct_hash(self.s.states[i][m.version].state)
-                    if m.status == "disputed"
-                    else bytes(32)
-                )
+                expected_hash = (eip712.state_struct_hash(self.s.states[i][m.version].state)
+                                 if m.status == "disputed" else bytes(32))
                 assert h == expected_hash and locked == 0
         for account, credit in self.credits.items():
-            out = self.chain.call(
-                self.s.env.adjudicator, ADJ.encode_call("credits", self.s.token, account)
-            )
+            out = self.chain.call(self.s.env.adjudicator,
+                                  ADJ.encode_call("credits", self.s.token, account))
             assert ADJ.decode_output("credits", out)[0] == credit
 
     @invariant()
@@ -475,7 +440,8 @@ class AdjudicatorMachine(RuleBasedStateMachine):
             owed += m.locked if m.status == "concluded" else sum(m.deposits) - sum(m.withdrawn)
         assert held >= owed
         assert held == owed  # standard token: nothing else moves it
-        paid = self._balance(self.s.alice) + self._balance(self.s.bob) - self.start + self.deposited
+        paid = self._balance(self.s.alice) + self._balance(self.s.bob) - self.start \
+            + self.deposited
         assert 0 <= paid <= self.deposited
         assert paid + held == self.deposited
 
@@ -484,10 +450,7 @@ def test_conservation_state_machine(setup: Setup) -> None:
     AdjudicatorMachine.s = setup
     run_state_machine_as_test(
         AdjudicatorMachine,
-        settings=settings(
-            max_examples=20,
-            stateful_step_count=25,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-        ),
+        settings=settings(max_examples=20, stateful_step_count=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow,
+                                                 HealthCheck.function_scoped_fixture]),
     )

@@ -102,9 +102,7 @@ async def test_dispute_refute_timeout_pays_registered_state(kit: Kit) -> None:
     signed = []
     batches: list[list[Trade]] = [
         [CreditDeposit(0, Amount(1_000_000)), CreditDeposit(1, Amount(500_000))],
-        [Pay(0, Amount(10_000))],
-        [Pay(1, Amount(2_500))],
-        [Pay(0, Amount(40_000))],
+        [Pay(0, Amount(10_000))], [Pay(1, Amount(2_500))], [Pay(0, Amount(40_000))],
         [Pay(0, Amount(1))],
     ]
     for v, trades in enumerate(batches, start=1):
@@ -186,19 +184,13 @@ async def test_partial_withdrawal_then_close(kit: Kit) -> None:
     r = await kit.c.withdraw_partial(ch.params, w, sigs)
     (ev,) = kit.a.decode_receipt_events(r)
     assert ev.name == "PartialWithdrawal"
-    assert ev.args == {
-        "channelId": ch.id,
-        "version": 2,
-        "participant": 1,
-        "amount": 300,
-        "recipient": dest,
-    }
+    assert ev.args == {"channelId": ch.id, "version": 2, "participant": 1, "amount": 300,
+                       "recipient": dest}
     assert await kit.token_balance(dest) == 300
     view = await kit.a.channel(ch.id)
     assert view.withdrawn == (0, 300) and view.min_version == 2
-    final = ch.signed(
-        3, balances=(1200, 500), withdrawn=(0, 300), deposited=(1000, 1000), final=True
-    )
+    final = ch.signed(3, balances=(1200, 500), withdrawn=(0, 300), deposited=(1000, 1000),
+                      final=True)
     a0 = await kit.token_balance(kit.alice.address)
     await kit.b.conclude(ch.params, final)
     assert await kit.token_balance(kit.alice.address) - a0 == 1200
@@ -208,9 +200,8 @@ async def test_unexecuted_withdrawal_paid_at_conclusion(kit: Kit) -> None:
     """A state debiting a withdrawal that was never executed pays it with the payout."""
     ch = kit.channel()
     await kit.fund(ch, (1000, 1000))
-    final = ch.signed(
-        5, balances=(600, 1000), withdrawn=(400, 0), deposited=(1000, 1000), final=True
-    )
+    final = ch.signed(5, balances=(600, 1000), withdrawn=(400, 0), deposited=(1000, 1000),
+                      final=True)
     r = await kit.c.conclude(ch.params, final)
     (ev, *_) = kit.a.decode_receipt_events(r)
     assert ev.args["payout0"] == 1000 and ev.args["payout1"] == 1000
@@ -248,16 +239,11 @@ async def test_blocked_token_payout_credited_then_withdrawn(kit: Kit) -> None:
     await kit.fund(ch, (1000, 1000))
     await tokens.set_blocked(kit.rpc, kit.c.sender, kit.env.token, kit.bob.address, True)  # type: ignore[arg-type]
     b0 = await kit.token_balance(kit.bob.address)
-    r = await kit.a.conclude(
-        ch.params, ch.signed(1, balances=(400, 1600), deposited=(1000, 1000), final=True)
-    )
+    r = await kit.a.conclude(ch.params, ch.signed(1, balances=(400, 1600), deposited=(1000, 1000),
+                                                  final=True))
     credited = [e for e in kit.a.decode_receipt_events(r) if e.name == "PayoutCredited"]
-    assert credited[0].args == {
-        "channelId": ch.id,
-        "account": kit.bob.address,
-        "asset": kit.env.token,
-        "amount": 1600,
-    }
+    assert credited[0].args == {"channelId": ch.id, "account": kit.bob.address,
+                                "asset": kit.env.token, "amount": 1600}
     assert await kit.token_balance(kit.bob.address) == b0
     dest = kit.carol.address
     c0 = await kit.token_balance(dest)
@@ -280,10 +266,8 @@ async def test_partial_withdrawal_to_rejecting_recipient_credits_participant(kit
     receiver = bytes.fromhex((await sender.deploy(code, timeout=30))[2:])
     w, sigs = ch.withdrawal(1, 0, 250, receiver)
     r = await kit.b.withdraw_partial(ch.params, w, sigs)
-    assert [e.name for e in kit.a.decode_receipt_events(r)] == [
-        "PartialWithdrawal",
-        "PayoutCredited",
-    ]
+    assert [e.name for e in kit.a.decode_receipt_events(r)] == ["PartialWithdrawal",
+                                                               "PayoutCredited"]
     assert await kit.a.credits(bytes(20), kit.alice.address) == 250
 
 
@@ -297,18 +281,14 @@ async def test_reentrancy_is_refused(kit: Kit) -> None:
     await kit.rpc.dev.set_code(bob_hex, bytes.fromhex(art["deployedBytecode"][2:]))
     inner = kit.a.abi.encode_call("withdraw", bytes(20), kit.carol.address)
     sender: TransactionSender = kit.c.sender  # type: ignore[assignment]
-    await sender.transact(
-        bob_hex, abi.encode_call("setReentry", kit.env.adjudicator, inner), timeout=30
-    )
+    await sender.transact(bob_hex, abi.encode_call("setReentry", kit.env.adjudicator, inner),
+                          timeout=30)
     b0 = await kit.eth_balance(kit.bob.address)
     await kit.a.conclude(ch.params, ch.signed(1, balances=(1000, 1000), final=True))
     assert await kit.eth_balance(kit.bob.address) - b0 == 1000
-    attempts = abi.decode_output(
-        "attempts", await kit.rpc.call({"to": bob_hex, "data": abi.encode_call("attempts")})
-    )[0]
-    ret = abi.decode_output(
-        "lastReturnData",
-        await kit.rpc.call({"to": bob_hex, "data": abi.encode_call("lastReturnData")}),
-    )[0]
+    attempts = abi.decode_output("attempts", await kit.rpc.call(
+        {"to": bob_hex, "data": abi.encode_call("attempts")}))[0]
+    ret = abi.decode_output("lastReturnData", await kit.rpc.call(
+        {"to": bob_hex, "data": abi.encode_call("lastReturnData")}))[0]
     assert attempts == 1
     assert isinstance(errors.decode_revert(ret), errors.ReentrancyGuardReentrantCall)

@@ -35,16 +35,9 @@ from .kit import UINT128_MAX, UINT256_MAX, Env, SyncChain, artifact_abi, deploy_
 
 HARNESS = artifact_abi("Harness")
 BATCH = 40
-SETTINGS = settings(
-    max_examples=8,
-    deadline=None,
-    derandomize=False,
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
-)
+SETTINGS = settings(max_examples=8, deadline=None, derandomize=False,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +71,8 @@ payoff_inputs = st.tuples(st.sampled_from([0, 1]), u256, u256, u128, u256, decim
 value_inputs = st.tuples(u256, u256, decimals, u256)
 
 
-def _call_all(
-    chain: SyncChain, harness: bytes, fn: str, rows: Sequence[tuple[int, ...]]
-) -> list[int]:
+def _call_all(chain: SyncChain, harness: bytes, fn: str, rows: Sequence[tuple[int, ...]]
+              ) -> list[int]:
     outs = chain.call_many(harness, [HARNESS.encode_call(fn, *r) for r in rows])
     got = []
     for row, out in zip(rows, outs, strict=True):
@@ -91,21 +83,12 @@ def _call_all(
 
 @settings(SETTINGS)
 @given(rows=st.lists(payoff_inputs, min_size=BATCH, max_size=BATCH))
-def test_payoff_parity(
-    chain: SyncChain, harness: bytes, rows: list[tuple[int, int, int, int, int, int]]
-) -> None:
+def test_payoff_parity(chain: SyncChain, harness: bytes,
+                       rows: list[tuple[int, int, int, int, int, int]]) -> None:
     got = _call_all(chain, harness, "payoff", rows)
     for (kind, strike, qty, coll, price, dec), onchain in zip(rows, got, strict=True):
-        pos = Position(
-            PositionId(0),
-            symbol("X"),
-            OptionKind(kind),
-            Price(strike),
-            Timestamp(0),
-            Quantity(qty),
-            0,
-            Amount(coll),
-        )
+        pos = Position(PositionId(0), symbol("X"), OptionKind(kind), Price(strike), Timestamp(0),
+                       Quantity(qty), 0, Amount(coll))
         expected = options.payoff(pos, price, dec)
         assert onchain == expected, (kind, strike, qty, coll, price, dec)
         assert 0 <= onchain <= coll
@@ -113,9 +96,8 @@ def test_payoff_parity(
 
 @settings(SETTINGS)
 @given(rows=st.lists(value_inputs, min_size=BATCH, max_size=BATCH))
-def test_capped_value_parity(
-    chain: SyncChain, harness: bytes, rows: list[tuple[int, int, int, int]]
-) -> None:
+def test_capped_value_parity(chain: SyncChain, harness: bytes,
+                             rows: list[tuple[int, int, int, int]]) -> None:
     got = _call_all(chain, harness, "cappedValue", rows)
     for (diff, qty, dec, cap), onchain in zip(rows, got, strict=True):
         exact = options.value(diff, qty, dec)
@@ -125,14 +107,10 @@ def test_capped_value_parity(
 
 
 @settings(SETTINGS)
-@given(
-    rows=st.lists(
-        st.tuples(u256, u256, st.integers(37, 255), u256), min_size=BATCH // 2, max_size=BATCH // 2
-    )
-)
-def test_capped_value_beyond_core_decimals(
-    chain: SyncChain, harness: bytes, rows: list[tuple[int, int, int, int]]
-) -> None:
+@given(rows=st.lists(st.tuples(u256, u256, st.integers(37, 255), u256),
+                     min_size=BATCH // 2, max_size=BATCH // 2))
+def test_capped_value_beyond_core_decimals(chain: SyncChain, harness: bytes,
+                                           rows: list[tuple[int, int, int, int]]) -> None:
     """The core refuses assetDecimals > 36 (Params); the contract accepts any uint8 and must
     still be exact (the multiply branch and the 10**e >= 2**256 shortcut)."""
     got = _call_all(chain, harness, "cappedValue", rows)

@@ -14,13 +14,11 @@ from channels.core.signing import malleate
 from .kit import Kit
 
 
-def with_sigs(
-    signed: SignedState, sig0: bytes | None = None, sig1: bytes | None = None
-) -> SignedState:
+def with_sigs(signed: SignedState, sig0: bytes | None = None,
+              sig1: bytes | None = None) -> SignedState:
     s0, s1 = signed.signatures
-    return SignedState(
-        signed.state, (sig0 if sig0 is not None else s0, sig1 if sig1 is not None else s1)
-    )
+    return SignedState(signed.state, (sig0 if sig0 is not None else s0,
+                                      sig1 if sig1 is not None else s1))
 
 
 async def test_reverts_are_simulated_not_sent(kit: Kit) -> None:
@@ -66,9 +64,9 @@ async def test_deposit_errors(kit: Kit) -> None:
     with pytest.raises(errors.InvalidChallengePeriod):
         await kit.a.transact("deposit", tuple(bad), 0, 1, value=1)
     await kit.rpc.dev.set_balance("0x" + kit.alice.address.hex(), 2**129)
-    await kit.a.deposit(eth.params, 0, 2**127)
-    with pytest.raises(errors.AmountTooLarge):
-        await kit.a.deposit(eth.params, 0, 2**127)
+    await kit.a.deposit(eth.params, 0, 2**95)
+    with pytest.raises(errors.AmountTooLarge):  # the channel's deposits would reach 2**96
+        await kit.a.deposit(eth.params, 1, 2**95)
 
 
 async def test_signature_errors(kit: Kit) -> None:
@@ -119,12 +117,11 @@ async def test_state_errors(kit: Kit) -> None:
     with pytest.raises(errors.NotFinal):
         await kit.a.conclude(ch.params, ch.signed(1, balances=(100, 100)))
     with pytest.raises(errors.PositionsInFinalState):
-        await kit.a.conclude(
-            ch.params,
-            ch.signed(1, balances=(100, 90), deposited=(100, 100), locked=10, count=1, final=True),
-        )
+        await kit.a.conclude(ch.params, ch.signed(1, balances=(100, 90), deposited=(100, 100),
+                                                  locked=10, count=1, final=True))
     with pytest.raises(errors.ConservationViolated):
-        await kit.a.register(ch.params, ch.signed(1, balances=(100, 101), deposited=(100, 100)))
+        await kit.a.register(ch.params, ch.signed(1, balances=(100, 101),
+                                                  deposited=(100, 100)))
     with pytest.raises(errors.UnderfundedState):
         await kit.a.conclude(ch.params, ch.signed(1, balances=(101, 100), final=True))
     with pytest.raises(errors.NotDisputed):
@@ -194,30 +191,17 @@ async def test_withdrawal_errors(kit: Kit) -> None:
         await kit.a.withdraw_partial(ch.params, big, big_sigs)
     _, zero_sigs = ch.withdrawal(4, 1, 1, kit.carol.address)
     with pytest.raises(errors.ZeroAmount):
-        await kit.a.transact(
-            "withdrawPartial",
-            params_tuple(ch.params),
-            (ch.id, 4, 1, 0, kit.carol.address),
-            *zero_sigs,
-        )
+        await kit.a.transact("withdrawPartial", params_tuple(ch.params),
+                             (ch.id, 4, 1, 0, kit.carol.address), *zero_sigs)
     with pytest.raises(errors.ZeroAddress):
-        await kit.a.transact(
-            "withdrawPartial", params_tuple(ch.params), (ch.id, 4, 1, 1, bytes(20)), *zero_sigs
-        )
+        await kit.a.transact("withdrawPartial", params_tuple(ch.params),
+                             (ch.id, 4, 1, 1, bytes(20)), *zero_sigs)
     with pytest.raises(errors.WrongSigner):  # signatures over another amount
-        await kit.a.transact(
-            "withdrawPartial",
-            params_tuple(ch.params),
-            (ch.id, 4, 1, 2, kit.carol.address),
-            *zero_sigs,
-        )
+        await kit.a.transact("withdrawPartial", params_tuple(ch.params),
+                             (ch.id, 4, 1, 2, kit.carol.address), *zero_sigs)
     with pytest.raises(errors.WrongChannelId):
-        await kit.a.transact(
-            "withdrawPartial",
-            params_tuple(ch.params),
-            (bytes(32), 4, 1, 1, kit.carol.address),
-            *zero_sigs,
-        )
+        await kit.a.transact("withdrawPartial", params_tuple(ch.params),
+                             (bytes(32), 4, 1, 1, kit.carol.address), *zero_sigs)
     with pytest.raises(errors.NothingToWithdraw):
         await kit.a.withdraw(bytes(20), kit.alice.address)
     with pytest.raises(errors.ZeroAddress):

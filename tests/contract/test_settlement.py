@@ -30,19 +30,10 @@ UNIT = 10**6  # TUSD, 6 decimals
 ETH_USD = symbol("ETH-USD")
 
 
-def pos(
-    pid: int, kind: OptionKind, strike: int, qty: float, writer: int, collateral: int, expiry: int
-) -> Position:
-    return Position(
-        PositionId(pid),
-        ETH_USD,
-        kind,
-        Price(strike * 10**8),
-        Timestamp(expiry),
-        Quantity(int(qty * 10**18)),
-        writer,
-        Amount(collateral),
-    )
+def pos(pid: int, kind: OptionKind, strike: int, qty: float, writer: int, collateral: int,
+        expiry: int) -> Position:
+    return Position(PositionId(pid), ETH_USD, kind, Price(strike * 10**8), Timestamp(expiry),
+                    Quantity(int(qty * 10**18)), writer, Amount(collateral))
 
 
 async def concluded_with_positions(kit: Kit) -> tuple[Channel, PositionBook, list[Position]]:
@@ -57,14 +48,8 @@ async def concluded_with_positions(kit: Kit) -> tuple[Channel, PositionBook, lis
     book = PositionBook()
     for p in positions:
         book.add(p)
-    state = ch.state(
-        7,
-        balances=(800 * UNIT, 850 * UNIT),
-        deposited=(1000 * UNIT, 1000 * UNIT),
-        locked=book.locked,
-        root=book.root,
-        count=len(book),
-    )
+    state = ch.state(7, balances=(800 * UNIT, 850 * UNIT), deposited=(1000 * UNIT, 1000 * UNIT),
+                     locked=book.locked, root=book.root, count=len(book))
     with pytest.raises(errors.ChannelNotConcluded):
         await kit.a.release_unsettled(ch.params, positions[0], book.proof(PositionId(1)))
     await kit.a.register(ch.params, ch.sign(state))
@@ -121,9 +106,8 @@ async def test_settle_and_release(kit: Kit) -> None:
     with pytest.raises(errors.InvalidProof):
         await kit.a.settle_position(ch.params, p2, book.proof(p2.id), att2, sig2)
     events = await kit.a.events(start, await kit.a.head(), [ch.id])
-    settled_ids = {
-        e.args["positionId"] for e in events if e.name in ("PositionSettled", "PositionReleased")
-    }
+    settled_ids = {e.args["positionId"] for e in events
+                   if e.name in ("PositionSettled", "PositionReleased")}
     assert settled_ids == {1}
     proof2 = settlement_proof(snap, settled_ids, 2)
     assert verify_proof(p2.leaf(), proof2, view.positions_root)

@@ -1,7 +1,7 @@
 """docs/THREATS.md section 2 rows not covered elsewhere: C3/C4 (signature properties), C9
-(re-entrancy through a hooked token and re-entrant receivers), C11 (amounts near 2**128 / 2**256),
-C12 (double withdraw / conclude in one block), C15 (unfunded channel), C16 (no caller-supplied
-history).
+(re-entrancy through a hooked token and re-entrant receivers), C11 (amounts near the 2**96 cap /
+2**256), C12 (double withdraw / conclude in one block), C15 (unfunded channel), C16 (no
+caller-supplied history).
 
 The single-case signature reverts (malleated twin, r = s = 0, 64 bytes, swapped signatures on
 ``register``), ERC-20 deposits with ETH and the separate-block double conclude are in
@@ -31,7 +31,6 @@ from channels.core.signing import HALF_N, SECP256K1_N, LocalSigner, malleate, re
 
 from .kit import (
     PERIOD,
-    UINT128_MAX,
     UINT256_MAX,
     Channel,
     Env,
@@ -45,14 +44,13 @@ from .kit import (
 )
 
 HARNESS = artifact_abi("Harness")
+CAP = 2**96 - 1  # MAX_CHANNEL_DEPOSITS: a channel's deposits, both participants together
 ADJ = artifact_abi("Adjudicator")
 HOOK = artifact_abi("HookToken")
 RECEIVER = artifact_abi("ReentrantReceiver")
-SETTINGS = settings(
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+SETTINGS = settings(max_examples=8, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +67,8 @@ def chain(env: Env) -> Iterator[SyncChain]:
 
 def sync_channel(env: Env, nonce: int) -> Channel:
     alice, bob, oracle = (LocalSigner(key_bytes(k)) for k in env.keys[1:4])
-    params = Params(
-        env.chain_id,
-        Address(env.adjudicator),
-        Address(bytes(20)),
-        18,
-        (alice.address, bob.address),
-        PERIOD,
-        oracle.address,
-        nonce,
-    )
+    params = Params(env.chain_id, Address(env.adjudicator), Address(bytes(20)), 18,
+                    (alice.address, bob.address), PERIOD, oracle.address, nonce)
     return Channel(params, eip712.Domain(env.chain_id, Address(env.adjudicator)), (alice, bob))
 
 
@@ -86,18 +76,16 @@ def sync_channel(env: Env, nonce: int) -> Channel:
 
 low_s_sig = st.builds(
     lambda r, s, v: r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v]),
-    st.integers(1, SECP256K1_N - 1),
-    st.integers(1, HALF_N),
-    st.sampled_from([27, 28]),
+    st.integers(1, SECP256K1_N - 1), st.integers(1, HALF_N), st.sampled_from([27, 28]),
 )
 blobs = st.one_of(st.binary(min_size=65, max_size=65), low_s_sig)
 
 
 @SETTINGS
-@given(digest=st.binary(min_size=32, max_size=32), sigs=st.lists(blobs, min_size=25, max_size=25))
-def test_random_blobs_never_verify(
-    chain: SyncChain, harness: bytes, env: Env, digest: bytes, sigs: list[bytes]
-) -> None:
+@given(digest=st.binary(min_size=32, max_size=32),
+       sigs=st.lists(blobs, min_size=25, max_size=25))
+def test_random_blobs_never_verify(chain: SyncChain, harness: bytes, env: Env, digest: bytes,
+                                   sigs: list[bytes]) -> None:
     """C4 *prop*: random 65-byte blobs recover to nobody we know (or revert exactly when the
     core refuses them), and never pass ``register`` in either signature slot."""
     ch = sync_channel(env, 1)
@@ -118,24 +106,19 @@ def test_random_blobs_never_verify(
     s0, s1 = signed.signatures
     calls = []
     for sig in sigs:
-        calls.append(
-            ADJ.encode_call("register", params_tuple(ch.params), state_tuple(signed.state), sig, s1)
-        )
-        calls.append(
-            ADJ.encode_call("register", params_tuple(ch.params), state_tuple(signed.state), s0, sig)
-        )
+        calls.append(ADJ.encode_call("register", params_tuple(ch.params),
+                                     state_tuple(signed.state), sig, s1))
+        calls.append(ADJ.encode_call("register", params_tuple(ch.params),
+                                     state_tuple(signed.state), s0, sig))
     for out in chain.call_many(env.adjudicator, calls, sender=ch.signers[0].address):
         assert isinstance(out, errors.HighS | errors.InvalidSignature | errors.WrongSigner), out
 
 
 @SETTINGS
-@given(
-    digests=st.lists(st.binary(min_size=32, max_size=32), min_size=10, max_size=10),
-    versions=st.lists(st.integers(0, 2**64 - 1), min_size=10, max_size=10),
-)
-def test_malleated_twins_are_refused(
-    chain: SyncChain, harness: bytes, env: Env, digests: list[bytes], versions: list[int]
-) -> None:
+@given(digests=st.lists(st.binary(min_size=32, max_size=32), min_size=10, max_size=10),
+       versions=st.lists(st.integers(0, 2**64 - 1), min_size=10, max_size=10))
+def test_malleated_twins_are_refused(chain: SyncChain, harness: bytes, env: Env,
+                                     digests: list[bytes], versions: list[int]) -> None:
     """C3 *prop*: for random digests and states, the high-s twin ``(r, n - s, 55 - v)`` still
     recovers the signer through the raw ``ecrecover`` precompile, but ``Harness.recover`` and
     ``register`` refuse it with HighS."""
@@ -145,9 +128,8 @@ def test_malleated_twins_are_refused(
     pre = [d + bytes(31) + bytes([t[64]]) + t[:64] for d, t in zip(digests, twins, strict=True)]
     for out in chain.call_many(b"\x00" * 19 + b"\x01", pre):  # the precompile accepts the twin
         assert isinstance(out, bytes) and out[12:] == alice.address
-    outs = chain.call_many(
-        harness, [HARNESS.encode_call("recover", d, t) for d, t in zip(digests, twins, strict=True)]
-    )
+    outs = chain.call_many(harness, [HARNESS.encode_call("recover", d, t)
+                                     for d, t in zip(digests, twins, strict=True)])
     assert all(isinstance(o, errors.HighS) for o in outs), outs
     calls = []
     for v in versions:
@@ -155,11 +137,8 @@ def test_malleated_twins_are_refused(
         s0, s1 = signed.signatures
         assert s0 is not None and s1 is not None
         for pair in ((malleate(s0), s1), (s0, malleate(s1))):
-            calls.append(
-                ADJ.encode_call(
-                    "register", params_tuple(ch.params), state_tuple(signed.state), *pair
-                )
-            )
+            calls.append(ADJ.encode_call("register", params_tuple(ch.params),
+                                         state_tuple(signed.state), *pair))
     outs = chain.call_many(env.adjudicator, calls)
     assert all(isinstance(o, errors.HighS) for o in outs), outs
 
@@ -169,22 +148,12 @@ async def test_degenerate_signatures_everywhere(kit: Kit, harness: bytes) -> Non
     library (``Harness.recover``) and, in either slot, by ``withdrawPartial``."""
     digest = os.urandom(32)
     good = kit.alice.sign_digest(digest)
-    bad = [
-        bytes(64) + b"\x1b",
-        bytes(64) + b"\x1c",
-        bytes(65),
-        good[:64],
-        good + b"\x00",
-        b"",
-        good[:64] + b"\x00",
-        good[:64] + b"\x01",
-        good[:64] + b"\x1d",
-    ]
+    bad = [bytes(64) + b"\x1b", bytes(64) + b"\x1c", bytes(65), good[:64], good + b"\x00", b"",
+           good[:64] + b"\x00", good[:64] + b"\x01", good[:64] + b"\x1d"]
     for sig in bad:
         with pytest.raises(ExecutionReverted) as info:
-            await kit.a.rpc.call(
-                {"to": "0x" + harness.hex(), "data": HARNESS.encode_call("recover", digest, sig)}
-            )
+            await kit.a.rpc.call({"to": "0x" + harness.hex(),
+                                  "data": HARNESS.encode_call("recover", digest, sig)})
         assert isinstance(errors.from_chain_error(info.value), errors.InvalidSignature)
     ch = kit.channel()
     await kit.fund(ch, (100, 100))
@@ -192,9 +161,8 @@ async def test_degenerate_signatures_everywhere(kit: Kit, harness: bytes) -> Non
     for sig in bad:
         for pair in ((sig, w1), (w0, sig)):
             with pytest.raises(errors.InvalidSignature):
-                await kit.a.transact(
-                    "withdrawPartial", params_tuple(ch.params), withdrawal_tuple(w), *pair
-                )
+                await kit.a.transact("withdrawPartial", params_tuple(ch.params),
+                                     withdrawal_tuple(w), *pair)
     assert (await kit.a.channel(ch.id)).withdrawn == (0, 0)
 
 
@@ -208,9 +176,8 @@ async def _view(kit: Kit, abi: Any, at: bytes, fn: str) -> Any:
 
 async def _set_hook(kit: Kit, token: bytes, data: bytes) -> None:
     sender: TransactionSender = kit.c.sender  # type: ignore[assignment]
-    await sender.transact(
-        "0x" + token.hex(), HOOK.encode_call("setHook", kit.env.adjudicator, data), timeout=30
-    )
+    await sender.transact("0x" + token.hex(),
+                          HOOK.encode_call("setHook", kit.env.adjudicator, data), timeout=30)
 
 
 async def _assert_hook_refused(kit: Kit, token: bytes, attempts: int) -> None:
@@ -245,10 +212,8 @@ async def test_hook_token_reentry_is_refused(kit: Kit) -> None:
     # The push gives the token 100k gas; loading the ~0.9 kB hook calldata from storage alone
     # needs more, so the transfer fails as a whole and the amount is credited to alice.
     r = await kit.c.withdraw_partial(ch.params, w, sigs)
-    assert [e.name for e in kit.a.decode_receipt_events(r)] == [
-        "PartialWithdrawal",
-        "PayoutCredited",
-    ]
+    assert [e.name for e in kit.a.decode_receipt_events(r)] == ["PartialWithdrawal",
+                                                               "PayoutCredited"]
     assert await _view(kit, HOOK, token, "attempts") == 2
     assert await kit.a.credits(token, kit.alice.address) == 30
     # The pull forwards all gas: the hook runs and its replay of the withdrawal is refused.
@@ -285,28 +250,23 @@ async def test_reentrant_receiver_on_pull_withdraw_and_partial_withdrawal(kit: K
     # (2) first, while the channel is open
     recipient = await deploy_artifact(kit, "ReentrantReceiver")
     w, sigs = ch.withdrawal(1, 1, 250, recipient)
-    replay = ADJ.encode_call("withdrawPartial", params_tuple(ch.params), withdrawal_tuple(w), *sigs)
-    await sender.transact(
-        "0x" + recipient.hex(),
-        RECEIVER.encode_call("setReentry", kit.env.adjudicator, replay),
-        timeout=30,
-    )
+    replay = ADJ.encode_call("withdrawPartial", params_tuple(ch.params), withdrawal_tuple(w),
+                             *sigs)
+    await sender.transact("0x" + recipient.hex(),
+                          RECEIVER.encode_call("setReentry", kit.env.adjudicator, replay),
+                          timeout=30)
     # Replaying needs the ~0.9 kB calldata loaded from storage: more than the push's 100k gas,
     # so the push fails and the amount is credited to the withdrawing participant (bob).
     r = await kit.a.withdraw_partial(ch.params, w, sigs)
-    assert [e.name for e in kit.a.decode_receipt_events(r)] == [
-        "PartialWithdrawal",
-        "PayoutCredited",
-    ]
+    assert [e.name for e in kit.a.decode_receipt_events(r)] == ["PartialWithdrawal",
+                                                               "PayoutCredited"]
     assert await kit.eth_balance(recipient) == 0
     assert await kit.a.credits(bytes(20), kit.bob.address) == 250
     # A short re-entry (pull someone's credit) fits the allowance: it runs and is refused.
     steal = ADJ.encode_call("withdraw", bytes(20), recipient)
-    await sender.transact(
-        "0x" + recipient.hex(),
-        RECEIVER.encode_call("setReentry", kit.env.adjudicator, steal),
-        timeout=30,
-    )
+    await sender.transact("0x" + recipient.hex(),
+                          RECEIVER.encode_call("setReentry", kit.env.adjudicator, steal),
+                          timeout=30)
     w2, sigs2 = ch.withdrawal(2, 1, 100, recipient)
     await kit.a.withdraw_partial(ch.params, w2, sigs2)
     assert await kit.eth_balance(recipient) == 100
@@ -317,22 +277,19 @@ async def test_reentrant_receiver_on_pull_withdraw_and_partial_withdrawal(kit: K
     assert (await kit.a.channel(ch.id)).withdrawn == (0, 350)
 
     # (1) bob's payout fails (his address rejects ETH), so it is credited too
-    final = ch.signed(
-        3, balances=(900, 750), deposited=(1000, 1000), withdrawn=(0, 350), final=True
-    )
+    final = ch.signed(3, balances=(900, 750), deposited=(1000, 1000), withdrawn=(0, 350),
+                      final=True)
     await kit.a.conclude(ch.params, final)
     assert await kit.a.credits(bytes(20), kit.bob.address) == 1000
     reentrant = json.loads((tokens.BUILD_DIR / "ReentrantReceiver.json").read_text())
     await kit.rpc.dev.set_code(bob_hex, bytes.fromhex(reentrant["deployedBytecode"][2:]))
     pull = ADJ.encode_call("withdraw", bytes(20), kit.bob.address)
-    await sender.transact(
-        bob_hex, RECEIVER.encode_call("setReentry", kit.env.adjudicator, pull), timeout=30
-    )
+    await sender.transact(bob_hex, RECEIVER.encode_call("setReentry", kit.env.adjudicator, pull),
+                          timeout=30)
     b0 = await kit.eth_balance(kit.bob.address)
     held0 = await kit.eth_balance(kit.env.adjudicator)
-    await sender.transact(
-        bob_hex, RECEIVER.encode_call("execute", kit.env.adjudicator, pull), timeout=30
-    )
+    await sender.transact(bob_hex, RECEIVER.encode_call("execute", kit.env.adjudicator, pull),
+                          timeout=30)
     assert await kit.eth_balance(kit.bob.address) - b0 == 1000
     assert held0 - await kit.eth_balance(kit.env.adjudicator) == 1000
     assert await kit.a.credits(bytes(20), kit.bob.address) == 0
@@ -341,29 +298,34 @@ async def test_reentrant_receiver_on_pull_withdraw_and_partial_withdrawal(kit: K
     assert isinstance(errors.decode_revert(ret), errors.ReentrancyGuardReentrantCall)
 
 
-# ---- C11: amounts near 2**128 / 2**256 ---------------------------------------------------------
+# ---- C11: amounts near the 2**96 cap / 2**256 ----------------------------------------------
 
 
 async def _mint(kit: Kit, who: bytes, amount: int) -> None:
     await tokens.mint(kit.rpc, kit.c.sender, kit.env.token, who, amount)  # type: ignore[arg-type]
 
 
-async def test_deposit_totals_above_uint128_revert(kit: Kit) -> None:
+async def test_deposit_totals_above_the_channel_cap_revert(kit: Kit) -> None:
+    """A channel's deposits, both participants together, stop at MAX_CHANNEL_DEPOSITS = 2**96 - 1
+    (docs/PROTOCOL.md section 8): exactly the cap is accepted, one unit more from either side
+    reverts AmountTooLarge, and so does any single amount above it (up to 2**255)."""
     ch = kit.channel(kit.env.token)
     await _mint(kit, kit.alice.address, 2**255)
     await _mint(kit, kit.bob.address, 2**129)
+    assert (await kit.a.call("MAX_CHANNEL_DEPOSITS"))[0] == CAP
     held = await kit.token_balance(kit.env.adjudicator)
-    for amount in (2**128, 2**255):
+    for amount in (CAP + 1, 2**128, 2**255):
         with pytest.raises(errors.AmountTooLarge):
             await kit.a.deposit(ch.params, 0, amount)
-    await kit.a.deposit(ch.params, 0, UINT128_MAX)
-    with pytest.raises(errors.AmountTooLarge):
-        await kit.a.deposit(ch.params, 0, 1)
-    await kit.b.deposit(ch.params, 1, UINT128_MAX)  # each participant has its own uint128
-    with pytest.raises(errors.AmountTooLarge):
-        await kit.b.deposit(ch.params, 1, 1)
-    assert (await kit.a.channel(ch.id)).deposits == (UINT128_MAX, UINT128_MAX)
-    assert await kit.token_balance(kit.env.adjudicator) - held == 2 * UINT128_MAX
+    await kit.a.deposit(ch.params, 0, CAP - 10)
+    with pytest.raises(errors.AmountTooLarge):  # the cap counts both participants together
+        await kit.b.deposit(ch.params, 1, 11)
+    await kit.b.deposit(ch.params, 1, 10)
+    for client, who in ((kit.a, 0), (kit.b, 1)):
+        with pytest.raises(errors.AmountTooLarge):
+            await client.deposit(ch.params, who, 1)
+    assert (await kit.a.channel(ch.id)).deposits == (CAP - 10, 10)
+    assert await kit.token_balance(kit.env.adjudicator) - held == CAP
 
 
 async def test_wrapping_states_violate_conservation(kit: Kit) -> None:
@@ -383,37 +345,16 @@ async def test_wrapping_states_violate_conservation(kit: Kit) -> None:
     ]
     for balances, locked, deposited, withdrawn in cases:
         for final in (False, True):
-            fields = (
-                ch.id,
-                1,
-                balances[0],
-                balances[1],
-                deposited[0],
-                deposited[1],
-                withdrawn[0],
-                withdrawn[1],
-                locked,
-                bytes(32),
-                0,
-                final,
-            )
+            fields = (ch.id, 1, balances[0], balances[1], deposited[0], deposited[1],
+                      withdrawn[0], withdrawn[1], locked, bytes(32), 0, final)
             sigs = sign_raw_state(ch, fields)
             fn = "conclude" if final and locked == 0 else "register"
             for name in {fn, "checkpoint"}:
                 with pytest.raises(errors.ConservationViolated):
                     await kit.a.transact(name, params_tuple(ch.params), fields, *sigs)
             with pytest.raises((InvalidAmount, InvalidField)):
-                State(
-                    ch.id,
-                    1,
-                    balances,
-                    deposited,
-                    withdrawn,
-                    locked,  # type: ignore[arg-type]
-                    bytes(32),
-                    0,
-                    final,
-                )
+                State(ch.id, 1, balances, deposited, withdrawn, locked,  # type: ignore[arg-type]
+                      bytes(32), 0, final)
     view = await kit.a.channel(ch.id)
     assert view.status is ChannelStatus.OPEN and view.version == 0
 
@@ -436,34 +377,30 @@ async def test_huge_conserving_states_never_pay_more_than_held(kit: Kit) -> None
     assert await kit.token_balance(kit.env.adjudicator) >= 200
 
 
-async def test_uint128_boundaries_of_locked_payouts_and_withdrawals(kit: Kit) -> None:
-    """Both sides hold 2**128 - 1: a locked total above uint128 reverts AmountTooLarge instead
-    of truncating; a payout of 2**129 - 2 is paid in full; partial withdrawals above uint128 or
-    near 2**256 revert (AmountTooLarge / InsufficientHoldings / overflow panic), never wrap."""
+async def test_cap_boundaries_of_locked_payouts_and_withdrawals(kit: Kit) -> None:
+    """The channel holds exactly the cap (2**96 - 1): withdrawals beyond the holdings or near
+    2**256 revert (InsufficientHoldings / overflow panic), never wrap; a dispute that locks
+    everything left concludes with the whole of it locked; a payout of everything is paid in
+    full."""
     ch = kit.channel(kit.env.token, period=60)
     for account in (kit.alice.address, kit.bob.address):
         await _mint(kit, account, 2**129)
-    await kit.fund(ch, (UINT128_MAX, UINT128_MAX))
+    half = CAP // 2
+    await kit.fund(ch, (CAP - half, half))
     p = params_tuple(ch.params)
-    total = 2 * UINT128_MAX
+    total = CAP
 
     def w_call(version: int, who: int, amount: int) -> tuple[Any, ...]:
         w = (ch.id, version, who, amount, kit.carol.address)
-        d = eip712.digest(
-            ch.domain,
-            keccak256(
-                eip712.WITHDRAWAL_TYPEHASH
-                + b"".join(
-                    x.rjust(32, b"\0") if isinstance(x, bytes) else x.to_bytes(32, "big") for x in w
-                )
-            ),
-        )
+        d = eip712.digest(ch.domain, keccak256(
+            eip712.WITHDRAWAL_TYPEHASH
+            + b"".join(x.rjust(32, b"\0") if isinstance(x, bytes) else x.to_bytes(32, "big")
+                       for x in w)))
         return (p, w, ch.signers[0].sign_digest(d), ch.signers[1].sign_digest(d))
 
-    with pytest.raises(errors.AmountTooLarge):  # fits the holdings, not participant 0's field
-        await kit.a.transact("withdrawPartial", *w_call(1, 0, 2**128 + 5))
-    with pytest.raises(errors.InsufficientHoldings):
-        await kit.a.transact("withdrawPartial", *w_call(1, 0, UINT256_MAX))
+    for amount in (total + 1, 2**128 + 5, UINT256_MAX):
+        with pytest.raises(errors.InsufficientHoldings):
+            await kit.a.transact("withdrawPartial", *w_call(1, 0, amount))
     await kit.a.transact("withdrawPartial", *w_call(1, 1, 1))
     for who in (0, 1):  # w0 + w1 (or w1 + amount) would exceed 2**256
         with pytest.raises((errors.PanicError, errors.InsufficientHoldings)) as info:
@@ -473,18 +410,20 @@ async def test_uint128_boundaries_of_locked_payouts_and_withdrawals(kit: Kit) ->
     assert (await kit.a.channel(ch.id)).withdrawn == (0, 1)
 
     snap = await kit.rpc.dev.snapshot()
-    locked = (ch.id, 2, 0, 0, UINT128_MAX, UINT128_MAX, 0, 1, total - 1, b"\x11" * 32, 1, False)
+    locked = (ch.id, 2, 0, 0, CAP - half, half, 0, 1, total - 1, b"\x11" * 32, 1, False)
     await kit.a.transact("register", p, locked, *sign_raw_state(ch, locked))
     await kit.warp(61)
-    with pytest.raises(errors.AmountTooLarge):
-        await kit.c.transact("concludeAfterTimeout", p, locked)
-    # a cooperative final state still concludes the disputed channel
-    final = (ch.id, 3, total - 1, 0, UINT128_MAX, UINT128_MAX, 0, 1, 0, bytes(32), 0, True)
+    await kit.c.transact("concludeAfterTimeout", p, locked)
+    view = await kit.a.channel(ch.id)
+    assert view.status is ChannelStatus.CONCLUDED
+    assert (view.locked_remaining, view.positions_root) == (total - 1, b"\x11" * 32)
+    assert await kit.rpc.dev.revert(snap)
+    # a cooperative final state paying everything left to one side
+    final = (ch.id, 3, total - 1, 0, CAP - half, half, 0, 1, 0, bytes(32), 0, True)
     a0 = await kit.token_balance(kit.alice.address)
     await kit.b.transact("conclude", p, final, *sign_raw_state(ch, final))
     assert await kit.token_balance(kit.alice.address) - a0 == total - 1
     assert await kit.token_balance(kit.env.adjudicator) == 0
-    assert await kit.rpc.dev.revert(snap)
 
 
 # ---- C12: twice in one block --------------------------------------------------------------------
@@ -519,9 +458,8 @@ async def test_double_pull_withdraw_in_one_block(kit: Kit) -> None:
     await kit.fund(ch, (1000, 1000))
     sender: TransactionSender = kit.c.sender  # type: ignore[assignment]
     await tokens.set_blocked(kit.rpc, sender, kit.env.token, kit.bob.address, True)
-    await kit.a.conclude(
-        ch.params, ch.signed(1, balances=(300, 1700), deposited=(1000, 1000), final=True)
-    )
+    await kit.a.conclude(ch.params, ch.signed(1, balances=(300, 1700), deposited=(1000, 1000),
+                                                  final=True))
     await tokens.set_blocked(kit.rpc, sender, kit.env.token, kit.bob.address, False)
     assert await kit.a.credits(kit.env.token, kit.bob.address) == 1700
     b0 = await kit.token_balance(kit.bob.address)
@@ -551,9 +489,8 @@ async def test_double_conclude_in_one_block(kit: Kit) -> None:
     await kit.fund(ch, (1000, 1000))
     final = ch.signed(2, balances=(600, 1400), deposited=(1000, 1000), final=True)
     s0, s1 = final.signatures
-    conclude = ADJ.encode_call(
-        "conclude", params_tuple(ch.params), state_tuple(final.state), s0, s1
-    )
+    conclude = ADJ.encode_call("conclude", params_tuple(ch.params), state_tuple(final.state),
+                               s0, s1)
     snap = await kit.rpc.dev.snapshot()
     a0, b0 = await kit.token_balance(kit.alice.address), await kit.token_balance(kit.bob.address)
     first, second = await _same_block(kit, kit.c.sender, [conclude, conclude])  # type: ignore[arg-type]
@@ -567,9 +504,8 @@ async def test_double_conclude_in_one_block(kit: Kit) -> None:
     v1 = ch.signed(1, balances=(1000, 1000))
     await kit.b.register(ch.params, v1)
     await kit.warp(61)
-    timeout = ADJ.encode_call(
-        "concludeAfterTimeout", params_tuple(ch.params), state_tuple(v1.state)
-    )
+    timeout = ADJ.encode_call("concludeAfterTimeout", params_tuple(ch.params),
+                              state_tuple(v1.state))
     first, second = await _same_block(kit, kit.c.sender, [timeout, conclude])  # type: ignore[arg-type]
     assert first.status == 1 and isinstance(second, errors.ChannelConcluded)
     assert await kit.token_balance(kit.alice.address) - a0 == 1000
@@ -608,10 +544,10 @@ def _noncanonical_register(data: bytes, junk: bytes) -> bytes:
     order, garbage gaps before and between them, and garbage in their padding."""
     selector, args = data[:4], data[4:]
     head = args[: (9 + 12) * 32]
-    off0 = int.from_bytes(args[21 * 32 : 22 * 32], "big")
-    off1 = int.from_bytes(args[22 * 32 : 23 * 32], "big")
-    sig0 = args[off0 + 32 : off0 + 32 + 65]
-    sig1 = args[off1 + 32 : off1 + 32 + 65]
+    off0 = int.from_bytes(args[21 * 32: 22 * 32], "big")
+    off1 = int.from_bytes(args[22 * 32: 23 * 32], "big")
+    sig0 = args[off0 + 32: off0 + 32 + 65]
+    sig1 = args[off1 + 32: off1 + 32 + 65]
     gap = junk[:64]
     pad = junk[64:95]
     base = len(head) + 64
@@ -619,17 +555,8 @@ def _noncanonical_register(data: bytes, junk: bytes) -> bytes:
     new_off1 = base + len(gap)
     new_off0 = new_off1 + len(tail1) + len(gap)
     tail0 = (65).to_bytes(32, "big") + sig0 + pad
-    return (
-        selector
-        + head
-        + new_off0.to_bytes(32, "big")
-        + new_off1.to_bytes(32, "big")
-        + gap
-        + tail1
-        + gap
-        + tail0
-        + junk
-    )
+    return (selector + head + new_off0.to_bytes(32, "big") + new_off1.to_bytes(32, "big")
+            + gap + tail1 + gap + tail0 + junk)
 
 
 async def test_register_ignores_calldata_garbage(kit: Kit) -> None:
@@ -649,9 +576,8 @@ async def test_register_ignores_calldata_garbage(kit: Kit) -> None:
         for version, balances in ((3, (60, 140)), (5, (20, 180))):
             signed = ch.signed(version, balances=balances)
             s0, s1 = signed.signatures
-            data = ADJ.encode_call(
-                "register", params_tuple(ch.params), state_tuple(signed.state), s0, s1
-            )
+            data = ADJ.encode_call("register", params_tuple(ch.params),
+                                   state_tuple(signed.state), s0, s1)
             junk = os.urandom(200)
             if variant == "trailing":
                 data += junk
@@ -662,19 +588,9 @@ async def test_register_ignores_calldata_garbage(kit: Kit) -> None:
             view = await kit.a.channel(ch.id)
             (ev,) = kit.a.decode_receipt_events(r)
             # deadline relative to the first registration: PERIOD both times (never extended)
-            outcome.append(
-                (
-                    view.status,
-                    view.version,
-                    view.state_hash,
-                    view.deposits,
-                    view.deadline - first_ts,
-                    ev.name,
-                    ev.args["version"],
-                    ev.args["stateHash"],
-                    ev.args["deadline"] - first_ts,
-                )
-            )
+            outcome.append((view.status, view.version, view.state_hash, view.deposits,
+                            view.deadline - first_ts, ev.name, ev.args["version"],
+                            ev.args["stateHash"], ev.args["deadline"] - first_ts))
         # a stale state with garbage is still refused like the canonical call
         old = ch.signed(4, balances=(100, 100))
         o0, o1 = old.signatures

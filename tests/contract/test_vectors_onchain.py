@@ -23,7 +23,9 @@ from channels.core.model import to_checksum
 
 from .kit import Env, Kit, SyncChain, artifact_abi, deploy_artifact_sync
 
-VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "eip712.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).resolve().parents[1] / "vectors" / "eip712.json").read_text()
+)
 HARNESS = artifact_abi("Harness")
 ADJ = artifact_abi("Adjudicator")
 CHAIN_ID = int(VECTORS["domain"]["chainId"])
@@ -36,34 +38,16 @@ def b(text: str) -> bytes:
 
 
 def params_t(p: dict[str, str]) -> tuple[Any, ...]:
-    return (
-        int(p["chainId"]),
-        b(p["adjudicator"]),
-        b(p["asset"]),
-        int(p["assetDecimals"]),
-        b(p["participant0"]),
-        b(p["participant1"]),
-        int(p["challengePeriod"]),
-        b(p["oracle"]),
-        int(p["nonce"]),
-    )
+    return (int(p["chainId"]), b(p["adjudicator"]), b(p["asset"]), int(p["assetDecimals"]),
+            b(p["participant0"]), b(p["participant1"]), int(p["challengePeriod"]), b(p["oracle"]),
+            int(p["nonce"]))
 
 
 def state_t(s: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        b(s["channelId"]),
-        int(s["version"]),
-        int(s["balance0"]),
-        int(s["balance1"]),
-        int(s["deposited0"]),
-        int(s["deposited1"]),
-        int(s["withdrawn0"]),
-        int(s["withdrawn1"]),
-        int(s["locked"]),
-        b(s["positionsRoot"]),
-        int(s["positionCount"]),
-        bool(s["isFinal"]),
-    )
+    return (b(s["channelId"]), int(s["version"]), int(s["balance0"]), int(s["balance1"]),
+            int(s["deposited0"]), int(s["deposited1"]), int(s["withdrawn0"]),
+            int(s["withdrawn1"]), int(s["locked"]), b(s["positionsRoot"]),
+            int(s["positionCount"]), bool(s["isFinal"]))
 
 
 def attestation_t(a: dict[str, str]) -> tuple[Any, ...]:
@@ -71,26 +55,13 @@ def attestation_t(a: dict[str, str]) -> tuple[Any, ...]:
 
 
 def withdrawal_t(w: dict[str, str]) -> tuple[Any, ...]:
-    return (
-        b(w["channelId"]),
-        int(w["version"]),
-        int(w["participant"]),
-        int(w["amount"]),
-        b(w["recipient"]),
-    )
+    return (b(w["channelId"]), int(w["version"]), int(w["participant"]), int(w["amount"]),
+            b(w["recipient"]))
 
 
 def position_t(p: dict[str, str]) -> tuple[Any, ...]:
-    return (
-        int(p["id"]),
-        b(p["underlying"]),
-        int(p["kind"]),
-        int(p["strike"]),
-        int(p["expiry"]),
-        int(p["quantity"]),
-        int(p["writer"]),
-        int(p["collateral"]),
-    )
+    return (int(p["id"]), b(p["underlying"]), int(p["kind"]), int(p["strike"]), int(p["expiry"]),
+            int(p["quantity"]), int(p["writer"]), int(p["collateral"]))
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +108,8 @@ def test_type_hashes_and_domain(chain: SyncChain, harness: bytes, env: Env) -> N
     calls.expect("Attestation", "attestationTypehash", (), b(th["Attestation"]["hash"]))
     calls.expect("Withdrawal", "withdrawalTypehash", (), b(th["Withdrawal"]["hash"]))
     # the EIP712Domain type hash has no accessor: the separator built from it is checked instead
-    calls.expect(
-        "domain", "domainSeparator", (CHAIN_ID, VERIFYING), b(VECTORS["domain"]["separator"])
-    )
+    calls.expect("domain", "domainSeparator", (CHAIN_ID, VERIFYING),
+                 b(VECTORS["domain"]["separator"]))
     assert calls.check() == 4
 
 
@@ -169,9 +139,8 @@ def test_states(chain: SyncChain, harness: bytes, env: Env) -> None:
         calls.expect(f"states[{i}]", "hashState", (st,), b(v["structHash"]))
         calls.expect(f"states[{i}]", "stateDigest", (CHAIN_ID, VERIFYING, st), b(v["digest"]))
         for name, sig in v["signatures"].items():
-            calls.expect(
-                f"states[{i}] sig {name}", "recover", (b(v["digest"]), b(sig)), ADDRESSES[name]
-            )
+            calls.expect(f"states[{i}] sig {name}", "recover", (b(v["digest"]), b(sig)),
+                         ADDRESSES[name])
     assert calls.check() == 7 * 4
     # and the deployed adjudicator's own digest (its domain is the vectors' domain)
     datas = [ADJ.encode_call("stateDigest", state_t(v["state"])) for v in VECTORS["states"]]
@@ -186,20 +155,13 @@ def test_attestations(chain: SyncChain, harness: bytes, env: Env) -> None:
         at = attestation_t(v["attestation"])
         calls.expect(f"att[{i}]", "hashAttestation", (at,), b(v["structHash"]))
         calls.expect(f"att[{i}]", "attestationDigest", (CHAIN_ID, VERIFYING, at), b(v["digest"]))
-        calls.expect(
-            f"att[{i}] sig",
-            "recover",
-            (b(v["digest"]), b(v["signatures"]["oracle"])),
-            ADDRESSES["oracle"],
-        )
+        calls.expect(f"att[{i}] sig", "recover", (b(v["digest"]), b(v["signatures"]["oracle"])),
+                     ADDRESSES["oracle"])
     assert calls.check() == 4 * 3
-    datas = [
-        ADJ.encode_call("attestationDigest", attestation_t(v["attestation"]))
-        for v in VECTORS["attestations"]
-    ]
-    for v, out in zip(
-        VECTORS["attestations"], chain.call_many(env.adjudicator, datas), strict=True
-    ):
+    datas = [ADJ.encode_call("attestationDigest", attestation_t(v["attestation"]))
+             for v in VECTORS["attestations"]]
+    for v, out in zip(VECTORS["attestations"], chain.call_many(env.adjudicator, datas),
+                      strict=True):
         assert isinstance(out, bytes)
         assert bytes(ADJ.decode_output("attestationDigest", out)[0]) == b(v["digest"])
 
@@ -211,13 +173,13 @@ def test_withdrawals(chain: SyncChain, harness: bytes, env: Env) -> None:
         calls.expect(f"w[{i}]", "hashWithdrawal", (w,), b(v["structHash"]))
         calls.expect(f"w[{i}]", "withdrawalDigest", (CHAIN_ID, VERIFYING, w), b(v["digest"]))
         for name, sig in v["signatures"].items():
-            calls.expect(f"w[{i}] sig {name}", "recover", (b(v["digest"]), b(sig)), ADDRESSES[name])
+            calls.expect(f"w[{i}] sig {name}", "recover", (b(v["digest"]), b(sig)),
+                         ADDRESSES[name])
     assert calls.check() == 3 * 4
-    datas = [
-        ADJ.encode_call("withdrawalDigest", withdrawal_t(v["withdrawal"]))
-        for v in VECTORS["withdrawals"]
-    ]
-    for v, out in zip(VECTORS["withdrawals"], chain.call_many(env.adjudicator, datas), strict=True):
+    datas = [ADJ.encode_call("withdrawalDigest", withdrawal_t(v["withdrawal"]))
+             for v in VECTORS["withdrawals"]]
+    for v, out in zip(VECTORS["withdrawals"], chain.call_many(env.adjudicator, datas),
+                      strict=True):
         assert isinstance(out, bytes)
         assert bytes(ADJ.decode_output("withdrawalDigest", out)[0]) == b(v["digest"])
 
@@ -237,17 +199,14 @@ def test_leaves_and_every_proof(chain: SyncChain, harness: bytes) -> None:
             calls.expect(what, "leaf", (position_t(slot["position"]),), b(slot["leaf"]))
             calls.expect(what, "rootWith", (proof, b(slot["leaf"])), root)
             calls.expect(what, "verify", (proof, root, b(slot["leaf"])), True)
-            calls.expect(what + " wrong root", "verify", (proof, bytes(32), b(slot["leaf"])), False)
+            calls.expect(what + " wrong root", "verify", (proof, bytes(32), b(slot["leaf"])),
+                         False)
             n += 4
     # Zeroing position 3's slot with its own siblings gives the pruned tree's root: exactly
     # what the adjudicator stores after settling or releasing it (PROTOCOL.md 8.1).
     (slot3,) = [s for s in trees["full"]["slots"] if s["position"]["id"] == "3"]
-    calls.expect(
-        "zeroed slot of id 3",
-        "rootWith",
-        ([b(x) for x in slot3["proof"]], bytes(32)),
-        b(trees["afterRemovingId3"]["root"]),
-    )
+    calls.expect("zeroed slot of id 3", "rootWith", ([b(x) for x in slot3["proof"]], bytes(32)),
+                 b(trees["afterRemovingId3"]["root"]))
     assert b(trees["empty"]["root"]) == bytes(32)  # no tree: nothing for the contract to hash
     assert calls.check() == n + 1
 
@@ -257,19 +216,18 @@ def test_payoffs(chain: SyncChain, harness: bytes) -> None:
     for i, v in enumerate(VECTORS["payoffs"]):
         kind, strike, price = int(v["kind"]), int(v["strike"]), int(v["price"])
         qty, coll, dec = int(v["quantity"]), int(v["collateral"]), int(v["assetDecimals"])
-        calls.expect(
-            f"payoff[{i}]", "payoff", (kind, strike, qty, coll, price, dec), int(v["payoff"])
-        )
+        calls.expect(f"payoff[{i}]", "payoff", (kind, strike, qty, coll, price, dec),
+                     int(v["payoff"]))
         diff = max(0, price - strike) if kind == 0 else max(0, strike - price)
-        calls.expect(f"payoff[{i}] capped", "cappedValue", (diff, qty, dec, coll), int(v["payoff"]))
+        calls.expect(f"payoff[{i}] capped", "cappedValue", (diff, qty, dec, coll),
+                     int(v["payoff"]))
         if kind == 1 and v["fullPutCollateral"] is not None:
             full = int(v["fullPutCollateral"])
             # covered put at price 0: the exact value rounded down, at most 1 unit below the cap
             uncapped = strike * qty * 10**dec // 10**26
             assert full - uncapped in (0, 1)
-            calls.expect(
-                f"payoff[{i}] covered put", "payoff", (1, strike, qty, full, 0, dec), uncapped
-            )
+            calls.expect(f"payoff[{i}] covered put", "payoff", (1, strike, qty, full, 0, dec),
+                         uncapped)
     assert calls.check() >= 2 * len(VECTORS["payoffs"])
 
 

@@ -61,13 +61,8 @@ def test_chain_errors_are_channel_errors() -> None:
     from adjudicator import errors as contract_errors
     from adjudicator import rpc, transactions
 
-    for cls in (
-        rpc.RpcError,
-        rpc.RpcTransportError,
-        transactions.TransactionReverted,
-        contract_errors.NotNewerVersion,
-        contract_errors.UnknownRevert,
-    ):
+    for cls in (rpc.RpcError, rpc.RpcTransportError, transactions.TransactionReverted,
+                contract_errors.NotNewerVersion, contract_errors.UnknownRevert):
         assert issubclass(cls, ChannelError)
     assert issubclass(contract_errors.ZeroAmount, LocalError)
     assert issubclass(contract_errors.NotNewerVersion, RemoteError)

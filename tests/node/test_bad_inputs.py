@@ -78,9 +78,7 @@ from ._helpers import (
     snapshot,
     wait_until,
 )
-from ._helpers import (
-    open_door as open_door_for,
-)
+from ._helpers import open_door as open_door_for
 from .conftest import Desks
 
 
@@ -505,7 +503,7 @@ def _fields_of(s: State) -> tuple[object, ...]:
 
 async def test_wrong_identity_and_wrong_prologue(desks: Desks, tmp_path: Path) -> None:
     # Bob's bot admits any key that dials in (strangers are refused by default: see
-    # tests/node/test_consent_admission.py), so a stranger's messages reach the channel code.
+    # tests/node/test_consent.py), so a stranger's messages reach the channel code.
     open_door = open_door_for(desks, desks.bob)
     with trio.fail_after(60):
         async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=open_door) as bob:

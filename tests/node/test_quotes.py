@@ -329,3 +329,49 @@ async def test_a_restarted_quoter_keeps_its_live_quotes_and_what_is_left(
                 assert refused.value.rule == "QuoteOverfilled"
                 rest = await bch.fill_quote(signed)
                 assert rest.quantity == 6 * QUANTITY_SCALE
+
+
+async def test_crossing_quotes_filled_both_ways_at_once(desks: Desks, tmp_path: Path) -> None:
+    """Both desks quote each other and fill each other's quotes at the same moment: each fill is
+    checked against its own quoter's book, and both books end exactly where the fills leave them."""
+    with trio.fail_after(150):
+        async with quoting_desk(
+            desks, desks.bob, tmp_path / "b.sqlite", listen=True, pricer=flat_pricer
+        ) as bob:
+            async with quoting_desk(
+                desks, desks.alice, tmp_path / "a.sqlite", listen=False, pricer=flat_pricer
+            ) as alice:
+                ch, bch = await open_channel(alice, bob, desks)
+                expiry = alice.now() + WEEK
+                from_bob, from_alice = await _both(
+                    ch.request_quote("ETH", "call", STRIKE, expiry, 5 * QUANTITY_SCALE, "buy"),
+                    bch.request_quote("ETH", "call", STRIKE, expiry, 5 * QUANTITY_SCALE, "buy"),
+                )
+                a_pos, b_pos = await _both(
+                    ch.fill_quote(from_bob, 3 * QUANTITY_SCALE),
+                    bch.fill_quote(from_alice, 2 * QUANTITY_SCALE),
+                )
+                assert a_pos.writer == bch.our_index and b_pos.writer == ch.our_index
+                await ch.wait_version(bch.version)
+                await bch.wait_version(ch.version)
+                assert {p.id for p in ch.positions} == {p.id for p in bch.positions}
+                bob_book = bob.quotes.book.get(from_bob.quote.quote_id)
+                alice_book = alice.quotes.book.get(from_alice.quote.quote_id)
+                assert bob_book is not None and bob_book.remaining == 2 * QUANTITY_SCALE
+                assert alice_book is not None and alice_book.remaining == 3 * QUANTITY_SCALE
+                # Each desk's view of the other's quote agrees with the quoter's own book.
+                seen_by_alice = alice.quotes.book.get(from_bob.quote.quote_id)
+                assert seen_by_alice is not None and not seen_by_alice.ours
+                assert seen_by_alice.remaining == bob_book.remaining
+
+
+async def _both(first, second):  # type: ignore[no-untyped-def]
+    results: list[object] = [None, None]
+
+    async def run(i: int, awaitable) -> None:  # type: ignore[no-untyped-def]
+        results[i] = await awaitable
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, 0, first)
+        nursery.start_soon(run, 1, second)
+    return results

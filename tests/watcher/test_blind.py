@@ -26,17 +26,10 @@ async def test_failing_endpoint_raises_stale_head_and_logs_sparingly(
     caplog.set_level(logging.WARNING, logger="channels.watcher")
     with trio.fail_after(60):
         async with fault_proxy(desks) as proxy:
-            async with (
-                desk(
-                    desks,
-                    desks.alice,
-                    tmp_path / "a.sqlite",
-                    listen=False,
-                    url=proxy.url,
-                    settings=BLIND,
-                ) as alice,
-                alice.events() as events,
-            ):
+            async with desk(
+                desks, desks.alice, tmp_path / "a.sqlite", listen=False, url=proxy.url,
+                settings=BLIND,
+            ) as alice, alice.events() as events:
                 proxy.rules = [Rule(None, "http500")]
                 proxy.enabled = True
                 blind: list[Alarm] = []

@@ -31,6 +31,7 @@ class ChainSteps(MachineData):
         self.confirmed_deposits = (totals[0], totals[1])
         return []
 
+
     def credit_trades(self) -> tuple[Trade, ...]:
         """Trades that credit every confirmed, not yet credited deposit."""
         out: list[Trade] = []
@@ -67,6 +68,7 @@ class ChainSteps(MachineData):
         actions: list[Action] = self._drop_pending()
         actions.extend(self._enter(Step.CONCLUDED))
         return actions
+
 
     def _chain_state(self, signed: SignedState) -> list[Action]:
         state = signed.state

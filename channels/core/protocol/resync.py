@@ -53,6 +53,7 @@ class ResyncSteps(MachineData):
             self.reestablishing = True
         return self._refuse_requests("Disconnected", "connection lost")
 
+
     def _reestablish(self, msg: Reestablish) -> list[Action]:
         theirs = msg.state
         ours = self.state
