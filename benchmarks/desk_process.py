@@ -32,7 +32,6 @@ if str(_ROOT) not in sys.path:
 import trio  # noqa: E402
 
 from channels import open_node  # noqa: E402
-from channels.channel import Channel  # noqa: E402
 from channels.core.consent import Approved  # noqa: E402
 from channels.core.errors import ChannelError, TooManyPending  # noqa: E402
 from channels.core.model import (  # noqa: E402
@@ -44,8 +43,9 @@ from channels.core.options import OpenOption, Pay, Trade, Unwind  # noqa: E402
 from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
 from channels.core.terms import AssetTerms, PeerTerms  # noqa: E402
-from channels.gatekeeper import Peer, Trust  # noqa: E402
-from channels.node import Node, NodeSettings  # noqa: E402
+from channels.core.trust import Peer, Trust  # noqa: E402
+from channels.runtime.channel import Channel  # noqa: E402
+from channels.runtime.node import Node, NodeSettings  # noqa: E402
 
 log = logging.getLogger("bench.desk")
 
@@ -109,8 +109,8 @@ class Desk:
         raise KeyError(f"no node here has channel {channel_id}")
 
     def option(self, ch: Channel, writer_is_us: bool = True) -> OpenOption:
-        node = ch._node
-        position = ch._position(
+        node = next(n for n in self.nodes if ch in n.channels)
+        position = ch.new_position(
             kind="call",
             underlying="ETH-USD",
             strike=3_000 * PRICE,

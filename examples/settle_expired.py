@@ -23,7 +23,7 @@ from channels.core.consent import (
 )
 from channels.core.options import OpenOption
 from channels.core.protocol import Phase
-from channels.devnet import PRICE, UNIT, USD, dev_network
+from channels.testing.devnet import PRICE, UNIT, USD, dev_network
 
 PERIOD = 600
 

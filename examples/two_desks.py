@@ -20,7 +20,7 @@ from channels.core.consent import (
     needs_consent,
 )
 from channels.core.options import OpenOption
-from channels.devnet import PRICE, UNIT, USD, dev_network
+from channels.testing.devnet import PRICE, UNIT, USD, dev_network
 
 
 def bob_buys_cheap_options(view: UpdateView) -> Verdict:

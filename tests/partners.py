@@ -1,6 +1,6 @@
 """Declared partners for tests that exercise the protocol rather than consent.
 
-Every test desk names its counterparties explicitly (a :class:`~channels.gatekeeper.Trust`), with
+Every test desk names its counterparties explicitly (a :class:`~channels.core.trust.Trust`), with
 terms wide enough for the test's channels and a decision hook that consents to every trade. The
 consent tests (tests/node/test_consent*.py) use strict trusts instead.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from channels.core.consent import Approved, UpdateView, Verdict
 from channels.core.model import Address
 from channels.core.terms import AssetTerms, PeerTerms
-from channels.gatekeeper import Peer, Trust
+from channels.core.trust import Peer, Trust
 
 WIDE = AssetTerms(max_deposit=10**30, max_total=10**32)
 

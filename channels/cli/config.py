@@ -25,8 +25,8 @@ from channels.core.signing import LocalSigner
 from channels.core.terms import NO_TERMS, PeerTerms
 
 if TYPE_CHECKING:
-    from channels.gatekeeper import Trust
-    from channels.node import NodeSettings
+    from channels.core.trust import Trust
+    from channels.runtime.node import NodeSettings
 
 log = logging.getLogger("channels.desk")
 
@@ -121,7 +121,7 @@ class Config:
 
     def trust(self) -> Trust:
         """Whom the desk deals with: its declared peers and their terms, nobody else."""
-        from channels.gatekeeper import Peer, Trust
+        from channels.core.trust import Peer, Trust
 
         return Trust(
             peers=tuple(
@@ -138,7 +138,7 @@ class Config:
         )
 
     def node_settings(self) -> NodeSettings:
-        from channels.node import NodeSettings
+        from channels.runtime.node import NodeSettings
 
         extra: dict[str, Any] = {}
         if self.update_timeout is not None:

@@ -24,8 +24,8 @@ from channels.core.options import OpenOption
 from channels.core.risk import RiskLimits
 from channels.core.signing import LocalSigner
 from channels.core.terms import AcceptTerms, AssetTerms, PeerTerms, RefuseTerms, TermsRefused
-from channels.gatekeeper import ChannelProposal, Peer, Trust
-from channels.node import Node, UpdateRefusedError
+from channels.core.trust import ChannelProposal, Peer, Trust
+from channels.runtime.node import Node, UpdateRefusedError
 from channels.transport import Prologue, connect
 
 from ._helpers import PERIOD, WEEK, desk, open_channel

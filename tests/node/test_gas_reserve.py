@@ -18,11 +18,11 @@ from adjudicator.client import connect_adjudicator
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import mint
 from adjudicator.transactions import TransactionSender
+from channels.core.node_events import Alarm
 from channels.core.protocol import Phase
 from channels.core.reserve import GasReserve, GasReserveTooLow, required
 from channels.core.signing import LocalSigner
 from channels.core.terms import TermsRefused
-from channels.events import Alarm
 from tests.partners import partners
 
 from ._helpers import FAST, PERIOD, desk

@@ -14,7 +14,7 @@ from channels import open_node
 from channels.cli.config import ConfigError, load_config
 from channels.control import ControlError, connect_control, serve_control
 from channels.core.model import QUANTITY_SCALE, to_checksum
-from channels.gatekeeper import Trust
+from channels.core.trust import Trust
 from tests.partners import partners
 
 from ._helpers import FAST, open_channel

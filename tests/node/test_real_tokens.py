@@ -13,12 +13,12 @@ import trio
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import allowance, approve, balance_of, load_artifact, mint
 from adjudicator.transactions import TransactionSender
-from channels.channel import Channel
+from channels.core.node_events import Event
 from channels.core.protocol import Phase
-from channels.deposits import DepositMeasured
-from channels.events import Event
-from channels.gatekeeper import Trust
-from channels.node import Node
+from channels.core.trust import Trust
+from channels.runtime.channel import Channel
+from channels.runtime.deposits import DepositMeasured
+from channels.runtime.node import Node
 from tests.partners import partners
 
 from ._helpers import FAST, PERIOD, desk

@@ -19,7 +19,7 @@ from channels.core.consent import DecisionHook
 from channels.core.model import Address, Attestation, Price, Timestamp, symbol
 from channels.core.signing import LocalSigner
 from channels.core.terms import AssetTerms, PeerTerms
-from channels.gatekeeper import Peer, Trust
+from channels.core.trust import Peer, Trust
 
 #: The test token has 6 decimals, like USDC.
 USD = 10**6

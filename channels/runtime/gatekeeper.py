@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -28,7 +28,6 @@ import trio
 from channels.core.consent import (
     Approved,
     DecisionHook,
-    QuoteAuthority,
     Refusal,
     TradeClass,
     UpdateView,
@@ -36,13 +35,12 @@ from channels.core.consent import (
     decide,
     needs_consent,
 )
-from channels.core.errors import ChannelError, InvalidField, RemoteError
+from channels.core.errors import ChannelError, RemoteError
 from channels.core.model import Address, ChannelId, Params
 from channels.core.protocol import Phase
 from channels.core.reserve import GasReserveTooLow, check_spend, near, required
 from channels.core.risk import (
     DAY,
-    NO_LIMITS,
     Held,
     RiskLimits,
     check,
@@ -58,11 +56,13 @@ from channels.core.terms import (
     TermsDecision,
     evaluate,
 )
+from channels.core.trust import ChannelProposal, Peer, Trust
+from channels.defence.challenge import POLLS_OF_SLACK
 
 if TYPE_CHECKING:
     from adjudicator.client import AdjudicatorClient
-    from channels.channel import Channel
     from channels.core.reserve import GasReserve
+    from channels.runtime.channel import Channel
 
 
 class NodeSettingsView(Protocol):
@@ -91,7 +91,7 @@ class Node(Protocol):
     def last_prices(self) -> dict[bytes, int]: ...
 
 
-log = logging.getLogger("channels.gatekeeper")
+log = logging.getLogger("channels.runtime.gatekeeper")
 
 ETH_ASSET = Address(bytes(20))
 
@@ -99,87 +99,10 @@ ETH_ASSET = Address(bytes(20))
 _ENDED = (Phase.CLOSED,)
 
 
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """A peer we declared: its address, where to reach it, and what we accept with it."""
-
-    name: str
-    address: Address
-    endpoint: tuple[str, int] | None = None
-    terms: PeerTerms = NO_TERMS
-    #: Trade classes the operator consents to in advance for this peer (the CLI desk's standing
-    #: decision; a bot decides with ``Trust.decide`` instead). Empty: none.
-    approve: frozenset[TradeClass] = frozenset()
-    #: Risk limits with this peer (channels.core.risk); they bind our own calls too.
-    limits: RiskLimits = NO_LIMITS
-
-    def __post_init__(self) -> None:
-        if type(self.address) is not bytes or len(self.address) != 20:
-            raise InvalidField(f"peer {self.name}: address must be 20 bytes")
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelProposal:
-    """What an ``accept_channel`` callback sees: the proposal and the decision our terms give."""
-
-    peer: Address
-    params: Params
-    #: What each participant would deposit (the opener's own, and what it asks of us).
-    deposits: tuple[int, int]
-    our_index: int
-    #: The decision of the terms we declared for this peer (a refusal for a stranger).
-    by_terms: TermsDecision
-
-    @property
-    def asked_of_us(self) -> int:
-        return self.deposits[self.our_index]
-
-
-#: Admits a peer that is not declared (it proved it holds ``address``'s key).
-AdmitPeer = Callable[[Address], bool]
-#: Decides a channel proposal: ``AcceptTerms`` or ``RefuseTerms`` (with a reason).
-AcceptChannel = Callable[[ChannelProposal], TermsDecision]
-
-
-@dataclass(frozen=True, slots=True)
-class Trust:
-    """Whom a node deals with and on what terms. The default trusts nobody."""
-
-    peers: tuple[Peer, ...] = ()
-    #: Admit a peer we did not declare; None: only declared peers.
-    admit: AdmitPeer | None = None
-    #: Decide channel proposals; None: our declared terms decide (strangers get nothing).
-    accept_channel: AcceptChannel | None = None
-    #: Decide value-moving updates we did not initiate and no quote of ours covers.
-    decide: DecisionHook | None = None
-    #: Our live firm quotes (the RFQ layer); None: no quotes.
-    quotes: QuoteAuthority | None = None
-    #: Risk limits for peers admitted by the callback (declared peers carry their own).
-    limits: RiskLimits = NO_LIMITS
-    #: Authenticated connections from peers that were not declared, at most (all of them).
-    max_undeclared_links: int = 32
-    #: Authenticated connections from one identity at most (a reconnect briefly holds two).
-    max_links_per_peer: int = 2
-
-    def __post_init__(self) -> None:
-        names = [p.name for p in self.peers]
-        if len(set(names)) != len(names):
-            raise InvalidField("two declared peers have the same name")
-        if len({p.address for p in self.peers}) != len(self.peers):
-            raise InvalidField("two declared peers have the same address")
-        if self.max_undeclared_links < 0 or self.max_links_per_peer < 1:
-            raise InvalidField("connection caps must be positive")
-
-    def declared(self) -> Mapping[Address, Peer]:
-        return {p.address: p for p in self.peers}
-
-
 def period_floor(settings: NodeSettingsView) -> int:
     """The shortest challenge period any terms may accept on this chain: the chain's inclusion
     window plus the watcher's reaction time (a refute must be able to land in time). The default
     terms ask for more (an hour, :class:`PeerTerms`)."""
-    from channels.watcher import POLLS_OF_SLACK
-
     reaction = math.ceil(POLLS_OF_SLACK * settings.chain_poll_interval)
     return settings.inclusion_window + reaction
 
@@ -336,7 +259,7 @@ class Gatekeeper:
         account = self.node.chain.account
         if account is None:
             return None
-        balance = await self.node.chain.rpc.get_balance("0x" + account.hex())
+        balance = int(await self.node.chain.rpc.get_balance("0x" + account.hex()))
         self.last_balance = balance
         return balance
 
@@ -434,12 +357,4 @@ def _names(classes: frozenset[TradeClass]) -> str:
     return ", ".join(sorted(c.name.lower() for c in classes)) or "nothing"
 
 
-__all__ = [
-    "AcceptChannel",
-    "AdmitPeer",
-    "ChannelProposal",
-    "Gatekeeper",
-    "LinkRefused",
-    "Peer",
-    "Trust",
-]
+__all__ = ["Gatekeeper", "LinkRefused", "period_floor"]
