@@ -18,10 +18,10 @@ import trio
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels.core.consent import Approved, ConsentRefused, Refusal, UpdateView, Verdict
-from channels.core.errors import TransportError
 from channels.core.model import Address, Amount, OptionKind, Position, PositionId, symbol
 from channels.core.options import OpenOption
 from channels.core.risk import RiskLimits
+from channels.core.secure_session import TransportError
 from channels.core.signing import LocalSigner
 from channels.core.terms import AcceptTerms, AssetTerms, PeerTerms, RefuseTerms, TermsRefused
 from channels.core.trust import ChannelProposal, Peer, Trust
