@@ -34,6 +34,7 @@ from channels.control.errors import (
     error_text,
 )
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
+from channels.control.operator import register_operator_commands
 from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChannelError, UnknownChannel
 from channels.core.machine import Phase
@@ -43,6 +44,7 @@ from channels.events import Finality, FinalityChanged, PeerConnected, PeerLost
 if TYPE_CHECKING:
     from channels.channel import Channel
     from channels.node import Node
+    from channels.ops.health import HealthMonitor
 
 log = logging.getLogger("channels.control")
 
@@ -51,8 +53,9 @@ log = logging.getLogger("channels.control")
 class ControlServer:
     """Answers control requests for one node. ``await nursery.start(server.serve, path)``."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, health: HealthMonitor | None = None) -> None:
         self.node = node
+        self.health = health
         self.finality: dict[ChannelId, Finality] = {}
         self.connected: set[Address] = set()
         self.commands: dict[str, tuple[frozenset[str], Handler]] = {}
@@ -87,6 +90,7 @@ class ControlServer:
             ("export", ("channel",), self._export),
         ):
             self.commands[name] = (frozenset(fields), handler)
+        register_operator_commands(self)  # asset_info, getinfo, peers (channels.control.operator)
 
     # serving -----------------------------------------------------------------------------------
     async def serve(
@@ -468,10 +472,11 @@ async def serve_control(
     node: Node,
     path: str | os.PathLike[str],
     *,
+    health: HealthMonitor | None = None,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``node``'s control socket at ``path`` until cancelled.
 
     ``await nursery.start(serve_control, node, path)`` returns once the socket accepts requests.
     """
-    await ControlServer(node).serve(path, task_status=task_status)
+    await ControlServer(node, health).serve(path, task_status=task_status)
