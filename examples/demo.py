@@ -25,6 +25,7 @@ from adjudicator.devchain import free_port
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import control
+from channels.core.model import to_checksum
 from channels.devnet import PRICE, UNIT, USD, DevNetwork, dev_network
 from channels.store import Store
 
@@ -55,7 +56,7 @@ def write_config(workdir: Path, name: str, net: DevNetwork, port: int | None) ->
     path.write_text(
         f'[node]\nkey_env = "{name.upper()}_KEY"\nstore = "{name}.sqlite"\n'
         f'control = "{name}.sock"\nlog_level = "warning"\n{listen}\n'
-        f'[chain]\nrpc_url = "{net.url}"\nadjudicator = "0x{net.adjudicator.hex()}"\n'
+        f'[chain]\nrpc_url = "{net.url}"\nadjudicator = "{to_checksum(net.adjudicator)}"\n'
         f"poll_interval = 0.1\n"
     )
     return path
