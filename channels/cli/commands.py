@@ -29,6 +29,7 @@ from channels.cli.format import (
     status_table,
     with_progress,
 )
+from channels.cli.operator_cmds import health_lines
 from channels.cli.units import (
     Amount,
     UnitError,
@@ -127,14 +128,31 @@ def _amount(args: argparse.Namespace, value: Amount) -> int:
 async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
     info = await client.call("ping")
     rows = await client.call("status")
+    health = await _health(client)
+    chain_ok = health is None or (
+        health["chain_reachable"]
+        and (health["head_age_seconds"] or 0) <= health["max_head_age_seconds"]
+    )
     views = [channel_view(row, cfg, bool(args.raw)) for row in rows]
     if args.json:
-        print_json({"node": node_view(info), "channels": views})
+        node = node_view(info, chain_ok)
+        print_json({"node": node, "health": health, "channels": views})
         return 0
-    out(
-        f"node {info['address']}  chain {info['chain_id']}  adjudicator {info['adjudicator']}  "
-        f"chain time {iso_time(int(info['now']))}"
-    )
+    out(f"node {info['address']}  chain {info['chain_id']}  adjudicator {info['adjudicator']}")
+    if chain_ok:
+        out(f"chain time {iso_time(int(info['now']))}")
+    else:
+        # The node's clock runs on from the last block it saw: not a time to act on.
+        last = health.get("head_timestamp") if health else None
+        out(
+            "chain time UNKNOWN: "
+            + ("chain unreachable" if health and not health["chain_reachable"] else "head stale")
+            + (f"; last block seen was made {iso_time(int(last))}" if last else "")
+            + "; deadlines below are as of then"
+        )
+    if health is not None:
+        for line in health_lines(health)[1:]:
+            out(line)
     if not rows:
         out("no channels")
         return 0
@@ -146,9 +164,22 @@ async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Confi
     return 0
 
 
-def node_view(info: Mapping[str, Any]) -> dict[str, Any]:
+async def _health(client: ControlClient) -> dict[str, Any] | None:
+    """The node's health (``getinfo``), or None from a node that does not report it."""
+    try:
+        info = await client.call("getinfo")
+    except ControlError as exc:
+        if exc.kind == "BadRequest":
+            return None
+        raise
+    health: dict[str, Any] | None = info.get("health")
+    return health
+
+
+def node_view(info: Mapping[str, Any], chain_ok: bool = True) -> dict[str, Any]:
+    """The node in JSON: ``now`` is null while the chain is unreachable or its head stale."""
     view = dict(info)
-    view["now"] = iso_time(int(info["now"]))
+    view["now"] = iso_time(int(info["now"])) if chain_ok else None
     return view
 
 
@@ -378,14 +409,24 @@ async def cmd_dispute(client: ControlClient, args: argparse.Namespace, cfg: Conf
             )
         return 0
     path, _ = _socket_and_config(args)
-    async with connect_control(path) as progress_client, trio.open_nursery() as nursery:
-        nursery.start_soon(_dispute_countdown, progress_client, args.channel, args.poll)
-        try:
-            row = await client.call("dispute", channel=args.channel)
-        finally:
-            nursery.cancel_scope.cancel()
+    interrupted = False
+    try:
+        async with connect_control(path) as progress_client, trio.open_nursery() as nursery:
+            nursery.start_soon(_dispute_countdown, progress_client, args.channel, args.poll)
+            try:
+                row = await client.call("dispute", channel=args.channel)
+            finally:
+                nursery.cancel_scope.cancel()
+    except* KeyboardInterrupt:
+        interrupted = True
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    if interrupted:
+        note(
+            "stopped watching; the node carries the dispute on by itself "
+            f"(channels -c {_cfg_arg(cfg)} status shows the deadline)"
+        )
+        return 130
     final = channel_view(row, cfg, bool(args.raw))
     if args.json:
         print_json(final)

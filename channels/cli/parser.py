@@ -36,6 +36,7 @@ from channels.cli.config import (
     parse_quantity,
 )
 from channels.cli.node_cmd import run_node
+from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle, run_init
 from channels.cli.units import (
     Amount,
     UnitError,
@@ -322,6 +323,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--credits", action="store_true", help="pull what failed payouts credited to the node"
     )
     p.add_argument("--asset", type=_typed(_address_arg), help="with --credits ([chain] asset)")
+
+    p = command(
+        "getinfo", "the node: version, identity, channels, and its health", None, cmd_getinfo
+    )
+
+    p = command("peers", "configured peers and peers with channels: online or not", None, cmd_peers)
+
+    p = command(
+        "settle",
+        "settle an expired position at the oracle's signed price (off chain, both sign)",
+        None,
+        cmd_settle,
+    )
+    p.add_argument("channel", help=CHANNEL)
+    p.add_argument("position", type=_typed(_position_id), help="position id (see status)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--attestation",
+        metavar="FILE",
+        help='the oracle\'s attestation as JSON: {"price": "3100.5", "signature": "0x..."} '
+        "(price in the quote currency)",
+    )
+    source.add_argument(
+        "--dev-oracle",
+        action="store_true",
+        help="sign with the local dev chain's oracle (anvil dev account 9; only on chain 31337)",
+    )
+    p.add_argument(
+        "--price",
+        type=_typed(parse_price),
+        help="with --dev-oracle: the settlement price in the quote currency, e.g. 3100.5",
+    )
+
+    p = command(
+        "init",
+        "create a desk config and a fresh key file (mode 0600) next to it",
+        run_init,
+    )
+    p.add_argument("path", help="the config to create, e.g. desks/my-desk.toml")
+    p.add_argument("--like", metavar="FILE", help="take the [chain] settings from this config")
+    p.add_argument("--rpc-url", help="the chain's JSON-RPC URL")
+    p.add_argument("--adjudicator", type=_typed(_address_arg), help="the adjudicator contract")
+    p.add_argument("--asset", type=_typed(_address_arg), help="the channel asset (ERC-20)")
+    p.add_argument("--oracle", type=_typed(_address_arg), help="the price oracle's address")
+    p.add_argument("--listen-port", type=int, help="TCP port peers dial (default: a free one, now)")
 
     p = command("export", "the audit trail of signed states, as JSON", None, cmd_export)
     p.add_argument("channel", nargs="?", help="one channel (default: all)")
