@@ -27,14 +27,19 @@ import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
 from channels.channel import Channel
+from channels.checkpoint import submit_checkpoint
 from channels.core.errors import (
     ChannelError,
     IllegalCall,
-    LocalProtocolError,
-    RemoteProtocolError,
+    LocalError,
+    RemoteError,
     UnknownChannel,
 )
-from channels.core.machine import (
+from channels.core.funding import net_floor
+from channels.core.messages import Message, OpenProposal, Reestablish
+from channels.core.model import Address, Attestation, ChannelId, Params, State, address
+from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
+from channels.core.protocol import (
     Action,
     ChannelMachine,
     ConcludedObserved,
@@ -54,12 +59,14 @@ from channels.core.machine import (
     UpdateApplied,
     UpdateRefused,
 )
-from channels.core.messages import Message, OpenProposal, Reestablish
-from channels.core.model import Address, Attestation, ChannelId, Params, State, address
-from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
+from channels.core.quote_book import QuoteLimits
+from channels.core.quote_wire import decode_peer_message, encode_peer_message
+from channels.core.quotes import QUOTE_MESSAGES, QuoteMessage
 from channels.core.signing import LocalSigner, Signer
-from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
+from channels.currency import check_current_for_dispute
+from channels.deposits import deposit_measured
+from channels.eventbus import Subscriber
 from channels.events import (
     Alarm,
     Event,
@@ -71,6 +78,7 @@ from channels.events import (
     StateUpdated,
     UpdateRefusedEvent,
 )
+from channels.quoting import Pricer, QuoteDesk
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
 from channels.txdriver import TxPolicy
@@ -101,8 +109,8 @@ def _crash_points(durable: Sequence[Action]) -> tuple[str, ...]:
     return tuple(points)
 
 
-class UpdateRefusedError(ChannelError):
-    """The update did not become a state; ``rule`` names the rule that refused it."""
+class UpdateRefusedError(RemoteError):
+    """The peer refused the update (or it was lost with the connection); ``rule`` names why."""
 
     def __init__(self, rule: str, reason: str) -> None:
         super().__init__(f"{rule}: {reason}")
@@ -145,6 +153,10 @@ class NodeSettings:
     #: malformed or refused messages than ``max_bad_messages`` in its life, is dropped.
     max_messages_per_second: int = 50_000
     max_bad_messages: int = 1_000
+    #: A deposit counts as made once the chain credits the agreed amount less this many basis
+    #: points (the asset's transfer fee: USDT's is capped at 20); what is credited is always what
+    #: the chain measured. 0 accepts only fee-free assets.
+    max_deposit_fee_bps: int = 100
 
     def transport_config(self) -> TransportConfig:
         return TransportConfig(keepalive_interval=self.keepalive_interval)
@@ -235,6 +247,8 @@ class Node:
         nursery: trio.Nursery,
         policy: Policy | None = None,
         accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+        pricer: Pricer | None = None,
+        quote_limits: QuoteLimits | None = None,
     ) -> None:
         self.signer = signer
         self.store = store
@@ -248,6 +262,7 @@ class Node:
             adjudicator=Address(chain.address),
             limits=settings.limits,
             max_pending=settings.max_pending,
+            max_deposit_fee_bps=settings.max_deposit_fee_bps,
         )
         self._nursery = nursery
         self._entries: dict[ChannelId, _Entry] = {}
@@ -256,7 +271,9 @@ class Node:
         self._actions_in, self._actions_out = trio.open_memory_channel[tuple[_Entry, list[Action]]](
             10_000
         )
-        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._subscribers: list[Subscriber] = []
+        #: Events dropped because a subscriber's buffer was full (each is announced to it).
+        self.events_lost = 0
         self._chain_time = 0
         self._chain_time_at = 0.0
         self.listen_port: int | None = None
@@ -264,6 +281,8 @@ class Node:
         self.watcher = Watcher(self)
         self.unknown_channel_messages = 0
         self.bad_messages = 0
+        #: Firm quotes (RFQ): requests, answers, offers, fills and the fill rule.
+        self.quotes = QuoteDesk(self, pricer, quote_limits)
 
     # identity and time --------------------------------------------------------------------------
     @property
@@ -296,10 +315,21 @@ class Node:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}") from None
 
     def _add_entry(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> _Entry:
-        machine.policy = self.policy
+        machine.policy = self._quote_policy(machine)
         entry = _Entry(machine=machine, handle=Channel(self, machine), endpoint=endpoint)
         self._entries[machine.channel_id] = entry
         return entry
+
+    def _quote_policy(self, machine: ChannelMachine) -> Policy:
+        # firm quotes: a trade naming a quote of ours is signed only if the fill rule accepts
+        # it (channels/quoting.py); then the bot's policy runs.
+        user_policy = self.policy
+
+        def policy(base: State, new: State, trades: Sequence[Trade]) -> str | None:
+            self.quotes.check_update(machine.channel_id, machine.peer_address, tuple(trades))
+            return user_policy(base, new, trades) if user_policy is not None else None
+
+        return policy
 
     async def open_channel(
         self,
@@ -349,7 +379,7 @@ class Node:
         if params.channel_id in self._entries:
             return  # a retransmission of a proposal we already accepted
         if link.peer not in params.participants or self.address not in params.participants:
-            raise RemoteProtocolError("a channel proposal that does not name both of us")
+            raise RemoteError("a channel proposal that does not name both of us")
         if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
             log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
             return
@@ -374,9 +404,12 @@ class Node:
             return
         view = await self.chain.channel(machine.channel_id)
         already = (view.deposits0, view.deposits1)[machine.index]
-        if already >= amount:
+        # [reliability] The chain credits what arrived: a fee-on-transfer token credits less.
+        if already >= net_floor(amount, self.settings.max_deposit_fee_bps):
             return
-        await self.chain.deposit(machine.params, machine.index, amount - already)
+        short = amount - already
+        measured = await deposit_measured(self.chain, machine.params, machine.index, short)
+        self._emit(measured)
 
     # trading ------------------------------------------------------------------------------------
     async def _submit(self, channel_id: ChannelId, trades: tuple[Trade, ...]) -> State:
@@ -542,10 +575,14 @@ class Node:
     async def _top_up(self, channel_id: ChannelId, amount: int) -> State:
         entry = self._entries[channel_id]
         machine = entry.machine
-        target = machine.state.deposited[machine.index] + amount
-        await self.chain.deposit(machine.params, machine.index, amount)
-        while machine.state.deposited[machine.index] < target:
-            await entry.changed.wait()
+        before = machine.state.deposited[machine.index]
+        # [reliability] Wait for what the chain measured (a fee-on-transfer token credits less
+        # than was sent), and not for ever: the credit needs the peer's countersignature.
+        measured = await deposit_measured(self.chain, machine.params, machine.index, amount)
+        self._emit(measured)
+        with trio.fail_after(self.settings.open_timeout):
+            while machine.state.deposited[machine.index] < before + measured.credited:
+                await entry.changed.wait()
         return machine.state
 
     async def _withdraw_partial(self, channel_id: ChannelId, trade: DebitWithdrawal) -> State:
@@ -615,6 +652,7 @@ class Node:
                 waiter.done.set()
                 self._room_freed(entry)
             self._emit(StateUpdated(cid, state, action.ours, action.update.trades))
+            self.quotes.on_update(cid, state.version, action.update.trades)
             entry.notify()
         elif isinstance(action, UpdateRefused):
             if action.request_id is not None and action.ours:
@@ -640,9 +678,9 @@ class Node:
     def _emit(self, event: Event) -> None:
         for subscriber in list(self._subscribers):
             try:
-                subscriber.send_nowait(event)
-            except trio.WouldBlock:
-                pass  # a slow subscriber loses events rather than stalling the node
+                # A slow subscriber loses events rather than stalling the node, and is told so
+                # (channels/eventbus.py); the node counts them.
+                self.events_lost += subscriber.offer(event)
             except trio.BrokenResourceError:
                 self._subscribers.remove(subscriber)
 
@@ -650,21 +688,24 @@ class Node:
     async def events(self, buffer: int = 10_000) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
         """``async with node.events() as stream: async for event in stream: ...``"""
         send, receive = trio.open_memory_channel[Event](buffer)
-        self._subscribers.append(send)
+        subscriber = Subscriber(send)
+        self._subscribers.append(subscriber)
         try:
             yield receive
         finally:
-            if send in self._subscribers:
-                self._subscribers.remove(send)
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
             await send.aclose()
 
     # peers --------------------------------------------------------------------------------------
-    def _send(self, peer: Address, message: Message, points: tuple[str, ...] = ()) -> None:
+    def _send(
+        self, peer: Address, message: Message | QuoteMessage, points: tuple[str, ...] = ()
+    ) -> None:
         link = self._links.get(peer)
         if link is None:
             return  # the reestablish after reconnecting brings the peer up to date
         try:
-            link.outbox.send_nowait((encode_message(message), points))
+            link.outbox.send_nowait((encode_peer_message(message), points))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             log.warning("dropping a message to %s: link congested or closed", peer.hex())
 
@@ -741,7 +782,7 @@ class Node:
                 await link.channel.send_many(payloads)
                 for point in fired:
                     crash_point(point, "post_send")
-        except (RemoteProtocolError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except (RemoteError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             # The link broke under us: closing it ends the reader, and the usual "peer lost"
             # path runs; what was not sent is recovered by the reestablish on reconnect.
             log.info("link to %s broke while sending", link.peer.hex())
@@ -754,7 +795,7 @@ class Node:
             try:
                 payload = await link.channel.receive()
             except (
-                RemoteProtocolError,
+                RemoteError,
                 OSError,
                 trio.BrokenResourceError,
                 trio.ClosedResourceError,
@@ -769,9 +810,12 @@ class Node:
                 log.warning("dropping %s: over %d messages/s", link.peer.hex(), in_window - 1)
                 return
             try:
-                message = decode_message(payload)
-                await self._dispatch(link, message)
-            except (RemoteProtocolError, LocalProtocolError, ChannelError) as exc:
+                message = decode_peer_message(payload)
+                if isinstance(message, QUOTE_MESSAGES):
+                    await self.quotes.on_message(link.peer, message)
+                else:
+                    await self._dispatch(link, message)
+            except (RemoteError, LocalError, ChannelError) as exc:
                 self.bad_messages += 1
                 bad += 1
                 log.info("refused a message from %s: %s", link.peer.hex(), exc)
@@ -811,11 +855,13 @@ class Node:
         """Give the watcher an oracle's signed price, for settling expired positions on chain."""
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
 
-    async def dispute(self, channel_id: bytes) -> None:
+    async def dispute(self, channel_id: bytes, *, force: bool = False) -> None:
         """Force-close: register our latest fully signed state on chain now.
 
         The watcher refutes anything older, concludes after the challenge period and settles or
         releases open positions after expiry; follow it with :meth:`Channel.wait_phase`.
+        Refused with :class:`NotKnownCurrent` while the node has not established that its latest
+        state is the newest (``force=True`` takes that risk: see the error's text).
         """
         entry = self._entries.get(ChannelId(channel_id))
         if entry is None:
@@ -823,12 +869,34 @@ class Node:
         signed = entry.machine.latest.signed
         if not signed.fully_signed:
             raise IllegalCall("no fully signed state to register yet")
+        check_current_for_dispute(entry.machine, force=force, emit=self._emit)
         # Through the watcher's driver: recorded as an intent, rebroadcast and fee-bumped until
         # it is mined; we return once it is.
         tx = await self.watcher._submit_register("register", entry, signed)
         await tx.done.wait()
         if tx.outcome is IntentStatus.FAILED:  # cancelled means already registered: fine
             raise IllegalCall(f"the registration did not go through: {tx.detail}")
+        await self.watcher._refresh(entry, [])
+
+    async def checkpoint(self, channel_id: bytes) -> None:
+        """Record our newest fully signed state on chain with ``checkpoint``: clears a dispute
+        registered with an older version (the channel is Open again) or pins an open channel's
+        record so that nothing older can be registered. Returns once it is mined."""
+        entry = self._entries.get(ChannelId(channel_id))
+        if entry is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        signed = entry.machine.latest.signed
+        check_current_for_dispute(entry.machine, force=False, emit=self._emit)
+        view = await self.chain.channel(entry.machine.channel_id)
+        if view.version >= signed.state.version:
+            raise IllegalCall(
+                f"the chain already records v{view.version}; checkpoint needs a newer state "
+                f"than that and ours is v{signed.state.version}"
+            )
+        tx = await submit_checkpoint(self, entry, signed, deadline=view.deadline or None)
+        await tx.done.wait()
+        if tx.outcome is IntentStatus.FAILED:
+            raise IllegalCall(f"the checkpoint did not go through: {tx.detail}")
         await self.watcher._refresh(entry, [])
 
     def status(self) -> list[dict[str, object]]:
@@ -884,9 +952,10 @@ class Node:
                 stored.highest_signed,
                 stored.phase,
             )
-            # After a crash (or with signatures of ours beyond the stored latest) we may be
-            # behind the peer: register nothing of our own until it has told us where it is.
-            machine.synced = self.store.previous_clean_shutdown and not stored.signed_ahead
+            # [reliability] A store read from disk may be an old copy (a restored backup is as
+            # "cleanly shut down" as the real thing): the node is not known current until the
+            # peer's reestablish, a tower or the chain says so (channels/currency.py).
+            machine.synced = False
             self._add_entry(machine, stored.endpoint)
 
     async def _redial(self) -> None:
@@ -919,17 +988,20 @@ async def open_node(
     *,
     signer: Signer,
     store: str | Path,
-    chain: str,
+    chain: str | Sequence[str],
     adjudicator: str | bytes,
     listen: tuple[str, int] | None = None,
     settings: NodeSettings | None = None,
     policy: Policy | None = None,
     accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
     transaction_key: bytes | None = None,
+    pricer: Pricer | None = None,
+    quote_limits: QuoteLimits | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
-    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does.
+    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does. ``chain`` is
+    an RPC URL or several (the next one takes over when one fails).
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):
@@ -953,9 +1025,12 @@ async def open_node(
                     nursery=nursery,
                     policy=policy,
                     accept_channel=accept_channel,
+                    pricer=pricer,
+                    quote_limits=quote_limits,
                 )
                 await node.refresh_chain_time()
                 await node._restore()
+                await node.quotes.restore()  # firm quotes: the live ones of the audit trail
                 await nursery.start(node._executor)
                 if listen is not None:
                     node.listen_port = await nursery.start(
@@ -967,6 +1042,7 @@ async def open_node(
                         lambda _peer: True,
                         node._serve_connection,
                     )
+                await nursery.start(node.quotes.run)
                 await nursery.start(node.watcher.run)
                 nursery.start_soon(node._redialer)
                 try:

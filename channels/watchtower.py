@@ -29,7 +29,6 @@ or ``python -m channels.watchtower --config tower.json`` with ``{"key": "0x..", 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sqlite3
 import time
@@ -49,9 +48,8 @@ from adjudicator.client import (
     params_tuple,
     state_tuple,
 )
-from adjudicator.rpc import ChainError
-from channels.core import eip712
-from channels.core.errors import ChannelError, RemoteProtocolError
+from channels.core import boundedjson, eip712
+from channels.core.errors import ChainError, ChannelError, RemoteError
 from channels.core.model import Address, ChannelId, Params, SignedState, address
 from channels.core.signing import LocalSigner, Signer, verify
 from channels.core.wire import decode_params, decode_state, encode_params, encode_state
@@ -87,7 +85,7 @@ _SCHEMA = (
 )
 
 
-class TowerRefused(ChannelError):
+class TowerRefused(RemoteError):
     """The tower did not accept a pushed state (the reason is its error text)."""
 
 
@@ -258,7 +256,7 @@ class Watchtower:
         while True:
             try:
                 payload = await secure.receive()
-            except RemoteProtocolError:
+            except RemoteError:
                 return
             try:
                 reply = await self._on_request(client, payload)
@@ -498,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m channels.watchtower")
     parser.add_argument("--config", required=True, help="JSON file (see the module docstring)")
     args = parser.parse_args(argv)
-    config = json.loads(Path(args.config).read_text())
+    config = boundedjson.loads(Path(args.config).read_bytes()[: 1 << 20], max_bytes=1 << 20)
     host, _, port = str(config.get("listen", "127.0.0.1:0")).rpartition(":")
     key = bytes.fromhex(str(config["key"]).removeprefix("0x"))
     logging.basicConfig(level=logging.INFO)

@@ -328,6 +328,24 @@ async def cmd_top_up(client: ControlClient, args: argparse.Namespace, cfg: Confi
     return 0
 
 
+async def cmd_checkpoint(
+    client: ControlClient, args: argparse.Namespace, cfg: Config | None
+) -> int:
+    row = await with_progress(
+        "recording our newest state on chain (checkpoint)",
+        client.call("checkpoint", channel=args.channel),
+    )
+    view = channel_view(row, cfg, bool(args.raw))
+    if args.json:
+        print_json(view)
+    else:
+        out(
+            f"channel {view['id']} recorded on chain at version {view['version']} "
+            f"({view['phase']})"
+        )
+    return 0
+
+
 async def cmd_close(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
     if args.channel_row["phase"] == "closed":
         raise AlreadyClosed(
@@ -387,7 +405,9 @@ async def cmd_dispute(client: ControlClient, args: argparse.Namespace, cfg: Conf
         )
     row = await with_progress(
         f"forcing a close with {args.peer_label}: registering our latest state on chain",
-        client.call("dispute", channel=args.channel, wait=False),
+        client.call(
+            "dispute", channel=args.channel, wait=False, force=True if args.force else None
+        ),
     )
     view = await client.call("chain_view", channel=args.channel)
     deadline = int(view["deadline"]) or None
@@ -414,7 +434,9 @@ async def cmd_dispute(client: ControlClient, args: argparse.Namespace, cfg: Conf
         async with connect_control(path) as progress_client, trio.open_nursery() as nursery:
             nursery.start_soon(_dispute_countdown, progress_client, args.channel, args.poll)
             try:
-                row = await client.call("dispute", channel=args.channel)
+                row = await client.call(
+                "dispute", channel=args.channel, force=True if args.force else None
+            )
             finally:
                 nursery.cancel_scope.cancel()
     except* KeyboardInterrupt:

@@ -15,8 +15,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
 from channels.cli.units import UnitError, checked_address, parse_duration_text
-from channels.core.errors import ChannelError
+from channels.core.errors import ChannelError, LocalError
 from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
 
@@ -33,11 +34,11 @@ CONFIG_ENV = "CHANNELS_CONFIG"
 
 
 # Errors ----------------------------------------------------------------------------------------
-class ConfigError(Exception):
+class ConfigError(LocalError):
     """The config file (or a key source it names) is missing, unreadable or wrong."""
 
 
-class UsageError(Exception):
+class UsageError(LocalError):
     """The command line is wrong (exit code 2)."""
 
 
@@ -86,6 +87,7 @@ class Config:
     update_timeout: float | None = None
     open_timeout: float | None = None
     rpc_url: str | None = None
+    rpc_fallback_urls: tuple[str, ...] = ()
     adjudicator: bytes | None = None
     confirmations: int = 1
     poll_interval: float = 1.0
@@ -93,6 +95,8 @@ class Config:
     oracle: bytes | None = None
     challenge_period: int = 3600
     peers: dict[str, PeerConfig] = field(default_factory=dict)
+    #: [quotes]: the firm quotes the node answers on its own (channels/cli/quote_table.py).
+    quotes: QuoteTable | None = None
 
     def require_chain(self) -> tuple[str, bytes]:
         if self.rpc_url is None:
@@ -142,6 +146,7 @@ _NODE_KEYS = {
 }
 _CHAIN_KEYS = {
     "rpc_url",
+    "rpc_fallback_urls",
     "adjudicator",
     "confirmations",
     "poll_interval",
@@ -210,20 +215,38 @@ class _Section:
             self.fail(key, str(exc))
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and check a desk config. The key itself is read later (:func:`load_signer`)."""
-    cfg_path = Path(path).expanduser()
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is a few KB; anything this long is not one."""
+
+
+def read_toml(cfg_path: Path) -> dict[str, Any]:
+    """A TOML file from disk, bounded in size; nesting too deep is refused (the parser recurses
+    and the recursion limit is kept at its safe default, see ``channels.core.boundedjson``)."""
     try:
         with cfg_path.open("rb") as fh:
-            doc = tomllib.load(fh)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {cfg_path} not found") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{cfg_path}: longer than {MAX_CONFIG_BYTES} bytes, not a config file")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{cfg_path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{cfg_path}: arrays or tables nested too deep") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check a desk config. The key itself is read later (:func:`load_signer`)."""
+    cfg_path = Path(path).expanduser()
+    doc = read_toml(cfg_path)
     cfg_path = cfg_path.resolve()
-    unknown = sorted(set(doc) - {"node", "chain", "peers"})
+    unknown = sorted(set(doc) - {"node", "chain", "peers", "quotes"})
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
     node_table = doc.get("node", {})
@@ -266,6 +289,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         if addr is None or host is None or port is None:
             peer.fail("address/host/port", "a peer needs all three")
         peers[name] = PeerConfig(name, addr, host, port)
+    try:
+        quotes = parse_quote_table(cfg_path, doc["quotes"]) if "quotes" in doc else None
+    except QuoteTableError as exc:
+        raise ConfigError(str(exc)) from None
     rpc_url = chain.get_str("rpc_url")
     if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
         chain.fail("rpc_url", "must be an http:// or https:// URL")
@@ -284,6 +311,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         update_timeout=node.get_float("update_timeout"),
         open_timeout=node.get_float("open_timeout"),
         rpc_url=rpc_url,
+        rpc_fallback_urls=_fallback_urls(chain),
         adjudicator=chain.get_address("adjudicator"),
         confirmations=chain.get_int("confirmations", 1, 1000) or 1,
         poll_interval=chain.get_float("poll_interval") or 1.0,
@@ -291,7 +319,18 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         oracle=chain.get_address("oracle"),
         challenge_period=chain.get_int("challenge_period", 1, 2**64 - 1) or 3600,
         peers=peers,
+        quotes=quotes,
     )
+
+
+def _fallback_urls(chain: _Section) -> tuple[str, ...]:
+    """``[chain] rpc_fallback_urls``: more endpoints, used in turn when one fails."""
+    value = chain.table.get("rpc_fallback_urls", [])
+    if not isinstance(value, list) or not all(
+        isinstance(u, str) and u.startswith(("http://", "https://")) for u in value
+    ):
+        chain.fail("rpc_fallback_urls", "must be a list of http:// or https:// URLs")
+    return tuple(value)
 
 
 def read_key(

@@ -58,27 +58,30 @@ class Failure:
         }
 
 
-def _rule_names() -> tuple[set[str], set[str], set[str]]:
-    """(refusals, peer faults, internal) by class name, from the one error tree."""
+def _category_by_class() -> dict[str, str]:
+    """Every class of the one error tree by name: chain, peer, internal or refused. A name the
+    core uses wins over the same name in an adapter (the contract's reverts reuse some)."""
     from channels.core import errors
 
-    refused: set[str] = set()
-    peer: set[str] = set()
-    internal: set[str] = set()
+    found: dict[str, tuple[bool, str]] = {}
 
-    def walk(cls: type[BaseException]) -> None:
-        for sub in cls.__subclasses__():
-            name = sub.__name__
-            if issubclass(sub, errors.RemoteProtocolError):
-                peer.add(name)
-            elif issubclass(sub, errors.StoreError):
-                internal.add(name)
-            else:
-                refused.add(name)
-            walk(sub)
+    def category(cls: type[BaseException]) -> str:
+        if issubclass(cls, errors.ChainError):
+            return "chain"
+        if issubclass(cls, errors.StoreError | errors.CorruptStore):
+            return "internal"
+        if issubclass(cls, errors.RemoteError):
+            return "peer"
+        return "refused"
 
-    walk(errors.ChannelError)
-    return refused, peer, internal
+    todo: list[type[BaseException]] = [errors.ChannelError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            core = sub.__module__ == errors.__name__
+            if sub.__name__ not in found or (core and not found[sub.__name__][0]):
+                found[sub.__name__] = (core, category(sub))
+            todo.append(sub)
+    return {name: cat for name, (_, cat) in found.items()}
 
 
 _PEER_KINDS = {
@@ -86,27 +89,10 @@ _PEER_KINDS = {
     "TooSlowError",
     "ConnectionRefusedError",
     "ConnectionResetError",
-    "ConnectionClosed",
-    "PeerTimeout",
-    "HandshakeError",
-    "TransportError",
     "PeerOffline",
 }
-_CHAIN_KINDS = {"ChainError", "RpcError", "TransactionFailed", "DevChainError"}
 _NODE_KINDS = {"NodeNotRunning", "ControlSocketInUse"}
 _USAGE_KINDS = {"BadRequest", "UsageError", "ConfigError", "KeyOnCommandLine", "UnknownChannel"}
-
-
-def _chain_kinds() -> set[str]:
-    from adjudicator.rpc import ChainError
-
-    names = {ChainError.__name__}
-    todo: list[type[BaseException]] = [ChainError]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            names.add(sub.__name__)
-            todo.append(sub)
-    return names
 
 
 def category_of_kind(kind: str) -> str:
@@ -117,16 +103,9 @@ def category_of_kind(kind: str) -> str:
         return "node"
     if kind in _USAGE_KINDS:
         return "usage"
-    refused, peer, internal = _rule_names()  # the channel's rules first: the chain adapters
-    if kind in peer:  # reuse some names for the contract's reverts
-        return "peer"
-    if kind in refused:
-        return "refused"
-    if kind in internal:
-        return "internal"
-    if kind in _CHAIN_KINDS or kind in _chain_kinds():
+    if kind == "DevChainError":
         return "chain"
-    return "internal"
+    return _category_by_class().get(kind, "internal")
 
 
 _UNIX_TIME = re.compile(r"\b(1[0-9]{9})\b")

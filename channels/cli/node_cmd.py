@@ -91,6 +91,11 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         return logging.INFO, f"peer={to_checksum(event.peer)} connected"
     if isinstance(event, PeerLost):
         return logging.INFO, f"peer={to_checksum(event.peer)} lost"
+    from channels.quote_events import describe
+
+    quote_line = describe(event)
+    if quote_line is not None:
+        return logging.INFO, prefix + quote_line
     return logging.INFO, f"{prefix}event={type(event).__name__}"
 
 
@@ -158,10 +163,12 @@ async def serve_desk(
     async with open_node(
         signer=signer,
         store=cfg.store,
-        chain=rpc_url,
+        chain=(rpc_url, *cfg.rpc_fallback_urls),
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
+        pricer=cfg.quotes.price if cfg.quotes is not None else None,
+        quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
     ) as node:
         async with trio.open_nursery() as nursery:
             await nursery.start(log_events, node)

@@ -11,6 +11,7 @@ from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
     OneShot,
     cmd_buy,
+    cmd_checkpoint,
     cmd_close,
     cmd_dispute,
     cmd_export,
@@ -37,6 +38,7 @@ from channels.cli.config import (
 )
 from channels.cli.node_cmd import run_node
 from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle, run_init
+from channels.cli.quote_cmds import add_quote_commands
 from channels.cli.units import (
     Amount,
     UnitError,
@@ -297,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("channel", help=CHANNEL)
 
     p = command(
+        "checkpoint",
+        "record our newest state on chain: clears a dispute over an older one",
+        None,
+        cmd_checkpoint,
+    )
+    p.add_argument("channel", help=CHANNEL)
+
+    p = command(
         "dispute",
         "force a close: register our latest state on chain and return with the deadline",
         None,
@@ -309,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stay and show the challenge period until the node concludes (Ctrl-C leaves; the "
         "node carries on)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="register even though the node has not established that its latest state is the "
+        "newest (it may be an old copy: the peer then takes the newer state's payout and more)",
     )
 
     p = command(
@@ -368,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asset", type=_typed(_address_arg), help="the channel asset (ERC-20)")
     p.add_argument("--oracle", type=_typed(_address_arg), help="the price oracle's address")
     p.add_argument("--listen-port", type=int, help="TCP port peers dial (default: a free one, now)")
+
+    add_quote_commands(command, _typed)  # firm quotes: rfq, offer, quotes, answer, fill
 
     p = command("export", "the audit trail of signed states, as JSON", None, cmd_export)
     p.add_argument("channel", nargs="?", help="one channel (default: all)")

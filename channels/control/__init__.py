@@ -37,8 +37,10 @@ Commands (fields in brackets are optional):
                the oracle's signature over (underlying, expiry, price)
 ``top_up``     ``channel, amount``
 ``close``      ``channel``: agree a final state and conclude it on chain
-``dispute``    ``channel [wait]``: force close: register our latest state, then (unless
-               ``wait`` is false) wait until the watcher concluded it after the challenge period
+``dispute``    ``channel [wait] [force]``: force close: register our latest state, then (unless
+               ``wait`` is false) wait until the watcher concluded it after the challenge period;
+               refused while the node is not known current unless ``force`` is true
+``checkpoint`` ``channel``: record our newest state on chain (clears an older dispute)
 ``withdraw``   ``channel, amount [recipient]``: partial withdrawal while the channel stays open;
                or ``asset [recipient]`` without ``channel``: pull what failed payouts credited us
 ``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)
@@ -46,6 +48,15 @@ Commands (fields in brackets are optional):
 ``getinfo``    the node's version, identity, channel counts by phase and health (chain
                reachable, head age, peers connected, open alarms)
 ``peers``      every peer with a channel: connected or not, and its channels
+``request_quote``
+               ``channel, kind, underlying, strike, expiry | expiry_in, side, quantity``
+               ``[timeout]``: ask the peer for a firm quote (``side`` is ours); returns it
+``offer``      ``channel, kind, underlying, strike, expiry | expiry_in, side, price, collateral,``
+               ``max_quantity [valid_for]``: an unsolicited firm quote (``side`` is the peer's)
+``quotes``     ``[channel]``: the quotes in the book and the peer's requests waiting for us
+``answer``     ``channel, request_id`` and ``price, collateral [max_quantity, valid_for]`` or
+               ``decline`` (a reason): answer a waiting request
+``fill``       ``channel, quote [quantity]``: fill the peer's quote (an id prefix) in one update
 ============== ==================================================================================
 """
 

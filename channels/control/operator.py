@@ -9,13 +9,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from channels.control.fields import Fields
-from channels.core.model import to_checksum
+from channels.control.fields import Fields, Handler
+from channels.core.model import Address, to_checksum
 
 if TYPE_CHECKING:
-    from channels.control.server import ControlServer
+    from channels.node import Node
+    from channels.ops.health import HealthMonitor
+
+
+class _Server(Protocol):
+    """What these commands use of the control server (its module imports this one)."""
+
+    node: Node
+    health: HealthMonitor | None
+    connected: set[Address]
+    commands: dict[str, tuple[frozenset[str], Handler]]
 
 
 def package_version() -> str:
@@ -27,7 +37,7 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def register_operator_commands(server: ControlServer) -> None:
+def register_operator_commands(server: _Server) -> None:
     node = server.node
 
     async def asset_info(f: Fields) -> Any:

@@ -8,8 +8,7 @@ from typing import Any
 from channels.core import eip712, wire
 from channels.core.errors import BadSignature, CorruptStore, UnknownChannel
 from channels.core.hashing import keccak256
-from channels.core.machine import SignedUpdate
-from channels.core.model import ChannelId, Params, symbol_text, to_checksum
+from channels.core.model import ChannelId, Params, SignedUpdate, symbol_text, to_checksum
 from channels.core.options import (
     CreditDeposit,
     DebitWithdrawal,
@@ -50,6 +49,8 @@ def trade_summary(trade: Trade) -> dict[str, Any]:
             "writer": p.writer,
             "collateral": str(p.collateral),
             "premium": str(trade.premium),
+            # firm quotes: the quote this trade fills, if any
+            "quote_id": None if trade.quote_id is None else _hex(trade.quote_id),
         }
     if isinstance(trade, Unwind):
         return {

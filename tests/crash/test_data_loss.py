@@ -1,4 +1,5 @@
-"""Data-loss protection (THREATS.md 4.4): Alice comes back from an old copy of her store.
+"""Data-loss protection (docs/THREATS.md section 5.3): Alice comes back from an old copy of her
+store.
 
 The nodes run in this process (``open_node`` in trio): no SIGKILL is needed here, only a store
 file that goes back in time. Three ways Alice learns she is behind:
@@ -27,7 +28,7 @@ from adjudicator.tokens import balance_of, mint
 from adjudicator.transactions import TransactionSender
 from channels import open_node
 from channels.channel import Channel
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
 from channels.events import Alarm, Event
 from channels.node import Node, NodeSettings
@@ -279,7 +280,9 @@ async def test_bob_force_closes_v9_while_alice_is_away(chain: Chain, tmp_path: P
         async with desk(chain, b_key, tmp_path / "bob.sqlite") as bob:  # not listening
             bch = bob.channel(cid)
             v9 = bch.state
-            await bob.dispute(cid)
+            # Bob's node has not heard Alice since it started, so it cannot know v9 is the
+            # newest: the operator forces the close (his store is genuine here).
+            await bob.dispute(cid, force=True)
             await bch.wait_phase(Phase.DISPUTED)
             async with desk(chain, a_key, tmp_path / "alice.sqlite", recorder=rec) as alice:
                 ch = alice.channel(cid)

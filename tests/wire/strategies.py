@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from channels.core import model
-from channels.core.machine import SignedUpdate
 from channels.core.messages import (
     Accept,
     OpenAccept,
@@ -15,6 +14,7 @@ from channels.core.messages import (
     Reject,
     UpdateRequest,
 )
+from channels.core.model import SignedUpdate
 from channels.core.options import (
     CreditDeposit,
     DebitWithdrawal,
@@ -62,7 +62,9 @@ def params(draw: st.DrawFn) -> model.Params:
         asset=draw(address),
         asset_decimals=draw(st.integers(0, 36)),
         participants=(p0, p1),
-        challenge_period=draw(st.integers(model.MIN_CHALLENGE_PERIOD, model.MAX_CHALLENGE_PERIOD)),
+        challenge_period=draw(
+            st.integers(model.CONTRACT_MIN_CHALLENGE_PERIOD, model.MAX_CHALLENGE_PERIOD)
+        ),
         oracle=draw(nonzero_address),
         nonce=draw(uint(256)),
     )
@@ -117,7 +119,12 @@ books = st.builds(
 
 trades_one = st.one_of(
     st.builds(Pay, payer=index, amount=uint(256)),
-    st.builds(OpenOption, position=positions, premium=uint(256)),
+    st.builds(
+        OpenOption,
+        position=positions,
+        premium=uint(256),
+        quote_id=st.none() | st.binary(min_size=32, max_size=32),
+    ),
     st.builds(Unwind, position_id=uint(64), holder_share=uint(256)),
     st.builds(Settle, position_id=uint(64), attestation=attestations, signature=signature),
     st.builds(CreditDeposit, participant=index, amount=uint(256)),
