@@ -14,8 +14,13 @@ touch the store or the key themselves, so there is exactly one process that sign
 Keys come from a file (``key_file``) or an environment variable (``key_env``), never from the
 command line or the config itself: a key in argv leaks into shell history and ``ps``.
 
-Every failure ends as one line on stderr, ``error: ...``, with exit code 1 (2 for a usage error,
-130 when interrupted); never a traceback (set ``CHANNELS_DEBUG=1`` to get one).
+Every failure ends as one line on stderr, ``error: ...`` saying what to do (a JSON object on
+stdout under ``--json``), with an exit code per kind of failure (:mod:`channels.cli.errors`:
+1 internal, 2 usage or config, 3 refused by a rule, 4 peer, 5 chain, 6 no node, 130
+interrupted); never a traceback (set ``CHANNELS_DEBUG=1`` to get one).
+
+Amounts are in the asset's units (``pay 1.5``; ``--raw`` for smallest units), times ISO 8601 and
+durations ``1h30m`` / ``PT1H30M`` (:mod:`channels.cli.units`); output puts our side first.
 
 The config file (TOML; relative paths are relative to the file)::
 
@@ -26,6 +31,9 @@ The config file (TOML; relative paths are relative to the file)::
     listen_port = 9401
     control = "desk-a.sock"         # optional; default: <store>.sock
     log_level = "info"
+    log_format = "text"             # or "json": one object per line, with channel and peer
+    metrics_port = 9464             # optional: Prometheus /metrics and /healthz
+    metrics_host = "127.0.0.1"
 
     [chain]
     rpc_url = "http://127.0.0.1:8545"

@@ -175,12 +175,15 @@ async def test_cli_drives_two_desks(
             code, out, err = await run("-c", a, "status")
             assert code == 0, err
             lines = out.splitlines()
-            assert lines[1].split()[:4] == ["CHANNEL", "PEER", "ONLINE", "PHASE"]
-            row = lines[2].split()
+            assert lines[1].startswith("chain time 20")  # the chain is up: its time is shown
+            h = next(i for i, ln in enumerate(lines) if ln.startswith("CHANNEL"))
+            assert "peers connected: 1 of 1" in lines[:h]
+            assert lines[h].split()[:4] == ["CHANNEL", "PEER", "ONLINE", "PHASE"]
+            row = lines[h + 1].split()
             assert row[0] == short and row[2] == "yes" and row[3] == "open"
             assert row[8] == "1"  # the put is open
-            assert "off-chain" in lines[2] and "expiry 20" in lines[2]
-            assert any("held" not in ln and "written" in ln for ln in lines[4:])  # positions
+            assert "off-chain" in lines[h + 1] and "expiry 20" in lines[h + 1]
+            assert any("held" not in ln and "written" in ln for ln in lines[h + 3 :])  # positions
             a_rows = (await run.json("-c", a, "status"))["channels"]
             b_rows = (await run.json("-c", b, "status"))["channels"]
             assert a_rows[0]["version"] == b_rows[0]["version"]
@@ -235,6 +238,8 @@ async def test_cli_drives_two_desks(
                     break
                 await trio.sleep(0.05)
             assert closed["finality"] in ("concluded", "withdrawn")
+            code, out, err = await run("-c", b, "close", short)  # closing twice
+            assert code == 3 and "is already closed" in err and out == ""
 
             # dispute a second channel: B goes on chain, the test moves chain time ------------
             code, out, err = await run("-c", a, "open", peer, "--deposit", "0.005")
