@@ -17,7 +17,7 @@ import trio
 from adjudicator import devchain
 from adjudicator.deploy import deploy_dev_setup
 from adjudicator.rpc import open_rpc
-from channels import open_node
+from channels import cli, open_node
 from channels.control import call, serve_control
 from channels.core.signing import LocalSigner
 from channels.node import NodeSettings
@@ -33,6 +33,12 @@ def workdir() -> Iterator[Path]:
         yield Path(d)
 
 
+def _captured(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    return capsys.readouterr().out
+
+
 def metric(text: str, name: str, labels: str = "") -> float:
     """The value of one sample in Prometheus text format."""
     key = f"{name}{{{labels}}}" if labels else name
@@ -42,7 +48,9 @@ def metric(text: str, name: str, labels: str = "") -> float:
     raise AssertionError(f"no sample {key} in:\n{text}")
 
 
-async def test_metrics_scraped_and_health_follows_the_chain(workdir: Path) -> None:
+async def test_metrics_scraped_and_health_follows_the_chain(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     chain, proc = devchain.start_anvil(devchain.AnvilConfig(block_time=1))
     try:
         keys = chain.private_keys
@@ -121,6 +129,20 @@ async def test_metrics_scraped_and_health_follows_the_chain(workdir: Path) -> No
                     assert metric(text, "channels_healthy") == 0
                 info = await call(sock, "getinfo")
                 assert info["health"]["chain_reachable"] is False
+                # `channels status` shows no (extrapolated) chain time while the chain is down
+                capsys.readouterr()
+                code = await trio.to_thread.run_sync(cli.main, ["--socket", str(sock), "status"])
+                shown = capsys.readouterr().out
+                assert code == 0
+                assert "chain time UNKNOWN: chain unreachable" in shown
+                assert "UNHEALTHY: chain unreachable" in shown
+                status = json.loads(
+                    await trio.to_thread.run_sync(
+                        _captured, capsys, ["--socket", str(sock), "--json", "status"]
+                    )
+                )
+                assert status["node"]["now"] is None
+                assert status["health"]["healthy"] is False
                 assert json.dumps(info)  # plain JSON
                 nursery.cancel_scope.cancel()
     finally:
