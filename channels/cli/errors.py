@@ -58,11 +58,33 @@ class Failure:
         }
 
 
+#: Modules that define errors a node may report over the control socket.
+_ERROR_MODULES = (
+    "adjudicator.errors",
+    "adjudicator.rpc",
+    "adjudicator.tokens",
+    "adjudicator.transactions",
+    "channels.core.consent",
+    "channels.core.quotes",
+    "channels.currency",
+    "channels.deposits",
+    "channels.node",
+    "channels.watchtower",
+)
+
+
 def _category_by_class() -> dict[str, str]:
     """Every class of the one error tree by name: chain, peer, internal or refused. A name the
     core uses wins over the same name in an adapter (the contract's reverts reuse some)."""
+    import importlib
+
     from channels.core import errors
 
+    for module in _ERROR_MODULES:  # the CLI process has not loaded the node's modules
+        try:
+            importlib.import_module(module)
+        except ImportError:  # moved by a refactor: the fallback below still applies
+            pass
     found: dict[str, tuple[bool, str]] = {}
 
     def category(cls: type[BaseException]) -> str:
@@ -105,7 +127,11 @@ def category_of_kind(kind: str) -> str:
         return "usage"
     if kind == "DevChainError":
         return "chain"
-    return _category_by_class().get(kind, "internal")
+    known = _category_by_class().get(kind)
+    if known is not None:
+        return known
+    # A class this CLI does not know (a newer node): rules are named without "Error".
+    return "internal" if kind.endswith(("Error", "Exception")) else "refused"
 
 
 _UNIX_TIME = re.compile(r"\b(1[0-9]{9})\b")

@@ -314,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("channel", help=CHANNEL)
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    # Older scripts ask for what is now the default: return once registered.
+    p.add_argument("--no-wait", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(
         "--follow",
         action="store_true",

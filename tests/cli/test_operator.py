@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from adjudicator.rpc import open_rpc
-from channels import cli
+from channels import cli, control
 from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
 
@@ -101,7 +101,10 @@ async def test_operator_commands(
             async with open_rpc(chain.url) as rpc:
                 await rpc.dev.increase_time(3 * 3600)
                 await rpc.dev.evm_mine()
-            await trio.sleep(0.5)  # the nodes see the new block
+            expiry = (await control.call(conf_a.control, "status"))[0]["positions"][0]["expiry"]
+            for conf in (conf_a, conf_b):  # until both nodes have seen the new chain time
+                while (await control.call(conf.control, "ping"))["now"] < expiry:
+                    await trio.sleep(0.05)
             code, out, err = await run(
                 "-c", a, "settle", "desk-b", "1", "--dev-oracle", "--price", "3100"
             )
