@@ -22,7 +22,7 @@ from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
 
 if TYPE_CHECKING:
-    from channels.node import NodeSettings
+    from channels.runtime.node import NodeSettings
 
 log = logging.getLogger("channels.desk")
 
@@ -118,7 +118,7 @@ class Config:
         return None
 
     def node_settings(self) -> NodeSettings:
-        from channels.node import NodeSettings
+        from channels.runtime.node import NodeSettings
 
         extra: dict[str, Any] = {}
         if self.update_timeout is not None:

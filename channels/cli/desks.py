@@ -21,7 +21,7 @@ from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
 
 if TYPE_CHECKING:
-    from channels.node import Node
+    from channels.runtime.node import Node
 
 #: (desk name, anvil dev account index); account 0 deploys, account 9 is the dev oracle.
 DEV_DESKS: tuple[tuple[str, int], ...] = (("desk-a", 1), ("desk-b", 2), ("bot", 3))
@@ -177,7 +177,7 @@ async def open_desk(config: str | os.PathLike[str]) -> AsyncIterator[tuple[Node,
         peer = cfg.peers["desk-b"]
         channel = await node.open_channel(peer=(peer.host, peer.port), ...)
     """
-    from channels.node import open_node
+    from channels.runtime.node import open_node
 
     cfg = load_config(config)
     rpc_url, adjudicator = cfg.require_chain()

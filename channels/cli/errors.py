@@ -66,10 +66,11 @@ _ERROR_MODULES = (
     "adjudicator.transactions",
     "channels.core.consent",
     "channels.core.quotes",
-    "channels.currency",
-    "channels.deposits",
-    "channels.node",
-    "channels.watchtower",
+    "channels.runtime.currency",
+    "channels.runtime.deposits",
+    "channels.runtime.errors",
+    "channels.runtime.node",
+    "channels.defence.watchtower",
 )
 
 
@@ -79,6 +80,7 @@ def _category_by_class() -> dict[str, str]:
     import importlib
 
     from channels.core import errors
+    from channels.store.errors import CorruptStore, StoreError
 
     for module in _ERROR_MODULES:  # the CLI process has not loaded the node's modules
         try:
@@ -90,7 +92,7 @@ def _category_by_class() -> dict[str, str]:
     def category(cls: type[BaseException]) -> str:
         if issubclass(cls, errors.ChainError):
             return "chain"
-        if issubclass(cls, errors.StoreError | errors.CorruptStore):
+        if issubclass(cls, StoreError | CorruptStore):
             return "internal"
         if issubclass(cls, errors.RemoteError):
             return "peer"

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.control.fields import Fields, Handler
-from channels.core.model import Address, to_checksum
+from channels.core.model import to_checksum
 
 if TYPE_CHECKING:
-    from channels.node import Node
     from channels.ops.health import HealthMonitor
+    from channels.runtime.node import Node
 
 
 class _Server(Protocol):
@@ -24,7 +24,6 @@ class _Server(Protocol):
 
     node: Node
     health: HealthMonitor | None
-    connected: set[Address]
     commands: dict[str, tuple[frozenset[str], Handler]]
 
 
@@ -65,9 +64,7 @@ def register_operator_commands(server: _Server) -> None:
     def connected() -> set[str]:
         """Peers with a live link, from the node's own view (not only events seen since the
         control server started)."""
-        return {
-            str(row["peer"]).lower() for row in node.status() if row.get("connected") is True
-        } | {"0x" + bytes(p).hex() for p in server.connected}
+        return {"0x" + bytes(info.peer).hex() for info in node.status() if info.connected}
 
     async def peers(f: Fields) -> Any:
         online = connected()

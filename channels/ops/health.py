@@ -19,7 +19,7 @@ import trio
 from channels.core.model import to_checksum
 
 if TYPE_CHECKING:
-    from channels.node import Node
+    from channels.runtime.node import Node
 
 log = logging.getLogger("channels.health")
 
@@ -108,7 +108,7 @@ class HealthMonitor:
     async def _follow_events(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        from channels.events import (
+        from channels.core.node_events import (
             Alarm,
             ChainEventSeen,
             PeerConnected,
@@ -157,9 +157,9 @@ class HealthMonitor:
     def peers(self) -> dict[str, bool]:
         """Every peer we have a channel with: connected or not."""
         peers: dict[str, bool] = {}
-        for row in self.node.status():
-            peer = to_checksum(bytes.fromhex(str(row["peer"])[2:]))
-            peers[peer] = peers.get(peer, False) or row.get("connected") is True
+        for info in self.node.status():
+            peer = to_checksum(info.peer)
+            peers[peer] = peers.get(peer, False) or info.connected
         return peers
 
     def snapshot(self) -> dict[str, Any]:

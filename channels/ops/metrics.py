@@ -24,8 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from channels.node import Node
     from channels.ops.health import HealthMonitor
+    from channels.runtime.node import Node
 
 log = logging.getLogger("channels.metrics")
 
@@ -43,11 +43,11 @@ class NodeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         node, health = self.node, self.health
-        rows = node.status()
+        infos = node.status()
         phases = GaugeMetricFamily("channels_channels", "Channels by phase", labels=["phase"])
         by_phase: dict[str, int] = {}
-        for row in rows:
-            by_phase[str(row["phase"])] = by_phase.get(str(row["phase"]), 0) + 1
+        for info in infos:
+            by_phase[info.phase.value] = by_phase.get(info.phase.value, 0) + 1
         for phase, count in sorted(by_phase.items()):
             phases.add_metric([phase], count)
         yield phases
@@ -72,16 +72,15 @@ class NodeCollector(Collector):
             labels=["channel"],
         )
         disputed = 0
-        for row in rows:
-            cid = str(row["channel_id"])
-            balance.add_metric([cid, "ours"], float(row["our_balance"]))  # type: ignore[arg-type]
-            balance.add_metric([cid, "theirs"], float(row["their_balance"]))  # type: ignore[arg-type]
-            version.add_metric([cid], float(row["version"]))  # type: ignore[arg-type]
-            positions.add_metric([cid], float(row["positions"]))  # type: ignore[arg-type]
-            locked.add_metric([cid], float(row["locked"]))  # type: ignore[arg-type]
-            when = row.get("deadline")
-            if isinstance(when, int) and when > 0:
-                deadline.add_metric([cid], float(when))
+        for info in infos:
+            cid = "0x" + bytes(info.channel_id).hex()
+            balance.add_metric([cid, "ours"], float(info.our_balance))
+            balance.add_metric([cid, "theirs"], float(info.their_balance))
+            version.add_metric([cid], float(info.version))
+            positions.add_metric([cid], float(info.positions))
+            locked.add_metric([cid], float(info.locked))
+            if info.deadline > 0:
+                deadline.add_metric([cid], float(info.deadline))
                 disputed += 1
         yield from (balance, version, positions, locked, deadline)
         yield GaugeMetricFamily(

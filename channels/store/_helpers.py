@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from channels.core import wire
-from channels.core.errors import CorruptStore, StoreError
 from channels.core.model import Position, to_checksum
 from channels.core.positions import BookSnapshot
+from channels.store.errors import CorruptStore, StoreError
 
 _INT64_MAX = 2**63 - 1
 
@@ -43,3 +43,8 @@ def _addr(raw: object) -> str:
 
 def _hex(raw: object) -> str:
     return "0x" + bytes(raw).hex() if isinstance(raw, bytes | bytearray | memoryview) else str(raw)
+
+
+def lease_key(channel_id: bytes) -> str:
+    """The ``meta`` key of a channel's version lease (channels/store/lease.py)."""
+    return "version_lease:" + channel_id.hex()

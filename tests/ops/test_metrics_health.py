@@ -20,9 +20,9 @@ from adjudicator.rpc import open_rpc
 from channels import cli, open_node
 from channels.control import call, serve_control
 from channels.core.signing import LocalSigner
-from channels.node import NodeSettings
 from channels.ops.health import HealthMonitor
 from channels.ops.metrics import serve_metrics
+from channels.runtime.settings import NodeSettings
 
 FAST = NodeSettings(chain_poll_interval=0.05, update_timeout=10.0, open_timeout=30.0)
 
