@@ -138,7 +138,17 @@ async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Confi
         node = node_view(info, chain_ok)
         print_json({"node": node, "health": health, "channels": views})
         return 0
-    out(f"node {info['address']}  chain {info['chain_id']}  adjudicator {info['adjudicator']}")
+    gas = info.get("gas_reserve") or {}
+    reserve = ""
+    if gas.get("balance") is not None:  # the account that pays for the defence, vs its reserve
+        reserve = (
+            f"  gas {gas['balance'] / 10**18:.6f} ETH (reserve {gas['reserve'] / 10**18:.6f}"
+            + (", LOW: add ETH)" if gas.get("low") else ")")
+        )
+    out(
+        f"node {info['address']}  chain {info['chain_id']}  adjudicator {info['adjudicator']}"
+        + reserve
+    )
     if chain_ok:
         out(f"chain time {iso_time(int(info['now']))}")
     else:
@@ -187,6 +197,8 @@ def _peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, s
     text: str = args.peer
     if cfg is not None and text in cfg.peers:
         p = cfg.peers[text]
+        if p.host is None or p.port is None:
+            raise UsageError(f"peer {text!r} has no host and port in the config: it dials us")
         return p.address, p.host, p.port
     addr_text, sep, endpoint = text.partition("@")
     if not sep:

@@ -27,6 +27,14 @@ if TYPE_CHECKING:
 DEV_DESKS: tuple[tuple[str, int], ...] = (("desk-a", 1), ("desk-b", 2), ("bot", 3))
 DEV_ORACLE_ACCOUNT = 9
 DEV_CHALLENGE_PERIOD = 3600
+#: Dev desks accept channels with each other up to this deposit (in tokens) ...
+DEV_MAX_DEPOSIT = 100_000
+#: ... and consent in advance to every trade the other desks ask of them (a local chain of test
+#: tokens: a real desk lists only what its operator accepts, see channels/cli/peer_terms.py).
+DEV_PEER_TERMS = (
+    "max_deposit = {max_deposit}     # smallest units: what we deposit in a channel it opens\n"
+    'approve = ["pay", "buy", "write", "unwind", "withdraw"]   # trades it may ask of us\n'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +84,12 @@ def desk_config_text(
     oracle_note: str,
     challenge_period: int,
     peers: Sequence[tuple[str, str, int]],
+    peer_terms: str = "",
 ) -> str:
     """The TOML text of a desk config; every line says what it is."""
     peer_tables = "".join(
         f'\n[peers.{peer}]\naddress = "{addr}"\nhost = "127.0.0.1"\nport = {port}\n'
+        + peer_terms
         for peer, addr, port in peers
     )
     return f"""# {name}: {comment}
@@ -153,6 +163,7 @@ def write_dev_desks(
             oracle_note=f"the dev oracle (anvil dev account {DEV_ORACLE_ACCOUNT})",
             challenge_period=DEV_CHALLENGE_PERIOD,
             peers=peers,
+            peer_terms=DEV_PEER_TERMS.format(max_deposit=DEV_MAX_DEPOSIT * 10**token_decimals),
         )
         config = directory / f"{name}.toml"
         _write_public(config, text)
