@@ -30,7 +30,8 @@ def named_desk(workdir: Path, name: str, peer: str, chain: Chain, key_env: str, 
     text = text.replace("listen_port = 0", f"listen_port = {port}")
     text += (
         f'\n[peers.{peer}]\naddress = "{to_checksum(LocalSigner.from_hex(peer_key).address)}"\n'
-        f'host = "127.0.0.1"\nport = {{PEER_PORT}}\n'
+        f'host = "127.0.0.1"\nport = {{PEER_PORT}}\nmax_deposit = {1000 * 10**6}\n'
+        'approve = ["pay", "buy", "write", "unwind", "withdraw"]\n'
     )
     path.write_text(text)
     return path
