@@ -24,15 +24,16 @@ __all__ = ["chain", "workdir"]  # fixtures
 
 def named_desk(workdir: Path, name: str, peer: str, chain: Chain, key_env: str, port: int) -> Path:
     """A desk config with the other desk as a named peer and a short update timeout."""
-    path = desk_config(workdir, name, chain, key_env, listen=True)
     peer_key = chain.keys[2] if name == "a" else chain.keys[1]
+    peer_address = LocalSigner.from_hex(peer_key).address
+    approve = '["pay", "buy", "write", "unwind", "withdraw"]'
+    path = desk_config(workdir, name, chain, key_env, True, peer_address, approve)
     text = path.read_text().replace("update_timeout = 10", "update_timeout = 3")
     text = text.replace("listen_port = 0", f"listen_port = {port}")
-    text += (
-        f'\n[peers.{peer}]\naddress = "{to_checksum(LocalSigner.from_hex(peer_key).address)}"\n'
-        f'host = "127.0.0.1"\nport = {{PEER_PORT}}\nmax_deposit = {1000 * 10**6}\n'
-        'approve = ["pay", "buy", "write", "unwind", "withdraw"]\n'
+    text = text.replace(
+        "[peers.other]", f'[peers.{peer}]\nhost = "127.0.0.1"\nport = {{PEER_PORT}}'
     )
+    text = text.replace("max_deposit = 10_000_000", f"max_deposit = {1000 * 10**6}")
     path.write_text(text)
     return path
 
@@ -262,7 +263,8 @@ def test_node_on_a_busy_port_names_the_port_and_key(chain: Chain, workdir: Path)
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        path = desk_config(workdir, "busy", chain, "OC_BUSY_KEY", listen=True)
+        other = LocalSigner.from_hex(chain.keys[1]).address
+        path = desk_config(workdir, "busy", chain, "OC_BUSY_KEY", True, other, "[]")
         path.write_text(path.read_text().replace("listen_port = 0", f"listen_port = {port}"))
         result = subprocess.run(
             [sys.executable, "-m", "channels.cli", "node", "--config", str(path)],

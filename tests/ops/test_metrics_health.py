@@ -24,6 +24,8 @@ from channels.ops.health import HealthMonitor
 from channels.ops.metrics import serve_metrics
 from channels.runtime.settings import NodeSettings
 
+from ..partners import partners
+
 FAST = NodeSettings(chain_poll_interval=0.05, update_timeout=10.0, open_timeout=30.0)
 
 
@@ -68,6 +70,7 @@ async def test_metrics_scraped_and_health_follows_the_chain(
                     adjudicator=dep.adjudicator,
                     listen=("127.0.0.1", 0),
                     settings=FAST,
+                    trust=partners(alice.address, assets=[dep.token], oracles=[oracle.address]),
                 ) as node_b,
                 open_node(
                     signer=alice,
@@ -75,6 +78,7 @@ async def test_metrics_scraped_and_health_follows_the_chain(
                     chain=chain.url,
                     adjudicator=dep.adjudicator,
                     settings=FAST,
+                    trust=partners(bob.address, assets=[dep.token], oracles=[oracle.address]),
                 ) as node_a,
                 trio.open_nursery() as nursery,
             ):
