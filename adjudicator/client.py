@@ -549,7 +549,14 @@ class AdjudicatorClient:
             return None
         types = {str(p.get("name")): canonical_type(p) for p in event.inputs}
         args = {k: _raw_value(types.get(k, ""), v) for k, v in decoded.args.items()}
+        if event.name in _DEPOSITED_BY:
+            # The contract names the participant by the event (a shorter log); readers get one
+            # ``Deposited`` event with the participant as a field.
+            return "Deposited", {**args, "participant": _DEPOSITED_BY[event.name]}
         return event.name, args
+
+
+_DEPOSITED_BY = {"Deposited0": 0, "Deposited1": 1}
 
 
 @asynccontextmanager

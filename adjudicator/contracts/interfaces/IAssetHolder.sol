@@ -6,11 +6,16 @@ import {IAdjudicatorBase} from "./IAdjudicatorBase.sol";
 /// @title IAssetHolder
 /// @notice Deposits into a channel, and the pull of credits left by failed payouts.
 interface IAssetHolder is IAdjudicatorBase {
-    /// @notice `amount` (as measured) was credited to `participant`.
+    /// @notice `amount` (as measured) was credited to participant 0 of `channelId`. One event per
+    ///         participant instead of a participant field: the log is one data word shorter.
     /// @param channelId the channel
-    /// @param participant 0 or 1
     /// @param amount what was credited (for an ERC-20: the adjudicator's measured balance change)
-    event Deposited(bytes32 indexed channelId, uint8 participant, uint256 amount);
+    event Deposited0(bytes32 indexed channelId, uint256 amount);
+
+    /// @notice `amount` (as measured) was credited to participant 1 of `channelId`.
+    /// @param channelId the channel
+    /// @param amount what was credited (for an ERC-20: the adjudicator's measured balance change)
+    event Deposited1(bytes32 indexed channelId, uint256 amount);
 
     /// @notice `account` pulled its credit of `asset` to `to`.
     /// @param account whose credit was pulled

@@ -23,8 +23,16 @@ library ChannelHashing {
     ///      hashed a second time, outside the params, so that a deposit by `paramsHash` names its
     ///      asset and the adjudicator derives the record key from both: a deposit of asset B can only
     ///      ever reach the record of a channel whose params name B (PROTOCOL.md section 3).
-    function channelId(Params calldata params) internal pure returns (bytes32) {
-        return channelIdFor(paramsHash(params), params.asset);
+    ///      One assembly block: the asset word is the params' own calldata word (a dirty one already
+    ///      made the params hash one no clean deposit can name).
+    function channelId(Params calldata params) internal pure returns (bytes32 id) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, params, 0x120) // 9 words
+            mstore(0, keccak256(ptr, 0x120))
+            mstore(0x20, calldataload(add(params, 0x40))) // params.asset
+            id := keccak256(0, 0x40)
+        }
     }
 
     /// @dev keccak256(abi.encode(paramsHash, asset)): the record key of a channel (its id).

@@ -39,19 +39,29 @@ abstract contract AssetHolder is IAssetHolder, ChannelStore {
     /// @dev Add `credited` to `participant`'s deposits in the record `id`. Reverts once the channel is
     ///      concluded, and if the channel's deposits (both participants) would exceed
     ///      MAX_CHANNEL_DEPOSITS.
+    ///      The slot is read and written as one word (the compiler re-read and wrote it field by
+    ///      field): `amount0` is bits 0-95, `amount1` bits 96-191, `flags` bits 192-199
+    ///      (tests/contract/test_record_layout.py reads the same layout back from storage).
     function _creditDeposit(bytes32 id, uint8 participant, uint256 credited) private {
         Holdings storage h = _channels[id].holdings;
-        if (h.flags & CONCLUDED != 0) revert ChannelConcluded();
-        uint256 d0 = h.amount0;
-        uint256 d1 = h.amount1;
-        // d0 + d1 <= MAX_CHANNEL_DEPOSITS < 2**96 before; credited may be anything up to 2**256 - 1
-        if (credited > MAX_CHANNEL_DEPOSITS - d0 - d1) revert AmountTooLarge();
-        unchecked {
-            // < 2**96 by the check above
-            if (participant == 0) h.amount0 = uint96(d0 + credited);
-            else h.amount1 = uint96(d1 + credited);
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(h.slot)
         }
-        emit Deposited(id, participant, credited);
+        if ((word >> 192) & CONCLUDED != 0) revert ChannelConcluded();
+        // d0 + d1 <= MAX_CHANNEL_DEPOSITS < 2**96 before; credited may be anything up to 2**256 - 1
+        if (credited > MAX_CHANNEL_DEPOSITS - (word & type(uint96).max) - ((word >> 96) & type(uint96).max)) {
+            revert AmountTooLarge();
+        }
+        unchecked {
+            // The participant's field stays below 2**96 (check above): nothing carries into the next.
+            word += credited << (96 * participant);
+        }
+        assembly ("memory-safe") {
+            sstore(h.slot, word)
+        }
+        if (participant == 0) emit Deposited0(id, credited);
+        else emit Deposited1(id, credited);
     }
 
     /// @dev The reentrancy-guarded part of an ERC-20 deposit: pull `amount` from the caller and return
