@@ -99,7 +99,11 @@ Input = (
 
 @dataclass(frozen=True, slots=True)
 class PersistSignature:
-    """Durably record "I signed ``version`` = ``state_hash``" before the signature leaves."""
+    """Durably record "I signed ``version`` = ``state_hash``" before the signature leaves.
+
+    The store may keep this with a version lease that covers ``version`` rather than a record per
+    version (docs/PROTOCOL.md section 7): after a restart nothing at or below it is signed again.
+    """
 
     channel_id: ChannelId
     version: Version
