@@ -17,7 +17,9 @@ from channels.core.model import to_checksum
 
 from .abi import ContractAbi
 from .errors import ContractError, from_chain_error
-from .rpc import ExecutionReverted, Receipt, RpcClient
+from .rpc import RpcClient
+from .rpc_errors import ExecutionReverted
+from .rpc_types import Receipt
 from .transactions import TransactionReverted, TransactionSender
 
 BUILD_DIR = Path(__file__).resolve().parent / "build"
