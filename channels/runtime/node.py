@@ -22,7 +22,7 @@ from pathlib import Path
 import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
-from channels.core.errors import ChannelError, IllegalCall, RemoteError, UnknownChannel
+from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
 from channels.core.messages import Message, OpenProposal
 from channels.core.model import Address, Attestation, ChannelId, Params, State, address
 from channels.core.node_events import Event
@@ -293,7 +293,7 @@ class Node:
         if params.channel_id in self._runtimes:
             return  # a retransmission of a proposal we already accepted
         if peer not in params.participants or self.address not in params.participants:
-            raise RemoteError("a channel proposal that does not name both of us")
+            raise WrongDomain("a channel proposal that does not name both of us")
         if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
             log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
             return
