@@ -288,7 +288,7 @@ class AdjudicatorClient:
         :class:`SentTx` at once, without waiting for a receipt.
 
         For callers that drive a transaction to inclusion themselves (rebroadcast, fee bump: see
-        ``channels.watcher``). A refused simulation raises the typed ``ContractError``."""
+        ``channels.defence.watcher``). A refused simulation raises the typed ``ContractError``."""
         sender = self._require_sender()
         data = self.abi.encode_call(fn, *args)
         try:
