@@ -42,8 +42,6 @@ def erc20_abi() -> ContractAbi:
 class TokenApprovalFailed(ContractError, RemoteError):
     """The token would not set the allowance a deposit needs."""
 
-    rule = "TokenApprovalFailed"
-
 
 async def _call(rpc: RpcClient, token: bytes, fn: str, *args: Any) -> tuple[Any, ...]:
     abi = erc20_abi()
