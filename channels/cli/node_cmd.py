@@ -141,6 +141,7 @@ async def serve_desk(
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
+        trust=cfg.trust(),
         pricer=cfg.quotes.price if cfg.quotes is not None else None,
         quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
     ) as node:
