@@ -126,10 +126,6 @@ class AmountTooLarge(BadCall):
     """A channel's deposits (both participants together) above MAX_CHANNEL_DEPOSITS = 2**96 - 1."""
 
 
-class WrongMsgValue(BadCall):
-    """ETH deposit whose msg.value differs from the amount."""
-
-
 class UnexpectedEther(BadCall):
     """ERC-20 deposit sent with ETH."""
 
@@ -316,7 +312,7 @@ CUSTOM_ERRORS: dict[str, type[CustomError]] = {
     cls.__name__: cls
     for cls in (
         InvalidParticipants, InvalidChallengePeriod, WrongChainId, WrongAdjudicator,
-        WrongChannelId, InvalidParticipantIndex, ZeroAmount, AmountTooLarge, WrongMsgValue,
+        WrongChannelId, InvalidParticipantIndex, ZeroAmount, AmountTooLarge,
         UnexpectedEther, ZeroAddress, InvalidSignature, HighS, WrongSigner, WrongOracle,
         ConservationViolated, NotFinal, PositionsInFinalState, UnderfundedState,
         StateBeforeWithdrawal, NotNewerVersion, EquivocatingState, NotRegisteredState,
