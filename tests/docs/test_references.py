@@ -26,8 +26,9 @@ BASES = (
     "examples",
     "benchmarks",
 )
-#: Made by the commands (gitignored), so absent from a fresh checkout.
-GENERATED = {"node_modules/", ".venv/", "benchmarks/results/"}
+#: Made by the commands (gitignored) or by the reader following the README (``channels chain``
+#: writes ``desks/``, the bot example is saved as ``bot.py``), so absent from a fresh checkout.
+GENERATED = {"node_modules/", ".venv/", "benchmarks/results/", "desks/", "bot.py"}
 BENCHMARK_OUTPUTS = re.compile(r"^[a-z_]+\.json$")
 
 _TICKED = re.compile(r"`([^`\n]+)`")
