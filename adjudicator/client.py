@@ -6,7 +6,7 @@ It speaks the core's types (``channels.core.model``: ``Params``, ``State``, ``Si
 * state-changing methods simulate first (``eth_estimateGas``), so a rule the contract would refuse
   surfaces as its :class:`adjudicator.errors.ContractError` subclass *before* anything is sent; then
   they send the transaction, wait for the receipt and map a mined revert the same way. They return
-  the :class:`~adjudicator.rpc.Receipt`.
+  the :class:`~adjudicator.rpc_types.Receipt`.
 * views are ``eth_call``s, optionally at a given block (for confirmation depth);
 * :meth:`AdjudicatorClient.events` decodes the contract's logs into :class:`ChainEvent`s.
 
@@ -42,7 +42,9 @@ from channels.core.positions import BookSnapshot, PositionBook
 from . import tokens
 from .abi import ContractAbi, canonical_type
 from .errors import ContractError, from_chain_error
-from .rpc import BlockId, ExecutionReverted, Receipt, RpcClient, open_rpc
+from .rpc import RpcClient, open_rpc
+from .rpc_errors import ExecutionReverted
+from .rpc_types import BlockId, Receipt
 from .transactions import SentTx, TransactionReverted, TransactionSender
 
 ETH = ZERO_ADDRESS
@@ -286,7 +288,7 @@ class AdjudicatorClient:
         :class:`SentTx` at once, without waiting for a receipt.
 
         For callers that drive a transaction to inclusion themselves (rebroadcast, fee bump: see
-        ``channels.watcher``). A refused simulation raises the typed ``ContractError``."""
+        ``channels.defence.watcher``). A refused simulation raises the typed ``ContractError``."""
         sender = self._require_sender()
         data = self.abi.encode_call(fn, *args)
         try:

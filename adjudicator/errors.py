@@ -29,7 +29,7 @@ from eth_abi.exceptions import DecodingError
 from channels.core.errors import ChainError, ChannelError, LocalError
 from channels.core.hashing import keccak256
 
-from .rpc import ExecutionReverted
+from .rpc_errors import ExecutionReverted
 from .transactions import TransactionReverted
 
 

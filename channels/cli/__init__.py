@@ -72,9 +72,9 @@ from channels.cli.commands import (
     cmd_unwind,
     cmd_withdraw,
     cmd_write,
+    peer_target,
     run_one_shot,
 )
-from channels.cli.commands import _peer_target as _peer_target
 from channels.cli.config import (
     CONFIG_ENV,
     DEBUG_ENV,
@@ -177,6 +177,7 @@ __all__ = [
     "parse_fixed",
     "parse_price",
     "parse_quantity",
+    "peer_target",
     "positions_table",
     "print_json",
     "read_key",

@@ -193,7 +193,9 @@ def node_view(info: Mapping[str, Any], chain_ok: bool = True) -> dict[str, Any]:
     return view
 
 
-def _peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, str, int]:
+def peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, str, int]:
+    """The peer ``--peer`` names: a ``[peers]`` name from the config, or ``ADDRESS@HOST:PORT``;
+    its address, host and port."""
     text: str = args.peer
     if cfg is not None and text in cfg.peers:
         p = cfg.peers[text]
@@ -214,7 +216,7 @@ def _peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, s
 
 
 async def cmd_open(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
-    peer_address, host, port = _peer_target(args, cfg)
+    peer_address, host, port = peer_target(args, cfg)
     asset = args.asset or (cfg.asset if cfg else None)
     oracle = args.oracle or (cfg.oracle if cfg else None)
     if asset is None:

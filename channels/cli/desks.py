@@ -200,5 +200,6 @@ async def open_desk(config: str | os.PathLike[str]) -> AsyncIterator[tuple[Node,
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
+        trust=cfg.trust(),  # consent: the config's declared peers, their terms and limits
     ) as node:
         yield node, cfg

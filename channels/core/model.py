@@ -335,12 +335,6 @@ class Attestation:
 
 
 @dataclass(frozen=True, slots=True)
-class SignedAttestation:
-    attestation: Attestation
-    signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class Withdrawal:
     """Authorises ``participant`` to take ``amount`` out of an open channel (both must sign).
 

@@ -253,12 +253,12 @@ def json_row(view: dict[str, object]) -> dict[str, object]:
 def test_peer_by_name_or_address(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, FULL))
     by_name = argparse.Namespace(peer="desk-b")
-    assert cli._peer_target(by_name, cfg) == (bytes.fromhex(PEER[2:]), "10.0.0.2", 9402)
+    assert cli.peer_target(by_name, cfg) == (bytes.fromhex(PEER[2:]), "10.0.0.2", 9402)
     explicit = argparse.Namespace(peer=f"{PEER}@127.0.0.1:9500")
-    assert cli._peer_target(explicit, None) == (bytes.fromhex(PEER[2:]), "127.0.0.1", 9500)
+    assert cli.peer_target(explicit, None) == (bytes.fromhex(PEER[2:]), "127.0.0.1", 9500)
     for bad in ("desk-c", f"{PEER}@nohost", "0x12@127.0.0.1:1"):
         with pytest.raises(cli.UsageError):
-            cli._peer_target(argparse.Namespace(peer=bad), cfg)
+            cli.peer_target(argparse.Namespace(peer=bad), cfg)
 
 
 def test_peer_terms_default_to_nothing_and_read_what_is_declared(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from adjudicator import errors, tokens
 from adjudicator.client import ChannelStatus, params_tuple, state_tuple, withdrawal_tuple
-from adjudicator.rpc import ExecutionReverted
+from adjudicator.rpc_errors import ExecutionReverted
 from adjudicator.transactions import TransactionReverted, TransactionSender, revert_data_of
 from channels.core import eip712
 from channels.core.errors import BadSignature, InvalidAmount, InvalidField
