@@ -73,11 +73,6 @@ class FollowerSteps(MachineData):
                 )
             return actions
 
-        if self.reestablishing:
-            # Our Reestablish has left naming ``latest``: a signature now would complete a state
-            # the leader, reading that Reestablish, abandons (the two sides would diverge). A
-            # proposal can only get here from before the reconnection.
-            return refuse("Disconnected", "the proposal crossed a reconnection")
         if msg.base_version != latest.version:
             return refuse(
                 "VersionGap", f"built on {msg.base_version}, our latest is {latest.version}"
@@ -106,6 +101,12 @@ class FollowerSteps(MachineData):
         except (RuleViolation, BadSignature) as exc:
             self.book.rollback_newest()
             return refuse(exc.rule, str(exc))
+        if self.reestablishing:
+            # Our Reestablish has left naming ``latest``: a signature now would complete a state
+            # the leader, reading that Reestablish, abandons (the two sides would diverge). A
+            # valid proposal can only get here from before the reconnection.
+            self.book.rollback_newest()
+            return refuse("Disconnected", "the proposal crossed a reconnection")
         self.book.commit_oldest()
         ours = self.signer.sign_digest(digest)
         withdrawal_sigs = None
