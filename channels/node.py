@@ -77,6 +77,7 @@ from channels.events import (
     UpdateRefusedEvent,
 )
 from channels.store import AsyncStore, IntentStatus, open_store
+from channels.towerclient import TowerClient, TowerEndpoint
 from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
 from channels.txdriver import TxPolicy
 from channels.watcher import Watcher
@@ -274,6 +275,7 @@ class Node:
         self.listen_port: int | None = None
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(self)
+        self.towers = TowerClient(self, ())
         self.unknown_channel_messages = 0
         self.bad_messages = 0
 
@@ -971,11 +973,14 @@ async def open_node(
     policy: Policy | None = None,
     accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
     transaction_key: bytes | None = None,
+    watchtowers: Sequence[TowerEndpoint] = (),
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
     ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does. ``chain`` is
-    an RPC URL or several (the next one takes over when one fails).
+    an RPC URL or several (the next one takes over when one fails). Every fully signed state is
+    streamed to ``watchtowers`` (channels/towerclient.py), which also help establish at start
+    that the store is current.
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):
@@ -1002,7 +1007,10 @@ async def open_node(
                 )
                 await node.refresh_chain_time()
                 await node._restore()
+                node.towers = TowerClient(node, watchtowers)
                 await nursery.start(node._executor)
+                if watchtowers:
+                    await nursery.start(node.towers.run)
                 if listen is not None:
                     node.listen_port = await nursery.start(
                         functools.partial(serve, config=settings.transport_config()),

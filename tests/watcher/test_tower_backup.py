@@ -1,0 +1,102 @@
+"""The node streams every fully signed state to the desk's watchtower, counts a state as backed
+up only once the tower acked it, and at start learns from the tower that its store is an old
+copy: it adopts the newer state instead of staying unsure (or, before, publishing the old one)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from adjudicator.client import ChannelStatus, connect_adjudicator
+from channels import open_node
+from channels.core.signing import LocalSigner
+from channels.node import Node
+from channels.towerclient import TowerEndpoint
+from channels.watchtower import Watchtower, open_watchtower
+
+from .conftest import FAST, Desks, desk
+
+
+@asynccontextmanager
+async def tower_for(desks: Desks, path: Path) -> AsyncIterator[Watchtower]:
+    async with open_watchtower(
+        LocalSigner.generate().secret,
+        path,
+        desks.url,
+        desks.adjudicator,
+        ("127.0.0.1", 0),
+        clients=[desks.alice.address],
+        poll_interval=0.1,
+    ) as tower:
+        yield tower
+
+
+@asynccontextmanager
+async def alice_with(desks: Desks, path: Path, tower: Watchtower) -> AsyncIterator[Node]:
+    assert tower.listen_port is not None
+    endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
+    async with open_node(
+        signer=desks.alice,
+        store=path,
+        chain=desks.url,
+        adjudicator=desks.adjudicator,
+        settings=FAST,
+        watchtowers=[endpoint],
+    ) as node:
+        yield node
+
+
+async def backed_up(node: Node, cid: bytes, version: int) -> None:
+    while node.towers.backed_up(cid) < version:
+        await trio.sleep(0.05)
+
+
+async def test_old_copy_is_brought_current_by_the_tower(desks: Desks, tmp_path: Path) -> None:
+    store = tmp_path / "a.sqlite"
+    with trio.fail_after(120):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+                assert bob.listen_port is not None
+                async with alice_with(desks, store, tower) as alice:
+                    ch = await alice.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    cid = ch.id
+                    bch = bob.channel(cid)
+                    while ch.version < 4:
+                        await ch.wait_version((await bch.pay(1_000)).version)
+                    await backed_up(alice, cid, ch.version)
+                    v_old = ch.version
+                shutil.copy2(store, tmp_path / "old.sqlite")  # a clean copy
+                async with alice_with(desks, store, tower) as alice:
+                    ch = alice.channel(cid)
+                    while not alice.status()[0]["connected"]:
+                        await trio.sleep(0.05)
+                    for _ in range(5):
+                        await ch.wait_version((await bch.pay(1_000)).version)
+                    await backed_up(alice, cid, ch.version)
+                    latest = ch.state
+            # Bob is gone; Alice's store goes back to the old copy.
+            shutil.copy2(tmp_path / "old.sqlite", store)
+            for side in ("-wal", "-shm"):
+                Path(str(store) + side).unlink(missing_ok=True)
+            async with alice_with(desks, store, tower) as alice:
+                ch = alice.channel(cid)
+                await ch.wait_version(latest.version)
+                assert ch.state == latest
+                assert alice.towers.restored == {cid: (v_old, latest.version)}
+                # Known current now: a dispute needs no --force and registers the newest state.
+                await alice.dispute(cid)
+                async with connect_adjudicator(desks.url, desks.adjudicator, None) as view:
+                    record = await view.channel(cid)
+                assert (record.status, record.version) == (ChannelStatus.DISPUTED, latest.version)
