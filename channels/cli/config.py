@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from channels.core.errors import ChannelError, LocalError
-from channels.core.model import address, to_checksum
+from channels.core.model import Address, address, to_checksum
 from channels.core.signing import LocalSigner
+from channels.towerclient import TowerEndpoint
 
 if TYPE_CHECKING:
     from channels.node import NodeSettings
@@ -79,6 +80,7 @@ class Config:
     open_timeout: float | None = None
     rpc_url: str | None = None
     rpc_fallback_urls: tuple[str, ...] = ()
+    watchtowers: tuple[TowerEndpoint, ...] = ()
     adjudicator: bytes | None = None
     confirmations: int = 1
     poll_interval: float = 1.0
@@ -231,7 +233,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     cfg_path = Path(path).expanduser()
     doc = read_toml(cfg_path)
     cfg_path = cfg_path.resolve()
-    unknown = sorted(set(doc) - {"node", "chain", "peers"})
+    unknown = sorted(set(doc) - {"node", "chain", "peers", "watchtower"})
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
     node_table = doc.get("node", {})
@@ -287,6 +289,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         open_timeout=node.get_float("open_timeout"),
         rpc_url=rpc_url,
         rpc_fallback_urls=_fallback_urls(chain),
+        watchtowers=_watchtowers(cfg_path, doc.get("watchtower", [])),
         adjudicator=chain.get_address("adjudicator"),
         confirmations=chain.get_int("confirmations", 1, 1000) or 1,
         poll_interval=chain.get_float("poll_interval") or 1.0,
@@ -295,6 +298,22 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         challenge_period=chain.get_int("challenge_period", 1, 2**64 - 1) or 3600,
         peers=peers,
     )
+
+
+def _watchtowers(cfg_path: Path, tables: object) -> tuple[TowerEndpoint, ...]:
+    """``[[watchtower]]`` tables: ``address``, ``host`` and ``port`` of each of the desk's towers
+    (every fully signed state is streamed to each; see channels/towerclient.py)."""
+    if not isinstance(tables, list):
+        raise ConfigError(f"{cfg_path}: watchtowers are [[watchtower]] tables")
+    out = []
+    for number, table in enumerate(tables, 1):
+        tower = _Section(cfg_path, f"watchtower #{number}", table, _PEER_KEYS)
+        addr, host = tower.get_address("address"), tower.get_str("host")
+        port = tower.get_int("port", 1, 65535)
+        if addr is None or host is None or port is None:
+            tower.fail("address/host/port", "a watchtower needs all three")
+        out.append(TowerEndpoint(host, port, Address(addr)))
+    return tuple(out)
 
 
 def _fallback_urls(chain: _Section) -> tuple[str, ...]:

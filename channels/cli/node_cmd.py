@@ -136,6 +136,7 @@ async def serve_desk(
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
+        watchtowers=cfg.watchtowers,
     ) as node:
         async with trio.open_nursery() as nursery:
             await nursery.start(log_events, node)

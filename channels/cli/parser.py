@@ -37,6 +37,7 @@ from channels.cli.config import (
     parse_quantity,
 )
 from channels.cli.node_cmd import run_node
+from channels.cli.tower_cmd import run_tower
 from channels.core.errors import ChannelError
 from channels.core.model import address
 
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("deploy", "deploy the adjudicator to a chain and print its address", run_deploy)
     p.add_argument("--rpc-url", help="JSON-RPC URL (default: [chain] rpc_url of --config)")
     _key_options(p)
+
+    command("tower", "run a watchtower from its TOML config until SIGINT/SIGTERM", run_tower)
 
     p = command("node", "run a desk node from its config until SIGINT/SIGTERM", run_node)
     p.add_argument("--log-level", choices=_LOG_LEVELS, help="overrides [node] log_level")

@@ -4,7 +4,12 @@ copy: it adopts the newer state instead of staying unsure (or, before, publishin
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,10 +18,13 @@ import trio
 
 from adjudicator.client import ChannelStatus, connect_adjudicator
 from channels import open_node
+from channels.cli.config import load_config
+from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
 from channels.node import Node
 from channels.towerclient import TowerEndpoint
 from channels.watchtower import Watchtower, open_watchtower
+from tests.crash.harness import free_port
 
 from .conftest import FAST, Desks, desk
 
@@ -100,3 +108,86 @@ async def test_old_copy_is_brought_current_by_the_tower(desks: Desks, tmp_path: 
                 async with connect_adjudicator(desks.url, desks.adjudicator, None) as view:
                     record = await view.channel(cid)
                 assert (record.status, record.version) == (ChannelStatus.DISPUTED, latest.version)
+
+
+async def test_channels_tower_process_from_toml_acks_a_desks_states(
+    desks: Desks, tmp_path: Path
+) -> None:
+    tower_key = LocalSigner.generate()
+    workdir = Path(tempfile.mkdtemp(prefix="octw-", dir="/tmp"))
+    port = free_port()
+    config = workdir / "tower.toml"
+    config.write_text(
+        f"""
+[tower]
+key_env = "OC_TOWER_KEY"
+store = "tower.sqlite"
+listen_host = "127.0.0.1"
+listen_port = {port}
+clients = ["{to_checksum(desks.alice.address)}"]
+poll_interval = 0.2
+
+[chain]
+rpc_url = "{desks.url}"
+adjudicator = "{to_checksum(desks.adjudicator)}"
+"""
+    )
+    desk_cfg = workdir / "alice.toml"
+    desk_cfg.write_text(
+        f"""
+[node]
+key_env = "OC_ALICE_KEY"
+store = "alice.sqlite"
+
+[chain]
+rpc_url = "{desks.url}"
+adjudicator = "{to_checksum(desks.adjudicator)}"
+
+[[watchtower]]
+address = "{to_checksum(tower_key.address)}"
+host = "127.0.0.1"
+port = {port}
+"""
+    )
+    towers = load_config(desk_cfg).watchtowers
+    assert towers == (TowerEndpoint("127.0.0.1", port, tower_key.address),)
+    env = {**os.environ, "OC_TOWER_KEY": "0x" + tower_key.secret.hex()}
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "channels.cli", "tower", "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=str(workdir),
+    )
+    try:
+        with trio.fail_after(120):
+            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+                assert bob.listen_port is not None
+                async with open_node(
+                    signer=desks.alice,
+                    store=tmp_path / "a.sqlite",
+                    chain=desks.url,
+                    adjudicator=desks.adjudicator,
+                    settings=FAST,
+                    watchtowers=towers,
+                ) as alice:
+                    ch = await alice.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    for _ in range(3):
+                        await ch.pay(10)
+                    await backed_up(alice, ch.id, ch.version)
+                    assert alice.towers.backed_up(ch.id) == ch.version
+    finally:
+        process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(15):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
