@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from channels.cli.audit_cmds import cmd_export, run_verify
 from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
     OneShot,
@@ -14,7 +15,6 @@ from channels.cli.commands import (
     cmd_checkpoint,
     cmd_close,
     cmd_dispute,
-    cmd_export,
     cmd_open,
     cmd_pay,
     cmd_status,
@@ -250,7 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--asset", type=_typed(_address_arg), help="with --credits ([chain] asset)")
 
-    p = command("export", "the audit trail of signed states, as JSON", None, cmd_export)
+    p = command("export", "the audit trail, streamed as JSON Lines", None, cmd_export)
     p.add_argument("channel", nargs="?", help="one channel (default: all)")
     p.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+
+    p = command("verify", "check an export: ids, state hashes, signatures, links", run_verify)
+    p.add_argument("export", help="the file `channels export` wrote")
     return parser

@@ -32,6 +32,7 @@ from channels.control.errors import (
     Unsupported,
     error_text,
 )
+from channels.control.export_stream import send_export, wants_stream
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
 from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChainError, ChannelError, UnknownChannel
@@ -150,6 +151,12 @@ class ControlServer:
                 if line is None:
                     return
                 if not line.strip():
+                    continue
+                if wants_stream(line):  # [reliability] many lines (control/export_stream.py)
+                    try:
+                        await send_export(self, lines, line)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return
                     continue
                 response = await self.respond(line)
                 try:
