@@ -347,13 +347,16 @@ class Node:
             params, self.signer, self.config, (deposit, peer_deposit)
         )
         await self._connect(peer, peer_addr)
+        crash_point("channel", "pre_write")
         await self.store.add_channel(
             params, machine.index, (deposit, peer_deposit), machine.phase, peer
         )
+        crash_point("channel", "post_write_pre_send")
         entry = self._add_entry(machine, peer)
         await self._enqueue(entry, actions)
         with trio.fail_after(self.settings.open_timeout):
             await self._wait_phase(machine.channel_id, (Phase.FUNDING,))
+            crash_point("channel", "post_send")
             await self._fund(entry)
             await self._wait_phase(machine.channel_id, (Phase.OPEN,))
         return entry.handle
@@ -368,7 +371,9 @@ class Node:
             log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
             return
         machine, actions = ChannelMachine.accept_open(msg, self.signer, self.config)
+        crash_point("channel", "pre_write")
         await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
+        crash_point("channel", "post_write_pre_send")
         entry = self._add_entry(machine, None)
         await self._enqueue(entry, actions)
         if self.settings.auto_fund:
@@ -392,7 +397,9 @@ class Node:
         if already >= net_floor(amount, self.settings.max_deposit_fee_bps):
             return
         short = amount - already
+        crash_point("deposit", "pre_write")
         measured = await deposit_measured(self.chain, machine.params, machine.index, short)
+        crash_point("deposit", "post_send")
         self._emit(measured)
 
     # trading ------------------------------------------------------------------------------------
