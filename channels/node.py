@@ -385,6 +385,16 @@ class Node:
         except ChannelError as exc:
             self._emit(Alarm(entry.machine.channel_id, "FundingFailed", str(exc)))
 
+    async def _resume_funding(self) -> None:
+        """[reliability] After a restart, fund the channels still FUNDING whose own deposit never
+        went out (the process died between the handshake and the deposit: crash points
+        ``channel:post_send``, ``deposit:pre_write``). :meth:`_fund` reads the chain first, so a
+        deposit that was mined is not repeated."""
+        for entry in list(self._entries.values()):
+            machine = entry.machine
+            if machine.phase is Phase.FUNDING and (machine.is_leader or self.settings.auto_fund):
+                await self._fund_quietly(entry)
+
     async def _fund(self, entry: _Entry) -> None:
         """Send our deposit unless the chain already has it."""
         machine = entry.machine
@@ -1030,6 +1040,7 @@ async def open_node(
                     )
                 await nursery.start(node.watcher.run)
                 nursery.start_soon(node._redialer)
+                nursery.start_soon(node._resume_funding)
                 try:
                     yield node
                 finally:
