@@ -18,7 +18,7 @@ import itertools
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +76,7 @@ from channels.events import (
     StateUpdated,
     UpdateRefusedEvent,
 )
+from channels.rebuild import RebuildReport, rebuild_from_towers
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.towerclient import TowerClient, TowerEndpoint
 from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
@@ -276,6 +277,8 @@ class Node:
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(self)
         self.towers = TowerClient(self, ())
+        #: What a start with watchtowers rebuilt from them (channels/rebuild.py).
+        self.rebuilt: RebuildReport | None = None
         self.unknown_channel_messages = 0
         self.bad_messages = 0
 
@@ -991,13 +994,15 @@ async def open_node(
     accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
     transaction_key: bytes | None = None,
     watchtowers: Sequence[TowerEndpoint] = (),
+    peers: Mapping[bytes, tuple[str, int]] | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
     ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does. ``chain`` is
     an RPC URL or several (the next one takes over when one fails). Every fully signed state is
     streamed to ``watchtowers`` (channels/towerclient.py), which also help establish at start
-    that the store is current.
+    that the store is current; channels the store lacks (a wiped store) are rebuilt from them,
+    with the endpoints of ``peers`` (address -> host, port) to reach each peer again.
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):
@@ -1023,8 +1028,10 @@ async def open_node(
                     accept_channel=accept_channel,
                 )
                 await node.refresh_chain_time()
-                await node._restore()
                 node.towers = TowerClient(node, watchtowers)
+                if watchtowers:
+                    node.rebuilt = await rebuild_from_towers(node, watchtowers, peers or {})
+                await node._restore()
                 await nursery.start(node._executor)
                 if watchtowers:
                     await nursery.start(node.towers.run)

@@ -137,6 +137,7 @@ async def serve_desk(
         listen=listen,
         settings=cfg.node_settings(),
         watchtowers=cfg.watchtowers,
+        peers={p.address: (p.host, p.port) for p in cfg.peers.values()},
     ) as node:
         async with trio.open_nursery() as nursery:
             await nursery.start(log_events, node)

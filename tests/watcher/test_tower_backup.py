@@ -18,8 +18,10 @@ import trio
 
 from adjudicator.client import ChannelStatus, connect_adjudicator
 from channels import open_node
+from channels.channel import Channel
 from channels.cli.config import load_config
-from channels.core.model import to_checksum
+from channels.core.errors import ChannelError
+from channels.core.model import State, to_checksum
 from channels.core.signing import LocalSigner
 from channels.node import Node
 from channels.towerclient import TowerEndpoint
@@ -191,3 +193,67 @@ port = {port}
             process.kill()
             await process.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_wiped_store_is_rebuilt_from_tower_chain_and_peer(
+    desks: Desks, tmp_path: Path
+) -> None:
+    store = tmp_path / "a.sqlite"
+    with trio.fail_after(120):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            assert tower.listen_port is not None
+            endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
+            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+                assert bob.listen_port is not None
+                bob_endpoint = ("127.0.0.1", bob.listen_port)
+                ids = []
+                async with alice_with(desks, store, tower) as alice:
+                    for deposit in (1_000_000, 2_000_000):
+                        ch = await alice.open_channel(
+                            peer=bob_endpoint,
+                            peer_address=desks.bob.address,
+                            asset=desks.token,
+                            deposit=deposit,
+                            peer_deposit=deposit,
+                            oracle=desks.oracle.address,
+                            challenge_period=3600,
+                        )
+                        for _ in range(3):
+                            await ch.wait_version((await bob.channel(ch.id).pay(100)).version)
+                        await backed_up(alice, ch.id, ch.version)
+                        ids.append(ch.id)
+                    before = {cid: alice.channel(cid).state for cid in ids}
+                # The disk is lost: only the key is left.
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(store) + suffix).unlink(missing_ok=True)
+                async with open_node(
+                    signer=desks.alice,
+                    store=store,
+                    chain=desks.url,
+                    adjudicator=desks.adjudicator,
+                    settings=FAST,
+                    watchtowers=[endpoint],
+                    peers={desks.bob.address: bob_endpoint},
+                ) as alice:
+                    assert alice.rebuilt is not None
+                    assert alice.rebuilt.rebuilt == {cid: before[cid].version for cid in ids}
+                    for cid in ids:
+                        ch = alice.channel(cid)
+                        assert ch.state == before[cid]
+                    # The peer is reached again (its endpoint from the desk's config) and the
+                    # channels trade on.
+                    for cid in ids:
+                        ch = alice.channel(cid)
+                        done = await _pay_when_linked(ch)
+                        await bob.channel(cid).wait_version(done.version)
+
+
+async def _pay_when_linked(ch: Channel) -> State:
+    for _ in range(200):
+        try:
+            return await ch.pay(1)
+        except ChannelError as exc:
+            if "resynchronising" not in str(exc) and "Disconnected" not in str(exc):
+                raise
+            await trio.sleep(0.05)
+    raise AssertionError("the peer was never reached again")
