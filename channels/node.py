@@ -59,8 +59,10 @@ from channels.core.protocol import (
     UpdateApplied,
     UpdateRefused,
 )
+from channels.core.quote_book import QuoteLimits
+from channels.core.quote_wire import decode_peer_message, encode_peer_message
+from channels.core.quotes import QUOTE_MESSAGES, QuoteMessage
 from channels.core.signing import LocalSigner, Signer
-from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
 from channels.currency import check_current_for_dispute
 from channels.deposits import deposit_measured
@@ -76,6 +78,7 @@ from channels.events import (
     StateUpdated,
     UpdateRefusedEvent,
 )
+from channels.quoting import Pricer, QuoteDesk
 from channels.rebuild import RebuildReport, rebuild_from_towers
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.towerclient import TowerClient, TowerEndpoint
@@ -246,6 +249,8 @@ class Node:
         nursery: trio.Nursery,
         policy: Policy | None = None,
         accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+        pricer: Pricer | None = None,
+        quote_limits: QuoteLimits | None = None,
     ) -> None:
         self.signer = signer
         self.store = store
@@ -281,6 +286,8 @@ class Node:
         self.rebuilt: RebuildReport | None = None
         self.unknown_channel_messages = 0
         self.bad_messages = 0
+        #: Firm quotes (RFQ): requests, answers, offers, fills and the fill rule.
+        self.quotes = QuoteDesk(self, pricer, quote_limits)
 
     # identity and time --------------------------------------------------------------------------
     @property
@@ -313,10 +320,21 @@ class Node:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}") from None
 
     def _add_entry(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> _Entry:
-        machine.policy = self.policy
+        machine.policy = self._quote_policy(machine)
         entry = _Entry(machine=machine, handle=Channel(self, machine), endpoint=endpoint)
         self._entries[machine.channel_id] = entry
         return entry
+
+    def _quote_policy(self, machine: ChannelMachine) -> Policy:
+        # firm quotes: a trade naming a quote of ours is signed only if the fill rule accepts
+        # it (channels/quoting.py); then the bot's policy runs.
+        user_policy = self.policy
+
+        def policy(base: State, new: State, trades: Sequence[Trade]) -> str | None:
+            self.quotes.check_update(machine.channel_id, machine.peer_address, tuple(trades))
+            return user_policy(base, new, trades) if user_policy is not None else None
+
+        return policy
 
     async def open_channel(
         self,
@@ -656,6 +674,7 @@ class Node:
                 waiter.done.set()
                 self._room_freed(entry)
             self._emit(StateUpdated(cid, state, action.ours, action.update.trades))
+            self.quotes.on_update(cid, state.version, action.update.trades)
             entry.notify()
         elif isinstance(action, UpdateRefused):
             if action.request_id is not None and action.ours:
@@ -701,12 +720,14 @@ class Node:
             await send.aclose()
 
     # peers --------------------------------------------------------------------------------------
-    def _send(self, peer: Address, message: Message, points: tuple[str, ...] = ()) -> None:
+    def _send(
+        self, peer: Address, message: Message | QuoteMessage, points: tuple[str, ...] = ()
+    ) -> None:
         link = self._links.get(peer)
         if link is None:
             return  # the reestablish after reconnecting brings the peer up to date
         try:
-            link.outbox.send_nowait((encode_message(message), points))
+            link.outbox.send_nowait((encode_peer_message(message), points))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             log.warning("dropping a message to %s: link congested or closed", peer.hex())
 
@@ -811,8 +832,11 @@ class Node:
                 log.warning("dropping %s: over %d messages/s", link.peer.hex(), in_window - 1)
                 return
             try:
-                message = decode_message(payload)
-                await self._dispatch(link, message)
+                message = decode_peer_message(payload)
+                if isinstance(message, QUOTE_MESSAGES):
+                    await self.quotes.on_message(link.peer, message)
+                else:
+                    await self._dispatch(link, message)
             except (RemoteError, LocalError, ChannelError) as exc:
                 self.bad_messages += 1
                 bad += 1
@@ -993,6 +1017,8 @@ async def open_node(
     policy: Policy | None = None,
     accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
     transaction_key: bytes | None = None,
+    pricer: Pricer | None = None,
+    quote_limits: QuoteLimits | None = None,
     watchtowers: Sequence[TowerEndpoint] = (),
     peers: Mapping[bytes, tuple[str, int]] | None = None,
 ) -> AsyncIterator[Node]:
@@ -1026,12 +1052,15 @@ async def open_node(
                     nursery=nursery,
                     policy=policy,
                     accept_channel=accept_channel,
+                    pricer=pricer,
+                    quote_limits=quote_limits,
                 )
                 await node.refresh_chain_time()
                 node.towers = TowerClient(node, watchtowers)
                 if watchtowers:
                     node.rebuilt = await rebuild_from_towers(node, watchtowers, peers or {})
                 await node._restore()
+                await node.quotes.restore()  # firm quotes: the live ones of the audit trail
                 await nursery.start(node._executor)
                 if watchtowers:
                     await nursery.start(node.towers.run)
@@ -1045,6 +1074,7 @@ async def open_node(
                         lambda _peer: True,
                         node._serve_connection,
                     )
+                await nursery.start(node.quotes.run)
                 await nursery.start(node.watcher.run)
                 nursery.start_soon(node._redialer)
                 nursery.start_soon(node._resume_funding)

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
 from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, address, to_checksum
 from channels.core.signing import LocalSigner
@@ -88,6 +89,8 @@ class Config:
     oracle: bytes | None = None
     challenge_period: int = 3600
     peers: dict[str, PeerConfig] = field(default_factory=dict)
+    #: [quotes]: the firm quotes the node answers on its own (channels/cli/quote_table.py).
+    quotes: QuoteTable | None = None
 
     def require_chain(self) -> tuple[str, bytes]:
         if self.rpc_url is None:
@@ -233,7 +236,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     cfg_path = Path(path).expanduser()
     doc = read_toml(cfg_path)
     cfg_path = cfg_path.resolve()
-    unknown = sorted(set(doc) - {"node", "chain", "peers", "watchtower"})
+    unknown = sorted(set(doc) - {"node", "chain", "peers", "quotes", "watchtower"})
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
     node_table = doc.get("node", {})
@@ -273,6 +276,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         if addr is None or host is None or port is None:
             peer.fail("address/host/port", "a peer needs all three")
         peers[name] = PeerConfig(name, addr, host, port)
+    try:
+        quotes = parse_quote_table(cfg_path, doc["quotes"]) if "quotes" in doc else None
+    except QuoteTableError as exc:
+        raise ConfigError(str(exc)) from None
     rpc_url = chain.get_str("rpc_url")
     if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
         chain.fail("rpc_url", "must be an http:// or https:// URL")
@@ -297,6 +304,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         oracle=chain.get_address("oracle"),
         challenge_period=chain.get_int("challenge_period", 1, 2**64 - 1) or 3600,
         peers=peers,
+        quotes=quotes,
     )
 
 

@@ -84,6 +84,11 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         return logging.INFO, f"peer={to_checksum(event.peer)} connected"
     if isinstance(event, PeerLost):
         return logging.INFO, f"peer={to_checksum(event.peer)} lost"
+    from channels.quote_events import describe
+
+    quote_line = describe(event)
+    if quote_line is not None:
+        return logging.INFO, prefix + quote_line
     return logging.INFO, f"{prefix}event={type(event).__name__}"
 
 
@@ -136,6 +141,8 @@ async def serve_desk(
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
+        pricer=cfg.quotes.price if cfg.quotes is not None else None,
+        quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
         watchtowers=cfg.watchtowers,
         peers={p.address: (p.host, p.port) for p in cfg.peers.values()},
     ) as node:

@@ -9,7 +9,8 @@ record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 9 shows the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from channels.core.errors import SchemaError, UnknownType
@@ -195,24 +196,30 @@ class Schema:
     fields: tuple[Field, ...]
     #: Builds the object from the decoded values by key (default: ``cls(**values)``).
     build: Callable[[dict[str, Any]], Any] | None = None
+    # Derived once (the codec's hot path): the key set, and per field its reader and its kind.
+    _keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    _readers: tuple[tuple[str, Callable[[Any], Any], Kind], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keys", frozenset(f.key for f in self.fields))
+        readers = tuple((f.key, f.get or attrgetter(f.key), f.kind) for f in self.fields)
+        object.__setattr__(self, "_readers", readers)
 
     def encode(self, obj: Any) -> dict[str, Any]:
         if type(obj) is not self.cls:
             raise Unencodable(f"expected a {self.cls.__name__}, got {type(obj).__name__}")
-        return {
-            f.key: f.kind.encode(f.get(obj) if f.get else getattr(obj, f.key))
-            for f in self.fields
-        }
+        return {key: kind.encode(get(obj)) for key, get, kind in self._readers}
 
     def decode(self, obj: Any) -> Any:
         if type(obj) is not dict:
             raise SchemaError(f"{self.name} must be a map")
-        keys = [f.key for f in self.fields]
-        if obj.keys() != set(keys):
-            missing = sorted(set(keys) - obj.keys())
-            unknown = sorted(obj.keys() - set(keys))
+        if obj.keys() != self._keys:
+            missing = sorted(self._keys - obj.keys())
+            unknown = sorted(obj.keys() - self._keys)
             raise SchemaError(f"{self.name}: missing keys {missing}, unknown keys {unknown}")
-        values = {f.key: f.kind.decode(obj[f.key], f.key) for f in self.fields}
+        values = {key: kind.decode(obj[key], key) for key, _, kind in self._readers}
         return self.build(values) if self.build else self.cls(**values)
 
 
@@ -285,13 +292,39 @@ ATTESTATION = Schema("Attestation", Attestation, (
     Field("price", U256),
 ))  # fmt: skip
 
+
+@dataclass(frozen=True, slots=True)
+class _WithOptionalKey(Schema):
+    """A schema with one more key written only when its value is not None (firm quotes: an
+    OpenOption that fills a quote names it; any other keeps the plain map, and its bytes)."""
+
+    extra: Field = Field("", HASH)
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        fields = Schema.encode(self, obj)
+        value = getattr(obj, self.extra.key)
+        if value is not None:
+            fields[self.extra.key] = self.extra.kind.encode(value)
+        return fields
+
+    def decode(self, obj: Any) -> Any:
+        if type(obj) is not dict or self.extra.key not in obj:
+            return Schema.decode(self, obj)
+        rest = {k: v for k, v in obj.items() if k != self.extra.key}
+        value = self.extra.kind.decode(obj[self.extra.key], self.extra.key)
+        plain = Schema.decode(self, rest)
+        return type(plain)(
+            **{f.key: getattr(plain, f.key) for f in self.fields}, **{self.extra.key: value}
+        )
+
+
 #: trade tag -> schema (the tag is the trade's position in the union, from 1).
 TRADES: dict[int, Schema] = {
     1: Schema("Pay", Pay, (Field("payer", INDEX), Field("amount", U256))),
-    2: Schema("OpenOption", OpenOption, (
+    2: _WithOptionalKey("OpenOption", OpenOption, (
         Field("position", _nested(POSITION)),
         Field("premium", U256),
-    )),
+    ), extra=Field("quote_id", HASH)),
     3: Schema("Unwind", Unwind, (Field("position_id", U64), Field("holder_share", U256))),
     4: Schema("Settle", Settle, (
         Field("position_id", U64),
