@@ -38,6 +38,8 @@ def setup_logging(level: str) -> None:
 
 def event_line(node: Node, event: Event) -> tuple[int, str]:
     """(log level, message) for a node event; channel events start ``[ch=0x.. v=N]``."""
+    from channels.deposits import DepositMeasured
+    from channels.eventbus import EventsLost
     from channels.events import (
         Alarm,
         ChainEventSeen,
@@ -80,6 +82,12 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         return logging.INFO, f"{prefix}chain event={event.name} block={event.block_number}"
     if isinstance(event, Alarm):
         return logging.WARNING, f"{prefix}ALARM kind={event.kind} detail={one_line(event.detail)}"
+    if isinstance(event, DepositMeasured):
+        return logging.INFO, (
+            f"{prefix}deposit sent={event.sent} credited={event.credited} fee={event.fee}"
+        )
+    if isinstance(event, EventsLost):
+        return logging.WARNING, f"event log fell behind: {event.count} event(s) lost"
     if isinstance(event, PeerConnected):
         return logging.INFO, f"peer={to_checksum(event.peer)} connected"
     if isinstance(event, PeerLost):
