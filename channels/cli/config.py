@@ -19,10 +19,10 @@ from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_ta
 from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, address, to_checksum
 from channels.core.signing import LocalSigner
-from channels.towerclient import TowerEndpoint
+from channels.runtime.towerclient import TowerEndpoint
 
 if TYPE_CHECKING:
-    from channels.node import NodeSettings
+    from channels.runtime.node import NodeSettings
 
 log = logging.getLogger("channels.desk")
 
@@ -112,7 +112,7 @@ class Config:
         return None
 
     def node_settings(self) -> NodeSettings:
-        from channels.node import NodeSettings
+        from channels.runtime.node import NodeSettings
 
         extra: dict[str, Any] = {}
         if self.update_timeout is not None:
@@ -310,7 +310,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def _watchtowers(cfg_path: Path, tables: object) -> tuple[TowerEndpoint, ...]:
     """``[[watchtower]]`` tables: ``address``, ``host`` and ``port`` of each of the desk's towers
-    (every fully signed state is streamed to each; see channels/towerclient.py)."""
+    (every fully signed state is streamed to each; see channels/runtime/towerclient.py)."""
     if not isinstance(tables, list):
         raise ConfigError(f"{cfg_path}: watchtowers are [[watchtower]] tables")
     out = []

@@ -17,8 +17,8 @@ from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
 
 if TYPE_CHECKING:
-    from channels.events import Event
-    from channels.node import Node
+    from channels.core.node_events import Event
+    from channels.runtime.node import Node
 
 log = logging.getLogger("channels.desk")
 
@@ -38,9 +38,7 @@ def setup_logging(level: str) -> None:
 
 def event_line(node: Node, event: Event) -> tuple[int, str]:
     """(log level, message) for a node event; channel events start ``[ch=0x.. v=N]``."""
-    from channels.deposits import DepositMeasured
-    from channels.eventbus import EventsLost
-    from channels.events import (
+    from channels.core.node_events import (
         Alarm,
         ChainEventSeen,
         FinalityChanged,
@@ -50,6 +48,8 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         StateUpdated,
         UpdateRefusedEvent,
     )
+    from channels.runtime.deposits import DepositMeasured
+    from channels.runtime.eventbus import EventsLost
 
     prefix = ""
     our_index = 0
@@ -92,7 +92,7 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         return logging.INFO, f"peer={to_checksum(event.peer)} connected"
     if isinstance(event, PeerLost):
         return logging.INFO, f"peer={to_checksum(event.peer)} lost"
-    from channels.quote_events import describe
+    from channels.runtime.quote_events import describe
 
     quote_line = describe(event)
     if quote_line is not None:
@@ -103,7 +103,7 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
 async def log_events(
     node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    from channels.events import ChainEventSeen
+    from channels.core.node_events import ChainEventSeen
 
     seen: dict[tuple[object, ...], None] = {}
     async with node.events() as stream:
@@ -138,7 +138,7 @@ async def serve_desk(
 ) -> None:
     """Run the desk's node, its control socket and its event log until cancelled."""
     from channels.control import serve_control
-    from channels.node import open_node
+    from channels.runtime.node import open_node
 
     rpc_url, adjudicator = cfg.require_chain()
     listen = None if cfg.listen_port is None else (cfg.listen_host, cfg.listen_port)

@@ -106,7 +106,7 @@ async def serve_tower(
     cfg: TowerConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run the tower until cancelled; ``task_status`` gets its listening port."""
-    from channels.watchtower import open_watchtower
+    from channels.defence.watchtower import open_watchtower
 
     signer = read_key(cfg.key_file, cfg.key_env)
     async with open_watchtower(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from channels.crash import PHASES
+from channels.testing.crash import PHASES
 
 from .harness import Chain
 from .setup_scenario import SetupResult, run_setup_case

@@ -14,7 +14,7 @@ from eth_account import Account
 from adjudicator.client import adjudicator_abi, connect_adjudicator, params_tuple, state_tuple
 from adjudicator.rpc import open_rpc
 from channels.core.model import to_checksum
-from channels.events import Alarm
+from channels.core.node_events import Alarm
 
 from .conftest import Desks, desk
 

@@ -18,14 +18,14 @@ import trio
 
 from adjudicator.client import ChannelStatus, connect_adjudicator
 from channels import open_node
-from channels.channel import Channel
 from channels.cli.config import load_config
 from channels.core.errors import ChannelError
 from channels.core.model import State, to_checksum
 from channels.core.signing import LocalSigner
-from channels.node import Node
-from channels.towerclient import TowerEndpoint
-from channels.watchtower import Watchtower, open_watchtower
+from channels.defence.watchtower import Watchtower, open_watchtower
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node
+from channels.runtime.towerclient import TowerEndpoint
 from tests.crash.harness import free_port
 
 from .conftest import FAST, Desks, desk
@@ -90,7 +90,7 @@ async def test_old_copy_is_brought_current_by_the_tower(desks: Desks, tmp_path: 
                 shutil.copy2(store, tmp_path / "old.sqlite")  # a clean copy
                 async with alice_with(desks, store, tower) as alice:
                     ch = alice.channel(cid)
-                    while not alice.status()[0]["connected"]:
+                    while not alice.status()[0].connected:
                         await trio.sleep(0.05)
                     for _ in range(5):
                         await ch.wait_version((await bch.pay(1_000)).version)
