@@ -270,7 +270,7 @@ class Watchtower:
             raise TowerRefused("request too large")
         req = msgpack.unpackb(payload, raw=False, strict_map_key=True)
         if isinstance(req, dict) and req.get("t") in ("get", "list"):
-            # [reliability] A desk reads back what it pushed (channels/towerclient.py).
+            # [reliability] A desk reads back what it pushed (channels/runtime/towerclient.py).
             return tower_read(self.held, client, req)
         if not isinstance(req, dict) or req.get("t") != "push":
             raise TowerRefused("unknown request")
