@@ -149,10 +149,15 @@ async def serve_desk(
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
+        trust=cfg.trust(),
         pricer=cfg.quotes.price if cfg.quotes is not None else None,
         quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
         watchtowers=cfg.watchtowers,
-        peers={p.address: (p.host, p.port) for p in cfg.peers.values()},
+        peers={
+            p.address: (p.host, p.port)
+            for p in cfg.peers.values()
+            if p.host is not None and p.port is not None
+        },
     ) as node:
         async with trio.open_nursery() as nursery:
             await nursery.start(log_events, node)
