@@ -91,7 +91,12 @@ def run_setup_case(chain: Chain, workdir: Path, point: str, phase: str, role: st
     spec = f"{point}:{phase}:1"
     arm_now = point != "chain_tx"
     alice = Desk(
-        "alice", chain, alice_key, workdir, crash_at=spec if arm_now and role == "leader" else None
+        "alice",
+        chain,
+        alice_key,
+        workdir,
+        crash_at=spec if arm_now and role == "leader" else None,
+        partners=[bob_key.address],
     )
     bob = Desk(
         "bob",
@@ -100,6 +105,7 @@ def run_setup_case(chain: Chain, workdir: Path, point: str, phase: str, role: st
         workdir,
         listen_port=free_port(),
         crash_at=spec if arm_now and role == "follower" else None,
+        partners=[alice_key.address],
     )
     victim, survivor = (alice, bob) if role == "leader" else (bob, alice)
     try:
