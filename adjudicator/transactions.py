@@ -14,14 +14,9 @@ from eth_utils.address import to_checksum_address
 from channels.core.errors import ChainError
 
 from .abi import ContractAbi, DecodedError
-from .rpc import (
-    ExecutionReverted,
-    NonceTooLow,
-    Receipt,
-    RpcClient,
-    parse_data,
-    parse_quantity,
-)
+from .rpc import RpcClient
+from .rpc_errors import ExecutionReverted, NonceTooLow
+from .rpc_types import Receipt, parse_data, parse_quantity
 
 ErrorDecoder = Callable[[bytes], DecodedError | None]
 

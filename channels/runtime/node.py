@@ -23,7 +23,7 @@ from pathlib import Path
 import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
-from channels.core.errors import ChannelError, IllegalCall, RemoteError, UnknownChannel
+from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
 from channels.core.messages import Message, OpenProposal, Reject
 from channels.core.model import Address, Attestation, ChannelId, Params, address
 from channels.core.node_events import Alarm, Event
@@ -310,7 +310,7 @@ class Node:
         if params.channel_id in self._runtimes:
             return  # a retransmission of a proposal we already accepted
         if peer not in params.participants or self.address not in params.participants:
-            raise RemoteError("a channel proposal that does not name both of us")
+            raise WrongDomain("a channel proposal that does not name both of us")
         decision = self.gatekeeper.decide_channel(params, msg.deposits)
         if isinstance(decision, AcceptTerms) and decision.our_deposit and self.settings.auto_fund:
             try:  # consent: funding it must leave the gas to defend every channel
@@ -486,7 +486,8 @@ class Node:
         deposit that was mined is not repeated."""
         for runtime in list(self._runtimes.values()):
             machine = runtime.machine
-            if machine.phase is Phase.FUNDING and (machine.is_leader or self.settings.auto_fund):
+            leader = machine.index == 0  # participant 0 opened the channel
+            if machine.phase is Phase.FUNDING and (leader or self.settings.auto_fund):
                 await runtime.fund_quietly()
 
     async def _serve_link(self, secure: SecureChannel) -> None:
