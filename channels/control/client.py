@@ -44,14 +44,17 @@ class ControlClient:
         async with self._lock:
             try:
                 await self._lines.send(encode_request(cmd, **fields))
-                while True:
-                    line = await self._lines.receive_line()
-                    if line is None:
-                        raise NodeNotRunning(f"the node at {self.path} closed the connection")
-                    if until(line):
-                        return
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise NodeNotRunning(f"the node at {self.path} went away: {exc}") from None
+            while True:
+                try:
+                    line = await self._lines.receive_line()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    raise NodeNotRunning(f"the node at {self.path} went away: {exc}") from None
+                if line is None:
+                    raise NodeNotRunning(f"the node at {self.path} closed the connection")
+                if until(line):  # its own errors (a closed stdout: BrokenPipeError) pass through
+                    return
 
 
 @asynccontextmanager
