@@ -11,9 +11,10 @@ Design (docs: THREATS.md §6, §2.3 T1-T5, §3.1):
    before the body is read. The whole handshake, AUTH included, has one deadline (5 s by default).
    On any failure we close the stream without a reply (T2, §3.1).
 3. **AUTH**, the first transport frame each way: ``address (20 B) ‖ signature (65 B)`` with the
-   signature over ``keccak256(b"\\x19optchan-auth-v1" ‖ role ‖ handshake_hash)``, role ``0x01``
-   for the initiator and ``0x02`` for the responder. The handshake hash binds it to this session
-   (a captured AUTH is useless elsewhere) and the role byte stops reflection (T1). Signatures are
+   signature over the EIP-712 message ``Login(uint8 role, bytes32 handshakeHash)`` in the
+   adjudicator's domain (chain id, adjudicator), role ``1`` for the initiator and ``2`` for the
+   responder, so any typed-data wallet can sign it. The handshake hash binds it to this session
+   (a captured AUTH is useless elsewhere) and the role stops reflection (T1). Signatures are
    checked with :func:`channels.core.signing.recover` (65 bytes, v in {27, 28}, low-s). The
    initiator sends its AUTH right behind handshake message 3 (no extra round trip) and requires
    the responder to be the address it dialled. The responder passes the recovered address to
@@ -48,6 +49,7 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from noise.connection import Keypair, NoiseConnection
 
+from channels.core import eip712
 from channels.core.errors import (
     BadFrame,
     ChannelError,
@@ -61,12 +63,11 @@ from channels.core.errors import (
     TransportError,
     UnencodableMessage,
 )
-from channels.core.hashing import keccak256
 from channels.core.model import Address
-from channels.core.signing import SIGNATURE_LENGTH, Signer, recover
+from channels.core.signing import SIGNATURE_LENGTH, Signer, SignRequest, recover
+from channels.signers.calling import sign_async
 
 __all__ = [
-    "AUTH_DOMAIN",
     "DEFAULT_CONFIG",
     "MAX_CHUNK",
     "MAX_FRAME",
@@ -78,6 +79,7 @@ __all__ = [
     "SecureChannel",
     "TransportConfig",
     "auth_digest",
+    "auth_request",
     "connect",
     "initiate",
     "respond",
@@ -88,7 +90,6 @@ log = logging.getLogger(__name__)
 
 NOISE_PROTOCOL_NAME: Final = b"Noise_XX_25519_ChaChaPoly_SHA256"
 PROTOCOL_ID: Final = b"optchan/1"
-AUTH_DOMAIN: Final = b"\x19optchan-auth-v1"
 ROLE_INITIATOR: Final = 0x01
 ROLE_RESPONDER: Final = 0x02
 
@@ -167,9 +168,15 @@ class TransportConfig:
 DEFAULT_CONFIG: Final = TransportConfig()
 
 
-def auth_digest(role: int, handshake_hash: bytes) -> bytes:
+def auth_request(prologue: Prologue, role: int, handshake_hash: bytes) -> SignRequest:
+    """What a side signs in its AUTH frame: the EIP-712 ``Login`` of this session and role."""
+    domain = eip712.Domain(prologue.chain_id, prologue.adjudicator)
+    return SignRequest(domain, eip712.Login(role, handshake_hash))
+
+
+def auth_digest(prologue: Prologue, role: int, handshake_hash: bytes) -> bytes:
     """The 32-byte digest a side signs in its AUTH frame."""
-    return keccak256(AUTH_DOMAIN + bytes((role,)) + handshake_hash)
+    return bytes(auth_request(prologue, role, handshake_hash).digest)
 
 
 # Noise cipher with rekeying -------------------------------------------------------------------
@@ -480,16 +487,17 @@ def _noise_step(noise: NoiseConnection, incoming: bytes | None, what: str) -> by
         raise HandshakeError(f"{what}: rejected ({type(exc).__name__})") from exc
 
 
-def _make_auth(signer: Signer, role: int, handshake_hash: bytes) -> bytes:
-    return bytes(signer.address) + signer.sign_digest(auth_digest(role, handshake_hash))
+async def _make_auth(signer: Signer, prologue: Prologue, role: int, handshake_hash: bytes) -> bytes:
+    signature = await sign_async(signer, auth_request(prologue, role, handshake_hash))
+    return bytes(signer.address) + signature
 
 
-def _check_auth(plaintext: bytes, role: int, handshake_hash: bytes) -> Address:
+def _check_auth(plaintext: bytes, prologue: Prologue, role: int, handshake_hash: bytes) -> Address:
     if len(plaintext) != _AUTH_LENGTH:
         raise PeerAuthError(f"AUTH must be {_AUTH_LENGTH} bytes, got {len(plaintext)}")
     claimed, signature = plaintext[:20], plaintext[20:]
     try:
-        signer = recover(auth_digest(role, handshake_hash), signature)
+        signer = recover(auth_digest(prologue, role, handshake_hash), signature)
     except ChannelError as exc:
         raise PeerAuthError(f"AUTH signature is invalid: {exc}") from exc
     if signer != claimed:
@@ -526,14 +534,14 @@ async def _handshake(
             plaintext = cipher.decrypt(body)
         except BadFrame as exc:
             raise HandshakeError("AUTH frame failed authentication") from exc
-        return _check_auth(plaintext, role, handshake_hash)
+        return _check_auth(plaintext, prologue, role, handshake_hash)
 
     if initiator:
         await io.write(_frame(_noise_step(noise, None, "message 1")))
         _noise_step(noise, await io.read(_ACT_LENGTHS[1], "message 2"), "message 2")
         act3 = _noise_step(noise, None, "message 3")
         handshake_hash = bytes(noise.get_handshake_hash())
-        auth = _make_auth(signer, ROLE_INITIATOR, handshake_hash)
+        auth = await _make_auth(signer, prologue, ROLE_INITIATOR, handshake_hash)
         await io.write(_frame(act3) + _frame(cipher.encrypt(auth)))
         peer = await read_auth(ROLE_RESPONDER, handshake_hash)
         if peer != expected_address:
@@ -549,7 +557,8 @@ async def _handshake(
         peer = await read_auth(ROLE_INITIATOR, handshake_hash)
         if not accept_peer(peer):
             raise PeerAuthError(f"peer 0x{peer.hex()} is not accepted")
-        await io.write(_frame(cipher.encrypt(_make_auth(signer, ROLE_RESPONDER, handshake_hash))))
+        auth = await _make_auth(signer, prologue, ROLE_RESPONDER, handshake_hash)
+        await io.write(_frame(cipher.encrypt(auth)))
     return SecureChannel(stream, cipher, peer, handshake_hash, io.buffer, config)
 
 

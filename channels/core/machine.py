@@ -71,7 +71,7 @@ from channels.core.options import (
     withdrawal_of,
 )
 from channels.core.positions import BookSnapshot, PositionBook
-from channels.core.signing import Signer, verify
+from channels.core.signing import Signer, sign_message, verify
 
 #: A proposal may skip at most this many burned versions.
 MAX_VERSION_SKIP = 4096
@@ -325,9 +325,7 @@ class ChannelMachine:
             check_uint(amount, 128, "deposit")
         index = params.index_of(signer.address)
         v0 = opening_state(params)
-        signature = signer.sign_digest(
-            eip712.state_digest(eip712.Domain(params.chain_id, params.adjudicator), v0)
-        )
+        signature = sign_message(signer, eip712.Domain(params.chain_id, params.adjudicator), v0)
         sigs: list[bytes | None] = [None, None]
         sigs[index] = signature
         machine = cls(
@@ -364,7 +362,7 @@ class ChannelMachine:
         domain = eip712.Domain(params.chain_id, params.adjudicator)
         digest = eip712.state_digest(domain, v0)
         verify(digest, proposal.signature, params.participants[1 - index])
-        ours = signer.sign_digest(digest)
+        ours = sign_message(signer, domain, v0, digest)
         sigs: list[bytes | None] = [None, None]
         sigs[index] = ours
         sigs[1 - index] = proposal.signature
@@ -509,10 +507,10 @@ class ChannelMachine:
             self.book.rollback_newest()
             raise
         digest = eip712.state_digest(self.domain, new)
-        signature = self.signer.sign_digest(digest)
+        signature = sign_message(self.signer, self.domain, new, digest)
         withdrawal = withdrawal_of(new, trades)
         withdrawal_sig = (
-            self.signer.sign_digest(eip712.withdrawal_digest(self.domain, withdrawal))
+            sign_message(self.signer, self.domain, withdrawal)
             if withdrawal is not None
             else None
         )
@@ -645,14 +643,12 @@ class ChannelMachine:
             self.book.rollback_newest()
             return refuse(exc.rule, str(exc))
         self.book.commit_oldest()
-        ours = self.signer.sign_digest(digest)
+        ours = sign_message(self.signer, self.domain, msg.state, digest)
         withdrawal_sigs = None
         our_withdrawal_sig = None
         if withdrawal is not None:
             assert msg.withdrawal_signature is not None
-            our_withdrawal_sig = self.signer.sign_digest(
-                eip712.withdrawal_digest(self.domain, withdrawal)
-            )
+            our_withdrawal_sig = sign_message(self.signer, self.domain, withdrawal)
             withdrawal_sigs = _pair(self.index, our_withdrawal_sig, msg.withdrawal_signature)
         update = SignedUpdate(
             SignedState(msg.state, _pair(self.index, ours, msg.signature)),
