@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from .abi import ContractAbi, DecodedError
@@ -21,6 +20,7 @@ from .rpc import (
     parse_data,
     parse_quantity,
 )
+from .tx_signing import KeyTransactionSigner, TransactionSigner, sign_transaction
 
 ErrorDecoder = Callable[[bytes], DecodedError | None]
 
@@ -104,7 +104,8 @@ def bump(value: int, permille: int) -> int:
 
 
 class TransactionSender:
-    """Sends transactions for one private key through one ``RpcClient``.
+    """Sends transactions for one account through one ``RpcClient``; the account is a private
+    key or any :class:`TransactionSigner` (a keystore, a remote signer).
 
     Nonces are kept locally (fetched once from the pending count, then incremented) so that
     concurrent ``send`` calls from many trio tasks get distinct, gap-free nonces: signing and
@@ -114,7 +115,7 @@ class TransactionSender:
     def __init__(
         self,
         rpc: RpcClient,
-        private_key: str | bytes,
+        private_key: str | bytes | TransactionSigner,
         *,
         chain_id: int | None = None,
         fees: FeeSettings | None = None,
@@ -123,8 +124,12 @@ class TransactionSender:
         errors: ContractAbi | ErrorDecoder | None = None,
     ) -> None:
         self.rpc = rpc
-        self._account = Account.from_key(private_key)
-        self.address: str = self._account.address
+        self._signer: TransactionSigner = (
+            KeyTransactionSigner(private_key)
+            if isinstance(private_key, str | bytes)
+            else private_key
+        )
+        self.address: str = to_checksum_address(bytes(self._signer.address))
         self._chain_id = chain_id
         self.fees = fees or FeeSettings()
         self.gas_margin_percent = gas_margin_percent
@@ -218,7 +223,7 @@ class TransactionSender:
                     self._nonce = await self.rpc.get_transaction_count(self.address, "pending")
                 nonce = self._nonce
                 fields["nonce"] = nonce
-                raw, tx_hash = self._sign(fields)
+                raw, tx_hash = await sign_transaction(self._signer, fields)
                 try:
                     await self.rpc.send_raw_transaction(raw)
                 except NonceTooLow:
@@ -236,10 +241,6 @@ class TransactionSender:
                 self._track(sent)
                 return sent
         raise AssertionError("unreachable")
-
-    def _sign(self, fields: Mapping[str, Any]) -> tuple[bytes, str]:
-        signed = self._account.sign_transaction(dict(fields))
-        return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
 
     def _track(self, sent: SentTx) -> None:
         versions = self._by_nonce.setdefault(sent.nonce, [])
@@ -362,7 +363,7 @@ class TransactionSender:
         fields = dict(latest.fields)
         fields["maxFeePerGas"] = fee
         fields["maxPriorityFeePerGas"] = tip
-        raw, tx_hash = self._sign(fields)
+        raw, tx_hash = await sign_transaction(self._signer, fields)
         await self.rpc.send_raw_transaction(raw)
         new = SentTx(hash=tx_hash, nonce=sent.nonce, raw=raw, fields=fields, replaces=latest.hash)
         self._track(new)

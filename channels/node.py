@@ -26,6 +26,7 @@ from pathlib import Path
 import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
+from adjudicator.tx_signing import TransactionSigner
 from channels.channel import Channel
 from channels.core.errors import (
     ChannelError,
@@ -71,6 +72,7 @@ from channels.events import (
     StateUpdated,
     UpdateRefusedEvent,
 )
+from channels.signers.calling import call_signer
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
 from channels.txdriver import TxPolicy
@@ -329,8 +331,11 @@ class Node:
             oracle=address(oracle),
             nonce=nonce if nonce is not None else secrets.randbits(256),
         )
-        machine, actions = ChannelMachine.initiate(
-            params, self.signer, self.config, (deposit, peer_deposit)
+        machine, actions = await call_signer(
+            self.signer,
+            lambda: ChannelMachine.initiate(
+                params, self.signer, self.config, (deposit, peer_deposit)
+            ),
         )
         await self._connect(peer, peer_addr)
         await self.store.add_channel(
@@ -353,7 +358,9 @@ class Node:
         if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
             log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
             return
-        machine, actions = ChannelMachine.accept_open(msg, self.signer, self.config)
+        machine, actions = await call_signer(
+            self.signer, lambda: ChannelMachine.accept_open(msg, self.signer, self.config)
+        )
         await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
         entry = self._add_entry(machine, None)
         await self._enqueue(entry, actions)
@@ -438,7 +445,7 @@ class Node:
         entry.starting += 1
         try:
             async with entry.lock:
-                actions = entry.machine.handle(RequestUpdate(trades, request_id), now=self.now())
+                actions = await self._handle(entry, RequestUpdate(trades, request_id))
                 entry.waiters[request_id] = waiter
                 await self._enqueue(entry, actions)
         finally:
@@ -701,9 +708,7 @@ class Node:
                 nursery.start_soon(self._writer, link)
                 for entry in self._entries_of(peer):
                     async with entry.lock:
-                        await self._enqueue(
-                            entry, entry.machine.handle(Reconnected(), now=self.now())
-                        )
+                        await self._enqueue(entry, await self._handle(entry, Reconnected()))
                 task_status.started()
                 await self._reader(link)
                 nursery.cancel_scope.cancel()
@@ -713,9 +718,7 @@ class Node:
                 for entry in self._entries_of(peer):
                     with trio.CancelScope(shield=True):
                         async with entry.lock:
-                            await self._enqueue(
-                                entry, entry.machine.handle(Disconnected(), now=self.now())
-                            )
+                            await self._enqueue(entry, await self._handle(entry, Disconnected()))
                 self._emit(PeerLost(None, peer))
             with trio.CancelScope(shield=True):
                 await secure.aclose()
@@ -789,7 +792,7 @@ class Node:
             return
         entry.last_heard = trio.current_time()
         async with entry.lock:
-            actions = entry.machine.handle(Received(message), now=self.now())
+            actions = await self._handle(entry, Received(message))
             await self._enqueue(entry, actions)
             if isinstance(message, Reestablish):
                 entry.notify()  # callers waiting for the resync may go on
@@ -800,11 +803,18 @@ class Node:
             ):
                 self._maybe_credit(entry)
 
+    # signers (issue 14): a machine step may sign; with a blocking (remote) signer it runs in a
+    # worker thread so the trio loop keeps serving other channels and links. Callers hold
+    # entry.lock, so steps of one channel never overlap.
+    async def _handle(self, entry: _Entry, event: Input) -> list[Action]:
+        now = self.now()
+        return await call_signer(self.signer, lambda: entry.machine.handle(event, now=now))
+
     # chain -------------------------------------------------------------------------------------
     async def _apply(self, entry: _Entry, event: Input) -> None:
         """Feed the machine a chain fact (or any input) and perform what it asks."""
         async with entry.lock:
-            actions = entry.machine.handle(event, now=self.now())
+            actions = await self._handle(entry, event)
             await self._enqueue(entry, actions)
 
     def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
@@ -925,15 +935,19 @@ async def open_node(
     settings: NodeSettings | None = None,
     policy: Policy | None = None,
     accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
-    transaction_key: bytes | None = None,
+    transaction_key: bytes | TransactionSigner | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
-    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does.
+    ``transaction_key`` (a private key or a :class:`TransactionSigner`) pays gas; by default the
+    channel signer's own account does (a :class:`LocalSigner`'s key, or a signer that can also
+    sign transactions, such as a keystore or a remote signer).
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):
         transaction_key = signer.secret
+    elif transaction_key is None and isinstance(signer, TransactionSigner):
+        transaction_key = signer
     async with connect_adjudicator(chain, address(adjudicator), transaction_key) as client:
         chain_id = await client.rpc.chain_id()
         async with open_store(

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from channels.core import eip712
 from channels.core.errors import (
     BadSignature,
-    ChannelError,
     Equivocation,
     IllegalCall,
     InvalidField,
@@ -503,17 +502,18 @@ class ChannelMachine:
         try:
             new = apply_trades(base, self.book, trades, self._context(now), version)
             self._check_policy(base, new, trades)
-        except ChannelError:
+            digest = eip712.state_digest(self.domain, new)
+            # A signer may fail (a remote one is unreachable): nothing has changed then.
+            signature = sign_message(self.signer, self.domain, new, digest)
+            withdrawal = withdrawal_of(new, trades)
+            withdrawal_sig = (
+                sign_message(self.signer, self.domain, withdrawal)
+                if withdrawal is not None
+                else None
+            )
+        except Exception:
             self.book.rollback_newest()
             raise
-        digest = eip712.state_digest(self.domain, new)
-        signature = sign_message(self.signer, self.domain, new, digest)
-        withdrawal = withdrawal_of(new, trades)
-        withdrawal_sig = (
-            sign_message(self.signer, self.domain, withdrawal)
-            if withdrawal is not None
-            else None
-        )
         self.highest_signed = version
         self._pending.append(
             _Pending(new, trades, signature, request_id, ours, withdrawal, withdrawal_sig)
@@ -642,13 +642,18 @@ class ChannelMachine:
         except (RuleViolation, BadSignature) as exc:
             self.book.rollback_newest()
             return refuse(exc.rule, str(exc))
-        self.book.commit_oldest()
-        ours = sign_message(self.signer, self.domain, msg.state, digest)
         withdrawal_sigs = None
         our_withdrawal_sig = None
+        try:  # a signer may fail (a remote one is unreachable): nothing has changed then
+            ours = sign_message(self.signer, self.domain, msg.state, digest)
+            if withdrawal is not None:
+                our_withdrawal_sig = sign_message(self.signer, self.domain, withdrawal)
+        except Exception:
+            self.book.rollback_newest()
+            raise
+        self.book.commit_oldest()
         if withdrawal is not None:
-            assert msg.withdrawal_signature is not None
-            our_withdrawal_sig = sign_message(self.signer, self.domain, withdrawal)
+            assert msg.withdrawal_signature is not None and our_withdrawal_sig is not None
             withdrawal_sigs = _pair(self.index, our_withdrawal_sig, msg.withdrawal_signature)
         update = SignedUpdate(
             SignedState(msg.state, _pair(self.index, ours, msg.signature)),
