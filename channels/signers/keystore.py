@@ -24,6 +24,7 @@ from eth_account import Account
 from channels.core.errors import ChannelError
 from channels.core.signing import LocalSigner
 from channels.signers.account import AccountSigner
+from channels.signers.bounded_json import too_deep
 from channels.signers.errors import KeySourceError
 
 __all__ = [
@@ -143,6 +144,8 @@ def load_keystore(
 ) -> AccountSigner:
     """Decrypt a keystore file (mode 0600) into an :class:`AccountSigner`."""
     raw = read_private_file(path, MAX_KEYSTORE_FILE)
+    if too_deep(raw, 8):
+        raise KeySourceError(f"{path} nests too deeply: not an encrypted keystore")
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
