@@ -63,7 +63,7 @@ def test_wrong_password(tmp_path: Path) -> None:
 
 def test_missing_password_variable(tmp_path: Path) -> None:
     path = _keystore(tmp_path)
-    with pytest.raises(KeySourceError, match="PW .* not set"):
+    with pytest.raises(KeySourceError, match=r"PW .* not set"):
         load_keystore(path, PasswordSource(env="PW"), {})
 
 
