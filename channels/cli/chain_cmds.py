@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from channels.cli.config import DEFAULT_STATE_FILE, UsageError, load_config, load_signer, read_key
+from channels.cli.config import (
+    DEFAULT_STATE_FILE,
+    UsageError,
+    load_config,
+    load_local_signer,
+    read_key,
+)
 from channels.cli.format import fmt_amount, note, out, print_json, with_progress
 from channels.cli.node_cmd import wait_for_stop_signal
 from channels.control import one_line
@@ -153,7 +159,7 @@ def _key_from_args(args: argparse.Namespace) -> LocalSigner:
         return read_key(Path(key_file) if key_file else None, key_env)
     cfg_path = getattr(args, "config", None)
     if cfg_path:
-        return load_signer(load_config(cfg_path))
+        return load_local_signer(load_config(cfg_path))
     raise UsageError("give --key-env VAR or --key-file FILE (or --config with a key)")
 
 

@@ -15,9 +15,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from adjudicator.tx_signing import TransactionSigner
 from channels.core.errors import ChannelError
 from channels.core.model import address, to_checksum
-from channels.core.signing import LocalSigner
+from channels.core.signing import LocalSigner, Signer
+from channels.signers.errors import KeySourceError
+from channels.signers.sources import KeySource, open_key_source, parse_key_source
 
 if TYPE_CHECKING:
     from channels.node import NodeSettings
@@ -85,6 +88,9 @@ class Config:
     oracle: bytes | None = None
     challenge_period: int = 3600
     peers: dict[str, PeerConfig] = field(default_factory=dict)
+    #: ``[keys.channel]`` / ``[keys.gas]`` (issue 14): where each key lives, chosen separately.
+    channel_key: KeySource | None = None
+    gas_key: KeySource | None = None
 
     def require_chain(self) -> tuple[str, bytes]:
         if self.rpc_url is None:
@@ -211,7 +217,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from None
     cfg_path = cfg_path.resolve()
-    unknown = sorted(set(doc) - {"node", "chain", "peers"})
+    unknown = sorted(set(doc) - {"node", "chain", "peers", "keys"})
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
     node_table = doc.get("node", {})
@@ -234,6 +240,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{cfg_path}: [node] give key_file or key_env, not both")
     if key_env is not None and looks_like_key(key_env):
         node.fail("key_env", "takes the NAME of an environment variable, not a key")
+    channel_key, gas_key = _key_sources(cfg_path, doc.get("keys", {}))
+    if channel_key is not None and (key_file is not None or key_env is not None):
+        raise ConfigError(
+            f"{cfg_path}: the channel key is given twice: in [keys.channel] and in [node]"
+        )
     log_level = (node.get_str("log_level") or "info").lower()
     if log_level not in _LOG_LEVELS:
         node.fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
@@ -273,7 +284,26 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         oracle=chain.get_address("oracle"),
         challenge_period=chain.get_int("challenge_period", 1, 2**64 - 1) or 3600,
         peers=peers,
+        channel_key=channel_key,
+        gas_key=gas_key,
     )
+
+
+def _key_sources(path: Path, table: object) -> tuple[KeySource | None, KeySource | None]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [keys] must hold [keys.channel] and/or [keys.gas] tables")
+    unknown = sorted(set(table) - {"channel", "gas"})
+    if unknown:
+        raise ConfigError(f"{path}: [keys] has unknown table(s): {', '.join(unknown)}")
+    try:
+        return tuple(  # type: ignore[return-value]
+            None
+            if table.get(name) is None
+            else parse_key_source(table[name], path.parent, f"{path}: [keys.{name}]")
+            for name in ("channel", "gas")
+        )
+    except KeySourceError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def read_key(
@@ -290,7 +320,10 @@ def read_key(
         except OSError as exc:
             raise ConfigError(f"cannot read key file {key_file}: {exc.strerror}") from None
         if stat.S_IMODE(mode) & 0o077:
-            log.warning("key file %s is readable by other users; chmod 600 it", key_file)
+            raise ConfigError(
+                f"key file {key_file} is readable or writable by other users; "
+                f"run: chmod 600 {key_file}"
+            )
         source = f"key file {key_file}"
     elif key_env is not None:
         value = env.get(key_env)
@@ -306,10 +339,41 @@ def read_key(
         raise ConfigError(f"{source}: not a valid private key ({exc})") from None
 
 
-def load_signer(cfg: Config, env: Mapping[str, str] | None = None) -> LocalSigner:
+def load_signer(cfg: Config, env: Mapping[str, str] | None = None) -> Signer:
+    """The channel key: ``[keys.channel]``, else ``[node] key_file`` / ``key_env``."""
+    if cfg.channel_key is not None:
+        try:
+            return open_key_source(cfg.channel_key, env)
+        except KeySourceError as exc:
+            raise ConfigError(f"{cfg.path}: [keys.channel]: {exc}") from None
     if cfg.key_file is None and cfg.key_env is None:
-        raise ConfigError(f"{cfg.path}: [node] needs key_file or key_env")
+        raise ConfigError(f"{cfg.path}: [node] needs key_file or key_env (or a [keys.channel])")
     return read_key(cfg.key_file, cfg.key_env, env)
+
+
+def load_gas_key(
+    cfg: Config, env: Mapping[str, str] | None = None
+) -> bytes | TransactionSigner | None:
+    """The gas account: ``[keys.gas]``, else None (the node then pays from the channel key)."""
+    if cfg.gas_key is None:
+        return None
+    try:
+        signer = open_key_source(cfg.gas_key, env)
+    except KeySourceError as exc:
+        raise ConfigError(f"{cfg.path}: [keys.gas]: {exc}") from None
+    if isinstance(signer, LocalSigner):
+        return signer.secret
+    if isinstance(signer, TransactionSigner):
+        return signer
+    raise ConfigError(f"{cfg.path}: [keys.gas]: this signer cannot sign transactions")
+
+
+def load_local_signer(cfg: Config, env: Mapping[str, str] | None = None) -> LocalSigner:
+    """A raw local key (deploying with ``--config`` needs one)."""
+    signer = load_signer(cfg, env)
+    if not isinstance(signer, LocalSigner):
+        raise ConfigError(f"{cfg.path}: this command needs a raw key (key_file or key_env)")
+    return signer
 
 
 # Parsing values --------------------------------------------------------------------------------
