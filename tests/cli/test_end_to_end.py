@@ -216,7 +216,9 @@ async def test_cli_drives_two_desks(
             assert code == 0, err
             code, out, err = await run("-c", b, "close", short)
             assert code == 0, err
-            assert "closed at version" in out and "(concluded)" in out
+            assert "closed at version" in out
+            # The watcher may already have withdrawn the payout by the time close returns.
+            assert "(concluded)" in out or "(withdrawn)" in out
             while True:  # A learns of the conclusion from the chain
                 closed = (await run.json("-c", a, "status"))["channels"][0]
                 if closed["phase"] == "closed":
