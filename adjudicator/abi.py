@@ -18,12 +18,14 @@ from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.crypto import keccak
 
+from channels.core.errors import LocalError
+
 AbiParam = Mapping[str, Any]
 AbiEntry = Mapping[str, Any]
 
 
-class AbiError(ValueError):
-    """The ABI or the data does not fit."""
+class AbiError(LocalError, ValueError):
+    """The ABI or the data our caller passed does not fit."""
 
 
 def canonical_type(param: AbiParam) -> str:

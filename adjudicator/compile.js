@@ -6,7 +6,7 @@
 //
 // One standard-JSON input holds every source under adjudicator/contracts/ (the adjudicator and the
 // test-only contracts) plus every OpenZeppelin file they import, read from node_modules. The set is
-// always the same, so the bytecode does not depend on what else happens to be compiled (TOOLCHAIN.md).
+// always the same, so the bytecode does not depend on what else happens to be compiled.
 // The compiler is the pinned npm `solc` driven through its JS API (never the solcjs CLI).
 'use strict';
 

@@ -25,6 +25,8 @@ import httpx
 import trio
 from eth_account import Account
 
+from channels.core.errors import LocalError
+
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 """anvil's default mnemonic; accounts are m/44'/60'/0'/0/i."""
 
@@ -46,7 +48,7 @@ ANVIL_DEFAULT_CHAIN_ID = 31337
 ANVIL_DEFAULT_BALANCE_ETH = 10_000
 
 
-class DevChainError(RuntimeError):
+class DevChainError(LocalError, RuntimeError):
     """anvil could not be found or did not start."""
 
 

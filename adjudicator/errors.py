@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 
-from channels.core.errors import ChannelError
+from channels.core.errors import ChainError, ChannelError, LocalError
 from channels.core.hashing import keccak256
 
 from .rpc import ExecutionReverted
@@ -34,14 +34,15 @@ from .transactions import TransactionReverted
 
 
 class ContractError(ChannelError):
-    """A call or transaction to the adjudicator reverted.
+    """A call or transaction to the adjudicator reverted (a grouping: every concrete revert is
+    also either :class:`~channels.core.errors.LocalError`, our call was malformed, or a
+    :class:`~channels.core.errors.ChainError`, the chain's state refuses it).
 
     ``args_dict``: the error's arguments by name; ``revert_data``: the raw revert payload;
     ``tx_hash``: the mined transaction that reverted, if any (None for a revert caught while
     simulating, before anything was sent).
     """
 
-    rule = "ContractError"
     fields: ClassVar[tuple[tuple[str, str], ...]] = ()
     """The error's parameters as (name, ABI type), in declaration order."""
 
@@ -84,202 +85,210 @@ class CustomError(ContractError):
     """Base of the errors declared in the contract's ABI (one subclass per error)."""
 
 
+class BadCall(CustomError, LocalError):
+    """Our transaction's arguments are wrong: fix the call (the chain's state is not the cause)."""
+
+
+class ChainRefused(CustomError, ChainError):
+    """The contract's state (a dispute, the peer's moves, earlier calls) refuses the call."""
+
+
 # ---- parameters and inputs -------------------------------------------------------------------
-class InvalidParticipants(CustomError):
+class InvalidParticipants(BadCall):
     """Zero or identical participant addresses."""
 
 
-class InvalidChallengePeriod(CustomError):
-    """Challenge period outside [MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD]."""
+class InvalidChallengePeriod(BadCall):
+    """Challenge period outside the contract's bounds (60 s to 30 days)."""
 
 
-class WrongChainId(CustomError):
+class WrongChainId(BadCall):
     """``params.chainId`` is not the chain's id."""
 
 
-class WrongAdjudicator(CustomError):
+class WrongAdjudicator(BadCall):
     """``params.adjudicator`` is not this deployment (replay across deployments)."""
 
 
-class WrongChannelId(CustomError):
+class WrongChannelId(BadCall):
     """The state's or withdrawal's channel id is not the id of ``params``."""
 
 
-class InvalidParticipantIndex(CustomError):
+class InvalidParticipantIndex(BadCall):
     """A participant index other than 0 or 1."""
 
 
-class ZeroAmount(CustomError):
+class ZeroAmount(BadCall):
     """A deposit or withdrawal of 0 (or an ERC-20 deposit whose measured credit is 0)."""
 
 
-class AmountTooLarge(CustomError):
+class AmountTooLarge(BadCall):
     """An amount or cumulative total above 2**128 - 1."""
 
 
-class WrongMsgValue(CustomError):
+class WrongMsgValue(BadCall):
     """ETH deposit whose msg.value differs from the amount."""
 
 
-class UnexpectedEther(CustomError):
+class UnexpectedEther(BadCall):
     """ERC-20 deposit sent with ETH."""
 
 
-class ZeroAddress(CustomError):
+class ZeroAddress(BadCall):
     """A recipient or destination is the zero address."""
 
 
 # ---- signatures ------------------------------------------------------------------------------
-class InvalidSignature(CustomError):
+class InvalidSignature(ChainRefused):
     """Malformed signature: length != 65, v not 27/28, r or s zero, ecrecover gives 0."""
 
 
-class HighS(CustomError):
+class HighS(ChainRefused):
     """s in the upper half of the curve order (the malleated twin)."""
 
 
-class WrongSigner(CustomError):
+class WrongSigner(ChainRefused):
     """The signature recovers to another address than the participant's."""
 
     fields = (("expected", "address"), ("recovered", "address"))
 
 
-class WrongOracle(CustomError):
+class WrongOracle(ChainRefused):
     """The attestation is not signed by the channel's oracle."""
 
     fields = (("recovered", "address"),)
 
 
 # ---- states ----------------------------------------------------------------------------------
-class ConservationViolated(CustomError):
+class ConservationViolated(ChainRefused):
     """balance0 + balance1 + locked != deposited - withdrawn."""
 
 
-class NotFinal(CustomError):
+class NotFinal(BadCall):
     """``conclude`` with a state that is not final."""
 
 
-class PositionsInFinalState(CustomError):
+class PositionsInFinalState(BadCall):
     """A final state with locked collateral or positions."""
 
 
-class UnderfundedState(CustomError):
+class UnderfundedState(ChainRefused):
     """The state credits more deposits than exist on chain."""
 
 
-class StateBeforeWithdrawal(CustomError):
+class StateBeforeWithdrawal(ChainRefused):
     """The state is older than (or does not debit) an executed partial withdrawal."""
 
 
-class NotNewerVersion(CustomError):
+class NotNewerVersion(ChainRefused):
     """The state is older than the on-chain record."""
 
     fields = (("recorded", "uint64"), ("given", "uint64"))
 
 
-class EquivocatingState(CustomError):
+class EquivocatingState(ChainRefused):
     """A different state with the registered version."""
 
 
-class NotRegisteredState(CustomError):
+class NotRegisteredState(ChainRefused):
     """``concludeAfterTimeout`` with a state that is not the registered one."""
 
 
 # ---- lifecycle -------------------------------------------------------------------------------
-class ChannelConcluded(CustomError):
+class ChannelConcluded(ChainRefused):
     """The channel is already concluded."""
 
 
-class ChannelNotConcluded(CustomError):
+class ChannelNotConcluded(ChainRefused):
     """Settlement before the channel is concluded."""
 
 
-class NotDisputed(CustomError):
+class NotDisputed(ChainRefused):
     """``concludeAfterTimeout`` on a channel without a dispute."""
 
 
-class ChallengeOngoing(CustomError):
+class ChallengeOngoing(ChainRefused):
     """Partial withdrawal while a dispute is open."""
 
 
-class ChallengeExpired(CustomError):
+class ChallengeExpired(ChainRefused):
     """register/checkpoint at or after the deadline."""
 
 
-class ChallengeNotExpired(CustomError):
+class ChallengeNotExpired(ChainRefused):
     """``concludeAfterTimeout`` before the deadline."""
 
 
 # ---- partial withdrawals ---------------------------------------------------------------------
-class WithdrawalNotNewer(CustomError):
+class WithdrawalNotNewer(ChainRefused):
     """The withdrawal's version is not above the last executed one (replay)."""
 
     fields = (("lastExecuted", "uint64"), ("given", "uint64"))
 
 
-class InsufficientHoldings(CustomError):
+class InsufficientHoldings(ChainRefused):
     """Executed withdrawals would exceed the channel's deposits."""
 
 
 # ---- settlement ------------------------------------------------------------------------------
-class NotExpired(CustomError):
+class NotExpired(ChainRefused):
     """Settlement before the position's expiry."""
 
 
-class WrongAttestation(CustomError):
+class WrongAttestation(ChainRefused):
     """The attestation's (underlying, expiry) is not the position's."""
 
 
-class InvalidProof(CustomError):
+class InvalidProof(ChainRefused):
     """The Merkle proof does not lead to the current positions root."""
 
 
-class AlreadySettled(CustomError):
+class AlreadySettled(ChainRefused):
     """The position's slot is already empty in the current root (settled or released)."""
 
 
-class SettlementGraceNotOver(CustomError):
+class SettlementGraceNotOver(ChainRefused):
     """``releaseUnsettled`` before expiry + SETTLEMENT_GRACE."""
 
 
-class UnknownPositionKind(CustomError):
+class UnknownPositionKind(BadCall):
     """A position kind other than call (0) or put (1)."""
 
 
-class InvalidWriter(CustomError):
+class InvalidWriter(BadCall):
     """A position writer index other than 0 or 1."""
 
 
 # ---- payouts ---------------------------------------------------------------------------------
-class InsufficientPayoutGas(CustomError):
+class InsufficientPayoutGas(BadCall):
     """Not enough gas left to give a push payout its full allowance (raise the gas limit)."""
 
 
-class NothingToWithdraw(CustomError):
+class NothingToWithdraw(BadCall):
     """``withdraw`` with no credit."""
 
 
-class TransferFailed(CustomError):
+class TransferFailed(ChainRefused):
     """A pull transfer (deposit or ``withdraw``) failed."""
 
 
 # ---- OpenZeppelin errors compiled into the contract ------------------------------------------
-class ReentrancyGuardReentrantCall(CustomError):
+class ReentrancyGuardReentrantCall(ChainRefused):
     """A re-entrant call into a guarded function."""
 
 
-class InvalidShortString(CustomError):
+class InvalidShortString(BadCall):
     """OpenZeppelin ShortStrings (EIP-712 domain name); unreachable after deployment."""
 
 
-class StringTooLong(CustomError):
+class StringTooLong(BadCall):
     """OpenZeppelin ShortStrings (EIP-712 domain name); unreachable after deployment."""
 
     fields = (("str", "string"),)
 
 
 # ---- built-in reverts ------------------------------------------------------------------------
-class RevertReason(ContractError):
+class RevertReason(ContractError, ChainError):
     """``Error(string)`` (a ``require`` with a message); ``args_dict["message"]``."""
 
     fields = (("message", "string"),)
@@ -289,7 +298,7 @@ class RevertReason(ContractError):
         return "Error(string)"
 
 
-class PanicError(ContractError):
+class PanicError(ContractError, ChainError):
     """``Panic(uint256)`` (assert, arithmetic overflow, ...); ``args_dict["code"]``."""
 
     fields = (("code", "uint256"),)
@@ -299,7 +308,7 @@ class PanicError(ContractError):
         return "Panic(uint256)"
 
 
-class UnknownRevert(ContractError):
+class UnknownRevert(ContractError, ChainError):
     """Revert data we cannot decode: empty (e.g. out of gas), unknown selector, or malformed."""
 
 

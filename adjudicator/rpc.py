@@ -27,6 +27,8 @@ import trio
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from channels.core.errors import ChainError
+
 BlockId = int | str
 """A block number, or a tag: ``latest``, ``pending``, ``earliest``, ``safe``, ``finalized``,
 or a 32-byte block hash as hex (only where the method accepts one)."""
@@ -35,10 +37,6 @@ or a 32-byte block hash as hex (only where the method accepts one)."""
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
-
-
-class ChainError(Exception):
-    """Base class of every error raised by the chain adapters."""
 
 
 class RpcTransportError(ChainError):
@@ -107,8 +105,8 @@ class ReplacementUnderpriced(RpcError):
     """A pending transaction with this nonce exists and the new one does not pay enough more."""
 
 
-class InsufficientFunds(RpcError):
-    """The sender cannot pay value + gas * max fee."""
+class SenderCannotPay(RpcError):
+    """The sending account cannot pay value + gas * max fee (not the channel's funds)."""
 
 
 class FeeTooLow(RpcError):
@@ -151,7 +149,7 @@ def map_rpc_error(error: Mapping[str, Any], method: str = "") -> RpcError:
     if "replacement transaction underpriced" in low or "replacement underpriced" in low:
         return ReplacementUnderpriced(code, message, data, method=method)
     if "insufficient funds" in low:
-        return InsufficientFunds(code, message, data, method=method)
+        return SenderCannotPay(code, message, data, method=method)
     if "max fee per gas less than block base fee" in low or "fee cap less than" in low or (
         "underpriced" in low
     ):

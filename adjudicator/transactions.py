@@ -10,9 +10,10 @@ from typing import Any
 import trio
 from eth_utils.address import to_checksum_address
 
+from channels.core.errors import ChainError
+
 from .abi import ContractAbi, DecodedError
 from .rpc import (
-    ChainError,
     ExecutionReverted,
     NonceTooLow,
     Receipt,
@@ -75,7 +76,7 @@ class UnknownTransaction(TransactionError):
 @dataclass
 class SentTx:
     """A signed, broadcast transaction. Persist ``raw`` before/after sending if the caller
-    must be able to rebroadcast it after a restart (THREATS.md W3/W7)."""
+    must be able to rebroadcast it after a restart (docs/THREATS.md W3, W7)."""
 
     hash: str
     nonce: int

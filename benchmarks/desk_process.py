@@ -34,9 +34,9 @@ import trio  # noqa: E402
 from channels import open_node  # noqa: E402
 from channels.channel import Channel  # noqa: E402
 from channels.core.errors import ChannelError, TooManyPending  # noqa: E402
-from channels.core.machine import Phase  # noqa: E402
 from channels.core.model import Amount, PositionId  # noqa: E402
 from channels.core.options import OpenOption, Pay, Trade, Unwind  # noqa: E402
+from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
 from channels.node import Node, NodeSettings  # noqa: E402
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/gas.py [--json PATH]
 
 Starts its own anvil, deploys the adjudicator (``adjudicator/build/Adjudicator.json``) and a
-6-decimal test token, runs the scenarios of /work/shared/BENCHMARKS.md and prints
+6-decimal test token, runs the scenarios listed in benchmarks/README.md and prints
 ``receipt.gasUsed`` next to our goals and the anchors' figures (Nitro, Perun; measured on anvil
 1.7.1). Gas is deterministic: the same artifact gives the same numbers on every run. Results also
 go to ``benchmarks/results/gas.json``.
@@ -70,7 +70,7 @@ PERIOD = 3600
 ETH_USD = symbol("ETH-USD")
 POSITION_COUNTS = (1, 10, 100, 1000)
 
-# (goal, Nitro, Perun) from BENCHMARKS.md; None = no figure.
+# (our goal, Nitro's and Perun's published figures); None = no figure.
 ANCHORS: dict[str, tuple[int | None, int | None, str | None]] = {
     "ETH deposit, first": (45_000, 46_496, "45,801"),
     "ETH deposit, second": (29_000, 29_408, "45,813"),

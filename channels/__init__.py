@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from channels.core.errors import ChannelError, LocalProtocolError, RemoteProtocolError
+from channels.core.errors import ChannelError, LocalError, RemoteError
 from channels.core.model import Attestation, OptionKind, Params, Position, State
 from channels.core.signing import LocalSigner, Signer
 
@@ -37,14 +37,14 @@ __all__ = [
     "Attestation",
     "Channel",
     "ChannelError",
-    "LocalProtocolError",
+    "LocalError",
     "LocalSigner",
     "Node",
     "NodeSettings",
     "OptionKind",
     "Params",
     "Position",
-    "RemoteProtocolError",
+    "RemoteError",
     "Signer",
     "State",
     "open_node",

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from channels.core.errors import InvalidField
-from channels.core.machine import ChannelMachine, Phase
 from channels.core.model import (
     Address,
     Amount,
@@ -37,6 +36,7 @@ from channels.core.options import (
     Trade,
     Unwind,
 )
+from channels.core.protocol import ChannelMachine, Phase
 
 if TYPE_CHECKING:
     from channels.node import Node

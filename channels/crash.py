@@ -1,9 +1,9 @@
-"""Crash points for the kill -9 harness (THREATS.md section 4.2).
+"""Crash points for the kill -9 harness (docs/THREATS.md section 5.2).
 
 A node started with ``CHANNELS_CRASH_AT=<point>:<phase>:<nth>`` kills itself with SIGKILL the
 ``nth`` time (1-based) it reaches ``point`` in ``phase``. Points are the persistence points of
-THREATS.md 4.1 as the node names them (``signature``: W5, ``state``: W6, ``channel``: W1,
-``deposit``: W3, ``chain_tx``: W7); phases are ``pre_write``, ``post_write_pre_send`` and
+docs/THREATS.md section 5.1 as the node names them (``signature``: W5, ``state``: W6, ``channel``:
+W1, ``deposit``: W3, ``chain_tx``: W7); phases are ``pre_write``, ``post_write_pre_send`` and
 ``post_send``. Without the variable every call is a dictionary lookup and nothing else.
 """
 

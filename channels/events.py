@@ -1,8 +1,8 @@
 """What a node tells the bot that embeds it: an async stream of these events.
 
-Finality, as the node reports it (DESIGN.md section 10): a state is *off-chain final* once both
-signatures are stored; then, if the channel goes on chain, *registered*, *concluded* and finally
-*withdrawn*.
+Finality, as the node reports it (docs/PROTOCOL.md section 10): a state is *off-chain final* once
+both signatures are stored; then, if the channel goes on chain, *registered*, *concluded* and
+finally *withdrawn*.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from channels.core.machine import Phase
 from channels.core.model import Address, ChannelId, State
 from channels.core.options import Trade
+from channels.core.protocol import Phase
 
 
 class Finality(enum.Enum):

@@ -31,11 +31,14 @@ from channels.channel import Channel
 from channels.core.errors import (
     ChannelError,
     IllegalCall,
-    LocalProtocolError,
-    RemoteProtocolError,
+    LocalError,
+    RemoteError,
     UnknownChannel,
 )
-from channels.core.machine import (
+from channels.core.messages import Message, OpenProposal, Reestablish
+from channels.core.model import Address, Attestation, ChannelId, Params, State, address
+from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
+from channels.core.protocol import (
     Action,
     ChannelMachine,
     ConcludedObserved,
@@ -55,9 +58,6 @@ from channels.core.machine import (
     UpdateApplied,
     UpdateRefused,
 )
-from channels.core.messages import Message, OpenProposal, Reestablish
-from channels.core.model import Address, Attestation, ChannelId, Params, State, address
-from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
 from channels.core.signing import LocalSigner, Signer
 from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
@@ -103,8 +103,8 @@ def _crash_points(durable: Sequence[Action]) -> tuple[str, ...]:
     return tuple(points)
 
 
-class UpdateRefusedError(ChannelError):
-    """The update did not become a state; ``rule`` names the rule that refused it."""
+class UpdateRefusedError(RemoteError):
+    """The peer refused the update (or it was lost with the connection); ``rule`` names why."""
 
     def __init__(self, rule: str, reason: str) -> None:
         super().__init__(f"{rule}: {reason}")
@@ -354,7 +354,7 @@ class Node:
         if params.channel_id in self._entries:
             return  # a retransmission of a proposal we already accepted
         if link.peer not in params.participants or self.address not in params.participants:
-            raise RemoteProtocolError("a channel proposal that does not name both of us")
+            raise RemoteError("a channel proposal that does not name both of us")
         if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
             log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
             return
@@ -744,7 +744,7 @@ class Node:
                 await link.channel.send_many(payloads)
                 for point in fired:
                     crash_point(point, "post_send")
-        except (RemoteProtocolError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except (RemoteError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             # The link broke under us: closing it ends the reader, and the usual "peer lost"
             # path runs; what was not sent is recovered by the reestablish on reconnect.
             log.info("link to %s broke while sending", link.peer.hex())
@@ -757,7 +757,7 @@ class Node:
             try:
                 payload = await link.channel.receive()
             except (
-                RemoteProtocolError,
+                RemoteError,
                 OSError,
                 trio.BrokenResourceError,
                 trio.ClosedResourceError,
@@ -774,7 +774,7 @@ class Node:
             try:
                 message = decode_message(payload)
                 await self._dispatch(link, message)
-            except (RemoteProtocolError, LocalProtocolError, ChannelError) as exc:
+            except (RemoteError, LocalError, ChannelError) as exc:
                 self.bad_messages += 1
                 bad += 1
                 log.info("refused a message from %s: %s", link.peer.hex(), exc)

@@ -1,6 +1,6 @@
 """Authenticated, encrypted transport: "the peer is this Ethereum address", over any trio stream.
 
-Design (docs: THREATS.md §6, §2.3 T1-T5, §3.1):
+Design (docs/THREATS.md section 4, T1-T5, and section 6.1):
 
 1. **Noise** ``Noise_XX_25519_ChaChaPoly_SHA256`` (the ``noiseprotocol`` package). The prologue
    ``b"optchan/1" ‖ chainId (32 B) ‖ adjudicator (20 B)`` is mixed into the handshake hash, so a
@@ -59,12 +59,13 @@ from channels.core.errors import (
     InvalidField,
     PeerAuthError,
     PeerTimeout,
-    RemoteProtocolError,
+    RemoteError,
     TransportError,
     UnencodableMessage,
 )
 from channels.core.model import Address
 from channels.core.signing import SIGNATURE_LENGTH, Signer, SignRequest, recover
+from channels.core.wire import MAX_MESSAGE
 from channels.signers.calling import sign_async
 
 __all__ = [
@@ -145,8 +146,9 @@ class TransportConfig:
     keepalive_interval: float | None = None
     """If set to N: send an empty frame after N s without sending, and close after 3N s
     without receiving. Runs inside :meth:`SecureChannel.receive`."""
-    max_message_size: int = 1 << 20
-    """Largest application message, both to send and to accept (reassembled size)."""
+    max_message_size: int = MAX_MESSAGE
+    """Largest application message, both to send and to accept (reassembled size); the wire
+    codec's limit by default."""
     rekey_interval: int = 1000
     """Rekey each direction after this many frames."""
     max_unauthenticated: int = 64
@@ -682,7 +684,7 @@ async def serve(
     listeners, e.g. ``host=None``, it is the first one's). At most ``config.max_unauthenticated``
     connections may be in the handshake at once; any excess is closed at once. A connection whose
     handshake or AUTH fails is closed and logged, and so is one whose handler raises a
-    :class:`RemoteProtocolError` (the peer's fault); the server keeps serving. Any other
+    :class:`RemoteError` (the peer's fault); the server keeps serving. Any other
     exception from ``handler`` or ``accept_peer`` is a bug and propagates. The channel is closed
     when ``handler`` returns. Runs until cancelled.
     """
@@ -707,7 +709,7 @@ async def serve(
         async with channel:
             try:
                 await handler(channel)
-            except RemoteProtocolError as exc:
+            except RemoteError as exc:
                 log.info(
                     "closing the connection to 0x%s: %s: %s",
                     channel.peer_address.hex(),

@@ -25,9 +25,9 @@ from adjudicator.client import (
     ChannelStatus,
 )
 from adjudicator.errors import ContractError
-from adjudicator.rpc import ChainError, Receipt
+from adjudicator.rpc import Receipt
 from adjudicator.transactions import SentTx
-from channels.core.errors import ChannelError
+from channels.core.errors import ChainError, ChannelError
 from channels.core.model import ChannelId
 from channels.store import IntentStatus
 

@@ -31,8 +31,9 @@ cancelled, the others driven on.
 The poll loop never dies: any error is logged and counted and the next poll starts afresh from
 the chain. It uses ``max(head seen)`` (a lagging backend may answer with an older head) and raises
 ``Alarm("StaleHead")`` when the latest block is older than ``max_head_age`` seconds of wall time
-(time dilation, eclipse: THREATS.md 4.3). A channel whose challenge period is shorter than the
-inclusion-risk bound (:func:`check_challenge_period`) gets ``Alarm("ChallengePeriodTooShort")``.
+(time dilation, eclipse: docs/THREATS.md section 7). A channel whose challenge period is shorter
+than the inclusion-risk bound (:func:`check_challenge_period`) gets
+``Alarm("ChallengePeriodTooShort")``.
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ from adjudicator.client import (
     settlement_proof,
     state_tuple,
 )
-from adjudicator.rpc import ChainError
 from channels.core.eip712 import state_struct_hash
-from channels.core.errors import ChannelError
-from channels.core.machine import (
+from channels.core.errors import ChainError, ChannelError
+from channels.core.model import ChannelId, SignedState, State, Version
+from channels.core.options import SETTLEMENT_GRACE
+from channels.core.protocol import (
     ChainStateSeen,
     ConcludedObserved,
     DepositsObserved,
@@ -66,8 +68,6 @@ from channels.core.machine import (
     DisputeObserved,
     Phase,
 )
-from channels.core.model import ChannelId, SignedState, State, Version
-from channels.core.options import SETTLEMENT_GRACE
 from channels.core.wire import decode_state, encode_state
 from channels.events import Alarm, ChainEventSeen, Finality, FinalityChanged
 from channels.store import OPEN_INTENTS, Intent, IntentStatus
@@ -90,13 +90,14 @@ log = logging.getLogger("channels.watcher")
 
 CURSOR = "adjudicator"
 
-#: Alarm when the latest block is older than this many seconds of wall time (THREATS.md 4.3).
+#: Alarm when the latest block is older than this many seconds of wall time (docs/THREATS.md
+#: section 7).
 #: A NodeSettings field ``max_head_age: float`` overrides it.
 DEFAULT_MAX_HEAD_AGE = 180.0
 
 #: The shortest challenge period we consider safe on any chain (seconds): enough for an operator
 #: to notice an alarm and act by hand if the automatic refute does not land.
-MIN_CHALLENGE_PERIOD = 3600
+SAFE_MIN_CHALLENGE_PERIOD = 3600
 
 #: Worst-case delay before a transaction we send is certainly included (seconds). 0 on L1 (where
 #: the minimum above covers congestion); on a rollup, its forced-inclusion window (e.g. about 24 h
@@ -117,7 +118,7 @@ def check_challenge_period(
     *,
     inclusion_window: int,
     poll_interval: float = 0.5,
-    minimum: int = MIN_CHALLENGE_PERIOD,
+    minimum: int = SAFE_MIN_CHALLENGE_PERIOD,
 ) -> str | None:
     """Why ``period`` is too short to defend a channel, or None if it is long enough.
 
@@ -644,7 +645,7 @@ def _struct_hash(state: State) -> bytes:
 __all__ = [
     "DEFAULT_INCLUSION_WINDOW",
     "DEFAULT_MAX_HEAD_AGE",
-    "MIN_CHALLENGE_PERIOD",
+    "SAFE_MIN_CHALLENGE_PERIOD",
     "PendingTx",
     "TxManager",
     "TxPolicy",

@@ -49,9 +49,8 @@ from adjudicator.client import (
     params_tuple,
     state_tuple,
 )
-from adjudicator.rpc import ChainError
 from channels.core import eip712
-from channels.core.errors import ChannelError, RemoteProtocolError
+from channels.core.errors import ChainError, ChannelError, RemoteError
 from channels.core.model import Address, ChannelId, Params, SignedState, address
 from channels.core.signing import LocalSigner, Signer, verify
 from channels.core.wire import decode_params, decode_state, encode_params, encode_state
@@ -87,7 +86,7 @@ _SCHEMA = (
 )
 
 
-class TowerRefused(ChannelError):
+class TowerRefused(RemoteError):
     """The tower did not accept a pushed state (the reason is its error text)."""
 
 
@@ -258,7 +257,7 @@ class Watchtower:
         while True:
             try:
                 payload = await secure.receive()
-            except RemoteProtocolError:
+            except RemoteError:
                 return
             try:
                 reply = await self._on_request(client, payload)

@@ -12,7 +12,7 @@ import trio
 
 from adjudicator.client import connect_adjudicator
 from channels import open_node
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.devnet import USD, dev_network
 from channels.events import Alarm
 

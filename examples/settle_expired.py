@@ -13,7 +13,7 @@ import trio
 
 from adjudicator.client import connect_adjudicator
 from channels import open_node
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.devnet import PRICE, UNIT, USD, dev_network
 
 PERIOD = 600

@@ -49,7 +49,6 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
-from adjudicator.rpc import ChainError
 from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
     OneShot,
@@ -115,7 +114,7 @@ from channels.cli.node_cmd import (
 )
 from channels.cli.parser import build_parser
 from channels.control import ControlError, error_text, one_line
-from channels.core.errors import ChannelError
+from channels.core.errors import ChainError, ChannelError
 
 __all__ = [
     "CONFIG_ENV",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from adjudicator.tx_signing import TransactionSigner
-from channels.core.errors import ChannelError
+from channels.core.errors import ChannelError, LocalError
 from channels.core.model import address, to_checksum
 from channels.core.signing import LocalSigner, Signer
 from channels.signers.errors import KeySourceError
@@ -35,11 +35,11 @@ CONFIG_ENV = "CHANNELS_CONFIG"
 
 
 # Errors ----------------------------------------------------------------------------------------
-class ConfigError(Exception):
+class ConfigError(LocalError):
     """The config file (or a key source it names) is missing, unreadable or wrong."""
 
 
-class UsageError(Exception):
+class UsageError(LocalError):
     """The command line is wrong (exit code 2)."""
 
 

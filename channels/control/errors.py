@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import trio
 
-from channels.core.errors import ChannelError, LocalProtocolError
-
-if TYPE_CHECKING:
-    pass
+from channels.core.errors import LocalError, RemoteError
 
 
 # Errors ----------------------------------------------------------------------------------------
-class ControlError(ChannelError):
+class ControlError(RemoteError):
     """The node answered a control request with an error.
 
     ``kind`` is the class name of the error the node raised, ``message`` its text.
@@ -25,27 +20,23 @@ class ControlError(ChannelError):
         self.message = message
 
 
-class ControlProtocolError(ChannelError):
+class ControlProtocolError(RemoteError):
     """A control line is not valid JSON, not an object, too long, or lacks its fields."""
 
 
-class BadRequest(LocalProtocolError):
+class BadRequest(LocalError):
     """A control request names an unknown command or has a missing, unknown or mistyped field."""
 
-    rule = "BadRequest"
 
-
-class Unsupported(LocalProtocolError):
+class Unsupported(LocalError):
     """The running node does not implement this command yet."""
 
-    rule = "Unsupported"
 
-
-class NodeNotRunning(ChannelError):
+class NodeNotRunning(LocalError):
     """Nothing answers on the control socket."""
 
 
-class ControlSocketInUse(ChannelError):
+class ControlSocketInUse(LocalError):
     """Another process already serves the control socket."""
 
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from adjudicator.rpc import ChainError
 from channels.control.codec import (
     EXPORT_FORMAT,
     MAX_SOCKET_PATH,
@@ -35,9 +34,9 @@ from channels.control.errors import (
 )
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
 from channels.control.views import _finality_of, position_json, state_json
-from channels.core.errors import ChannelError, UnknownChannel
-from channels.core.machine import Phase
+from channels.core.errors import ChainError, ChannelError, UnknownChannel
 from channels.core.model import Address, Attestation, ChannelId, Price, to_checksum
+from channels.core.protocol import Phase
 from channels.events import Finality, FinalityChanged, PeerConnected, PeerLost
 
 if TYPE_CHECKING:

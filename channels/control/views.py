@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from channels.core.machine import Phase
 from channels.core.model import Position, State, symbol_text
+from channels.core.protocol import Phase
 from channels.events import Finality
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from channels.core.errors import RuleViolation
+from channels.core.errors import LocalError, RuleViolation
 from channels.core.model import Address, ChannelId, Params, State
 from channels.core.options import (
     CreditDeposit,
@@ -121,7 +121,7 @@ class Refusal:
 Verdict = Approved | Refusal
 
 
-class ConsentRefused(RuleViolation):
+class ConsentRefused(RuleViolation, LocalError):
     """An update was refused by the consent rule, our terms or our risk limits; ``rule`` names
     which (``ConsentRequired``, ``LimitExceeded``, a quote rule, ...)."""
 

@@ -9,7 +9,7 @@ Two encoders live here on purpose:
   decimal string: JSON numbers above 2**53 lose precision in JavaScript wallets (one silently
   signs another digest, another throws), and EIP-712 tooling reads decimal strings exactly.
 
-The transport login (docs/PROTOCOL.md section 9) is an EIP-712 message too, so a wallet that only
+The transport login (docs/PROTOCOL.md section 11) is an EIP-712 message too, so a wallet that only
 signs typed data can prove a node's identity.
 """
 

@@ -1,8 +1,19 @@
-"""One exception hierarchy for the whole library, rooted in :class:`ChannelError`.
+"""One exception tree for the whole library, rooted in :class:`ChannelError`.
 
-Every error says whose fault it is, as h11 splits them: :class:`LocalProtocolError` means our
-caller asked for something illegal; :class:`RemoteProtocolError` means the peer (or the chain, or a
-file) sent something illegal. Rule violations carry the name of the rule they break in ``rule``.
+Every concrete error says whose fault it is (as h11 splits them): a :class:`LocalError` means our
+caller asked for something illegal or unusable (fix the call); a :class:`RemoteError` means
+something outside us sent or did something illegal: the peer, the chain or its RPC node, a file
+on disk (nothing our caller can fix by calling differently). ``rule`` names the rule an error
+breaks: the class name, set automatically unless a class names its rule itself.
+
+:class:`RuleViolation` groups the channel's and the options' rules so a proposal's refusal can be
+told to the peer as ``Reject(rule=...)``. A rule is Local when our own proposals break it (a
+peer's proposal that breaks it never raises: the machine answers with a ``Reject``), Remote when
+only the peer's messages can break it.
+
+Chain errors (:class:`ChainError` and the adjudicator's reverts in ``adjudicator/errors.py``),
+transport errors and store errors hang from the same tree. ``tests/core/test_error_tree.py``
+checks that every concrete class is exactly one of Local and Remote.
 """
 
 from __future__ import annotations
@@ -11,304 +22,222 @@ from __future__ import annotations
 class ChannelError(Exception):
     """Root of every error raised by option-channels."""
 
-    rule: str = "channel"
+    rule: str = "ChannelError"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "rule" not in cls.__dict__:  # a class may name its rule; by default it is its name
+            cls.rule = cls.__name__
 
 
-class LocalProtocolError(ChannelError):
-    """Our caller asked for something the protocol does not allow."""
+class LocalError(ChannelError):
+    """Our caller asked for something the library does not allow (or cannot do as asked)."""
 
 
-class RemoteProtocolError(ChannelError):
-    """The peer (or another outside source) sent something the protocol does not allow."""
+class RemoteError(ChannelError):
+    """The peer, the chain or another outside source broke a rule or failed."""
 
 
 class RuleViolation(ChannelError):
-    """A proposed transition breaks a rule of the channel or of the options.
-
-    The shell re-raises it as local or remote depending on who proposed the transition; the core
-    raises the specific subclass so tests and users can match the rule.
-    """
+    """A proposed transition breaks a rule of the channel or of the options (a grouping only:
+    each rule below is also Local or Remote)."""
 
 
 # Value and encoding rules -------------------------------------------------------------------
-class InvalidAmount(RuleViolation):
+class InvalidAmount(RuleViolation, LocalError):
     """An amount is negative, not an int, or does not fit the field (uint256, uint64, ...)."""
 
-    rule = "InvalidAmount"
 
-
-class InvalidField(RuleViolation):
+class InvalidField(RuleViolation, LocalError):
     """A field has the wrong type or an impossible value (e.g. an address of the wrong length)."""
 
-    rule = "InvalidField"
 
-
-# Signature rules ------------------------------------------------------------------------------
-class BadSignature(ChannelError):
+# Signature and domain rules -------------------------------------------------------------------
+class BadSignature(RemoteError):
     """A signature is malformed, from the wrong key, or recovers to the zero address."""
-
-    rule = "BadSignature"
 
 
 class NonCanonicalSignature(BadSignature):
     """A signature has a high s value (its malleated twin); only low-s signatures are valid."""
 
-    rule = "NonCanonicalSignature"
 
-
-class WrongDomain(RuleViolation):
+class WrongDomain(RuleViolation, RemoteError):
     """A message is bound to another chain, adjudicator or channel than ours."""
-
-    rule = "WrongDomain"
 
 
 # State rules ----------------------------------------------------------------------------------
-class StaleVersion(RuleViolation):
+class StaleVersion(RuleViolation, RemoteError):
     """A state's version is not newer than the one we hold."""
 
-    rule = "StaleVersion"
 
-
-class VersionGap(RuleViolation):
+class VersionGap(RuleViolation, RemoteError):
     """A state skips versions; each update must be exactly one version above the previous."""
 
-    rule = "VersionGap"
 
-
-class Equivocation(RuleViolation):
+class Equivocation(RuleViolation, RemoteError):
     """Two different states carry the same version."""
 
-    rule = "Equivocation"
+
+class StateMismatch(RuleViolation, RemoteError):
+    """A state from the peer is not what its trades (or its positions) produce."""
 
 
-class ConservationViolation(RuleViolation):
+class ConservationViolation(RuleViolation, LocalError):
     """Balances plus locked collateral do not equal the channel's funding."""
 
-    rule = "ConservationViolation"
 
-
-class UnconfirmedDeposit(RuleViolation):
+class UnconfirmedDeposit(RuleViolation, LocalError):
     """A state would credit a deposit that is not confirmed on chain."""
 
-    rule = "UnconfirmedDeposit"
+
+class InsufficientFunds(RuleViolation, LocalError):
+    """A payer's free balance in the channel cannot cover an amount."""
 
 
-class InsufficientFunds(RuleViolation):
-    """A payer's free balance cannot cover an amount."""
-
-    rule = "InsufficientFunds"
-
-
-class ImmutableFieldChanged(RuleViolation):
-    """A field fixed at opening (channel id, participants, ...) differs."""
-
-    rule = "ImmutableFieldChanged"
-
-
-class OpenPositionsAtFinal(RuleViolation):
+class OpenPositionsAtFinal(RuleViolation, LocalError):
     """A final state still has open positions."""
 
-    rule = "OpenPositionsAtFinal"
 
-
-class ChannelFinal(RuleViolation):
+class ChannelFinal(RuleViolation, LocalError):
     """The channel has a final state; no further update is possible."""
 
-    rule = "ChannelFinal"
+
+class PolicyRefused(RuleViolation, LocalError):
+    """A pre-trade risk check installed by the bot refused the update."""
 
 
 # Options rules --------------------------------------------------------------------------------
-class InvalidOptionTerms(RuleViolation):
+class InvalidOptionTerms(RuleViolation, LocalError):
     """Zero strike or quantity, zero collateral, unknown kind, or similar."""
 
-    rule = "InvalidOptionTerms"
 
-
-class ExpiryTooSoon(RuleViolation):
+class ExpiryTooSoon(RuleViolation, LocalError):
     """An option expires too early to be settled on chain after a full dispute."""
 
-    rule = "ExpiryTooSoon"
 
-
-class ExpiryTooLate(RuleViolation):
+class ExpiryTooLate(RuleViolation, LocalError):
     """An option expires after the channel's maximum lifetime."""
 
-    rule = "ExpiryTooLate"
 
-
-class Undercollateralised(RuleViolation):
-    """Collateral above what the writer's free balance can lock, or below the required minimum."""
-
-    rule = "Undercollateralised"
-
-
-class DuplicatePosition(RuleViolation):
+class DuplicatePosition(RuleViolation, LocalError):
     """A position id already exists in the channel."""
 
-    rule = "DuplicatePosition"
 
-
-class UnknownPosition(RuleViolation):
+class UnknownPosition(RuleViolation, LocalError):
     """No open position has this id."""
 
-    rule = "UnknownPosition"
 
-
-class NotExercisable(RuleViolation):
+class NotExercisable(RuleViolation, LocalError):
     """A European option cannot be settled before its expiry."""
 
-    rule = "NotExercisable"
 
-
-class BadAttestation(RuleViolation):
+class BadAttestation(RuleViolation, LocalError):
     """A price attestation is not for this position, not signed by the channel's oracle, or <= 0."""
 
-    rule = "BadAttestation"
 
-
-class TooManyPositions(RuleViolation):
+class TooManyPositions(RuleViolation, LocalError):
     """The channel already holds the maximum number of open positions."""
 
-    rule = "TooManyPositions"
+
+class TooManyPending(RuleViolation, LocalError):
+    """Too many requests are waiting; the excess is refused."""
 
 
 # Protocol flow --------------------------------------------------------------------------------
-class UnexpectedMessage(RemoteProtocolError):
-    """A message arrived that the channel's phase does not allow."""
-
-    rule = "UnexpectedMessage"
+class UnexpectedMessage(RemoteError):
+    """A message arrived that the channel's phase (or our role) does not allow."""
 
 
-class IllegalCall(LocalProtocolError):
+class IllegalCall(LocalError):
     """Our caller asked for something the channel's phase does not allow."""
 
-    rule = "IllegalCall"
 
-
-class TooManyPending(RuleViolation):
-    """Too many requests are waiting; the excess is refused."""
-
-    rule = "TooManyPending"
-
-
-class UnknownChannel(ChannelError):
-    """A message names a channel we do not have."""
-
-    rule = "UnknownChannel"
+class UnknownChannel(LocalError):
+    """Our caller named a channel we do not have."""
 
 
 # Wire codec (channels/core/wire.py) -------------------------------------------------------------
-class WireError(RemoteProtocolError):
+class WireError(RemoteError):
     """Bytes from the peer (or a stored record) cannot be decoded into a protocol object."""
-
-    rule = "WireError"
 
 
 class MalformedMessage(WireError):
     """Not msgpack, trailing bytes, an ExtType or Timestamp, too deep, or too long."""
-
-    rule = "MalformedMessage"
 
 
 class SchemaError(MalformedMessage):
     """Valid msgpack that breaks the schema: wrong/missing/unknown/duplicate keys, wrong types,
     wrong byte lengths, or values the data model refuses."""
 
-    rule = "SchemaError"
-
 
 class UnsupportedVersion(WireError):
     """The message's schema version is not one this codec speaks."""
-
-    rule = "UnsupportedVersion"
 
 
 class UnknownType(WireError):
     """The message's type tag is not known (or not allowed where it was found)."""
 
-    rule = "UnknownType"
-
 
 class FrameTooLarge(WireError):
     """A length prefix (or a payload) is above the frame limit; nothing was buffered."""
 
-    rule = "FrameTooLarge"
 
-
-class UnencodableMessage(LocalProtocolError):
+class UnencodableMessage(LocalError):
     """Our caller asked to encode a value the wire format cannot carry (wrong type or range)."""
 
-    rule = "UnencodableMessage"
+
+# The chain --------------------------------------------------------------------------------------
+class ChainError(RemoteError):
+    """The chain or its RPC node failed or refused (``adjudicator.rpc`` and
+    ``adjudicator.transactions`` raise the concrete kinds)."""
 
 
 # Transport (channels/transport.py) --------------------------------------------------------------
-class TransportError(RemoteProtocolError):
+class TransportError(RemoteError):
     """The secure connection to the peer failed; the connection is closed when this is raised."""
-
-    rule = "TransportError"
 
 
 class HandshakeError(TransportError):
     """The Noise handshake failed: bad MAC or length, other prologue, timeout, or early EOF."""
 
-    rule = "HandshakeError"
-
 
 class PeerAuthError(TransportError):
     """The peer's AUTH is malformed, not bound to this session and role, or names a refused peer."""
-
-    rule = "PeerAuthError"
 
 
 class BadFrame(TransportError):
     """A transport frame failed decryption (tampered, replayed, reordered) or is malformed."""
 
-    rule = "BadFrame"
-
 
 class ConnectionClosed(TransportError):
     """The connection is closed (EOF from the peer, reset, or closed by us earlier)."""
-
-    rule = "ConnectionClosed"
 
 
 class PeerTimeout(ConnectionClosed):
     """The peer was too slow (a frame body, or silence beyond the keepalive limit); we closed."""
 
-    rule = "PeerTimeout"
-
 
 # Persistence ----------------------------------------------------------------------------------
-class StoreError(ChannelError):
+class StoreError(LocalError):
     """The node's database cannot be used as asked (the message says why)."""
 
-    rule = "StoreError"
 
-
-class CorruptStore(StoreError):
+class CorruptStore(RemoteError):
     """The database file is damaged: not SQLite, truncated, failing its integrity check, or its
     history chain does not verify. The node must not start (and never signs) on it."""
-
-    rule = "CorruptStore"
 
 
 class ForeignStore(StoreError):
     """The database belongs to another identity, another chain or adjudicator, or another
     program."""
 
-    rule = "ForeignStore"
-
 
 class SchemaTooNew(StoreError):
     """The database was written by a newer version of this program (its schema is unknown)."""
 
-    rule = "SchemaTooNew"
-
 
 class StoreInUse(StoreError):
     """Another process (or another open store) holds the database."""
-
-    rule = "StoreInUse"
 
 
 __all__ = [name for name, value in list(globals().items()) if isinstance(value, type)]

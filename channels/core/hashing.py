@@ -1,7 +1,7 @@
 """keccak256, the one hash of the protocol.
 
-safe-pysha3 is 2-6x faster than pycryptodome on short inputs (TOOLCHAIN.md), so the hot path uses
-it directly and falls back to eth-hash when it is absent.
+safe-pysha3 is 2-6x faster than pycryptodome on short inputs (measured when we chose it), so
+the hot path uses it directly and falls back to eth-hash when it is absent.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Protocol messages between the two participants of a channel (pure data).
 
-The wire codec (msgpack framing) turns these into bytes and back; the state machine consumes and
+The wire codec (channels.core.wire) turns these into bytes and back; the state machine consumes and
 produces them. Every message names its channel.
 """
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import TYPE_CHECKING, NewType
 
 from channels.core.errors import InvalidAmount, InvalidField
 from channels.core.hashing import keccak256
+
+if TYPE_CHECKING:  # options builds on this module; the trade types are only named here
+    from channels.core.options import Trade
 
 Address = NewType("Address", bytes)
 ChannelId = NewType("ChannelId", bytes)
@@ -43,7 +46,9 @@ UINT256_MAX = 2**256 - 1
 ZERO_ADDRESS = Address(bytes(20))
 ZERO_HASH = bytes(32)
 
-MIN_CHALLENGE_PERIOD = 60
+#: The shortest challenge period the adjudicator contract accepts (seconds); the node asks for
+#: much more before it trusts a channel (``watcher.SAFE_MIN_CHALLENGE_PERIOD``).
+CONTRACT_MIN_CHALLENGE_PERIOD = 60
 MAX_CHALLENGE_PERIOD = 30 * 24 * 3600
 #: The adjudicator stores cumulative deposits as uint128; larger amounts cannot be funded.
 MAX_FUNDING = UINT128_MAX
@@ -143,9 +148,10 @@ class Params:
         if self.participants[0] == self.participants[1]:
             raise InvalidField("the two participants must differ")
         check_uint(self.challenge_period, 64, "challenge_period")
-        if not MIN_CHALLENGE_PERIOD <= self.challenge_period <= MAX_CHALLENGE_PERIOD:
+        if not CONTRACT_MIN_CHALLENGE_PERIOD <= self.challenge_period <= MAX_CHALLENGE_PERIOD:
             raise InvalidField(
-                f"challenge_period must be within [{MIN_CHALLENGE_PERIOD}, {MAX_CHALLENGE_PERIOD}]"
+                "challenge_period must be within "
+                f"[{CONTRACT_MIN_CHALLENGE_PERIOD}, {MAX_CHALLENGE_PERIOD}]"
             )
         check_bytes(self.oracle, 20, "oracle")
         if self.oracle == ZERO_ADDRESS:
@@ -333,3 +339,13 @@ class Withdrawal:
         check_bytes(self.recipient, 20, "recipient")
         if self.recipient == ZERO_ADDRESS:
             raise InvalidField("recipient cannot be the zero address")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedUpdate:
+    """A fully signed state with the trades that produced it (the store's append-only record)."""
+
+    signed: SignedState
+    trades: tuple[Trade, ...]
+    withdrawal: Withdrawal | None = None
+    withdrawal_signatures: tuple[bytes, bytes] | None = None

@@ -183,13 +183,17 @@ class Finalize:
 
 Trade = Pay | OpenOption | Unwind | Settle | CreditDeposit | DebitWithdrawal | Finalize
 
+#: The most trades one update may carry: the wire format refuses more, a node's :class:`Limits`
+#: may set a lower figure.
+MAX_TRADES = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Per-node limits on what it will sign."""
 
     max_positions: int = 100_000
-    max_trades_per_update: int = 10_000
+    max_trades_per_update: int = MAX_TRADES
     #: An option must expire at least this long after the challenge period from now.
     settle_margin: int = 0
     #: Latest allowed expiry, counted from now.

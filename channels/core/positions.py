@@ -24,6 +24,20 @@ MAX_LEVELS = 32
 MAX_SLOTS = 1 << 20
 
 
+def check_high_water(value: object) -> int:
+    """A book's slot count: an int in [0, MAX_SLOTS] (the one place this rule is written)."""
+    if type(value) is not int or not 0 <= value <= MAX_SLOTS:
+        raise InvalidField(f"high_water must be an int in [0, {MAX_SLOTS}], not {value!r}")
+    return value
+
+
+def check_slot(value: object, high_water: int = MAX_SLOTS) -> int:
+    """A slot index: an int below the book's high water (and so below MAX_SLOTS)."""
+    if type(value) is not int or not 0 <= value < high_water:
+        raise InvalidField(f"slot {value!r} is not an int in [0, {high_water})")
+    return value
+
+
 def hash_pair(a: bytes, b: bytes) -> bytes:
     """OpenZeppelin's commutative pair hash: keccak256 of the smaller word then the larger."""
     return keccak256(a + b) if a < b else keccak256(b + a)
@@ -123,15 +137,14 @@ class PositionBook:
     @classmethod
     def from_snapshot(cls, snap: BookSnapshot) -> PositionBook:
         book = cls()
-        if type(snap.high_water) is not int or not 0 <= snap.high_water <= MAX_SLOTS:
-            raise InvalidField("high_water out of range")
+        check_high_water(snap.high_water)
         # The height must be known before the leaves are placed: each leaf's path is hashed up to
         # the root of the full-height tree (a snapshot may have free slots above its last position).
         book._high_water = snap.high_water
         used = set()
         for slot, position in snap.slots:
-            if type(slot) is not int or not 0 <= slot < snap.high_water or slot in used:
-                raise InvalidField(f"slot {slot!r} is invalid or used twice")
+            if check_slot(slot, snap.high_water) in used:
+                raise InvalidField(f"slot {slot!r} is used twice")
             if position.id in book._by_id:
                 raise DuplicatePosition(f"position id {position.id} appears twice")
             used.add(slot)

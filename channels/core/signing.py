@@ -22,7 +22,7 @@ HALF_N = SECP256K1_N // 2
 SIGNATURE_LENGTH = 65
 
 
-# Signers (docs/PROTOCOL.md section 10) -------------------------------------------------------
+# Signers (docs/PROTOCOL.md section 12) -------------------------------------------------------
 # A signer offers one of two methods; the node uses what it offers. ``blocking = True`` says a
 # call may wait on I/O (a remote signer): the node then calls it from a worker thread, never
 # from the trio loop.

@@ -8,9 +8,9 @@ adjudicator); :meth:`Store.open` refuses any other file with a typed error and n
 * written by a newer version of this program              -> :class:`SchemaTooNew`
 * already open in another process                         -> :class:`StoreInUse`
 
-Durability (THREATS.md S3): ``journal_mode=WAL`` and ``synchronous=FULL`` by default, so a commit
-survives a power loss, not only a crash of the process. ``NORMAL`` is accepted for benchmarks.
-The file is held with ``locking_mode=EXCLUSIVE``: two nodes can never write one store.
+Durability (docs/THREATS.md S3): ``journal_mode=WAL`` and ``synchronous=FULL`` by default, so a
+commit survives a power loss, not only a crash of the process. ``NORMAL`` is accepted for
+benchmarks. The file is held with ``locking_mode=EXCLUSIVE``: two nodes can never write one store.
 
 Tables (schema version 1, ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file):
 

@@ -50,7 +50,7 @@ class _StoreBase:
         self.stats = StoreStats()
         #: False when the previous run did not close the store (it crashed or was killed): the
         #: node may be behind its peer and must not register anything before it has heard from
-        #: the peer or the chain (THREATS.md 4.4 step 5). True for a new store.
+        #: the peer or the chain (docs/THREATS.md section 5.3). True for a new store.
         self.previous_clean_shutdown = True
         self.created = False
 

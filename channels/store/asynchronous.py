@@ -12,9 +12,9 @@ from typing import Any
 import trio
 
 from channels.core.errors import StoreError
-from channels.core.machine import PersistSignature, Phase, PhaseChanged, SignedUpdate
-from channels.core.model import ChannelId, Params, Version
+from channels.core.model import ChannelId, Params, SignedUpdate, Version
 from channels.core.positions import BookSnapshot
+from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store._helpers import T
 from channels.store.ops import (
     AddChannel,

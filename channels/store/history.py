@@ -8,8 +8,7 @@ from typing import Any
 from channels.core import eip712, wire
 from channels.core.errors import BadSignature, CorruptStore, UnknownChannel
 from channels.core.hashing import keccak256
-from channels.core.machine import SignedUpdate
-from channels.core.model import ChannelId, Params, symbol_text, to_checksum
+from channels.core.model import ChannelId, Params, SignedUpdate, symbol_text, to_checksum
 from channels.core.options import (
     CreditDeposit,
     DebitWithdrawal,

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from channels.core.errors import CorruptStore
-from channels.core.machine import PersistSignature, PersistState, Phase, PhaseChanged, SignedUpdate
-from channels.core.model import ChannelId, Params
+from channels.core.model import ChannelId, Params, SignedUpdate
 from channels.core.positions import BookSnapshot, PositionBook
+from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 
 # Records and operations ------------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ class StoredChannel:
     @property
     def signed_ahead(self) -> bool:
         """We signed a version above the latest fully signed state: its countersignature may
-        exist at the peer, so we may be behind (THREATS.md 4.4 step 5)."""
+        exist at the peer, so we may be behind (docs/THREATS.md section 5.3)."""
         version = self.latest.signed.state.version if self.fully_signed else -1
         return self.highest_signed > version
 

@@ -185,7 +185,7 @@ def _check_header(path: Path) -> None:
         raise CorruptStore(f"{path} is not a SQLite database (bad header)")
 
 
-def _translate(exc: sqlite3.Error, what: str) -> StoreError:
+def _translate(exc: sqlite3.Error, what: str) -> StoreError | CorruptStore:
     name = getattr(exc, "sqlite_errorname", "")
     if name in ("SQLITE_BUSY", "SQLITE_LOCKED") or "locked" in str(exc):
         return StoreInUse(f"{what}: it is in use by another process or connection ({exc})")

@@ -17,10 +17,10 @@ from channels.core.errors import (
     StoreError,
     UnknownChannel,
 )
-from channels.core.machine import PersistSignature, Phase, PhaseChanged, SignedUpdate
-from channels.core.model import ChannelId, Params, SignedState, Version
+from channels.core.model import ChannelId, Params, SignedState, SignedUpdate, Version
 from channels.core.options import opening_state
 from channels.core.positions import BookSnapshot
+from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store._helpers import _addr, _decoded
 from channels.store.history import _HistoryReads
 from channels.store.ops import (

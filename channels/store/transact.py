@@ -12,10 +12,10 @@ from channels.core.errors import (
     UnknownChannel,
 )
 from channels.core.hashing import keccak256
-from channels.core.machine import PersistSignature, PersistState, Phase, PhaseChanged, SignedUpdate
-from channels.core.model import ChannelId, Position
+from channels.core.model import ChannelId, Position, SignedUpdate
 from channels.core.options import OpenOption, Settle, Unwind
 from channels.core.positions import BookSnapshot, PositionBook
+from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 from channels.store._base import _Live, _StoreBase
 from channels.store._helpers import _INT64_MAX, _addr, _check_version, _pid, _position_blob
 from channels.store.history import chain_link

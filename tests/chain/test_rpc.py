@@ -213,7 +213,7 @@ async def test_send_raw_already_known_is_success() -> None:
 def test_error_mapping_table() -> None:
     cases = {
         "replacement transaction underpriced": rpcmod.ReplacementUnderpriced,
-        "insufficient funds for gas * price + value": rpcmod.InsufficientFunds,
+        "insufficient funds for gas * price + value": rpcmod.SenderCannotPay,
         "max fee per gas less than block base fee": rpcmod.FeeTooLow,
         "Too Many Requests": RateLimited,
         "known transaction: 0xabc": rpcmod.AlreadyKnown,

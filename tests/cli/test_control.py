@@ -86,7 +86,7 @@ def test_bad_response_lines(line: bytes) -> None:
 
 
 def test_to_json() -> None:
-    from channels.core.machine import Phase
+    from channels.core.protocol import Phase
 
     assert control.to_json({b"\x01": (1, Phase.OPEN, None, True)}) == {
         "0x01": [1, "open", None, True]

@@ -15,8 +15,8 @@ from adjudicator.client import (
 from adjudicator.testing import dev_request
 from channels.core import eip712
 from channels.core.model import (
+    CONTRACT_MIN_CHALLENGE_PERIOD,
     MAX_CHALLENGE_PERIOD,
-    MIN_CHALLENGE_PERIOD,
     Address,
     Amount,
     Attestation,
@@ -91,7 +91,7 @@ def test_withdrawal_digest(env: Env, w: Withdrawal) -> None:
     chain_id=st.integers(0, 2**256 - 1), adjudicator=addr, asset=st.binary(min_size=20,
                                                                           max_size=20),
     decimals=st.integers(0, 36), p=st.lists(addr, min_size=2, max_size=2, unique=True),
-    period=st.integers(MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD), oracle=addr,
+    period=st.integers(CONTRACT_MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD), oracle=addr,
     nonce=st.integers(0, 2**256 - 1),
 )
 def test_channel_id(env: Env, chain_id: int, adjudicator: bytes, asset: bytes, decimals: int,

@@ -1,6 +1,7 @@
-"""THREATS.md 2.1 rows not covered elsewhere: C3/C4 (signature properties), C9 (re-entrancy through
-a hooked token and re-entrant receivers), C11 (amounts near 2**128 / 2**256), C12 (double
-withdraw / conclude in one block), C15 (unfunded channel), C16 (no caller-supplied history).
+"""docs/THREATS.md section 2 rows not covered elsewhere: C3/C4 (signature properties), C9
+(re-entrancy through a hooked token and re-entrant receivers), C11 (amounts near 2**128 / 2**256),
+C12 (double withdraw / conclude in one block), C15 (unfunded channel), C16 (no caller-supplied
+history).
 
 The single-case signature reverts (malleated twin, r = s = 0, 64 bytes, swapped signatures on
 ``register``), ERC-20 deposits with ETH and the separate-block double conclude are in

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from channels.core import eip712
 from channels.core.hashing import keccak256
-from channels.core.machine import (
+from channels.core.messages import Accept, Message, OpenProposal, Proposal
+from channels.core.model import Address, Params, symbol
+from channels.core.protocol import (
     Action,
     ChannelMachine,
     Config,
@@ -25,8 +27,6 @@ from channels.core.machine import (
     UpdateApplied,
     UpdateRefused,
 )
-from channels.core.messages import Accept, Message, OpenProposal, Proposal
-from channels.core.model import Address, Params, symbol
 from channels.core.signing import LocalSigner
 
 CHAIN_ID = 31337

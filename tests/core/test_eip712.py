@@ -241,7 +241,7 @@ params_strategy = st.builds(
     asset=address,
     asset_decimals=st.integers(0, 36),
     participants=st.tuples(nonzero_address, nonzero_address).filter(lambda p: p[0] != p[1]),
-    challenge_period=st.integers(model.MIN_CHALLENGE_PERIOD, model.MAX_CHALLENGE_PERIOD),
+    challenge_period=st.integers(model.CONTRACT_MIN_CHALLENGE_PERIOD, model.MAX_CHALLENGE_PERIOD),
     oracle=nonzero_address,
     nonce=uint(256),
 )

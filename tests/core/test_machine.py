@@ -16,21 +16,7 @@ from channels.core.errors import (
     StaleVersion,
     TooManyPending,
     UnexpectedMessage,
-    UnknownChannel,
     WrongDomain,
-)
-from channels.core.machine import (
-    ChannelMachine,
-    Config,
-    DataLossRecovered,
-    DepositsObserved,
-    Disconnected,
-    DisputeObserved,
-    Phase,
-    Received,
-    Reconnected,
-    RequestUpdate,
-    Send,
 )
 from channels.core.messages import Accept, OpenProposal, Proposal, Reestablish, Reject
 from channels.core.model import Address, Attestation, OptionKind, Position, PositionId
@@ -43,6 +29,19 @@ from channels.core.options import (
     Unwind,
 )
 from channels.core.positions import PositionBook
+from channels.core.protocol import (
+    ChannelMachine,
+    Config,
+    DataLossRecovered,
+    DepositsObserved,
+    Disconnected,
+    DisputeObserved,
+    Phase,
+    Received,
+    Reconnected,
+    RequestUpdate,
+    Send,
+)
 from channels.core.signing import malleate, recover
 
 from .pair import (
@@ -405,7 +404,7 @@ def test_message_for_another_channel_is_refused() -> None:
     pair.request(pair.alice, Pay(0, 1))
     proposal = pair.bob.inbox.pop(0)
     assert isinstance(proposal, Proposal)
-    with pytest.raises(UnknownChannel):
+    with pytest.raises(WrongDomain):
         pair.handle(pair.bob, Received(dataclasses.replace(proposal, channel_id=b"\x07" * 32)))
 
 

@@ -12,10 +12,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from channels.core import eip712
 from channels.core.errors import ChannelError
-from channels.core.machine import Disconnected, Received, Reconnected
 from channels.core.messages import Accept, Proposal
 from channels.core.model import OptionKind, Position, PositionId
 from channels.core.options import OpenOption, Pay, Unwind
+from channels.core.protocol import Disconnected, Received, Reconnected
 from channels.core.signing import malleate
 
 from .pair import ADJUDICATOR, CHAIN_ID, DAY, ETH_USD, NOW, Pair, Side, make_signer

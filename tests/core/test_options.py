@@ -1,5 +1,5 @@
 """Every trading rule of options.apply_trades, and the payoff arithmetic
-(docs/PROTOCOL.md section 1; THREATS.md C11, C13, 3.4 and 3.5)."""
+(docs/PROTOCOL.md section 1; docs/THREATS.md C11, C13, 6.4 and 6.5)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Signatures against eth-account, and every malformed signature the contract refuses
-(docs/PROTOCOL.md section 6; THREATS.md C3, C4 and 3.3)."""
+(docs/PROTOCOL.md section 6; docs/THREATS.md C3, C4 and 6.3)."""
 
 from __future__ import annotations
 
@@ -298,7 +298,7 @@ def _params(**kw: object) -> model.Params:
         {"participants": (ALICE.address,)},
         {"participants": (ALICE.address, BOB.address[:19])},
         {"oracle": model.ZERO_ADDRESS},
-        {"challenge_period": model.MIN_CHALLENGE_PERIOD - 1},
+        {"challenge_period": model.CONTRACT_MIN_CHALLENGE_PERIOD - 1},
         {"challenge_period": model.MAX_CHALLENGE_PERIOD + 1},
         {"asset_decimals": 37},
     ],

@@ -10,7 +10,7 @@ Run as ``python tests/crash/desk_process.py '<config json>'``; config keys:
 ``settings``     keyword arguments for :class:`channels.node.NodeSettings`
 ``tap``          optional path: every message the node *receives* is appended there as one JSON
                  line (type, version, state hash, signatures), flushed at once. It is the harness's
-                 record of which signatures left the peer's process (THREATS.md 4.2).
+                 record of which signatures left the peer's process (docs/THREATS.md section 5.2).
 
 Crash points come from the environment as the product reads them (``CHANNELS_CRASH_AT``).
 
@@ -48,8 +48,8 @@ if _ROOT not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, _ROOT)
 
 from channels.core import eip712  # noqa: E402
-from channels.core.machine import Phase  # noqa: E402
 from channels.core.messages import Accept, Proposal, Reestablish  # noqa: E402
+from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
 from channels.events import (  # noqa: E402
     Alarm,

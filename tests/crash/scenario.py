@@ -1,4 +1,5 @@
-"""One kill -9 case of THREATS.md 4.2: two desk processes, the victim dies at a crash point.
+"""One kill -9 case of docs/THREATS.md section 5.2: two desk processes, the victim dies at a
+crash point.
 
 The steps (``run_case``):
 

@@ -1,4 +1,5 @@
-"""Data-loss protection (THREATS.md 4.4): Alice comes back from an old copy of her store.
+"""Data-loss protection (docs/THREATS.md section 5.3): Alice comes back from an old copy of her
+store.
 
 The nodes run in this process (``open_node`` in trio): no SIGKILL is needed here, only a store
 file that goes back in time. Three ways Alice learns she is behind:
@@ -27,7 +28,7 @@ from adjudicator.tokens import balance_of, mint
 from adjudicator.transactions import TransactionSender
 from channels import open_node
 from channels.channel import Channel
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
 from channels.events import Alarm, Event
 from channels.node import Node, NodeSettings

@@ -1,4 +1,4 @@
-"""Graceful stop/start of either desk between trades (THREATS.md 4.2, last point).
+"""Graceful stop/start of either desk between trades (docs/THREATS.md section 5.2, last point).
 
 A clean restart is the easy case: it is here so a failure of the kill -9 matrix can be told apart
 from a failure to restart at all. It is not a substitute for SIGKILL (test_kill_matrix.py).

@@ -1,4 +1,5 @@
-"""kill -9 matrix (THREATS.md 4.2): crash point x phase x role, real processes, real anvil.
+"""kill -9 matrix (docs/THREATS.md section 5.2): crash point x phase x role, real processes,
+real anvil.
 
 Each case (``scenario.run_case``, which lists the steps and the five invariants) runs two desk
 processes (``desk_process.py``) on the module's anvil; the victim is started with

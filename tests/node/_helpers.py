@@ -1,5 +1,5 @@
 """Shared pieces of the node-level tests: desks, a channel between them, the universal
-post-condition of THREATS.md section 3 (``snapshot`` / ``assert_unchanged``) and a cuttable TCP
+post-condition of docs/THREATS.md section 6 (``snapshot`` / ``assert_unchanged``) and a cuttable TCP
 proxy for link faults."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from adjudicator.tokens import balance_of
 from channels import open_node
 from channels.channel import Channel
 from channels.core import eip712
-from channels.core.machine import Policy
 from channels.core.model import ChannelId
+from channels.core.protocol import Policy
 from channels.core.signing import LocalSigner
 from channels.node import Node, NodeSettings
 
@@ -97,7 +97,7 @@ async def chain_counters(desks: Desks, who: bytes) -> tuple[int, int]:
         return await rpc.block_number(), await rpc.get_transaction_count("0x" + who.hex())
 
 
-# The universal post-condition (THREATS.md section 3) -------------------------------------------
+# The universal post-condition (docs/THREATS.md section 6) --------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """A malicious peer against a real node (TCP on 127.0.0.1, real anvil).
 
-The attacker dials the victim (Bob, the follower) with :func:`channels.transport.connect` using
-the REAL counterparty's key (Alice's), so it is authenticated as the peer of an existing channel,
-while Alice's own node is down. After every bad input the universal post-condition of THREATS.md
-section 3 holds (``assert_unchanged``: latest fully signed state hash/version/signatures, staged
-state, the store's ``signed_versions`` and history, locked collateral and book, no new channel,
-no chain transaction from the victim, no new signature sent). At the end Alice's real node comes
-back on its store and a real trade still works.
+The attacker dials the victim (Bob, the follower) with :func:`channels.transport.connect` using the
+REAL counterparty's key (Alice's), so it is authenticated as the peer of an existing channel, while
+Alice's own node is down. After every bad input the universal post-condition of docs/THREATS.md
+section 6 holds (``assert_unchanged``: latest fully signed state hash/version/signatures, staged
+state, the store's ``signed_versions`` and history, locked collateral and book, no new channel, no
+chain transaction from the victim, no new signature sent). At the end Alice's real node comes back
+on its store and a real trade still works.
 
 THREATS rows covered (by test):
 
@@ -37,7 +37,6 @@ import trio
 
 from channels.core import eip712
 from channels.core.errors import HandshakeError, PeerAuthError
-from channels.core.machine import Phase
 from channels.core.messages import (
     Accept,
     Message,
@@ -64,6 +63,7 @@ from channels.core.model import (
 )
 from channels.core.options import Context, OpenOption, Pay, Trade, apply_trades, opening_state
 from channels.core.positions import PositionBook
+from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner, malleate
 from channels.core.wire import decode_message, encode_message
 from channels.node import Node

@@ -13,8 +13,8 @@ from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import open_node
 from channels.core import eip712
-from channels.core.machine import Phase
 from channels.core.model import Attestation, symbol
+from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
 from channels.events import Alarm
 from channels.node import Node, NodeSettings

@@ -1,6 +1,6 @@
 """Many concurrent trades both ways between two real nodes (TCP on 127.0.0.1, real anvil).
 
-Covers: THREATS.md section 7 global properties 1 and 3 (conservation, monotonic versions, no
+Covers: docs/THREATS.md section 9, properties 1 and 3 (conservation, monotonic versions, no
 equivocation: ``verify_history`` on both stores) under pipelined, crossing proposals; P5's
 ``max_pending`` / ``max_requests`` caps are respected by the callers; the cooperative close pays
 out exactly the last state (C13 conservation on chain).
@@ -15,9 +15,9 @@ import trio
 
 from channels.channel import Channel
 from channels.core.errors import InsufficientFunds
-from channels.core.machine import Phase
 from channels.core.model import Amount, Position
 from channels.core.options import OpenOption, Pay, Trade, Unwind
+from channels.core.protocol import Phase
 from channels.events import (
     PeerConnected,
     PeerLost,

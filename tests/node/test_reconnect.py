@@ -1,6 +1,6 @@
 """Link faults while trades are in flight (real nodes, TCP on 127.0.0.1, real anvil).
 
-Covers THREATS.md P4 (peer silent / link lost mid-update: every in-flight call ends completed
+Covers docs/THREATS.md P4 (peer silent / link lost mid-update: every in-flight call ends completed
 or refused, never left hanging, never two different states), T4's "reconnect + reestablish
 recovers", S1-adjacent restart of a node on its own store and port, and §7 property 6
 (liveness: trading continues after the fault).

@@ -9,7 +9,7 @@ import trio
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import open_node
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.node import NodeSettings
 
 from .conftest import Desks

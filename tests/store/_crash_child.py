@@ -13,7 +13,7 @@ import sys
 
 import trio
 
-from channels.core.machine import PersistState, Phase
+from channels.core.protocol import PersistState, Phase
 from channels.store import AddChannel, Store, StoredChannel, open_store
 from tests.store._sim import ADJUDICATOR, ALICE, CHAIN_ID, DEPOSIT, Sim
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from channels.core import eip712
 from channels.core.hashing import keccak256
-from channels.core.machine import Phase, SignedUpdate
 from channels.core.model import (
     PRICE_SCALE,
     QUANTITY_SCALE,
@@ -26,6 +25,7 @@ from channels.core.model import (
     Price,
     Quantity,
     SignedState,
+    SignedUpdate,
     State,
     Timestamp,
     Version,
@@ -42,6 +42,7 @@ from channels.core.options import (
     opening_state,
 )
 from channels.core.positions import PositionBook
+from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
 
 CHAIN_ID = 31337

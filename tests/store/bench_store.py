@@ -13,7 +13,8 @@ from pathlib import Path
 
 import trio
 
-from channels.core.machine import PersistState, Phase, SignedUpdate
+from channels.core.model import SignedUpdate
+from channels.core.protocol import PersistState, Phase
 from channels.store import AddChannel, Store, open_store
 from tests.store._sim import ADJUDICATOR, ALICE, CHAIN_ID, DEPOSIT, Sim
 

@@ -11,8 +11,8 @@ import trio
 
 from channels.core import eip712
 from channels.core.errors import Equivocation, ForeignStore, StoreError
-from channels.core.machine import PersistSignature, PersistState, Phase
 from channels.core.model import Version
+from channels.core.protocol import PersistSignature, PersistState, Phase
 from channels.store import AddChannel, IntentStatus, Op, Store, open_store
 from tests.store._sim import ADJUDICATOR, ALICE, BOB, CHAIN_ID, DEPOSIT, Sim
 

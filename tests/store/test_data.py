@@ -21,7 +21,10 @@ from channels.core.errors import (
     StoreError,
     UnknownChannel,
 )
-from channels.core.machine import (
+from channels.core.model import Amount, SignedState, Version
+from channels.core.options import OpenOption
+from channels.core.positions import PositionBook
+from channels.core.protocol import (
     ChannelMachine,
     Config,
     PersistSignature,
@@ -29,9 +32,6 @@ from channels.core.machine import (
     Phase,
     PhaseChanged,
 )
-from channels.core.model import Amount, SignedState, Version
-from channels.core.options import OpenOption
-from channels.core.positions import PositionBook
 from channels.store import (
     OPEN_INTENTS,
     AddChannel,

@@ -1,5 +1,5 @@
 """Transport frames after AUTH: tamper, replay, reorder, oversize, truncation, rekey, timers and
-segmentation (THREATS.md §2.3 T2-T4 and §3.1)."""
+segmentation (docs/THREATS.md T2-T4 and section 6.1)."""
 
 from __future__ import annotations
 

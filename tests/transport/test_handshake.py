@@ -1,5 +1,5 @@
 """Handshake and AUTH over trio memory streams: happy path, impersonation, replay, reflection,
-prologue mismatch, garbage, slowloris (THREATS.md §2.3 T1, T2, T5 and §3.1)."""
+prologue mismatch, garbage, slowloris (docs/THREATS.md T1, T2, T5 and section 6.1)."""
 
 from __future__ import annotations
 

@@ -213,7 +213,7 @@ def build() -> dict[str, Any]:
             model.ZERO_ADDRESS,
             0,
             (alice.address, bob.address),
-            model.MIN_CHALLENGE_PERIOD,
+            model.CONTRACT_MIN_CHALLENGE_PERIOD,
             oracle.address,
             7,
         ),

@@ -1,4 +1,4 @@
-"""A JSON-RPC fault proxy on 127.0.0.1 in front of anvil (THREATS.md 4.3, "RPC errors").
+"""A JSON-RPC fault proxy on 127.0.0.1 in front of anvil (docs/THREATS.md section 7, RPC errors).
 
 A tiny HTTP/1.1 server (keep-alive, Content-Length bodies: what httpx sends) that forwards each
 JSON-RPC request to the upstream node, except when a :class:`Rule` fires for it. Rules fire on a

@@ -1,5 +1,6 @@
-"""The watcher under a faulty JSON-RPC endpoint (THREATS.md 3.6, 4.3): 500s, timeouts, lost
-responses, "nonce too low", "already known", a lagging head, an old head (time dilation)."""
+"""The watcher under a faulty JSON-RPC endpoint (docs/THREATS.md sections 6.6 and 7): 500s,
+timeouts, lost responses, "nonce too low", "already known", a lagging head, an old head (time
+dilation)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import trio
 
 from adjudicator.client import ChannelStatus, connect_adjudicator
 from adjudicator.rpc import open_rpc
-from channels.core.machine import Phase
+from channels.core.protocol import Phase
 from channels.events import Alarm, Event
-from channels.watcher import MIN_CHALLENGE_PERIOD, check_challenge_period
+from channels.watcher import SAFE_MIN_CHALLENGE_PERIOD, check_challenge_period
 
 from .conftest import DEPOSIT, PERIOD, Desks, balances, cheat_setup, desk, view, wait_for
 from .faultproxy import FaultProxy, Rule
@@ -122,7 +123,7 @@ async def test_an_old_head_raises_stale_head(desks: Desks, tmp_path: Path) -> No
 
 
 def test_challenge_period_bound() -> None:
-    assert check_challenge_period(MIN_CHALLENGE_PERIOD, inclusion_window=0) is None
+    assert check_challenge_period(SAFE_MIN_CHALLENGE_PERIOD, inclusion_window=0) is None
     assert check_challenge_period(120, inclusion_window=0) is not None
     day = 24 * 3600
     # On a rollup the forced-inclusion window dominates: a week is fine, a day is not.

@@ -1,5 +1,6 @@
 """Dispute transactions that land: reorged, dropped, under-priced, late and crashed refutes
-(THREATS.md C8, C17, 4.3). Anvil runs with automine off so the test decides what gets mined."""
+(docs/THREATS.md C8, C17, section 7). Anvil runs with automine off so the test decides what gets
+mined."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from channels.core import model
-from channels.core.machine import SignedUpdate
 from channels.core.messages import (
     Accept,
     OpenAccept,
@@ -15,6 +14,7 @@ from channels.core.messages import (
     Reject,
     UpdateRequest,
 )
+from channels.core.model import SignedUpdate
 from channels.core.options import (
     CreditDeposit,
     DebitWithdrawal,
@@ -62,7 +62,9 @@ def params(draw: st.DrawFn) -> model.Params:
         asset=draw(address),
         asset_decimals=draw(st.integers(0, 36)),
         participants=(p0, p1),
-        challenge_period=draw(st.integers(model.MIN_CHALLENGE_PERIOD, model.MAX_CHALLENGE_PERIOD)),
+        challenge_period=draw(
+            st.integers(model.CONTRACT_MIN_CHALLENGE_PERIOD, model.MAX_CHALLENGE_PERIOD)
+        ),
         oracle=draw(nonzero_address),
         nonce=draw(uint(256)),
     )

@@ -1,4 +1,5 @@
-"""Every malformed input of THREATS.md section 3.2 gets its typed error; fuzzing finds no other."""
+"""Every malformed input of docs/THREATS.md section 6.2 gets its typed error; fuzzing finds no
+other."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from channels.core.errors import (
     InvalidAmount,
     InvalidField,
     MalformedMessage,
-    RemoteProtocolError,
+    RemoteError,
     SchemaError,
     UnencodableMessage,
     UnknownType,
@@ -88,7 +89,7 @@ def expect(
     with pytest.raises(WireError) as info:
         decode(data)  # type: ignore[arg-type]
     assert type(info.value) is exc_type, repr(info.value)
-    assert isinstance(info.value, RemoteProtocolError)
+    assert isinstance(info.value, RemoteError)
     return info.value
 
 
@@ -235,7 +236,7 @@ CASES: list[tuple[str, Callable[[], bytes], type[WireError]]] = [
     ("schema version 2, new shape", lambda: pack([2, 5, {}, "more"]), UnsupportedVersion),
     ("schema version 2**64-1", lambda: pack([2**64 - 1]), UnsupportedVersion),
     # Size
-    ("above MAX_FRAME", lambda: bytes(wire.MAX_FRAME + 1), FrameTooLarge),
+    ("above MAX_MESSAGE", lambda: bytes(wire.MAX_MESSAGE + 1), FrameTooLarge),
 ]
 
 
@@ -275,7 +276,7 @@ def test_bytearray_and_memoryview_inputs_decode() -> None:
     assert wire.decode_message(memoryview(data)) == ACCEPT  # type: ignore[arg-type]
 
 
-# Encoding refuses what it cannot carry (a LocalProtocolError) ---------------------------------
+# Encoding refuses what it cannot carry (a LocalError) ---------------------------------
 BAD_TO_ENCODE: list[tuple[str, object]] = [
     ("negative amount", UpdateRequest(CID, 1, (Pay(0, -1),))),
     ("amount 2**256", UpdateRequest(CID, 1, (Pay(0, 2**256),))),
@@ -420,7 +421,7 @@ values = st.one_of(
 @given(s.messages | s.signed_updates, st.data())
 def test_schema_mutations_raise_only_schema_level_errors(obj: Any, data: st.DataObject) -> None:
     """Valid msgpack with one node replaced: a schema-level error, or a valid decode."""
-    if isinstance(obj, tuple(wire._MESSAGE_ENCODERS)):
+    if isinstance(obj, wire.MESSAGE_TYPES):
         raw: Any = raw_of(obj)
         decode: Callable[[bytes], object] = wire.decode_message
     else:

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 
 from channels.core import model, wire
-from channels.core.machine import SignedUpdate
 from channels.core.messages import (
     Accept,
     Message,
@@ -18,6 +17,7 @@ from channels.core.messages import (
     Reject,
     UpdateRequest,
 )
+from channels.core.model import SignedUpdate
 from channels.core.options import Pay, Trade
 from channels.core.positions import BookSnapshot, PositionBook
 

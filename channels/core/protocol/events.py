@@ -1,0 +1,179 @@
+"""The machine's inputs (what happened) and actions (what the shell must do, in order).
+
+All are frozen dataclasses: the shell builds inputs from the outside world, and performs the
+actions a step returns in order: every ``Persist...`` before any ``Send`` after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from channels.core.messages import Message
+from channels.core.model import ChannelId, SignedState, SignedUpdate, State, Version
+from channels.core.options import Trade
+from channels.core.positions import BookSnapshot
+from channels.core.protocol.phases import Phase
+
+# Inputs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message from the peer."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class RequestUpdate:
+    """Our caller wants ``trades`` in the next state."""
+
+    trades: tuple[Trade, ...]
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """A new connection to the peer is up: send our side of the reestablish."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The connection to the peer is gone: requests we sent are lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class DepositsObserved:
+    """Cumulative deposits per participant, confirmed on chain at the confirmation depth."""
+
+    totals: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeObserved:
+    """A state of this channel is registered on chain (updates stop)."""
+
+    version: Version
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeCleared:
+    """A newer state was checkpointed on chain: the dispute is over, trading may resume."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStateSeen:
+    """A fully signed state of this channel carried by a chain transaction (register/checkpoint).
+
+    If it is valid and newer than ours we adopt it: either the peer completed a proposal we
+    signed, or we lost data. Its positions are known only if they match ours.
+    """
+
+    signed: SignedState
+
+
+@dataclass(frozen=True, slots=True)
+class ConcludedObserved:
+    """The channel is concluded on chain."""
+
+    version: Version
+
+
+Input = (
+    Received
+    | RequestUpdate
+    | Reconnected
+    | Disconnected
+    | DepositsObserved
+    | DisputeObserved
+    | DisputeCleared
+    | ChainStateSeen
+    | ConcludedObserved
+)
+
+
+# Actions ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersistSignature:
+    """Durably record "I signed ``version`` = ``state_hash``" before the signature leaves."""
+
+    channel_id: ChannelId
+    version: Version
+    state_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PersistState:
+    """Durably store a fully signed state; it becomes the channel's latest.
+
+    ``book`` is the whole positions book after it when the state was adopted from the peer (its
+    positions do not follow from our stored latest plus its trades); otherwise None.
+    """
+
+    channel_id: ChannelId
+    update: SignedUpdate
+    book: BookSnapshot | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateApplied:
+    """A new fully signed state is the latest (tells the caller whose request it answered)."""
+
+    channel_id: ChannelId
+    update: SignedUpdate
+    request_id: int | None
+    ours: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRefused:
+    """Our request or proposal did not become a state."""
+
+    channel_id: ChannelId
+    request_id: int | None
+    version: Version | None
+    rule: str
+    reason: str
+    #: False when the request id is the peer's (a leader dropping a proposal it made for the
+    #: follower's request): our own callers must not be woken by it.
+    ours: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChanged:
+    channel_id: ChannelId
+    phase: Phase
+
+
+@dataclass(frozen=True, slots=True)
+class DataLossRecovered:
+    """The peer held a newer fully signed state than we did; we verified and adopted it."""
+
+    channel_id: ChannelId
+    old_version: Version
+    new_version: Version
+
+
+Action = (
+    PersistSignature
+    | PersistState
+    | Send
+    | UpdateApplied
+    | UpdateRefused
+    | PhaseChanged
+    | DataLossRecovered
+)
+
+#: A pre-trade check a bot installs: ``policy(base, new, trades)`` returns a reason to refuse, or
+#: None to allow. It is a plain synchronous function of its arguments, called inside one machine
+#: step: it cannot await, so it cannot re-enter the node or wait on anything the node holds (the
+#: node's asynchronous callbacks, the event stream, never run under the node's locks).
+Policy = Callable[[State, State, Sequence[Trade]], str | None]

@@ -1,0 +1,418 @@
+"""The wire format as data: one line per field of every message and store record.
+
+:mod:`channels.core.wire` packs and unpacks the envelope and walks these tables; nothing else
+knows the format. A :class:`Schema` is a map with its fields in wire order; a :class:`Kind` says
+how one value is written and read back (with its checks). The message tags are 1-7, the store
+record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 9 shows the same tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from channels.core.errors import SchemaError, UnknownType
+from channels.core.messages import (
+    Accept,
+    OpenAccept,
+    OpenProposal,
+    Proposal,
+    Reestablish,
+    Reject,
+    UpdateRequest,
+)
+from channels.core.model import (
+    UINT64_MAX,
+    Attestation,
+    OptionKind,
+    Params,
+    Position,
+    SignedState,
+    SignedUpdate,
+    State,
+    Withdrawal,
+)
+from channels.core.options import (
+    MAX_TRADES,
+    CreditDeposit,
+    DebitWithdrawal,
+    Finalize,
+    OpenOption,
+    Pay,
+    Settle,
+    Trade,
+    Unwind,
+)
+from channels.core.positions import BookSnapshot, check_high_water, check_slot
+
+MAX_RULE_LEN = 64
+MAX_REASON_LEN = 4096
+
+
+class Unencodable(Exception):
+    """A value does not fit its field (the codec turns it into UnencodableMessage)."""
+
+
+# Value kinds ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How one field's value is written (``encode``) and read back, checked (``decode``).
+
+    ``encode`` checks the exact type (a bool is not an int) and range, so that what is encoded
+    always decodes to an equal object; ``decode(value, name)`` checks the exact msgpack type.
+    """
+
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any, str], Any]
+
+
+def _e_uint(value: Any, bits: int) -> Any:
+    if type(value) is not int or not 0 <= value < 1 << bits:
+        raise Unencodable(f"expected a uint{bits}, got {value!r}")
+    return value
+
+
+def _d_u256(value: Any, name: str) -> Any:
+    if type(value) is not bytes or len(value) != 32:
+        raise SchemaError(f"{name} must be a 32-byte big-endian bin")
+    return int.from_bytes(value, "big")
+
+
+def _d_u64(value: Any, name: str) -> Any:
+    if type(value) is not int or not 0 <= value <= UINT64_MAX:
+        raise SchemaError(f"{name} must be a non-negative msgpack int (uint64)")
+    return value
+
+
+def _d_index(value: Any, name: str) -> Any:
+    if type(value) is not int or value not in (0, 1):
+        raise SchemaError(f"{name} must be participant index 0 or 1")
+    return value
+
+
+def _raw(length: int) -> Kind:
+    def encode(value: Any) -> Any:
+        if type(value) is not bytes or len(value) != length:
+            raise Unencodable(f"expected {length} raw bytes")
+        return value
+
+    def decode(value: Any, name: str) -> Any:
+        if type(value) is not bytes or len(value) != length:
+            raise SchemaError(f"{name} must be a {length}-byte bin")
+        return value
+
+    return Kind(encode, decode)
+
+
+def _text(limit: int) -> Kind:
+    def check(value: Any) -> bool:
+        return type(value) is str and len(value) <= limit
+
+    def encode(value: Any) -> Any:
+        if not check(value):
+            raise Unencodable(f"expected a str of at most {limit} characters")
+        return value
+
+    def decode(value: Any, name: str) -> Any:
+        if not check(value):
+            raise SchemaError(f"{name} must be a str of at most {limit} characters")
+        return value
+
+    return Kind(encode, decode)
+
+
+def _optional(kind: Kind) -> Kind:
+    return Kind(
+        lambda v: None if v is None else kind.encode(v),
+        lambda v, name: None if v is None else kind.decode(v, name),
+    )
+
+
+def _pair(kind: Kind) -> Kind:
+    def encode(value: Any) -> Any:
+        if type(value) is not tuple or len(value) != 2:
+            raise Unencodable("expected a pair")
+        return (kind.encode(value[0]), kind.encode(value[1]))
+
+    def decode(value: Any, name: str) -> Any:
+        if type(value) is not tuple or len(value) != 2:
+            raise SchemaError(f"{name} must be an array of two")
+        return (kind.decode(value[0], name), kind.decode(value[1], name))
+
+    return Kind(encode, decode)
+
+
+def _e_bool(value: Any) -> Any:
+    if type(value) is not bool:
+        raise Unencodable("expected a bool")
+    return value
+
+
+def _d_bool(value: Any, name: str) -> Any:
+    if type(value) is not bool:
+        raise SchemaError(f"{name} must be a msgpack bool")
+    return value
+
+
+_OPTION_KINDS = {0: OptionKind.CALL, 1: OptionKind.PUT}
+
+
+def _d_option_kind(value: Any, name: str) -> Any:
+    if type(value) is not int or value not in _OPTION_KINDS:
+        raise SchemaError(f"{name} must be 0 (call) or 1 (put)")
+    return _OPTION_KINDS[value]
+
+
+U256 = Kind(lambda v: _e_uint(v, 256).to_bytes(32, "big"), _d_u256)
+U64 = Kind(lambda v: _e_uint(v, 64), _d_u64)
+INDEX = Kind(U64.encode, _d_index)  # written as any uint64; read back as 0 or 1 only
+ADDRESS = _raw(20)
+HASH = _raw(32)
+SIG = _raw(65)
+BOOL = Kind(_e_bool, _d_bool)
+OPTION_KIND = Kind(int, _d_option_kind)  # the Position checks its own kind when built
+SLOT_COUNT = Kind(check_high_water, lambda v, name: check_high_water(_d_u64(v, name)))
+
+
+# Schemas ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One key of a map: its name, its kind, and where the value lives in the object."""
+
+    key: str
+    kind: Kind
+    #: Reads the value from the object (default: the attribute named ``key``).
+    get: Callable[[Any], Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A map: its fields in wire order, and how the decoded values become the object again."""
+
+    name: str
+    cls: type
+    fields: tuple[Field, ...]
+    #: Builds the object from the decoded values by key (default: ``cls(**values)``).
+    build: Callable[[dict[str, Any]], Any] | None = None
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        if type(obj) is not self.cls:
+            raise Unencodable(f"expected a {self.cls.__name__}, got {type(obj).__name__}")
+        return {
+            f.key: f.kind.encode(f.get(obj) if f.get else getattr(obj, f.key))
+            for f in self.fields
+        }
+
+    def decode(self, obj: Any) -> Any:
+        if type(obj) is not dict:
+            raise SchemaError(f"{self.name} must be a map")
+        keys = [f.key for f in self.fields]
+        if obj.keys() != set(keys):
+            missing = sorted(set(keys) - obj.keys())
+            unknown = sorted(obj.keys() - set(keys))
+            raise SchemaError(f"{self.name}: missing keys {missing}, unknown keys {unknown}")
+        values = {f.key: f.kind.decode(obj[f.key], f.key) for f in self.fields}
+        return self.build(values) if self.build else self.cls(**values)
+
+
+def _nested(schema: Schema) -> Kind:
+    return Kind(schema.encode, lambda value, name: schema.decode(value))
+
+
+def _e_slots(slots: Any) -> Any:
+    if type(slots) is not tuple:
+        raise Unencodable("slots must be a tuple")
+    return tuple((check_slot(slot), POSITION.encode(pos)) for slot, pos in slots)
+
+
+def _d_slots(value: Any, name: str) -> Any:
+    if type(value) is not tuple:
+        raise SchemaError(f"{name} must be an array")
+    out = []
+    for entry in value:
+        if type(entry) is not tuple or len(entry) != 2:
+            raise SchemaError("a slot entry must be an array of two")
+        out.append((check_slot(_d_u64(entry[0], "slot")), POSITION.decode(entry[1])))
+    return tuple(out)
+
+
+PARAMS = Schema("Params", Params, (
+    Field("chain_id", U256),
+    Field("adjudicator", ADDRESS),
+    Field("asset", ADDRESS),
+    Field("asset_decimals", U64),
+    Field("participants", _pair(ADDRESS)),
+    Field("challenge_period", U64),
+    Field("oracle", ADDRESS),
+    Field("nonce", U256),
+))  # fmt: skip
+STATE = Schema("State", State, (
+    Field("channel_id", HASH),
+    Field("version", U64),
+    Field("balances", _pair(U256)),
+    Field("deposited", _pair(U256)),
+    Field("withdrawn", _pair(U256)),
+    Field("locked", U256),
+    Field("positions_root", HASH),
+    Field("position_count", U64),
+    Field("is_final", BOOL),
+))  # fmt: skip
+POSITION = Schema("Position", Position, (
+    Field("id", U64),
+    Field("underlying", HASH),
+    Field("kind", OPTION_KIND),
+    Field("strike", U256),
+    Field("expiry", U64),
+    Field("quantity", U256),
+    Field("writer", INDEX),
+    Field("collateral", U256),
+))  # fmt: skip
+BOOK = Schema("BookSnapshot", BookSnapshot, (
+    Field("high_water", SLOT_COUNT),
+    Field("slots", Kind(_e_slots, _d_slots)),
+))  # fmt: skip
+WITHDRAWAL = Schema("Withdrawal", Withdrawal, (
+    Field("channel_id", HASH),
+    Field("version", U64),
+    Field("participant", INDEX),
+    Field("amount", U256),
+    Field("recipient", ADDRESS),
+))  # fmt: skip
+ATTESTATION = Schema("Attestation", Attestation, (
+    Field("underlying", HASH),
+    Field("expiry", U64),
+    Field("price", U256),
+))  # fmt: skip
+
+#: trade tag -> schema (the tag is the trade's position in the union, from 1).
+TRADES: dict[int, Schema] = {
+    1: Schema("Pay", Pay, (Field("payer", INDEX), Field("amount", U256))),
+    2: Schema("OpenOption", OpenOption, (
+        Field("position", _nested(POSITION)),
+        Field("premium", U256),
+    )),
+    3: Schema("Unwind", Unwind, (Field("position_id", U64), Field("holder_share", U256))),
+    4: Schema("Settle", Settle, (
+        Field("position_id", U64),
+        Field("attestation", _nested(ATTESTATION)),
+        Field("signature", SIG),
+    )),
+    5: Schema("CreditDeposit", CreditDeposit, (Field("participant", INDEX), Field("amount", U256))),
+    6: Schema("DebitWithdrawal", DebitWithdrawal, (
+        Field("participant", INDEX),
+        Field("amount", U256),
+        Field("recipient", ADDRESS),
+    )),
+    7: Schema("Finalize", Finalize, ()),
+}  # fmt: skip
+TRADE_TAGS = {schema.cls: (tag, schema) for tag, schema in TRADES.items()}
+
+
+def _e_trades(trades: Any) -> Any:
+    if type(trades) is not tuple:
+        raise Unencodable("trades must be a tuple")
+    if len(trades) > MAX_TRADES:
+        raise Unencodable(f"more than {MAX_TRADES} trades")
+    out = []
+    for trade in trades:
+        entry = TRADE_TAGS.get(type(trade))
+        if entry is None:
+            raise Unencodable(f"not a trade: {type(trade).__name__}")
+        out.append((entry[0], entry[1].encode(trade)))
+    return tuple(out)
+
+
+def _d_trades(value: Any, name: str) -> Any:
+    if type(value) is not tuple:
+        raise SchemaError(f"{name} must be an array")
+    if len(value) > MAX_TRADES:
+        raise SchemaError(f"more than {MAX_TRADES} trades")
+    out: list[Trade] = []
+    for entry in value:
+        if type(entry) is not tuple or len(entry) != 2:
+            raise SchemaError("a trade must be an array of two")
+        tag, fields = entry
+        if type(tag) is not int:
+            raise SchemaError("a trade tag must be an int")
+        schema = TRADES.get(tag)
+        if schema is None:
+            raise UnknownType(f"unknown trade tag {tag}")
+        out.append(schema.decode(fields))
+    return tuple(out)
+
+
+TRADE_LIST = Kind(_e_trades, _d_trades)
+_OPT_SIG = _optional(SIG)
+_OPT_U64 = _optional(U64)
+
+
+def _signed(update: Any) -> SignedState:
+    if type(update.signed) is not SignedState:
+        raise Unencodable("signed must be a SignedState")
+    return update.signed
+
+
+#: message tag -> schema
+MESSAGES: dict[int, Schema] = {
+    1: Schema("OpenProposal", OpenProposal, (
+        Field("params", _nested(PARAMS)),
+        Field("deposits", _pair(U256)),
+        Field("signature", SIG),
+    )),
+    2: Schema("OpenAccept", OpenAccept, (Field("channel_id", HASH), Field("signature", SIG))),
+    3: Schema("UpdateRequest", UpdateRequest, (
+        Field("channel_id", HASH),
+        Field("request_id", U64),
+        Field("trades", TRADE_LIST),
+    )),
+    4: Schema("Proposal", Proposal, (
+        Field("channel_id", HASH),
+        Field("base_version", U64),
+        Field("trades", TRADE_LIST),
+        Field("state", _nested(STATE)),
+        Field("signature", SIG),
+        Field("request_id", _OPT_U64),
+        Field("withdrawal_signature", _OPT_SIG),
+    )),
+    5: Schema("Accept", Accept, (
+        Field("channel_id", HASH),
+        Field("version", U64),
+        Field("signature", SIG),
+        Field("withdrawal_signature", _OPT_SIG),
+    )),
+    6: Schema("Reject", Reject, (
+        Field("channel_id", HASH),
+        Field("version", _OPT_U64),
+        Field("request_id", _OPT_U64),
+        Field("rule", _text(MAX_RULE_LEN)),
+        Field("reason", _text(MAX_REASON_LEN)),
+    )),
+    7: Schema("Reestablish", Reestablish, (
+        Field("channel_id", HASH),
+        Field("state", _nested(STATE)),
+        Field("signatures", _pair(SIG)),
+        Field("book", _nested(BOOK)),
+    )),
+}  # fmt: skip
+MESSAGE_TYPES: tuple[type, ...] = tuple(schema.cls for schema in MESSAGES.values())
+MESSAGE_TAGS = {schema.cls: (tag, schema) for tag, schema in MESSAGES.items()}
+
+SIGNED_UPDATE = Schema("SignedUpdate", SignedUpdate, (
+    Field("state", _nested(STATE), lambda u: _signed(u).state),
+    Field("signatures", _pair(_OPT_SIG), lambda u: _signed(u).signatures),
+    Field("trades", TRADE_LIST),
+    Field("withdrawal", _optional(_nested(WITHDRAWAL))),
+    Field("withdrawal_signatures", _optional(_pair(SIG))),
+), build=lambda v: SignedUpdate(
+    SignedState(v["state"], v["signatures"]), v["trades"], v["withdrawal"],
+    v["withdrawal_signatures"],
+))  # fmt: skip
+TRADES_RECORD = Schema(
+    "trades record", tuple, (Field("trades", TRADE_LIST, lambda t: t),), build=lambda v: v["trades"]
+)
+
+#: record tag -> schema (store records, never accepted from the peer).
+RECORDS: dict[int, Schema] = {
+    32: SIGNED_UPDATE, 33: PARAMS, 34: STATE, 35: BOOK, 36: TRADES_RECORD,
+}  # fmt: skip
