@@ -29,8 +29,8 @@ from adjudicator.tx_signing import TransactionSigner
 from channels import open_node
 from channels.channel import Channel
 from channels.core.hashing import keccak256
-from channels.core.protocol import Phase
 from channels.core.model import Address
+from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner, Signer
 from channels.node import Node, NodeSettings
 from channels.signers.account import AccountSigner
