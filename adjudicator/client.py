@@ -309,7 +309,10 @@ class AdjudicatorClient:
     async def deposit(self, params: Params, participant: int, amount: int) -> Receipt:
         """Deposit ``amount`` for ``participant`` from the sender's account.
 
-        ERC-20: approves the adjudicator for ``amount`` first if the allowance is short.
+        ERC-20: approves the adjudicator for ``amount`` first if the allowance is short (as
+        OpenZeppelin's ``forceApprove`` does, so tokens like USDT that refuse to change a
+        non-zero allowance work too). The adjudicator credits what it measured arriving
+        (its ``Deposited`` event), which a fee-on-transfer token makes less than ``amount``.
         """
         sender = self._require_sender()
         value = 0
@@ -319,7 +322,7 @@ class AdjudicatorClient:
             owner = bytes.fromhex(sender.address[2:])
             current = await tokens.allowance(self.rpc, params.asset, owner, self.address)
             if current < amount:
-                await tokens.approve(self.rpc, sender, params.asset, self.address, amount)
+                await tokens.force_approve(self.rpc, sender, params.asset, self.address, amount)
         return await self.transact(
             "deposit", params_tuple(params), participant, amount, value=value
         )
@@ -543,7 +546,7 @@ class AdjudicatorClient:
 
 @asynccontextmanager
 async def connect_adjudicator(
-    url: str,
+    url: str | Sequence[str],
     address: bytes,
     transaction_key: bytes | TransactionSigner | None,
     *,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -27,7 +28,15 @@ import trio
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from channels.core import boundedjson
 from channels.core.errors import ChainError
+
+log = logging.getLogger("adjudicator.rpc")
+
+MAX_REPLY_BYTES = 32 << 20
+"""Default bound on one JSON-RPC reply (a large ``eth_getLogs`` page is a few MB)."""
+MAX_REPLY_DEPTH = 32
+"""Deepest nesting of a JSON-RPC reply (a block with full transactions is about 6 levels)."""
 
 BlockId = int | str
 """A block number, or a tag: ``latest``, ``pending``, ``earliest``, ``safe``, ``finalized``,
@@ -50,6 +59,11 @@ class RpcTransportError(ChainError):
 
 class RpcProtocolError(ChainError):
     """The node answered, but not with a well-formed JSON-RPC response (wrong id, no result)."""
+
+
+class RpcReplyRefused(RpcProtocolError):
+    """The reply broke a bound (longer than ``RpcClient.max_reply_bytes``, or nested deeper than
+    :data:`MAX_REPLY_DEPTH`): a hostile or broken endpoint. Not retried on the same endpoint."""
 
 
 class RpcError(ChainError):
@@ -344,15 +358,22 @@ class RpcClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
-        self.url = url
+        self.urls: tuple[str, ...] = (url,) if isinstance(url, str) else tuple(url)
+        if not self.urls:
+            raise ValueError("RpcClient needs at least one endpoint URL")
+        self._active = 0
+        self.failovers = 0
+        """How often a failing endpoint made the client move to the next one."""
+        self.max_reply_bytes = max_reply_bytes
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self._own_client = client is None
@@ -365,6 +386,17 @@ class RpcClient:
         """Highest block number ``block_number()`` has returned (a lagging backend behind a
         load balancer may answer with an older head; callers can use ``max(head seen)``)."""
         self.dev = DevRpc(self)
+
+    @property
+    def url(self) -> str:
+        """The endpoint in use (the first of ``urls`` until it fails)."""
+        return self.urls[self._active]
+
+    def _fail_over(self, exc: Exception) -> None:
+        failed = self.url
+        self._active = (self._active + 1) % len(self.urls)
+        self.failovers += 1
+        log.warning("RPC endpoint %s failed (%s); using %s", failed, exc, self.url)
 
     async def __aenter__(self) -> RpcClient:
         return self
@@ -391,19 +423,28 @@ class RpcClient:
 
         Transport failures (and rate limits, if so configured) are retried with jittered
         exponential back-off; after the last attempt ``RpcTransportError`` (or ``RateLimited``)
-        is raised. Other JSON-RPC errors are raised at once.
+        is raised. Other JSON-RPC errors are raised at once. With several endpoints, a failing
+        one (transport error, rate limit, a reply that breaks a bound) hands over to the next at
+        once; the back-off applies after each round of all of them.
         """
         policy = retry if retry is not None else self.retry
+        endpoints = len(self.urls)
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await self._request_once(method, params, timeout)
-            except (RpcTransportError, RateLimited) as exc:
-                retryable = isinstance(exc, RpcTransportError) or policy.retry_rate_limits
-                if not retryable or attempt >= policy.attempts:
+            except (RpcTransportError, RateLimited, RpcReplyRefused) as exc:
+                if isinstance(exc, RpcReplyRefused):
+                    retryable = endpoints > 1  # the same endpoint would send it again
+                else:
+                    retryable = isinstance(exc, RpcTransportError) or policy.retry_rate_limits
+                if endpoints > 1:
+                    self._fail_over(exc)
+                if not retryable or attempt >= policy.attempts * endpoints:
                     raise
-                await trio.sleep(policy.delay(attempt, self._rng))
+                if attempt % endpoints == 0:
+                    await trio.sleep(policy.delay(attempt // endpoints, self._rng))
 
     async def _request_once(
         self, method: str, params: Sequence[Any], timeout: float | None
@@ -411,28 +452,32 @@ class RpcClient:
         req_id = next(self._ids)
         payload = {"jsonrpc": "2.0", "id": req_id, "method": method, "params": list(params)}
         try:
-            resp = await self._client.post(
+            async with self._client.stream(
+                "POST",
                 self.url,
                 content=json.dumps(payload),
                 headers={"content-type": "application/json"},
                 timeout=self.timeout if timeout is None else timeout,
-            )
+            ) as resp:
+                if resp.status_code == 429:
+                    raise RateLimited(429, "HTTP 429 Too Many Requests", None, method=method)
+                if resp.status_code >= 500:
+                    raise RpcTransportError(
+                        f"{method}: HTTP {resp.status_code}", status_code=resp.status_code
+                    )
+                raw = await self._read_bounded(resp, method)
         except httpx.TransportError as exc:  # connect/read/write errors and timeouts
             raise RpcTransportError(f"{method}: {type(exc).__name__}: {exc}") from exc
-        if resp.status_code == 429:
-            raise RateLimited(429, "HTTP 429 Too Many Requests", resp.text[:200], method=method)
-        if resp.status_code >= 500:
-            raise RpcTransportError(
-                f"{method}: HTTP {resp.status_code}", status_code=resp.status_code
-            )
         try:
-            body = resp.json()
-        except ValueError as exc:
+            body = boundedjson.loads(raw, max_bytes=self.max_reply_bytes, max_depth=MAX_REPLY_DEPTH)
+        except boundedjson.JsonMalformed as exc:
             if resp.status_code >= 400:
                 raise RpcProtocolError(f"{method}: HTTP {resp.status_code}") from exc
             raise RpcTransportError(
                 f"{method}: response is not JSON", status_code=resp.status_code
             ) from exc
+        except boundedjson.JsonRejected as exc:
+            raise RpcReplyRefused(f"{method}: {exc}") from None
         if not isinstance(body, dict):
             raise RpcProtocolError(f"{method}: unexpected response {body!r:.200}")
         error = body.get("error")
@@ -445,6 +490,21 @@ class RpcClient:
         if "result" not in body:
             raise RpcProtocolError(f"{method}: response has neither result nor error")
         return body["result"]
+
+    async def _read_bounded(self, resp: httpx.Response, method: str) -> bytes:
+        declared = resp.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_reply_bytes:
+            raise RpcReplyRefused(
+                f"{method}: reply of {declared} bytes is longer than {self.max_reply_bytes}"
+            )
+        body = bytearray()
+        async for chunk in resp.aiter_bytes():
+            body += chunk
+            if len(body) > self.max_reply_bytes:
+                raise RpcReplyRefused(
+                    f"{method}: reply longer than {self.max_reply_bytes} bytes"
+                )
+        return bytes(body)
 
     # ---- eth_* helpers ---------------------------------------------------------------------
 
@@ -668,7 +728,7 @@ class DevRpc:
 
 @asynccontextmanager
 async def open_rpc(
-    url: str, *, timeout: float = 10.0, retry: RetryPolicy | None = None
+    url: str | Sequence[str], *, timeout: float = 10.0, retry: RetryPolicy | None = None
 ) -> AsyncIterator[RpcClient]:
     """``async with open_rpc(url) as rpc: ...`` closes the HTTP connection pool on exit."""
     client = RpcClient(url, timeout=timeout, retry=retry)

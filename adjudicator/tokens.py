@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from channels.core.errors import RemoteError
 from channels.core.model import to_checksum
 
 from .abi import ContractAbi
@@ -34,6 +35,12 @@ def load_artifact(name: str) -> tuple[ContractAbi, bytes]:
 
 def erc20_abi() -> ContractAbi:
     return load_artifact("TestERC20")[0]
+
+
+class TokenApprovalFailed(ContractError, RemoteError):
+    """The token would not set the allowance a deposit needs."""
+
+    rule = "TokenApprovalFailed"
 
 
 async def _call(rpc: RpcClient, token: bytes, fn: str, *args: Any) -> tuple[Any, ...]:
@@ -90,6 +97,29 @@ async def approve(
 ) -> Receipt:
     """``approve(spender, amount)`` from the sender's account."""
     return await _transact(sender, token, "approve", spender, amount)
+
+
+async def force_approve(
+    rpc: RpcClient, sender: TransactionSender, token: bytes, spender: bytes, amount: int
+) -> None:
+    """Set the allowance to exactly ``amount``, as OpenZeppelin's ``forceApprove`` does: try
+    ``approve(amount)``; if the token refuses it (USDT and other approval-race tokens revert
+    when a non-zero allowance is changed to another non-zero one, some return false), set it to
+    zero first and approve again. Raises if the allowance still is not ``amount``."""
+    owner = bytes.fromhex(sender.address[2:])
+    try:
+        await approve(rpc, sender, token, spender, amount)
+    except ContractError:
+        pass  # refused: reset to zero below
+    if await allowance(rpc, token, owner, spender) == amount:
+        return
+    await approve(rpc, sender, token, spender, 0)
+    await approve(rpc, sender, token, spender, amount)
+    now = await allowance(rpc, token, owner, spender)
+    if now != amount:
+        raise TokenApprovalFailed(
+            message=f"the token at {to_checksum(token)} left the allowance at {now}, not {amount}"
+        )
 
 
 async def transfer(

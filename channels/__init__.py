@@ -6,11 +6,21 @@ The node (``open_node``, trio, sockets, SQLite) loads lazily, so importing the s
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from channels.core.boundedjson import restore_recursion_limit
 from channels.core.errors import ChannelError, LocalError, RemoteError
 from channels.core.model import Attestation, OptionKind, Params, Position, State
 from channels.core.signing import LocalSigner, Signer
+
+# py_ecc (imported by eth-account) raises the recursion limit to 100,000 when it is first imported;
+# at that limit a deeply nested JSON document overflows the C stack (SIGSEGV) instead of raising.
+# Import it now, once, and undo that: a later import of it does not run its module code again.
+with contextlib.suppress(ImportError):
+    importlib.import_module("py_ecc")
+restore_recursion_limit()
 
 if TYPE_CHECKING:
     from channels.channel import Channel
@@ -28,8 +38,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'channels' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(module), name)
 
 

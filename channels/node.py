@@ -28,6 +28,7 @@ import trio
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
 from adjudicator.tx_signing import TransactionSigner
 from channels.channel import Channel
+from channels.checkpoint import submit_checkpoint
 from channels.core.errors import (
     ChannelError,
     IllegalCall,
@@ -35,6 +36,7 @@ from channels.core.errors import (
     RemoteError,
     UnknownChannel,
 )
+from channels.core.funding import net_floor
 from channels.core.messages import Message, OpenProposal, Reestablish
 from channels.core.model import Address, Attestation, ChannelId, Params, State, address
 from channels.core.options import CreditDeposit, DebitWithdrawal, Finalize, Limits, Trade
@@ -61,6 +63,9 @@ from channels.core.protocol import (
 from channels.core.signing import LocalSigner, Signer
 from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
+from channels.currency import check_current_for_dispute
+from channels.deposits import deposit_measured
+from channels.eventbus import Subscriber
 from channels.events import (
     Alarm,
     Event,
@@ -147,6 +152,10 @@ class NodeSettings:
     #: malformed or refused messages than ``max_bad_messages`` in its life, is dropped.
     max_messages_per_second: int = 50_000
     max_bad_messages: int = 1_000
+    #: A deposit counts as made once the chain credits the agreed amount less this many basis
+    #: points (the asset's transfer fee: USDT's is capped at 20); what is credited is always what
+    #: the chain measured. 0 accepts only fee-free assets.
+    max_deposit_fee_bps: int = 100
 
     def transport_config(self) -> TransportConfig:
         return TransportConfig(keepalive_interval=self.keepalive_interval)
@@ -250,6 +259,7 @@ class Node:
             adjudicator=Address(chain.address),
             limits=settings.limits,
             max_pending=settings.max_pending,
+            max_deposit_fee_bps=settings.max_deposit_fee_bps,
         )
         self._nursery = nursery
         self._entries: dict[ChannelId, _Entry] = {}
@@ -258,7 +268,9 @@ class Node:
         self._actions_in, self._actions_out = trio.open_memory_channel[tuple[_Entry, list[Action]]](
             10_000
         )
-        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._subscribers: list[Subscriber] = []
+        #: Events dropped because a subscriber's buffer was full (each is announced to it).
+        self.events_lost = 0
         self._chain_time = 0
         self._chain_time_at = 0.0
         self.listen_port: int | None = None
@@ -381,9 +393,12 @@ class Node:
             return
         view = await self.chain.channel(machine.channel_id)
         already = (view.deposits0, view.deposits1)[machine.index]
-        if already >= amount:
+        # [reliability] The chain credits what arrived: a fee-on-transfer token credits less.
+        if already >= net_floor(amount, self.settings.max_deposit_fee_bps):
             return
-        await self.chain.deposit(machine.params, machine.index, amount - already)
+        short = amount - already
+        measured = await deposit_measured(self.chain, machine.params, machine.index, short)
+        self._emit(measured)
 
     # trading ------------------------------------------------------------------------------------
     async def _submit(self, channel_id: ChannelId, trades: tuple[Trade, ...]) -> State:
@@ -549,10 +564,14 @@ class Node:
     async def _top_up(self, channel_id: ChannelId, amount: int) -> State:
         entry = self._entries[channel_id]
         machine = entry.machine
-        target = machine.state.deposited[machine.index] + amount
-        await self.chain.deposit(machine.params, machine.index, amount)
-        while machine.state.deposited[machine.index] < target:
-            await entry.changed.wait()
+        before = machine.state.deposited[machine.index]
+        # [reliability] Wait for what the chain measured (a fee-on-transfer token credits less
+        # than was sent), and not for ever: the credit needs the peer's countersignature.
+        measured = await deposit_measured(self.chain, machine.params, machine.index, amount)
+        self._emit(measured)
+        with trio.fail_after(self.settings.open_timeout):
+            while machine.state.deposited[machine.index] < before + measured.credited:
+                await entry.changed.wait()
         return machine.state
 
     async def _withdraw_partial(self, channel_id: ChannelId, trade: DebitWithdrawal) -> State:
@@ -647,9 +666,9 @@ class Node:
     def _emit(self, event: Event) -> None:
         for subscriber in list(self._subscribers):
             try:
-                subscriber.send_nowait(event)
-            except trio.WouldBlock:
-                pass  # a slow subscriber loses events rather than stalling the node
+                # A slow subscriber loses events rather than stalling the node, and is told so
+                # (channels/eventbus.py); the node counts them.
+                self.events_lost += subscriber.offer(event)
             except trio.BrokenResourceError:
                 self._subscribers.remove(subscriber)
 
@@ -657,12 +676,13 @@ class Node:
     async def events(self, buffer: int = 10_000) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
         """``async with node.events() as stream: async for event in stream: ...``"""
         send, receive = trio.open_memory_channel[Event](buffer)
-        self._subscribers.append(send)
+        subscriber = Subscriber(send)
+        self._subscribers.append(subscriber)
         try:
             yield receive
         finally:
-            if send in self._subscribers:
-                self._subscribers.remove(send)
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
             await send.aclose()
 
     # peers --------------------------------------------------------------------------------------
@@ -821,11 +841,13 @@ class Node:
         """Give the watcher an oracle's signed price, for settling expired positions on chain."""
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
 
-    async def dispute(self, channel_id: bytes) -> None:
+    async def dispute(self, channel_id: bytes, *, force: bool = False) -> None:
         """Force-close: register our latest fully signed state on chain now.
 
         The watcher refutes anything older, concludes after the challenge period and settles or
         releases open positions after expiry; follow it with :meth:`Channel.wait_phase`.
+        Refused with :class:`NotKnownCurrent` while the node has not established that its latest
+        state is the newest (``force=True`` takes that risk: see the error's text).
         """
         entry = self._entries.get(ChannelId(channel_id))
         if entry is None:
@@ -833,12 +855,34 @@ class Node:
         signed = entry.machine.latest.signed
         if not signed.fully_signed:
             raise IllegalCall("no fully signed state to register yet")
+        check_current_for_dispute(entry.machine, force=force, emit=self._emit)
         # Through the watcher's driver: recorded as an intent, rebroadcast and fee-bumped until
         # it is mined; we return once it is.
         tx = await self.watcher._submit_register("register", entry, signed)
         await tx.done.wait()
         if tx.outcome is IntentStatus.FAILED:  # cancelled means already registered: fine
             raise IllegalCall(f"the registration did not go through: {tx.detail}")
+        await self.watcher._refresh(entry, [])
+
+    async def checkpoint(self, channel_id: bytes) -> None:
+        """Record our newest fully signed state on chain with ``checkpoint``: clears a dispute
+        registered with an older version (the channel is Open again) or pins an open channel's
+        record so that nothing older can be registered. Returns once it is mined."""
+        entry = self._entries.get(ChannelId(channel_id))
+        if entry is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        signed = entry.machine.latest.signed
+        check_current_for_dispute(entry.machine, force=False, emit=self._emit)
+        view = await self.chain.channel(entry.machine.channel_id)
+        if view.version >= signed.state.version:
+            raise IllegalCall(
+                f"the chain already records v{view.version}; checkpoint needs a newer state "
+                f"than that and ours is v{signed.state.version}"
+            )
+        tx = await submit_checkpoint(self, entry, signed, deadline=view.deadline or None)
+        await tx.done.wait()
+        if tx.outcome is IntentStatus.FAILED:
+            raise IllegalCall(f"the checkpoint did not go through: {tx.detail}")
         await self.watcher._refresh(entry, [])
 
     def status(self) -> list[dict[str, object]]:
@@ -894,9 +938,10 @@ class Node:
                 stored.highest_signed,
                 stored.phase,
             )
-            # After a crash (or with signatures of ours beyond the stored latest) we may be
-            # behind the peer: register nothing of our own until it has told us where it is.
-            machine.synced = self.store.previous_clean_shutdown and not stored.signed_ahead
+            # [reliability] A store read from disk may be an old copy (a restored backup is as
+            # "cleanly shut down" as the real thing): the node is not known current until the
+            # peer's reestablish, a tower or the chain says so (channels/currency.py).
+            machine.synced = False
             self._add_entry(machine, stored.endpoint)
 
     async def _redial(self) -> None:
@@ -929,7 +974,7 @@ async def open_node(
     *,
     signer: Signer,
     store: str | Path,
-    chain: str,
+    chain: str | Sequence[str],
     adjudicator: str | bytes,
     listen: tuple[str, int] | None = None,
     settings: NodeSettings | None = None,
@@ -942,6 +987,7 @@ async def open_node(
     ``transaction_key`` (a private key or a :class:`TransactionSigner`) pays gas; by default the
     channel signer's own account does (a :class:`LocalSigner`'s key, or a signer that can also
     sign transactions, such as a keystore or a remote signer).
+    ``chain`` is an RPC URL or several (the next one takes over when one fails).
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):

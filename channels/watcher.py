@@ -56,6 +56,8 @@ from adjudicator.client import (
     settlement_proof,
     state_tuple,
 )
+from channels.chainhealth import ChainHealth
+from channels.checkpoint import peer_is_back, submit_checkpoint
 from channels.core.eip712 import state_struct_hash
 from channels.core.errors import ChainError, ChannelError
 from channels.core.model import ChannelId, SignedState, State, Version
@@ -70,6 +72,7 @@ from channels.core.protocol import (
 )
 from channels.core.wire import decode_state, encode_state
 from channels.events import Alarm, ChainEventSeen, Finality, FinalityChanged
+from channels.reorgs import CursorGuard
 from channels.store import OPEN_INTENTS, Intent, IntentStatus
 from channels.txdriver import (
     PendingTx,
@@ -190,6 +193,8 @@ class Watcher:
         self.inclusion_window: int = getattr(settings, "inclusion_window", DEFAULT_INCLUSION_WINDOW)
         self.max_head = -1
         self.head_stale = False
+        self.health = ChainHealth(self.max_head_age, trio.current_time)
+        self.cursor_guard = CursorGuard(self._block_hash)
         #: Polls done (spreads the FUNDING fallback reads over the polls).
         self.polls = 0
         self._reported: dict[tuple[bytes, int], None] = {}
@@ -216,6 +221,8 @@ class Watcher:
             head = await node.chain.head()
             self.max_head = head
             self.cursor = stored.block_number if stored is not None else max(0, head - 1)
+            if stored is not None:
+                self.cursor_guard.seed(stored.block_number, stored.block_hash)
             try:
                 await self.recover()
             except (ChainError, ChannelError, OSError) as exc:
@@ -231,12 +238,16 @@ class Watcher:
                 await trio.sleep(node.settings.chain_poll_interval)
                 try:
                     await self.poll()
+                    self.health.succeeded()
                 except Exception as exc:  # the watcher must outlive any bug or fault
                     self.errors += 1
-                    if isinstance(exc, ChannelError | ChainError | OSError):
-                        log.warning("watcher poll failed: %s: %s", type(exc).__name__, exc)
-                    else:
+                    if not isinstance(exc, ChannelError | ChainError | OSError):
                         log.exception("watcher poll failed")
+                    # [reliability] A blind watcher alarms like a stale head; logs are rate-limited.
+                    blind = self.health.failed(exc)
+                    if blind is not None:
+                        self.head_stale = True
+                        node._emit(Alarm(None, "StaleHead", blind))
 
     async def recover(self) -> None:
         """Drive the intents a previous run left open to an outcome (idempotent)."""
@@ -301,6 +312,10 @@ class Watcher:
         self.max_head = max(self.max_head, head)
         await node.refresh_chain_time()
         self._check_head_age()
+        # [reliability] A reorg below the cursor rewinds it (channels/reorgs.py).
+        self.cursor, deep_reorg = await self.cursor_guard.check(self.cursor)
+        if deep_reorg is not None:
+            node._emit(Alarm(None, "DeepReorg", deep_reorg))
         ids = [cid for cid in node._entries]
         events: list[ChainEvent] = []
         if ids and self.cursor < head:
@@ -322,7 +337,7 @@ class Watcher:
                     node._emit(ChainEventSeen(cid, ev.name, dict(ev.args), ev.block_number))
             while len(self._reported) > 10_000:
                 del self._reported[next(iter(self._reported))]
-            if mine or self._due(entry, index):
+            if mine or deep_reorg or self._due(entry, index):
                 await self._refresh(entry, mine)
             elif entry.machine.phase is Phase.FUNDING:
                 node._maybe_credit(entry)  # a failed credit is retried without a chain read
@@ -331,7 +346,12 @@ class Watcher:
         new_cursor = max(self.cursor, head - node.settings.confirmations)
         if new_cursor != self.cursor:
             self.cursor = new_cursor
-            await node.store.set_cursor(CURSOR, new_cursor, b"\0" * 32)
+            block_hash = await self.cursor_guard.advance(new_cursor)
+            await node.store.set_cursor(CURSOR, new_cursor, block_hash)
+
+    async def _block_hash(self, number: int) -> bytes | None:
+        block = await self.node.chain.rpc.get_block(number)
+        return None if block is None else bytes.fromhex(block.hash[2:])
 
     def _due(self, entry: _Entry, index: int) -> bool:
         """Whether a channel that no polled event names needs its chain view read anyway.
@@ -434,6 +454,10 @@ class Watcher:
                 node._emit(
                     Alarm(cid, "StaleRegistration", f"v{view.version} < our v{ours.state.version}")
                 )
+            # [reliability] The peer is back: clear the dispute instead (channels/checkpoint.py).
+            if peer_is_back(node, entry):
+                await submit_checkpoint(node, entry, ours, deadline=view.deadline)
+                return
             key = intent_key("refute", cid)
             if key in self.txs.live or not self.txs.busy(key):  # submit de-duplicates
                 w.refuted_with = ours.state.version
@@ -613,7 +637,8 @@ class Watcher:
                     Alarm(
                         machine.channel_id,
                         "PossiblyBehind",
-                        "unclean restart: waiting for the peer or the chain before acting",
+                        "not known current (restarted, peer not heard yet): registering nothing "
+                        "until the peer, a tower or the chain shows which state is the newest",
                     )
                 )
             return

@@ -29,7 +29,6 @@ or ``python -m channels.watchtower --config tower.json`` with ``{"key": "0x..", 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sqlite3
 import time
@@ -49,7 +48,7 @@ from adjudicator.client import (
     params_tuple,
     state_tuple,
 )
-from channels.core import eip712
+from channels.core import boundedjson, eip712
 from channels.core.errors import ChainError, ChannelError, RemoteError
 from channels.core.model import Address, ChannelId, Params, SignedState, address
 from channels.core.signing import LocalSigner, Signer, verify
@@ -497,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m channels.watchtower")
     parser.add_argument("--config", required=True, help="JSON file (see the module docstring)")
     args = parser.parse_args(argv)
-    config = json.loads(Path(args.config).read_text())
+    config = boundedjson.loads(Path(args.config).read_bytes()[: 1 << 20], max_bytes=1 << 20)
     host, _, port = str(config.get("listen", "127.0.0.1:0")).rpartition(":")
     key = bytes.fromhex(str(config["key"]).removeprefix("0x"))
     logging.basicConfig(level=logging.INFO)

@@ -22,6 +22,7 @@ from channels.cli.config import (
 from channels.cli.format import fmt_amount, note, out, print_json, with_progress
 from channels.cli.node_cmd import wait_for_stop_signal
 from channels.control import one_line
+from channels.core import boundedjson
 from channels.core.model import address, to_checksum
 from channels.core.signing import LocalSigner
 
@@ -54,7 +55,9 @@ async def _anvil_on_port(port: int, host: str, cfg: AnvilConfig) -> AsyncIterato
                 with trio.move_on_after(15):
                     while proc.poll() is None and chain_id is None:
                         try:
-                            body = (await client.post(url, json=request)).json()
+                            body = boundedjson.loads(
+                                (await client.post(url, json=request)).content, max_bytes=4096
+                            )
                             chain_id = int(body["result"], 16)
                         except (httpx.HTTPError, ValueError, KeyError, TypeError):
                             await trio.sleep(0.05)

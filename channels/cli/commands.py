@@ -206,6 +206,20 @@ async def cmd_top_up(client: ControlClient, args: argparse.Namespace, cfg: Confi
     return 0
 
 
+async def cmd_checkpoint(
+    client: ControlClient, args: argparse.Namespace, cfg: Config | None
+) -> int:
+    row = await with_progress(
+        "recording our newest state on chain (checkpoint)",
+        client.call("checkpoint", channel=args.channel),
+    )
+    if args.json:
+        print_json(row)
+    else:
+        out(f"channel {row['id']} recorded on chain at version {row['version']} ({row['phase']})")
+    return 0
+
+
 async def cmd_close(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
     row = await with_progress(
         "closing: agreeing the final state and concluding it on chain",
@@ -258,7 +272,10 @@ async def cmd_dispute(client: ControlClient, args: argparse.Namespace, cfg: Conf
         nursery.start_soon(_dispute_countdown, progress_client, args.channel, args.poll)
         try:
             row = await client.call(
-                "dispute", channel=args.channel, wait=False if args.no_wait else None
+                "dispute",
+                channel=args.channel,
+                wait=False if args.no_wait else None,
+                force=True if args.force else None,
             )
         finally:
             nursery.cancel_scope.cancel()

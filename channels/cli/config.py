@@ -81,6 +81,7 @@ class Config:
     update_timeout: float | None = None
     open_timeout: float | None = None
     rpc_url: str | None = None
+    rpc_fallback_urls: tuple[str, ...] = ()
     adjudicator: bytes | None = None
     confirmations: int = 1
     poll_interval: float = 1.0
@@ -137,6 +138,7 @@ _NODE_KEYS = {
 }
 _CHAIN_KEYS = {
     "rpc_url",
+    "rpc_fallback_urls",
     "adjudicator",
     "confirmations",
     "poll_interval",
@@ -204,18 +206,36 @@ class _Section:
             self.fail(key, str(exc))
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and check a desk config. The key itself is read later (:func:`load_signer`)."""
-    cfg_path = Path(path).expanduser()
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is a few KB; anything this long is not one."""
+
+
+def read_toml(cfg_path: Path) -> dict[str, Any]:
+    """A TOML file from disk, bounded in size; nesting too deep is refused (the parser recurses
+    and the recursion limit is kept at its safe default, see ``channels.core.boundedjson``)."""
     try:
         with cfg_path.open("rb") as fh:
-            doc = tomllib.load(fh)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {cfg_path} not found") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {cfg_path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{cfg_path}: longer than {MAX_CONFIG_BYTES} bytes, not a config file")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{cfg_path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{cfg_path}: arrays or tables nested too deep") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check a desk config. The key itself is read later (:func:`load_signer`)."""
+    cfg_path = Path(path).expanduser()
+    doc = read_toml(cfg_path)
     cfg_path = cfg_path.resolve()
     unknown = sorted(set(doc) - {"node", "chain", "peers", "keys"})
     if unknown:
@@ -277,6 +297,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         update_timeout=node.get_float("update_timeout"),
         open_timeout=node.get_float("open_timeout"),
         rpc_url=rpc_url,
+        rpc_fallback_urls=_fallback_urls(chain),
         adjudicator=chain.get_address("adjudicator"),
         confirmations=chain.get_int("confirmations", 1, 1000) or 1,
         poll_interval=chain.get_float("poll_interval") or 1.0,
@@ -304,6 +325,16 @@ def _key_sources(path: Path, table: object) -> tuple[KeySource | None, KeySource
         )
     except KeySourceError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _fallback_urls(chain: _Section) -> tuple[str, ...]:
+    """``[chain] rpc_fallback_urls``: more endpoints, used in turn when one fails."""
+    value = chain.table.get("rpc_fallback_urls", [])
+    if not isinstance(value, list) or not all(
+        isinstance(u, str) and u.startswith(("http://", "https://")) for u in value
+    ):
+        chain.fail("rpc_fallback_urls", "must be a list of http:// or https:// URLs")
+    return tuple(value)
 
 
 def read_key(

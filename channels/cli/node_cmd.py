@@ -135,7 +135,7 @@ async def serve_desk(
     async with open_node(
         signer=signer,
         store=cfg.store,
-        chain=rpc_url,
+        chain=(rpc_url, *cfg.rpc_fallback_urls),
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),

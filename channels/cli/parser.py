@@ -11,6 +11,7 @@ from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
     OneShot,
     cmd_buy,
+    cmd_checkpoint,
     cmd_close,
     cmd_dispute,
     cmd_export,
@@ -236,11 +237,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("close", "close cooperatively (one transaction)", None, cmd_close)
     p.add_argument("channel")
 
+    p = command(
+        "checkpoint",
+        "record our newest state on chain: clears a dispute over an older one",
+        None,
+        cmd_checkpoint,
+    )
+    p.add_argument("channel")
+
     p = command("dispute", "force a close: register, wait the challenge period", None, cmd_dispute)
     p.add_argument("channel")
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     p.add_argument(
         "--no-wait", action="store_true", help="return once registered (the node concludes later)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="register even though the node has not established that its latest state is the "
+        "newest (it may be an old copy: the peer then takes the newer state's payout and more)",
     )
 
     p = command(

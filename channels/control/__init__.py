@@ -37,8 +37,10 @@ Commands (fields in brackets are optional):
                the oracle's signature over (underlying, expiry, price)
 ``top_up``     ``channel, amount``
 ``close``      ``channel``: agree a final state and conclude it on chain
-``dispute``    ``channel [wait]``: force close: register our latest state, then (unless
-               ``wait`` is false) wait until the watcher concluded it after the challenge period
+``dispute``    ``channel [wait] [force]``: force close: register our latest state, then (unless
+               ``wait`` is false) wait until the watcher concluded it after the challenge period;
+               refused while the node is not known current unless ``force`` is true
+``checkpoint`` ``channel``: record our newest state on chain (clears an older dispute)
 ``withdraw``   ``channel, amount [recipient]``: partial withdrawal while the channel stays open;
                or ``asset [recipient]`` without ``channel``: pull what failed payouts credited us
 ``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)

@@ -18,6 +18,7 @@ from channels.control.errors import (
     error_text,
     one_line,
 )
+from channels.core import boundedjson
 from channels.core.model import OptionKind
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 PROTOCOL = "option-channels-control/1"
 MAX_LINE = 1 << 20
 """Longest request or response line (an export of a long history is the largest)."""
+MAX_DEPTH = 32
+"""Deepest nesting of a control line (requests and results are a few levels deep)."""
 MAX_SOCKET_PATH = 100
 """Unix socket paths are limited to about 104-108 bytes, depending on the OS."""
 EXPORT_FORMAT = "option-channels-audit/1"
@@ -76,12 +79,10 @@ def _dump(obj: object) -> bytes:
 
 
 def _load(line: bytes) -> dict[str, Any]:
-    if len(line) > MAX_LINE:
-        raise ControlProtocolError(f"control line longer than {MAX_LINE} bytes")
     try:
-        obj = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ControlProtocolError(f"control line is not JSON: {one_line(str(exc))}") from None
+        obj = boundedjson.loads(line, max_bytes=MAX_LINE, max_depth=MAX_DEPTH)
+    except boundedjson.JsonRejected as exc:
+        raise ControlProtocolError(f"control line refused: {one_line(str(exc))}") from None
     if not isinstance(obj, dict):
         raise ControlProtocolError("a control line must be a JSON object")
     return obj

@@ -81,7 +81,8 @@ class ControlServer:
             ("settle", ("channel", "position", "price", "signature"), self._settle),
             ("top_up", ("channel", "amount"), self._top_up),
             ("close", ("channel",), self._close),
-            ("dispute", ("channel", "wait"), self._dispute),
+            ("dispute", ("channel", "wait", "force"), self._dispute),
+            ("checkpoint", ("channel",), self._checkpoint),
             ("withdraw", ("channel", "amount", "asset", "recipient"), self._withdraw),
             ("export", ("channel",), self._export),
         ):
@@ -234,6 +235,8 @@ class ControlServer:
             "listen_port": node.listen_port,
             "now": node.now(),
             "channels": len(node.channels),
+            # [reliability] "now" is extrapolated; these say whether the chain is actually seen.
+            **chain_health(node),
         }
 
     async def _status(self, f: Fields) -> Any:
@@ -376,12 +379,17 @@ class ControlServer:
         dispute = getattr(self.node, "dispute", None)
         if dispute is None:
             raise Unsupported("this node cannot force a close yet (Node.dispute is missing)")
-        await dispute(channel.id)
+        await dispute(channel.id, force=f.has("force") and f.raw["force"] is True)
         if f.has("wait") and f.raw["wait"] is False:
             return self.channel_row(channel)
         # The node registers and returns; its watcher refutes anything older and concludes once
         # the challenge period is over. The client shows the countdown meanwhile (chain_view).
         await channel.wait_phase(Phase.CLOSED)
+        return self.channel_row(channel)
+
+    async def _checkpoint(self, f: Fields) -> Any:
+        channel = self.resolve(f.get_str("channel"))
+        await self.node.checkpoint(channel.id)
         return self.channel_row(channel)
 
     async def _withdraw(self, f: Fields) -> Any:
@@ -436,6 +444,16 @@ class ControlServer:
             "exported_at": node.now(),
             "channels": exported,
         }
+
+
+def chain_health(node: Node) -> dict[str, Any]:
+    watcher = getattr(node, "watcher", None)
+    if watcher is None:
+        return {}
+    return {
+        "chain_stale": watcher.head_stale,
+        "chain_blind_for": round(watcher.health.blind_for, 1),
+    }
 
 
 def check_socket_path(path: Path) -> None:

@@ -9,7 +9,8 @@ record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 9 shows the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from channels.core.errors import SchemaError, UnknownType
@@ -195,24 +196,30 @@ class Schema:
     fields: tuple[Field, ...]
     #: Builds the object from the decoded values by key (default: ``cls(**values)``).
     build: Callable[[dict[str, Any]], Any] | None = None
+    # Derived once (the codec's hot path): the key set, and per field its reader and its kind.
+    _keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    _readers: tuple[tuple[str, Callable[[Any], Any], Kind], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keys", frozenset(f.key for f in self.fields))
+        readers = tuple((f.key, f.get or attrgetter(f.key), f.kind) for f in self.fields)
+        object.__setattr__(self, "_readers", readers)
 
     def encode(self, obj: Any) -> dict[str, Any]:
         if type(obj) is not self.cls:
             raise Unencodable(f"expected a {self.cls.__name__}, got {type(obj).__name__}")
-        return {
-            f.key: f.kind.encode(f.get(obj) if f.get else getattr(obj, f.key))
-            for f in self.fields
-        }
+        return {key: kind.encode(get(obj)) for key, get, kind in self._readers}
 
     def decode(self, obj: Any) -> Any:
         if type(obj) is not dict:
             raise SchemaError(f"{self.name} must be a map")
-        keys = [f.key for f in self.fields]
-        if obj.keys() != set(keys):
-            missing = sorted(set(keys) - obj.keys())
-            unknown = sorted(obj.keys() - set(keys))
+        if obj.keys() != self._keys:
+            missing = sorted(self._keys - obj.keys())
+            unknown = sorted(obj.keys() - self._keys)
             raise SchemaError(f"{self.name}: missing keys {missing}, unknown keys {unknown}")
-        values = {f.key: f.kind.decode(obj[f.key], f.key) for f in self.fields}
+        values = {key: kind.decode(obj[key], key) for key, _, kind in self._readers}
         return self.build(values) if self.build else self.cls(**values)
 
 

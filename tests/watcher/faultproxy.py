@@ -15,6 +15,14 @@ Faults:
 ``stale_block``    forward, then report a head ``lag`` blocks older (a lagging backend)
 ``old_timestamp``  forward, then rewrite a block's ``timestamp`` to wall time minus ``lag``
                    (a node fed an old chain: time dilation / eclipse)
+
+Hostile replies (a poisoned or intercepted endpoint), none forwarded:
+
+``deep``           a 200 KB line of nested brackets (``size`` bytes if set)
+``huge``           a syntactically valid reply whose ``result`` string is ``size`` bytes
+``truncated``      the first half of the real reply
+``wrong_type``     the real reply with its ``result`` replaced by an object of lists
+``not_json``       bytes that are not JSON (and not UTF-8)
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class Rule:
     limit: int | None = None
     delay: float = 0.0
     lag: int = 0
+    size: int = 0
     seen: int = 0
     fired: int = 0
 
@@ -131,6 +140,9 @@ class FaultProxy:
         if fault == "timeout":
             await trio.sleep(rule.delay)
             return None
+        hostile = await self._hostile(rule, req, body)
+        if hostile is not None:
+            return 200, hostile
         if fault == "nonce_too_low":
             error = {"code": -32000, "message": "nonce too low"}
             return 200, json.dumps({"jsonrpc": "2.0", "id": req.get("id"), "error": error}).encode()
@@ -145,3 +157,21 @@ class FaultProxy:
         elif fault == "old_timestamp" and isinstance(answer.get("result"), dict):
             answer["result"]["timestamp"] = hex(int(time.time()) - rule.lag)
         return 200, json.dumps(answer).encode()
+
+    async def _hostile(self, rule: Rule, req: dict[str, Any], body: bytes) -> bytes | None:
+        fault = rule.fault
+        if fault == "deep":
+            half = (rule.size or 200_000) // 2
+            return b"[" * half + b"]" * half
+        if fault == "huge":
+            head = b'{"jsonrpc":"2.0","id":%d,"result":"0x' % int(req.get("id") or 0)
+            return head + b"0" * (rule.size or 40 << 20) + b'"}'
+        if fault == "not_json":
+            return b"\xff\xfe<html>gateway error</html>"
+        if fault not in ("truncated", "wrong_type"):
+            return None
+        answer = json.dumps(await self._forward(body)).encode()
+        if fault == "truncated":
+            return answer[: len(answer) // 2]
+        wrong = {"jsonrpc": "2.0", "id": req.get("id"), "result": {"a": [[1], {"b": None}]}}
+        return json.dumps(wrong).encode()

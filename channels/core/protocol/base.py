@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from channels.core import eip712
 from channels.core.errors import PolicyRefused, WrongDomain
+from channels.core.funding import funded as deposits_made
 from channels.core.model import (
     Address,
     ChannelId,
@@ -56,6 +57,8 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     max_pending: int = 64
     max_requests: int = 64
+    #: A side counts as funded once credited its deposit less this fee (channels/core/funding.py).
+    max_deposit_fee_bps: int = 0
 
 
 @dataclass(slots=True)
@@ -152,7 +155,7 @@ class MachineData:
         )
 
     def _funded(self, state: State) -> bool:
-        return all(state.deposited[i] >= self.deposits[i] for i in (0, 1))
+        return deposits_made(state.deposited, self.deposits, self.config.max_deposit_fee_bps)
 
     def _phase_after_update(self) -> list[Action]:
         state = self.state

@@ -1,0 +1,55 @@
+"""Deposits as the chain measured them: what was sent, what the adjudicator credited, the fee.
+
+A token may take a fee on transfer (USDT with its fee switched on, deflationary tokens), so the
+adjudicator credits what arrived, not what was sent. The node reads the credit from the deposit's
+own ``Deposited`` event and reports the difference; it never waits for the gross amount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adjudicator.client import AdjudicatorClient
+from channels.core.errors import RemoteError
+from channels.core.model import ChannelId, Params
+from channels.events import Event
+
+
+class DepositNotSeen(RemoteError):
+    """A deposit transaction succeeded but carries no ``Deposited`` event of the channel."""
+
+    rule = "DepositNotSeen"
+
+
+@dataclass(frozen=True, slots=True)
+class DepositMeasured(Event):
+    """Our deposit is mined: ``sent`` left our account, the adjudicator credited ``credited``."""
+
+    participant: int
+    sent: int
+    credited: int
+    tx_hash: bytes
+
+    @property
+    def fee(self) -> int:
+        """What the asset kept on the way (0 for an ordinary token)."""
+        return self.sent - self.credited
+
+
+async def deposit_measured(
+    chain: AdjudicatorClient, params: Params, participant: int, amount: int
+) -> DepositMeasured:
+    """Deposit ``amount`` for ``participant`` and return what the adjudicator credited."""
+    receipt = await chain.deposit(params, participant, amount)
+    cid = params.channel_id
+    credited = [
+        int(str(event.args["amount"]))
+        for event in chain.decode_receipt_events(receipt)
+        if event.name == "Deposited"
+        and event.channel_id == cid
+        and int(str(event.args["participant"])) == participant
+    ]
+    if not credited:
+        raise DepositNotSeen(f"deposit {receipt.transaction_hash} shows no Deposited event")
+    tx_hash = bytes.fromhex(receipt.transaction_hash[2:])
+    return DepositMeasured(ChannelId(cid), participant, amount, sum(credited), tx_hash)

@@ -1,0 +1,44 @@
+"""Delivering a node's events to its subscribers without stalling the node or losing silently.
+
+Each subscriber has a bounded buffer. A subscriber that falls behind loses events (the node must
+not wait for a slow reader), but never silently: the next event it does receive is preceded by
+an :class:`EventsLost` saying how many it missed, and the node counts every lost event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from channels.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class EventsLost(Event):
+    """This subscriber's buffer was full: ``count`` events were dropped before the next one."""
+
+    count: int
+
+
+class Subscriber:
+    """One subscriber's end: its channel and the events it has lost since its last delivery."""
+
+    def __init__(self, send: trio.MemorySendChannel[Event]) -> None:
+        self.send = send
+        self.pending_lost = 0
+        self.lost_total = 0
+
+    def offer(self, event: Event) -> int:
+        """Deliver ``event`` if there is room; returns how many events were lost by this call.
+        Raises ``trio.BrokenResourceError`` once the subscriber is gone."""
+        try:
+            if self.pending_lost:
+                self.send.send_nowait(EventsLost(None, self.pending_lost))
+                self.pending_lost = 0
+            self.send.send_nowait(event)
+            return 0
+        except trio.WouldBlock:
+            self.pending_lost += 1
+            self.lost_total += 1
+            return 1
