@@ -37,6 +37,7 @@ from channels.core.options import (
     Unwind,
 )
 from channels.core.protocol import ChannelMachine, Phase
+from channels.core.quotes import SignedQuote
 
 if TYPE_CHECKING:
     from channels.node import Node
@@ -111,6 +112,67 @@ class Channel:
     def proof(self, position_id: int) -> list[bytes]:
         return self._machine.book.proof(PositionId(position_id))
 
+    def new_position_id(self) -> int:
+        """A fresh position id chosen by our side (never collides with the peer's)."""
+        return self._side_bit | next(self._position_ids)
+
+    # firm quotes (channels/quoting.py) -----------------------------------------------------------
+    async def request_quote(
+        self,
+        underlying: str | bytes,
+        kind: str | OptionKind,
+        strike: int,
+        expiry: int,
+        quantity: int,
+        side: str,
+        timeout: float = 10.0,
+    ) -> SignedQuote:
+        """Ask the peer for a firm quote; ``side`` is ours ("buy" or "sell")."""
+        return await self._node.quotes.request_quote(
+            self.id,
+            underlying=underlying,
+            kind=kind,
+            strike=strike,
+            expiry=expiry,
+            quantity=quantity,
+            side=side,
+            timeout=timeout,
+        )
+
+    async def offer_quote(
+        self,
+        underlying: str | bytes,
+        kind: str | OptionKind,
+        strike: int,
+        expiry: int,
+        side: str,
+        *,
+        price: int,
+        collateral: int,
+        max_quantity: int,
+        valid_for: int = 30,
+        replaces: bytes | None = None,
+    ) -> SignedQuote:
+        """Stream an unsolicited firm quote to the peer; ``side`` is the PEER's side."""
+        return await self._node.quotes.offer(
+            self.id,
+            underlying=underlying,
+            kind=kind,
+            strike=strike,
+            expiry=expiry,
+            side=side,
+            price=price,
+            collateral=collateral,
+            max_quantity=max_quantity,
+            valid_for=valid_for,
+            replaces=replaces,
+        )
+
+    async def fill_quote(self, quote: SignedQuote | bytes, quantity: int | None = None) -> Position:
+        """Fill the peer's quote (all that is left, or ``quantity``) in one update."""
+        quote_id = quote.quote.quote_id if isinstance(quote, SignedQuote) else quote
+        return await self._node.quotes.fill(self.id, quote_id, quantity)
+
     # trading ------------------------------------------------------------------------------------
     async def trade(self, *trades: Trade) -> State:
         """Put several trades in one state (one signature round for all of them)."""
@@ -138,7 +200,7 @@ class Channel:
                 raise InvalidField(f"kind must be 'call' or 'put', not {kind!r}") from None
         raw_underlying = symbol(underlying) if isinstance(underlying, str) else underlying
         return Position(
-            id=PositionId(self._side_bit | next(self._position_ids)),
+            id=PositionId(self.new_position_id()),
             underlying=raw_underlying,
             kind=kind,
             strike=Price(strike),
@@ -246,4 +308,3 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"Channel(0x{self.id.hex()[:12]}…, v{self.version}, {self.phase.value})"
-

@@ -60,8 +60,10 @@ from channels.core.protocol import (
     UpdateApplied,
     UpdateRefused,
 )
+from channels.core.quote_book import QuoteLimits
+from channels.core.quote_wire import decode_peer_message, encode_peer_message
+from channels.core.quotes import QUOTE_MESSAGES, QuoteMessage
 from channels.core.signing import LocalSigner, Signer
-from channels.core.wire import decode_message, encode_message
 from channels.crash import crash_point
 from channels.currency import check_current_for_dispute
 from channels.deposits import deposit_measured
@@ -77,6 +79,7 @@ from channels.events import (
     StateUpdated,
     UpdateRefusedEvent,
 )
+from channels.quoting import Pricer, QuoteDesk
 from channels.signers.calling import call_signer
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
@@ -246,6 +249,8 @@ class Node:
         nursery: trio.Nursery,
         policy: Policy | None = None,
         accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+        pricer: Pricer | None = None,
+        quote_limits: QuoteLimits | None = None,
     ) -> None:
         self.signer = signer
         self.store = store
@@ -278,6 +283,8 @@ class Node:
         self.watcher = Watcher(self)
         self.unknown_channel_messages = 0
         self.bad_messages = 0
+        #: Firm quotes (RFQ): requests, answers, offers, fills and the fill rule.
+        self.quotes = QuoteDesk(self, pricer, quote_limits)
 
     # identity and time --------------------------------------------------------------------------
     @property
@@ -310,10 +317,21 @@ class Node:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}") from None
 
     def _add_entry(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> _Entry:
-        machine.policy = self.policy
+        machine.policy = self._quote_policy(machine)
         entry = _Entry(machine=machine, handle=Channel(self, machine), endpoint=endpoint)
         self._entries[machine.channel_id] = entry
         return entry
+
+    def _quote_policy(self, machine: ChannelMachine) -> Policy:
+        # firm quotes: a trade naming a quote of ours is signed only if the fill rule accepts
+        # it (channels/quoting.py); then the bot's policy runs.
+        user_policy = self.policy
+
+        def policy(base: State, new: State, trades: Sequence[Trade]) -> str | None:
+            self.quotes.check_update(machine.channel_id, machine.peer_address, tuple(trades))
+            return user_policy(base, new, trades) if user_policy is not None else None
+
+        return policy
 
     async def open_channel(
         self,
@@ -641,6 +659,7 @@ class Node:
                 waiter.done.set()
                 self._room_freed(entry)
             self._emit(StateUpdated(cid, state, action.ours, action.update.trades))
+            self.quotes.on_update(cid, state.version, action.update.trades)
             entry.notify()
         elif isinstance(action, UpdateRefused):
             if action.request_id is not None and action.ours:
@@ -686,12 +705,14 @@ class Node:
             await send.aclose()
 
     # peers --------------------------------------------------------------------------------------
-    def _send(self, peer: Address, message: Message, points: tuple[str, ...] = ()) -> None:
+    def _send(
+        self, peer: Address, message: Message | QuoteMessage, points: tuple[str, ...] = ()
+    ) -> None:
         link = self._links.get(peer)
         if link is None:
             return  # the reestablish after reconnecting brings the peer up to date
         try:
-            link.outbox.send_nowait((encode_message(message), points))
+            link.outbox.send_nowait((encode_peer_message(message), points))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             log.warning("dropping a message to %s: link congested or closed", peer.hex())
 
@@ -792,8 +813,11 @@ class Node:
                 log.warning("dropping %s: over %d messages/s", link.peer.hex(), in_window - 1)
                 return
             try:
-                message = decode_message(payload)
-                await self._dispatch(link, message)
+                message = decode_peer_message(payload)
+                if isinstance(message, QUOTE_MESSAGES):
+                    await self.quotes.on_message(link.peer, message)
+                else:
+                    await self._dispatch(link, message)
             except (RemoteError, LocalError, ChannelError) as exc:
                 self.bad_messages += 1
                 bad += 1
@@ -981,6 +1005,8 @@ async def open_node(
     policy: Policy | None = None,
     accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
     transaction_key: bytes | TransactionSigner | None = None,
+    pricer: Pricer | None = None,
+    quote_limits: QuoteLimits | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
@@ -1013,9 +1039,12 @@ async def open_node(
                     nursery=nursery,
                     policy=policy,
                     accept_channel=accept_channel,
+                    pricer=pricer,
+                    quote_limits=quote_limits,
                 )
                 await node.refresh_chain_time()
                 await node._restore()
+                await node.quotes.restore()  # firm quotes: the live ones of the audit trail
                 await nursery.start(node._executor)
                 if listen is not None:
                     node.listen_port = await nursery.start(
@@ -1027,6 +1056,7 @@ async def open_node(
                         lambda _peer: True,
                         node._serve_connection,
                     )
+                await nursery.start(node.quotes.run)
                 await nursery.start(node.watcher.run)
                 nursery.start_soon(node._redialer)
                 try:

@@ -49,14 +49,26 @@ def usd(amount: int) -> str:
     return f"{amount / USD:,.2f}"
 
 
+#: Each desk's quote table: the firm quotes its node gives on its own (premium and collateral
+#: per whole option). Alice sells 3,000 calls; Bob sells 2,800 puts.
+QUOTES = {
+    "alice": ("call", "3000", 75 * USD, 1_000 * USD),
+    "bob": ("put", "2800", 90 * USD, 2_800 * USD),
+}
+
+
 def write_config(workdir: Path, name: str, net: DevNetwork, port: int | None) -> Path:
     listen = f'listen_host = "127.0.0.1"\nlisten_port = {port}\n' if port else ""
+    kind, strike, price, collateral = QUOTES[name]
     path = workdir / f"{name}.toml"
     path.write_text(
         f'[node]\nkey_env = "{name.upper()}_KEY"\nstore = "{name}.sqlite"\n'
         f'control = "{name}.sock"\nlog_level = "warning"\n{listen}\n'
         f'[chain]\nrpc_url = "{net.url}"\nadjudicator = "0x{net.adjudicator.hex()}"\n'
-        f"poll_interval = 0.1\n"
+        f"poll_interval = 0.1\n\n"
+        f"[quotes]\nvalid_for = 60\n\n"
+        f'[[quotes.table]]\nunderlying = "ETH-USD"\nkind = "{kind}"\nstrike = "{strike}"\n'
+        f'side = "buy"\nprice = {price}\ncollateral = {collateral}\n'
     )
     return path
 
@@ -152,32 +164,41 @@ async def run(workdir: Path) -> None:
                 )
                 cid = row["id"]
                 say(f"channel {cid[:18]}… funded on chain: 10,000 USD each")
-                call = await control.call(
-                    a_sock,
-                    "write_option",
+                # Options trade as desks trade them OTC: a request for a firm quote, the quoting
+                # desk's signed quote (from its config's quote table), one update to fill it.
+                quote = await control.call(
+                    b_sock,
+                    "request_quote",
                     channel=cid,
                     kind="call",
                     underlying="ETH-USD",
                     strike=3_000 * PRICE,
-                    quantity=2 * UNIT,
-                    premium=150 * USD,
-                    collateral=2_000 * USD,
                     expiry_in=3 * PERIOD,
+                    side="buy",
+                    quantity=2 * UNIT,
                 )
-                put = await control.call(
-                    b_sock,
-                    "write_option",
+                say(
+                    f"bob asks alice for a quote: 2 ETH-USD calls at 3,000; alice's signed quote "
+                    f"{quote['quote_id'][:12]}… says {usd(quote['price'])} USD per call"
+                )
+                call = await control.call(b_sock, "fill", channel=cid, quote=quote["quote_id"])
+                quote = await control.call(
+                    a_sock,
+                    "request_quote",
                     channel=cid,
                     kind="put",
                     underlying="ETH-USD",
                     strike=2_800 * PRICE,
-                    quantity=UNIT,
-                    premium=90 * USD,
-                    collateral=2_800 * USD,
                     expiry_in=3 * PERIOD,
+                    side="buy",
+                    quantity=UNIT,
                 )
-                say("alice wrote 2 ETH-USD calls at 3,000 to bob (premium 150 USD)")
-                say("bob wrote 1 ETH-USD put at 2,800 to alice (premium 90 USD)")
+                put = await control.call(a_sock, "fill", channel=cid, quote=quote["quote_id"])
+                say("bob filled it: alice wrote 2 ETH-USD calls at 3,000 to bob (premium 150 USD)")
+                say(
+                    "alice filled bob's quote: bob wrote 1 ETH-USD put at 2,800 to alice "
+                    f"(premium {usd(quote['price'])} USD)"
+                )
                 trades = 1_000
                 async with (
                     control.connect_control(a_sock) as a_ctl,

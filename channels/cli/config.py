@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from adjudicator.tx_signing import TransactionSigner
+from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
 from channels.core.errors import ChannelError, LocalError
 from channels.core.model import address, to_checksum
 from channels.core.signing import LocalSigner, Signer
@@ -92,6 +93,8 @@ class Config:
     #: ``[keys.channel]`` / ``[keys.gas]`` (issue 14): where each key lives, chosen separately.
     channel_key: KeySource | None = None
     gas_key: KeySource | None = None
+    #: [quotes]: the firm quotes the node answers on its own (channels/cli/quote_table.py).
+    quotes: QuoteTable | None = None
 
     def require_chain(self) -> tuple[str, bytes]:
         if self.rpc_url is None:
@@ -237,7 +240,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     cfg_path = Path(path).expanduser()
     doc = read_toml(cfg_path)
     cfg_path = cfg_path.resolve()
-    unknown = sorted(set(doc) - {"node", "chain", "peers", "keys"})
+    unknown = sorted(set(doc) - {"node", "chain", "peers", "quotes", "keys"})
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
     node_table = doc.get("node", {})
@@ -282,6 +285,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         if addr is None or host is None or port is None:
             peer.fail("address/host/port", "a peer needs all three")
         peers[name] = PeerConfig(name, addr, host, port)
+    try:
+        quotes = parse_quote_table(cfg_path, doc["quotes"]) if "quotes" in doc else None
+    except QuoteTableError as exc:
+        raise ConfigError(str(exc)) from None
     rpc_url = chain.get_str("rpc_url")
     if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
         chain.fail("rpc_url", "must be an http:// or https:// URL")
@@ -307,6 +314,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         peers=peers,
         channel_key=channel_key,
         gas_key=gas_key,
+        quotes=quotes,
     )
 
 

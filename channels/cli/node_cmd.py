@@ -86,6 +86,11 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         return logging.INFO, f"peer={to_checksum(event.peer)} connected"
     if isinstance(event, PeerLost):
         return logging.INFO, f"peer={to_checksum(event.peer)} lost"
+    from channels.quote_events import describe
+
+    quote_line = describe(event)
+    if quote_line is not None:
+        return logging.INFO, prefix + quote_line
     return logging.INFO, f"{prefix}event={type(event).__name__}"
 
 
@@ -140,6 +145,8 @@ async def serve_desk(
         listen=listen,
         settings=cfg.node_settings(),
         transaction_key=gas,
+        pricer=cfg.quotes.price if cfg.quotes is not None else None,
+        quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
     ) as node:
         async with trio.open_nursery() as nursery:
             await nursery.start(log_events, node)

@@ -38,6 +38,7 @@ from channels.cli.config import (
 )
 from channels.cli.key_cmds import run_address, run_keygen
 from channels.cli.node_cmd import run_node
+from channels.cli.quote_cmds import add_quote_commands
 from channels.core.errors import ChannelError
 from channels.core.model import address
 
@@ -268,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--credits", action="store_true", help="pull what failed payouts credited to the node"
     )
     p.add_argument("--asset", type=_typed(_address_arg), help="with --credits ([chain] asset)")
+
+    add_quote_commands(command, _typed)  # firm quotes: rfq, offer, quotes, answer, fill
 
     p = command("export", "the audit trail of signed states, as JSON", None, cmd_export)
     p.add_argument("channel", nargs="?", help="one channel (default: all)")

@@ -44,6 +44,15 @@ Commands (fields in brackets are optional):
 ``withdraw``   ``channel, amount [recipient]``: partial withdrawal while the channel stays open;
                or ``asset [recipient]`` without ``channel``: pull what failed payouts credited us
 ``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)
+``request_quote``
+               ``channel, kind, underlying, strike, expiry | expiry_in, side, quantity``
+               ``[timeout]``: ask the peer for a firm quote (``side`` is ours); returns it
+``offer``      ``channel, kind, underlying, strike, expiry | expiry_in, side, price, collateral,``
+               ``max_quantity [valid_for]``: an unsolicited firm quote (``side`` is the peer's)
+``quotes``     ``[channel]``: the quotes in the book and the peer's requests waiting for us
+``answer``     ``channel, request_id`` and ``price, collateral [max_quantity, valid_for]`` or
+               ``decline`` (a reason): answer a waiting request
+``fill``       ``channel, quote [quantity]``: fill the peer's quote (an id prefix) in one update
 ============== ==================================================================================
 """
 

@@ -33,6 +33,7 @@ from channels.control.errors import (
     error_text,
 )
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
+from channels.control.quotes import QuoteCommands
 from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChainError, ChannelError, UnknownChannel
 from channels.core.model import Address, Attestation, ChannelId, Price, to_checksum
@@ -85,6 +86,7 @@ class ControlServer:
             ("checkpoint", ("channel",), self._checkpoint),
             ("withdraw", ("channel", "amount", "asset", "recipient"), self._withdraw),
             ("export", ("channel",), self._export),
+            *QuoteCommands(self).table(),  # firm quotes (channels/control/quotes.py)
         ):
             self.commands[name] = (frozenset(fields), handler)
 

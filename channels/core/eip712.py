@@ -9,7 +9,7 @@ Two encoders live here on purpose:
   decimal string: JSON numbers above 2**53 lose precision in JavaScript wallets (one silently
   signs another digest, another throws), and EIP-712 tooling reads decimal strings exactly.
 
-The transport login (docs/PROTOCOL.md section 11) is an EIP-712 message too, so a wallet that only
+The transport login (docs/PROTOCOL.md section 12) is an EIP-712 message too, so a wallet that only
 signs typed data can prove a node's identity.
 """
 
@@ -168,8 +168,9 @@ def login_digest(domain: Domain, login: Login) -> Digest:
     return digest(domain, login_struct_hash(login))
 
 
-#: Every message type a node signs.
+#: Every message type defined here (a firm quote is defined in channels.core.quotes).
 SignedMessage = State | Attestation | Withdrawal | Login
+SIGNED_MESSAGES = (State, Attestation, Withdrawal, Login)
 
 
 def message_digest(domain: Domain, message: SignedMessage) -> Digest:

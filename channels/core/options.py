@@ -131,10 +131,14 @@ class Pay:
 
 @dataclass(frozen=True, slots=True)
 class OpenOption:
-    """Open ``position``: the holder pays ``premium`` to the writer, the writer locks collateral."""
+    """Open ``position``: the holder pays ``premium`` to the writer, the writer locks collateral.
+
+    ``quote_id`` names the firm quote this trade fills (channels.core.quotes), or None.
+    """
 
     position: Position
     premium: Amount
+    quote_id: bytes | None = field(default=None, repr=False)  # repr: golden wire vectors
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +270,8 @@ def apply_trades(
             if not isinstance(pos, Position):
                 raise InvalidField("OpenOption needs a Position")
             INSTRUMENTS[pos.kind].check_terms(pos)
+            if trade.quote_id is not None:
+                check_bytes(trade.quote_id, 32, "quote_id")
             premium = check_uint(trade.premium, 256, "premium")
             earliest = ctx.now + ctx.params.challenge_period + ctx.limits.settle_margin
             if pos.expiry < earliest:

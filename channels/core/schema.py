@@ -292,13 +292,39 @@ ATTESTATION = Schema("Attestation", Attestation, (
     Field("price", U256),
 ))  # fmt: skip
 
+
+@dataclass(frozen=True, slots=True)
+class _WithOptionalKey(Schema):
+    """A schema with one more key written only when its value is not None (firm quotes: an
+    OpenOption that fills a quote names it; any other keeps the plain map, and its bytes)."""
+
+    extra: Field = Field("", HASH)
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        fields = Schema.encode(self, obj)
+        value = getattr(obj, self.extra.key)
+        if value is not None:
+            fields[self.extra.key] = self.extra.kind.encode(value)
+        return fields
+
+    def decode(self, obj: Any) -> Any:
+        if type(obj) is not dict or self.extra.key not in obj:
+            return Schema.decode(self, obj)
+        rest = {k: v for k, v in obj.items() if k != self.extra.key}
+        value = self.extra.kind.decode(obj[self.extra.key], self.extra.key)
+        plain = Schema.decode(self, rest)
+        return type(plain)(
+            **{f.key: getattr(plain, f.key) for f in self.fields}, **{self.extra.key: value}
+        )
+
+
 #: trade tag -> schema (the tag is the trade's position in the union, from 1).
 TRADES: dict[int, Schema] = {
     1: Schema("Pay", Pay, (Field("payer", INDEX), Field("amount", U256))),
-    2: Schema("OpenOption", OpenOption, (
+    2: _WithOptionalKey("OpenOption", OpenOption, (
         Field("position", _nested(POSITION)),
         Field("premium", U256),
-    )),
+    ), extra=Field("quote_id", HASH)),
     3: Schema("Unwind", Unwind, (Field("position_id", U64), Field("holder_share", U256))),
     4: Schema("Settle", Settle, (
         Field("position_id", U64),

@@ -7,6 +7,7 @@ zero address are all refused, because the contract refuses them too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,7 +23,7 @@ HALF_N = SECP256K1_N // 2
 SIGNATURE_LENGTH = 65
 
 
-# Signers (docs/PROTOCOL.md section 12) -------------------------------------------------------
+# Signers (docs/PROTOCOL.md section 13) -------------------------------------------------------
 # A signer offers one of two methods; the node uses what it offers. ``blocking = True`` says a
 # call may wait on I/O (a remote signer): the node then calls it from a worker thread, never
 # from the trio loop.
@@ -61,15 +62,26 @@ class SignRequest:
     JSON is built only for signers that want it (it costs ~10x the digest)."""
 
     domain: eip712.Domain
-    message: eip712.SignedMessage
+    #: A message of :mod:`channels.core.eip712`, or any other with its ``digest`` and ``encoder``
+    #: given (a firm quote, :mod:`channels.core.quotes`).
+    message: object
     #: Computed from the message when not given (the core passes the one it already has).
     digest: Digest = field(default=Digest(b""))
+    #: ``encoder(domain, message)`` gives the typed-data JSON of a message eip712 does not know.
+    encoder: Callable[[eip712.Domain, Any], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
+        if self.encoder is None and not isinstance(self.message, eip712.SIGNED_MESSAGES):
+            raise TypeError(f"no typed-data encoder for {type(self.message).__name__}")
         if not self.digest:
+            if not isinstance(self.message, eip712.SIGNED_MESSAGES):
+                raise TypeError(f"give the digest of a {type(self.message).__name__}")
             object.__setattr__(self, "digest", eip712.message_digest(self.domain, self.message))
 
     def typed_data(self) -> dict[str, Any]:
+        if self.encoder is not None:
+            return self.encoder(self.domain, self.message)
+        assert isinstance(self.message, eip712.SIGNED_MESSAGES)
         return eip712.typed_data(self.domain, self.message)
 
 

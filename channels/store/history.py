@@ -49,6 +49,8 @@ def trade_summary(trade: Trade) -> dict[str, Any]:
             "writer": p.writer,
             "collateral": str(p.collateral),
             "premium": str(trade.premium),
+            # firm quotes: the quote this trade fills, if any
+            "quote_id": None if trade.quote_id is None else _hex(trade.quote_id),
         }
     if isinstance(trade, Unwind):
         return {

@@ -1,8 +1,9 @@
 """Typed-data JSON text signed by eth-account, ethers 6 and eth-sig-util verifies on the contract,
 for every message type at the largest values its fields may carry: the deployed adjudicator
 computes the same digest, and the adjudicator's own signature rules (``Signatures.recover``,
-exposed by ``Harness.recover``) recover the signer. The transport ``Login`` has no contract
-function; its digest is composed on chain from the adjudicator's domain separator."""
+exposed by ``Harness.recover``) recover the signer. The transport ``Login`` and the firm ``Quote``
+have no contract function; their digests are composed on chain from the adjudicator's domain
+separator."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from eth_account import Account
 
 from adjudicator.client import adjudicator_abi, attestation_tuple, state_tuple, withdrawal_tuple
-from channels.core import eip712, model
+from channels.core import eip712, model, quotes
 from channels.core.hashing import keccak256
 from channels.core.signing import LocalSigner, SignRequest, verify
 from tests.core.js_wallets import LIBRARIES, available, sign_with_js
@@ -39,7 +40,7 @@ def chain(env: Env) -> Iterator[SyncChain]:
     c.close()
 
 
-def _maxima() -> list[eip712.SignedMessage]:
+def _maxima() -> list[object]:
     top = model.ChannelId(b"\xff" * 32)
     return [
         model.State(
@@ -58,7 +59,30 @@ def _maxima() -> list[eip712.SignedMessage]:
         ),
         model.Attestation(b"\xff" * 32, model.Timestamp(U64), model.Price(U256)),
         eip712.Login(255, b"\xff" * 32),
+        quotes.Quote(
+            quote_id=b"\xff" * 32,
+            channel_id=top,
+            quoter=SIGNER,
+            request_id=U64,
+            underlying=b"\xff" * 32,
+            kind=model.OptionKind.PUT,
+            strike=model.Price(U256),
+            expiry=model.Timestamp(U64),
+            quoter_writes=False,
+            price=model.Amount(U128),
+            collateral=model.Amount(U128),
+            max_quantity=model.Quantity(U128),
+            valid_until=model.Timestamp(U64),
+            replaces=b"\xfe" * 32,
+        ),
     ]
+
+
+def _request(domain: eip712.Domain, message: object) -> SignRequest:
+    if isinstance(message, quotes.Quote):
+        digest = model.Digest(quotes.quote_digest(domain, message))
+        return SignRequest(domain, message, digest, quotes.quote_typed_data)
+    return SignRequest(domain, message)
 
 
 def _contract_digest(chain: SyncChain, env: Env, harness: bytes, message: object) -> bytes:
@@ -69,14 +93,17 @@ def _contract_digest(chain: SyncChain, env: Env, harness: bytes, message: object
     elif isinstance(message, model.Attestation):
         fn, arg = "attestationDigest", attestation_tuple(message)
     else:
-        assert isinstance(message, eip712.Login)
+        assert isinstance(message, eip712.Login | quotes.Quote)
+        struct_hash = (
+            eip712.login_struct_hash(message)
+            if isinstance(message, eip712.Login)
+            else quotes.quote_struct_hash(message)
+        )
         separator = ADJUDICATOR.decode_output(
             "domainSeparator",
             chain.call(env.adjudicator, ADJUDICATOR.encode_call("domainSeparator")),
         )[0]
-        data = HARNESS.encode_call(
-            "typedDataDigest", bytes(separator), eip712.login_struct_hash(message)
-        )
+        data = HARNESS.encode_call("typedDataDigest", bytes(separator), struct_hash)
         return bytes(HARNESS.decode_output("typedDataDigest", chain.call(harness, data))[0])
     out = chain.call(env.adjudicator, ADJUDICATOR.encode_call(fn, arg))
     return bytes(ADJUDICATOR.decode_output(fn, out)[0])
@@ -91,7 +118,7 @@ def test_every_message_at_the_maxima_signed_as_text_verifies_on_chain(
     env: Env, chain: SyncChain, harness: bytes
 ) -> None:
     domain = eip712.Domain(env.chain_id, model.Address(env.adjudicator))
-    requests = [SignRequest(domain, m) for m in _maxima()]
+    requests = [_request(domain, m) for m in _maxima()]
     texts = [json.dumps(r.typed_data()) for r in requests]
     signatures: dict[str, list[bytes]] = {
         "eth-account": [

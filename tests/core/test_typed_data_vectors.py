@@ -16,7 +16,7 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 
 from channels.core import eip712
 from channels.core.errors import BadSignature
-from channels.core.signing import SignRequest, recover, sign, verify
+from channels.core.signing import recover, sign, verify
 
 from .js_wallets import LIBRARIES, sign_with_js
 
@@ -50,7 +50,7 @@ def test_regenerating_gives_the_identical_file() -> None:
 
 def test_every_message_type_is_covered_in_both_domains() -> None:
     primaries = {json.loads(v["typed_data"])["primaryType"] for v in V["vectors"]}
-    assert primaries == {"State", "Withdrawal", "Attestation", "Login"}
+    assert primaries == {"State", "Withdrawal", "Attestation", "Quote", "Login"}
     assert len(V["vectors"]) == 2 * len(GEN.messages())
 
 
@@ -82,7 +82,7 @@ def test_core_digest_and_signature_match_the_vector(index: int) -> None:
     domain_name = NAMES[index].split("@")[1]
     domain = GEN.DOMAINS[domain_name]
     _, message = GEN.messages()[index % len(GEN.messages())]
-    request = SignRequest(domain, message)
+    request = GEN.request(domain, message)
     assert "0x" + request.digest.hex() == V["vectors"][index]["digest"]
     assert json.dumps(request.typed_data()) == V["vectors"][index]["typed_data"]
     assert "0x" + sign(GEN.signer(), request).hex() == V["vectors"][index]["signature"]

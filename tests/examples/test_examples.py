@@ -16,6 +16,8 @@ EXPECTED = {
     "cooperative_close.py": "phase closed",
     "dispute.py": "concluded: alice paid 1,300.00 USD",
     "settle_expired.py": "settled on chain",
+    "market_maker.py": "alice holds 4 live quotes from bob",
+    "quote_taker.py": "maker: 2 of its offers were filled",
 }
 
 
@@ -43,7 +45,13 @@ def test_demo_runs() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for expected in ("refuted it with version", "concluded the latest state", "wallet change"):
+    for expected in (
+        "alice's signed quote",
+        "alice filled bob's quote",
+        "refuted it with version",
+        "concluded the latest state",
+        "wallet change",
+    ):
         assert expected in result.stdout
     assert "Traceback" not in result.stderr
 

@@ -11,7 +11,7 @@ import trio
 from eth_account import Account
 
 from adjudicator.tx_signing import check_signed_transaction, sign_transaction
-from channels.core import eip712, model
+from channels.core import eip712, model, quotes
 from channels.core.errors import BadSignature, ChannelError
 from channels.core.signing import LocalSigner, SignRequest, sign
 from channels.signers.calling import sign_async
@@ -194,5 +194,29 @@ def test_typed_data_is_sent_as_json_text(honest_url: str) -> None:
         text = json.dumps(request.typed_data())
         assert '"balance0": "340282366920938463463374607431768211455"' in text
         sign(signer, request)
+    finally:
+        signer.close()
+
+
+def test_a_firm_quote_is_signed_remotely_as_typed_data(honest_url: str) -> None:
+    signer = RemoteSigner.connect(honest_url)
+    try:
+        quote = quotes.Quote(
+            quote_id=b"\x01" * 32,
+            channel_id=model.ChannelId(b"\x02" * 32),
+            quoter=ADDRESS,
+            request_id=2**64 - 1,
+            underlying=model.symbol("ETH-USD"),
+            kind=model.OptionKind.CALL,
+            strike=model.Price(2**256 - 1),
+            expiry=model.Timestamp(2**64 - 1),
+            quoter_writes=True,
+            price=model.Amount(U128),
+            collateral=model.Amount(U128),
+            max_quantity=model.Quantity(U128),
+            valid_until=model.Timestamp(2**64 - 1),
+        )
+        signed = quotes.sign_quote(signer, DOMAIN, quote)
+        quotes.verify_quote(DOMAIN, signed)
     finally:
         signer.close()

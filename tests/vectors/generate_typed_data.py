@@ -3,10 +3,10 @@
     .venv/bin/python tests/vectors/generate_typed_data.py          # rewrite typed_data.json
     .venv/bin/python tests/vectors/generate_typed_data.py --check  # exit 1 if out of date
 
-One vector per signed message type (state, withdrawal, attestation, transport login) at the
-largest values each field may carry, plus a small realistic one, in two domains (the local dev
-chain, and chain id 2**256-1). ``typed_data`` is the exact JSON text a wallet is given; uints in it
-are decimal strings. Keys are ``keccak256(name)``; signatures are RFC 6979, so deterministic.
+One vector per signed message type (state, withdrawal, attestation, firm quote, transport login)
+at the largest values each field may carry, plus a small realistic one, in two domains (the
+local dev chain, and chain id 2**256-1). ``typed_data`` is the exact JSON text a wallet is given;
+uints in it are decimal strings. Keys are ``keccak256(name)``; RFC 6979 signatures.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from channels.core import eip712, model  # noqa: E402
+from channels.core import eip712, model, quotes  # noqa: E402
 from channels.core.hashing import keccak256  # noqa: E402
-from channels.core.signing import LocalSigner  # noqa: E402
+from channels.core.signing import LocalSigner, SignRequest  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "typed_data.json"
 U8, U32, U64, U128, U256 = (2**b - 1 for b in (8, 32, 64, 128, 256))
@@ -33,7 +33,15 @@ def signer() -> LocalSigner:
     return LocalSigner(keccak256(SIGNER_NAME.encode()))
 
 
-def messages() -> list[tuple[str, eip712.SignedMessage]]:
+def request(domain: eip712.Domain, message: object) -> SignRequest:
+    """The signature request the node builds for ``message`` (a quote carries its encoder)."""
+    if isinstance(message, quotes.Quote):
+        digest = model.Digest(quotes.quote_digest(domain, message))
+        return SignRequest(domain, message, digest, quotes.quote_typed_data)
+    return SignRequest(domain, message)
+
+
+def messages() -> list[tuple[str, object]]:
     """Each message type at the maxima the protocol allows, and a small realistic one."""
     top = model.ChannelId(b"\xff" * 32)
     recipient = model.Address(b"\xff" * 20)
@@ -74,6 +82,25 @@ def messages() -> list[tuple[str, eip712.SignedMessage]]:
             "attestation-max",
             model.Attestation(b"\xff" * 32, model.Timestamp(U64), model.Price(U256)),
         ),
+        (
+            "quote-max",
+            quotes.Quote(
+                quote_id=b"\xff" * 32,
+                channel_id=top,
+                quoter=signer().address,
+                request_id=U64,
+                underlying=b"\xff" * 32,
+                kind=model.OptionKind.PUT,
+                strike=model.Price(U256),
+                expiry=model.Timestamp(U64),
+                quoter_writes=True,
+                price=model.Amount(U128),
+                collateral=model.Amount(U128),
+                max_quantity=model.Quantity(U128),
+                valid_until=model.Timestamp(U64),
+                replaces=b"\xfe" * 32,
+            ),
+        ),
         ("login-max", eip712.Login(U8, b"\xff" * 32)),
         ("login-initiator", eip712.Login(1, keccak256(b"handshake"))),
     ]
@@ -90,11 +117,12 @@ def build() -> dict[str, Any]:
     vectors = []
     for domain_name, domain in DOMAINS.items():
         for name, message in messages():
-            digest = eip712.message_digest(domain, message)
+            req = request(domain, message)
+            digest = req.digest
             vectors.append(
                 {
                     "name": f"{name}@{domain_name}",
-                    "typed_data": json.dumps(eip712.typed_data(domain, message)),
+                    "typed_data": json.dumps(req.typed_data()),
                     "digest": "0x" + digest.hex(),
                     "signature": "0x" + key.sign_digest(digest).hex(),
                 }

@@ -119,7 +119,12 @@ books = st.builds(
 
 trades_one = st.one_of(
     st.builds(Pay, payer=index, amount=uint(256)),
-    st.builds(OpenOption, position=positions, premium=uint(256)),
+    st.builds(
+        OpenOption,
+        position=positions,
+        premium=uint(256),
+        quote_id=st.none() | st.binary(min_size=32, max_size=32),
+    ),
     st.builds(Unwind, position_id=uint(64), holder_share=uint(256)),
     st.builds(Settle, position_id=uint(64), attestation=attestations, signature=signature),
     st.builds(CreditDeposit, participant=index, amount=uint(256)),
