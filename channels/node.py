@@ -80,7 +80,7 @@ from channels.events import (
     UpdateRefusedEvent,
 )
 from channels.quoting import Pricer, QuoteDesk
-from channels.signers.calling import call_signer
+from channels.signers.calling import call_signer, on_trio_thread
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
 from channels.txdriver import TxPolicy
@@ -331,7 +331,8 @@ class Node:
             self.quotes.check_update(machine.channel_id, machine.peer_address, tuple(trades))
             return user_policy(base, new, trades) if user_policy is not None else None
 
-        return policy
+        # signers (issue 14): the step may run in a worker thread (a blocking signer)
+        return lambda base, new, trades: on_trio_thread(lambda: policy(base, new, trades))
 
     async def open_channel(
         self,

@@ -17,13 +17,24 @@ from channels.core.signing import Signer, SignRequest, is_blocking, sign
 
 T = TypeVar("T")
 
-__all__ = ["call_signer", "sign_async"]
+__all__ = ["call_signer", "on_trio_thread", "sign_async"]
 
 
 async def call_signer(signer: object, fn: Callable[[], T]) -> T:
     """Run ``fn`` (which calls ``signer``) inline, or in a worker thread if ``signer`` blocks."""
     if is_blocking(signer):
         return await trio.to_thread.run_sync(fn)
+    return fn()
+
+
+def on_trio_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on the trio loop's thread. A machine step of a blocking signer runs in a worker
+    thread; the callbacks it makes into the node (its risk and quote policy) read trio state,
+    so they hop back to the loop, which is idle meanwhile (the step's task awaits the thread)."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:  # not on the loop's thread: a worker thread of trio.to_thread
+        return trio.from_thread.run_sync(fn)
     return fn()
 
 
