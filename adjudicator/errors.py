@@ -123,7 +123,7 @@ class ZeroAmount(BadCall):
 
 
 class AmountTooLarge(BadCall):
-    """An amount or cumulative total above 2**128 - 1."""
+    """A channel's deposits (both participants together) above MAX_CHANNEL_DEPOSITS = 2**96 - 1."""
 
 
 class WrongMsgValue(BadCall):

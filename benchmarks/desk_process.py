@@ -32,13 +32,13 @@ if str(_ROOT) not in sys.path:
 import trio  # noqa: E402
 
 from channels import open_node  # noqa: E402
-from channels.channel import Channel  # noqa: E402
 from channels.core.errors import ChannelError, TooManyPending  # noqa: E402
 from channels.core.model import Amount, PositionId  # noqa: E402
 from channels.core.options import OpenOption, Pay, Trade, Unwind  # noqa: E402
 from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
-from channels.node import Node, NodeSettings  # noqa: E402
+from channels.runtime.channel import Channel  # noqa: E402
+from channels.runtime.node import Node, NodeSettings  # noqa: E402
 
 log = logging.getLogger("bench.desk")
 
@@ -102,8 +102,8 @@ class Desk:
         raise KeyError(f"no node here has channel {channel_id}")
 
     def option(self, ch: Channel, writer_is_us: bool = True) -> OpenOption:
-        node = ch._node
-        position = ch._position(
+        node = next(n for n in self.nodes if ch in n.channels)
+        position = ch.new_position(
             kind="call",
             underlying="ETH-USD",
             strike=3_000 * PRICE,

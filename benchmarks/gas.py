@@ -1,22 +1,26 @@
 """Gas of the adjudicator's operations, from transaction receipts on a local anvil.
 
-    .venv/bin/python benchmarks/gas.py [--json PATH]
+    .venv/bin/python benchmarks/gas.py [--json PATH] [--trace] [--check]
 
 Starts its own anvil, deploys the adjudicator (``adjudicator/build/Adjudicator.json``) and a
-6-decimal test token, runs the scenarios listed in benchmarks/README.md and prints
-``receipt.gasUsed`` next to our goals and the anchors' figures (Nitro, Perun; measured on anvil
-1.7.1). Gas is deterministic: the same artifact gives the same numbers on every run. Results also
-go to ``benchmarks/results/gas.json``.
+6-decimal test token, runs every scenario and prints ``receipt.gasUsed`` beside its goal, its
+committed budget (``benchmarks/gas_budget.json``) and Nitro's figure for the same scenario
+(measured with Nitro's own harness on anvil 1.7.1). ``--trace`` adds, per row, where the gas goes
+(from the opcode trace); ``--check`` exits 1 if a row is more than 0.5% over its budget or misses
+a goal the budget file does not explain. Results also go to ``benchmarks/results/gas.json``.
 
-Conventions (as in Nitro's "satp" scenario): two participants, one asset, amounts of a few units
-(5 + 5 deposited; outcomes 6/4 to existing accounts or 10/0 to a never-used address).
+Conventions, like-for-like with Nitro's harness: two participants, one asset, amounts of a few
+units (5 + 5 deposited; outcomes 6/4 to existing accounts or 10/0 to a never-used address).
 
 * Every scenario uses a fresh channel. The adjudicator already holds some of the token (steady
   state: the token's balance slot of the adjudicator is not fresh).
-* Closing transactions are sent by participant 0, except when paying a fresh address (then a third
-  party sends: a fresh address has no gas).
-* "settle at 1 open positions" empties the root and the locked total, so it gets storage refunds
+* Deposits are sent by the depositing participant. Closes, timeouts and settlements are sent by a
+  third account, as in Nitro's harness: every payee is a cold account. Disputes are sent by the
+  participants; a partial withdrawal by the withdrawing participant to itself.
+* "settle at 1 open position" empties the root and the locked total, so it gets storage refunds
   that settling one of several positions does not (see the 10-position rows).
+* Position rows depend slightly (tens of gas) on the block time, which enters the expiry and so
+  the calldata; the budget's 0.5% tolerance covers it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +45,7 @@ from adjudicator.client import AdjudicatorClient  # noqa: E402
 from adjudicator.devchain import AnvilConfig, open_anvil  # noqa: E402
 from adjudicator.rpc import Receipt, RpcClient, open_rpc  # noqa: E402
 from adjudicator.transactions import TransactionSender  # noqa: E402
+from benchmarks import gas_trace  # noqa: E402
 from channels.core import eip712  # noqa: E402
 from channels.core.hashing import keccak256  # noqa: E402
 from channels.core.model import (  # noqa: E402
@@ -66,37 +72,28 @@ from channels.core.positions import PositionBook  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
+BUDGET = Path(__file__).resolve().parent / "gas_budget.json"
+TOLERANCE_PER_MILLE = 5  # a row may exceed its budget by at most 0.5%
 PERIOD = 3600
 ETH_USD = symbol("ETH-USD")
 POSITION_COUNTS = (1, 10, 100, 1000)
 
-# (our goal, Nitro's and Perun's published figures); None = no figure.
-ANCHORS: dict[str, tuple[int | None, int | None, str | None]] = {
-    "ETH deposit, first": (45_000, 46_496, "45,801"),
-    "ETH deposit, second": (29_000, 29_408, "45,813"),
-    "ERC-20 deposit, first": (60_000, 69_866, "69,048"),
-    "ERC-20 deposit, second": (45_000, 52_778, "69,060"),
-    "coop close + payouts, ETH, 10/0 to a fresh address": (100_000, 111_514, None),
-    "coop close + payouts, ERC-20, 10/0 to a fresh address": (100_000, 112_690, None),
-    "coop close + payouts, ETH, 6/4 existing": (85_000, 94_351, "152,713 + 45,391 + 45,415"),
-    "coop close + payouts, ERC-20, 6/4 existing": (100_000, None, None),
-    "register (start a dispute)": (90_000, 113_146, "109,886"),
-    "refute with a newer state": (70_000, 96_506, "77,897"),
-    "checkpoint (clear a dispute)": (65_000, 73_936, None),
-    "concludeAfterTimeout + payouts, 6/4 existing": (60_000, 63_738, "104,124 + 2 withdrawals"),
-    "settle one position (ETH, 1 of 10 open)": (60_000, None, None),
-    "settle one position (ERC-20, 1 of 10 open)": (60_000, None, None),
-    "release one position (ETH, 1 of 9 open)": (None, None, None),
-    "partial withdrawal (ETH, existing recipient)": (None, None, None),
-    "partial withdrawal (ERC-20, existing recipient)": (None, None, None),
-    "happy path total (2 ETH deposits + close 6/4)": (150_000, 170_255, "335,133"),
-    "sad path total (2 ETH deposits + register + refute + payout 6/4)": (300_000, 349_294,
-                                                                         "474,327"),
+# Nitro's figure for the same scenario (its own harness, anvil 1.7.1); None = no such scenario.
+NITRO: dict[str, int] = {
+    "ETH deposit, first": 46_496,
+    "ETH deposit, second": 29_408,
+    "ERC-20 deposit, first": 69_866,
+    "ERC-20 deposit, second": 52_778,
+    "coop close + payouts, ETH, 10/0 to a fresh address": 111_514,
+    "coop close + payouts, ERC-20, 10/0 to a fresh address": 112_690,
+    "coop close + payouts, ETH, 6/4": 94_351,
+    "register (start a dispute)": 113_146,
+    "refute with a newer state": 96_506,
+    "checkpoint (clear a dispute)": 73_936,
+    "concludeAfterTimeout + payouts, 6/4": 63_738,
+    "happy path total (2 ETH deposits + close 6/4)": 170_255,
+    "sad path total (2 ETH deposits + register + refute + payout 6/4)": 349_294,
 }
-for _n in POSITION_COUNTS:
-    ANCHORS[f"register at {_n:,} open positions"] = (90_000, None, None)
-    ANCHORS[f"settle at {_n:,} open positions"] = (60_000, None, None)
-
 
 @dataclass
 class Bench:
@@ -168,30 +165,29 @@ def position(pid: int, expiry: int, decimals: int) -> Position:
                     Timestamp(expiry), Quantity(quantity), 0, Amount(2))
 
 
-async def run(bench: Bench) -> dict[str, int]:
-    gas: dict[str, int] = {}
+Measured = dict[str, Receipt]
+
+
+async def run(bench: Bench) -> Measured:
+    got: Measured = {}
 
     def put(name: str, receipt: Receipt) -> None:
-        gas[name] = receipt.gas_used
+        got[name] = receipt
 
-    # ---- deposits ---------------------------------------------------------------------------
+    # ---- deposits and the cooperative close (6/4: existing payees, a third party sends) --------
     ch = bench.channel()
     put("ETH deposit, first", await bench.a.deposit(ch.params, 0, 5))
     put("ETH deposit, second", await bench.b.deposit(ch.params, 1, 5))
-    put("coop close + payouts, ETH, 6/4 existing",
-        await bench.a.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))))
-    gas["happy path total (2 ETH deposits + close 6/4)"] = (
-        gas["ETH deposit, first"] + gas["ETH deposit, second"]
-        + gas["coop close + payouts, ETH, 6/4 existing"]
-    )
+    put("coop close + payouts, ETH, 6/4",
+        await bench.c.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))))
 
     ch = bench.channel(bench.token)
     for client in (bench.a, bench.b):  # approvals are not part of the deposit's gas
         await tokens.approve(bench.rpc, client.sender, bench.token, bench.a.address, 10**6)  # type: ignore[arg-type]
     put("ERC-20 deposit, first", await bench.a.deposit(ch.params, 0, 5))
     put("ERC-20 deposit, second", await bench.b.deposit(ch.params, 1, 5))
-    put("coop close + payouts, ERC-20, 6/4 existing",
-        await bench.a.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))))
+    put("coop close + payouts, ERC-20, 6/4",
+        await bench.c.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))))
 
     # ---- cooperative close to a fresh address -------------------------------------------------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
@@ -210,13 +206,8 @@ async def run(bench: Bench) -> dict[str, int]:
     put("register (start a dispute)", await bench.b.register(ch.params, s1))
     put("refute with a newer state", await bench.a.register(ch.params, s2))
     await bench.warp(PERIOD + 1)
-    put("concludeAfterTimeout + payouts, 6/4 existing",
-        await bench.a.conclude_after_timeout(ch.params, s2.state))
-    gas["sad path total (2 ETH deposits + register + refute + payout 6/4)"] = (
-        gas["ETH deposit, first"] + gas["ETH deposit, second"]
-        + gas["register (start a dispute)"] + gas["refute with a newer state"]
-        + gas["concludeAfterTimeout + payouts, 6/4 existing"]
-    )
+    put("concludeAfterTimeout + payouts, 6/4",
+        await bench.c.conclude_after_timeout(ch.params, s2.state))
 
     ch = bench.channel()
     await funded(bench, ch)
@@ -224,7 +215,7 @@ async def run(bench: Bench) -> dict[str, int]:
     put("checkpoint (clear a dispute)",
         await bench.a.checkpoint(ch.params, ch.sign(ch.state(2, (6, 4)))))
 
-    # ---- partial withdrawal -------------------------------------------------------------------
+    # ---- partial withdrawal (the withdrawing participant sends, to itself) -------------------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
         ch = bench.channel(asset)
         await funded(bench, ch)
@@ -235,7 +226,7 @@ async def run(bench: Bench) -> dict[str, int]:
         put(f"partial withdrawal ({label}, existing recipient)",
             await bench.a.withdraw_partial(ch.params, w, sigs))
 
-    # ---- positions: register and settle at N open positions -----------------------------------
+    # ---- positions: register and settle at N open positions (a third party settles) ----------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
         counts = POSITION_COUNTS if label == "ETH" else (10,)
         for n in counts:
@@ -250,36 +241,82 @@ async def run(bench: Bench) -> dict[str, int]:
             if label == "ETH":
                 put(f"register at {n:,} open positions", r)
             await bench.warp(PERIOD + 200)
-            await bench.a.conclude_after_timeout(ch.params, state)
+            await bench.c.conclude_after_timeout(ch.params, state)
             att = Attestation(ETH_USD, Timestamp(expiry), Price(2001 * 10**8))
             sig = bench.oracle.sign_digest(eip712.attestation_digest(ch.domain, att))
             target = position(0, expiry, ch.params.asset_decimals)
-            r = await bench.a.settle_position(ch.params, target, book.proof(target.id), att, sig)
+            r = await bench.c.settle_position(ch.params, target, book.proof(target.id), att, sig)
             if n == 10:
                 put(f"settle one position ({label}, 1 of 10 open)", r)
-            if label == "ETH":
+            elif label == "ETH":
                 put(f"settle at {n:,} open positions", r)
-                if n == 10:
-                    await bench.warp(7 * 24 * 3600)
-                    book.remove(target.id)
-                    other = position(1, expiry, 18)
-                    put("release one position (ETH, 1 of 9 open)", await bench.a.release_unsettled(
-                        ch.params, other, book.proof(other.id)))
+            if label == "ETH" and n == 10:
+                await bench.warp(7 * 24 * 3600)
+                book.remove(target.id)
+                other = position(1, expiry, 18)
+                put("release one position (ETH, 1 of 9 open)", await bench.c.release_unsettled(
+                    ch.params, other, book.proof(other.id)))
+    return got
+
+
+def totals(got: Measured) -> dict[str, int]:
+    """gasUsed per row, with the happy and sad path sums."""
+    gas = {name: r.gas_used for name, r in got.items()}
+    deposits = gas["ETH deposit, first"] + gas["ETH deposit, second"]
+    gas["happy path total (2 ETH deposits + close 6/4)"] = (
+        deposits + gas["coop close + payouts, ETH, 6/4"])
+    gas["sad path total (2 ETH deposits + register + refute + payout 6/4)"] = (
+        deposits + gas["register (start a dispute)"] + gas["refute with a newer state"]
+        + gas["concludeAfterTimeout + payouts, 6/4"])
     return gas
 
 
-def fmt(v: int | str | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:,}" if isinstance(v, int) else v
+# ---- the committed budget ------------------------------------------------------------------------
 
 
-def table(gas: dict[str, int]) -> str:
-    rows = [("operation", "gasUsed", "goal", "vs goal", "Nitro", "Perun")]
+@dataclass(frozen=True)
+class Row:
+    budget: int
+    goal: int | None
+    goal_missed_because: str | None
+
+
+def load_budget(path: Path | None = None) -> dict[str, Row]:
+    doc = json.loads((path or BUDGET).read_text())
+    return {name: Row(int(v["budget"]), v.get("goal"), v.get("goal_missed_because"))
+            for name, v in doc["rows"].items()}
+
+
+def violations(gas: dict[str, int], budget: dict[str, Row]) -> list[str]:
+    """Every way the measurement breaks the budget: an unbudgeted or missing row, a row more than
+    0.5% over its budget, a goal missed without an explanation in the budget file."""
+    out = [f"{name}: measured but not in the budget" for name in gas if name not in budget]
+    out += [f"{name}: in the budget but not measured" for name in budget if name not in gas]
     for name, used in gas.items():
-        goal, nitro, perun = ANCHORS.get(name, (None, None, None))
+        row = budget.get(name)
+        if row is None:
+            continue
+        if used * 1000 > row.budget * (1000 + TOLERANCE_PER_MILLE):  # exact, no float
+            out.append(f"{name}: {used:,} is more than 0.5% over its budget {row.budget:,}")
+        if row.goal is not None and used > row.goal and not row.goal_missed_because:
+            out.append(f"{name}: {used:,} misses its goal {row.goal:,}")
+    return out
+
+
+def fmt(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def table(gas: dict[str, int], budget: dict[str, Row] | None = None) -> str:
+    if budget is None:
+        budget = load_budget() if BUDGET.exists() else {}
+    rows = [("operation", "gasUsed", "goal", "vs goal", "budget", "Nitro")]
+    for name, used in gas.items():
+        row = budget.get(name)
+        goal = row.goal if row else None
         verdict = "-" if goal is None else ("ok" if used <= goal else f"+{used - goal:,}")
-        rows.append((name, fmt(used), fmt(goal), verdict, fmt(nitro), fmt(perun)))
+        rows.append((name, fmt(used), fmt(goal), verdict, fmt(row.budget if row else None),
+                     fmt(NITRO.get(name))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for i, r in enumerate(rows):
@@ -291,8 +328,11 @@ def table(gas: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-async def main_async() -> dict[str, int]:
-    async with open_anvil(AnvilConfig()) as chain, open_rpc(chain.url) as rpc:
+async def measure(*, trace: bool = False) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Run every scenario on a fresh anvil: gasUsed per row and, with ``trace``, where it went."""
+    # anvil records the opcode steps a trace needs only when asked to
+    config = AnvilConfig(extra_args=("--steps-tracing",) if trace else ())
+    async with open_anvil(config) as chain, open_rpc(chain.url) as rpc:
         keys = chain.private_keys
         third = TransactionSender(rpc, keys[0])
         adj = await AdjudicatorClient.deploy(rpc, third)
@@ -308,27 +348,48 @@ async def main_async() -> dict[str, int]:
 
         bench = Bench(rpc, chain.chain_id, signers[1], signers[2], signers[3], client(1),
                       client(2), adj, token)
-        for c in (bench.c,):
-            assert c.sender is not None
-            await tokens.approve(rpc, c.sender, token, adj.address, 10**9)
-        return await run(bench)
+        assert bench.c.sender is not None
+        await tokens.approve(rpc, bench.c.sender, token, adj.address, 10**9)
+        got = await run(bench)
+        traces = {}
+        if trace:
+            for name, r in got.items():
+                traces[name] = await gas_trace.breakdown(rpc, r.transaction_hash, r.gas_used)
+        return totals(got), traces
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
+    parser.add_argument("--trace", action="store_true", help="show where each row's gas goes")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the budget is broken")
+    parser.add_argument("--budget", type=Path, default=BUDGET, help="the budget file")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
-    gas = trio.run(main_async)
-    print(table(gas))
+    gas, traces = trio.run(partial(measure, trace=args.trace))
+    budget = load_budget(args.budget)
+    print(table(gas, budget))
     print(f"\n({time.monotonic() - t0:.1f} s; anvil, {len(gas)} measurements)")
+    for name, parts in traces.items():
+        print(gas_trace.render(name, parts))
+    notes = [(n, r.goal_missed_because) for n, r in budget.items() if r.goal_missed_because]
+    if notes:
+        print("\nGoals not met, and why (benchmarks/gas_budget.json):")
+        for name, why in notes:
+            print(f"* {name}: {why}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "gasUsed": gas,
-        "anchors": {k: {"goal": g, "nitro": n, "perun": p} for k, (g, n, p) in ANCHORS.items()},
+        "goals": {n: r.goal for n, r in budget.items()},
+        "nitro": NITRO,
         "artifact": "adjudicator/build/Adjudicator.json",
     }
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    problems = violations(gas, budget)
+    if problems:
+        print("\nBudget broken:\n" + "\n".join(problems))
+        if args.check:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

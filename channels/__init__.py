@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from channels.core.boundedjson import restore_recursion_limit
 from channels.core.errors import ChannelError, LocalError, RemoteError
-from channels.core.model import Attestation, OptionKind, Params, Position, State
+from channels.core.model import Attestation, OptionKind, Params, Position, SignedState, State
+from channels.core.node_events import (
+    Alarm,
+    ChainEventSeen,
+    Event,
+    Finality,
+    FinalityChanged,
+    PeerConnected,
+    PeerLost,
+    PhaseChangedEvent,
+    StateUpdated,
+    UpdateRefusedEvent,
+)
 from channels.core.signing import LocalSigner, Signer
 
 # py_ecc (imported by eth-account) raises the recursion limit to 100,000 when it is first imported;
@@ -23,14 +35,19 @@ with contextlib.suppress(ImportError):
 restore_recursion_limit()
 
 if TYPE_CHECKING:
-    from channels.channel import Channel
-    from channels.node import Node, NodeSettings, open_node
+    from channels.runtime.channel import Channel
+    from channels.runtime.errors import UpdateRefusedError
+    from channels.runtime.node import Node, open_node
+    from channels.runtime.settings import NodeSettings
+    from channels.runtime.views import ChannelInfo
 
 _LAZY = {
-    "open_node": "channels.node",
-    "Node": "channels.node",
-    "NodeSettings": "channels.node",
-    "Channel": "channels.channel",
+    "open_node": "channels.runtime.node",
+    "Node": "channels.runtime.node",
+    "NodeSettings": "channels.runtime.settings",
+    "Channel": "channels.runtime.channel",
+    "ChannelInfo": "channels.runtime.views",
+    "UpdateRefusedError": "channels.runtime.errors",
 }
 
 
@@ -42,18 +59,31 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Alarm",
     "Attestation",
+    "ChainEventSeen",
     "Channel",
     "ChannelError",
+    "ChannelInfo",
+    "Event",
+    "Finality",
+    "FinalityChanged",
     "LocalError",
     "LocalSigner",
     "Node",
     "NodeSettings",
     "OptionKind",
     "Params",
+    "PeerConnected",
+    "PeerLost",
+    "PhaseChangedEvent",
     "Position",
     "RemoteError",
+    "SignedState",
     "Signer",
     "State",
+    "StateUpdated",
+    "UpdateRefusedError",
+    "UpdateRefusedEvent",
     "open_node",
 ]

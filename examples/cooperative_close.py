@@ -13,7 +13,7 @@ import trio
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import open_node
-from channels.devnet import USD, dev_network
+from channels.testing.devnet import USD, dev_network
 
 
 async def main(workdir: Path) -> None:

@@ -25,8 +25,8 @@ from adjudicator.devchain import free_port
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import control
-from channels.devnet import PRICE, UNIT, USD, DevNetwork, dev_network
 from channels.store import Store
+from channels.testing.devnet import PRICE, UNIT, USD, DevNetwork, dev_network
 
 PERIOD = 600  # the channel's challenge period: 10 minutes of chain time, fast-forwarded here
 NAMES = {

@@ -12,9 +12,9 @@ import trio
 
 from adjudicator.client import connect_adjudicator
 from channels import open_node
+from channels.core.node_events import Alarm
 from channels.core.protocol import Phase
-from channels.devnet import USD, dev_network
-from channels.events import Alarm
+from channels.testing.devnet import USD, dev_network
 
 PERIOD = 600  # ten minutes of chain time, fast-forwarded on the local chain
 

@@ -21,9 +21,9 @@ import trio
 from channels import open_node
 from channels.core.model import PRICE_SCALE, OptionKind, symbol_text
 from channels.core.quotes import Side
-from channels.devnet import PRICE, UNIT, USD, dev_network
-from channels.node import Node
-from channels.quoting import Decline, IncomingRequest, QuoteTerms
+from channels.runtime.node import Node
+from channels.runtime.quoting import Decline, IncomingRequest, QuoteTerms
+from channels.testing.devnet import PRICE, UNIT, USD, dev_network
 
 YEAR = 365 * 86400
 

@@ -22,9 +22,9 @@ from channels import open_node
 from channels.core import eip712
 from channels.core.model import PRICE_SCALE, symbol_text, to_checksum
 from channels.core.quotes import quote_typed_data
-from channels.devnet import UNIT, USD, dev_network
-from channels.node import Node
-from channels.quote_events import QuoteFilled, QuoteReceived
+from channels.runtime.node import Node
+from channels.runtime.quote_events import QuoteFilled, QuoteReceived
+from channels.testing.devnet import UNIT, USD, dev_network
 
 YEAR = 365 * 86400
 

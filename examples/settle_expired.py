@@ -14,7 +14,7 @@ import trio
 from adjudicator.client import connect_adjudicator
 from channels import open_node
 from channels.core.protocol import Phase
-from channels.devnet import PRICE, UNIT, USD, dev_network
+from channels.testing.devnet import PRICE, UNIT, USD, dev_network
 
 PERIOD = 600
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import trio
 
 from channels import open_node
+from channels.core.node_events import StateUpdated
 from channels.core.options import OpenOption
-from channels.devnet import PRICE, UNIT, USD, dev_network
-from channels.events import StateUpdated
-from channels.node import Node
+from channels.runtime.node import Node
+from channels.testing.devnet import PRICE, UNIT, USD, dev_network
 
 
 async def hedging_bot(node: Node, hedges_wanted: int, done: trio.Event) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import trio
 
 from channels import open_node
-from channels.devnet import PRICE, UNIT, USD, dev_network
+from channels.testing.devnet import PRICE, UNIT, USD, dev_network
 
 
 async def main(workdir: Path) -> None:

@@ -24,7 +24,7 @@ from channels.signers.errors import KeySourceError
 from channels.signers.sources import KeySource, open_key_source, parse_key_source
 
 if TYPE_CHECKING:
-    from channels.node import NodeSettings
+    from channels.runtime.node import NodeSettings
 
 log = logging.getLogger("channels.desk")
 
@@ -116,7 +116,7 @@ class Config:
         return None
 
     def node_settings(self) -> NodeSettings:
-        from channels.node import NodeSettings
+        from channels.runtime.node import NodeSettings
 
         extra: dict[str, Any] = {}
         if self.update_timeout is not None:

@@ -19,8 +19,8 @@ from channels.core.model import to_checksum
 from channels.core.signing import Signer
 
 if TYPE_CHECKING:
-    from channels.events import Event
-    from channels.node import Node
+    from channels.core.node_events import Event
+    from channels.runtime.node import Node
 
 log = logging.getLogger("channels.desk")
 
@@ -40,7 +40,7 @@ def setup_logging(level: str) -> None:
 
 def event_line(node: Node, event: Event) -> tuple[int, str]:
     """(log level, message) for a node event; channel events start ``[ch=0x.. v=N]``."""
-    from channels.events import (
+    from channels.core.node_events import (
         Alarm,
         ChainEventSeen,
         FinalityChanged,
@@ -86,7 +86,7 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         return logging.INFO, f"peer={to_checksum(event.peer)} connected"
     if isinstance(event, PeerLost):
         return logging.INFO, f"peer={to_checksum(event.peer)} lost"
-    from channels.quote_events import describe
+    from channels.runtime.quote_events import describe
 
     quote_line = describe(event)
     if quote_line is not None:
@@ -97,7 +97,7 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
 async def log_events(
     node: Node, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    from channels.events import ChainEventSeen
+    from channels.core.node_events import ChainEventSeen
 
     seen: dict[tuple[object, ...], None] = {}
     async with node.events() as stream:
@@ -133,7 +133,7 @@ async def serve_desk(
 ) -> None:
     """Run the desk's node, its control socket and its event log until cancelled."""
     from channels.control import serve_control
-    from channels.node import open_node
+    from channels.runtime.node import open_node
 
     rpc_url, adjudicator = cfg.require_chain()
     listen = None if cfg.listen_port is None else (cfg.listen_host, cfg.listen_port)

@@ -30,7 +30,7 @@ from channels.core.errors import ChannelError
 from channels.core.model import PRICE_DECIMALS, QUANTITY_DECIMALS, OptionKind, symbol
 from channels.core.quote_book import QuoteLimits
 from channels.core.quotes import Side
-from channels.quoting import Decline, IncomingRequest, QuoteTerms
+from channels.runtime.quoting import Decline, IncomingRequest, QuoteTerms
 
 _SECTION_KEYS = {"valid_for", "max_requests_per_peer", "table"}
 _ROW_KEYS = {"underlying", "kind", "strike", "side", "price", "collateral", "max_quantity"}

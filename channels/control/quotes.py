@@ -14,11 +14,11 @@ from channels.control.views import position_json
 from channels.core.model import symbol_text, to_checksum
 from channels.core.quote_book import BookedQuote
 from channels.core.quotes import QuoteRequest, SignedQuote
-from channels.quoting import Decline, QuoteTerms
+from channels.runtime.quoting import Decline, QuoteTerms
 
 if TYPE_CHECKING:
-    from channels.channel import Channel
-    from channels.node import Node
+    from channels.runtime.channel import Channel
+    from channels.runtime.node import Node
 
 
 class _Server(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import socket
@@ -29,20 +28,19 @@ from channels.control.errors import (
     BadRequest,
     ControlProtocolError,
     ControlSocketInUse,
-    Unsupported,
     error_text,
 )
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
 from channels.control.quotes import QuoteCommands
 from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChainError, ChannelError, UnknownChannel
-from channels.core.model import Address, Attestation, ChannelId, Price, to_checksum
+from channels.core.model import Attestation, ChannelId, Price, to_checksum
+from channels.core.node_events import Finality, FinalityChanged
 from channels.core.protocol import Phase
-from channels.events import Finality, FinalityChanged, PeerConnected, PeerLost
 
 if TYPE_CHECKING:
-    from channels.channel import Channel
-    from channels.node import Node
+    from channels.runtime.channel import Channel
+    from channels.runtime.node import Node
 
 log = logging.getLogger("channels.control")
 
@@ -54,7 +52,6 @@ class ControlServer:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.finality: dict[ChannelId, Finality] = {}
-        self.connected: set[Address] = set()
         self.commands: dict[str, tuple[frozenset[str], Handler]] = {}
         for name, fields, handler in (
             ("ping", (), self._ping),
@@ -132,10 +129,6 @@ class ControlServer:
             async for event in stream:
                 if isinstance(event, FinalityChanged) and event.channel_id is not None:
                     self.finality[event.channel_id] = event.finality
-                elif isinstance(event, PeerConnected):
-                    self.connected.add(event.peer)
-                elif isinstance(event, PeerLost):
-                    self.connected.discard(event.peer)
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -201,7 +194,7 @@ class ControlServer:
         return {
             "id": channel.id,
             "peer": to_checksum(channel.peer_address),
-            "peer_connected": channel.peer_address in self.connected,
+            "peer_connected": self.node.is_connected(channel.peer_address),
             "our_index": channel.our_index,
             "phase": channel.phase.value,
             "version": channel.version,
@@ -242,39 +235,20 @@ class ControlServer:
         }
 
     async def _status(self, f: Fields) -> Any:
-        channels = self.node.channels
-        rows = [self.channel_row(channel) for channel in channels]
-        await self._merge_node_status(rows)
-        for channel, row in zip(channels, rows, strict=True):
+        rows = []
+        for info in self.node.status():
+            channel = self.node.channel(info.channel_id)
+            row = self.channel_row(channel)
+            row.update(
+                peer_connected=info.connected,
+                in_sync=info.in_sync,
+                in_flight=list(info.in_flight),
+                dispute_deadline=info.deadline or None,
+            )
             if row["finality"] == Finality.REGISTERED.value and not row["dispute_deadline"]:
                 row["dispute_deadline"] = await self._dispute_deadline(channel)
+            rows.append(row)
         return rows
-
-    async def _merge_node_status(self, rows: list[dict[str, Any]]) -> None:
-        """Take what the node's own ``status()`` knows better (finality, deadlines) when it has
-        one; keep our rows' keys for everything the CLI's table relies on."""
-        status = getattr(self.node, "status", None)
-        if status is None:
-            return
-        extra = status()
-        if inspect.isawaitable(extra):
-            extra = await extra
-        by_id = {to_json(row["id"]): row for row in rows}
-        for item in extra or ():
-            if not isinstance(item, Mapping):
-                continue
-            item_json = to_json(item)
-            key = item_json.get("channel_id", item_json.get("id"))
-            row = by_id.get(key) if isinstance(key, str) else None
-            if row is None:
-                continue
-            for name, value in item_json.items():
-                if name == "deadline" and isinstance(value, int) and value > 0:
-                    row["dispute_deadline"] = value
-                elif name in ("finality", "dispute_deadline") and value is not None:
-                    row[name] = value
-                elif name not in row:
-                    row[name] = value
 
     async def _chain_view(self, f: Fields) -> Any:
         channel = self.resolve(f.get_str("channel"))
@@ -378,10 +352,7 @@ class ControlServer:
 
     async def _dispute(self, f: Fields) -> Any:
         channel = self.resolve(f.get_str("channel"))
-        dispute = getattr(self.node, "dispute", None)
-        if dispute is None:
-            raise Unsupported("this node cannot force a close yet (Node.dispute is missing)")
-        await dispute(channel.id, force=f.has("force") and f.raw["force"] is True)
+        await self.node.dispute(channel.id, force=f.has("force") and f.raw["force"] is True)
         if f.has("wait") and f.raw["wait"] is False:
             return self.channel_row(channel)
         # The node registers and returns; its watcher refutes anything older and concludes once

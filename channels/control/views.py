@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from channels.core.model import Position, State, symbol_text
+from channels.core.node_events import Finality
 from channels.core.protocol import Phase
-from channels.events import Finality
 
 if TYPE_CHECKING:
-    from channels.channel import Channel
+    from channels.runtime.channel import Channel
 
 
 def _finality_of(channel: Channel, seen: Finality | None) -> str:

@@ -13,6 +13,7 @@ Addresses are 20 raw bytes and ids 32 raw bytes; :func:`to_checksum` gives the d
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NewType
 
@@ -50,8 +51,23 @@ ZERO_HASH = bytes(32)
 #: much more before it trusts a channel (``watcher.SAFE_MIN_CHALLENGE_PERIOD``).
 CONTRACT_MIN_CHALLENGE_PERIOD = 60
 MAX_CHALLENGE_PERIOD = 30 * 24 * 3600
-#: The adjudicator stores cumulative deposits as uint128; larger amounts cannot be funded.
-MAX_FUNDING = UINT128_MAX
+# >>> gas (issue 16): the adjudicator's cap on a channel's deposits
+#: The adjudicator caps a channel's cumulative deposits, both participants together, at 2**96 - 1
+#: (its record keeps every amount of a channel in 96 bits); more cannot be funded.
+MAX_CHANNEL_DEPOSITS = 2**96 - 1
+MAX_FUNDING = MAX_CHANNEL_DEPOSITS
+# <<< gas
+
+
+# >>> gas (issue 16)
+def check_channel_deposits(deposits: Sequence[int]) -> None:
+    """Refuse deposits the adjudicator cannot hold: both together above MAX_CHANNEL_DEPOSITS."""
+    if sum(deposits) > MAX_CHANNEL_DEPOSITS:
+        raise InvalidAmount(
+            f"a channel's deposits, both participants together, must not exceed 2**96 - 1 "
+            f"(the adjudicator's cap), got {sum(deposits)}"
+        )
+# <<< gas
 
 
 def check_uint(value: object, bits: int, name: str) -> int:

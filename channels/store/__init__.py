@@ -58,6 +58,7 @@ operations are durable.
 
 from channels.store._helpers import T as T
 from channels.store.asynchronous import AsyncStore, PersistTicket, open_store
+from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError, StoreInUse
 from channels.store.history import chain_link, trade_summary
 from channels.store.ops import (
     OPEN_INTENTS,
@@ -75,6 +76,7 @@ from channels.store.ops import (
     StoreStats,
     UpdateIntent,
 )
+from channels.store.persister import Persister
 from channels.store.schema import APPLICATION_ID, SCHEMA_VERSION
 from channels.store.schema import SYNCHRONOUS_MODES as SYNCHRONOUS_MODES
 from channels.store.schema import ZERO_LINK as ZERO_LINK
@@ -88,15 +90,21 @@ __all__ = [
     "AddIntent",
     "AppendState",
     "AsyncStore",
+    "CorruptStore",
     "Cursor",
     "DeleteIntent",
+    "ForeignStore",
     "Intent",
     "IntentStatus",
     "Op",
     "PersistTicket",
+    "Persister",
     "Results",
+    "SchemaTooNew",
     "SetCursor",
     "Store",
+    "StoreError",
+    "StoreInUse",
     "StoreStats",
     "StoredChannel",
     "UpdateIntent",

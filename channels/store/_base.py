@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from channels.core import wire
-from channels.core.errors import ChannelError, CorruptStore, StoreError, UnknownChannel
+from channels.core.errors import ChannelError, UnknownChannel
 from channels.core.model import ChannelId, Position
 from channels.core.positions import BookSnapshot, PositionBook
 from channels.store._helpers import _decoded, _pid
+from channels.store.errors import CorruptStore, StoreError
 from channels.store.ops import StoreStats
 
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from channels.core import wire
-from channels.core.errors import CorruptStore, StoreError
 from channels.core.model import Position, to_checksum
 from channels.core.positions import BookSnapshot
+from channels.store.errors import CorruptStore, StoreError
 
 _INT64_MAX = 2**63 - 1
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import trio
 
-from channels.core.errors import StoreError
 from channels.core.model import ChannelId, Params, SignedUpdate, Version
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store._helpers import T
+from channels.store.errors import StoreError
 from channels.store.ops import (
     AddChannel,
     AddIntent,
@@ -50,7 +50,8 @@ class PersistTicket:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def _finish(self, outcome: Results | BaseException) -> None:
+    def finish(self, outcome: Results | BaseException) -> None:
+        """Report the batch's outcome to its waiter (the combiner's job; once only)."""
         if self._done.is_set():
             return
         if isinstance(outcome, BaseException):
@@ -212,7 +213,8 @@ class AsyncStore:
         return await self.run(lambda s: s.get_cursor(name))
 
     # the combiner ------------------------------------------------------------------------------
-    async def _combine(self) -> None:
+    async def run_combiner(self) -> None:
+        """Commit queued batches, several per transaction, until closed (run by open_store)."""
         try:
             while True:
                 while not self._queue:
@@ -235,19 +237,20 @@ class AsyncStore:
                         for ticket in batch:
                             error = StoreError(f"the store could not commit: {exc}")
                             error.__cause__ = exc
-                            ticket._finish(error)
+                            ticket.finish(error)
                         return
                 for ticket, outcome in zip(batch, outcomes, strict=True):
-                    ticket._finish(outcome)
+                    ticket.finish(outcome)
                 self.durable_seq = batch[-1].seq
                 await trio.lowlevel.checkpoint()
         finally:
             self._closing = True
             for ticket in self._queue:
-                ticket._finish(StoreError("the store closed before this batch was committed"))
+                ticket.finish(StoreError("the store closed before this batch was committed"))
             self._queue.clear()
 
-    def _begin_close(self) -> None:
+    def begin_close(self) -> None:
+        """Commit what is queued, then let the combiner end."""
         self._closing = True
         self._wakeup.set()
 
@@ -272,14 +275,14 @@ async def open_store(
     raised: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(astore._combine)
+            nursery.start_soon(astore.run_combiner)
             try:
                 yield astore
             except BaseException as exc:
                 raised = exc
                 raise
             finally:
-                astore._begin_close()
+                astore.begin_close()
     except BaseExceptionGroup as group:
         # The combiner reports its failures to the callers and never raises, so a group holds
         # the block's own exception: give it back as it was raised.

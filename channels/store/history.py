@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from channels.core import eip712, wire
-from channels.core.errors import BadSignature, CorruptStore, UnknownChannel
+from channels.core.errors import BadSignature, UnknownChannel
 from channels.core.hashing import keccak256
 from channels.core.model import ChannelId, Params, SignedUpdate, symbol_text, to_checksum
 from channels.core.options import (
@@ -22,6 +22,7 @@ from channels.core.options import (
 from channels.core.signing import verify
 from channels.store._base import _StoreBase
 from channels.store._helpers import _decoded, _hex
+from channels.store.errors import CorruptStore
 from channels.store.schema import ZERO_LINK
 
 _PAGE = 256  # rows read per query when walking a history

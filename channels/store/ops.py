@@ -6,10 +6,10 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
-from channels.core.errors import CorruptStore
 from channels.core.model import ChannelId, Params, SignedUpdate
 from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
+from channels.store.errors import CorruptStore
 
 # Records and operations ------------------------------------------------------------------------
 

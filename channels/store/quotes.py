@@ -16,7 +16,7 @@ from typing import Final
 
 from channels.core.quote_wire import decode_quote_record, encode_quote_record
 from channels.core.quotes import SignedQuote
-from channels.store.sync import Store
+from channels.store._base import _StoreBase
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS quote_audit (
@@ -57,7 +57,7 @@ class QuoteRecord:
 
 @dataclass(frozen=True, slots=True)
 class QuoteEntry:
-    """What to append: built by the node, written by :func:`append_quote_entries`."""
+    """What to append: built by the node, written by :meth:`Store.append_quote_entries`."""
 
     channel_id: bytes
     kind: str
@@ -69,72 +69,76 @@ class QuoteEntry:
     detail: str | None = None
 
 
-def _ensure(store: Store) -> None:
-    for statement in _DDL:
-        store._conn.execute(statement)
+class _QuoteRecords(_StoreBase):
+    """The firm-quote audit trail of a :class:`~channels.store.sync.Store` (its own table,
+    created on first use)."""
+
+    def _ensure(self) -> None:
+        for statement in _DDL:
+            self._conn.execute(statement)
 
 
-def append_quote_entries(store: Store, entries: list[QuoteEntry]) -> None:
-    """Append rows in one transaction (run it in the store's thread: ``AsyncStore.run``)."""
-    store._check_open()
-    conn = store._conn
-    now = int(store._clock())
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        _ensure(store)
-        conn.executemany(
-            "INSERT INTO quote_audit (channel_id, quote_id, request_id, kind, record, quantity,"
-            " version, detail, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    e.channel_id,
-                    e.quote_id,
-                    e.request_id,
-                    e.kind,
-                    None if e.signed is None else encode_quote_record(e.signed),
-                    None if e.quantity is None else str(e.quantity),
-                    e.version,
-                    e.detail,
-                    now,
-                )
-                for e in entries
-            ],
+    def append_quote_entries(self, entries: list[QuoteEntry]) -> None:
+        """Append rows in one transaction (run it in the store's thread: ``AsyncStore.run``)."""
+        self._check_open()
+        conn = self._conn
+        now = int(self._clock())
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._ensure()
+            conn.executemany(
+                "INSERT INTO quote_audit (channel_id, quote_id, request_id, kind, record, quantity,"
+                " version, detail, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.channel_id,
+                        e.quote_id,
+                        e.request_id,
+                        e.kind,
+                        None if e.signed is None else encode_quote_record(e.signed),
+                        None if e.quantity is None else str(e.quantity),
+                        e.version,
+                        e.detail,
+                        now,
+                    )
+                    for e in entries
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+    def quote_audit(self, channel_id: bytes | None = None) -> list[QuoteRecord]:
+        """The audit trail, oldest first (of one channel, or of all)."""
+        self._check_open()
+        exists = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quote_audit'"
+        ).fetchone()
+        if exists is None:
+            return []
+        sql = (
+            "SELECT channel_id, quote_id, request_id, kind, record, quantity, version, detail,"
+            " recorded_at FROM quote_audit"
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def quote_audit(store: Store, channel_id: bytes | None = None) -> list[QuoteRecord]:
-    """The audit trail, oldest first (of one channel, or of all)."""
-    store._check_open()
-    exists = store._conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quote_audit'"
-    ).fetchone()
-    if exists is None:
-        return []
-    sql = (
-        "SELECT channel_id, quote_id, request_id, kind, record, quantity, version, detail,"
-        " recorded_at FROM quote_audit"
-    )
-    args: tuple[bytes, ...] = ()
-    if channel_id is not None:
-        sql += " WHERE channel_id = ?"
-        args = (channel_id,)
-    rows = store._conn.execute(sql + " ORDER BY id", args).fetchall()
-    return [
-        QuoteRecord(
-            channel_id=bytes(cid),
-            quote_id=None if qid is None else bytes(qid),
-            request_id=rid,
-            kind=kind,
-            signed=None if record is None else decode_quote_record(bytes(record)),
-            quantity=None if quantity is None else int(quantity),
-            version=version,
-            detail=detail,
-            recorded_at=int(at),
-        )
-        for cid, qid, rid, kind, record, quantity, version, detail, at in rows
-    ]
+        args: tuple[bytes, ...] = ()
+        if channel_id is not None:
+            sql += " WHERE channel_id = ?"
+            args = (channel_id,)
+        rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [
+            QuoteRecord(
+                channel_id=bytes(cid),
+                quote_id=None if qid is None else bytes(qid),
+                request_id=rid,
+                kind=kind,
+                signed=None if record is None else decode_quote_record(bytes(record)),
+                quantity=None if quantity is None else int(quantity),
+                version=version,
+                detail=detail,
+                recorded_at=int(at),
+            )
+            for cid, qid, rid, kind, record, quantity, version, detail, at in rows
+        ]

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from channels.core.errors import CorruptStore, StoreError, StoreInUse
 from channels.core.model import ZERO_HASH
+from channels.store.errors import CorruptStore, StoreError, StoreInUse
 
 SCHEMA_VERSION: Final = 1
 #: ``PRAGMA application_id`` of a store ("OCHN").

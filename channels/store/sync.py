@@ -10,18 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from channels.core import wire
-from channels.core.errors import (
-    CorruptStore,
-    ForeignStore,
-    SchemaTooNew,
-    StoreError,
-    UnknownChannel,
-)
+from channels.core.errors import UnknownChannel
 from channels.core.model import ChannelId, Params, SignedState, SignedUpdate, Version
 from channels.core.options import opening_state
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store._helpers import _addr, _decoded
+from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError
 from channels.store.history import _HistoryReads
 from channels.store.ops import (
     _INTENT_COLUMNS,
@@ -39,6 +34,7 @@ from channels.store.ops import (
     UpdateIntent,
     _intent,
 )
+from channels.store.quotes import _QuoteRecords
 from channels.store.schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -62,7 +58,7 @@ _BAD_DATA = (
 # The store -------------------------------------------------------------------------------------
 
 
-class Store(_HistoryReads, _Transactions):
+class Store(_HistoryReads, _Transactions, _QuoteRecords):
     """The synchronous store. Use it from one thread at a time (:class:`AsyncStore` does)."""
 
     # opening -----------------------------------------------------------------------------------
@@ -386,6 +382,15 @@ class Store(_HistoryReads, _Transactions):
             "SELECT MAX(version) FROM signed_versions WHERE channel_id = ?", (channel_id,)
         ).fetchone()[0]
         return None if value is None else int(value)
+
+    def signed_versions(self, channel_id: ChannelId) -> list[tuple[int, bytes]]:
+        """Every (version, state hash) we ever signed on the channel, oldest first."""
+        self._check_open()
+        rows = self._conn.execute(
+            "SELECT version, state_hash FROM signed_versions WHERE channel_id = ? ORDER BY version",
+            (channel_id,),
+        ).fetchall()
+        return [(int(v), bytes(h)) for v, h in rows]
 
     def get_intent(self, intent_id: int) -> Intent:
         self._check_open()

@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from channels.core import eip712, wire
-from channels.core.errors import (
-    ChannelError,
-    Equivocation,
-    ForeignStore,
-    StaleVersion,
-    StoreError,
-    UnknownChannel,
-)
+from channels.core.errors import ChannelError, Equivocation, StaleVersion, UnknownChannel
 from channels.core.hashing import keccak256
 from channels.core.model import ChannelId, Position, SignedUpdate
 from channels.core.options import OpenOption, Settle, Unwind
@@ -18,6 +11,7 @@ from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 from channels.store._base import _Live, _StoreBase
 from channels.store._helpers import _INT64_MAX, _addr, _check_version, _pid, _position_blob
+from channels.store.errors import ForeignStore, StoreError
 from channels.store.history import chain_link
 from channels.store.ops import (
     AddChannel,

@@ -25,7 +25,7 @@ from channels.control import (
 )
 from channels.core.errors import InsufficientFunds, UnknownChannel
 from channels.core.model import OptionKind
-from channels.events import Event
+from channels.core.node_events import Event
 
 
 def test_request_codec_roundtrip() -> None:

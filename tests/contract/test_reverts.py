@@ -64,9 +64,9 @@ async def test_deposit_errors(kit: Kit) -> None:
     with pytest.raises(errors.InvalidChallengePeriod):
         await kit.a.transact("deposit", tuple(bad), 0, 1, value=1)
     await kit.rpc.dev.set_balance("0x" + kit.alice.address.hex(), 2**129)
-    await kit.a.deposit(eth.params, 0, 2**127)
-    with pytest.raises(errors.AmountTooLarge):
-        await kit.a.deposit(eth.params, 0, 2**127)
+    await kit.a.deposit(eth.params, 0, 2**95)
+    with pytest.raises(errors.AmountTooLarge):  # the channel's deposits would reach 2**96
+        await kit.a.deposit(eth.params, 1, 2**95)
 
 
 async def test_signature_errors(kit: Kit) -> None:

@@ -1,7 +1,7 @@
 """docs/THREATS.md section 2 rows not covered elsewhere: C3/C4 (signature properties), C9
-(re-entrancy through a hooked token and re-entrant receivers), C11 (amounts near 2**128 / 2**256),
-C12 (double withdraw / conclude in one block), C15 (unfunded channel), C16 (no caller-supplied
-history).
+(re-entrancy through a hooked token and re-entrant receivers), C11 (amounts near the 2**96 cap /
+2**256), C12 (double withdraw / conclude in one block), C15 (unfunded channel), C16 (no
+caller-supplied history).
 
 The single-case signature reverts (malleated twin, r = s = 0, 64 bytes, swapped signatures on
 ``register``), ERC-20 deposits with ETH and the separate-block double conclude are in
@@ -31,7 +31,6 @@ from channels.core.signing import HALF_N, SECP256K1_N, LocalSigner, malleate, re
 
 from .kit import (
     PERIOD,
-    UINT128_MAX,
     UINT256_MAX,
     Channel,
     Env,
@@ -45,6 +44,7 @@ from .kit import (
 )
 
 HARNESS = artifact_abi("Harness")
+CAP = 2**96 - 1  # MAX_CHANNEL_DEPOSITS: a channel's deposits, both participants together
 ADJ = artifact_abi("Adjudicator")
 HOOK = artifact_abi("HookToken")
 RECEIVER = artifact_abi("ReentrantReceiver")
@@ -298,29 +298,34 @@ async def test_reentrant_receiver_on_pull_withdraw_and_partial_withdrawal(kit: K
     assert isinstance(errors.decode_revert(ret), errors.ReentrancyGuardReentrantCall)
 
 
-# ---- C11: amounts near 2**128 / 2**256 ---------------------------------------------------------
+# ---- C11: amounts near the 2**96 cap / 2**256 ----------------------------------------------
 
 
 async def _mint(kit: Kit, who: bytes, amount: int) -> None:
     await tokens.mint(kit.rpc, kit.c.sender, kit.env.token, who, amount)  # type: ignore[arg-type]
 
 
-async def test_deposit_totals_above_uint128_revert(kit: Kit) -> None:
+async def test_deposit_totals_above_the_channel_cap_revert(kit: Kit) -> None:
+    """A channel's deposits, both participants together, stop at MAX_CHANNEL_DEPOSITS = 2**96 - 1
+    (docs/PROTOCOL.md section 8): exactly the cap is accepted, one unit more from either side
+    reverts AmountTooLarge, and so does any single amount above it (up to 2**255)."""
     ch = kit.channel(kit.env.token)
     await _mint(kit, kit.alice.address, 2**255)
     await _mint(kit, kit.bob.address, 2**129)
+    assert (await kit.a.call("MAX_CHANNEL_DEPOSITS"))[0] == CAP
     held = await kit.token_balance(kit.env.adjudicator)
-    for amount in (2**128, 2**255):
+    for amount in (CAP + 1, 2**128, 2**255):
         with pytest.raises(errors.AmountTooLarge):
             await kit.a.deposit(ch.params, 0, amount)
-    await kit.a.deposit(ch.params, 0, UINT128_MAX)
-    with pytest.raises(errors.AmountTooLarge):
-        await kit.a.deposit(ch.params, 0, 1)
-    await kit.b.deposit(ch.params, 1, UINT128_MAX)  # each participant has its own uint128
-    with pytest.raises(errors.AmountTooLarge):
-        await kit.b.deposit(ch.params, 1, 1)
-    assert (await kit.a.channel(ch.id)).deposits == (UINT128_MAX, UINT128_MAX)
-    assert await kit.token_balance(kit.env.adjudicator) - held == 2 * UINT128_MAX
+    await kit.a.deposit(ch.params, 0, CAP - 10)
+    with pytest.raises(errors.AmountTooLarge):  # the cap counts both participants together
+        await kit.b.deposit(ch.params, 1, 11)
+    await kit.b.deposit(ch.params, 1, 10)
+    for client, who in ((kit.a, 0), (kit.b, 1)):
+        with pytest.raises(errors.AmountTooLarge):
+            await client.deposit(ch.params, who, 1)
+    assert (await kit.a.channel(ch.id)).deposits == (CAP - 10, 10)
+    assert await kit.token_balance(kit.env.adjudicator) - held == CAP
 
 
 async def test_wrapping_states_violate_conservation(kit: Kit) -> None:
@@ -372,16 +377,18 @@ async def test_huge_conserving_states_never_pay_more_than_held(kit: Kit) -> None
     assert await kit.token_balance(kit.env.adjudicator) >= 200
 
 
-async def test_uint128_boundaries_of_locked_payouts_and_withdrawals(kit: Kit) -> None:
-    """Both sides hold 2**128 - 1: a locked total above uint128 reverts AmountTooLarge instead
-    of truncating; a payout of 2**129 - 2 is paid in full; partial withdrawals above uint128 or
-    near 2**256 revert (AmountTooLarge / InsufficientHoldings / overflow panic), never wrap."""
+async def test_cap_boundaries_of_locked_payouts_and_withdrawals(kit: Kit) -> None:
+    """The channel holds exactly the cap (2**96 - 1): withdrawals beyond the holdings or near
+    2**256 revert (InsufficientHoldings / overflow panic), never wrap; a dispute that locks
+    everything left concludes with the whole of it locked; a payout of everything is paid in
+    full."""
     ch = kit.channel(kit.env.token, period=60)
     for account in (kit.alice.address, kit.bob.address):
         await _mint(kit, account, 2**129)
-    await kit.fund(ch, (UINT128_MAX, UINT128_MAX))
+    half = CAP // 2
+    await kit.fund(ch, (CAP - half, half))
     p = params_tuple(ch.params)
-    total = 2 * UINT128_MAX
+    total = CAP
 
     def w_call(version: int, who: int, amount: int) -> tuple[Any, ...]:
         w = (ch.id, version, who, amount, kit.carol.address)
@@ -391,10 +398,9 @@ async def test_uint128_boundaries_of_locked_payouts_and_withdrawals(kit: Kit) ->
                        for x in w)))
         return (p, w, ch.signers[0].sign_digest(d), ch.signers[1].sign_digest(d))
 
-    with pytest.raises(errors.AmountTooLarge):  # fits the holdings, not participant 0's field
-        await kit.a.transact("withdrawPartial", *w_call(1, 0, 2**128 + 5))
-    with pytest.raises(errors.InsufficientHoldings):
-        await kit.a.transact("withdrawPartial", *w_call(1, 0, UINT256_MAX))
+    for amount in (total + 1, 2**128 + 5, UINT256_MAX):
+        with pytest.raises(errors.InsufficientHoldings):
+            await kit.a.transact("withdrawPartial", *w_call(1, 0, amount))
     await kit.a.transact("withdrawPartial", *w_call(1, 1, 1))
     for who in (0, 1):  # w0 + w1 (or w1 + amount) would exceed 2**256
         with pytest.raises((errors.PanicError, errors.InsufficientHoldings)) as info:
@@ -404,18 +410,20 @@ async def test_uint128_boundaries_of_locked_payouts_and_withdrawals(kit: Kit) ->
     assert (await kit.a.channel(ch.id)).withdrawn == (0, 1)
 
     snap = await kit.rpc.dev.snapshot()
-    locked = (ch.id, 2, 0, 0, UINT128_MAX, UINT128_MAX, 0, 1, total - 1, b"\x11" * 32, 1, False)
+    locked = (ch.id, 2, 0, 0, CAP - half, half, 0, 1, total - 1, b"\x11" * 32, 1, False)
     await kit.a.transact("register", p, locked, *sign_raw_state(ch, locked))
     await kit.warp(61)
-    with pytest.raises(errors.AmountTooLarge):
-        await kit.c.transact("concludeAfterTimeout", p, locked)
-    # a cooperative final state still concludes the disputed channel
-    final = (ch.id, 3, total - 1, 0, UINT128_MAX, UINT128_MAX, 0, 1, 0, bytes(32), 0, True)
+    await kit.c.transact("concludeAfterTimeout", p, locked)
+    view = await kit.a.channel(ch.id)
+    assert view.status is ChannelStatus.CONCLUDED
+    assert (view.locked_remaining, view.positions_root) == (total - 1, b"\x11" * 32)
+    assert await kit.rpc.dev.revert(snap)
+    # a cooperative final state paying everything left to one side
+    final = (ch.id, 3, total - 1, 0, CAP - half, half, 0, 1, 0, bytes(32), 0, True)
     a0 = await kit.token_balance(kit.alice.address)
     await kit.b.transact("conclude", p, final, *sign_raw_state(ch, final))
     assert await kit.token_balance(kit.alice.address) - a0 == total - 1
     assert await kit.token_balance(kit.env.adjudicator) == 0
-    assert await kit.rpc.dev.revert(snap)
 
 
 # ---- C12: twice in one block --------------------------------------------------------------------

@@ -16,8 +16,9 @@ import pytest
 from adjudicator import errors, tokens
 from adjudicator.client import params_tuple
 from adjudicator.transactions import TransactionSender
+from channels.core.model import to_checksum
 
-from .kit import Channel, Kit, deploy_artifact, outstanding_holdings
+from .kit import Channel, Kit, T, artifact_abi, deploy_artifact, outstanding_holdings
 
 WEIRD = ["NoReturnToken", "ReturnsFalseToken", "FeeOnTransferToken", "RevertOnZeroToken",
          "TestERC20"]
@@ -114,3 +115,67 @@ async def test_revert_on_zero_token_skips_zero_payouts(kit: Kit) -> None:
     assert await _bal(kit, token, kit.alice.address) - a0 == 100
     assert await kit.a.credits(token, kit.bob.address) == 0
     assert await _bal(kit, token, kit.env.adjudicator) == 0
+
+
+async def test_token_that_moves_funds_but_returns_false_is_paid_not_credited(kit: Kit) -> None:
+    """Issue 13.3: a token whose ``transfer`` moves the funds and still returns ``false``. A push
+    counted only by its reported result would be paid AND credited, leaving the adjudicator owing
+    more than it holds (the other channels of that token pay for it). The push is settled by the
+    adjudicator's measured balance change instead: paid, no credit, holdings cover what is owed;
+    and the pull (``withdraw``) of an honest credit, whose transfer reports failure, reverts with
+    the funds back in place."""
+    token = await deploy_artifact(kit, "MovesButReturnsFalseToken")
+    abi = artifact_abi("MovesButReturnsFalseToken")
+    sender: TransactionSender = kit.c.sender  # type: ignore[assignment]
+
+    async def reports_false(value: bool) -> None:
+        data = abi.encode_call("setReportsFalse", value)
+        await sender.transact(to_checksum(token), data, timeout=T)
+
+    adj = kit.env.adjudicator
+    parties = (kit.alice.address, kit.bob.address, kit.carol.address)
+    for who in parties[:2]:
+        await tokens.mint(kit.rpc, sender, token, who, 1000)
+    ch: Channel = kit.channel(token, decimals=18)
+    await kit.a.deposit(ch.params, 0, 100)
+    await kit.b.deposit(ch.params, 1, 100)
+    await reports_false(True)
+
+    async def owed_and_held() -> tuple[int, int]:
+        owed = await outstanding_holdings(kit, token, [ch], parties)
+        return owed, await _bal(kit, token, adj)
+
+    # a partial withdrawal whose transfer lies: carol is paid, alice is not credited
+    w, sigs = ch.withdrawal(1, 0, 30, kit.carol.address)
+    r = await kit.c.withdraw_partial(ch.params, w, sigs)
+    assert "PayoutCredited" not in [e.name for e in kit.a.decode_receipt_events(r)]
+    assert await _bal(kit, token, kit.carol.address) == 30
+    assert await kit.a.credits(token, kit.alice.address) == 0
+    assert await owed_and_held() == (170, 170)
+
+    # conclusion: both pushes lie, both are paid, nothing is credited
+    a0, b0 = await _bal(kit, token, kit.alice.address), await _bal(kit, token, kit.bob.address)
+    final = ch.signed(2, balances=(60, 110), deposited=(100, 100), withdrawn=(30, 0), final=True)
+    r = await kit.c.conclude(ch.params, final)
+    assert [e.name for e in kit.a.decode_receipt_events(r)] == ["Concluded"]
+    assert await _bal(kit, token, kit.alice.address) - a0 == 60
+    assert await _bal(kit, token, kit.bob.address) - b0 == 110
+    for who in parties:
+        assert await kit.a.credits(token, who) == 0
+    assert await owed_and_held() == (0, 0)
+
+    # an honest failure (blocked receiver) is credited; pulling it while transfers lie reverts
+    # (the pull needs a reported success) and leaves funds and credit in place
+    ch2: Channel = kit.channel(token, decimals=18)
+    await reports_false(False)
+    await kit.a.deposit(ch2.params, 0, 50)
+    await tokens.set_blocked(kit.rpc, sender, token, kit.bob.address, True)
+    final2 = ch2.signed(1, balances=(10, 40), deposited=(50, 0), final=True)
+    await kit.c.conclude(ch2.params, final2)
+    assert await kit.a.credits(token, kit.bob.address) == 40
+    await tokens.set_blocked(kit.rpc, sender, token, kit.bob.address, False)
+    await reports_false(True)
+    with pytest.raises(errors.TransferFailed):
+        await kit.b.withdraw(token, kit.bob.address)
+    assert await kit.a.credits(token, kit.bob.address) == 40
+    assert await _bal(kit, token, adj) == 40

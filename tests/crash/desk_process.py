@@ -7,7 +7,7 @@ Run as ``python tests/crash/desk_process.py '<config json>'``; config keys:
 ``chain``        JSON-RPC URL of the chain
 ``adjudicator``  hex address of the adjudicator
 ``listen_port``  TCP port to listen on (0 picks one), or null for no listener
-``settings``     keyword arguments for :class:`channels.node.NodeSettings`
+``settings``     keyword arguments for :class:`channels.runtime.node.NodeSettings`
 ``tap``          optional path: every message the node *receives* is appended there as one JSON
                  line (type, version, state hash, signatures), flushed at once. It is the harness's
                  record of which signatures left the peer's process (docs/THREATS.md section 5.2).
@@ -49,9 +49,7 @@ if _ROOT not in sys.path:  # run from a checkout without `pip install -e .`
 
 from channels.core import eip712  # noqa: E402
 from channels.core.messages import Accept, Proposal, Reestablish  # noqa: E402
-from channels.core.protocol import Phase  # noqa: E402
-from channels.core.signing import LocalSigner  # noqa: E402
-from channels.events import (  # noqa: E402
+from channels.core.node_events import (  # noqa: E402
     Alarm,
     ChainEventSeen,
     FinalityChanged,
@@ -61,7 +59,10 @@ from channels.events import (  # noqa: E402
     StateUpdated,
     UpdateRefusedEvent,
 )
-from channels.node import Node, NodeSettings, open_node  # noqa: E402
+from channels.core.protocol import Phase  # noqa: E402
+from channels.core.signing import LocalSigner  # noqa: E402
+from channels.runtime.node import Node, NodeSettings, open_node  # noqa: E402
+from channels.testing.faults import tap_received  # noqa: E402
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -141,13 +142,7 @@ class Tap:
 
 def install_tap(node: Node, tap: Tap) -> None:
     """Record what the node receives, before it is handled (test instrumentation only)."""
-    inner = node._dispatch
-
-    async def dispatch(link: Any, message: Any) -> None:
-        tap.record(link.peer, message)
-        await inner(link, message)
-
-    node._dispatch = dispatch  # type: ignore[method-assign]
+    tap_received(node, tap.record)
 
 
 def channel_of(node: Node, command: dict[str, Any]) -> Any:
@@ -160,21 +155,30 @@ def channel_of(node: Node, command: dict[str, Any]) -> Any:
 
 def status(node: Node) -> list[dict[str, Any]]:
     rows = []
-    for row in node.status():
-        entry = node._entries[bytes.fromhex(str(row["channel_id"])[2:])]  # type: ignore[index]
-        machine = entry.machine
-        signed = machine.latest.signed
-        row = dict(row)
-        row.update(
-            state=state_json(machine.state),
-            signatures=["0x" + s.hex() if s else None for s in signed.signatures],
-            fully_signed=signed.fully_signed,
-            highest_signed=int(machine.highest_signed),
-            pending=list(machine.pending_versions),
-            reestablishing=bool(machine.reestablishing),
-            index=machine.index,
+    for info in node.status():
+        ch = node.channel(info.channel_id)
+        signed = ch.latest
+        rows.append(
+            {
+                "channel_id": "0x" + info.channel_id.hex(),
+                "peer": "0x" + info.peer.hex(),
+                "phase": info.phase.value,
+                "version": info.version,
+                "our_balance": info.our_balance,
+                "their_balance": info.their_balance,
+                "positions": info.positions,
+                "locked": info.locked,
+                "deadline": info.deadline,
+                "connected": info.connected,
+                "state": state_json(ch.state),
+                "signatures": ["0x" + s.hex() if s else None for s in signed.signatures],
+                "fully_signed": signed.fully_signed,
+                "highest_signed": int(ch.highest_signed),
+                "pending": list(ch.in_flight),
+                "reestablishing": not info.in_sync,
+                "index": info.our_index,
+            }
         )
-        rows.append(row)
     return rows
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from channels.crash import PHASES
+from channels.testing.crash import PHASES
 
 from .harness import (
     Chain,

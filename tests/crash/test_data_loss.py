@@ -27,11 +27,11 @@ from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of, mint
 from adjudicator.transactions import TransactionSender
 from channels import open_node
-from channels.channel import Channel
+from channels.core.node_events import Alarm, Event
 from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
-from channels.events import Alarm, Event
-from channels.node import Node, NodeSettings
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node, NodeSettings
 
 from .harness import CHALLENGE_PERIOD, DEPOSIT, Chain, adjudicator_calls
 
@@ -200,7 +200,7 @@ async def settled(node: Node) -> None:
     """Wait for the link and the reestablish after a start. Trading before that can strand a
     proposal (see test_restart_race.py), which is not what these tests are about."""
     with trio.fail_after(10):
-        while not node.status()[0]["connected"]:
+        while not node.status()[0].connected:
             await trio.sleep(0.02)
     await trio.sleep(0.3)
 

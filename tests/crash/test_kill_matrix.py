@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from channels.crash import PHASES
+from channels.testing.crash import PHASES
 
 from .harness import Chain
 from .scenario import CaseResult, run_case

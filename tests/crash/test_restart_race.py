@@ -1,7 +1,7 @@
 """A trade made right after a restart, before the reestablish: found by the crash harness.
 
 Regression test. Before the change that starts restored machines (and disconnected ones) as
-``reestablishing`` and makes ``Node._submit`` wait for the reestablish, a proposal made in the gap
+``reestablishing`` and makes a channel's submit wait for the reestablish, a proposal made in the gap
 between the link coming up and the peer's Reestablish being handled reached the peer, which
 countersigned it; the leader then abandoned it as ``NotCountersigned`` (it was not: the peer could
 register it) and every later proposal was refused with ``VersionGap`` until the next reconnect.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import trio
 
-from channels.node import UpdateRefusedError
+from channels.runtime.node import UpdateRefusedError
 
 from .harness import Chain, free_port
 from .test_data_loss import desk, fresh_desk, open_pair, trade_to

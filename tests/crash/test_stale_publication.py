@@ -19,8 +19,8 @@ from adjudicator.client import ChannelStatus, connect_adjudicator
 from channels import cli
 from channels.control import serve_control
 from channels.core.protocol import Phase
-from channels.currency import NotKnownCurrent
-from channels.node import NodeSettings
+from channels.runtime.currency import NotKnownCurrent
+from channels.runtime.node import NodeSettings
 
 from .harness import Chain
 from .test_data_loss import (

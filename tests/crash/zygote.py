@@ -11,8 +11,8 @@ Protocol on stdin (one JSON line per request):
 "stderr": log path}``. Replies on stdout: ``{"id": 1, "pid": 1234}`` and, when a child ends,
 ``{"exit": 1234, "code": -9}`` (negative: killed by that signal).
 
-In the child, ``CHANNELS_CRASH_AT`` is set in the environment and ``channels.crash`` is reloaded,
-so the product reads its crash point from the environment as it does at a normal start.
+In the child, ``CHANNELS_CRASH_AT`` is set in the environment and ``channels.testing.crash`` is
+reloaded, so the product reads its crash point from the environment as it does at a normal start.
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-import channels.crash  # noqa: E402
+import channels.testing.crash  # noqa: E402
 from tests.crash import desk_process  # noqa: E402
 
 
 def child(request: dict[str, object]) -> None:
     crash_at = request.get("crash_at")
     if crash_at:
-        os.environ[channels.crash.ENV] = str(crash_at)
+        os.environ[channels.testing.crash.ENV] = str(crash_at)
     else:
-        os.environ.pop(channels.crash.ENV, None)
-    importlib.reload(channels.crash)  # re-read the environment, as a fresh process would
+        os.environ.pop(channels.testing.crash.ENV, None)
+    importlib.reload(channels.testing.crash)  # re-read the environment, as a fresh process would
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     stdin = os.open(str(request["stdin"]), os.O_RDONLY)
     stdout = os.open(str(request["stdout"]), os.O_WRONLY)

@@ -12,8 +12,8 @@ import trio
 from adjudicator import devchain
 from adjudicator.rpc import RpcClient, RpcTransportError
 from channels import open_node
-from channels.channel import Channel
-from channels.node import Node
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node
 from tests.node._helpers import FAST, desk, open_channel
 from tests.node.conftest import Desks, desks  # noqa: F401 - the fixture
 from tests.watcher.faultproxy import Rule

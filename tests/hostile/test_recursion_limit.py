@@ -21,7 +21,7 @@ PROBE = textwrap.dedent(
             if info.name.endswith("__main__"):
                 continue
             importlib.import_module(info.name)
-    import channels.cli, channels.node, channels.watchtower, eth_account, py_ecc
+    import channels.cli, channels.runtime.node, channels.defence.watchtower, eth_account, py_ecc
     print(sys.getrecursionlimit(), flush=True)
     try:
         json.loads("[" * 200_000)

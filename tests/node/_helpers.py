@@ -14,12 +14,13 @@ import trio
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import open_node
-from channels.channel import Channel
 from channels.core import eip712
 from channels.core.model import ChannelId
+from channels.core.positions import BookSnapshot
 from channels.core.protocol import Policy
 from channels.core.signing import LocalSigner
-from channels.node import Node, NodeSettings
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node, NodeSettings
 
 from .conftest import Desks
 
@@ -109,8 +110,7 @@ class Snapshot:
     pending: tuple[int, ...]
     phase: str
     locked: int
-    book_root: bytes
-    book_len: int
+    book: BookSnapshot
     highest_signed_store: int | None
     signed_versions: tuple[tuple[int, bytes], ...]
     history_len: int
@@ -120,30 +120,20 @@ class Snapshot:
 
 
 async def snapshot(node: Node, desks: Desks, cid: ChannelId) -> Snapshot:
-    entry = node._entries[cid]
-    m = entry.machine
-    signed = m.latest.signed
-
-    def signed_rows(s) -> tuple[tuple[int, bytes], ...]:  # type: ignore[no-untyped-def]
-        rows = s._conn.execute(
-            "SELECT version, state_hash FROM signed_versions WHERE channel_id = ? ORDER BY version",
-            (cid,),
-        ).fetchall()
-        return tuple((int(v), bytes(h)) for v, h in rows)
-
+    ch = node.channel(cid)
+    signed = ch.latest
     block, txs = await chain_counters(desks, node.address)
     return Snapshot(
         version=signed.state.version,
         state_hash=eip712.state_struct_hash(signed.state),
         signatures=signed.signatures,
-        head_version=m.head().version,
-        pending=tuple(m.pending_versions),
-        phase=m.phase.value,
+        head_version=ch.in_flight[-1] if ch.in_flight else ch.version,
+        pending=ch.in_flight,
+        phase=ch.phase.value,
         locked=signed.state.locked,
-        book_root=m.book.root,
-        book_len=len(m.book),
+        book=ch.book_snapshot(),
         highest_signed_store=await node.store.run(lambda s: s.highest_signed(cid)),
-        signed_versions=await node.store.run(signed_rows),
+        signed_versions=tuple(await node.store.run(lambda s: s.signed_versions(cid))),
         history_len=len(await node.store.history(cid)),
         channel_ids=tuple(await node.store.run(lambda s: s.channel_ids())),
         block_number=block,
@@ -178,10 +168,10 @@ async def linked(a: Node, ach: Channel, b: Node, bch: Channel) -> None:
 
     def ready() -> bool:
         return (
-            b.address in a._links
-            and a.address in b._links
-            and not ach._machine.reestablishing
-            and not bch._machine.reestablishing
+            a.is_connected(b.address)
+            and b.is_connected(a.address)
+            and ach.in_sync
+            and bch.in_sync
         )
 
     await wait_until(ready)

@@ -36,7 +36,6 @@ import pytest
 import trio
 
 from channels.core import eip712
-from channels.core.errors import HandshakeError, PeerAuthError
 from channels.core.messages import (
     Accept,
     Message,
@@ -66,8 +65,8 @@ from channels.core.positions import PositionBook
 from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner, malleate
 from channels.core.wire import decode_message, encode_message
-from channels.node import Node
-from channels.transport import Prologue, SecureChannel, connect
+from channels.runtime.node import Node
+from channels.transport import HandshakeError, PeerAuthError, Prologue, SecureChannel, connect
 
 from ._helpers import (
     WEEK,
@@ -134,16 +133,16 @@ class Attacker:
 
 def _next_state(node: Node, cid: ChannelId, trades: tuple[Trade, ...], version: int) -> State:
     """What ``trades`` make of the victim's latest state (computed on a copy of its book)."""
-    m = node._entries[cid].machine
-    book = PositionBook.from_snapshot(m.book.snapshot())
+    ch = node.channel(cid)
+    book = PositionBook.from_snapshot(ch.book_snapshot())
     ctx = Context(
-        params=m.params,
-        domain=m.domain,
+        params=ch.params,
+        domain=ch.domain,
         now=Timestamp(node.now()),
-        confirmed_deposits=m.confirmed_deposits,
+        confirmed_deposits=ch.confirmed_deposits,
         limits=node.config.limits,
     )
-    return apply_trades(m.state, book, trades, ctx, Version(version))
+    return apply_trades(ch.state, book, trades, ctx, Version(version))
 
 
 def _proposal(
@@ -182,9 +181,9 @@ async def test_malicious_counterparty_changes_nothing(desks: Desks, tmp_path: Pa
                 ch, _bch = await _setup(alice, bob, desks)
                 cid = ch.id
             # Alice's node is down; Bob has no link. The attacker holds Alice's key.
-            await wait_until(lambda: desks.alice.address not in bob._links)
+            await bob.wait_connected(desks.alice.address, connected=False)
             before = await snapshot(bob, desks, cid)
-            m = bob._entries[cid].machine
+            m = bob.channel(cid)
             domain = m.domain
             latest = m.state
             history = await bob.store.history(cid)
@@ -367,7 +366,7 @@ async def test_malicious_counterparty_changes_nothing(desks: Desks, tmp_path: Pa
             richer = _next_state(bob, cid, (Pay(1, Amount(b1 // 2)),), latest.version + 3)
             digest = eip712.state_digest(domain, richer)
             alice_sig = desks.alice.sign_digest(digest)
-            book = m.book.snapshot()
+            book = m.book_snapshot()
             for forged in (
                 stranger.sign_digest(digest),  # someone else's key in Bob's slot
                 alice_sig,  # Alice's signature twice
@@ -414,7 +413,7 @@ async def test_malicious_counterparty_changes_nothing(desks: Desks, tmp_path: Pa
 
             await link.aclose()
             assert not any(isinstance(x, Accept) and x is not echo for x in atk.received)
-            await wait_until(lambda: desks.alice.address not in bob._links)
+            await bob.wait_connected(desks.alice.address, connected=False)
             await assert_unchanged(bob, desks, cid, before)
 
             # The honest Alice comes back on her store: reestablish, then a real trade works.
@@ -434,7 +433,7 @@ async def test_unknown_channel_flood_is_bounded(desks: Desks, tmp_path: Path) ->
             async with desk(desks, desks.alice, tmp_path / "a.sqlite") as alice:
                 ch, _ = await _setup(alice, bob, desks)
                 cid = ch.id
-            await wait_until(lambda: desks.alice.address not in bob._links)
+            await bob.wait_connected(desks.alice.address, connected=False)
             before = await snapshot(bob, desks, cid)
             prologue = Prologue(bob.chain_id, Address(bob.chain.address))
             link = await connect(
@@ -530,23 +529,23 @@ async def test_wrong_identity_and_wrong_prologue(desks: Desks, tmp_path: Path) -
                 assert not await atk.drain(0.1)  # no reestablish for a stranger
                 pay = (Pay(0, Amount(10)),)
                 nxt = _next_state(bob, cid, pay, bch.version + 1)
-                m = bob._entries[cid].machine
+                m = bob.channel(cid)
                 for who in (stranger, desks.alice):  # even with Alice's real signature
                     await atk.send(
                         encode_message(_proposal(who, m.domain, nxt, pay, bch.version)), unknown=1
                     )
                     await assert_unchanged(bob, desks, cid, before)
-                sigs = m.latest.signed.signatures
+                sigs = m.latest.signatures
                 assert sigs[0] is not None and sigs[1] is not None
                 await atk.send(
                     encode_message(
-                        Reestablish(cid, m.state, (sigs[0], sigs[1]), m.book.snapshot())
+                        Reestablish(cid, m.state, (sigs[0], sigs[1]), m.book_snapshot())
                     ),
                     unknown=1,
                 )
                 await atk.send(encode_message(UpdateRequest(cid, 1, pay)), unknown=1)
                 await assert_unchanged(bob, desks, cid, before)
-                assert desks.alice.address in bob._links
+                assert bob.is_connected(desks.alice.address)
                 await link.aclose()
                 # Alice's link was never disturbed: trading goes on.
                 done = await ch.pay(7)

@@ -1,5 +1,5 @@
-"""Coalescing of concurrent calls (Node._submit): many callers, few updates, exact balances, and a
-bad trade among many fails only its own caller."""
+"""Coalescing of concurrent calls (channels.runtime.coalescer): many callers, few updates, exact
+balances, and a bad trade among many fails only its own caller."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from channels.channel import Channel
 from channels.core.errors import InsufficientFunds
+from channels.runtime.channel import Channel
 
 from ._helpers import DEPOSIT, desk, open_channel
 from .conftest import Desks

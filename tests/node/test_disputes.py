@@ -14,10 +14,10 @@ from adjudicator.tokens import balance_of
 from channels import open_node
 from channels.core import eip712
 from channels.core.model import Attestation, symbol
+from channels.core.node_events import Alarm
 from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
-from channels.events import Alarm
-from channels.node import Node, NodeSettings
+from channels.runtime.node import Node, NodeSettings
 
 from .conftest import Desks
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from channels.eventbus import EventsLost
+from channels.runtime.eventbus import EventsLost
 
 from ._helpers import desk, open_channel
 from .conftest import Desks

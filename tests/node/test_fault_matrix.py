@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from channels.core.messages import Accept, Message, Proposal, Reestablish, Reject, UpdateRequest
-from channels.core.model import Address, State
+from channels.core.messages import Accept, Proposal, Reestablish, Reject, UpdateRequest
+from channels.core.model import State
 from channels.core.options import Pay, Trade
-from channels.node import Node, UpdateRefusedError
+from channels.runtime.node import UpdateRefusedError
+from channels.testing.faults import cut_link_on_send
 
 from ._helpers import desk, linked, open_channel, wait_until
 from .conftest import Desks
@@ -34,31 +35,6 @@ CASES = [
     (Reestablish, "alice", "alice pays"),
     (Reestablish, "bob", "alice pays"),
 ]
-
-
-def arm(node: Node, kind: type, when: str, fired: trio.Event) -> None:
-    """Cut ``node``'s link the next time it sends a ``kind`` message, before or after it."""
-    original = node._send
-
-    def send(peer: Address, message: Message, points: tuple[str, ...] = ()) -> None:
-        link = node._links.get(peer)
-        if fired.is_set() or not isinstance(message, kind) or link is None:
-            original(peer, message, points)
-            return
-        fired.set()
-        if when == "after":
-            original(peer, message, points)
-
-            async def cut_after_write() -> None:
-                # Let the writer put the frame on the wire, then drop the connection.
-                await trio.sleep(0.01)
-                await link.channel.aclose()
-
-            node._nursery.start_soon(cut_after_write)
-        else:
-            node._nursery.start_soon(link.channel.aclose)
-
-    node._send = send  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
@@ -79,11 +55,10 @@ async def test_disconnect_around_each_message(
         ):
             ch, bch = await open_channel(alice, bob, desks)
             fired = trio.Event()
-            arm(alice if sender == "alice" else bob, kind, when, fired)
+            cut_link_on_send(alice if sender == "alice" else bob, kind, when, fired)
             if kind is Reestablish:
                 # The resync's own message: cut the link once to start a resync.
-                link = alice._links[desks.bob.address]
-                await link.channel.aclose()
+                await alice.disconnect(desks.bob.address)
             outcome: object = None
             try:
                 if start == "alice pays":
@@ -97,7 +72,7 @@ async def test_disconnect_around_each_message(
             assert isinstance(outcome, State | UpdateRefusedError), outcome
             await wait_until(fired.is_set)
             await linked(alice, ch, bob, bch)
-            await wait_until(lambda: ch.state == bch.state and not ch._machine.pending_versions)
+            await wait_until(lambda: ch.state == bch.state and not ch.in_flight)
             # Liveness: both ways again.
             done = await ch.pay(1)
             await bch.wait_version(done.version)

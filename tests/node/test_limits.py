@@ -7,9 +7,8 @@ from pathlib import Path
 
 import trio
 
-from channels.core.errors import ConnectionClosed
 from channels.core.model import Address
-from channels.transport import Prologue, connect
+from channels.transport import ConnectionClosed, Prologue, connect
 
 from ._helpers import FAST, desk, open_channel
 from .conftest import Desks

@@ -13,19 +13,19 @@ from pathlib import Path
 
 import trio
 
-from channels.channel import Channel
 from channels.core.errors import InsufficientFunds
 from channels.core.model import Amount, Position
-from channels.core.options import OpenOption, Pay, Trade, Unwind
-from channels.core.protocol import Phase
-from channels.events import (
+from channels.core.node_events import (
     PeerConnected,
     PeerLost,
     PhaseChangedEvent,
     StateUpdated,
     UpdateRefusedEvent,
 )
-from channels.node import UpdateRefusedError
+from channels.core.options import OpenOption, Pay, Trade, Unwind
+from channels.core.protocol import Phase
+from channels.runtime.channel import Channel
+from channels.runtime.node import UpdateRefusedError
 
 from ._helpers import DEPOSIT, WEEK, desk, open_channel, token_balances, wait_until
 from .conftest import Desks
@@ -43,7 +43,7 @@ class Tally:
 
 
 def _option(ch: Channel, rng: random.Random, expiry: int, *, write: bool) -> tuple[Position, int]:
-    position = ch._position(
+    position = ch.new_position(
         kind=rng.choice(("call", "put")),
         underlying=rng.choice(("ETH-USD", "BTC-USD")),
         strike=rng.randrange(1000, 5000) * 10**8,

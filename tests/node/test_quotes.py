@@ -21,14 +21,14 @@ from channels.core.model import QUANTITY_SCALE, Address, OptionKind
 from channels.core.quote_book import QuoteLimits
 from channels.core.quotes import QuoteDeclined, QuoteExpired, fill_trade, quote_typed_data
 from channels.core.signing import LocalSigner
-from channels.node import Node, UpdateRefusedError
-from channels.quote_events import (
+from channels.runtime.node import Node, UpdateRefusedError
+from channels.runtime.quote_events import (
     QuoteDeclinedEvent,
     QuoteFilled,
     QuoteReceived,
     QuoteRequested,
 )
-from channels.quoting import Decline, IncomingRequest, Pricer, QuoteTerms
+from channels.runtime.quoting import Decline, IncomingRequest, Pricer, QuoteTerms
 
 from ._helpers import FAST, WEEK, open_channel
 from .conftest import Desks

@@ -9,7 +9,7 @@ import trio
 
 from channels.core.model import QUANTITY_SCALE
 from channels.core.quotes import QuoteExpired as QuoteExpiredError
-from channels.quote_events import QuoteExpired
+from channels.runtime.quote_events import QuoteExpired
 
 from ._helpers import WEEK, open_channel
 from .conftest import Desks

@@ -13,11 +13,11 @@ import trio
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import allowance, approve, balance_of, load_artifact, mint
 from adjudicator.transactions import TransactionSender
-from channels.channel import Channel
+from channels.core.node_events import Event
 from channels.core.protocol import Phase
-from channels.deposits import DepositMeasured
-from channels.events import Event
-from channels.node import Node
+from channels.runtime.channel import Channel
+from channels.runtime.deposits import DepositMeasured
+from channels.runtime.node import Node
 
 from ._helpers import FAST, PERIOD, desk
 from .conftest import Desks

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import trio
 
-from channels.channel import Channel
 from channels.core.errors import IllegalCall, TooManyPending
 from channels.core.model import State
-from channels.node import UpdateRefusedError
+from channels.runtime.channel import Channel
+from channels.runtime.node import UpdateRefusedError
 
 from ._helpers import (
     FAST,
@@ -36,12 +36,7 @@ SHORT = replace(FAST, update_timeout=5.0)
 async def _agree(a: Channel, b: Channel) -> None:
     """Both sides reestablished, nothing in flight, the same latest state."""
     await wait_until(
-        lambda: (
-            not a._machine.reestablishing
-            and not b._machine.reestablishing
-            and not a._machine.pending_versions
-            and a.state == b.state
-        ),
+        lambda: a.in_sync and b.in_sync and not a.in_flight and a.state == b.state,
         timeout=15,
     )
 

@@ -10,7 +10,7 @@ from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import open_node
 from channels.core.protocol import Phase
-from channels.node import NodeSettings
+from channels.runtime.node import NodeSettings
 
 from .conftest import Desks
 

@@ -27,12 +27,12 @@ from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from adjudicator.tx_signing import TransactionSigner
 from channels import open_node
-from channels.channel import Channel
 from channels.core.hashing import keccak256
 from channels.core.model import Address
 from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner, Signer
-from channels.node import Node, NodeSettings
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node, NodeSettings
 from channels.signers.account import AccountSigner
 from channels.signers.keystore import PasswordSource, load_keystore, write_keystore
 from channels.signers.remote import RemoteSigner

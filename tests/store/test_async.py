@@ -10,10 +10,11 @@ import pytest
 import trio
 
 from channels.core import eip712
-from channels.core.errors import Equivocation, ForeignStore, StoreError
+from channels.core.errors import Equivocation
 from channels.core.model import Version
 from channels.core.protocol import PersistSignature, PersistState, Phase
 from channels.store import AddChannel, IntentStatus, Op, Store, open_store
+from channels.store.errors import ForeignStore, StoreError
 from tests.store._sim import ADJUDICATOR, ALICE, BOB, CHAIN_ID, DEPOSIT, Sim
 
 CHANNELS = 20

@@ -13,14 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.core import eip712
-from channels.core.errors import (
-    CorruptStore,
-    Equivocation,
-    ForeignStore,
-    StaleVersion,
-    StoreError,
-    UnknownChannel,
-)
+from channels.core.errors import Equivocation, StaleVersion, UnknownChannel
 from channels.core.model import Amount, SignedState, Version
 from channels.core.options import OpenOption
 from channels.core.positions import PositionBook
@@ -42,6 +35,7 @@ from channels.store import (
     Store,
     chain_link,
 )
+from channels.store.errors import CorruptStore, ForeignStore, StoreError
 from tests.store._sim import ADJUDICATOR, ALICE, CHAIN_ID, DEPOSIT, Sim, make_params
 from tests.store.conftest import store_all
 
@@ -209,8 +203,8 @@ def test_book_rows_follow_each_update(db_path: Path) -> None:
         store.append_state(sim.channel_id, sim.update(sim.unwind(2), sim.unwind(4)))
         store.append_state(sim.channel_id, sim.update(sim.option(writer=1)))  # takes slot 1
         store.append_state(sim.channel_id, sim.update(sim.unwind(1), sim.option(), sim.pay(3)))
-        rows = store._conn.execute("SELECT slot FROM book_positions ORDER BY slot").fetchall()
-        assert [r[0] for r in rows] == [0, 1, 2, 4, 5]
+        slots = store.load_channel(sim.channel_id).book.snapshot().slots
+        assert [slot for slot, _ in slots] == [0, 1, 2, 4, 5]
     with reopen(db_path) as store:
         assert store.load_channel(sim.channel_id).book.snapshot() == sim.book.snapshot()
 

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from channels.core.errors import (
-    CorruptStore,
-    ForeignStore,
-    SchemaTooNew,
-    StoreError,
-    StoreInUse,
-)
 from channels.store import APPLICATION_ID, SCHEMA_VERSION, Store
+from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError, StoreInUse
 from tests.store._sim import ADJUDICATOR, ALICE, BOB, CHAIN_ID, OTHER_ADJUDICATOR, Sim
 from tests.store.conftest import store_all
 

@@ -19,7 +19,13 @@ from functools import partial
 import trio
 
 from channels.core.signing import LocalSigner
-from channels.transport import Prologue, SecureChannel, TransportConfig, connect, serve
+from channels.transport import (
+    Prologue,
+    SecureChannel,
+    TransportConfig,
+    connect,
+    serve,
+)
 
 HOST = "127.0.0.1"
 ALICE = LocalSigner(bytes.fromhex("a1" * 32))

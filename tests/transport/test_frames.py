@@ -15,14 +15,16 @@ import trio.testing
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from channels.core.errors import (
+from channels.core.errors import FrameTooLarge, UnencodableMessage
+from channels.transport import (
+    MAX_CHUNK,
     BadFrame,
     ConnectionClosed,
-    FrameTooLarge,
     PeerTimeout,
-    UnencodableMessage,
+    SecureChannel,
+    TransportConfig,
+    respond,
 )
-from channels.transport import MAX_CHUNK, SecureChannel, TransportConfig, respond
 
 from ._helpers import (
     ALICE,

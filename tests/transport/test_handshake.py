@@ -9,20 +9,18 @@ import pytest
 import trio
 import trio.testing
 
-from channels.core.errors import (
-    ConnectionClosed,
-    HandshakeError,
-    InvalidField,
-    PeerAuthError,
-    TransportError,
-)
+from channels.core.errors import InvalidField
 from channels.core.signing import malleate
 from channels.transport import (
     MAX_CHUNK,
     ROLE_INITIATOR,
     ROLE_RESPONDER,
+    ConnectionClosed,
+    HandshakeError,
+    PeerAuthError,
     Prologue,
     TransportConfig,
+    TransportError,
     initiate,
     respond,
 )

@@ -11,9 +11,10 @@ import trio
 import trio.testing
 from eth_account import Account
 
-from channels.core.errors import BadSignature, HandshakeError, PeerAuthError
+from channels.core.errors import BadSignature
 from channels.core.hashing import keccak256
 from channels.core.model import Address
+from channels.core.secure_session import HandshakeError, PeerAuthError
 from channels.transport import ROLE_INITIATOR, ROLE_RESPONDER, Prologue, initiate, respond
 
 from ._helpers import ADJUDICATOR, ALICE, BOB, CHAIN_ID, PROLOGUE, RawPeer, accept_all, both

@@ -9,15 +9,13 @@ from functools import partial
 import pytest
 import trio
 
-from channels.core.errors import (
+from channels.core.signing import LocalSigner
+from channels.transport import (
+    MAX_CHUNK,
     BadFrame,
     ConnectionClosed,
     HandshakeError,
     PeerAuthError,
-)
-from channels.core.signing import LocalSigner
-from channels.transport import (
-    MAX_CHUNK,
     Prologue,
     SecureChannel,
     TransportConfig,
@@ -176,7 +174,12 @@ async def test_slowloris_over_tcp_closed_at_handshake_deadline() -> None:
                     except trio.BrokenResourceError:
                         break
                     with trio.move_on_after(0.25):  # ~4 bytes/s; notice the close at once
-                        if await stream.receive_some() == b"":
+                        try:
+                            if await stream.receive_some() == b"":
+                                break
+                        except trio.BrokenResourceError:
+                            # The server closed with our bytes unread in its buffer: the
+                            # kernel answers with a reset rather than an orderly EOF.
                             break
                 closed_after = trio.current_time() - start
         assert closed_after is not None and 0.4 < closed_after < 2.0, closed_after

@@ -13,10 +13,10 @@ from adjudicator.client import ChannelView, connect_adjudicator, params_tuple, s
 from adjudicator.rpc import RpcClient
 from adjudicator.tokens import balance_of
 from channels import open_node
-from channels.channel import Channel
 from channels.core.model import SignedState
 from channels.core.signing import LocalSigner
-from channels.node import Node, NodeSettings
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node, NodeSettings
 from tests.node.conftest import Desks, desks  # noqa: F401 - the fixture, re-exported
 
 FAST = NodeSettings(chain_poll_interval=0.05, update_timeout=10.0, open_timeout=30.0)
@@ -70,7 +70,7 @@ async def cheat_setup(
                 done = await bch.pay(10_000)
             await ch.wait_version(done.version)
             history = await b.store.history(ch.id)
-            latest = a._entries[ch.id].machine.latest.signed
+            latest = a.channel(ch.id).latest
     old = max(history[:-1], key=lambda u: u.signed.state.balances[1]).signed
     assert old.state.balances[1] > latest.state.balances[1]
     return ch, old, latest

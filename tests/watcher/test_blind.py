@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from channels.events import Alarm
-from channels.node import NodeSettings
+from channels.core.node_events import Alarm
+from channels.runtime.node import NodeSettings
 
 from .conftest import Desks, desk
 from .faultproxy import Rule
@@ -23,7 +23,7 @@ BLIND = NodeSettings(chain_poll_interval=0.05, update_timeout=10.0, max_head_age
 async def test_failing_endpoint_raises_stale_head_and_logs_sparingly(
     desks: Desks, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="channels.watcher")
+    caplog.set_level(logging.WARNING, logger="channels.defence.watcher")
     with trio.fail_after(60):
         async with fault_proxy(desks) as proxy:
             async with desk(

@@ -12,9 +12,9 @@ import trio
 
 from adjudicator.client import ChannelStatus, connect_adjudicator
 from adjudicator.rpc import open_rpc
+from channels.core.node_events import Alarm, Event
 from channels.core.protocol import Phase
-from channels.events import Alarm, Event
-from channels.watcher import SAFE_MIN_CHALLENGE_PERIOD, check_challenge_period
+from channels.defence.watcher import SAFE_MIN_CHALLENGE_PERIOD, check_challenge_period
 
 from .conftest import DEPOSIT, PERIOD, Desks, balances, cheat_setup, desk, view, wait_for
 from .faultproxy import FaultProxy, Rule

@@ -10,11 +10,11 @@ import trio
 
 from adjudicator.client import ChannelStatus, connect_adjudicator
 from adjudicator.rpc import open_rpc
-from channels.core.errors import TransportError
 from channels.core.model import SignedState
 from channels.core.signing import LocalSigner
-from channels.txdriver import TxPolicy
-from channels.watchtower import TowerRefused, open_watchtower, push_from_node, push_state
+from channels.defence.txdriver import TxPolicy
+from channels.defence.watchtower import TowerRefused, open_watchtower, push_from_node, push_state
+from channels.transport import TransportError
 
 from .conftest import DEPOSIT, PERIOD, Desks, balances, desk, view, wait_for
 

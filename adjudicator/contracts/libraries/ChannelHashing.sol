@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {IAdjudicator} from "../interfaces/IAdjudicator.sol";
+import {Params, State, Attestation, Withdrawal} from "../interfaces/ChannelTypes.sol";
 
 /// @title ChannelHashing
 /// @notice Channel id and EIP-712 struct hashes of PROTOCOL.md sections 3-4. Every struct is static,
@@ -21,22 +21,50 @@ library ChannelHashing {
 
     /// @dev keccak256(abi.encode(chainId, adjudicator, asset, assetDecimals, participant0, participant1,
     ///      challengePeriod, oracle, nonce)).
-    function channelId(IAdjudicator.Params calldata params) internal pure returns (bytes32) {
-        return keccak256(abi.encode(params));
+    /// @dev Every struct here is static: its calldata encoding is already the one-word-per-field
+    ///      encoding to hash, so it is copied as is instead of being re-encoded field by field
+    ///      (which also validates each field). A field with dirty high bits therefore yields a
+    ///      different hash than its clean value, i.e. another channel id or a struct hash nobody
+    ///      signed: it can never be taken for the clean struct, and every field the adjudicator reads
+    ///      is still validated by the ABI decoder when read.
+    function channelId(Params calldata params) internal pure returns (bytes32 id) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, params, 0x120) // 9 words
+            id := keccak256(ptr, 0x120)
+        }
     }
 
     /// @dev EIP-712 hashStruct(State).
-    function hashState(IAdjudicator.State calldata state) internal pure returns (bytes32) {
-        return keccak256(abi.encode(STATE_TYPEHASH, state));
+    function hashState(State calldata state) internal pure returns (bytes32 h) {
+        bytes32 typeHash = STATE_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), state, 0x180) // 12 words
+            h := keccak256(ptr, 0x1a0)
+        }
     }
 
     /// @dev EIP-712 hashStruct(Attestation).
-    function hashAttestation(IAdjudicator.Attestation calldata attestation) internal pure returns (bytes32) {
-        return keccak256(abi.encode(ATTESTATION_TYPEHASH, attestation));
+    function hashAttestation(Attestation calldata attestation) internal pure returns (bytes32 h) {
+        bytes32 typeHash = ATTESTATION_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), attestation, 0x60) // 3 words
+            h := keccak256(ptr, 0x80)
+        }
     }
 
     /// @dev EIP-712 hashStruct(Withdrawal).
-    function hashWithdrawal(IAdjudicator.Withdrawal calldata withdrawal) internal pure returns (bytes32) {
-        return keccak256(abi.encode(WITHDRAWAL_TYPEHASH, withdrawal));
+    function hashWithdrawal(Withdrawal calldata withdrawal) internal pure returns (bytes32 h) {
+        bytes32 typeHash = WITHDRAWAL_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), withdrawal, 0xa0) // 5 words
+            h := keccak256(ptr, 0xc0)
+        }
     }
 }

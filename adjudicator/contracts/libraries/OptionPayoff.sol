@@ -2,7 +2,8 @@
 pragma solidity 0.8.37;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {IAdjudicator} from "../interfaces/IAdjudicator.sol";
+import {Position} from "../interfaces/ChannelTypes.sol";
+import {ISettlement} from "../interfaces/ISettlement.sol";
 
 /// @title OptionPayoff
 /// @notice The instrument rules (PROTOCOL.md section 1): European cash-settled call/put, payoff capped
@@ -56,14 +57,14 @@ library OptionPayoff {
         } else if (kind == PUT) {
             diff = strike > price ? strike - price : 0;
         } else {
-            revert IAdjudicator.UnknownPositionKind();
+            revert ISettlement.UnknownPositionKind();
         }
         return cappedValue(diff, quantity, assetDecimals, collateral);
     }
 
     /// @notice Split `collateral` (the position's collateral, possibly capped by what is still locked)
     ///         between holder and writer at settlement `price`.
-    function split(IAdjudicator.Position calldata position, uint256 collateral, uint256 price, uint8 assetDecimals)
+    function split(Position calldata position, uint256 collateral, uint256 price, uint8 assetDecimals)
         internal
         pure
         returns (uint256 toHolder, uint256 toWriter)

@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {IAdjudicator} from "../interfaces/IAdjudicator.sol";
+import {IAdjudicatorBase} from "../interfaces/IAdjudicatorBase.sol";
 
 /// @title Signatures
 /// @notice 65-byte `r || s || v` signatures (PROTOCOL.md section 6) checked with OpenZeppelin's
@@ -11,7 +11,7 @@ import {IAdjudicator} from "../interfaces/IAdjudicator.sol";
 library Signatures {
     /// @dev Recover the signer of `digest`; reverts InvalidSignature / HighS on malformed input.
     function recover(bytes32 digest, bytes calldata sig) internal pure returns (address signer) {
-        if (sig.length != 65) revert IAdjudicator.InvalidSignature();
+        if (sig.length != 65) revert IAdjudicatorBase.InvalidSignature();
         bytes32 r;
         bytes32 s;
         uint8 v;
@@ -23,14 +23,14 @@ library Signatures {
         ECDSA.RecoverError err;
         (signer, err,) = ECDSA.tryRecover(digest, v, r, s);
         if (err != ECDSA.RecoverError.NoError) {
-            if (err == ECDSA.RecoverError.InvalidSignatureS) revert IAdjudicator.HighS();
-            revert IAdjudicator.InvalidSignature(); // v not 27/28, r or s zero: ecrecover returned 0
+            if (err == ECDSA.RecoverError.InvalidSignatureS) revert IAdjudicatorBase.HighS();
+            revert IAdjudicatorBase.InvalidSignature(); // v not 27/28, r or s zero: ecrecover returned 0
         }
     }
 
     /// @dev Revert unless `sig` is a valid signature of `digest` by `expected`.
     function requireSigner(bytes32 digest, bytes calldata sig, address expected) internal pure {
         address signer = recover(digest, sig);
-        if (signer != expected) revert IAdjudicator.WrongSigner(expected, signer);
+        if (signer != expected) revert IAdjudicatorBase.WrongSigner(expected, signer);
     }
 }

@@ -3,7 +3,7 @@ pragma solidity 0.8.37;
 
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {IAdjudicator} from "../interfaces/IAdjudicator.sol";
+import {Params, State, Position, Attestation, Withdrawal} from "../interfaces/ChannelTypes.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {Signatures} from "../libraries/Signatures.sol";
 import {PositionTree} from "../libraries/PositionTree.sol";
@@ -29,19 +29,19 @@ contract Harness {
         return ChannelHashing.WITHDRAWAL_TYPEHASH;
     }
 
-    function channelId(IAdjudicator.Params calldata params) external pure returns (bytes32) {
+    function channelId(Params calldata params) external pure returns (bytes32) {
         return ChannelHashing.channelId(params);
     }
 
-    function hashState(IAdjudicator.State calldata state) external pure returns (bytes32) {
+    function hashState(State calldata state) external pure returns (bytes32) {
         return ChannelHashing.hashState(state);
     }
 
-    function hashAttestation(IAdjudicator.Attestation calldata attestation) external pure returns (bytes32) {
+    function hashAttestation(Attestation calldata attestation) external pure returns (bytes32) {
         return ChannelHashing.hashAttestation(attestation);
     }
 
-    function hashWithdrawal(IAdjudicator.Withdrawal calldata withdrawal) external pure returns (bytes32) {
+    function hashWithdrawal(Withdrawal calldata withdrawal) external pure returns (bytes32) {
         return ChannelHashing.hashWithdrawal(withdrawal);
     }
 
@@ -57,7 +57,7 @@ contract Harness {
         return MessageHashUtils.toTypedDataHash(domainSeparator_, structHash);
     }
 
-    function stateDigest(uint256 chainId, address verifyingContract, IAdjudicator.State calldata state)
+    function stateDigest(uint256 chainId, address verifyingContract, State calldata state)
         external
         pure
         returns (bytes32)
@@ -65,7 +65,7 @@ contract Harness {
         return typedDataDigest(domainSeparator(chainId, verifyingContract), ChannelHashing.hashState(state));
     }
 
-    function attestationDigest(uint256 chainId, address verifyingContract, IAdjudicator.Attestation calldata a)
+    function attestationDigest(uint256 chainId, address verifyingContract, Attestation calldata a)
         external
         pure
         returns (bytes32)
@@ -73,7 +73,7 @@ contract Harness {
         return typedDataDigest(domainSeparator(chainId, verifyingContract), ChannelHashing.hashAttestation(a));
     }
 
-    function withdrawalDigest(uint256 chainId, address verifyingContract, IAdjudicator.Withdrawal calldata w)
+    function withdrawalDigest(uint256 chainId, address verifyingContract, Withdrawal calldata w)
         external
         pure
         returns (bytes32)
@@ -81,7 +81,7 @@ contract Harness {
         return typedDataDigest(domainSeparator(chainId, verifyingContract), ChannelHashing.hashWithdrawal(w));
     }
 
-    function leaf(IAdjudicator.Position calldata position) external pure returns (bytes32) {
+    function leaf(Position calldata position) external pure returns (bytes32) {
         return PositionTree.leaf(position);
     }
 

@@ -122,3 +122,25 @@ contract RevertOnZeroToken is WeirdTokenBase {
         return true;
     }
 }
+
+/// @title MovesButReturnsFalseToken (test only): once switched, `transfer` moves the funds and still
+///        returns false (a proxied token seen doing so after an upgrade). `transferFrom` stays honest.
+contract MovesButReturnsFalseToken is WeirdTokenBase {
+    bool public reportsFalse;
+
+    constructor() WeirdTokenBase("MovesButReturnsFalse", "MRF") {}
+
+    /// @notice Switch the lying `transfer` on or off (anyone may call).
+    function setReportsFalse(bool value) external {
+        reportsFalse = value;
+    }
+
+    function transfer(address to, uint256 amount) external returns (bool) {
+        require(_move(msg.sender, to, amount));
+        return !reportsFalse;
+    }
+
+    function transferFrom(address from, address to, uint256 amount) external returns (bool) {
+        return _spend(from, amount) && _move(from, to, amount);
+    }
+}

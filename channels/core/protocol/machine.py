@@ -39,6 +39,7 @@ from channels.core.model import (
     SignedUpdate,
     Timestamp,
     Version,
+    check_channel_deposits,
     check_uint,
 )
 from channels.core.options import opening_state
@@ -85,6 +86,7 @@ class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
         check_domain(params, config)
         for amount in deposits:
             check_uint(amount, 128, "deposit")
+        check_channel_deposits(deposits)  # gas (issue 16): the adjudicator's cap
         index = params.index_of(signer.address)
         v0 = opening_state(params)
         signature = sign_message(signer, eip712.Domain(params.chain_id, params.adjudicator), v0)
@@ -116,6 +118,7 @@ class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
         check_domain(params, config)
         for amount in proposal.deposits:
             check_uint(amount, 128, "deposit")
+        check_channel_deposits(proposal.deposits)  # gas (issue 16): the adjudicator's cap
         try:
             index = params.index_of(signer.address)
         except InvalidField as exc:

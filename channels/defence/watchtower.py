@@ -2,14 +2,14 @@
 
 A separate process role. Desks (its *clients*, registered by address) push their latest fully
 signed state of each channel (params + both signatures) over the authenticated transport
-(:mod:`channels.transport`: the desk proves its channel key, the tower its own); the tower checks
-the state (domain, channel id, both participants' EIP-712 signatures, the pusher is a participant)
-and keeps the highest version per channel in its own SQLite file (WAL, ``synchronous=FULL``: the
-ack leaves only after the state is durable). It follows the adjudicator's events for those
-channels and, when a channel is registered with an older version than the one it holds, refutes
-with its version before the deadline, paying gas from its own key; after the deadline it also
-concludes. Its transactions go through :class:`channels.watcher.TxManager` (rebroadcast, fee bump,
-``DeadlineAtRisk``).
+(:mod:`channels.transport.secure_channel`: the desk proves its channel key, the tower its own); the
+tower checks the state (domain, channel id, both participants' EIP-712 signatures, the pusher is a
+participant) and keeps the highest version per channel in its own SQLite file (WAL,
+``synchronous=FULL``: the ack leaves only after the state is durable). It follows the adjudicator's
+events for those channels and, when a channel is registered with an older version than the one it
+holds, refutes with its version before the deadline, paying gas from its own key; after the
+deadline it also concludes. Its transactions go through
+:class:`channels.defence.txdriver.TxManager` (rebroadcast, fee bump, ``DeadlineAtRisk``).
 
 Protocol (one msgpack map per message, each answered):
 ``{"t": "push", "params": <wire params>, "state": <wire state>, "sigs": [sig0, sig1]}`` ->
@@ -22,8 +22,9 @@ Use::
                                ("127.0.0.1", 0), clients=[alice]) as tower:
         await push_state(("127.0.0.1", tower.listen_port), tower.address, signer, params, signed)
 
-or ``python -m channels.watchtower --config tower.json`` with ``{"key": "0x..", "store": "..",
-"chain": "http://..", "adjudicator": "0x..", "listen": "127.0.0.1:9735", "clients": ["0x.."]}``.
+or ``python -m channels.defence.watchtower --config tower.json`` with ``{"key": "0x..",
+"store": "..", "chain": "http://..", "adjudicator": "0x..", "listen": "127.0.0.1:9735",
+"clients": ["0x.."]}``.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ import argparse
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgpack
 import trio
@@ -49,24 +50,21 @@ from adjudicator.client import (
     state_tuple,
 )
 from channels.core import boundedjson, eip712
-from channels.core.errors import ChainError, ChannelError, RemoteError
+from channels.core.errors import ChainError, ChannelError, RemoteError, UnknownChannel
 from channels.core.model import Address, ChannelId, Params, SignedState, address
+from channels.core.node_events import Alarm, Event, StateUpdated
 from channels.core.signing import LocalSigner, Signer, verify
 from channels.core.wire import decode_params, decode_state, encode_params, encode_state
-from channels.events import Alarm
-from channels.transport import Prologue, SecureChannel, connect, serve
-from channels.txdriver import (
+from channels.defence.txdriver import (
     TxManager,
     TxPolicy,
-    _bind_conclude_needed,
-    _bind_register_needed,
+    bind_conclude_needed,
+    bind_register_needed,
     intent_key,
 )
+from channels.transport import Prologue, SecureChannel, connect, serve
 
-if TYPE_CHECKING:
-    from channels.node import Node
-
-log = logging.getLogger("channels.watchtower")
+log = logging.getLogger("channels.defence.watchtower")
 
 MAX_REQUEST = 64 * 1024
 
@@ -251,7 +249,7 @@ class Watchtower:
             self.held[cid] = Held(client, params, signed)
         return held
 
-    async def _serve_client(self, secure: SecureChannel) -> None:
+    async def serve_client(self, secure: SecureChannel) -> None:
         client = secure.peer_address
         while True:
             try:
@@ -356,7 +354,7 @@ class Watchtower:
                     "register",
                     (params_tuple(held.params), state_tuple(ours.state), sig0, sig1),
                     deadline=view.deadline,
-                    needed=_bind_register_needed(self.chain, cid, version, self.now),
+                    needed=bind_register_needed(self.chain, cid, version, self.now),
                     tag=version,
                 )
         elif view.version == version and now > view.deadline:
@@ -368,7 +366,7 @@ class Watchtower:
                     cid,
                     "concludeAfterTimeout",
                     (params_tuple(held.params), state_tuple(ours.state)),
-                    needed=_bind_conclude_needed(self.chain, cid),
+                    needed=bind_conclude_needed(self.chain, cid),
                 )
 
 
@@ -412,7 +410,7 @@ async def open_watchtower(
                     signer,
                     Prologue(chain_id, Address(client.address)),
                     lambda peer: peer in tower.clients,
-                    tower._serve_client,
+                    tower.serve_client,
                 )
                 await nursery.start(tower.run)
                 try:
@@ -462,38 +460,62 @@ async def push_state(
     return int(reply["version"])
 
 
-async def push_from_node(node: Node, tower_endpoint: tuple[str, int], tower_address: bytes) -> None:
+class PushedChannel(Protocol):
+    """What the tower needs of a desk's channel handle."""
+
+    @property
+    def id(self) -> ChannelId: ...
+    @property
+    def params(self) -> Params: ...
+    @property
+    def latest(self) -> SignedState: ...
+
+
+class PushSource(Protocol):
+    """What the tower needs of a desk's node (a :class:`channels.runtime.node.Node`)."""
+
+    @property
+    def signer(self) -> Signer: ...
+    @property
+    def channels(self) -> Sequence[PushedChannel]: ...
+    def channel(self, channel_id: bytes) -> PushedChannel: ...
+    def events(
+        self, buffer: int = 10_000
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Event]]: ...
+
+
+async def push_from_node(
+    node: PushSource, tower_endpoint: tuple[str, int], tower_address: bytes
+) -> None:
     """Push every new fully signed state of ``node``'s channels to a tower (run as a task).
 
     Best effort: a push that fails is retried with the next state, and the latest state of every
     channel is pushed at the start. A node that must not sign ahead of its tower would push
     synchronously instead (a hook in the node's executor)."""
-    from channels.events import StateUpdated
 
-    async def push(cid: ChannelId) -> None:
-        entry = node._entries.get(cid)
-        if entry is None:
-            return
-        signed = entry.machine.latest.signed
+    async def push(channel: PushedChannel) -> None:
+        signed = channel.latest
         if not signed.fully_signed:
             return
         try:
-            await push_state(
-                tower_endpoint, tower_address, node.signer, entry.machine.params, signed
-            )
+            await push_state(tower_endpoint, tower_address, node.signer, channel.params, signed)
         except (ChannelError, OSError, trio.TooSlowError) as exc:
-            log.warning("pushing 0x%s to the tower failed: %s", cid.hex()[:12], exc)
+            log.warning("pushing 0x%s to the tower failed: %s", channel.id.hex()[:12], exc)
 
     async with node.events() as events:
-        for cid in list(node._entries):
-            await push(cid)
+        for channel in list(node.channels):
+            await push(channel)
         async for event in events:
             if isinstance(event, StateUpdated) and event.channel_id is not None:
-                await push(event.channel_id)
+                try:
+                    found = node.channel(event.channel_id)
+                except UnknownChannel:
+                    continue
+                await push(found)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m channels.watchtower")
+    parser = argparse.ArgumentParser(prog="python -m channels.defence.watchtower")
     parser.add_argument("--config", required=True, help="JSON file (see the module docstring)")
     args = parser.parse_args(argv)
     config = boundedjson.loads(Path(args.config).read_bytes()[: 1 << 20], max_bytes=1 << 20)

@@ -1,10 +1,13 @@
 """Crash points for the kill -9 harness (docs/THREATS.md section 5.2).
 
 A node started with ``CHANNELS_CRASH_AT=<point>:<phase>:<nth>`` kills itself with SIGKILL the
-``nth`` time (1-based) it reaches ``point`` in ``phase``. Points are the persistence points of
-docs/THREATS.md section 5.1 as the node names them (``signature``: W5, ``state``: W6, ``channel``:
-W1, ``deposit``: W3, ``chain_tx``: W7); phases are ``pre_write``, ``post_write_pre_send`` and
-``post_send``. Without the variable every call is a dictionary lookup and nothing else.
+``nth`` time (1-based) it reaches ``point`` in ``phase``. The points wired today are the
+executor's (:mod:`channels.runtime.executor`): ``signature`` (a batch that stores our signature
+on a version, W5) and ``state`` (a batch that stores a fully signed state, W6). The other
+persistence points of docs/THREATS.md section 5.1 (a new channel W1, a deposit W3, a chain
+transaction W7) have no crash point
+yet. Phases are ``pre_write``, ``post_write_pre_send`` and ``post_send``. Without the variable
+every call is a dictionary lookup and nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import signal
 
 ENV = "CHANNELS_CRASH_AT"
 PHASES = ("pre_write", "post_write_pre_send", "post_send")
+#: The points some code reaches (see above).
+POINTS = ("signature", "state")
 
 
 def _parse(spec: str | None) -> tuple[str, str, int] | None:

@@ -1,12 +1,12 @@
-"""Events of the firm-quote layer (:mod:`channels.quoting`), on the node's event stream."""
+"""Events of the firm-quote layer (:mod:`channels.runtime.quoting`), on the node's event stream."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from channels.core.model import Address
+from channels.core.node_events import Event
 from channels.core.quotes import QuoteRequest, SignedQuote
-from channels.events import Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-log = logging.getLogger("channels.watcher")
+log = logging.getLogger("channels.defence.watcher")
 
 
 @dataclass

@@ -15,7 +15,7 @@ this is the glue a node owns as ``node.quotes``:
   peer initiated that names a quote of ours is countersigned only if the book accepts it.
 
 Events: QuoteRequested, QuoteReceived, QuoteFilled, QuoteExpired, QuoteDeclined
-(:mod:`channels.quote_events`).
+(:mod:`channels.runtime.quote_events`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
@@ -42,10 +42,13 @@ from channels.core.model import (
     Position,
     Price,
     Quantity,
+    State,
     Timestamp,
     symbol,
 )
+from channels.core.node_events import Event
 from channels.core.options import OpenOption, Trade
+from channels.core.protocol import ChannelMachine
 from channels.core.quote_book import BookedQuote, QuoteBook, QuoteLimits, QuoteStatus
 from channels.core.quotes import (
     Quote,
@@ -67,7 +70,8 @@ from channels.core.quotes import (
 from channels.core.quotes import (
     QuoteExpired as QuoteExpiredError,
 )
-from channels.quote_events import (
+from channels.core.signing import Signer
+from channels.runtime.quote_events import (
     QuoteDeclinedEvent,
     QuoteExpired,
     QuoteFilled,
@@ -75,12 +79,40 @@ from channels.quote_events import (
     QuoteRequested,
 )
 from channels.signers.calling import call_signer
-from channels.store.quotes import QuoteEntry, QuoteRecord, append_quote_entries, quote_audit
+from channels.store import AsyncStore
+from channels.store.quotes import QuoteEntry, QuoteRecord
 
-if TYPE_CHECKING:
-    from channels.node import Node
 
-log = logging.getLogger("channels.quoting")
+class QuoteHost(Protocol):
+    """The node as its quote desk sees it (:class:`channels.runtime.quote_host.NodeQuoteHost`)."""
+
+    @property
+    def address(self) -> Address: ...
+    @property
+    def signer(self) -> Signer: ...
+    @property
+    def chain_id(self) -> int: ...
+    @property
+    def adjudicator(self) -> Address: ...
+    @property
+    def store(self) -> AsyncStore: ...
+    def now(self) -> int: ...
+    def machine(self, channel_id: bytes) -> ChannelMachine | None: ...
+    def channel(self, channel_id: bytes) -> QuotedChannel: ...
+    def send(self, peer: Address, message: QuoteMessage) -> None: ...
+    def emit(self, event: Event) -> None: ...
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None: ...
+
+
+class QuotedChannel(Protocol):
+    """A channel handle as the quote desk uses it to fill a quote."""
+
+    @property
+    def our_index(self) -> int: ...
+    def new_position_id(self) -> int: ...
+    async def trade(self, *trades: Trade) -> State: ...
+
+log = logging.getLogger("channels.runtime.quoting")
 
 #: How often expired quotes are swept (seconds).
 SWEEP_INTERVAL = 1.0
@@ -136,7 +168,7 @@ class QuoteDesk:
 
     def __init__(
         self,
-        node: Node,
+        node: QuoteHost,
         pricer: Pricer | None = None,
         limits: QuoteLimits | None = None,
         pricer_timeout: float = 10.0,
@@ -167,25 +199,28 @@ class QuoteDesk:
         return self.book.incoming_requests()
 
     async def audit(self, channel_id: bytes | None = None) -> list[QuoteRecord]:
-        return await self._node.store.run(lambda s: quote_audit(s, channel_id))
+        return await self._node.store.run(lambda s: s.quote_audit(channel_id))
 
     # helpers ----------------------------------------------------------------------------------
-    def _machine(self, channel_id: bytes):  # type: ignore[no-untyped-def]
+    def _machine(self, channel_id: bytes) -> ChannelMachine:
         try:
-            return self._node._entries[ChannelId(channel_id)].machine
+            machine = self._node.machine(channel_id)
         except KeyError:
-            raise UnknownChannel(f"no channel 0x{channel_id.hex()}") from None
+            machine = None
+        if machine is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        return machine
 
     def _domain(self) -> eip712.Domain:
-        return eip712.Domain(self._node.chain_id, Address(self._node.chain.address))
+        return eip712.Domain(self._node.chain_id, self._node.adjudicator)
 
     async def _record(self, *entries: QuoteEntry) -> None:
         entry_list = list(entries)
         async with self._audit_lock:
-            await self._node.store.run(lambda s: append_quote_entries(s, entry_list))
+            await self._node.store.run(lambda s: s.append_quote_entries(entry_list))
 
     def _send(self, peer: Address, message: QuoteMessage) -> None:
-        self._node._send(peer, message)
+        self._node.send(peer, message)
 
     # requesting -------------------------------------------------------------------------------
     async def request_quote(
@@ -325,7 +360,7 @@ class QuoteDesk:
             QuoteEntry(request.channel_id, "declined", request_id=request.request_id, detail=reason)
         )
         self._send(peer, QuoteDecline(request.channel_id, request.request_id, reason))
-        self._node._emit(
+        self._node.emit(
             QuoteDeclinedEvent(request.channel_id, request.request_id, reason, ours=True)
         )
 
@@ -391,10 +426,10 @@ class QuoteDesk:
             # Refused, not stored: the answer is sent, nothing waits.
             self._send(peer, QuoteDecline(request.channel_id, request.request_id, str(exc)[:256]))
             return
-        self._node._emit(QuoteRequested(request.channel_id, peer, request))
+        self._node.emit(QuoteRequested(request.channel_id, peer, request))
         if self.pricer is None:
             return  # an operator answers (CLI ``answer``) before the request's TTL
-        self._node._nursery.start_soon(self._price, peer, request)
+        self._node.start_soon(self._price, peer, request)
 
     async def _price(self, peer: Address, request: QuoteRequest) -> None:
         machine = self._machine(request.channel_id)
@@ -435,7 +470,7 @@ class QuoteDesk:
                 signed=signed,
             )
         )
-        self._node._emit(QuoteReceived(quote.channel_id, peer, signed))
+        self._node.emit(QuoteReceived(quote.channel_id, peer, signed))
         waiting = self._waiting.get(key)
         if waiting is not None:
             waiting.quote = signed
@@ -446,7 +481,7 @@ class QuoteDesk:
         waiting = self._waiting.get(key)
         if waiting is None:
             return
-        self._node._emit(
+        self._node.emit(
             QuoteDeclinedEvent(decline.channel_id, decline.request_id, decline.reason, ours=False)
         )
         waiting.decline = decline.reason
@@ -468,7 +503,7 @@ class QuoteDesk:
             entries.append(
                 QuoteEntry(channel_id, "filled", trade.quote_id, quantity=quantity, version=version)
             )
-            self._node._emit(
+            self._node.emit(
                 QuoteFilled(
                     channel_id,
                     trade.quote_id,
@@ -480,7 +515,7 @@ class QuoteDesk:
                 )
             )
         if entries:
-            self._node._nursery.start_soon(self._record_quietly, entries)
+            self._node.start_soon(self._record_quietly, entries)
 
     async def _record_quietly(self, entries: list[QuoteEntry]) -> None:
         try:
@@ -492,7 +527,7 @@ class QuoteDesk:
         """Mark expired quotes (and drop requests past their TTL); emits QuoteExpired."""
         expired = self.book.expire(Timestamp(self._node.now()))
         for booked in expired:
-            self._node._emit(
+            self._node.emit(
                 QuoteExpired(booked.quote.channel_id, booked.quote.quote_id, booked.ours)
             )
         self.book.forget_retired(KEEP_RETIRED)
@@ -523,10 +558,9 @@ class QuoteDesk:
         live = 0
         for r in candidates:
             assert r.signed is not None
-            entry = self._node._entries.get(ChannelId(r.channel_id))
-            if entry is None:
+            machine = self._node.machine(r.channel_id)
+            if machine is None:
                 continue
-            machine = entry.machine
             ours = r.kind == "issued"
             quote = r.signed.quote
             booked = BookedQuote(

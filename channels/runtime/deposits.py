@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from adjudicator.client import AdjudicatorClient
 from channels.core.errors import RemoteError
 from channels.core.model import ChannelId, Params
-from channels.events import Event
+from channels.core.node_events import Event
 
 
 class DepositNotSeen(RemoteError):

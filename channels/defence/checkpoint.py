@@ -4,34 +4,37 @@ When the channel is registered with an older version than our newest fully signe
 peer is back (linked and in step with us), a ``refute`` would only move the dispute to our
 version and the channel would still close. ``checkpoint`` records our version and returns the
 channel to Open: older states can no longer be registered, and trading resumes. With the peer
-away the watcher refutes as before (nobody to trade with). :meth:`Node.checkpoint` (CLI
+away the watcher refutes as before (nobody to trade with). The node's ``checkpoint`` (CLI
 ``channels checkpoint``) does it on request.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from adjudicator.client import params_tuple, state_tuple
+from adjudicator.client import AdjudicatorClient, params_tuple, state_tuple
 from channels.core.errors import IllegalCall
 from channels.core.model import SignedState
 from channels.core.wire import encode_state
-from channels.txdriver import PendingTx, _bind_register_needed, intent_key
-
-# The node and its channel entry are taken as ``Any``: this module sits below the node (the
-# watcher uses it), so it may not import it, even for type checking (import-linter layers).
-Node = Any
-_Entry = Any
+from channels.defence.host import DefendedChannel
+from channels.defence.txdriver import PendingTx, TxManager, bind_register_needed, intent_key
 
 
-def peer_is_back(node: Node, entry: _Entry) -> bool:
-    """The peer is linked and the two sides have compared their latest states since."""
-    machine = entry.machine
-    return machine.peer_address in node._links and machine.synced and not machine.reestablishing
+def peer_is_back(connected: bool, channel: DefendedChannel) -> bool:
+    """The peer is linked (``connected``) and the two sides have compared their latest states
+    since."""
+    machine = channel.machine
+    return connected and machine.synced and not machine.reestablishing
 
 
 async def submit_checkpoint(
-    node: Node, entry: _Entry, signed: SignedState, *, deadline: int | None = None
+    txs: TxManager,
+    chain: AdjudicatorClient,
+    now: Callable[[], int],
+    channel: DefendedChannel,
+    signed: SignedState,
+    *,
+    deadline: int | None = None,
 ) -> PendingTx:
     """Record ``signed`` on chain with ``checkpoint`` (through the watcher's transaction driver:
     an intent, rebroadcast and fee bumps until mined or no longer needed)."""
@@ -39,17 +42,17 @@ async def submit_checkpoint(
         raise IllegalCall("no fully signed state to checkpoint")
     sig0, sig1 = signed.signatures
     assert sig0 is not None and sig1 is not None
-    cid = entry.machine.channel_id
+    cid = channel.machine.channel_id
     version = signed.state.version
-    tx: PendingTx = await node.watcher.txs.submit(
+    tx: PendingTx = await txs.submit(
         intent_key("checkpoint", cid),
         "checkpoint",
         cid,
         "checkpoint",
-        (params_tuple(entry.machine.params), state_tuple(signed.state), sig0, sig1),
+        (params_tuple(channel.machine.params), state_tuple(signed.state), sig0, sig1),
         payload=encode_state(signed.state),
         deadline=deadline,
-        needed=_bind_register_needed(node.chain, cid, version, node.now),
+        needed=bind_register_needed(chain, cid, version, now),
         tag=version,
     )
     return tx

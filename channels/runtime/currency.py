@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.core.errors import IllegalCall
+from channels.core.node_events import Alarm, Event
 from channels.core.protocol import ChannelMachine
-from channels.events import Alarm, Event
 
 
 class NotKnownCurrent(IllegalCall):

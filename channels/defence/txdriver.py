@@ -31,7 +31,7 @@ from channels.core.errors import ChainError, ChannelError
 from channels.core.model import ChannelId
 from channels.store import IntentStatus
 
-log = logging.getLogger("channels.txdriver")
+log = logging.getLogger("channels.defence.txdriver")
 
 
 @dataclass(frozen=True)
@@ -389,6 +389,12 @@ class TxManager:
         )
 
     async def _finish(self, tx: PendingTx, outcome: IntentStatus, detail: str) -> None:
+        # Journal first, publish after: whoever sees `tx.outcome` set (the watcher, a caller
+        # waiting on it) may read the journal next and must find the same outcome there.
+        try:
+            await self._journal_update(tx, outcome)
+        except ChannelError as exc:  # the outcome is re-derived from the chain after a restart
+            log.warning("could not record the outcome of %s: %s", tx.kind, exc)
         tx.outcome = outcome
         tx.detail = detail
         if self.live.get(tx.key) is tx:
@@ -396,10 +402,6 @@ class TxManager:
             self.finished[tx.key] = tx
         if tx.sent is not None and self.client.sender is not None:
             self.client.sender.forget(tx.sent.nonce)
-        try:
-            await self._journal_update(tx, outcome)
-        except ChannelError as exc:  # the outcome is re-derived from the chain after a restart
-            log.warning("could not record the outcome of %s: %s", tx.kind, exc)
         if outcome is IntentStatus.FAILED and tx.channel_id is not None and tx.sent is not None:
             self.alarm(tx.channel_id, "ChainTxFailed", f"{tx.kind}: {detail}")
         if tx.on_done is not None:
@@ -438,7 +440,7 @@ async def conclude_needed(chain: AdjudicatorClient, channel_id: bytes) -> bool:
 # ---- the node's watcher ----------------------------------------------------------------------
 
 
-def _bind_register_needed(
+def bind_register_needed(
     chain: AdjudicatorClient, cid: bytes, version: int, now: Callable[[], int]
 ) -> Callable[[], Awaitable[bool]]:
     async def needed() -> bool:
@@ -447,7 +449,7 @@ def _bind_register_needed(
     return needed
 
 
-def _bind_conclude_needed(chain: AdjudicatorClient, cid: bytes) -> Callable[[], Awaitable[bool]]:
+def bind_conclude_needed(chain: AdjudicatorClient, cid: bytes) -> Callable[[], Awaitable[bool]]:
     async def needed() -> bool:
         return await conclude_needed(chain, cid)
 

@@ -1,4 +1,4 @@
-"""The watcher: the node's on-chain defence, running beside the trading loop.
+"""The watcher: the host's on-chain defence, running beside the trading loop.
 
 It follows the adjudicator's events for our channels and treats the contract's view of each
 channel (``getChannel``) as the truth; events only say *which* channels to look at. That makes it
@@ -13,7 +13,7 @@ What it does, per channel:
 * a registration newer than ours (the peer completed a proposal we signed, or we lost data) is
   decoded from its transaction, verified and **adopted**; we never refute with an older state;
 * after the deadline it **concludes**; expired positions are **settled** with the oracle's
-  attestation once the node has one, or **released** to the writer after the grace period;
+  attestation once the host has one, or **released** to the writer after the grace period;
   payouts left as credits are **withdrawn**;
 * it **escalates** on its own: a funding that never arrives, or a peer that stays silent while a
   proposal waits or an option nears expiry, leads to registering the latest state.
@@ -39,11 +39,10 @@ than the inclusion-risk bound (:func:`check_challenge_period`) gets
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -56,11 +55,10 @@ from adjudicator.client import (
     settlement_proof,
     state_tuple,
 )
-from channels.chainhealth import ChainHealth
-from channels.checkpoint import peer_is_back, submit_checkpoint
 from channels.core.eip712 import state_struct_hash
 from channels.core.errors import ChainError, ChannelError
 from channels.core.model import ChannelId, SignedState, State, Version
+from channels.core.node_events import Alarm, ChainEventSeen, Finality, FinalityChanged
 from channels.core.options import SETTLEMENT_GRACE
 from channels.core.protocol import (
     ChainStateSeen,
@@ -70,99 +68,37 @@ from channels.core.protocol import (
     DisputeObserved,
     Phase,
 )
-from channels.core.wire import decode_state, encode_state
-from channels.events import Alarm, ChainEventSeen, Finality, FinalityChanged
-from channels.reorgs import CursorGuard
-from channels.store import OPEN_INTENTS, Intent, IntentStatus
-from channels.txdriver import (
+from channels.core.wire import encode_state
+from channels.defence.chainhealth import ChainHealth
+from channels.defence.challenge import (
+    DEFAULT_INCLUSION_WINDOW,
+    DEFAULT_MAX_HEAD_AGE,
+    SAFE_MIN_CHALLENGE_PERIOD,
+    check_challenge_period,
+)
+from channels.defence.checkpoint import peer_is_back, submit_checkpoint
+from channels.defence.host import DefenceHost, DefendedChannel
+from channels.defence.intents import StoreJournal, adopt_intent
+from channels.defence.reorgs import CursorGuard
+from channels.defence.txdriver import (
     PendingTx,
     TxManager,
     TxPolicy,
-    _bind_conclude_needed,
-    _bind_register_needed,
-    conclude_needed,
+    bind_conclude_needed,
+    bind_register_needed,
     intent_key,
     register_needed,
     sent_from_raw,
 )
+from channels.store import OPEN_INTENTS, IntentStatus
 
-if TYPE_CHECKING:
-    from channels.node import Node, _Entry
-
-log = logging.getLogger("channels.watcher")
+log = logging.getLogger("channels.defence.watcher")
 
 CURSOR = "adjudicator"
 
-#: Alarm when the latest block is older than this many seconds of wall time (docs/THREATS.md
-#: section 7).
-#: A NodeSettings field ``max_head_age: float`` overrides it.
-DEFAULT_MAX_HEAD_AGE = 180.0
-
-#: The shortest challenge period we consider safe on any chain (seconds): enough for an operator
-#: to notice an alarm and act by hand if the automatic refute does not land.
-SAFE_MIN_CHALLENGE_PERIOD = 3600
-
-#: Worst-case delay before a transaction we send is certainly included (seconds). 0 on L1 (where
-#: the minimum above covers congestion); on a rollup, its forced-inclusion window (e.g. about 24 h
-#: for Arbitrum's delayed inbox, 12 h for the OP stack's sequencer window). A NodeSettings field
-#: ``inclusion_window: int`` overrides it.
-DEFAULT_INCLUSION_WINDOW = 0
-
-#: Poll intervals the inclusion-risk bound allows for (a refute needs a few polls to be noticed,
-#: sent, and re-priced).
-POLLS_OF_SLACK = 10
 #: A FUNDING channel that no polled event names is read from the chain once every this many
 #: polls (a fallback: its deposits are normally noticed by their events).
 FUNDING_RECHECK_POLLS = 20
-
-
-def check_challenge_period(
-    period: int,
-    *,
-    inclusion_window: int,
-    poll_interval: float = 0.5,
-    minimum: int = SAFE_MIN_CHALLENGE_PERIOD,
-) -> str | None:
-    """Why ``period`` is too short to defend a channel, or None if it is long enough.
-
-    The bound is ``max(minimum, inclusion_window + POLLS_OF_SLACK * poll_interval)``: the
-    challenge period must outlast the chain's worst-case inclusion delay (on a rollup its
-    forced-inclusion window ``W``, during which a censoring sequencer can keep our refute out)
-    plus the watcher's reaction time, and never be below the documented minimum.
-    """
-    reaction = math.ceil(POLLS_OF_SLACK * poll_interval)
-    bound = max(minimum, inclusion_window + reaction)
-    if period >= bound:
-        return None
-    return (
-        f"challenge period {period}s < {bound}s (inclusion window {inclusion_window}s + "
-        f"{POLLS_OF_SLACK} polls of {poll_interval}s, minimum {minimum}s): a refute may not "
-        "be included in time"
-    )
-
-
-# ---- driving transactions to inclusion ---------------------------------------------------------
-
-
-class _StoreJournal:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    async def add(self, kind: str, payload: bytes, channel_id: ChannelId | None) -> int:
-        return await self.node.store.add_intent(kind, payload, channel_id)
-
-    async def update(
-        self,
-        intent_id: int,
-        status: IntentStatus | None = None,
-        *,
-        raw_tx: bytes | None = None,
-        tx_hash: bytes | None = None,
-        nonce: int | None = None,
-    ) -> None:
-        await self.node.store.update_intent(
-            intent_id, status, raw_tx=raw_tx, tx_hash=tx_hash, nonce=nonce
-        )
 
 
 @dataclass
@@ -183,14 +119,14 @@ class _Watch:
 
 
 class Watcher:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, host: DefenceHost) -> None:
+        self.host = host
         self.cursor = 0
         self.watches: dict[ChannelId, _Watch] = {}
         self.errors = 0
-        settings = node.settings
-        self.max_head_age: float = getattr(settings, "max_head_age", DEFAULT_MAX_HEAD_AGE)
-        self.inclusion_window: int = getattr(settings, "inclusion_window", DEFAULT_INCLUSION_WINDOW)
+        settings = host.settings
+        self.max_head_age: float = settings.max_head_age
+        self.inclusion_window: int = settings.inclusion_window
         self.max_head = -1
         self.head_stale = False
         self.health = ChainHealth(self.max_head_age, trio.current_time)
@@ -199,11 +135,11 @@ class Watcher:
         self.polls = 0
         self._reported: dict[tuple[bytes, int], None] = {}
         self.txs = TxManager(
-            node.chain,
-            now=node.now,
-            alarm=lambda cid, kind, detail: node._emit(Alarm(cid, kind, detail)),
-            journal=_StoreJournal(node),
-            policy=getattr(settings, "tx_policy", None),
+            host.chain,
+            now=host.now,
+            alarm=lambda cid, kind, detail: host.emit(Alarm(cid, kind, detail)),
+            journal=StoreJournal(host.store),
+            policy=settings.tx_policy,
             tick=settings.chain_poll_interval,
         )
 
@@ -214,11 +150,11 @@ class Watcher:
         return w
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        node = self.node
+        host = self.host
         async with trio.open_nursery() as nursery:
             await nursery.start(self.txs.run)
-            stored = await node.store.run(lambda s: s.get_cursor(CURSOR))
-            head = await node.chain.head()
+            stored = await host.store.get_cursor(CURSOR)
+            head = await host.chain.head()
             self.max_head = head
             self.cursor = stored.block_number if stored is not None else max(0, head - 1)
             if stored is not None:
@@ -227,15 +163,15 @@ class Watcher:
                 await self.recover()
             except (ChainError, ChannelError, OSError) as exc:
                 log.warning("recovering open intents failed (re-derived from the chain): %s", exc)
-            for entry in list(node._entries.values()):
-                if entry.machine.phase is not Phase.CLOSED:
+            for channel in host.defended():
+                if channel.machine.phase is not Phase.CLOSED:
                     try:
-                        await self._refresh(entry, [])
+                        await self.refresh(channel, [])
                     except (ChainError, ChannelError, OSError) as exc:
                         log.warning("initial refresh failed (retried on the next poll): %s", exc)
             task_status.started()
             while True:
-                await trio.sleep(node.settings.chain_poll_interval)
+                await trio.sleep(host.settings.chain_poll_interval)
                 try:
                     await self.poll()
                     self.health.succeeded()
@@ -247,113 +183,67 @@ class Watcher:
                     blind = self.health.failed(exc)
                     if blind is not None:
                         self.head_stale = True
-                        node._emit(Alarm(None, "StaleHead", blind))
+                        host.emit(Alarm(None, "StaleHead", blind))
 
     async def recover(self) -> None:
         """Drive the intents a previous run left open to an outcome (idempotent)."""
-        node = self.node
-        intents = await node.store.run(lambda s: s.intents(statuses=OPEN_INTENTS))
+        host = self.host
+        intents = await host.store.intents(statuses=OPEN_INTENTS)
         for intent in intents:
-            await self._recover_one(intent)
-
-    async def _recover_one(self, intent: Intent) -> None:
-        node = self.node
-        store = node.store
-        if intent.raw_tx is None or intent.tx_hash is None:
-            # Never broadcast: the poll loop re-derives what is needed from the chain.
-            await store.update_intent(intent.id, IntentStatus.CANCELLED)
-            return
-        receipt = await node.chain.rpc.get_transaction_receipt("0x" + intent.tx_hash.hex())
-        if receipt is not None:
-            status = IntentStatus.CONFIRMED if receipt.status == 1 else IntentStatus.FAILED
-            await store.update_intent(intent.id, status)
-            return
-        cid = intent.channel_id
-        needed: Callable[[], Awaitable[bool]] | None = None
-        deadline: int | None = None
-        tag: object = None
-        if cid is not None and intent.kind in ("refute", "register"):
-            version = decode_state(intent.payload).version
-            tag = version
-            if not await register_needed(node.chain, cid, version, node.now):
-                await store.update_intent(intent.id, IntentStatus.CANCELLED)  # superseded
-                return
-            needed = _bind_register_needed(node.chain, cid, version, node.now)
-            view = await node.chain.channel(cid)
-            if view.status is ChannelStatus.DISPUTED:
-                deadline = view.deadline
-        elif cid is not None and intent.kind == "conclude":
-            if not await conclude_needed(node.chain, cid):
-                await store.update_intent(intent.id, IntentStatus.CANCELLED)
-                return
-            needed = _bind_conclude_needed(node.chain, cid)
-        sent = sent_from_raw(intent.raw_tx)
-        tx = PendingTx(
-            intent_key(intent.kind, cid, None),
-            intent.kind,
-            cid,
-            None,
-            (),
-            deadline=deadline,
-            needed=needed,
-            tag=tag,
-            intent=intent.id,
-            sent=sent,
-            hashes=[sent.hash],
-        )
-        log.warning("adopting open %s intent %d (%s)", intent.kind, intent.id, sent.hash)
-        self.txs.adopt(tx)
+            tx = await adopt_intent(host.store, host.chain, host.now, intent)
+            if tx is not None:
+                self.txs.adopt(tx)
 
     async def poll(self) -> None:
-        node = self.node
-        # The cursor never goes back (max of the heads seen), but we only ask the node for blocks
+        host = self.host
+        # The cursor never goes back (max of the heads seen), but we only ask the host for blocks
         # it says it has: a lagging backend or a reorg to a shorter chain reports a lower head.
-        head = await node.chain.head()
+        head = await host.chain.head()
         self.max_head = max(self.max_head, head)
-        await node.refresh_chain_time()
+        await host.refresh_chain_time()
         self._check_head_age()
-        # [reliability] A reorg below the cursor rewinds it (channels/reorgs.py).
+        # [reliability] A reorg below the cursor rewinds it (channels/defence/reorgs.py).
         self.cursor, deep_reorg = await self.cursor_guard.check(self.cursor)
         if deep_reorg is not None:
-            node._emit(Alarm(None, "DeepReorg", deep_reorg))
-        ids = [cid for cid in node._entries]
+            host.emit(Alarm(None, "DeepReorg", deep_reorg))
+        ids = [c.channel_id for c in host.defended()]
         events: list[ChainEvent] = []
         if ids and self.cursor < head:
-            events = await node.chain.events(self.cursor + 1, head, channel_ids=ids)
+            events = await host.chain.events(self.cursor + 1, head, channel_ids=ids)
         by_channel: dict[bytes, list[ChainEvent]] = {}
         for ev in events:
             if ev.channel_id is not None:
                 by_channel.setdefault(ev.channel_id, []).append(ev)
         self.polls += 1
-        for index, entry in enumerate(list(node._entries.values())):
-            cid = entry.machine.channel_id
-            self._check_period(entry)
+        for index, channel in enumerate(host.defended()):
+            cid = channel.machine.channel_id
+            self._check_period(channel)
             mine = by_channel.get(cid, [])
             for ev in mine:
                 # The reorg window is scanned again on every poll: report each log once.
                 seen = (ev.tx_hash, ev.log_index)
                 if not ev.removed and seen not in self._reported:
                     self._reported[seen] = None
-                    node._emit(ChainEventSeen(cid, ev.name, dict(ev.args), ev.block_number))
+                    host.emit(ChainEventSeen(cid, ev.name, dict(ev.args), ev.block_number))
             while len(self._reported) > 10_000:
                 del self._reported[next(iter(self._reported))]
-            if mine or deep_reorg or self._due(entry, index):
-                await self._refresh(entry, mine)
-            elif entry.machine.phase is Phase.FUNDING:
-                node._maybe_credit(entry)  # a failed credit is retried without a chain read
-            await self._duties(entry)
+            if mine or deep_reorg or self._due(channel, index):
+                await self.refresh(channel, mine)
+            elif channel.machine.phase is Phase.FUNDING:
+                channel.request_credit()  # a failed credit is retried without a chain read
+            await self._duties(channel)
         # Rescan the reorg window next time: only blocks at the confirmation depth are final.
-        new_cursor = max(self.cursor, head - node.settings.confirmations)
+        new_cursor = max(self.cursor, head - host.settings.confirmations)
         if new_cursor != self.cursor:
             self.cursor = new_cursor
             block_hash = await self.cursor_guard.advance(new_cursor)
-            await node.store.set_cursor(CURSOR, new_cursor, block_hash)
+            await host.store.set_cursor(CURSOR, new_cursor, block_hash)
 
     async def _block_hash(self, number: int) -> bytes | None:
-        block = await self.node.chain.rpc.get_block(number)
+        block = await self.host.chain.rpc.get_block(number)
         return None if block is None else bytes.fromhex(block.hash[2:])
 
-    def _due(self, entry: _Entry, index: int) -> bool:
+    def _due(self, channel: DefendedChannel, index: int) -> bool:
         """Whether a channel that no polled event names needs its chain view read anyway.
 
         A DISPUTED channel: every poll (deadlines). A FUNDING channel: once when first seen (a
@@ -365,82 +255,80 @@ class Watcher:
         includes it). Reading every FUNDING channel on every poll made opening many channels
         cost one ``getChannel`` per channel per poll.
         """
-        phase = entry.machine.phase
+        phase = channel.machine.phase
         if phase is Phase.DISPUTED:
             return True
         if phase is not Phase.FUNDING:
             return False
-        if self.watch(entry.machine.channel_id).view is None:
+        if self.watch(channel.machine.channel_id).view is None:
             return True
         return (self.polls + index) % FUNDING_RECHECK_POLLS == 0
 
     def _check_head_age(self) -> None:
         """Alarm once when the head is older than ``max_head_age`` of wall time; re-arm when it
         is fresh again."""
-        age = time.time() - self.node._chain_time
+        age = time.time() - self.host.head_timestamp
         if age > self.max_head_age:
             if not self.head_stale:
                 self.head_stale = True
-                self.node._emit(
+                self.host.emit(
                     Alarm(
                         None,
                         "StaleHead",
                         f"latest block is {age:.0f}s old (> {self.max_head_age:.0f}s): "
-                        "the node may be eclipsed or the chain halted",
+                        "the host may be eclipsed or the chain halted",
                     )
                 )
         else:
             self.head_stale = False
 
-    def _check_period(self, entry: _Entry) -> None:
-        w = self.watch(entry.machine.channel_id)
+    def _check_period(self, channel: DefendedChannel) -> None:
+        w = self.watch(channel.machine.channel_id)
         if w.period_checked:
             return
         w.period_checked = True
         problem = check_challenge_period(
-            entry.machine.params.challenge_period,
+            channel.machine.params.challenge_period,
             inclusion_window=self.inclusion_window,
-            poll_interval=self.node.settings.chain_poll_interval,
+            poll_interval=self.host.settings.chain_poll_interval,
         )
         if problem is not None:
-            self.node._emit(Alarm(entry.machine.channel_id, "ChallengePeriodTooShort", problem))
+            self.host.emit(Alarm(channel.machine.channel_id, "ChallengePeriodTooShort", problem))
 
     # reading the chain's view -----------------------------------------------------------------
-    async def _refresh(self, entry: _Entry, events: Sequence[ChainEvent]) -> None:
-        node = self.node
-        machine = entry.machine
+    async def refresh(self, channel: DefendedChannel, events: Sequence[ChainEvent]) -> None:
+        host = self.host
+        machine = channel.machine
         cid = machine.channel_id
         w = self.watch(cid)
-        view = await node.chain.channel(cid)
+        view = await host.chain.channel(cid)
         w.view = view
         if view.status is not ChannelStatus.CONCLUDED:
-            depth = node.settings.confirmations
+            depth = host.settings.confirmations
             confirmed = view
             if depth > 1:
-                block = max(0, await node.chain.head() - depth + 1)
-                confirmed = await node.chain.channel(cid, block=block)
+                block = max(0, await host.chain.head() - depth + 1)
+                confirmed = await host.chain.channel(cid, block=block)
             if confirmed.deposits != machine.confirmed_deposits:
-                async with entry.lock:
-                    machine.handle(DepositsObserved(confirmed.deposits), now=node.now())
-                entry.notify()
-            node._maybe_credit(entry)
+                await channel.apply(DepositsObserved(confirmed.deposits))
+            channel.request_credit()
         if view.status is ChannelStatus.DISPUTED:
-            await self._on_dispute(entry, w, view, events)
+            await self._on_dispute(channel, w, view, events)
         elif view.status is ChannelStatus.OPEN and machine.phase is Phase.DISPUTED:
-            await node._apply(entry, DisputeCleared())
+            await channel.apply(DisputeCleared())
         elif view.status is ChannelStatus.CONCLUDED and machine.phase is not Phase.CLOSED:
-            await node._apply(entry, ConcludedObserved(machine.state.version))
-            node._emit(FinalityChanged(cid, Finality.CONCLUDED, view.version))
+            await channel.apply(ConcludedObserved(machine.state.version))
+            host.emit(FinalityChanged(cid, Finality.CONCLUDED, view.version))
 
     async def _on_dispute(
-        self, entry: _Entry, w: _Watch, view: ChannelView, events: Sequence[ChainEvent]
+        self, channel: DefendedChannel, w: _Watch, view: ChannelView, events: Sequence[ChainEvent]
     ) -> None:
-        node = self.node
-        machine = entry.machine
+        host = self.host
+        machine = channel.machine
         cid = machine.channel_id
         if machine.phase is not Phase.DISPUTED:
-            await node._apply(entry, DisputeObserved(Version(view.version)))
-            node._emit(FinalityChanged(cid, Finality.REGISTERED, view.version))
+            await channel.apply(DisputeObserved(Version(view.version)))
+            host.emit(FinalityChanged(cid, Finality.REGISTERED, view.version))
         ours = machine.latest.signed
         if view.version < ours.state.version and ours.fully_signed:
             if view.version not in w.stale_seen:
@@ -451,17 +339,17 @@ class Watcher:
                     view.version,
                     ours.state.version,
                 )
-                node._emit(
+                host.emit(
                     Alarm(cid, "StaleRegistration", f"v{view.version} < our v{ours.state.version}")
                 )
-            # [reliability] The peer is back: clear the dispute instead (channels/checkpoint.py).
-            if peer_is_back(node, entry):
-                await submit_checkpoint(node, entry, ours, deadline=view.deadline)
+            # [reliability] The peer is back: clear the dispute instead (defence/checkpoint.py).
+            if peer_is_back(host.is_connected(machine.peer_address), channel):
+                await self.submit_checkpoint(channel, ours, deadline=view.deadline)
                 return
             key = intent_key("refute", cid)
             if key in self.txs.live or not self.txs.busy(key):  # submit de-duplicates
                 w.refuted_with = ours.state.version
-                await self._submit_register("refute", entry, ours, deadline=view.deadline)
+                await self.submit_register("refute", channel, ours, deadline=view.deadline)
             return
         if view.version == ours.state.version:
             w.registered = ours
@@ -470,27 +358,27 @@ class Watcher:
         if w.registered is None or w.registered.state.version != view.version:
             signed = await self._registered_state(cid, view, events)
             if signed is None:
-                node._emit(Alarm(cid, "UnknownRegisteredState", f"v{view.version}"))
+                host.emit(Alarm(cid, "UnknownRegisteredState", f"v{view.version}"))
                 return
             w.registered = signed
             try:
-                await node._apply(entry, ChainStateSeen(signed))
+                await channel.apply(ChainStateSeen(signed))
             except ChannelError as exc:
-                node._emit(Alarm(cid, "BadRegisteredState", str(exc)))
+                host.emit(Alarm(cid, "BadRegisteredState", str(exc)))
 
     async def _registered_state(
         self, cid: ChannelId, view: ChannelView, events: Sequence[ChainEvent]
     ) -> SignedState | None:
-        node = self.node
+        host = self.host
         candidates = [e for e in events if e.name in ("Registered", "Checkpointed")]
         if not candidates:
-            found = await node.chain.events(0, await node.chain.head(), channel_ids=[cid])
+            found = await host.chain.events(0, await host.chain.head(), channel_ids=[cid])
             candidates = [e for e in found if e.name in ("Registered", "Checkpointed")]
         for ev in reversed(candidates):
             if int(ev.args.get("version", -1)) != view.version:
                 continue
             try:
-                signed = await node.chain.signed_state_of(ev.tx_hash)
+                signed = await host.chain.signed_state_of(ev.tx_hash)
             except ChannelError:
                 continue
             if signed.state.version == view.version:
@@ -498,12 +386,17 @@ class Watcher:
         return None
 
     # sending ----------------------------------------------------------------------------------
-    async def _submit_register(
-        self, kind: str, entry: _Entry, signed: SignedState, *, deadline: int | None = None
+    async def submit_register(
+        self,
+        kind: str,
+        channel: DefendedChannel,
+        signed: SignedState,
+        *,
+        deadline: int | None = None,
     ) -> PendingTx:
-        node = self.node
-        params = entry.machine.params
-        cid = entry.machine.channel_id
+        host = self.host
+        params = channel.machine.params
+        cid = channel.machine.channel_id
         sig0, sig1 = signed.signatures
         assert sig0 is not None and sig1 is not None
         version = signed.state.version
@@ -515,17 +408,25 @@ class Watcher:
             (params_tuple(params), state_tuple(signed.state), sig0, sig1),
             payload=encode_state(signed.state),
             deadline=deadline,
-            needed=_bind_register_needed(node.chain, cid, version, node.now),
+            needed=bind_register_needed(host.chain, cid, version, host.now),
             tag=version,
         )
 
+    async def submit_checkpoint(
+        self, channel: DefendedChannel, signed: SignedState, *, deadline: int | None = None
+    ) -> PendingTx:
+        host = self.host
+        return await submit_checkpoint(
+            self.txs, host.chain, host.now, channel, signed, deadline=deadline
+        )
+
     # timed duties -----------------------------------------------------------------------------
-    async def _duties(self, entry: _Entry) -> None:
-        node = self.node
-        machine = entry.machine
+    async def _duties(self, channel: DefendedChannel) -> None:
+        host = self.host
+        machine = channel.machine
         cid = machine.channel_id
         w = self.watch(cid)
-        now = node.now()
+        now = host.now()
         if machine.phase is Phase.DISPUTED and w.view is not None:
             if w.view.status is ChannelStatus.DISPUTED and now > w.view.deadline:
                 state = w.registered.state if w.registered is not None else None
@@ -542,22 +443,22 @@ class Watcher:
                         "concludeAfterTimeout",
                         (params_tuple(machine.params), state_tuple(state)),
                         payload=encode_state(state),
-                        needed=_bind_conclude_needed(node.chain, cid),
+                        needed=bind_conclude_needed(host.chain, cid),
                     )
         if machine.phase is Phase.CLOSED:
-            await self._after_conclusion(entry, w, now)
+            await self._after_conclusion(channel, w, now)
         elif machine.phase in (Phase.FUNDING, Phase.OPEN, Phase.FINAL):
-            await self._escalate(entry, w)
+            await self._escalate(channel, w)
 
-    async def _after_conclusion(self, entry: _Entry, w: _Watch, now: int) -> None:
-        node = self.node
-        machine = entry.machine
+    async def _after_conclusion(self, channel: DefendedChannel, w: _Watch, now: int) -> None:
+        host = self.host
+        machine = channel.machine
         cid = machine.channel_id
         view = w.view
         if view is None or view.status is not ChannelStatus.CONCLUDED or view.locked_remaining:
-            view = w.view = await node.chain.channel(cid)
+            view = w.view = await host.chain.channel(cid)
         if view.locked_remaining == 0 or machine.book.root != machine.state.positions_root:
-            await self._withdraw_credits(entry, w)
+            await self._withdraw_credits(channel, w)
             return
         key = intent_key("settle", cid)
         if self.txs.busy(key):
@@ -566,7 +467,7 @@ class Watcher:
         for position in list(machine.book):
             if position.id in w.settled or now < position.expiry:
                 continue
-            found = node._attestations.get((position.underlying, position.expiry))
+            found = host.attestation(position.underlying, position.expiry)
             late = now >= position.expiry + SETTLEMENT_GRACE
             if found is None and not late:
                 continue
@@ -596,44 +497,44 @@ class Watcher:
             )
             return
 
-    async def _withdraw_credits(self, entry: _Entry, w: _Watch) -> None:
-        node = self.node
+    async def _withdraw_credits(self, channel: DefendedChannel, w: _Watch) -> None:
+        host = self.host
         if w.withdrawn:
             return
         w.withdrawn = True
-        machine = entry.machine
+        machine = channel.machine
         asset = machine.params.asset
         cid = machine.channel_id
         version = machine.state.version
 
         def withdrawn(_tx: PendingTx) -> None:
-            node._emit(FinalityChanged(cid, Finality.WITHDRAWN, version))
+            host.emit(FinalityChanged(cid, Finality.WITHDRAWN, version))
 
-        credit = await node.chain.credits(asset, node.address)
+        credit = await host.chain.credits(asset, host.address)
         if credit > 0:
             await self.txs.submit(
                 intent_key("withdraw", cid, asset),
                 "withdraw",
                 cid,
                 "withdraw",
-                (asset, node.address),
+                (asset, host.address),
                 payload=encode_state(machine.state),
                 on_done=withdrawn,
             )
         else:
-            node._emit(FinalityChanged(cid, Finality.WITHDRAWN, version))
+            host.emit(FinalityChanged(cid, Finality.WITHDRAWN, version))
 
-    async def _escalate(self, entry: _Entry, w: _Watch) -> None:
-        node = self.node
-        settings = node.settings
-        machine = entry.machine
+    async def _escalate(self, channel: DefendedChannel, w: _Watch) -> None:
+        host = self.host
+        settings = host.settings
+        machine = channel.machine
         if w.escalated or not machine.latest.signed.fully_signed:
             return
         if not machine.synced:
             # Restarted after a crash, peer not heard yet: our latest may be stale (THREATS 4.4).
             if not w.behind_alarm:
                 w.behind_alarm = True
-                node._emit(
+                host.emit(
                     Alarm(
                         machine.channel_id,
                         "PossiblyBehind",
@@ -642,25 +543,25 @@ class Watcher:
                     )
                 )
             return
-        quiet = trio.current_time() - entry.last_heard
+        quiet = trio.current_time() - channel.last_heard
         reason = None
         if machine.phase is Phase.FUNDING and quiet > settings.funding_timeout:
-            if trio.current_time() - entry.created_at > settings.funding_timeout:
+            if trio.current_time() - channel.created_at > settings.funding_timeout:
                 reason = "the peer never funded the channel"
         elif settings.escalate_after is not None and quiet > settings.escalate_after:
             if machine.pending_versions:
                 reason = f"the peer is silent with v{machine.pending_versions[0]} unanswered"
             else:
                 margin = machine.params.challenge_period + settings.expiry_margin
-                expiring = [p for p in machine.book if p.expiry - node.now() < margin]
+                expiring = [p for p in machine.book if p.expiry - host.now() < margin]
                 if expiring:
                     reason = f"the peer is silent and {len(expiring)} position(s) near expiry"
         if reason is None:
             return
         w.escalated = True
-        node._emit(Alarm(machine.channel_id, "Escalated", reason))
+        host.emit(Alarm(machine.channel_id, "Escalated", reason))
         log.warning("0x%s: going on chain: %s", machine.channel_id.hex()[:12], reason)
-        await self._submit_register("register", entry, machine.latest.signed)
+        await self.submit_register("register", channel, machine.latest.signed)
 
 
 def _struct_hash(state: State) -> bytes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import trio
 
-from channels.events import Event
+from channels.core.node_events import Event
 
 
 @dataclass(frozen=True, slots=True)

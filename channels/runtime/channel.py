@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from channels.core import eip712
 from channels.core.errors import InvalidField
 from channels.core.model import (
     Address,
@@ -24,38 +24,43 @@ from channels.core.model import (
     PositionId,
     Price,
     Quantity,
+    SignedState,
     State,
     Timestamp,
     symbol,
 )
 from channels.core.options import (
-    DebitWithdrawal,
     OpenOption,
     Pay,
     Settle,
     Trade,
     Unwind,
 )
-from channels.core.protocol import ChannelMachine, Phase
+from channels.core.positions import BookSnapshot
+from channels.core.protocol import Phase
 from channels.core.quotes import SignedQuote
-
-if TYPE_CHECKING:
-    from channels.node import Node
+from channels.runtime.channel_runtime import ChannelRuntime
+from channels.runtime.quoting import QuoteDesk
 
 _ID_SIDE_BIT = 1 << 62
 
 
 class Channel:
-    """A handle on one channel of a node. Get it from ``node.open_channel`` or ``node.channel``."""
+    """A handle on one channel of a node. Get it from ``node.open_channel`` or ``node.channel``.
 
-    def __init__(self, node: Node, machine: ChannelMachine) -> None:
-        self._node = node
-        self._machine = machine
+    It owns the channel's runtime; every read below is a view (nothing returned changes the
+    channel)."""
+
+    def __init__(self, runtime: ChannelRuntime, our_address: Address, quotes: QuoteDesk) -> None:
+        self._runtime = runtime
+        self._quotes = quotes
+        self._machine = runtime.machine
+        self._our_address = our_address
         # Position ids: one bit says which side chose it, so crossing requests never collide.
         start = max(
             (
                 p.id & (_ID_SIDE_BIT - 1)
-                for p in machine.book
+                for p in self._machine.book
                 if p.id & _ID_SIDE_BIT == self._side_bit
             ),
             default=0,
@@ -76,6 +81,11 @@ class Channel:
         return self._machine.params
 
     @property
+    def domain(self) -> eip712.Domain:
+        """The EIP-712 domain every state of this channel is signed in."""
+        return self._machine.domain
+
+    @property
     def our_index(self) -> int:
         return self._machine.index
 
@@ -93,8 +103,33 @@ class Channel:
         return self._machine.state
 
     @property
+    def latest(self) -> SignedState:
+        """The latest state with its signatures (both, once it is fully signed)."""
+        return self._machine.latest.signed
+
+    @property
     def version(self) -> int:
         return self._machine.state.version
+
+    @property
+    def highest_signed(self) -> int:
+        """The highest version we ever signed (never sign another state at or below it)."""
+        return self._machine.highest_signed
+
+    @property
+    def in_sync(self) -> bool:
+        """False from a lost link (or a restart) until the peer's reestablish has arrived."""
+        return not self._machine.reestablishing
+
+    @property
+    def in_flight(self) -> tuple[int, ...]:
+        """Versions proposed and not yet countersigned, oldest first."""
+        return tuple(self._machine.pending_versions)
+
+    @property
+    def confirmed_deposits(self) -> tuple[int, int]:
+        """Each side's deposit as the chain confirms it."""
+        return self._machine.confirmed_deposits
 
     @property
     def our_balance(self) -> int:
@@ -109,6 +144,10 @@ class Channel:
         """Open positions (on the leader, including those of proposals still in flight)."""
         return list(self._machine.book)
 
+    def book_snapshot(self) -> BookSnapshot:
+        """A copy of the position book (slots and positions), e.g. to check a proof."""
+        return self._machine.book.snapshot()
+
     def proof(self, position_id: int) -> list[bytes]:
         return self._machine.book.proof(PositionId(position_id))
 
@@ -116,7 +155,7 @@ class Channel:
         """A fresh position id chosen by our side (never collides with the peer's)."""
         return self._side_bit | next(self._position_ids)
 
-    # firm quotes (channels/quoting.py) -----------------------------------------------------------
+    # firm quotes (channels/runtime/quoting.py) ----------------------------------------------
     async def request_quote(
         self,
         underlying: str | bytes,
@@ -128,7 +167,7 @@ class Channel:
         timeout: float = 10.0,
     ) -> SignedQuote:
         """Ask the peer for a firm quote; ``side`` is ours ("buy" or "sell")."""
-        return await self._node.quotes.request_quote(
+        return await self._quotes.request_quote(
             self.id,
             underlying=underlying,
             kind=kind,
@@ -154,7 +193,7 @@ class Channel:
         replaces: bytes | None = None,
     ) -> SignedQuote:
         """Stream an unsolicited firm quote to the peer; ``side`` is the PEER's side."""
-        return await self._node.quotes.offer(
+        return await self._quotes.offer(
             self.id,
             underlying=underlying,
             kind=kind,
@@ -171,18 +210,10 @@ class Channel:
     async def fill_quote(self, quote: SignedQuote | bytes, quantity: int | None = None) -> Position:
         """Fill the peer's quote (all that is left, or ``quantity``) in one update."""
         quote_id = quote.quote.quote_id if isinstance(quote, SignedQuote) else quote
-        return await self._node.quotes.fill(self.id, quote_id, quantity)
+        return await self._quotes.fill(self.id, quote_id, quantity)
 
-    # trading ------------------------------------------------------------------------------------
-    async def trade(self, *trades: Trade) -> State:
-        """Put several trades in one state (one signature round for all of them)."""
-        return await self._node._submit(self.id, tuple(trades))
-
-    async def pay(self, amount: int) -> State:
-        """Pay ``amount`` to the peer."""
-        return await self.trade(Pay(self.our_index, Amount(amount)))
-
-    def _position(
+    # building trades ----------------------------------------------------------------------------
+    def new_position(
         self,
         *,
         kind: str | OptionKind,
@@ -193,6 +224,8 @@ class Channel:
         collateral: int,
         writer: int,
     ) -> Position:
+        """A position with a fresh id of ours, for :class:`OpenOption` trades batched in one
+        :meth:`trade`; ``writer`` is the index of the side that writes (and collateralises) it."""
         if isinstance(kind, str):
             try:
                 kind = OptionKind[kind.upper()]
@@ -210,6 +243,15 @@ class Channel:
             collateral=Amount(collateral),
         )
 
+    # trading ------------------------------------------------------------------------------------
+    async def trade(self, *trades: Trade) -> State:
+        """Put several trades in one state (one signature round for all of them)."""
+        return await self._runtime.submit(tuple(trades))
+
+    async def pay(self, amount: int) -> State:
+        """Pay ``amount`` to the peer."""
+        return await self.trade(Pay(self.our_index, Amount(amount)))
+
     async def write_option(
         self,
         *,
@@ -222,7 +264,7 @@ class Channel:
         collateral: int,
     ) -> Position:
         """Sell an option to the peer: it pays ``premium``, we lock ``collateral``."""
-        position = self._position(
+        position = self.new_position(
             kind=kind,
             underlying=underlying,
             strike=strike,
@@ -246,7 +288,7 @@ class Channel:
         collateral: int,
     ) -> Position:
         """Buy an option from the peer: we pay ``premium``, the peer locks ``collateral``."""
-        position = self._position(
+        position = self.new_position(
             kind=kind,
             underlying=underlying,
             strike=strike,
@@ -282,21 +324,18 @@ class Channel:
 
     async def top_up(self, amount: int) -> State:
         """Deposit more on chain, wait for its confirmation, then credit it in a new state."""
-        return await self._node._top_up(self.id, amount)
+        return await self._runtime.top_up(amount)
 
     async def withdraw(self, amount: int, recipient: Address | None = None) -> State:
         """Take ``amount`` out while the channel stays open (co-signed, executed on chain)."""
-        return await self._node._withdraw_partial(
-            self.id,
-            DebitWithdrawal(self.our_index, Amount(amount), recipient or self._node.address),
-        )
+        return await self._runtime.withdraw(amount, recipient or self._our_address)
 
     async def close(self) -> None:
         """Agree a final state with the peer and conclude it on chain in one transaction."""
-        await self._node._close(self.id)
+        await self._runtime.close()
 
     async def wait_phase(self, *phases: Phase) -> Phase:
-        return await self._node._wait_phase(self.id, phases)
+        return await self._runtime.wait_phase(phases)
 
     async def wait_version(self, version: int) -> State:
         """Wait until the latest fully signed state is at least ``version``.
@@ -304,7 +343,7 @@ class Channel:
         A follower's own update completes as soon as it has countersigned and stored it; the
         leader stores it when the countersignature arrives, a moment later.
         """
-        return await self._node._wait_version(self.id, version)
+        return await self._runtime.wait_version(version)
 
     def __repr__(self) -> str:
         return f"Channel(0x{self.id.hex()[:12]}…, v{self.version}, {self.phase.value})"

@@ -1,0 +1,311 @@
+"""The runtime of one channel: its machine, the lock that orders its steps, the callers waiting
+on it, and the calls that change it (each a machine step whose actions go to the executor)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import trio
+
+from channels.core.errors import ChannelError, IllegalCall
+from channels.core.funding import net_floor
+from channels.core.messages import Message, Reestablish
+from channels.core.model import Address, Amount, ChannelId, SignedState, State
+from channels.core.node_events import (
+    Alarm,
+    Finality,
+    FinalityChanged,
+    PhaseChangedEvent,
+    StateUpdated,
+    UpdateRefusedEvent,
+)
+from channels.core.options import DebitWithdrawal, Finalize, Trade
+from channels.core.protocol import (
+    Action,
+    ChannelMachine,
+    ConcludedObserved,
+    DataLossRecovered,
+    Input,
+    PersistState,
+    Phase,
+    PhaseChanged,
+    Received,
+    RequestUpdate,
+    UpdateApplied,
+    UpdateRefused,
+)
+from channels.runtime.coalescer import Coalescer, Waiter
+from channels.runtime.context import RuntimeContext
+from channels.runtime.deposits import deposit_measured
+from channels.runtime.errors import UpdateRefusedError
+from channels.signers.calling import call_signer
+
+log = logging.getLogger("channels.runtime.channel")
+
+#: Our own updates in flight on one channel before new calls are queued and coalesced. The
+#: leader keeps a few proposals pipelined (a lost link then completes several at once, see
+#: tests/node/test_reconnect.py); the follower's requests each cost the leader a round.
+IN_FLIGHT_LEADER = 4
+IN_FLIGHT_FOLLOWER = 1
+
+_LIVE = (Phase.FUNDING, Phase.OPEN)
+
+
+class ChannelRuntime:
+    def __init__(
+        self, ctx: RuntimeContext, machine: ChannelMachine, endpoint: tuple[str, int] | None
+    ) -> None:
+        self._ctx = ctx
+        self._machine = machine
+        #: Where to redial the peer (None: the peer dials us).
+        self.endpoint = endpoint
+        self._lock = trio.Lock()
+        self._waiters: dict[int, Waiter] = {}
+        self._starting = 0
+        self._changed = trio.Event()
+        self._crediting = False
+        settings = ctx.settings
+        self._coalescer = Coalescer(
+            self, ctx.nursery, settings.update_timeout, settings.limits.max_trades_per_update
+        )
+        self.created_at = trio.current_time()
+        self.last_heard = trio.current_time()
+
+    # reading ----------------------------------------------------------------------------------
+    @property
+    def machine(self) -> ChannelMachine:
+        """The channel's state machine, for reading (every change goes through :meth:`apply`)."""
+        return self._machine
+
+    @property
+    def channel_id(self) -> ChannelId:
+        return self._machine.channel_id
+
+    @property
+    def peer_address(self) -> Address:
+        return self._machine.peer_address
+
+    @property
+    def in_flight(self) -> int:
+        """Our updates proposed or requested and not yet applied or refused."""
+        return len(self._waiters) + self._starting
+
+    def paused(self) -> bool:
+        return self._machine.reestablishing and self._machine.phase in _LIVE
+
+    def has_room(self) -> bool:
+        limit = IN_FLIGHT_LEADER if self._machine.is_leader else IN_FLIGHT_FOLLOWER
+        return self.in_flight < limit
+
+    # waking callers ---------------------------------------------------------------------------
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    async def wait_phase(self, phases: Sequence[Phase]) -> Phase:
+        while self._machine.phase not in phases:
+            await self._changed.wait()
+        return self._machine.phase
+
+    async def wait_version(self, version: int) -> State:
+        while self._machine.state.version < version:
+            await self._changed.wait()
+        return self._machine.state
+
+    # machine steps ----------------------------------------------------------------------------
+    async def _step(self, event: Input) -> list[Action]:
+        """One machine step, under ``self._lock`` (steps of a channel never overlap). A step may
+        sign; with a blocking (remote) signer it runs in a worker thread, so the trio loop keeps
+        serving other channels, links and the watcher (issue 14)."""
+        now = self._ctx.clock.now()
+        machine = self._machine
+        return await call_signer(machine.signer, lambda: machine.handle(event, now=now))
+
+    async def apply(self, event: Input) -> None:
+        """Feed the machine one input (a chain fact, a link change) and perform what it asks."""
+        async with self._lock:
+            actions = await self._step(event)
+            await self._ctx.executor.enqueue(self, actions)
+        self.notify()
+
+    async def enqueue(self, actions: list[Action]) -> None:
+        """Hand the actions of a step made outside :meth:`apply` (opening) to the executor."""
+        await self._ctx.executor.enqueue(self, actions)
+
+    async def receive(self, message: Message) -> None:
+        """A message from the peer for this channel."""
+        self.last_heard = trio.current_time()
+        machine = self._machine
+        async with self._lock:
+            actions = await self._step(Received(message))
+            await self._ctx.executor.enqueue(self, actions)
+            if isinstance(message, Reestablish):
+                self.notify()  # callers waiting for the resync may go on
+            if (
+                machine.is_leader
+                and machine.phase in _LIVE
+                and any(isinstance(a, PhaseChanged) for a in actions)
+            ):
+                self.request_credit()
+
+    def on_action(self, action: Action) -> None:
+        """Called by the executor once ``action`` (and all before it) is durable."""
+        cid = self._machine.channel_id
+        bus = self._ctx.bus
+        if isinstance(action, UpdateApplied):
+            state = action.update.signed.state
+            waiter = None
+            if action.ours and action.request_id is not None:
+                waiter = self._waiters.pop(action.request_id, None)
+            if waiter is not None:
+                waiter.state = state
+                waiter.done.set()
+                self._room_freed()
+            bus.emit(StateUpdated(cid, state, action.ours, action.update.trades))
+            self._ctx.on_update(cid, state.version, action.update.trades)
+            self.notify()
+        elif isinstance(action, UpdateRefused):
+            if action.request_id is not None and action.ours:
+                waiter = self._waiters.pop(action.request_id, None)
+                if waiter is not None:
+                    waiter.error = UpdateRefusedError(action.rule, action.reason)
+                    waiter.done.set()
+                    self._room_freed()
+            bus.emit(UpdateRefusedEvent(cid, action.request_id, action.rule, action.reason))
+        elif isinstance(action, PhaseChanged):
+            bus.emit(PhaseChangedEvent(cid, action.phase))
+            self.notify()
+        elif isinstance(action, DataLossRecovered):
+            bus.emit(
+                Alarm(cid, "DataLossRecovered", f"v{action.old_version} -> v{action.new_version}")
+            )
+            self.notify()
+        elif isinstance(action, PersistState):
+            self.notify()
+
+    # updates ----------------------------------------------------------------------------------
+    async def submit(self, trades: tuple[Trade, ...]) -> State:
+        """Make ``trades`` one update (or part of one, see :mod:`channels.runtime.coalescer`) and
+        return the state that contains them."""
+        with trio.fail_after(self._ctx.settings.update_timeout):
+            # After a restart or a lost connection no proposal is made until the two sides have
+            # compared their latest states; wait for that rather than fail.
+            while self.paused():
+                await self._changed.wait()
+        return await self._coalescer.submit(trades)
+
+    async def start_update(self, trades: tuple[Trade, ...]) -> tuple[int, Waiter]:
+        """Hand ``trades`` to the machine as one request; raises the rule's error at once if it
+        refuses them before anything is signed."""
+        request_id = next(self._ctx.request_ids)
+        waiter = Waiter()
+        # Hold our place among the updates in flight from the room check on (taking the lock
+        # may yield to other callers, who must see this one).
+        self._starting += 1
+        try:
+            async with self._lock:
+                actions = await self._step(RequestUpdate(trades, request_id))
+                self._waiters[request_id] = waiter
+                await self._ctx.executor.enqueue(self, actions)
+        finally:
+            self._starting -= 1
+            if request_id not in self._waiters:
+                self._room_freed()  # refused at once: the place we held is free again
+        return request_id, waiter
+
+    async def finish_update(self, request_id: int, waiter: Waiter) -> State:
+        try:
+            with trio.fail_after(self._ctx.settings.update_timeout):
+                await waiter.done.wait()
+        finally:
+            # A caller that gave up no longer holds a place among the updates in flight.
+            if self._waiters.pop(request_id, None) is not None:
+                self._room_freed()
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.state is not None
+        return waiter.state
+
+    def _room_freed(self) -> None:
+        if self._coalescer.waiting:
+            self.notify()  # wakes the pump (an applied update has notified already)
+
+    # deposits, withdrawals, closing -------------------------------------------------------------
+    def request_credit(self) -> None:
+        """Credit confirmed deposits in a new state (the leader's job), unless already under way."""
+        machine = self._machine
+        if not machine.is_leader or self._crediting or not machine.credit_trades():
+            return
+        self._crediting = True
+        self._ctx.nursery.start_soon(self._credit)
+
+    async def _credit(self) -> None:
+        try:
+            trades = self._machine.credit_trades()
+            if trades:
+                await self.submit(trades)
+        except ChannelError as exc:
+            log.info("crediting deposits failed (retried on the next poll): %s", exc)
+        finally:
+            self._crediting = False
+
+    async def fund(self) -> None:
+        """Send our deposit unless the chain already has it."""
+        machine = self._machine
+        amount = machine.deposits[machine.index]
+        if amount == 0:
+            return
+        view = await self._ctx.chain.channel(machine.channel_id)
+        already = (view.deposits0, view.deposits1)[machine.index]
+        # The chain credits what arrived: a fee-on-transfer token credits less.
+        if already >= net_floor(amount, self._ctx.settings.max_deposit_fee_bps):
+            return
+        measured = await deposit_measured(
+            self._ctx.chain, machine.params, machine.index, amount - already
+        )
+        self._ctx.bus.emit(measured)
+
+    async def fund_quietly(self) -> None:
+        try:
+            await self.fund()
+        except ChannelError as exc:
+            self._ctx.bus.emit(Alarm(self.channel_id, "FundingFailed", str(exc)))
+
+    async def top_up(self, amount: int) -> State:
+        machine = self._machine
+        before = machine.state.deposited[machine.index]
+        # Wait for what the chain measured (a fee-on-transfer token credits less than was sent),
+        # and not for ever: the credit needs the peer's countersignature.
+        measured = await deposit_measured(self._ctx.chain, machine.params, machine.index, amount)
+        self._ctx.bus.emit(measured)
+        with trio.fail_after(self._ctx.settings.open_timeout):
+            while machine.state.deposited[machine.index] < before + measured.credited:
+                await self._changed.wait()
+        return machine.state
+
+    async def withdraw(self, amount: int, recipient: Address) -> State:
+        machine = self._machine
+        trade = DebitWithdrawal(machine.index, Amount(amount), recipient)
+        state = await self.submit((trade,))
+        update = machine.latest
+        if update.withdrawal is None or update.withdrawal_signatures is None:
+            raise IllegalCall("the withdrawal was not co-signed")
+        await self._ctx.chain.withdraw_partial(
+            machine.params, update.withdrawal, update.withdrawal_signatures
+        )
+        return state
+
+    async def close(self) -> None:
+        machine = self._machine
+        if machine.phase is not Phase.FINAL:
+            await self.submit((Finalize(),))
+        signed: SignedState = machine.latest.signed
+        await self._ctx.chain.conclude(machine.params, signed)
+        await self.apply(ConcludedObserved(signed.state.version))
+        self._ctx.bus.emit(
+            FinalityChanged(self.channel_id, Finality.CONCLUDED, signed.state.version)
+        )

@@ -1,0 +1,33 @@
+"""What every channel runtime of one node shares: the node's services, passed down, never a
+reference back to the node."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import trio
+
+from adjudicator.client import AdjudicatorClient
+from channels.core.model import Address, ChannelId
+from channels.core.options import Trade
+from channels.runtime.bus import EventBus
+from channels.runtime.clock import ChainClock
+from channels.runtime.executor import Executor
+from channels.runtime.settings import NodeSettings
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeContext:
+    address: Address
+    chain: AdjudicatorClient
+    settings: NodeSettings
+    clock: ChainClock
+    bus: EventBus
+    executor: Executor
+    #: The node's nursery: background tasks of a channel (pump, credit, funding) live here.
+    nursery: trio.Nursery
+    #: Request ids, unique across the node's channels.
+    request_ids: Iterator[int]
+    #: Told of every applied update (channel, version, trades): the quote desk settles fills.
+    on_update: Callable[[ChannelId, int, tuple[Trade, ...]], None]

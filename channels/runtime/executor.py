@@ -1,0 +1,86 @@
+"""The persist-then-send executor: where the write-before-send rule is kept while updates stay fast.
+
+Channel runtimes hand it the actions of each machine step, in order. It takes every batch that is
+waiting, makes all their persistence actions durable in ONE store transaction, and only then
+performs the sends and notifications of those batches, in order. Persisting a later action before
+an earlier send is harmless; sending before persisting is never done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import trio
+
+from channels.core.messages import Message
+from channels.core.model import Address
+from channels.core.protocol import Action, PersistSignature, PersistState, PhaseChanged, Send
+from channels.store.persister import Persister
+from channels.testing.crash import crash_point
+
+#: Sends a message to a peer; the crash points are fired once the message is on the wire.
+SendFn = Callable[[Address, Message, tuple[str, ...]], None]
+
+
+class ActionTarget(Protocol):
+    """The channel runtime an action batch belongs to."""
+
+    @property
+    def peer_address(self) -> Address: ...
+
+    def on_action(self, action: Action) -> None:
+        """Perform a non-send action (wake callers, emit events) once it is durable."""
+        ...
+
+
+def crash_points_of(durable: Sequence[Action]) -> tuple[str, ...]:
+    """The crash points (``channels.testing.crash``) a batch of durable actions passes."""
+    points: list[str] = []
+    if any(isinstance(a, PersistSignature) for a in durable):
+        points.append("signature")
+    if any(isinstance(a, PersistState) for a in durable):
+        points.append("state")
+    return tuple(points)
+
+
+class Executor:
+    def __init__(self, store: Persister, send: SendFn, capacity: int = 10_000) -> None:
+        self._store = store
+        self._send = send
+        self._in, self._out = trio.open_memory_channel[tuple[ActionTarget, list[Action]]](
+            capacity
+        )
+
+    async def enqueue(self, target: ActionTarget, actions: list[Action]) -> None:
+        if actions:
+            await self._in.send((target, actions))
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async for first in self._out:
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self._out.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            durable = [
+                action
+                for _, actions in batch
+                for action in actions
+                if isinstance(action, PersistSignature | PersistState | PhaseChanged)
+            ]
+            points = crash_points_of(durable)
+            for point in points:
+                crash_point(point, "pre_write")
+            if durable:
+                await self._store.persist(durable)
+            for point in points:
+                crash_point(point, "post_write_pre_send")
+            for target, actions in batch:
+                for action in actions:
+                    if isinstance(action, Send):
+                        self._send(target.peer_address, action.message, points)
+                    else:
+                        target.on_action(action)

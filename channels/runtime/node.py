@@ -1,0 +1,494 @@
+"""The desk node: the registry of its channels, wired to the transport, the store and the chain.
+
+``async with open_node(...) as node:`` owns one trio nursery in which every background task of the
+node lives (listener, peer links, the action executor, the chain follower). Nothing outlives the
+``async with`` block. The jobs live in their own modules: each channel's runtime
+(:mod:`~channels.runtime.channel_runtime`), coalescing (:mod:`~channels.runtime.coalescer`), the
+persist-then-send executor (:mod:`~channels.runtime.executor`), peer links
+(:mod:`~channels.runtime.links`), the event bus and the chain clock; the defence
+(:mod:`channels.defence`) sees the node only through :class:`~channels.defence.host.DefenceHost`.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from adjudicator.client import AdjudicatorClient, connect_adjudicator
+from adjudicator.tx_signing import TransactionSigner
+from channels.core.errors import ChannelError, IllegalCall, RemoteError, UnknownChannel
+from channels.core.messages import Message, OpenProposal
+from channels.core.model import Address, Attestation, ChannelId, Params, State, address
+from channels.core.node_events import Event
+from channels.core.options import Trade
+from channels.core.protocol import ChannelMachine, Config, Disconnected, Phase, Policy, Reconnected
+from channels.core.quote_book import QuoteLimits
+from channels.core.quotes import QUOTE_MESSAGES, QuoteMessage
+from channels.core.signing import LocalSigner, Signer
+from channels.defence.watcher import Watcher
+from channels.runtime.bus import EventBus
+from channels.runtime.channel import Channel
+from channels.runtime.channel_runtime import ChannelRuntime
+from channels.runtime.clock import ChainClock
+from channels.runtime.context import RuntimeContext
+from channels.runtime.currency import check_current_for_dispute
+from channels.runtime.defence_host import NodeDefenceHost
+from channels.runtime.errors import UpdateRefusedError
+from channels.runtime.executor import Executor
+from channels.runtime.links import Links
+from channels.runtime.quote_host import NodeQuoteHost
+from channels.runtime.quoting import Pricer, QuoteDesk
+from channels.runtime.settings import NodeSettings
+from channels.runtime.views import ChannelInfo
+from channels.signers.calling import call_signer, on_trio_thread
+from channels.store import AsyncStore, IntentStatus, open_store
+from channels.testing.hooks import FaultHooks
+from channels.transport import Prologue, serve
+
+log = logging.getLogger("channels.runtime.node")
+
+__all__ = ["Node", "NodeSettings", "UpdateRefusedError", "open_node"]
+
+
+class Node:
+    """A desk node. Create it with :func:`open_node`."""
+
+    def __init__(
+        self,
+        *,
+        signer: Signer,
+        store: AsyncStore,
+        chain: AdjudicatorClient,
+        chain_id: int,
+        settings: NodeSettings,
+        nursery: trio.Nursery,
+        policy: Policy | None = None,
+        accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+        pricer: Pricer | None = None,
+        quote_limits: QuoteLimits | None = None,
+    ) -> None:
+        self.signer = signer
+        self.store = store
+        self.chain = chain
+        self.chain_id = chain_id
+        self.settings = settings
+        self.policy = policy
+        self.accept_channel = accept_channel
+        self.config = Config(
+            chain_id=chain_id,
+            adjudicator=Address(chain.address),
+            limits=settings.limits,
+            max_pending=settings.max_pending,
+            max_deposit_fee_bps=settings.max_deposit_fee_bps,
+        )
+        self._nursery = nursery
+        self._runtimes: dict[ChannelId, ChannelRuntime] = {}
+        self._handles: dict[ChannelId, Channel] = {}
+        self._bus = EventBus()
+        self._clock = ChainClock(chain)
+        self._links = Links(
+            signer=signer,
+            prologue=Prologue(chain_id, Address(chain.address)),
+            settings=settings,
+            bus=self._bus,
+            nursery=nursery,
+            dispatch=self._dispatch,
+            on_up=functools.partial(self._link_changed, up=True),
+            on_down=functools.partial(self._link_changed, up=False),
+        )
+        self._executor = Executor(store, self._links.send)
+        self._ctx = RuntimeContext(
+            address=signer.address,
+            chain=chain,
+            settings=settings,
+            clock=self._clock,
+            bus=self._bus,
+            executor=self._executor,
+            nursery=nursery,
+            request_ids=itertools.count(1),
+            on_update=lambda cid, version, trades: self.quotes.on_update(cid, version, trades),
+        )
+        self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
+        self.watcher = Watcher(
+            NodeDefenceHost(
+                self._ctx, store, self._runtimes, self._attestations, self._links.connected
+            )
+        )
+        #: Firm quotes (RFQ): requests, answers, offers, fills and the fill rule.
+        self.quotes = QuoteDesk(
+            NodeQuoteHost(
+                signer=signer,
+                chain_id=chain_id,
+                adjudicator=Address(chain.address),
+                store=store,
+                clock=self._clock,
+                bus=self._bus,
+                nursery=nursery,
+                runtimes=self._runtimes,
+                handles=self._handles,
+                send=self._links.send,
+            ),
+            pricer,
+            quote_limits,
+        )
+        self.listen_port: int | None = None
+        #: Messages naming a channel we do not have with the sending peer.
+        self.unknown_channel_messages = 0
+
+    # identity, time, events ---------------------------------------------------------------------
+    @property
+    def address(self) -> Address:
+        return self.signer.address
+
+    def now(self) -> int:
+        """Chain time (see :class:`~channels.runtime.clock.ChainClock`)."""
+        return self._clock.now()
+
+    async def refresh_chain_time(self) -> None:
+        await self._clock.refresh()
+
+    @property
+    def events_lost(self) -> int:
+        """Events dropped because a subscriber's buffer was full (each is announced to it)."""
+        return self._bus.events_lost
+
+    def events(
+        self, buffer: int = 10_000
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Event]]:
+        """``async with node.events() as stream: async for event in stream: ...``"""
+        return self._bus.subscribe(buffer)
+
+    # peers --------------------------------------------------------------------------------------
+    @property
+    def peers(self) -> tuple[Address, ...]:
+        """The peers connected now."""
+        return self._links.peers
+
+    def is_connected(self, peer: bytes) -> bool:
+        return self._links.connected(Address(peer))
+
+    async def wait_connected(self, peer: bytes, connected: bool = True) -> None:
+        """Return once ``peer`` is connected (with ``connected=False``: once it is not)."""
+        await self._links.wait_connected(Address(peer), connected)
+
+    async def disconnect(self, peer: bytes) -> None:
+        """Drop the connection to ``peer``; a peer we dialled is redialled."""
+        await self._links.disconnect(Address(peer))
+
+    @property
+    def bad_messages(self) -> int:
+        """Messages refused (malformed, or breaking a rule) over the node's life."""
+        return self._links.bad_messages
+
+    @property
+    def fault_hooks(self) -> FaultHooks:
+        """Fault-injection points, for :mod:`channels.testing.faults` only."""
+        return self._links.hooks
+
+    # channels -----------------------------------------------------------------------------------
+    @property
+    def channels(self) -> list[Channel]:
+        return list(self._handles.values())
+
+    def channel(self, channel_id: bytes) -> Channel:
+        try:
+            return self._handles[ChannelId(channel_id)]
+        except KeyError:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}") from None
+
+    def status(self) -> list[ChannelInfo]:
+        """One view per channel: what a desk's status table shows."""
+        infos: list[ChannelInfo] = []
+        for runtime in self._runtimes.values():
+            m = runtime.machine
+            watch = self.watcher.watches.get(m.channel_id)
+            chain_view = watch.view if watch is not None else None
+            infos.append(
+                ChannelInfo(
+                    channel_id=m.channel_id,
+                    peer=m.peer_address,
+                    our_index=m.index,
+                    phase=m.phase,
+                    version=m.state.version,
+                    our_balance=m.state.balances[m.index],
+                    their_balance=m.state.balances[1 - m.index],
+                    positions=m.state.position_count,
+                    locked=m.state.locked,
+                    deadline=chain_view.deadline if chain_view is not None else 0,
+                    connected=self._links.connected(m.peer_address),
+                    in_sync=not m.reestablishing,
+                    in_flight=tuple(m.pending_versions),
+                )
+            )
+        return infos
+
+    def _add(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> ChannelRuntime:
+        machine.policy = self._quote_policy(machine)
+        runtime = ChannelRuntime(self._ctx, machine, endpoint)
+        self._runtimes[machine.channel_id] = runtime
+        self._handles[machine.channel_id] = Channel(runtime, self.address, self.quotes)
+        return runtime
+
+    def _quote_policy(self, machine: ChannelMachine) -> Policy:
+        # firm quotes: a trade naming a quote of ours is signed only if the fill rule accepts
+        # it (channels/runtime/quoting.py); then the bot's policy runs.
+        user_policy = self.policy
+
+        def policy(base: State, new: State, trades: Sequence[Trade]) -> str | None:
+            self.quotes.check_update(machine.channel_id, machine.peer_address, tuple(trades))
+            return user_policy(base, new, trades) if user_policy is not None else None
+
+        # signers (issue 14): the step may run in a worker thread (a blocking signer)
+        return lambda base, new, trades: on_trio_thread(lambda: policy(base, new, trades))
+
+    async def open_channel(
+        self,
+        *,
+        peer: tuple[str, int],
+        peer_address: str | bytes,
+        asset: str | bytes,
+        deposit: int,
+        peer_deposit: int,
+        oracle: str | bytes,
+        challenge_period: int = 3600,
+        asset_decimals: int | None = None,
+        nonce: int | None = None,
+    ) -> Channel:
+        """Propose a channel to a peer, fund it, and return once both deposits are credited."""
+        peer_addr = address(peer_address)
+        asset_addr = address(asset)
+        if asset_decimals is None:
+            asset_decimals = await self.chain.asset_decimals(asset_addr)
+        params = Params(
+            chain_id=self.chain_id,
+            adjudicator=Address(self.chain.address),
+            asset=asset_addr,
+            asset_decimals=asset_decimals,
+            participants=(self.address, peer_addr),
+            challenge_period=challenge_period,
+            oracle=address(oracle),
+            nonce=nonce if nonce is not None else secrets.randbits(256),
+        )
+        signer = self.signer
+        machine, actions = await call_signer(
+            signer,
+            lambda: ChannelMachine.initiate(params, signer, self.config, (deposit, peer_deposit)),
+        )
+        await self._links.connect(peer, peer_addr)
+        await self.store.add_channel(
+            params, machine.index, (deposit, peer_deposit), machine.phase, peer
+        )
+        runtime = self._add(machine, peer)
+        await runtime.enqueue(actions)
+        with trio.fail_after(self.settings.open_timeout):
+            await runtime.wait_phase((Phase.FUNDING,))
+            await runtime.fund()
+            await runtime.wait_phase((Phase.OPEN,))
+        return self._handles[machine.channel_id]
+
+    async def _on_open_proposal(self, peer: Address, msg: OpenProposal) -> None:
+        params = msg.params
+        if params.channel_id in self._runtimes:
+            return  # a retransmission of a proposal we already accepted
+        if peer not in params.participants or self.address not in params.participants:
+            raise RemoteError("a channel proposal that does not name both of us")
+        if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
+            log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
+            return
+        signer = self.signer
+        machine, actions = await call_signer(
+            signer, lambda: ChannelMachine.accept_open(msg, signer, self.config)
+        )
+        await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
+        runtime = self._add(machine, None)
+        await runtime.enqueue(actions)
+        if self.settings.auto_fund:
+            self._nursery.start_soon(runtime.fund_quietly)
+
+    async def _dispatch(self, peer: Address, message: Message | QuoteMessage) -> None:
+        if isinstance(message, QUOTE_MESSAGES):
+            await self.quotes.on_message(peer, message)
+            return
+        if isinstance(message, OpenProposal):
+            await self._on_open_proposal(peer, message)
+            return
+        runtime = self._runtimes.get(message.channel_id)
+        if runtime is None or runtime.peer_address != peer:
+            self.unknown_channel_messages += 1
+            return
+        await runtime.receive(message)
+
+    async def _link_changed(self, peer: Address, *, up: bool) -> None:
+        for runtime in [r for r in self._runtimes.values() if r.peer_address == peer]:
+            await runtime.apply(Reconnected() if up else Disconnected())
+
+    # chain --------------------------------------------------------------------------------------
+    def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
+        """Give the watcher an oracle's signed price, for settling expired positions on chain."""
+        self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
+
+    async def dispute(self, channel_id: bytes, *, force: bool = False) -> None:
+        """Force-close: register our latest fully signed state on chain now.
+
+        The watcher refutes anything older, concludes after the challenge period and settles or
+        releases open positions after expiry; follow it with :meth:`Channel.wait_phase`.
+        Refused with :class:`NotKnownCurrent` while the node has not established that its latest
+        state is the newest (``force=True`` takes that risk: see the error's text).
+        """
+        runtime = self._runtimes.get(ChannelId(channel_id))
+        if runtime is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        signed = runtime.machine.latest.signed
+        if not signed.fully_signed:
+            raise IllegalCall("no fully signed state to register yet")
+        check_current_for_dispute(runtime.machine, force=force, emit=self._bus.emit)
+        # Through the watcher's driver: recorded as an intent, rebroadcast and fee-bumped until
+        # it is mined; we return once it is.
+        tx = await self.watcher.submit_register("register", runtime, signed)
+        await tx.done.wait()
+        if tx.outcome is IntentStatus.FAILED:  # cancelled means already registered: fine
+            raise IllegalCall(f"the registration did not go through: {tx.detail}")
+        await self.watcher.refresh(runtime, [])
+
+    async def checkpoint(self, channel_id: bytes) -> None:
+        """Record our newest fully signed state on chain with ``checkpoint``: clears a dispute
+        registered with an older version (the channel is Open again) or pins an open channel's
+        record so that nothing older can be registered. Returns once it is mined."""
+        runtime = self._runtimes.get(ChannelId(channel_id))
+        if runtime is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        signed = runtime.machine.latest.signed
+        check_current_for_dispute(runtime.machine, force=False, emit=self._bus.emit)
+        view = await self.chain.channel(runtime.channel_id)
+        if view.version >= signed.state.version:
+            raise IllegalCall(
+                f"the chain already records v{view.version}; checkpoint needs a newer state "
+                f"than that and ours is v{signed.state.version}"
+            )
+        tx = await self.watcher.submit_checkpoint(runtime, signed, deadline=view.deadline or None)
+        await tx.done.wait()
+        if tx.outcome is IntentStatus.FAILED:
+            raise IllegalCall(f"the checkpoint did not go through: {tx.detail}")
+        await self.watcher.refresh(runtime, [])
+
+    # start-up -----------------------------------------------------------------------------------
+    async def restore(self) -> None:
+        """Load the stored channels (once, before anything runs)."""
+        for stored in await self.store.load_channels():
+            machine = ChannelMachine.restore(
+                stored.params,
+                self.signer,
+                self.config,
+                stored.deposits,
+                stored.latest,
+                stored.book,
+                stored.highest_signed,
+                stored.phase,
+            )
+            # A store read from disk may be an old copy (a restored backup is as "cleanly shut
+            # down" as the real thing): the node is not known current until the peer's
+            # reestablish, a tower or the chain says so (channels/runtime/currency.py).
+            machine.synced = False
+            self._add(machine, stored.endpoint)
+
+    async def run(self, listen: tuple[str, int] | None) -> None:
+        """Start the executor, the listener, the watcher and the redialer in the node's nursery."""
+        nursery = self._nursery
+        await nursery.start(self._executor.run)
+        if listen is not None:
+            self.listen_port = await nursery.start(
+                functools.partial(serve, config=self.settings.transport_config()),
+                listen[0],
+                listen[1],
+                self.signer,
+                Prologue(self.chain_id, Address(self.chain.address)),
+                lambda _peer: True,
+                self._links.serve,
+            )
+        await nursery.start(self.quotes.run)
+        await nursery.start(self.watcher.run)
+        nursery.start_soon(self._redialer)
+
+    async def _redialer(self) -> None:
+        low, high = self.settings.reconnect_backoff
+        delay = low
+        while True:
+            missing = [
+                r
+                for r in self._runtimes.values()
+                if r.endpoint is not None and not self._links.connected(r.peer_address)
+            ]
+            for runtime in missing:
+                assert runtime.endpoint is not None
+                try:
+                    await self._links.connect(runtime.endpoint, runtime.peer_address)
+                except (ChannelError, OSError) as exc:
+                    log.info("could not reach %s: %s", runtime.peer_address.hex(), exc)
+            delay = min(high, delay * 2) if missing else low
+            await trio.sleep(delay)
+
+
+@asynccontextmanager
+async def open_node(
+    *,
+    signer: Signer,
+    store: str | Path,
+    chain: str | Sequence[str],
+    adjudicator: str | bytes,
+    listen: tuple[str, int] | None = None,
+    settings: NodeSettings | None = None,
+    policy: Policy | None = None,
+    accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+    transaction_key: bytes | TransactionSigner | None = None,
+    pricer: Pricer | None = None,
+    quote_limits: QuoteLimits | None = None,
+) -> AsyncIterator[Node]:
+    """Run a node for the duration of the ``async with`` block.
+
+    ``transaction_key`` (a private key or a :class:`TransactionSigner`) pays gas; by default the
+    channel signer's own account does (a :class:`LocalSigner`'s key, or a signer that can also
+    sign transactions, such as a keystore or a remote signer). ``chain`` is an RPC URL or several
+    (the next one takes over when one fails).
+    """
+    settings = settings or NodeSettings()
+    if transaction_key is None and isinstance(signer, LocalSigner):
+        transaction_key = signer.secret
+    elif transaction_key is None and isinstance(signer, TransactionSigner):
+        transaction_key = signer
+    async with connect_adjudicator(chain, address(adjudicator), transaction_key) as client:
+        chain_id = await client.rpc.chain_id()
+        async with open_store(
+            store,
+            identity=signer.address,
+            chain_id=chain_id,
+            adjudicator=client.address,
+            synchronous=settings.synchronous,
+        ) as db:
+            async with trio.open_nursery() as nursery:
+                node = Node(
+                    signer=signer,
+                    store=db,
+                    chain=client,
+                    chain_id=chain_id,
+                    settings=settings,
+                    nursery=nursery,
+                    policy=policy,
+                    accept_channel=accept_channel,
+                    pricer=pricer,
+                    quote_limits=quote_limits,
+                )
+                await node.refresh_chain_time()
+                await node.restore()
+                await node.quotes.restore()  # firm quotes: the live ones of the audit trail
+                await node.run(listen)
+                try:
+                    yield node
+                finally:
+                    nursery.cancel_scope.cancel()

@@ -1,0 +1,31 @@
+"""Read-only views of a node, as ``status`` shows them: frozen, so a caller can keep them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from channels.core.model import Address, ChannelId
+from channels.core.protocol import Phase
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """One channel at one moment: what a desk's status table shows."""
+
+    channel_id: ChannelId
+    peer: Address
+    our_index: int
+    phase: Phase
+    version: int
+    our_balance: int
+    their_balance: int
+    positions: int
+    locked: int
+    #: The dispute deadline the watcher last read from the chain (0: none known).
+    deadline: int
+    #: Whether the peer is connected now.
+    connected: bool
+    #: False from a lost link (or a restart) until the peer's reestablish has arrived.
+    in_sync: bool
+    #: Versions proposed and not yet countersigned.
+    in_flight: tuple[int, ...]
