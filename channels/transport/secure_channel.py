@@ -14,9 +14,9 @@ Design (docs/THREATS.md section 4, T1-T5, and section 6.1):
    signature over the EIP-712 message ``Login(uint8 role, bytes32 handshakeHash)`` in the
    adjudicator's domain (docs/PROTOCOL.md section 12), role ``1`` for the initiator and ``2`` for
    the responder, so a typed-data wallet or a remote signer can sign it. The handshake hash binds
-   it to this session (a captured AUTH is useless elsewhere) and the role stops reflection (T1). Signatures are
-   checked with :func:`channels.core.signing.recover` (65 bytes, v in {27, 28}, low-s). The
-   initiator sends its AUTH right behind handshake message 3 (no extra round trip) and requires
+   it to this session (a captured AUTH is useless elsewhere) and the role stops reflection (T1).
+   Signatures are checked with :func:`channels.core.signing.recover` (65 bytes, v in {27, 28},
+   low-s). The initiator sends its AUTH right behind handshake message 3 (no extra round trip) and requires
    the responder to be the address it dialled. The responder passes the recovered address to
    ``accept_peer`` and only then sends its own AUTH, so it never proves its identity to a refused
    peer.
