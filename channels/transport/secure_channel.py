@@ -16,10 +16,10 @@ Design (docs/THREATS.md section 4, T1-T5, and section 6.1):
    the responder, so a typed-data wallet or a remote signer can sign it. The handshake hash binds
    it to this session (a captured AUTH is useless elsewhere) and the role stops reflection (T1).
    Signatures are checked with :func:`channels.core.signing.recover` (65 bytes, v in {27, 28},
-   low-s). The initiator sends its AUTH right behind handshake message 3 (no extra round trip) and requires
-   the responder to be the address it dialled. The responder passes the recovered address to
-   ``accept_peer`` and only then sends its own AUTH, so it never proves its identity to a refused
-   peer.
+   low-s). The initiator sends its AUTH right behind handshake message 3 (no extra round trip)
+   and requires the responder to be the address it dialled. The responder passes the recovered
+   address to ``accept_peer`` and only then sends its own AUTH, so it never proves its identity
+   to a refused peer.
 4. **Frames**: ``len (2 B) ‖ ChaCha20-Poly1305 ciphertext`` (at most 65535 bytes, so a length
    prefix can never ask for more; nothing larger is ever allocated from a prefix). The plaintext
    is empty for a keepalive, else ``flag ‖ chunk`` with flag ``0x00`` (last chunk of a message) or
