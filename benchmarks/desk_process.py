@@ -90,6 +90,7 @@ class Desk:
         self.config = config
         self.nodes: list[Node] = []
         self.profiler: Any = None
+        self.node_by_channel: dict[bytes, Node] = {}
 
     # helpers ------------------------------------------------------------------------------------
     def find(self, channel_id: str) -> Channel:
@@ -101,13 +102,20 @@ class Desk:
                 continue
         raise KeyError(f"no node here has channel {channel_id}")
 
+    def node_of(self, ch: Channel) -> Node:
+        found = self.node_by_channel.get(ch.id)
+        if found is None:
+            found = next(n for n in self.nodes if ch.id in {c.id for c in n.channels})
+            self.node_by_channel[ch.id] = found
+        return found
+
     def option(self, ch: Channel, writer_is_us: bool = True) -> OpenOption:
-        node = next(n for n in self.nodes if ch in n.channels)
+        """A one-week call opened at a premium of 1 (public API only)."""
         position = ch.new_position(
             kind="call",
             underlying="ETH-USD",
             strike=3_000 * PRICE,
-            expiry=node.now() + WEEK,
+            expiry=self.node_of(ch).now() + WEEK,
             quantity=QTY,
             collateral=1_000,
             writer=ch.our_index if writer_is_us else 1 - ch.our_index,
@@ -184,9 +192,11 @@ class Desk:
         """``n`` payments one after the other (fewer if ``max_seconds`` runs out first);
         per-call latency."""
         ch = self.find(channel)
+        v_start = ch.version
         for _ in range(warmup):
             await ch.pay(1)
         samples: list[int] = []
+        v0 = ch.version
         cpu0 = time.process_time()
         t0 = time.perf_counter_ns()
         stop = t0 + int(max_seconds * 1e9)
@@ -199,11 +209,17 @@ class Desk:
                 break
         n = len(samples)
         elapsed = (time.perf_counter_ns() - t0) / 1e9
+        cpu = time.process_time() - cpu0
+        versions = ch.version - v0
         return {
             "latency": summary(samples),
-            "rate": n / elapsed,
-            "updates_total": n + warmup,
-            "cpu_us_per_update": (time.process_time() - cpu0) / n * 1e6,
+            "calls_per_s": n / elapsed,
+            "versions_per_s": versions / elapsed,
+            "calls": n,
+            "versions": versions,
+            "versions_total": ch.version - v_start,
+            "cpu_us_per_call": cpu / n * 1e6,
+            "cpu_us_per_version": cpu / max(versions, 1) * 1e6,
         }
 
     async def cmd_cpu(self) -> dict[str, Any]:
@@ -248,25 +264,39 @@ class Desk:
                     latencies.append(done - s)
 
         cpu = [0.0, 0.0]
+        # Signed versions, read from the public channel view: several calls may share one.
+        versions = [0, 0]
+        # When the meter actually read them (on a loaded machine it wakes up late).
+        read_at = [start, end]
+        v_start = sum(ch.version for ch in channels)
 
         async def cpu_meter() -> None:
             await trio.sleep_until(trio.current_time() + (start - time.perf_counter()))
             cpu[0] = time.process_time()
+            versions[0] = sum(ch.version for ch in channels)
+            read_at[0] = time.perf_counter()
             await trio.sleep_until(trio.current_time() + (end - time.perf_counter()))
             cpu[1] = time.process_time()
+            versions[1] = sum(ch.version for ch in channels)
+            read_at[1] = time.perf_counter()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cpu_meter)
             for ch in channels:
                 for _ in range(per_channel):
                     nursery.start_soon(worker, ch)
+        signed = versions[1] - versions[0]
         return {
-            "cpu_us_per_update": (cpu[1] - cpu[0]) / max(counted["updates"], 1) * 1e6,
+            "cpu_us_per_call": (cpu[1] - cpu[0]) / max(counted["updates"], 1) * 1e6,
+            "cpu_us_per_version": (cpu[1] - cpu[0]) / max(signed, 1) * 1e6,
             "cpu_cores_used": (cpu[1] - cpu[0]) / seconds,
-            "updates_per_s": counted["updates"] / seconds,
+            "calls_per_s": counted["updates"] / seconds,
+            "versions_per_s": signed / max(read_at[1] - read_at[0], 1e-9),
             "trades_per_s": counted["trades"] / seconds,
-            "updates": counted["updates"],
-            "updates_total": counted["all"],
+            "calls": counted["updates"],
+            "versions": signed,
+            "versions_total": sum(ch.version for ch in channels) - v_start,
+            "calls_total": counted["all"],
             "busy_refusals": counted["busy"],
             "errors": counted["errors"],
             "latency": summary(latencies),
@@ -347,6 +377,7 @@ class Desk:
         unwind_ns: list[int] = []
         t0 = time.perf_counter()
         cpu0 = time.process_time()
+        v0 = ch.version
         for _ in range(n):
             s = time.perf_counter_ns()
             await ch.pay(1)
@@ -354,6 +385,7 @@ class Desk:
             if time.perf_counter() - t0 > max_seconds / 3:
                 break
         cpu1 = time.process_time()
+        v1 = ch.version
         t0 = time.perf_counter()
         for _ in range(n):
             if time.perf_counter() - t0 > max_seconds * 2 / 3:
@@ -367,8 +399,11 @@ class Desk:
             open_ns.append(m - s)
             unwind_ns.append(e - m)
         cpu2 = time.process_time()
+        v2 = ch.version
         return {
             "open_positions": len(ch.positions),
+            "cpu_us_per_version_pay": (cpu1 - cpu0) / max(v1 - v0, 1) * 1e6,
+            "cpu_us_per_version_open_unwind": (cpu2 - cpu1) / max(v2 - v1, 1) * 1e6,
             "cpu_us_per_pay": (cpu1 - cpu0) / max(len(pay_ns), 1) * 1e6,
             "cpu_us_per_open_unwind_pair": (cpu2 - cpu1) / max(len(open_ns), 1) * 1e6,
             "pay": summary(pay_ns),

@@ -119,16 +119,17 @@ class DeskProc:
         return self._read()
 
     def measured(self, peer: DeskProc, cmd: str, **args: Any) -> dict[str, Any]:
-        """Run ``cmd`` here and add the peer's CPU per update over the same command."""
+        """Run ``cmd`` here; add both sides' CPU per signed version over the whole command
+        (process CPU time, all threads, divided by the versions the channel advanced)."""
         before, mine = peer.call("cpu"), self.call("cpu")
         out = self.call(cmd, **args)
         after, mine_after = peer.call("cpu"), self.call("cpu")
-        n = max(out.get("updates_total", 1), 1)
-        out["peer_cpu_us_per_update"] = (after["cpu_s"] - before["cpu_s"]) / n * 1e6
-        # Share of each side's CPU spent in the trio thread (the rest: the store's thread).
+        n = max(out.get("versions_total", 1), 1)
         for who, a, b in (("self", mine, mine_after), ("peer", before, after)):
             total = b["cpu_s"] - a["cpu_s"]
             main = b["main_thread_cpu_s"] - a["main_thread_cpu_s"]
+            out[f"{who}_cpu_us_per_version"] = total / n * 1e6
+            # Share of each side's CPU spent in the trio thread (the rest: the store's thread).
             out[f"{who}_main_thread_share"] = main / total if total > 0 else None
         return out
 
@@ -352,9 +353,7 @@ def _parse_collapsed(path: Path) -> dict[str, Any]:
         if not stack or not count_text.isdigit():
             continue
         frames = stack.split(";")
-        # Leave out start-up: imports, node start, channel opening.
-        if not any("run_sync_soon" in f or "unrolled_run" in f or "_work" in f for f in frames):
-            continue
+        # Leave out start-up: imports, node start, channel opening, shutdown.
         if any(
             m in f
             for f in frames
@@ -364,7 +363,11 @@ def _parse_collapsed(path: Path) -> dict[str, Any]:
                 "_restore",
                 "cmd_wait_open",
                 "open_store",
+                "open_node",
+                "Store.open",
                 "_start",
+                "importlib",
+                "__aexit__",
             )
         ):
             continue

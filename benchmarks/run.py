@@ -19,10 +19,7 @@ import io
 import json
 import os
 import platform
-import sqlite3
-import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +32,7 @@ for p in (str(_ROOT), str(HERE)):
         sys.path.insert(0, p)
 
 import core  # noqa: E402
+import floors  # noqa: E402
 import gas  # noqa: E402
 import node_bench  # noqa: E402
 
@@ -74,30 +72,8 @@ def run_gas() -> dict[str, Any]:
 
 
 def run_platform(quick: bool) -> dict[str, Any]:
-    """The floor under every durable update: one SQLite WAL commit of a ~1 KB row, timed."""
-    out: dict[str, Any] = {}
-    n = 100 if quick else 300
-    with tempfile.TemporaryDirectory(prefix="optchan-fsync-") as tmp:
-        for mode in ("FULL", "NORMAL"):
-            conn = sqlite3.connect(str(Path(tmp) / f"{mode}.db"), isolation_level=None)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {mode}")
-            conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
-            samples = []
-            for i in range(n):
-                t0 = time.perf_counter_ns()
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("INSERT INTO t VALUES (?, ?)", (i, os.urandom(1000)))
-                conn.execute("COMMIT")
-                samples.append(time.perf_counter_ns() - t0)
-            conn.close()
-            samples.sort()
-            out[f"sqlite_commit_{mode.lower()}"] = {
-                "p50_us": samples[len(samples) // 2] / 1000,
-                "p99_us": samples[min(len(samples) - 1, int(len(samples) * 0.99))] / 1000,
-                "mean_us": statistics.fmean(samples) / 1000,
-            }
-    return out
+    """The floors under every node figure (benchmarks/floors.py), measured in this run."""
+    return floors.measure(quick)
 
 
 # the table ------------------------------------------------------------------------------------
@@ -126,23 +102,48 @@ def _verdict(value: float | None, goal: float, higher_is_better: bool) -> str:
     return "meets" if ok else "misses"
 
 
-def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    rows: list[tuple[str, str, str, str]] = []
+Row = tuple[str, str, str, str, str]
 
-    def add(name: str, shown: str, goal: str = "", verdict: str = "") -> None:
-        rows.append((name, shown, goal, verdict))
+
+def _ratio(x: float | None, floor: float | None) -> str:
+    return "-" if x is None or not floor else f"{x / floor:.2f}x"
+
+
+def summary_rows(r: dict[str, Any]) -> list[Row]:
+    """(figure, measured, as a ratio to its floor, goal, verdict) for every figure."""
+    rows: list[Row] = []
+
+    def add(name: str, shown: str, ratio: str = "", goal: str = "", verdict: str = "") -> None:
+        rows.append((name, shown, ratio, goal, verdict))
 
     plat = r.get("platform", {})
+    commit = _get(plat, "sqlite_commit_full", "p50_us")
+    rtt = _get(plat, "rtt", "p50_us")
+    sv = _get(plat, "crypto", "sign_verify_us")
+    seq_floor = plat.get("sequential_floor_us")
+    ceiling = plat.get("signing_ceiling_per_s")
     if plat:
         f, n = plat.get("sqlite_commit_full", {}), plat.get("sqlite_commit_normal", {})
         add(
             "floor: one SQLite WAL commit, FULL p50 / p99",
-            f"{_ms(f.get('p50_us'))} / {_ms(f.get('p99_us'))}",
+            f"{_ms(commit)} / {_ms(f.get('p99_us'))}",
         )
         add(
             "floor: one SQLite WAL commit, NORMAL p50 / p99",
             f"{_ms(n.get('p50_us'))} / {_ms(n.get('p99_us'))}",
         )
+        add(
+            "floor: loopback TCP round trip between two processes, p50 / p99",
+            f"{_ms(rtt)} / {_ms(_get(plat, 'rtt', 'p99_us'))}",
+        )
+        c = plat.get("crypto", {})
+        add(
+            "floor: sign / verify one digest (sign+verify)",
+            f"{c.get('sign_us', 0):.0f} / {c.get('verify_us', 0):.0f} µs ({sv:.0f} µs)",
+        )
+        add("floor: sequential round = 2 commits + RTT + 2 (sign+verify)", _ms(seq_floor))
+        add("floor: signing ceiling = 1 / (sign+verify), one core", _num(ceiling, " versions/s"))
+    single_channel: float | None = None
     for mode, key in (("FULL", "pair"), ("NORMAL", "normal")):
         sc = r.get(key)
         if not sc:
@@ -150,99 +151,127 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         if "error" in sc:
             add(f"pair {mode}", "FAILED: " + sc["error"][:60])
             continue
-        for who in ("leader", "follower"):
-            lat = _get(sc, f"seq_{who}", "latency") or {}
+        full = mode == "FULL"
+        for who, other in (("leader", "follower"), ("follower", "leader")):
+            part = sc.get(f"seq_{who}") or {}
+            lat = part.get("latency") or {}
             p50, p99 = lat.get("p50_us"), lat.get("p99_us")
-            goal = "<= 1 ms / <= 3 ms" if mode == "FULL" else "(comparison)"
             verdict = ""
-            if mode == "FULL" and p50 is not None and p99 is not None:
-                verdict = "meets" if p50 <= 1000 and p99 <= 3000 else "misses"
+            if full and p50 is not None and p99 is not None and seq_floor:
+                verdict = _verdict(max(p50 / (1.3 * seq_floor), p99 / (3 * seq_floor)), 1.0, False)
             add(
                 f"sequential pay from the {who}, {mode}: p50 / p99",
                 f"{_ms(p50)} / {_ms(p99)}",
-                goal,
+                f"{_ratio(p50, seq_floor)} / {_ratio(p99, seq_floor)}",
+                "<= 1.3x / <= 3x seq. floor" if full else "(comparison)",
                 verdict,
             )
-            cpu = _get(sc, f"seq_{who}", "cpu_us_per_update")
-            peer = _get(sc, f"seq_{who}", "peer_cpu_us_per_update")
-            if cpu is not None:
-                add(
-                    f"  CPU per sequential update ({who} / its peer), {mode}",
-                    f"{cpu:,.0f} / {peer:,.0f} µs",
-                )
-        pipe = _get(sc, "pipelined_64", "updates_per_s")
-        add(
-            f"pipelined pay, 64 in flight, {mode}: updates/s",
-            _num(pipe),
-            ">= 8,000 (durable)" if mode == "FULL" else "(comparison)",
-            _verdict(pipe, 8000, True) if mode == "FULL" else "",
-        )
-        cpu = _get(sc, "pipelined_64", "cpu_us_per_update")
-        peer = _get(sc, "pipelined_64", "peer_cpu_us_per_update")
-        if cpu is not None:
             add(
-                f"  CPU per pipelined update (leader / follower), {mode}",
-                f"{cpu:,.0f} / {peer:,.0f} µs",
+                "  calls/s / signed versions/s",
+                f"{_num(part.get('calls_per_s'))} / {_num(part.get('versions_per_s'))}",
+            )
+            own, peer = part.get("self_cpu_us_per_version"), part.get("peer_cpu_us_per_version")
+            if own is not None and peer is not None:
+                by = {who: own, other: peer}
+                worst = max(own, peer) / sv if sv else None
+                add(
+                    "  CPU per signed version, leader / follower",
+                    f"{by['leader']:,.0f} / {by['follower']:,.0f} µs",
+                    f"{_ratio(by['leader'], sv)} / {_ratio(by['follower'], sv)}",
+                    "<= 3x (sign+verify)" if full else "",
+                    _verdict(worst, 3.0, False) if full else "",
+                )
+        pipe = sc.get("pipelined_64") or {}
+        vps = pipe.get("versions_per_s")
+        if full:
+            single_channel = vps
+        add(
+            f"64 concurrent pay callers, one channel, {mode}: signed versions/s",
+            _num(vps),
+            _ratio(vps, ceiling),
+            ">= 0.40x signing ceiling" if full else "(comparison)",
+            _verdict(vps / ceiling if vps is not None and ceiling else None, 0.4, True)
+            if full
+            else "",
+        )
+        add("  calls/s (several calls coalesce into one version)", _num(pipe.get("calls_per_s")))
+        own, peer = pipe.get("self_cpu_us_per_version"), pipe.get("peer_cpu_us_per_version")
+        if own is not None and peer is not None:
+            add(
+                "  CPU per signed version, leader / follower",
+                f"{own:,.0f} / {peer:,.0f} µs",
+                f"{_ratio(own, sv)} / {_ratio(peer, sv)}",
+                "<= 3x (sign+verify)" if full else "",
+                _verdict(max(own, peer) / sv if sv else None, 3.0, False) if full else "",
             )
         for mix, label in (
             ("open_unwind", "50 OpenOption + 50 Unwind"),
             ("open_pay", "50 OpenOption + 50 Pay"),
         ):
-            t = _get(sc, f"batched_{mix}", "trades_per_s")
-            if t is not None:
-                add(
-                    f"batched trades/s, 100 per update ({label}), 8 in flight",
-                    _num(t),
-                    ">= 50,000",
-                    _verdict(t, 50000, True),
-                )
+            b = sc.get(f"batched_{mix}")
+            if not b:
+                continue
+            t = b.get("trades_per_s")
+            add(
+                f"batched, 100 trades per update ({label}), 8 in flight: trades/s",
+                _num(t),
+                "",
+                ">= 50,000",
+                _verdict(t, 50000, True),
+            )
+            own, peer = b.get("self_cpu_us_per_version"), b.get("peer_cpu_us_per_version")
+            add(
+                "  signed versions/s; CPU per signed version, leader / follower",
+                f"{_num(b.get('versions_per_s'))}; "
+                + ("-" if own is None else f"{own:,.0f} / {peer:,.0f} µs"),
+                f"{_ratio(own, sv)} / {_ratio(peer, sv)}",
+            )
     pos = r.get("positions")
     if pos and "error" not in pos:
-        base = None
-        base_cpu: tuple[float, float] | None = None
         for n in ("0", "10", "100", "1000"):
             row = pos.get(n)
             if not row:
                 continue
-            pay = _get(row, "pay", "p50_us")
-            op = _get(row, "open", "p50_us")
-            un = _get(row, "unwind", "p50_us")
-            if n == "0":
-                base = (pay, op, un)
             add(
                 f"at {int(n):,} open positions: pay / open / unwind p50",
-                f"{_ms(pay)} / {_ms(op)} / {_ms(un)}",
+                f"{_ms(_get(row, 'pay', 'p50_us'))} / {_ms(_get(row, 'open', 'p50_us'))} / "
+                f"{_ms(_get(row, 'unwind', 'p50_us'))}",
+                _ratio(_get(row, "pay", "p50_us"), seq_floor),
             )
-            cp, cou = row.get("cpu_us_per_pay"), row.get("cpu_us_per_open_unwind_pair")
-            if cp is not None:
-                if n == "0":
-                    base_cpu = (cp, cou)
+            cp, cou = row.get("cpu_us_per_version_pay"), row.get("cpu_us_per_version_open_unwind")
+            if cp is not None and cou is not None:
                 add(
-                    f"  leader CPU per pay / per open+unwind pair at {int(n):,}",
+                    "  leader CPU per signed version: pay / open-or-unwind",
                     f"{cp:,.0f} / {cou:,.0f} µs",
+                    f"{_ratio(cp, sv)} / {_ratio(cou, sv)}",
                 )
-        last = pos.get("1000")
-        if base and last and base[0]:
-            ratios = [
-                (_get(last, k, "p50_us") or 0) / b
-                for k, b in zip(("pay", "open", "unwind"), base, strict=True)
-                if b
+        base, last = pos.get("0"), pos.get("1000")
+        if base and last:
+            lat = [
+                _get(last, k, "p50_us") / _get(base, k, "p50_us")
+                for k in ("pay", "open", "unwind")
+                if _get(base, k, "p50_us") and _get(last, k, "p50_us")
             ]
-            worst = max(ratios)
-            add(
-                "cost at 1,000 positions / cost at 0, latency (worst of pay, open, unwind)",
-                f"{worst:.2f}x",
-                "<= 2x",
-                "meets" if worst <= 2 else "misses",
-            )
-            cp, cou = last.get("cpu_us_per_pay"), last.get("cpu_us_per_open_unwind_pair")
-            if base_cpu and cp and base_cpu[0] and base_cpu[1]:
-                worst_cpu = max(cp / base_cpu[0], cou / base_cpu[1])
+            cpu = [
+                last[k] / base[k]
+                for k in ("cpu_us_per_version_pay", "cpu_us_per_version_open_unwind")
+                if base.get(k) and last.get(k)
+            ]
+            if lat:
                 add(
-                    "cost at 1,000 positions / cost at 0, leader CPU (worst of pay, open+unwind)",
-                    f"{worst_cpu:.2f}x",
-                    "<= 2x",
-                    "meets" if worst_cpu <= 2 else "misses",
+                    "cost at 1,000 positions / at 0: latency (worst of pay, open, unwind)",
+                    f"{max(lat):.2f}x",
+                    "",
+                    "<= 1.2x",
+                    _verdict(max(lat), 1.2, False),
+                )
+            if cpu:
+                add(
+                    "cost at 1,000 positions / at 0: leader CPU per version (worst)",
+                    f"{max(cpu):.2f}x",
+                    "",
+                    "<= 1.2x",
+                    _verdict(max(cpu), 1.2, False),
                 )
     elif pos:
         add("positions", "FAILED: " + pos["error"][:60])
@@ -254,21 +283,28 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         at_1000 = idle + (rss - idle) * 1000 / ch if ch else None
         scaled = "" if ch == 1000 else f" (projected to 1,000: {at_1000:,.0f} MB)"
         add(
-            f"hub RSS with {ch:,} channels to {hub.get('peers')} peers (node with none: "
-            f"{idle:.0f} MB)",
+            f"hub RSS with {ch:,} channels to {hub.get('peers')} peers (none: {idle:.0f} MB)",
             f"{rss:,.0f} MB{scaled}",
+            "",
             "<= 300 MB at 1,000",
             _verdict(at_1000, 300, False),
         )
-        if ch:
-            add("  hub RSS per channel", f"{(rss - idle) * 1024 / ch:,.0f} KiB")
         for k in (1, 4):
-            agg = _get(hub, f"aggregate_{k}_per_channel", "updates_per_s")
+            agg = hub.get(f"aggregate_{k}_per_channel") or {}
+            v = agg.get("versions_per_s")
             add(
-                f"hub aggregate pay updates/s, {k} in flight per channel",
-                _num(agg),
-                ">= 8,000",
-                _verdict(agg, 8000, True),
+                f"hub aggregate, {k} pay caller(s) per channel: signed versions/s",
+                _num(v),
+                f"{_ratio(v, single_channel)} of 1 channel",
+                ">= 0.5x single channel",
+                _verdict(
+                    v / single_channel if v is not None and single_channel else None, 0.5, True
+                ),
+            )
+            add(
+                "  calls/s; hub CPU per signed version",
+                f"{_num(agg.get('calls_per_s'))}; {_num(agg.get('cpu_us_per_version'), ' µs')}",
+                _ratio(agg.get("cpu_us_per_version"), sv),
             )
         add("hub: seconds to open and fund all channels", f"{hub.get('open_seconds', 0):.1f} s")
     elif hub:
@@ -276,15 +312,17 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def render(rows: list[tuple[str, str, str, str]]) -> str:
-    head = ("figure", "measured", "goal", "")
+def render(rows: list[Row]) -> str:
+    head = ("figure", "measured", "x floor", "goal", "")
     allrows = [head, *rows]
-    w = [max(len(r[i]) for r in allrows) for i in range(4)]
+    w = [max(len(r[i]) for r in allrows) for i in range(5)]
     lines = []
     for i, r in enumerate(allrows):
-        lines.append(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
+        lines.append(
+            f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:<{w[3]}}  {r[4]}".rstrip()
+        )
         if i == 0:
-            lines.append("-" * (sum(w) + 6))
+            lines.append("-" * (sum(w) + 8))
     return "\n".join(lines)
 
 
@@ -301,10 +339,15 @@ def render_profile(prof: dict[str, Any], limit: int = 12) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global RESULTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled down, under 40 s")
     parser.add_argument("--only", default="", help="comma-separated parts: " + ",".join(ALL))
+    parser.add_argument(
+        "--results", default=str(RESULTS), help="where the JSON goes (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
+    RESULTS = node_bench.RESULTS = Path(args.results)
     # --quick leaves out the profile (it reruns the pair under py-spy) unless asked by name.
     parts = [p for p in args.only.split(",") if p] or [
         p for p in ALL if not (args.quick and p == "profile")
@@ -358,9 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "profile" in results and "leader" in results["profile"]:
         print("\nprofile of the sequential pay loop (py-spy, all threads, CPU samples):", file=out)
         print(render_profile(results["profile"]), file=out)
-    print(
-        f"\n({meta['wall_seconds']} s; JSON in {RESULTS.relative_to(_ROOT)}/summary.json)", file=out
-    )
+    print(f"\n({meta['wall_seconds']} s; JSON in {RESULTS}/summary.json)", file=out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "summary.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0

@@ -14,7 +14,8 @@ benchmarks. The file is held with ``locking_mode=EXCLUSIVE``: two nodes can neve
 
 Tables (schema version 1, ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file):
 
-``meta``            key/value: identity, chain_id, adjudicator, created_at, last_clean_shutdown
+``meta``            key/value: identity, chain_id, adjudicator, created_at, last_clean_shutdown,
+                    and per channel ``version_lease:<id hex>``, the version lease (lease.py)
 ``channels``        one row per channel: params (wire blob), our index, deposits, phase, endpoint,
                     and the head of its history (version, link) and of its book (high water)
 ``states``          append-only, hash-chained history of every fully signed state:
@@ -22,7 +23,9 @@ Tables (schema version 1, ``PRAGMA user_version``; ``PRAGMA application_id`` mar
                     ``prev_link`` is 32 zero bytes, ``state_hash`` is the EIP-712 struct hash;
                     ``blob_hash = keccak(update blob)`` covers trades and signatures too.
                     The channel row names the head link, so a lost tail is detected as well.
-``signed_versions`` "I signed version n = hash H": one hash per (channel, version), forever.
+``signed_versions`` "I signed version n = hash H": one hash per (channel, version), forever;
+                    written for every stored state and for a signature outside a lease.
+                    ``highest_signed`` is the higher of its maximum and the version lease.
 ``book_positions``  the open positions of the latest state, one row per slot.
 ``chain_intents``   transactions we intend to send / sent (W3, W7), rebroadcast after a restart.
 ``chain_cursor``    how far the chain follower got (block number and hash), by name.
@@ -51,9 +54,10 @@ Grouped commits
 :meth:`Store.apply` commits a batch of operations in one transaction; :meth:`Store.apply_groups`
 commits several callers' batches in one transaction, each in its own savepoint, so one caller's
 refused operation (an :class:`Equivocation`, say) does not fail the others. :class:`AsyncStore`
-(from :func:`open_store`) runs every call in one worker thread at a time and combines concurrent
+(from :func:`open_store`) runs every call in one long-lived writer thread and combines concurrent
 :meth:`AsyncStore.persist` calls into the next transaction; each caller returns only once its
-operations are durable.
+operations are durable. It keeps a ``PersistSignature`` with a version lease
+(channels/store/lease.py): a signature inside the durable lease needs no commit.
 """
 
 from channels.store._helpers import T as T

@@ -43,3 +43,8 @@ def _addr(raw: object) -> str:
 
 def _hex(raw: object) -> str:
     return "0x" + bytes(raw).hex() if isinstance(raw, bytes | bytearray | memoryview) else str(raw)
+
+
+def lease_key(channel_id: bytes) -> str:
+    """The ``meta`` key of a channel's version lease (channels/store/lease.py)."""
+    return "version_lease:" + channel_id.hex()

@@ -10,6 +10,7 @@ from channels.core.model import ChannelId, Params, SignedUpdate
 from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 from channels.store.errors import CorruptStore
+from channels.store.lease import LeaseVersions
 
 # Records and operations ------------------------------------------------------------------------
 
@@ -145,9 +146,11 @@ class SetCursor:
 
 #: What :meth:`Store.apply` takes. The machine's own actions are operations as they are:
 #: ``PersistSignature`` records a signature, ``PersistState`` appends a state (book derived from
-#: its trades), ``PhaseChanged`` sets the phase.
+#: its trades), ``PhaseChanged`` sets the phase; ``LeaseVersions`` records a version lease
+#: (channels/store/lease.py).
 Op = (
     PersistSignature
+    | LeaseVersions
     | PersistState
     | PhaseChanged
     | AddChannel

@@ -15,7 +15,7 @@ from channels.core.model import ChannelId, Params, SignedState, SignedUpdate, Ve
 from channels.core.options import opening_state
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
-from channels.store._helpers import _addr, _decoded
+from channels.store._helpers import _addr, _decoded, lease_key
 from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError
 from channels.store.history import _HistoryReads
 from channels.store.ops import (
@@ -339,10 +339,8 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
             deposits = (int(d0), int(d1))
         except ValueError as exc:
             raise CorruptStore(f"channel 0x{channel_id.hex()}: bad phase or deposits") from exc
-        signed_max = self._conn.execute(
-            "SELECT MAX(version) FROM signed_versions WHERE channel_id = ?", (channel_id,)
-        ).fetchone()[0]
-        highest = -1 if signed_max is None else int(signed_max)
+        signed_max = self.highest_signed(channel_id)
+        highest = -1 if signed_max is None else signed_max
         if head_version is None:
             if self._conn.execute(
                 "SELECT 1 FROM states WHERE channel_id = ? LIMIT 1", (channel_id,)
@@ -377,11 +375,32 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
         )
 
     def highest_signed(self, channel_id: ChannelId) -> int | None:
+        """The highest version we may have signed: the highest signature record or the version
+        lease (channels/store/lease.py), whichever is higher; None if neither exists."""
         self._check_open()
         value = self._conn.execute(
             "SELECT MAX(version) FROM signed_versions WHERE channel_id = ?", (channel_id,)
         ).fetchone()[0]
-        return None if value is None else int(value)
+        lease = self.lease(channel_id)
+        if value is None:
+            return lease
+        return int(value) if lease is None else max(int(value), lease)
+
+    def lease(self, channel_id: ChannelId) -> int | None:
+        """The channel's version lease, if one was recorded."""
+        self._check_open()
+        row = self._conn.execute(
+            "SELECT value FROM meta WHERE key = ?", (lease_key(channel_id),)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def leases(self) -> dict[ChannelId, int]:
+        """Every channel's durable lease, or highest signature record if it has no lease."""
+        return {
+            cid: value
+            for cid in self.channel_ids()
+            if (value := self.highest_signed(cid)) is not None
+        }
 
     def signed_versions(self, channel_id: ChannelId) -> list[tuple[int, bytes]]:
         """Every (version, state hash) we ever signed on the channel, oldest first."""

@@ -10,9 +10,17 @@ from channels.core.options import OpenOption, Settle, Unwind
 from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 from channels.store._base import _Live, _StoreBase
-from channels.store._helpers import _INT64_MAX, _addr, _check_version, _pid, _position_blob
+from channels.store._helpers import (
+    _INT64_MAX,
+    _addr,
+    _check_version,
+    _pid,
+    _position_blob,
+    lease_key,
+)
 from channels.store.errors import ForeignStore, StoreError
 from channels.store.history import chain_link
+from channels.store.lease import LeaseVersions
 from channels.store.ops import (
     AddChannel,
     AddIntent,
@@ -37,6 +45,8 @@ class _Transactions(_StoreBase):
             self._append(op.channel_id, op.update, op.book)
         elif isinstance(op, PersistSignature):
             self._record_signature(op.channel_id, op.version, op.state_hash)
+        elif isinstance(op, LeaseVersions):
+            self._lease_versions(op.channel_id, op.up_to, op.exact)
         elif isinstance(op, PhaseChanged):
             self._set_phase(op.channel_id, op.phase)
         elif isinstance(op, AddChannel):
@@ -107,25 +117,52 @@ class _Transactions(_StoreBase):
             raise StoreError("a state hash is 32 bytes")
         _check_version(version)
         self._live(channel_id)  # the channel must exist
+        lease = self._conn.execute(
+            "SELECT value FROM meta WHERE key = ?", (lease_key(channel_id),)
+        ).fetchone()
+        if lease is not None and version <= int(lease[0]):
+            recorded = self._conn.execute(
+                "SELECT 1 FROM signed_versions WHERE channel_id = ? AND version = ?",
+                (channel_id, version),
+            ).fetchone()
+            if recorded is None:
+                # Under the lease, versions are signed without a record of their hash: any of
+                # them may have been signed before a restart.
+                raise Equivocation(
+                    f"channel 0x{channel_id.hex()[:16]}: version {version} is within the version "
+                    f"lease (up to {int(lease[0])}) and may have been signed already; sign above it"
+                )
         self._claim_version(channel_id, version, state_hash)
 
+    def _lease_versions(self, channel_id: ChannelId, up_to: int, exact: bool) -> None:
+        _check_version(up_to)
+        self._live(channel_id)  # the channel must exist
+        key = lease_key(channel_id)
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is not None and int(row[0]) >= up_to and not exact:
+            return  # a lease only shrinks at a clean shutdown (LeaseVersions.exact)
+        self._conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(up_to))
+        )
+
     def _claim_version(self, channel_id: ChannelId, version: int, state_hash: bytes) -> None:
+        # Insert first, look only on a conflict: one statement in the common case (a new version).
+        inserted = self._conn.execute(
+            "INSERT INTO signed_versions (channel_id, version, state_hash, signed_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (channel_id, version) DO NOTHING",
+            (channel_id, version, state_hash, self._now()),
+        ).rowcount
+        if inserted:
+            return
         row = self._conn.execute(
             "SELECT state_hash FROM signed_versions WHERE channel_id = ? AND version = ?",
             (channel_id, version),
         ).fetchone()
-        if row is not None:
-            if bytes(row[0]) == state_hash:
-                return
+        if bytes(row[0]) != state_hash:
             raise Equivocation(
                 f"channel 0x{channel_id.hex()[:16]}: version {version} was already signed as "
                 f"0x{bytes(row[0]).hex()}, refusing 0x{state_hash.hex()}"
             )
-        self._conn.execute(
-            "INSERT INTO signed_versions (channel_id, version, state_hash, signed_at) "
-            "VALUES (?, ?, ?, ?)",
-            (channel_id, version, state_hash, self._now()),
-        )
 
     def _append(
         self, channel_id: ChannelId, update: SignedUpdate, book: BookSnapshot | None

@@ -60,6 +60,7 @@ class CaseResult:
     died_during_trade: int | None = None
     victim_version_at_crash: int = -1
     survivor_version_at_crash: int = -1
+    victim_highest_signed_at_crash: int = -1
     in_flight_recovered: bool = False
     agreed_version: int = -1
     seconds: float = 0.0
@@ -155,11 +156,15 @@ def run_case(
             f"no loss: the survivor holds v{sv}, the victim's store only v{view.latest_version}"
         )
         if sv > view.latest_version:
-            assert view.signed_versions.get(sv) == sh, (
+            # The victim's record must cover the version: a per-version record naming this
+            # state, or its version lease (channels/store/lease.py), above which it resumes.
+            recorded = view.signed_versions.get(sv)
+            assert recorded == sh or (recorded is None and sv <= view.highest_signed), (
                 f"the survivor holds v{sv} with the victim's signature, but the victim's "
-                "signature record does not name it (signed without persisting first)"
+                "signature record does not cover it (signed without persisting first)"
             )
             result.in_flight_recovered = True
+        result.victim_highest_signed_at_crash = view.highest_signed
         if sv == view.latest_version:
             assert view.latest_hash == sh, "same version, different states"
 
@@ -179,6 +184,13 @@ def run_case(
         agreed = converge(alice, bob)
         result.agreed_version = int(agreed["version"])
 
+        if role == "leader":
+            # The leader's first signature after the restart is above everything it may have
+            # signed before the crash (its lease included): no version is signed twice.
+            assert result.agreed_version > result.victim_highest_signed_at_crash, (
+                f"the leader signed v{result.agreed_version} after a crash whose store allowed "
+                f"up to v{result.victim_highest_signed_at_crash}"
+            )
         result.steps["live"] = round(time.monotonic() - started, 2)
         # 7. funds.
         force_close_and_check_payouts(
