@@ -32,11 +32,18 @@ if str(_ROOT) not in sys.path:
 import trio  # noqa: E402
 
 from channels import open_node  # noqa: E402
+from channels.core.consent import Approved  # noqa: E402
 from channels.core.errors import ChannelError, TooManyPending  # noqa: E402
-from channels.core.model import Amount, PositionId  # noqa: E402
+from channels.core.model import (  # noqa: E402
+    Amount,
+    PositionId,
+    address,
+)
 from channels.core.options import OpenOption, Pay, Trade, Unwind  # noqa: E402
 from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
+from channels.core.terms import AssetTerms, PeerTerms  # noqa: E402
+from channels.core.trust import Peer, Trust  # noqa: E402
 from channels.runtime.channel import Channel  # noqa: E402
 from channels.runtime.node import Node, NodeSettings  # noqa: E402
 
@@ -464,6 +471,25 @@ def reply(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def partners_of(signer: LocalSigner, config: dict[str, Any]) -> Trust:
+    """The desks of one benchmark run declare each other, with wide terms, and consent to every
+    trade (the benchmarks measure the protocol, not the decisions)."""
+    wide = AssetTerms(max_deposit=2**127, max_total=2**127)
+    terms = PeerTerms(
+        assets={address(a): wide for a in config.get("assets", [])},
+        oracles=frozenset(address(o) for o in config.get("oracles", [])),
+        min_challenge_period=1,
+        max_challenge_period=2**32,
+        max_channels=100_000,
+    )
+    peers = tuple(
+        Peer(name=a, address=address(a), terms=terms)
+        for a in dict.fromkeys(config.get("partners", []))
+        if address(a) != signer.address
+    )
+    return Trust(peers=peers, decide=lambda _view: Approved("benchmark desk"))
+
+
 async def main_async(config: dict[str, Any]) -> None:
     settings = NodeSettings(
         chain_poll_interval=config.get("poll", 0.1),
@@ -488,6 +514,7 @@ async def main_async(config: dict[str, Any]) -> None:
                     adjudicator=config["adjudicator"],
                     listen=("127.0.0.1", 0) if config.get("listen") else None,
                     settings=settings,
+                    trust=partners_of(signer, config),
                 )
             )
             desk.nodes.append(node)

@@ -176,6 +176,10 @@ class Env:
             "synchronous": synchronous,
             "workdir": str(self.workdir / name),
             "poll": poll,
+            # Every benchmark desk declares the others (the run's own dev accounts) as partners.
+            "partners": ["0x" + LocalSigner.from_hex(k).address.hex() for k in self.keys],
+            "assets": [ETH_ASSET],
+            "oracles": [self.oracle],
         }
         proc = DeskProc(name, config, self.workdir, wrap)
         self.procs.append(proc)

@@ -26,12 +26,14 @@ async def main(workdir: Path) -> None:
                 chain=net.url,
                 adjudicator=net.adjudicator,
                 listen=("127.0.0.1", 0),
+                trust=net.trust(bob_key),  # Alice pays Bob: no decision needed
             ) as bob,
             open_node(
                 signer=alice_key,
                 store=workdir / "alice.sqlite",
                 chain=net.url,
                 adjudicator=net.adjudicator,
+                trust=net.trust(alice_key),
             ) as alice,
         ):
             assert bob.listen_port is not None

@@ -9,6 +9,7 @@ and the adjudicator pays out the latest state. A summary table ends it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,15 +58,31 @@ QUOTES = {
 }
 
 
-def write_config(workdir: Path, name: str, net: DevNetwork, port: int | None) -> Path:
+def write_config(
+    workdir: Path,
+    name: str,
+    net: DevNetwork,
+    port: int | None,
+    peer: tuple[str, bytes, int | None],
+    approve: list[str],
+) -> Path:
+    """A desk's config: it declares its one peer, the terms it accepts with it (the dev token and
+    oracle, a 10,000 USD deposit, a challenge period of at least PERIOD) and the value-moving
+    trades its operator consents to in advance (``approve``); nothing else gets in."""
     listen = f'listen_host = "127.0.0.1"\nlisten_port = {port}\n' if port else ""
+    peer_name, peer_address, peer_port = peer
+    where = f'host = "127.0.0.1"\nport = {peer_port}\n' if peer_port else ""
     kind, strike, price, collateral = QUOTES[name]
     path = workdir / f"{name}.toml"
     path.write_text(
         f'[node]\nkey_env = "{name.upper()}_KEY"\nstore = "{name}.sqlite"\n'
         f'control = "{name}.sock"\nlog_level = "warning"\n{listen}\n'
         f'[chain]\nrpc_url = "{net.url}"\nadjudicator = "0x{net.adjudicator.hex()}"\n'
-        f"poll_interval = 0.1\n\n"
+        f'poll_interval = 0.1\nasset = "0x{net.token.hex()}"\n'
+        f'oracle = "0x{net.oracle.address.hex()}"\n\n'
+        f'[peers.{peer_name}]\naddress = "0x{peer_address.hex()}"\n{where}'
+        f"max_deposit = {10_000 * USD}\nmax_channels = 1\nmin_challenge_period = {PERIOD}\n"
+        f"approve = {json.dumps(approve)}\n\n"
         f"[quotes]\nvalid_for = 60\n\n"
         f'[[quotes.table]]\nunderlying = "ETH-USD"\nkind = "{kind}"\nstrike = "{strike}"\n'
         f'side = "buy"\nprice = {price}\ncollateral = {collateral}\n'
@@ -141,8 +158,10 @@ async def run(workdir: Path) -> None:
         say(f"local chain {net.url}, adjudicator 0x{net.adjudicator.hex()}")
         a_sock, b_sock = workdir / "alice.sock", workdir / "bob.sock"
         b_port = free_port()
-        write_config(workdir, "alice", net, None)
-        write_config(workdir, "bob", net, b_port)
+        # The options trade as fills of firm quotes (the quote desk decides); payments to a desk
+        # and settlements need nobody; alice lets bob unwind the put she holds.
+        write_config(workdir, "alice", net, None, ("bob", bob_key.address, b_port), ["unwind"])
+        write_config(workdir, "bob", net, b_port, ("alice", alice_key.address, None), [])
         async with open_rpc(net.url) as rpc:
             wallets0 = [await balance_of(rpc, net.token, k.address) for k in (alice_key, bob_key)]
         with desk_process(workdir, "alice", alice_key.secret):

@@ -27,6 +27,7 @@ async def main(workdir: Path) -> None:
             store=workdir / "alice.sqlite",
             chain=net.url,
             adjudicator=net.adjudicator,
+            trust=net.trust(alice_key),
         ) as alice:
             async with open_node(
                 signer=bob_key,
@@ -34,6 +35,7 @@ async def main(workdir: Path) -> None:
                 chain=net.url,
                 adjudicator=net.adjudicator,
                 listen=("127.0.0.1", 0),
+                trust=net.trust(bob_key),  # Bob pays by his own call: his consent
             ) as bob:
                 assert bob.listen_port is not None
                 channel = await alice.open_channel(

@@ -75,12 +75,14 @@ async def main(workdir: Path) -> None:
                 adjudicator=net.adjudicator,
                 listen=("127.0.0.1", 0),
                 pricer=maker,
+                trust=net.trust(bob_key),  # bob signs options only as fills of his quotes
             ) as bob,
             open_node(
                 signer=alice_key,
                 store=workdir / "alice.sqlite",
                 chain=net.url,
                 adjudicator=net.adjudicator,
+                trust=net.trust(alice_key),
             ) as alice,
             trio.open_nursery() as nursery,
         ):

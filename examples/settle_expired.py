@@ -13,10 +13,32 @@ import trio
 
 from adjudicator.client import connect_adjudicator
 from channels import open_node
+from channels.core.consent import (
+    Approved,
+    Refusal,
+    TradeClass,
+    UpdateView,
+    Verdict,
+    needs_consent,
+)
+from channels.core.options import OpenOption
 from channels.core.protocol import Phase
 from channels.testing.devnet import PRICE, UNIT, USD, dev_network
 
 PERIOD = 600
+
+
+def bob_writes_calls(view: UpdateView) -> Verdict:
+    """Bob's decision on what Alice asks of him: he writes calls for a premium of at least 5% of
+    the collateral he locks; anything else that would cost him is refused."""
+    for trade, kind in zip(view.trades, view.classes, strict=True):
+        if kind is TradeClass.WE_WRITE and isinstance(trade, OpenOption):
+            if trade.premium * 20 >= trade.position.collateral:
+                continue
+            return Refusal("PremiumTooLow", f"premium {trade.premium} for {trade.position}")
+        if needs_consent(kind):
+            return Refusal("BobsRules", f"bob does not agree to: {kind.value}")
+    return Approved("bob's pricing rule")
 
 
 async def main(workdir: Path) -> None:
@@ -27,6 +49,7 @@ async def main(workdir: Path) -> None:
             store=workdir / "alice.sqlite",
             chain=net.url,
             adjudicator=net.adjudicator,
+            trust=net.trust(alice_key),
         ) as alice:
             async with open_node(
                 signer=bob_key,
@@ -34,6 +57,7 @@ async def main(workdir: Path) -> None:
                 chain=net.url,
                 adjudicator=net.adjudicator,
                 listen=("127.0.0.1", 0),
+                trust=net.trust(bob_key, decide=bob_writes_calls),
             ) as bob:
                 assert bob.listen_port is not None
                 channel = await alice.open_channel(

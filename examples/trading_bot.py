@@ -14,6 +14,15 @@ from pathlib import Path
 import trio
 
 from channels import open_node
+from channels.core.consent import (
+    Approved,
+    DecisionHook,
+    Refusal,
+    TradeClass,
+    UpdateView,
+    Verdict,
+    needs_consent,
+)
 from channels.core.node_events import StateUpdated
 from channels.core.options import OpenOption
 from channels.runtime.node import Node
@@ -46,6 +55,23 @@ async def hedging_bot(node: Node, hedges_wanted: int, done: trio.Event) -> None:
                 return
 
 
+def writes_at(kind_allowed: TradeClass, min_premium: int) -> DecisionHook:
+    """A desk's decision on what its peer asks of it: it writes options for at least
+    ``min_premium``; anything else that would cost it is refused."""
+
+    def decide(view: UpdateView) -> Verdict:
+        for trade, kind in zip(view.trades, view.classes, strict=True):
+            if kind is kind_allowed and isinstance(trade, OpenOption):
+                if trade.premium >= min_premium:
+                    continue
+                return Refusal("PremiumTooLow", f"{trade.premium} < {min_premium}")
+            if needs_consent(kind):
+                return Refusal("NotOurBusiness", f"we do not agree to: {kind.value}")
+        return Approved("the desk's pricing rule")
+
+    return decide
+
+
 async def main(workdir: Path) -> None:
     async with dev_network() as net:
         alice_key, bob_key = net.desks
@@ -56,12 +82,14 @@ async def main(workdir: Path) -> None:
                 chain=net.url,
                 adjudicator=net.adjudicator,
                 listen=("127.0.0.1", 0),
+                trust=net.trust(bob_key, decide=writes_at(TradeClass.WE_WRITE, 30 * USD)),
             ) as bob,
             open_node(
                 signer=alice_key,
                 store=workdir / "alice.sqlite",
                 chain=net.url,
                 adjudicator=net.adjudicator,
+                trust=net.trust(alice_key, decide=writes_at(TradeClass.WE_WRITE, 5 * USD)),
             ) as alice,
             trio.open_nursery() as nursery,
         ):

@@ -11,7 +11,31 @@ from pathlib import Path
 import trio
 
 from channels import open_node
+from channels.core.consent import (
+    Approved,
+    Refusal,
+    TradeClass,
+    UpdateView,
+    Verdict,
+    needs_consent,
+)
+from channels.core.options import OpenOption
 from channels.testing.devnet import PRICE, UNIT, USD, dev_network
+
+
+def bob_buys_cheap_options(view: UpdateView) -> Verdict:
+    """Bob's decision on what Alice asks of him: he buys options for at most 50 USD of premium;
+    anything else that would cost him is refused (a payment to him needs no decision)."""
+    for trade, kind in zip(view.trades, view.classes, strict=True):
+        if (
+            kind is TradeClass.WE_BUY
+            and isinstance(trade, OpenOption)
+            and trade.premium <= 50 * USD
+        ):
+            continue
+        if needs_consent(kind):
+            return Refusal("BobsRules", f"bob does not agree to: {kind.value}")
+    return Approved("bob's rules")
 
 
 async def main(workdir: Path) -> None:
@@ -24,12 +48,14 @@ async def main(workdir: Path) -> None:
                 chain=net.url,
                 adjudicator=net.adjudicator,
                 listen=("127.0.0.1", 0),
+                trust=net.trust(bob_key, decide=bob_buys_cheap_options),
             ) as bob,
             open_node(
                 signer=alice_key,
                 store=workdir / "alice.sqlite",
                 chain=net.url,
                 adjudicator=net.adjudicator,
+                trust=net.trust(alice_key),
             ) as alice,
         ):
             assert bob.listen_port is not None

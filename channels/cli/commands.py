@@ -66,9 +66,16 @@ async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Confi
     if args.json:
         print_json({"node": info, "channels": rows})
         return 0
+    gas = info.get("gas_reserve") or {}
+    reserve = ""
+    if gas.get("balance") is not None:  # the account that pays for the defence, vs its reserve
+        reserve = (
+            f"  gas {gas['balance'] / 10**18:.6f} ETH (reserve {gas['reserve'] / 10**18:.6f}"
+            + (", LOW: add ETH)" if gas.get("low") else ")")
+        )
     out(
         f"node {info['address']}  chain {info['chain_id']}  adjudicator {info['adjudicator']}  "
-        f"chain time {dt.datetime.fromtimestamp(info['now'], dt.UTC):%Y-%m-%d %H:%M:%S}Z"
+        f"chain time {dt.datetime.fromtimestamp(info['now'], dt.UTC):%Y-%m-%d %H:%M:%S}Z{reserve}"
     )
     if not rows:
         out("no channels")
@@ -85,6 +92,8 @@ def _peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, s
     text: str = args.peer
     if cfg is not None and text in cfg.peers:
         p = cfg.peers[text]
+        if p.host is None or p.port is None:
+            raise UsageError(f"peer {text!r} has no host and port in the config: it dials us")
         return p.address, p.host, p.port
     addr_text, sep, endpoint = text.partition("@")
     if not sep:

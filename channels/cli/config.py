@@ -16,14 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from adjudicator.tx_signing import TransactionSigner
+from channels.cli.peer_terms import TERM_KEYS, parse_peer_terms
 from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
+from channels.core.consent import TradeClass
 from channels.core.errors import ChannelError, LocalError
-from channels.core.model import address, to_checksum
+from channels.core.model import Address, address, to_checksum
+from channels.core.risk import NO_LIMITS, RiskLimits
 from channels.core.signing import LocalSigner, Signer
+from channels.core.terms import NO_TERMS, PeerTerms
 from channels.signers.errors import KeySourceError
 from channels.signers.sources import KeySource, open_key_source, parse_key_source
 
 if TYPE_CHECKING:
+    from channels.core.trust import Trust
     from channels.runtime.node import NodeSettings
 
 log = logging.getLogger("channels.desk")
@@ -65,8 +70,13 @@ def looks_like_key(text: str) -> bool:
 class PeerConfig:
     name: str
     address: bytes
-    host: str
-    port: int
+    #: Where to dial it; None for a peer that only dials us.
+    host: str | None
+    port: int | None
+    #: What we accept with this peer (channels/cli/peer_terms.py); the default accepts nothing.
+    terms: PeerTerms = NO_TERMS
+    approve: frozenset[TradeClass] = frozenset()
+    limits: RiskLimits = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,24 @@ class Config:
                 return peer.name
         return None
 
+    def trust(self) -> Trust:
+        """Whom the desk deals with: its declared peers and their terms, nobody else."""
+        from channels.core.trust import Peer, Trust
+
+        return Trust(
+            peers=tuple(
+                Peer(
+                    name=p.name,
+                    address=Address(p.address),
+                    endpoint=(p.host, p.port) if p.host and p.port else None,
+                    terms=p.terms,
+                    approve=p.approve,
+                    limits=p.limits,
+                )
+                for p in self.peers.values()
+            )
+        )
+
     def node_settings(self) -> NodeSettings:
         from channels.runtime.node import NodeSettings
 
@@ -149,7 +177,7 @@ _CHAIN_KEYS = {
     "oracle",
     "challenge_period",
 }
-_PEER_KEYS = {"address", "host", "port"}
+_PEER_KEYS = {"address", "host", "port"} | TERM_KEYS
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -203,6 +231,11 @@ class _Section:
         text = self.get_str(key)
         if text is None:
             return None
+        return self.parse_address(key, text)
+
+    def parse_address(self, key: str, text: object) -> bytes:
+        if not isinstance(text, str):
+            self.fail(key, "addresses are strings (0x and 40 hex digits)")
         try:
             return bytes(address(text))
         except ChannelError as exc:
@@ -271,6 +304,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     log_level = (node.get_str("log_level") or "info").lower()
     if log_level not in _LOG_LEVELS:
         node.fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
+    default_asset, default_oracle = chain.get_address("asset"), chain.get_address("oracle")
     peers: dict[str, PeerConfig] = {}
     peers_table = doc.get("peers", {})
     if not isinstance(peers_table, dict):
@@ -282,9 +316,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             peer.get_str("host"),
             peer.get_int("port", 1, 65535),
         )
-        if addr is None or host is None or port is None:
-            peer.fail("address/host/port", "a peer needs all three")
-        peers[name] = PeerConfig(name, addr, host, port)
+        if addr is None:
+            peer.fail("address", "a peer needs its address")
+        if (host is None) != (port is None):
+            peer.fail("host/port", "give both (where to dial the peer) or neither")
+        terms, approve, limits = parse_peer_terms(
+            peer.table, peer.fail, peer.parse_address, default_asset, default_oracle
+        )
+        peers[name] = PeerConfig(name, addr, host, port, terms, approve, limits)
     try:
         quotes = parse_quote_table(cfg_path, doc["quotes"]) if "quotes" in doc else None
     except QuoteTableError as exc:

@@ -145,6 +145,7 @@ async def serve_desk(
         listen=listen,
         settings=cfg.node_settings(),
         transaction_key=gas,
+        trust=cfg.trust(),
         pricer=cfg.quotes.price if cfg.quotes is not None else None,
         quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
     ) as node:

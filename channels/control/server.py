@@ -230,6 +230,10 @@ class ControlServer:
             "listen_port": node.listen_port,
             "now": node.now(),
             "channels": len(node.channels),
+            # consent: the transaction account against the gas reserve that defends the channels
+            "gas_reserve": (
+                node.gatekeeper.reserve_status() if hasattr(node, "gatekeeper") else None
+            ),
             # [reliability] "now" is extrapolated; these say whether the chain is actually seen.
             **chain_health(node),
         }

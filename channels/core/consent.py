@@ -220,6 +220,12 @@ def decide(view: UpdateView, quotes: QuoteAuthority | None, hook: DecisionHook |
     return Refusal("ConsentRequired", "the decision hook returned neither Approved nor Refusal")
 
 
+def strict_gate(view: UpdateView) -> Verdict:
+    """The consent rule with no quotes and no hook: only what cannot cost us value, and our own
+    calls, pass. A channel machine uses it until the node installs its gatekeeper."""
+    return decide(view, None, None)
+
+
 def _unconsented(undecided: Sequence[tuple[int, TradeClass]]) -> str:
     index, trade_class = undecided[0]
     more = f" (and {len(undecided) - 1} more)" if len(undecided) > 1 else ""
@@ -243,4 +249,5 @@ __all__ = [
     "classify",
     "decide",
     "needs_consent",
+    "strict_gate",
 ]

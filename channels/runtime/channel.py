@@ -140,6 +140,11 @@ class Channel:
         return self._machine.state.balances[1 - self.our_index]
 
     @property
+    def deposits(self) -> tuple[int, int]:
+        """What each participant agreed to deposit when the channel was opened."""
+        return self._machine.deposits
+
+    @property
     def positions(self) -> list[Position]:
         """Open positions (on the leader, including those of proposals still in flight)."""
         return list(self._machine.book)

@@ -264,6 +264,7 @@ class ChannelRuntime:
         # The chain credits what arrived: a fee-on-transfer token credits less.
         if already >= net_floor(amount, self._ctx.settings.max_deposit_fee_bps):
             return
+        await self._ctx.check_funding(machine.params, amount - already)  # consent: gas reserve
         measured = await deposit_measured(
             self._ctx.chain, machine.params, machine.index, amount - already
         )
@@ -280,6 +281,7 @@ class ChannelRuntime:
         before = machine.state.deposited[machine.index]
         # Wait for what the chain measured (a fee-on-transfer token credits less than was sent),
         # and not for ever: the credit needs the peer's countersignature.
+        await self._ctx.check_funding(machine.params, amount)  # consent: gas reserve
         measured = await deposit_measured(self._ctx.chain, machine.params, machine.index, amount)
         self._ctx.bus.emit(measured)
         with trio.fail_after(self._ctx.settings.open_timeout):

@@ -3,13 +3,13 @@ reference back to the node."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import trio
 
 from adjudicator.client import AdjudicatorClient
-from channels.core.model import Address, ChannelId
+from channels.core.model import Address, ChannelId, Params
 from channels.core.options import Trade
 from channels.runtime.bus import EventBus
 from channels.runtime.clock import ChainClock
@@ -31,3 +31,6 @@ class RuntimeContext:
     request_ids: Iterator[int]
     #: Told of every applied update (channel, version, trades): the quote desk settles fills.
     on_update: Callable[[ChannelId, int, tuple[Trade, ...]], None]
+    #: consent: raises GasReserveTooLow if depositing (params, amount) would cut into the gas
+    #: reserve that defends our channels (channels/runtime/gatekeeper.py).
+    check_funding: Callable[[Params, int], Awaitable[None]]

@@ -11,11 +11,12 @@ persist-then-send executor (:mod:`~channels.runtime.executor`), peer links
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -24,14 +25,16 @@ import trio
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
 from adjudicator.tx_signing import TransactionSigner
 from channels.core.errors import ChannelError, IllegalCall, RemoteError, UnknownChannel
-from channels.core.messages import Message, OpenProposal
-from channels.core.model import Address, Attestation, ChannelId, Params, State, address
-from channels.core.node_events import Event
-from channels.core.options import Trade
+from channels.core.messages import Message, OpenProposal, Reject
+from channels.core.model import Address, Attestation, ChannelId, Params, address
+from channels.core.node_events import Alarm, Event
 from channels.core.protocol import ChannelMachine, Config, Disconnected, Phase, Policy, Reconnected
 from channels.core.quote_book import QuoteLimits
 from channels.core.quotes import QUOTE_MESSAGES, QuoteMessage
+from channels.core.reserve import GasReserveTooLow
 from channels.core.signing import LocalSigner, Signer
+from channels.core.terms import AcceptTerms, RefuseTerms, TermsRefused
+from channels.core.trust import Trust
 from channels.defence.watcher import Watcher
 from channels.runtime.bus import EventBus
 from channels.runtime.channel import Channel
@@ -42,6 +45,7 @@ from channels.runtime.currency import check_current_for_dispute
 from channels.runtime.defence_host import NodeDefenceHost
 from channels.runtime.errors import UpdateRefusedError
 from channels.runtime.executor import Executor
+from channels.runtime.gatekeeper import Gatekeeper, LinkRefused, period_floor
 from channels.runtime.links import Links
 from channels.runtime.quote_host import NodeQuoteHost
 from channels.runtime.quoting import Pricer, QuoteDesk
@@ -50,7 +54,7 @@ from channels.runtime.views import ChannelInfo
 from channels.signers.calling import call_signer, on_trio_thread
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.testing.hooks import FaultHooks
-from channels.transport import Prologue, serve
+from channels.transport import Prologue, SecureChannel, serve
 
 log = logging.getLogger("channels.runtime.node")
 
@@ -70,7 +74,7 @@ class Node:
         settings: NodeSettings,
         nursery: trio.Nursery,
         policy: Policy | None = None,
-        accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+        trust: Trust | None = None,
         pricer: Pricer | None = None,
         quote_limits: QuoteLimits | None = None,
     ) -> None:
@@ -80,7 +84,6 @@ class Node:
         self.chain_id = chain_id
         self.settings = settings
         self.policy = policy
-        self.accept_channel = accept_channel
         self.config = Config(
             chain_id=chain_id,
             adjudicator=Address(chain.address),
@@ -114,6 +117,9 @@ class Node:
             nursery=nursery,
             request_ids=itertools.count(1),
             on_update=lambda cid, version, trades: self.quotes.on_update(cid, version, trades),
+            check_funding=lambda params, amount: self.gatekeeper.check_funding(
+                params, amount, new_channel=False
+            ),
         )
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(
@@ -138,6 +144,14 @@ class Node:
             pricer,
             quote_limits,
         )
+        # consent: whom we talk to, on what terms, and who decides an update (gatekeeper.py);
+        # fills of our live firm quotes are decided by our quote desk.
+        trust = trust or Trust()
+        if trust.quotes is None:
+            trust = dataclasses.replace(trust, quotes=self.quotes)
+        self.gatekeeper = Gatekeeper(trust, self, period_floor(settings))
+        #: Channel proposals of ours the peer refused (rule and reason), until open_channel reads.
+        self._refused: dict[ChannelId, TermsRefused] = {}
         self.listen_port: int | None = None
         #: Messages naming a channel we do not have with the sending peer.
         self.unknown_channel_messages = 0
@@ -230,23 +244,18 @@ class Node:
         return infos
 
     def _add(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> ChannelRuntime:
-        machine.policy = self._quote_policy(machine)
+        # consent: limits, then our call / a fill of our live quote / the decision hook.
+        # signers (issue 14): a step may run in a worker thread (a blocking signer); these
+        # callbacks read node state, so they run on the trio loop.
+        policy, gate = self.policy, self.gatekeeper.gate
+        machine.policy = (
+            None if policy is None else (lambda view: on_trio_thread(lambda: policy(view)))
+        )
+        machine.gate = lambda view: on_trio_thread(lambda: gate(view))
         runtime = ChannelRuntime(self._ctx, machine, endpoint)
         self._runtimes[machine.channel_id] = runtime
         self._handles[machine.channel_id] = Channel(runtime, self.address, self.quotes)
         return runtime
-
-    def _quote_policy(self, machine: ChannelMachine) -> Policy:
-        # firm quotes: a trade naming a quote of ours is signed only if the fill rule accepts
-        # it (channels/runtime/quoting.py); then the bot's policy runs.
-        user_policy = self.policy
-
-        def policy(base: State, new: State, trades: Sequence[Trade]) -> str | None:
-            self.quotes.check_update(machine.channel_id, machine.peer_address, tuple(trades))
-            return user_policy(base, new, trades) if user_policy is not None else None
-
-        # signers (issue 14): the step may run in a worker thread (a blocking signer)
-        return lambda base, new, trades: on_trio_thread(lambda: policy(base, new, trades))
 
     async def open_channel(
         self,
@@ -288,7 +297,9 @@ class Node:
         runtime = self._add(machine, peer)
         await runtime.enqueue(actions)
         with trio.fail_after(self.settings.open_timeout):
-            await runtime.wait_phase((Phase.FUNDING,))
+            refused = await self._wait_accepted(machine.channel_id, runtime)
+            if refused is not None:
+                raise refused
             await runtime.fund()
             await runtime.wait_phase((Phase.OPEN,))
         return self._handles[machine.channel_id]
@@ -299,8 +310,19 @@ class Node:
             return  # a retransmission of a proposal we already accepted
         if peer not in params.participants or self.address not in params.participants:
             raise RemoteError("a channel proposal that does not name both of us")
-        if self.accept_channel is not None and not self.accept_channel(params, msg.deposits):
-            log.info("refused channel proposal 0x%s", params.channel_id.hex()[:12])
+        decision = self.gatekeeper.decide_channel(params, msg.deposits)
+        if isinstance(decision, AcceptTerms) and decision.our_deposit and self.settings.auto_fund:
+            try:  # consent: funding it must leave the gas to defend every channel
+                await self.gatekeeper.check_funding(params, decision.our_deposit, new_channel=True)
+            except GasReserveTooLow as exc:
+                decision = RefuseTerms(exc.rule, str(exc))
+        if isinstance(decision, RefuseTerms):
+            # consent: the opener learns the rule and the reason (and our counter-offer).
+            log.info("refused channel proposal 0x%s: %s", params.channel_id.hex()[:12], decision)
+            self._links.send(
+                peer,
+                Reject(params.channel_id, None, None, decision.rule, decision.reason),
+            )
             return
         signer = self.signer
         machine, actions = await call_signer(
@@ -323,13 +345,48 @@ class Node:
         if runtime is None or runtime.peer_address != peer:
             self.unknown_channel_messages += 1
             return
+        if isinstance(message, Reject) and runtime.machine.phase is Phase.OPENING:
+            await self._open_refused(runtime, message)
+            return
         await runtime.receive(message)
+
+    async def _wait_accepted(
+        self, channel_id: ChannelId, runtime: ChannelRuntime
+    ) -> TermsRefused | None:
+        """consent: until the peer signed version 0, or refused the channel (rule and reason)."""
+        while runtime.machine.phase is Phase.OPENING:
+            refused = self._refused.get(channel_id)
+            if refused is not None:
+                return refused
+            await runtime.wait_changed()
+        return None
+
+    async def _open_refused(self, runtime: ChannelRuntime, message: Reject) -> None:
+        """consent: the peer refused the channel we proposed; nothing was deposited yet."""
+        cid = runtime.channel_id
+        self._refused[cid] = TermsRefused(message.rule, message.reason)
+        del self._runtimes[cid]
+        self._handles.pop(cid, None)
+        await self.store.set_phase(cid, Phase.CLOSED)
+        runtime.notify()
 
     async def _link_changed(self, peer: Address, *, up: bool) -> None:
         for runtime in [r for r in self._runtimes.values() if r.peer_address == peer]:
             await runtime.apply(Reconnected() if up else Disconnected())
 
     # chain --------------------------------------------------------------------------------------
+    def alarm(self, kind: str, detail: str, channel_id: ChannelId | None = None) -> None:
+        """Raise an alarm on the event stream (something needs a human)."""
+        self._bus.emit(Alarm(channel_id, kind, detail))
+
+    def last_prices(self) -> dict[bytes, int]:
+        """The oracle's last known price per underlying (from the attestations we were given)."""
+        latest: dict[bytes, tuple[int, int]] = {}
+        for (underlying, expiry), (attestation, _sig) in self._attestations.items():
+            if underlying not in latest or expiry > latest[underlying][0]:
+                latest[underlying] = (expiry, attestation.price)
+        return {u: price for u, (_e, price) in latest.items()}
+
     def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
         """Give the watcher an oracle's signed price, for settling expired positions on chain."""
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
@@ -409,12 +466,22 @@ class Node:
                 listen[1],
                 self.signer,
                 Prologue(self.chain_id, Address(self.chain.address)),
-                lambda _peer: True,
-                self._links.serve,
+                self.gatekeeper.admit,  # consent: declared peers, or the bot's admit callback
+                self._serve_link,
             )
         await nursery.start(self.quotes.run)
         await nursery.start(self.watcher.run)
         nursery.start_soon(self._redialer)
+        nursery.start_soon(
+            self.gatekeeper.watch_reserve, max(1.0, 10 * self.settings.chain_poll_interval)
+        )
+
+    async def _serve_link(self, secure: SecureChannel) -> None:
+        try:
+            with self.gatekeeper.link(secure.peer_address):  # consent: connection caps
+                await self._links.serve(secure)
+        except LinkRefused as exc:
+            log.info("closing a connection: %s", exc)
 
     async def _redialer(self) -> None:
         low, high = self.settings.reconnect_backoff
@@ -445,12 +512,16 @@ async def open_node(
     listen: tuple[str, int] | None = None,
     settings: NodeSettings | None = None,
     policy: Policy | None = None,
-    accept_channel: Callable[[Params, tuple[int, int]], bool] | None = None,
+    trust: Trust | None = None,
     transaction_key: bytes | TransactionSigner | None = None,
     pricer: Pricer | None = None,
     quote_limits: QuoteLimits | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
+
+    ``trust`` says whom the node deals with and on what terms (:class:`~channels.core.trust.Trust`):
+    the default admits nobody who dials in, accepts no channel proposal, and countersigns only
+    updates that cannot cost us value (docs/PROTOCOL.md, "Who decides").
 
     ``transaction_key`` (a private key or a :class:`TransactionSigner`) pays gas; by default the
     channel signer's own account does (a :class:`LocalSigner`'s key, or a signer that can also
@@ -480,7 +551,7 @@ async def open_node(
                     settings=settings,
                     nursery=nursery,
                     policy=policy,
-                    accept_channel=accept_channel,
+                    trust=trust,
                     pricer=pricer,
                     quote_limits=quote_limits,
                 )

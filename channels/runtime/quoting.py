@@ -401,11 +401,6 @@ class QuoteDesk:
             return None
         return Approved(f"a fill of our quote 0x{fill.quote_id.hex()[:16]}")
 
-    def check_update(self, channel_id: ChannelId, peer: Address, trades: tuple[Trade, ...]) -> None:
-        """Interim hook until the consent rule runs in the machine: raise the rule's error for
-        a trade that names a quote of ours and breaks its terms."""
-        self.book.check_fills(channel_id, peer, trades, Timestamp(self._node.now()))
-
     # peer messages ----------------------------------------------------------------------------
     async def on_message(self, peer: Address, message: QuoteMessage) -> None:
         machine = self._machine(message.channel_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from channels.core.options import Limits
+from channels.core.reserve import GasReserve
 from channels.defence.txdriver import TxPolicy
 from channels.transport import TransportConfig
 
@@ -48,6 +49,9 @@ class NodeSettings:
     #: points (the asset's transfer fee: USDT's is capped at 20); what is credited is always what
     #: the chain measured. 0 accepts only fee-free assets.
     max_deposit_fee_bps: int = 100
+    #: consent: the gas kept to defend every open channel (channels/core/reserve.py); deposits
+    #: that would cut into it are refused.
+    gas_reserve: GasReserve = field(default_factory=GasReserve)
 
     def transport_config(self) -> TransportConfig:
         return TransportConfig(keepalive_interval=self.keepalive_interval)

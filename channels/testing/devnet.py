@@ -15,8 +15,11 @@ from adjudicator import devchain
 from adjudicator.deploy import deploy_dev_setup
 from adjudicator.rpc import open_rpc
 from channels.core import eip712
+from channels.core.consent import DecisionHook
 from channels.core.model import Address, Attestation, Price, Timestamp, symbol
 from channels.core.signing import LocalSigner
+from channels.core.terms import AssetTerms, PeerTerms
+from channels.core.trust import Peer, Trust
 
 #: The test token has 6 decimals, like USDC.
 USD = 10**6
@@ -39,6 +42,31 @@ class DevNetwork:
         attestation = Attestation(symbol(underlying), Timestamp(expiry), Price(price))
         domain = eip712.Domain(self.chain_id, self.adjudicator)
         return attestation, self.oracle.sign_digest(eip712.attestation_digest(domain, attestation))
+
+    def trust(
+        self,
+        me: LocalSigner,
+        *,
+        decide: DecisionHook | None = None,
+        max_deposit: int = 100_000 * USD,
+        min_challenge_period: int = 600,
+    ) -> Trust:
+        """What desk ``me`` accepts on this network: the other desks declared as peers, channels
+        in the test token settled by the dev oracle, at most ``max_deposit`` of ours per channel
+        (ten times that per peer), a challenge period of at least ``min_challenge_period``; and
+        ``decide``, the bot's decision on value-moving trades the peer initiates (None: refused)."""
+        terms = PeerTerms(
+            assets={self.token: AssetTerms(max_deposit=max_deposit, max_total=10 * max_deposit)},
+            oracles=frozenset({self.oracle.address}),
+            min_challenge_period=min_challenge_period,
+            max_channels=10,
+        )
+        peers = tuple(
+            Peer(name=f"desk-{i}", address=desk.address, terms=terms)
+            for i, desk in enumerate(self.desks)
+            if desk.address != me.address
+        )
+        return Trust(peers=peers, decide=decide)
 
     async def advance(self, seconds: int) -> None:
         """Move the chain's clock forward (anvil only) and mine a block."""

@@ -117,8 +117,36 @@ def test_bad_key_is_not_echoed(tmp_path: Path) -> None:
         ('[node]\nstore = "s"\nlog_level = "loud"\n', "log_level"),
         ('[node]\nstore = "s"\n[chain]\nadjudicator = "0x12"\n', "adjudicator"),
         ('[node]\nstore = "s"\n[chain]\nrpc_url = "ftp://x"\n', "rpc_url"),
-        ('[node]\nstore = "s"\n[peers.b]\naddress = "0x' + "11" * 20 + '"\n', "needs all three"),
+        (
+            '[node]\nstore = "s"\n[peers.b]\naddress = "0x' + "11" * 20 + '"\nport = 1\n',
+            "give both",
+        ),
+        ('[node]\nstore = "s"\n[peers.b]\nhost = "h"\nport = 1\n', "needs its address"),
         ("[node\nstore = 's'\n", "not valid TOML"),
+        (
+            '[node]\nstore = "s"\n[peers.b]\naddress = "0x'
+            + "11" * 20
+            + '"\nhost = "h"\nport = 1\nmax_deposit = -1\n',
+            "max_deposit",
+        ),
+        (
+            '[node]\nstore = "s"\n[peers.b]\naddress = "0x'
+            + "11" * 20
+            + '"\nhost = "h"\nport = 1\napprove = ["everything"]\n',
+            "approve",
+        ),
+        (
+            '[node]\nstore = "s"\n[peers.b]\naddress = "0x'
+            + "11" * 20
+            + '"\nhost = "h"\nport = 1\noracles = ["0x12"]\n',
+            "oracles",
+        ),
+        (
+            '[node]\nstore = "s"\n[peers.b]\naddress = "0x'
+            + "11" * 20
+            + '"\nhost = "h"\nport = 1\nmin_challenge_period = 9\nmax_challenge_period = 8\n',
+            "above max_challenge_period",
+        ),
     ],
 )
 def test_refusals(tmp_path: Path, text: str, match: str) -> None:
@@ -203,6 +231,37 @@ def test_peer_by_name_or_address(tmp_path: Path) -> None:
     for bad in ("desk-c", f"{PEER}@nohost", "0x12@127.0.0.1:1"):
         with pytest.raises(cli.UsageError):
             cli._peer_target(argparse.Namespace(peer=bad), cfg)
+
+
+def test_peer_terms_default_to_nothing_and_read_what_is_declared(tmp_path: Path) -> None:
+    from channels.core.consent import TradeClass
+    from channels.core.model import address
+
+    cfg = load_config(write(tmp_path, FULL))
+    terms = cfg.peers["desk-b"].terms
+    asset = address("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
+    assert terms.assets[asset].max_deposit == 0  # declared, but we fund nothing until we say so
+    assert cfg.peers["desk-b"].approve == frozenset()
+    cfg = load_config(
+        write(
+            tmp_path,
+            FULL + 'max_deposit = 500\nmax_channels = 2\napprove = ["buy", "unwind"]\n'
+            'oracles = ["0x' + "22" * 20 + '"]\n',
+        )
+    )
+    peer = cfg.peers["desk-b"]
+    assert peer.terms.assets[asset].max_deposit == 500 == peer.terms.assets[asset].max_total
+    assert peer.terms.max_channels == 2
+    assert peer.terms.oracles == frozenset({address("0x" + "22" * 20)})
+    assert peer.approve == {TradeClass.WE_BUY, TradeClass.UNWIND}
+    assert peer.limits.empty
+    cfg = load_config(write(tmp_path, FULL + "max_open_positions = 3\nmax_loss = 10\n"))
+    assert cfg.peers["desk-b"].limits.max_open_positions == 3
+    assert cfg.peers["desk-b"].limits.max_loss == 10
+    trust = cfg.trust()
+    assert trust.peers[0].limits.max_loss == 10
+    assert [p.name for p in trust.peers] == ["desk-b"] and trust.decide is None
+    assert trust.admit is None and trust.accept_channel is None
 
 
 def test_sample_configs_parse_and_point_at_each_other() -> None:

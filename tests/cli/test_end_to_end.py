@@ -54,7 +54,17 @@ def workdir() -> Iterator[Path]:
         yield Path(d)
 
 
-def desk_config(workdir: Path, name: str, chain: Chain, key_env: str, listen: bool) -> Path:
+def desk_config(
+    workdir: Path,
+    name: str,
+    chain: Chain,
+    key_env: str,
+    listen: bool,
+    peer: bytes,
+    approve: str,
+) -> Path:
+    """A desk that declares its one peer: a channel of up to 10 tokens, a 60 s challenge period,
+    and the value-moving trades (``approve``) its operator consents to in advance."""
     dep = chain.deployment
     assert dep.token is not None
     oracle = LocalSigner.from_hex(chain.keys[9]).address
@@ -75,6 +85,12 @@ poll_interval = 0.05
 asset = "{to_checksum(dep.token)}"
 oracle = "{to_checksum(oracle)}"
 challenge_period = 60
+
+[peers.other]
+address = "{to_checksum(peer)}"
+max_deposit = 10_000_000
+min_challenge_period = 60
+approve = {approve}
 """
     path = workdir / f"{name}.toml"
     path.write_text(text)
@@ -106,8 +122,10 @@ async def test_cli_drives_two_desks(
 ) -> None:
     monkeypatch.setenv("OC_TEST_KEY_A", chain.keys[1])
     monkeypatch.setenv("OC_TEST_KEY_B", chain.keys[2])
-    cfg_a = desk_config(workdir, "a", chain, "OC_TEST_KEY_A", listen=False)
-    cfg_b = desk_config(workdir, "b", chain, "OC_TEST_KEY_B", listen=True)
+    key_a, key_b = (LocalSigner.from_hex(chain.keys[i]).address for i in (1, 2))
+    # A writes the put B buys; B buys A's call; each lets the other unwind.
+    cfg_a = desk_config(workdir, "a", chain, "OC_TEST_KEY_A", False, key_b, '["write", "unwind"]')
+    cfg_b = desk_config(workdir, "b", chain, "OC_TEST_KEY_B", True, key_a, '["buy", "unwind"]')
     a, b = str(cfg_a), str(cfg_b)
     run = Runner(capsys)
     with trio.fail_after(60):

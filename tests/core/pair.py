@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from channels.core import eip712
+from channels.core.consent import Approved, UpdateView, Verdict
 from channels.core.hashing import keccak256
 from channels.core.messages import Accept, Message, OpenProposal, Proposal
 from channels.core.model import Address, Params, symbol
@@ -36,6 +37,10 @@ ORACLE_SIGNER = LocalSigner(keccak256(b"oracle"))
 ETH_USD = symbol("ETH-USD")
 NOW = 1_700_000_000
 DAY = 86_400
+
+
+def consent_to_everything(_view: UpdateView) -> Verdict:
+    return Approved("the test desk consents to every trade")
 
 
 def make_signer(name: str) -> LocalSigner:
@@ -148,11 +153,15 @@ class Pair:
         machine, actions = ChannelMachine.initiate(
             self.params, self.alice.signer, self.config, self.deposits
         )
+        # These tests exercise the update protocol, not consent (tests/core/test_consent.py and
+        # test_machine_consent.py do): both desks consent to every trade, explicitly.
+        machine.gate = consent_to_everything
         self.alice.machine = machine
         self.perform(self.alice, actions)
         proposal = self.bob.inbox.pop(0)
         assert isinstance(proposal, OpenProposal)
         machine_b, actions_b = ChannelMachine.accept_open(proposal, self.bob.signer, self.config)
+        machine_b.gate = consent_to_everything
         self.bob.machine = machine_b
         self.perform(self.bob, actions_b)
         self.deliver_all()

@@ -310,7 +310,7 @@ def test_follower_refusal_rolls_back_the_leader_and_burns_the_version() -> None:
     pair = Pair()
     refused_once = {"done": False}
 
-    def policy(base: object, new: object, trades: object) -> str | None:
+    def policy(view: object) -> str | None:
         if not refused_once["done"]:
             refused_once["done"] = True
             return "exposure limit"

@@ -397,3 +397,43 @@ def test_large_book_matches_reference() -> None:
             book.remove(victim)
             ref.remove(victim)
     assert_matches(book, ref)
+
+
+# The root is hashed lazily (only when read): reading it at any point between nested change
+# sets, then rolling some back, must give the root of the book rebuilt from scratch.
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(0, 40)),
+        st.tuples(st.just("remove"), st.integers(0, 40)),
+        st.tuples(st.just("root"), st.just(0)),
+        st.tuples(st.just("begin"), st.just(0)),
+        st.tuples(st.just("rollback"), st.just(0)),
+        st.tuples(st.just("commit"), st.just(0)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_lazy_root_matches_a_rebuilt_book_through_change_sets(
+    seq: list[tuple[str, int]],
+) -> None:
+    book = PositionBook()
+    for op, pid in seq:
+        if op == "add" and pid not in book:
+            book.add(make_position(pid, pid + 1))
+        elif op == "remove" and pid in book:
+            book.remove(pid)
+        elif op == "root":
+            assert book.root == PositionBook.from_snapshot(book.snapshot()).root
+        elif op == "begin":
+            book.begin()
+        elif op == "rollback":
+            book.rollback_newest()
+        elif op == "commit":
+            book.commit_oldest()
+    rebuilt = PositionBook.from_snapshot(book.snapshot())
+    assert book.root == rebuilt.root
+    for position in book:
+        assert verify_proof(position.leaf(), book.proof(position.id), book.root)

@@ -63,6 +63,7 @@ from channels.core.protocol import Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
 from channels.runtime.node import Node, NodeSettings, open_node  # noqa: E402
 from channels.testing.faults import tap_received  # noqa: E402
+from tests.partners import partners  # noqa: E402
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -269,6 +270,11 @@ async def main_async(config: dict[str, Any]) -> None:
         adjudicator=config["adjudicator"],
         listen=("127.0.0.1", int(listen_port)) if listen_port is not None else None,
         settings=settings,
+        trust=partners(
+            *(bytes.fromhex(a[2:]) for a in config.get("partners", [])),
+            assets=[bytes.fromhex(a[2:]) for a in config.get("assets", [])],
+            oracles=[bytes.fromhex(a[2:]) for a in config.get("oracles", [])],
+        ),
     ) as node:
         # No checkpoint between the node's start and these two lines: nothing the node's own
         # tasks receive or emit after start-up is missed.

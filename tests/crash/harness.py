@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -326,6 +326,7 @@ class Desk:
         workdir: Path,
         *,
         listen_port: int | None = None,
+        partners: Sequence[bytes] = (),
         crash_at: str | None = None,
         settings: dict[str, Any] | None = None,
     ) -> None:
@@ -337,6 +338,8 @@ class Desk:
         self.tap_path = workdir / f"{name}.tap.jsonl"
         self.log_path = workdir / f"{name}.log"
         self.listen_port = listen_port
+        #: Declared counterparties (tests/partners.py): the desk talks to nobody else.
+        self.partners = list(partners)
         self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.proc: Any = None
         self.starts = 0
@@ -356,6 +359,9 @@ class Desk:
             "listen_port": self.listen_port,
             "settings": self.settings,
             "tap": str(self.tap_path),
+            "partners": ["0x" + p.hex() for p in self.partners],
+            "assets": ["0x" + self.chain.token.hex()],
+            "oracles": ["0x" + self.chain.oracle.hex()],
         }
         with self._cond:
             self.lines = []

@@ -76,8 +76,10 @@ def run_case(
     workdir.mkdir(parents=True, exist_ok=True)
     alice_key, bob_key = new_desk(chain), new_desk(chain)
     start_balances = tuple(token_balances(chain, alice_key.address, bob_key.address))
-    alice = Desk("alice", chain, alice_key, workdir)
-    bob = Desk("bob", chain, bob_key, workdir, listen_port=free_port())
+    alice = Desk("alice", chain, alice_key, workdir, partners=[bob_key.address])
+    bob = Desk(
+        "bob", chain, bob_key, workdir, listen_port=free_port(), partners=[alice_key.address]
+    )
     victim, survivor = (alice, bob) if role == "leader" else (bob, alice)
     try:
         # 1. open and warm up.

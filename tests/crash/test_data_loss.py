@@ -32,6 +32,7 @@ from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
 from channels.runtime.channel import Channel
 from channels.runtime.node import Node, NodeSettings
+from tests.partners import partners
 
 from .harness import CHALLENGE_PERIOD, DEPOSIT, Chain, adjudicator_calls
 
@@ -45,8 +46,14 @@ FAST = NodeSettings(
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
+#: Every desk key made here; the desks of this module declare each other as partners (each test
+#: makes fresh keys, so only a test's own desks ever meet).
+_DESKS: list[bytes] = []
+
+
 async def fresh_desk(chain: Chain) -> LocalSigner:
     signer = LocalSigner.generate()
+    _DESKS.append(signer.address)
     async with open_rpc(chain.url) as rpc:
         await rpc.dev.set_balance("0x" + signer.address.hex(), 10**20)
         await mint(rpc, TransactionSender(rpc, signer.secret), chain.token, signer.address, 10**8)
@@ -96,6 +103,11 @@ async def desk(
         adjudicator=chain.adjudicator,
         listen=("127.0.0.1", port) if port is not None else None,
         settings=settings,
+        trust=partners(
+            *(a for a in _DESKS if a != signer.address),
+            assets=[chain.token],
+            oracles=[chain.oracle],
+        ),
     ) as node:
         # No checkpoint since the node started: the redial and reestablish have not run yet.
         async with node.events() as stream, trio.open_nursery() as nursery:

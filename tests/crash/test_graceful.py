@@ -21,8 +21,9 @@ from .harness import (
 
 
 def test_stop_and_restart_each_side_between_trades(chain: Chain, tmp_path: Path) -> None:
-    alice = Desk("alice", chain, new_desk(chain), tmp_path)
-    bob = Desk("bob", chain, new_desk(chain), tmp_path, listen_port=free_port())
+    a_key, b_key = new_desk(chain), new_desk(chain)
+    alice = Desk("alice", chain, a_key, tmp_path, partners=[b_key.address])
+    bob = Desk("bob", chain, b_key, tmp_path, listen_port=free_port(), partners=[a_key.address])
     try:
         open_channel(alice, bob)
         pay(alice, 1_000)

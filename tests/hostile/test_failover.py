@@ -14,7 +14,7 @@ from adjudicator.rpc import RpcClient, RpcTransportError
 from channels import open_node
 from channels.runtime.channel import Channel
 from channels.runtime.node import Node
-from tests.node._helpers import FAST, desk, open_channel
+from tests.node._helpers import FAST, desk, desk_partners, open_channel
 from tests.node.conftest import Desks, desks  # noqa: F401 - the fixture
 from tests.watcher.faultproxy import Rule
 
@@ -22,9 +22,7 @@ from .test_rpc_hostile import proxy_in_front_of
 
 
 @pytest.mark.parametrize("fault", ["http500", "deep", "timeout"])
-async def test_client_fails_over_to_the_next_endpoint(
-    anvil: devchain.DevChain, fault: str
-) -> None:
+async def test_client_fails_over_to_the_next_endpoint(anvil: devchain.DevChain, fault: str) -> None:
     with trio.fail_after(60):
         async with proxy_in_front_of(anvil.url) as bad:
             bad.rules = [Rule(None, fault, delay=5.0)]
@@ -70,12 +68,16 @@ async def open_two(
     urls: list[str],
 ) -> AsyncIterator[tuple[Node, Channel]]:
     """Alice's node on ``urls`` (in turn), Bob's on anvil, one open channel between them."""
-    async with open_node(
-        signer=desks.alice,
-        store=tmp_path / "a.sqlite",
-        chain=urls,
-        adjudicator=desks.adjudicator,
-        settings=FAST,
-    ) as alice, desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0) as bob:
+    async with (
+        open_node(
+            signer=desks.alice,
+            store=tmp_path / "a.sqlite",
+            chain=urls,
+            adjudicator=desks.adjudicator,
+            settings=FAST,
+            trust=desk_partners(desks, desks.alice),
+        ) as alice,
+        desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0) as bob,
+    ):
         ch, _ = await open_channel(alice, bob, desks)
         yield alice, ch

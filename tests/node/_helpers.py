@@ -4,6 +4,7 @@ proxy for link faults."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from channels.core.model import ChannelId
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import Policy
 from channels.core.signing import LocalSigner
+from channels.core.trust import Trust
 from channels.runtime.channel import Channel
 from channels.runtime.node import Node, NodeSettings
+from tests.partners import partners
 
 from .conftest import Desks
 
@@ -44,8 +47,14 @@ async def desk(
     listen: int | None = None,
     settings: NodeSettings = FAST,
     policy: Policy | None = None,
+    trust: Trust | None = None,
 ) -> AsyncIterator[Node]:
-    """A node on the module's anvil; ``listen`` is a port (0 picks one) or None."""
+    """A node on the module's anvil; ``listen`` is a port (0 picks one) or None.
+
+    By default the desk declares the other test desk as its partner (tests/partners.py); pass
+    ``trust`` for a stricter one."""
+    if trust is None:
+        trust = desk_partners(desks, signer)
     async with open_node(
         signer=signer,
         store=path,
@@ -54,8 +63,19 @@ async def desk(
         listen=("127.0.0.1", listen) if listen is not None else None,
         settings=settings,
         policy=policy,
+        trust=trust,
     ) as node:
         yield node
+
+
+def open_door(desks: Desks, signer: LocalSigner) -> Trust:
+    """The desk's partners, and a bot admission callback that lets any other key connect too."""
+    return dataclasses.replace(desk_partners(desks, signer), admit=lambda _peer: True)
+
+
+def desk_partners(desks: Desks, signer: LocalSigner) -> Trust:
+    other = desks.bob if signer.address == desks.alice.address else desks.alice
+    return partners(other.address, assets=[desks.token], oracles=[desks.oracle.address])
 
 
 async def open_channel(

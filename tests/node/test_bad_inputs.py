@@ -77,6 +77,7 @@ from ._helpers import (
     snapshot,
     wait_until,
 )
+from ._helpers import open_door as open_door_for
 from .conftest import Desks
 
 
@@ -500,8 +501,11 @@ def _fields_of(s: State) -> tuple[object, ...]:
 
 
 async def test_wrong_identity_and_wrong_prologue(desks: Desks, tmp_path: Path) -> None:
+    # Bob's bot admits any key that dials in (strangers are refused by default: see
+    # tests/node/test_consent.py), so a stranger's messages reach the channel code.
+    open_door = open_door_for(desks, desks.bob)
     with trio.fail_after(60):
-        async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0) as bob:
+        async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=open_door) as bob:
             async with desk(desks, desks.alice, tmp_path / "a.sqlite") as alice:
                 ch, bch = await _setup(alice, bob, desks)
                 cid = ch.id
@@ -522,7 +526,7 @@ async def test_wrong_identity_and_wrong_prologue(desks: Desks, tmp_path: Path) -
                 stranger = LocalSigner.generate()
                 with pytest.raises(PeerAuthError):
                     await connect("127.0.0.1", port, stranger, desks.alice.address, prologue)
-                # A key that is no counterparty is let in (Bob serves anyone) but cannot touch
+                # A key that is no counterparty is let in (Bob's bot admits it) but cannot touch
                 # the channel, and does not disturb Alice's live link.
                 link = await connect("127.0.0.1", port, stranger, desks.bob.address, prologue)
                 atk = Attacker(link, bob, desks, cid)

@@ -19,6 +19,7 @@ from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
 from channels.runtime.node import Node, NodeSettings
 
+from ._helpers import desk_partners
 from .conftest import Desks
 
 FAST = NodeSettings(chain_poll_interval=0.05, update_timeout=10.0, open_timeout=30.0)
@@ -36,6 +37,7 @@ async def desk(
         adjudicator=desks.adjudicator,
         listen=("127.0.0.1", 0) if listen else None,
         settings=settings,
+        trust=desk_partners(desks, signer),
     ) as node:
         yield node
 

@@ -9,15 +9,15 @@ state, and trading works both ways again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import trio
 
+from channels.core.consent import UpdateView
 from channels.core.messages import Accept, Proposal, Reestablish, Reject, UpdateRequest
 from channels.core.model import State
-from channels.core.options import Pay, Trade
+from channels.core.options import Pay
 from channels.runtime.node import UpdateRefusedError
 from channels.testing.faults import cut_link_on_send
 
@@ -44,8 +44,8 @@ CASES = [
 async def test_disconnect_around_each_message(
     desks: Desks, tmp_path: Path, kind: type, sender: str, start: str, when: str
 ) -> None:
-    def refuse_big(base: State, new: State, trades: Sequence[Trade]) -> str | None:
-        big = any(isinstance(t, Pay) and t.amount > 500_000 for t in trades)
+    def refuse_big(view: UpdateView) -> str | None:
+        big = any(isinstance(t, Pay) and t.amount > 500_000 for t in view.trades)
         return "too big" if big else None
 
     with trio.fail_after(60):

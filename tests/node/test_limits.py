@@ -10,17 +10,24 @@ import trio
 from channels.core.model import Address
 from channels.transport import ConnectionClosed, Prologue, connect
 
-from ._helpers import FAST, desk, open_channel
+from ._helpers import FAST, desk, open_channel, open_door
 from .conftest import Desks
 
 
 async def test_peer_sending_too_many_bad_messages_is_dropped(desks: Desks, tmp_path: Path) -> None:
     strict = dataclasses.replace(FAST, max_bad_messages=5)
     with trio.fail_after(60):
-        async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0, settings=strict) as bob:
+        async with desk(
+            desks,
+            desks.bob,
+            tmp_path / "b.sqlite",
+            listen=0,
+            settings=strict,
+            trust=open_door(desks, desks.bob),
+        ) as bob:
             assert bob.listen_port is not None
             prologue = Prologue(desks.deployment.chain_id, Address(desks.adjudicator))
-            # A stranger (any key may connect to propose channels) sends garbage.
+            # A stranger (Bob's bot admits any key, to hear channel proposals) sends garbage.
             mallory = await connect(
                 "127.0.0.1", bob.listen_port, desks.oracle, desks.bob.address, prologue, timeout=5
             )

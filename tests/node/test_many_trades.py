@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from channels.core.errors import InsufficientFunds
+from channels.core.errors import InsufficientFunds, PolicyRefused
 from channels.core.model import Amount, Position
 from channels.core.node_events import (
     PeerConnected,
@@ -197,10 +197,12 @@ MAX_EXPOSURE = 3 * 10**18  # gross quantity per underlying
 def exposure_policy(holder: dict[str, Channel]):  # type: ignore[no-untyped-def]
     """Refuse any update after which one underlying has more than MAX_EXPOSURE open quantity."""
 
-    def policy(base, new, trades):  # type: ignore[no-untyped-def]
+    def policy(view):  # type: ignore[no-untyped-def]
         ch = holder.get("ch")
         if ch is None:
             return None
+        assert view.channel_id == ch.id and view.peer == ch.peer_address
+        trades = view.trades
         # The book may already hold the proposed positions: count each id once.
         positions = {p.id: p for p in ch.positions}
         for t in trades:
@@ -254,10 +256,11 @@ async def test_policy_refuses_excess_exposure(desks: Desks, tmp_path: Path) -> N
             await ch.buy_option(underlying="BTC-USD", quantity=3 * 10**18, **terms)
             await bch.wait_version(ch.version)
             assert ch.state == bch.state and ch.version == before[0].version + 3
-            # The follower's own request is checked by its policy too when the leader proposes.
+            # The follower's own request is checked by its policy before it leaves (and again
+            # when the leader proposes it).
             try:
                 await bch.write_option(underlying="BTC-USD", quantity=1, **terms)
-            except UpdateRefusedError as exc:
+            except (UpdateRefusedError, PolicyRefused) as exc:
                 assert exc.rule == "PolicyRefused", exc
             else:
                 raise AssertionError("the policy did not refuse the follower's request")

@@ -29,6 +29,7 @@ from channels.runtime.quote_events import (
     QuoteRequested,
 )
 from channels.runtime.quoting import Decline, IncomingRequest, Pricer, QuoteTerms
+from tests.partners import partners
 
 from ._helpers import FAST, WEEK, open_channel
 from .conftest import Desks
@@ -63,6 +64,14 @@ async def quoting_desk(
         settings=FAST,
         pricer=pricer,
         quote_limits=limits,
+        # The desks declare each other but decide no trade by hook: fills of live quotes are
+        # the only value-moving trades they countersign.
+        trust=partners(
+            *(d.address for d in (desks.alice, desks.bob) if d.address != signer.address),
+            assets=[desks.token],
+            oracles=[desks.oracle.address],
+            decide=False,
+        ),
     ) as node:
         yield node
 

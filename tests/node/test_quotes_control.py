@@ -14,6 +14,8 @@ from channels import open_node
 from channels.cli.config import ConfigError, load_config
 from channels.control import ControlError, connect_control, serve_control
 from channels.core.model import QUANTITY_SCALE, to_checksum
+from channels.core.trust import Trust
+from tests.partners import partners
 
 from ._helpers import FAST, open_channel
 from .conftest import Desks
@@ -70,6 +72,11 @@ def test_quote_table_errors_name_the_key(tmp_path: Path) -> None:
             load_config(path)
 
 
+def only_quotes(desks: Desks, partner: bytes) -> Trust:
+    """The partner declared; value-moving trades only as fills of live quotes (no hook)."""
+    return partners(partner, assets=[desks.token], oracles=[desks.oracle.address], decide=False)
+
+
 async def test_rfq_answer_and_fill_through_the_control_socket(
     desks: Desks, tmp_path: Path, sock_dir: Path
 ) -> None:
@@ -88,6 +95,7 @@ async def test_rfq_answer_and_fill_through_the_control_socket(
                 settings=FAST,
                 pricer=table.price,
                 quote_limits=table.limits(),
+                trust=only_quotes(desks, desks.alice.address),
             ) as bob,
             open_node(
                 signer=desks.alice,
@@ -95,6 +103,7 @@ async def test_rfq_answer_and_fill_through_the_control_socket(
                 chain=desks.url,
                 adjudicator=desks.adjudicator,
                 settings=FAST,
+                trust=only_quotes(desks, desks.bob.address),
             ) as alice,
             trio.open_nursery() as nursery,
         ):

@@ -15,9 +15,11 @@ from adjudicator.tokens import allowance, approve, balance_of, load_artifact, mi
 from adjudicator.transactions import TransactionSender
 from channels.core.node_events import Event
 from channels.core.protocol import Phase
+from channels.core.trust import Trust
 from channels.runtime.channel import Channel
 from channels.runtime.deposits import DepositMeasured
 from channels.runtime.node import Node
+from tests.partners import partners
 
 from ._helpers import FAST, PERIOD, desk
 from .conftest import Desks
@@ -65,12 +67,19 @@ def measured(events: trio.MemoryReceiveChannel[Event]) -> list[DepositMeasured]:
             out.append(event)
 
 
+def accepts(desks: Desks, token: bytes) -> Trust:
+    """Bob declares Alice and accepts channels in ``token`` (the token under test)."""
+    return partners(desks.alice.address, assets=[token], oracles=[desks.oracle.address])
+
+
 async def test_fee_on_transfer_token_between_two_nodes(desks: Desks, tmp_path: Path) -> None:
     token = await deploy(desks, "FeeOnTransferToken")  # keeps 1% of every transfer
     net = DEPOSIT - DEPOSIT // 100
     with trio.fail_after(90):
         async with desk(desks, desks.alice, tmp_path / "a.sqlite", settings=FAST) as alice:
-            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0) as bob:
+            async with desk(
+                desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=accepts(desks, token)
+            ) as bob:
                 async with alice.events() as a_events, bob.events() as b_events:
                     ch, bch = await open_on(alice, bob, desks, token)
                     await ch.wait_version(bch.state.version)
@@ -102,12 +111,12 @@ async def test_usdt_like_token_with_a_leftover_allowance_and_a_fee(
         assert await allowance(rpc, token, desks.alice.address, desks.adjudicator) == 7
     with trio.fail_after(90):
         async with desk(desks, desks.alice, tmp_path / "a.sqlite", settings=FAST) as alice:
-            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0) as bob:
+            async with desk(
+                desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=accepts(desks, token)
+            ) as bob:
                 ch, _bch = await open_on(alice, bob, desks, token)
                 net = DEPOSIT - DEPOSIT * 20 // 10_000
                 await ch.wait_phase(Phase.OPEN)
                 assert ch.state.deposited == (net, net)
     async with open_rpc(desks.url) as rpc:
         assert await balance_of(rpc, token, desks.adjudicator) == 2 * net
-
-

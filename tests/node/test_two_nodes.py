@@ -12,6 +12,7 @@ from channels import open_node
 from channels.core.protocol import Phase
 from channels.runtime.node import NodeSettings
 
+from ._helpers import desk_partners
 from .conftest import Desks
 
 FAST = NodeSettings(chain_poll_interval=0.05, update_timeout=10.0, open_timeout=30.0)
@@ -30,6 +31,7 @@ async def test_open_trade_close(desks: Desks, tmp_path: Path) -> None:
                 adjudicator=desks.adjudicator,
                 listen=("127.0.0.1", 0),
                 settings=FAST,
+                trust=desk_partners(desks, desks.bob),
             ) as bob,
             open_node(
                 signer=desks.alice,
@@ -37,6 +39,7 @@ async def test_open_trade_close(desks: Desks, tmp_path: Path) -> None:
                 chain=desks.url,
                 adjudicator=desks.adjudicator,
                 settings=FAST,
+                trust=desk_partners(desks, desks.alice),
             ) as alice,
         ):
             assert bob.listen_port

@@ -17,6 +17,7 @@ from channels.core.model import SignedState
 from channels.core.signing import LocalSigner
 from channels.runtime.channel import Channel
 from channels.runtime.node import Node, NodeSettings
+from tests.node._helpers import desk_partners
 from tests.node.conftest import Desks, desks  # noqa: F401 - the fixture, re-exported
 
 FAST = NodeSettings(chain_poll_interval=0.05, update_timeout=10.0, open_timeout=30.0)
@@ -41,6 +42,7 @@ async def desk(
         adjudicator=desks.adjudicator,
         listen=("127.0.0.1", 0) if listen else None,
         settings=settings,
+        trust=desk_partners(desks, signer),
     ) as node:
         yield node
 

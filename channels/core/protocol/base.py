@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from channels.core import eip712
+from channels.core.consent import (
+    Approved,
+    ConsentRefused,
+    Refusal,
+    UpdateView,
+    Verdict,
+    strict_gate,
+)
 from channels.core.errors import PolicyRefused, WrongDomain
 from channels.core.funding import funded as deposits_made
 from channels.core.model import (
@@ -76,6 +84,9 @@ class MachineData:
     highest_signed: int
     confirmed_deposits: tuple[int, int] = (0, 0)
     policy: Policy | None = None
+    #: consent: who decides an update before we sign it (channels.core.consent); the node installs
+    #: its gatekeeper here. The default consents only to what cannot cost us value.
+    gate: Callable[[UpdateView], Verdict] = strict_gate
     #: Set while we are not in step with the peer: from a disconnect (or a restart) until the
     #: peer's reestablish arrives. No new proposal is made meanwhile: it could cross the peer's
     #: reestablish and leave the two sides on different versions.
@@ -129,21 +140,45 @@ class MachineData:
         self.phase = after
         return [PhaseChanged(self.channel_id, after)]
 
-    def _dry_run(self, base: State, trades: tuple[Trade, ...], now: Timestamp) -> State:
+    def _dry_run(
+        self, base: State, trades: tuple[Trade, ...], now: Timestamp, gate: bool = False
+    ) -> State:
         self.book.begin()
         try:
-            return apply_trades(
+            new = apply_trades(
                 base, self.book, trades, self._context(now), Version(base.version + 1)
             )
+            if gate:  # our own request: our policy and risk limits bind it before it leaves
+                self._check_policy(base, new, trades, ours=True, now=now)
+            return new
         finally:
             self.book.rollback_newest()
 
-    def _check_policy(self, base: State, new: State, trades: Sequence[Trade]) -> None:
-        if self.policy is None:
-            return
-        reason = self.policy(base, new, trades)
-        if reason is not None:
-            raise PolicyRefused(reason)
+    def _check_policy(
+        self, base: State, new: State, trades: Sequence[Trade], *, ours: bool, now: Timestamp
+    ) -> None:
+        # consent (channels.core.consent): ``ours`` means we initiated exactly these trades (our
+        # call as leader, or our request the leader echoed, checked before by RequestMismatch).
+        view = UpdateView(
+            channel_id=self.channel_id,
+            params=self.params,
+            peer=self.peer_address,
+            our_index=self.index,
+            base=base,
+            new=new,
+            trades=tuple(trades),
+            initiated_by_us=ours,
+            now=now,
+        )
+        if self.policy is not None:
+            reason = self.policy(view)
+            if reason is not None:
+                raise PolicyRefused(reason)
+        verdict = self.gate(view)
+        if isinstance(verdict, Refusal):
+            raise ConsentRefused(verdict)
+        if not isinstance(verdict, Approved):
+            raise ConsentRefused(Refusal("ConsentRequired", "the gate gave no verdict"))
 
     def _context(self, now: Timestamp) -> Context:
         return Context(

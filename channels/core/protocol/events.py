@@ -6,11 +6,12 @@ actions a step returns in order: every ``Persist...`` before any ``Send`` after 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from channels.core.consent import UpdateView
 from channels.core.messages import Message
-from channels.core.model import ChannelId, SignedState, SignedUpdate, State, Version
+from channels.core.model import ChannelId, SignedState, SignedUpdate, Version
 from channels.core.options import Trade
 from channels.core.positions import BookSnapshot
 from channels.core.protocol.phases import Phase
@@ -98,7 +99,11 @@ Input = (
 
 @dataclass(frozen=True, slots=True)
 class PersistSignature:
-    """Durably record "I signed ``version`` = ``state_hash``" before the signature leaves."""
+    """Durably record "I signed ``version`` = ``state_hash``" before the signature leaves.
+
+    The store may keep this with a version lease that covers ``version`` rather than a record per
+    version (docs/PROTOCOL.md section 7): after a restart nothing at or below it is signed again.
+    """
 
     channel_id: ChannelId
     version: Version
@@ -172,8 +177,9 @@ Action = (
     | DataLossRecovered
 )
 
-#: A pre-trade check a bot installs: ``policy(base, new, trades)`` returns a reason to refuse, or
-#: None to allow. It is a plain synchronous function of its arguments, called inside one machine
-#: step: it cannot await, so it cannot re-enter the node or wait on anything the node holds (the
-#: node's asynchronous callbacks, the event stream, never run under the node's locks).
-Policy = Callable[[State, State, Sequence[Trade]], str | None]
+#: A pre-trade check a bot installs: ``policy(view)`` gets the update (its channel id, the peer,
+#: both states, the trades, whether we initiated it) and returns a reason to refuse, or None to
+#: allow. It is a plain synchronous function of its arguments, called inside one machine step: it
+#: cannot await, so it cannot re-enter the node or wait on anything the node holds (the node's
+#: asynchronous callbacks, the event stream, never run under the node's locks).
+Policy = Callable[[UpdateView], str | None]

@@ -43,10 +43,9 @@ class FollowerSteps(MachineData):
             raise IllegalCall(f"request id {request_id} is already waiting")
         # Check the trades now so our caller gets the rule's error at once; the leader checks
         # them again on top of whatever it has in flight.
-        self._dry_run(self.state, trades, now)
+        self._dry_run(self.state, trades, now, gate=True)
         self._requests[request_id] = trades
         return [Send(UpdateRequest(self.channel_id, request_id, trades))]
-
 
     def _proposal(self, msg: Proposal, now: Timestamp) -> list[Action]:
         expect(self.phase, Step.TRADE, ours=False, what="a proposal")
@@ -87,7 +86,9 @@ class FollowerSteps(MachineData):
             expected = apply_trades(latest, self.book, msg.trades, self._context(now), version)
             if expected != msg.state:
                 raise StateMismatch("the proposed state is not what the trades produce")
-            self._check_policy(latest, expected, msg.trades)
+            self._check_policy(
+                latest, expected, msg.trades, ours=msg.request_id is not None, now=now
+            )
             withdrawal = withdrawal_of(expected, msg.trades)
             if withdrawal is not None:
                 if msg.withdrawal_signature is None:
@@ -131,7 +132,6 @@ class FollowerSteps(MachineData):
         ]
         actions.extend(self._phase_after_update())
         return actions
-
 
     def _accept_for_latest(self) -> Accept:
         ours = self.latest.signed.signatures[self.index]

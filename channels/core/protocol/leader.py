@@ -43,7 +43,7 @@ class LeaderSteps(MachineData):
         self.book.begin()
         try:
             new = apply_trades(base, self.book, trades, self._context(now), version)
-            self._check_policy(base, new, trades)
+            self._check_policy(base, new, trades, ours=ours, now=now)
             digest = eip712.state_digest(self.domain, new)
             # A signer may fail (a remote one is unreachable): nothing has changed then.
             signature = sign_message(self.signer, self.domain, new, digest)
@@ -75,7 +75,6 @@ class LeaderSteps(MachineData):
             ),
         ]
 
-
     def _peer_request(self, msg: UpdateRequest, now: Timestamp) -> list[Action]:
         if not allows(self.phase, Step.TRADE):
             return [
@@ -105,7 +104,6 @@ class LeaderSteps(MachineData):
             return self._propose(tuple(msg.trades), now, request_id=msg.request_id, ours=False)
         except (RuleViolation, InvalidField) as exc:
             return [Send(Reject(self.channel_id, None, msg.request_id, exc.rule, str(exc)))]
-
 
     def _accept(self, msg: Accept) -> list[Action]:
         if not self._pending:
@@ -153,7 +151,6 @@ class LeaderSteps(MachineData):
         ]
         actions.extend(self._phase_after_update())
         return actions
-
 
     def _proposal_refused(self, msg: Reject) -> list[Action]:
         assert msg.version is not None

@@ -1,0 +1,158 @@
+"""Our terms for channels a peer proposes to us, and the decision on a proposal (pure).
+
+A channel proposal says what the opener deposits and what it *asks* us to deposit. Our node
+decides: :func:`evaluate` accepts (we fund exactly what was asked, never more), answers with a
+counter-offer (the most we would fund, so the opener can propose again), or refuses naming the
+rule: the asset is not one we accept with this peer, the oracle is not one we trust, the challenge
+period is outside our bounds (and never below the chain's inclusion floor), we already have as
+many channels or as much deposited with this peer as our terms allow.
+
+An empty :class:`PeerTerms` accepts nothing, which is what a stranger gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from channels.core.errors import InvalidField, RemoteError, RuleViolation
+from channels.core.model import Address, Params
+
+
+@dataclass(frozen=True, slots=True)
+class AssetTerms:
+    """How much of one asset we lock with one peer (in the asset's smallest unit)."""
+
+    #: Our deposit in any one channel.
+    max_deposit: int
+    #: Our deposits over all open channels with this peer.
+    max_total: int
+
+    def __post_init__(self) -> None:
+        for name in ("max_deposit", "max_total"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise InvalidField(f"{name} must be a non-negative int")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerTerms:
+    """What we accept from one peer when it proposes a channel to us."""
+
+    #: Asset address -> how much of it we lock. An asset not here is refused.
+    assets: Mapping[Address, AssetTerms] = field(default_factory=dict)
+    #: Oracles whose prices we accept for settlement.
+    oracles: frozenset[Address] = frozenset()
+    #: Challenge period bounds in seconds (the lower one is raised to the chain's floor).
+    min_challenge_period: int = 3600
+    max_challenge_period: int = 7 * 86400
+    #: Open channels with this peer at most (counting the proposed one).
+    max_channels: int = 0
+    #: Whether this peer may propose channels to us at all (we may still open to it).
+    accept_proposals: bool = True
+
+    def __post_init__(self) -> None:
+        if self.min_challenge_period > self.max_challenge_period:
+            raise InvalidField("min_challenge_period is above max_challenge_period")
+        if self.max_channels < 0:
+            raise InvalidField("max_channels must be non-negative")
+
+
+#: The terms a peer nobody declared gets: nothing.
+NO_TERMS = PeerTerms()
+
+
+@dataclass(frozen=True, slots=True)
+class PeerUsage:
+    """What we already have with the proposing peer (open channels, our deposits per asset)."""
+
+    channels: int = 0
+    our_deposits: Mapping[Address, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptTerms:
+    """Accept the channel and fund ``our_deposit`` (never above what the opener asked)."""
+
+    our_deposit: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseTerms:
+    """Refuse the channel; ``counter`` is the most we would fund (None: nothing would do)."""
+
+    rule: str
+    reason: str
+    counter: int | None = None
+
+
+TermsDecision = AcceptTerms | RefuseTerms
+
+
+class TermsRefused(RuleViolation, RemoteError):
+    """Our terms (or the peer's) refused a channel proposal; ``rule`` names the term."""
+
+    rule = "TermsRefused"
+
+    def __init__(self, rule: str, reason: str, counter: int | None = None) -> None:
+        super().__init__(f"{rule}: {reason}" + (f" (counter-offer: {counter})" if counter else ""))
+        self.rule = rule
+        self.reason = reason
+        self.counter = counter
+
+
+def evaluate(
+    terms: PeerTerms,
+    params: Params,
+    deposits: tuple[int, int],
+    our_index: int,
+    usage: PeerUsage,
+    period_floor: int,
+) -> TermsDecision:
+    """Our decision on a proposal of ``params`` with ``deposits`` (what each side would deposit).
+
+    ``period_floor`` is the shortest challenge period that can be defended on this chain (its
+    inclusion window plus the watcher's reaction time): nothing below it is ever accepted.
+    """
+    asked = deposits[our_index]
+    if not terms.accept_proposals:
+        return RefuseTerms("PeerNotAccepted", "we accept no channel proposals from this peer")
+    asset_terms = terms.assets.get(params.asset)
+    if asset_terms is None:
+        return RefuseTerms("AssetNotAccepted", f"asset 0x{params.asset.hex()} is not in our terms")
+    if params.oracle not in terms.oracles:
+        return RefuseTerms("OracleNotTrusted", f"oracle 0x{params.oracle.hex()} is not trusted")
+    low = max(terms.min_challenge_period, period_floor)
+    if not low <= params.challenge_period <= terms.max_challenge_period:
+        return RefuseTerms(
+            "ChallengePeriodOutOfBounds",
+            f"challenge period {params.challenge_period}s is outside [{low}s, "
+            f"{terms.max_challenge_period}s]",
+        )
+    if usage.channels + 1 > terms.max_channels:
+        return RefuseTerms(
+            "TooManyChannels", f"already {usage.channels} channels, at most {terms.max_channels}"
+        )
+    room = asset_terms.max_total - usage.our_deposits.get(params.asset, 0)
+    most = max(0, min(asset_terms.max_deposit, room))
+    if asked > most:
+        return RefuseTerms(
+            "DepositAboveTerms",
+            f"asked to deposit {asked}; we deposit at most {most} (per channel "
+            f"{asset_terms.max_deposit}, left of our total {max(0, room)})",
+            counter=most,
+        )
+    return AcceptTerms(asked)
+
+
+__all__ = [
+    "NO_TERMS",
+    "AcceptTerms",
+    "AssetTerms",
+    "PeerTerms",
+    "PeerUsage",
+    "RefuseTerms",
+    "TermsDecision",
+    "TermsRefused",
+    "evaluate",
+]
