@@ -36,6 +36,7 @@ from channels.runtime.node import Node, NodeSettings
 from channels.signers.account import AccountSigner
 from channels.signers.keystore import PasswordSource, load_keystore, write_keystore
 from channels.signers.remote import RemoteSigner
+from tests.partners import partners
 
 from .server_process import signer_server
 
@@ -44,6 +45,8 @@ DEPOSIT = 1_000_000
 PERIOD = 120
 ALICE_CHANNEL = keccak256(b"e2e alice channel key")
 BOB_CHANNEL = keccak256(b"e2e bob channel key")
+ALICE = LocalSigner(ALICE_CHANNEL).address
+BOB = LocalSigner(BOB_CHANNEL).address
 
 
 @dataclass
@@ -74,7 +77,12 @@ def _keystore(path: Path, secret: bytes) -> AccountSigner:
 def node(
     chain: Chain, signer: Signer, gas: TransactionSigner, store: Path, listen: bool
 ) -> AbstractAsyncContextManager[Node]:
+    """A desk that deals with the other desk of this test only."""
+    assert chain.deployment.token is not None
+    peer = BOB if signer.address == ALICE else ALICE
+    oracle = LocalSigner.from_hex(chain.dev_keys[9]).address
     return open_node(
+        trust=partners(peer, assets=[chain.deployment.token], oracles=[oracle]),
         signer=signer,
         store=store,
         chain=chain.url,
