@@ -261,16 +261,14 @@ class TxManager:
                 return
             await self._send_new(tx)
             return
-        receipt = await self._receipt(tx)
-        if receipt is not None:
-            tx.receipt = receipt
-            if receipt.status == 1:
-                await self._finish(tx, IntentStatus.CONFIRMED, "mined")
-            else:
-                await self._finish(tx, IntentStatus.FAILED, "reverted on chain")
+        if await self._settled_by_receipt(tx):
             return
         if tx.needed is not None and not await tx.needed():
-            await self._finish(tx, IntentStatus.CANCELLED, "no longer needed (superseded)")
+            # Our transaction may have been mined between the receipt lookup and this check
+            # (that is often why it is no longer needed): then it did the job, it is not
+            # cancelled.
+            if not await self._settled_by_receipt(tx):
+                await self._finish(tx, IntentStatus.CANCELLED, "no longer needed (superseded)")
             return
         head = max(await self.client.head(), self.max_head)
         self.max_head = head
@@ -363,6 +361,18 @@ class TxManager:
         tx.acted_at = trio.current_time()
         tx.acted_head = max(self.max_head, sender.rpc.max_head_seen)
         await self._journal_update(tx, IntentStatus.SENT)
+
+    async def _settled_by_receipt(self, tx: PendingTx) -> bool:
+        """Finish ``tx`` if one of its versions has a receipt; say whether it did."""
+        receipt = await self._receipt(tx)
+        if receipt is None:
+            return False
+        tx.receipt = receipt
+        if receipt.status == 1:
+            await self._finish(tx, IntentStatus.CONFIRMED, "mined")
+        else:
+            await self._finish(tx, IntentStatus.FAILED, "reverted on chain")
+        return True
 
     async def _receipt(self, tx: PendingTx) -> Receipt | None:
         for h in reversed(tx.hashes):

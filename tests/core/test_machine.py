@@ -564,3 +564,26 @@ def test_equivocation_is_detected_on_reestablish() -> None:
     with pytest.raises(Equivocation):
         pair.handle(pair.alice, Received(msg))
     assert snapshot(pair) == before
+
+
+def test_proposal_from_the_old_link_after_the_reestablish_is_not_signed() -> None:
+    """The race behind a stalled channel after a link cut: the new link comes up (each side
+    sends its Reestablish) while a proposal from before the cut is still on its way. Had the
+    follower countersigned it after its Reestablish left, that Reestablish would name the older
+    state: the leader abandons the proposal on reading it, refuses the late Accept, and the two
+    sides hold different latest states (every later proposal fails with VersionGap)."""
+    pair = Pair()
+    start = pair.alice.m.state.version
+    pair.request(pair.alice, Pay(0, 10))  # the proposal is queued to Bob, not delivered yet
+    for side in (pair.alice, pair.bob):
+        pair.handle(side, Reconnected())  # the new link replaced the old one
+    pair.deliver_one(pair.bob)  # the old proposal reaches Bob before Alice's Reestablish
+    pair.deliver_all()
+    assert pair.alice.m.state == pair.bob.m.state
+    assert pair.bob.m.state.version == start  # never countersigned
+    assert {r.rule for r in pair.alice.refused} == {"NotCountersigned"}
+    pair.request(pair.alice, Pay(0, 7))
+    pair.deliver_all()
+    assert pair.bob.m.state.version == start + 2  # trading goes on (the refused version burned)
+    assert pair.alice.m.state == pair.bob.m.state
+    pair.assert_invariants()

@@ -73,6 +73,11 @@ class FollowerSteps(MachineData):
                 )
             return actions
 
+        if self.reestablishing:
+            # Our Reestablish has left naming ``latest``: a signature now would complete a state
+            # the leader, reading that Reestablish, abandons (the two sides would diverge). A
+            # proposal can only get here from before the reconnection.
+            return refuse("Disconnected", "the proposal crossed a reconnection")
         if msg.base_version != latest.version:
             return refuse(
                 "VersionGap", f"built on {msg.base_version}, our latest is {latest.version}"
