@@ -8,13 +8,18 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed node_modules/.installed
 
+# Each step says what it does, and pip lists the packages as it goes, so a fresh machine's
+# minute of installing is never silent.
 $(VENV)/.installed: setup.cfg pyproject.toml
+	@echo "setup 1/3: creating the Python environment in $(VENV)/"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	@echo "setup 2/3: installing the Python packages into $(VENV)/ (about a minute on a fresh machine)"
+	$(PY) -m pip install --disable-pip-version-check -e '.[test]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
+	@echo "setup 3/3: installing anvil and the Solidity compiler into node_modules/ (npm ci)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

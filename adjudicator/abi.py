@@ -118,9 +118,28 @@ def _decode(params: Sequence[AbiParam], data: bytes) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True)
-class AbiFunction:
+class SelectedEntry:
+    """An ABI entry named on chain by the 4-byte selector of its signature: a function (its
+    calldata) or a custom error (its revert data)."""
+
     name: str
     inputs: tuple[AbiParam, ...]
+
+    @property
+    def signature(self) -> str:
+        return _signature(self.name, self.inputs)
+
+    @property
+    def selector(self) -> bytes:
+        return selector(self.signature)
+
+    def encode_selected(self, *args: Any) -> bytes:
+        """The selector followed by ``args`` encoded as the inputs."""
+        return self.selector + _encode(self.inputs, args)
+
+
+@dataclass(frozen=True)
+class AbiFunction(SelectedEntry):
     outputs: tuple[AbiParam, ...]
     state_mutability: str
 
@@ -133,16 +152,8 @@ class AbiFunction:
             state_mutability=str(entry.get("stateMutability", "nonpayable")),
         )
 
-    @property
-    def signature(self) -> str:
-        return _signature(self.name, self.inputs)
-
-    @property
-    def selector(self) -> bytes:
-        return selector(self.signature)
-
     def encode_call(self, *args: Any) -> bytes:
-        return self.selector + _encode(self.inputs, args)
+        return self.encode_selected(*args)
 
     def decode_input(self, calldata: bytes) -> tuple[Any, ...]:
         if calldata[:4] != self.selector:
@@ -235,24 +246,13 @@ class DecodedError:
 
 
 @dataclass(frozen=True)
-class AbiCustomError:
-    name: str
-    inputs: tuple[AbiParam, ...]
-
+class AbiCustomError(SelectedEntry):
     @classmethod
     def from_entry(cls, entry: AbiEntry) -> AbiCustomError:
         return cls(name=str(entry["name"]), inputs=tuple(entry.get("inputs", [])))
 
-    @property
-    def signature(self) -> str:
-        return _signature(self.name, self.inputs)
-
-    @property
-    def selector(self) -> bytes:
-        return selector(self.signature)
-
     def encode(self, *args: Any) -> bytes:
-        return self.selector + _encode(self.inputs, args)
+        return self.encode_selected(*args)
 
     def decode(self, revert_data: bytes) -> DecodedError:
         if revert_data[:4] != self.selector:

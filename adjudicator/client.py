@@ -6,7 +6,7 @@ It speaks the core's types (``channels.core.model``: ``Params``, ``State``, ``Si
 * state-changing methods simulate first (``eth_estimateGas``), so a rule the contract would refuse
   surfaces as its :class:`adjudicator.errors.ContractError` subclass *before* anything is sent; then
   they send the transaction, wait for the receipt and map a mined revert the same way. They return
-  the :class:`~adjudicator.rpc.Receipt`.
+  the :class:`~adjudicator.rpc_types.Receipt`.
 * views are ``eth_call``s, optionally at a given block (for confirmation depth);
 * :meth:`AdjudicatorClient.events` decodes the contract's logs into :class:`ChainEvent`s.
 
@@ -42,7 +42,9 @@ from channels.core.positions import BookSnapshot, PositionBook
 from . import tokens
 from .abi import ContractAbi, canonical_type
 from .errors import ContractError, from_chain_error
-from .rpc import BlockId, ExecutionReverted, Receipt, RpcClient, open_rpc
+from .rpc import RpcClient, open_rpc
+from .rpc_errors import ExecutionReverted
+from .rpc_types import BlockId, Receipt
 from .transactions import SentTx, TransactionReverted, TransactionSender
 from .tx_signing import TransactionSigner
 
@@ -287,7 +289,7 @@ class AdjudicatorClient:
         :class:`SentTx` at once, without waiting for a receipt.
 
         For callers that drive a transaction to inclusion themselves (rebroadcast, fee bump: see
-        ``channels.watcher``). A refused simulation raises the typed ``ContractError``."""
+        ``channels.defence.watcher``). A refused simulation raises the typed ``ContractError``."""
         sender = self._require_sender()
         data = self.abi.encode_call(fn, *args)
         try:
@@ -309,22 +311,31 @@ class AdjudicatorClient:
     async def deposit(self, params: Params, participant: int, amount: int) -> Receipt:
         """Deposit ``amount`` for ``participant`` from the sender's account.
 
+        The adjudicator is sent only the params hash and the asset (it credits the channel id it
+        derives from both, so no deposit can reach a channel of another asset), and no longer checks
+        the params on a deposit: money sent to params it would refuse later could never be paid out,
+        so this refuses params of another adjudicator here, before anything is sent.
         ERC-20: approves the adjudicator for ``amount`` first if the allowance is short (as
         OpenZeppelin's ``forceApprove`` does, so tokens like USDT that refuse to change a
         non-zero allowance work too). The adjudicator credits what it measured arriving
         (its ``Deposited`` event), which a fee-on-transfer token makes less than ``amount``.
         """
+        if params.adjudicator != self.address:
+            raise IllegalCall(
+                f"params name adjudicator {to_checksum(params.adjudicator)}, not this one "
+                f"({self._checksum}): a deposit to them could never be paid out"
+            )
         sender = self._require_sender()
-        value = 0
         if params.asset == ETH:
-            value = amount
-        else:
-            owner = bytes.fromhex(sender.address[2:])
-            current = await tokens.allowance(self.rpc, params.asset, owner, self.address)
-            if current < amount:
-                await tokens.force_approve(self.rpc, sender, params.asset, self.address, amount)
+            return await self.transact(
+                "depositEth", params.params_hash, participant, value=amount
+            )
+        owner = bytes.fromhex(sender.address[2:])
+        current = await tokens.allowance(self.rpc, params.asset, owner, self.address)
+        if current < amount:
+            await tokens.force_approve(self.rpc, sender, params.asset, self.address, amount)
         return await self.transact(
-            "deposit", params_tuple(params), participant, amount, value=value
+            "depositToken", params.params_hash, params.asset, participant, amount
         )
 
     async def conclude(self, params: Params, signed: SignedState) -> Receipt:
@@ -541,7 +552,14 @@ class AdjudicatorClient:
             return None
         types = {str(p.get("name")): canonical_type(p) for p in event.inputs}
         args = {k: _raw_value(types.get(k, ""), v) for k, v in decoded.args.items()}
+        if event.name in _DEPOSITED_BY:
+            # The contract names the participant by the event (a shorter log); readers get one
+            # ``Deposited`` event with the participant as a field.
+            return "Deposited", {**args, "participant": _DEPOSITED_BY[event.name]}
         return event.name, args
+
+
+_DEPOSITED_BY = {"Deposited0": 0, "Deposited1": 1}
 
 
 @asynccontextmanager

@@ -29,7 +29,7 @@ from eth_abi.exceptions import DecodingError
 from channels.core.errors import ChainError, ChannelError, LocalError
 from channels.core.hashing import keccak256
 
-from .rpc import ExecutionReverted
+from .rpc_errors import ExecutionReverted
 from .transactions import TransactionReverted
 
 
@@ -124,10 +124,6 @@ class ZeroAmount(BadCall):
 
 class AmountTooLarge(BadCall):
     """A channel's deposits (both participants together) above MAX_CHANNEL_DEPOSITS = 2**96 - 1."""
-
-
-class WrongMsgValue(BadCall):
-    """ETH deposit whose msg.value differs from the amount."""
 
 
 class UnexpectedEther(BadCall):
@@ -316,7 +312,7 @@ CUSTOM_ERRORS: dict[str, type[CustomError]] = {
     cls.__name__: cls
     for cls in (
         InvalidParticipants, InvalidChallengePeriod, WrongChainId, WrongAdjudicator,
-        WrongChannelId, InvalidParticipantIndex, ZeroAmount, AmountTooLarge, WrongMsgValue,
+        WrongChannelId, InvalidParticipantIndex, ZeroAmount, AmountTooLarge,
         UnexpectedEther, ZeroAddress, InvalidSignature, HighS, WrongSigner, WrongOracle,
         ConservationViolated, NotFinal, PositionsInFinalState, UnderfundedState,
         StateBeforeWithdrawal, NotNewerVersion, EquivocatingState, NotRegisteredState,

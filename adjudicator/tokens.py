@@ -17,7 +17,9 @@ from channels.core.model import to_checksum
 
 from .abi import ContractAbi
 from .errors import ContractError, from_chain_error
-from .rpc import ExecutionReverted, Receipt, RpcClient
+from .rpc import RpcClient
+from .rpc_errors import ExecutionReverted
+from .rpc_types import Receipt
 from .transactions import TransactionReverted, TransactionSender
 
 BUILD_DIR = Path(__file__).resolve().parent / "build"
@@ -39,8 +41,6 @@ def erc20_abi() -> ContractAbi:
 
 class TokenApprovalFailed(ContractError, RemoteError):
     """The token would not set the allowance a deposit needs."""
-
-    rule = "TokenApprovalFailed"
 
 
 async def _call(rpc: RpcClient, token: bytes, fn: str, *args: Any) -> tuple[Any, ...]:

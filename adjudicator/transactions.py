@@ -13,14 +13,9 @@ from eth_utils.address import to_checksum_address
 from channels.core.errors import ChainError
 
 from .abi import ContractAbi, DecodedError
-from .rpc import (
-    ExecutionReverted,
-    NonceTooLow,
-    Receipt,
-    RpcClient,
-    parse_data,
-    parse_quantity,
-)
+from .rpc import RpcClient
+from .rpc_errors import ExecutionReverted, NonceTooLow
+from .rpc_types import Receipt, parse_data, parse_quantity
 from .tx_signing import KeyTransactionSigner, TransactionSigner, sign_transaction
 
 ErrorDecoder = Callable[[bytes], DecodedError | None]

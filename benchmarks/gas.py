@@ -43,7 +43,8 @@ import trio  # noqa: E402
 from adjudicator import tokens  # noqa: E402
 from adjudicator.client import AdjudicatorClient  # noqa: E402
 from adjudicator.devchain import AnvilConfig, open_anvil  # noqa: E402
-from adjudicator.rpc import Receipt, RpcClient, open_rpc  # noqa: E402
+from adjudicator.rpc import RpcClient, open_rpc  # noqa: E402
+from adjudicator.rpc_types import Receipt  # noqa: E402
 from adjudicator.transactions import TransactionSender  # noqa: E402
 from benchmarks import gas_trace  # noqa: E402
 from channels.core import eip712  # noqa: E402

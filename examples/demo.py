@@ -18,14 +18,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adjudicator.client import connect_adjudicator
 from adjudicator.devchain import free_port
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
 from channels import control
+from channels.core.model import to_checksum
 from channels.store import Store
 from channels.testing.devnet import PRICE, UNIT, USD, DevNetwork, dev_network
 
@@ -33,7 +37,7 @@ PERIOD = 600  # the channel's challenge period: 10 minutes of chain time, fast-f
 NAMES = {
     "deposit": "deposit",
     "conclude": "cooperative close",
-    "register": "register (dispute)",
+    "register": "register",  # the first starts the dispute, a later one refutes it
     "checkpoint": "checkpoint",
     "concludeAfterTimeout": "conclude after timeout + payouts",
     "settlePosition": "settle a position",
@@ -42,8 +46,34 @@ NAMES = {
 }
 
 
+PAYMENTS = 200  # one at a time, both ways: enough for a rate, short enough for the demo
+CONSOLE = Console(stderr=True)
+
+
 def say(text: str = "") -> None:
     print(text, flush=True)
+
+
+class Phase:
+    """Shows that a long step is under way: a spinner on a terminal, one line otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.status = CONSOLE.status(label) if CONSOLE.is_terminal else None
+        if self.status is not None:
+            self.status.start()
+        else:
+            print(f"... {label}", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> Phase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done()
+
+    def done(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
 
 
 def usd(amount: int) -> str:
@@ -56,6 +86,18 @@ QUOTES = {
     "alice": ("call", "3000", 75 * USD, 1_000 * USD),
     "bob": ("put", "2800", 90 * USD, 2_800 * USD),
 }
+
+
+def describe(position: dict[str, Any]) -> str:
+    """``2 ETH-USD call @ 3,000`` from a position as the control socket shows it."""
+    quantity = int(position["quantity"]) / UNIT
+    strike = int(position["strike"]) // PRICE
+    return f"{quantity:g} {position['underlying']} {position['kind']} @ {strike:,}"
+
+
+def premium_of(quote: dict[str, Any], position: dict[str, Any]) -> int:
+    """The premium paid for a filled quote: its price per unit times the quantity."""
+    return int(quote["price"]) * int(position["quantity"]) // UNIT
 
 
 def write_config(
@@ -77,10 +119,10 @@ def write_config(
     path.write_text(
         f'[node]\nkey_env = "{name.upper()}_KEY"\nstore = "{name}.sqlite"\n'
         f'control = "{name}.sock"\nlog_level = "warning"\n{listen}\n'
-        f'[chain]\nrpc_url = "{net.url}"\nadjudicator = "0x{net.adjudicator.hex()}"\n'
-        f'poll_interval = 0.1\nasset = "0x{net.token.hex()}"\n'
-        f'oracle = "0x{net.oracle.address.hex()}"\n\n'
-        f'[peers.{peer_name}]\naddress = "0x{peer_address.hex()}"\n{where}'
+        f'[chain]\nrpc_url = "{net.url}"\nadjudicator = "{to_checksum(net.adjudicator)}"\n'
+        f'poll_interval = 0.1\nasset = "{to_checksum(net.token)}"\n'
+        f'oracle = "{to_checksum(net.oracle.address)}"\n\n'
+        f'[peers.{peer_name}]\naddress = "{to_checksum(peer_address)}"\n{where}'
         f"max_deposit = {10_000 * USD}\nmax_channels = 1\nmin_challenge_period = {PERIOD}\n"
         f"approve = {json.dumps(approve)}\n\n"
         f"[quotes]\nvalid_for = 60\n\n"
@@ -147,15 +189,20 @@ async def gas_table(net: DevNetwork) -> list[tuple[str, int]]:
                     continue
                 receipt = await rpc.get_transaction_receipt(tx["hash"])
                 assert receipt is not None
+                if name == "register":  # the first starts the dispute, a later one refutes it
+                    seen = any(n.startswith(("register", "refute")) for n, _ in rows)
+                    name = "refute (newer state)" if seen else "register (dispute)"
                 rows.append((name, receipt.gas_used))
     return rows
 
 
 async def run(workdir: Path) -> None:
     started = time.perf_counter()
+    chain_phase = Phase("starting a local chain, deploying the adjudicator and a test token")
     async with dev_network() as net:
+        chain_phase.done()
         alice_key, bob_key = net.desks
-        say(f"local chain {net.url}, adjudicator 0x{net.adjudicator.hex()}")
+        say(f"local chain {net.url}, adjudicator {to_checksum(net.adjudicator)}")
         a_sock, b_sock = workdir / "alice.sock", workdir / "bob.sock"
         b_port = free_port()
         # The options trade as fills of firm quotes (the quote desk decides); payments to a desk
@@ -166,9 +213,11 @@ async def run(workdir: Path) -> None:
             wallets0 = [await balance_of(rpc, net.token, k.address) for k in (alice_key, bob_key)]
         with desk_process(workdir, "alice", alice_key.secret):
             with desk_process(workdir, "bob", bob_key.secret):
-                await wait_control(a_sock)
-                await wait_control(b_sock)
+                with Phase("starting two desk processes"):
+                    await wait_control(a_sock)
+                    await wait_control(b_sock)
                 say("two desk processes up: alice (leader) and bob")
+                opening = Phase("opening the channel: both deposit, then confirmations")
                 row = await control.call(
                     a_sock,
                     "open",
@@ -181,11 +230,13 @@ async def run(workdir: Path) -> None:
                     oracle="0x" + net.oracle.address.hex(),
                     challenge_period=PERIOD,
                 )
+                opening.done()
                 cid = row["id"]
-                say(f"channel {cid[:18]}… funded on chain: 10,000 USD each")
+                deposits = f"{usd(row['our_balance'])} / {usd(row['their_balance'])}"
+                say(f"channel {cid[:18]}… funded on chain: {deposits} USD (alice / bob)")
                 # Options trade as desks trade them OTC: a request for a firm quote, the quoting
                 # desk's signed quote (from its config's quote table), one update to fill it.
-                quote = await control.call(
+                call_quote = quote = await control.call(
                     b_sock,
                     "request_quote",
                     channel=cid,
@@ -213,39 +264,62 @@ async def run(workdir: Path) -> None:
                     quantity=UNIT,
                 )
                 put = await control.call(a_sock, "fill", channel=cid, quote=quote["quote_id"])
-                say("bob filled it: alice wrote 2 ETH-USD calls at 3,000 to bob (premium 150 USD)")
+                call_premium = premium_of(call_quote, call["position"])
+                put_premium = premium_of(quote, put["position"])
                 say(
-                    "alice filled bob's quote: bob wrote 1 ETH-USD put at 2,800 to alice "
-                    f"(premium {usd(quote['price'])} USD)"
+                    f"bob filled it: alice wrote {describe(call['position'])} to bob "
+                    f"(premium {usd(call_premium)} USD)"
                 )
-                trades = 1_000
+                say(
+                    f"alice filled bob's quote: bob wrote {describe(put['position'])} to alice "
+                    f"(premium {usd(put_premium)} USD)"
+                )
+                trades = PAYMENTS
                 async with (
                     control.connect_control(a_sock) as a_ctl,
                     control.connect_control(b_sock) as b_ctl,
                 ):
-                    t0 = time.perf_counter()
-                    for i in range(trades):
-                        await (a_ctl if i % 2 else b_ctl).call("pay", channel=cid, amount=USD)
-                    rate = trades / (time.perf_counter() - t0)
+                    with Progress(
+                        TextColumn("payments both ways"),
+                        BarColumn(),
+                        MofNCompleteColumn(),
+                        TimeElapsedColumn(),
+                        console=CONSOLE,
+                        transient=True,
+                        disable=not CONSOLE.is_terminal,
+                    ) as progress:
+                        task = progress.add_task("pay", total=trades)
+                        t0 = time.perf_counter()
+                        for i in range(trades):
+                            await (a_ctl if i % 2 else b_ctl).call("pay", channel=cid, amount=USD)
+                            progress.advance(task)
+                        rate = trades / (time.perf_counter() - t0)
                 say(
                     f"{trades} payments both ways, one at a time, each durable on both desks "
                     f"before the next: {rate:,.0f} updates/s"
                 )
+                unwind_share = 35 * USD
                 await control.call(
                     b_sock,
                     "unwind",
                     channel=cid,
                     position=put["position"]["id"],
-                    holder_share=35 * USD,
+                    holder_share=unwind_share,
                 )
-                say("bob's put unwound early: alice, its holder, takes 35 USD of the collateral")
+                say(
+                    f"bob's put unwound early: alice, its holder, takes {usd(unwind_share)} USD "
+                    "of the collateral"
+                )
                 await net.advance(3 * PERIOD)
                 expiry = call["position"]["expiry"]
-                with trio.fail_after(30):  # until both desks have seen the new chain time
-                    for sock in (a_sock, b_sock):
-                        while (await control.call(sock, "ping"))["now"] < expiry:
-                            await trio.sleep(0.1)
-                attestation, signature = net.attest("ETH-USD", expiry, 3_250 * PRICE)
+                with Phase("waiting until both desks see the calls' expiry on chain"):
+                    with trio.fail_after(30):
+                        for sock in (a_sock, b_sock):
+                            while (await control.call(sock, "ping"))["now"] < expiry:
+                                await trio.sleep(0.1)
+                before_settle = (await control.call(b_sock, "status"))[0]["our_balance"]
+                settle_price = 3_250 * PRICE
+                attestation, signature = net.attest("ETH-USD", expiry, settle_price)
                 settled = await control.call(
                     b_sock,
                     "settle",
@@ -254,7 +328,11 @@ async def run(workdir: Path) -> None:
                     price=attestation.price,
                     signature="0x" + signature.hex(),
                 )
-                say("expiry: the oracle signs 3,250; bob's calls settle off chain (500 USD)")
+                payoff = settled["balances"][1] - before_settle  # bob is the follower: index 1
+                say(
+                    f"expiry: the oracle signs {settle_price // PRICE:,}; bob's calls settle off "
+                    f"chain ({usd(payoff)} USD to bob)"
+                )
                 # Bob (the follower) has the new state once he countersigned it; Alice stores it
                 # when his signature reaches her.
                 with trio.fail_after(10):
@@ -284,28 +362,30 @@ async def run(workdir: Path) -> None:
                     f"bob goes offline and registers his old version {old.state.version} "
                     f"(he would get {usd(old.state.balances[1])} USD)"
                 )
-                with trio.fail_after(30):
+                with Phase("waiting for alice's watcher"), trio.fail_after(30):
                     while (await bob_chain.channel(cid_bytes)).version == old.state.version:
                         await trio.sleep(0.1)
                 view = await bob_chain.channel(cid_bytes)
                 say(f"alice's watcher refuted it with version {view.version}")
                 await net.advance(PERIOD + 1)
-                with trio.fail_after(30):
-                    while (await bob_chain.channel(cid_bytes)).status != 2:
-                        await trio.sleep(0.1)
+                with Phase("challenge period fast-forwarded: waiting for the payout"):
+                    with trio.fail_after(30):
+                        while (await bob_chain.channel(cid_bytes)).status != 2:
+                            await trio.sleep(0.1)
                 say("challenge period over: the adjudicator concluded the latest state")
         async with open_rpc(net.url) as rpc:
             wallets1 = [await balance_of(rpc, net.token, k.address) for k in (alice_key, bob_key)]
-        gas = await gas_table(net)
+        with Phase("reading the gas of every on-chain step"):
+            gas = await gas_table(net)
     say("")
     say(f"{'position':<26}{'writer -> holder':<18}{'premium':>9}  outcome")
     say(
-        f"{'2 ETH-USD call @ 3,000':<26}{'alice -> bob':<18}{usd(150 * USD):>9}  "
-        f"settled off chain at 3,250: {usd(500 * USD)} to bob"
+        f"{describe(call['position']):<26}{'alice -> bob':<18}{usd(call_premium):>9}  "
+        f"settled off chain at {settle_price // PRICE:,}: {usd(payoff)} to bob"
     )
     say(
-        f"{'1 ETH-USD put @ 2,800':<26}{'bob -> alice':<18}{usd(90 * USD):>9}  "
-        f"unwound before expiry: {usd(35 * USD)} to alice"
+        f"{describe(put['position']):<26}{'bob -> alice':<18}{usd(put_premium):>9}  "
+        f"unwound before expiry: {usd(unwind_share)} to alice"
     )
     say("")
     say(f"{'desk':<8}{'channel balance':>18}{'wallet change':>16}")

@@ -14,8 +14,13 @@ touch the store or the key themselves, so there is exactly one process that sign
 Keys come from a file (``key_file``) or an environment variable (``key_env``), never from the
 command line or the config itself: a key in argv leaks into shell history and ``ps``.
 
-Every failure ends as one line on stderr, ``error: ...``, with exit code 1 (2 for a usage error,
-130 when interrupted); never a traceback (set ``CHANNELS_DEBUG=1`` to get one).
+Every failure ends as one line on stderr, ``error: ...`` saying what to do (a JSON object on
+stdout under ``--json``), with an exit code per kind of failure (:mod:`channels.cli.errors`:
+1 internal, 2 usage or config, 3 refused by a rule, 4 peer, 5 chain, 6 no node, 130
+interrupted); never a traceback (set ``CHANNELS_DEBUG=1`` to get one).
+
+Amounts are in the asset's units (``pay 1.5``; ``--raw`` for smallest units), times ISO 8601 and
+durations ``1h30m`` / ``PT1H30M`` (:mod:`channels.cli.units`); output puts our side first.
 
 The config file (TOML; relative paths are relative to the file)::
 
@@ -26,6 +31,9 @@ The config file (TOML; relative paths are relative to the file)::
     listen_port = 9401
     control = "desk-a.sock"         # optional; default: <store>.sock
     log_level = "info"
+    log_format = "text"             # or "json": one object per line, with channel and peer
+    metrics_port = 9464             # optional: Prometheus /metrics and /healthz
+    metrics_host = "127.0.0.1"
 
     [chain]
     rpc_url = "http://127.0.0.1:8545"
@@ -43,6 +51,7 @@ The config file (TOML; relative paths are relative to the file)::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,9 +72,9 @@ from channels.cli.commands import (
     cmd_unwind,
     cmd_withdraw,
     cmd_write,
+    peer_target,
     run_one_shot,
 )
-from channels.cli.commands import _peer_target as _peer_target
 from channels.cli.config import (
     CONFIG_ENV,
     DEBUG_ENV,
@@ -91,6 +100,8 @@ from channels.cli.config import (
     parse_quantity,
     read_key,
 )
+from channels.cli.desks import open_desk
+from channels.cli.errors import AlreadyClosed, Context, Failure, classify
 from channels.cli.format import (
     fmt_amount,
     fmt_duration,
@@ -113,8 +124,7 @@ from channels.cli.node_cmd import (
     wait_for_stop_signal,
 )
 from channels.cli.parser import build_parser
-from channels.control import ControlError, error_text, one_line
-from channels.core.errors import ChainError, ChannelError
+from channels.control import one_line
 
 __all__ = [
     "CONFIG_ENV",
@@ -123,14 +133,18 @@ __all__ = [
     "KEY_REFUSAL",
     "PRICE_DECIMALS",
     "QUANTITY_DECIMALS",
+    "AlreadyClosed",
     "Config",
     "ConfigError",
+    "Context",
     "Expiry",
+    "Failure",
     "KeyOnCommandLine",
     "OneShot",
     "PeerConfig",
     "UsageError",
     "build_parser",
+    "classify",
     "cmd_buy",
     "cmd_close",
     "cmd_dispute",
@@ -144,6 +158,7 @@ __all__ = [
     "cmd_write",
     "describe",
     "event_line",
+    "failure_of",
     "fmt_amount",
     "fmt_duration",
     "fmt_fixed",
@@ -153,6 +168,7 @@ __all__ = [
     "looks_like_key",
     "main",
     "note",
+    "open_desk",
     "out",
     "parse_amount",
     "parse_duration",
@@ -161,6 +177,7 @@ __all__ = [
     "parse_fixed",
     "parse_price",
     "parse_quantity",
+    "peer_target",
     "positions_table",
     "print_json",
     "read_key",
@@ -187,39 +204,72 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _dev_chain_error() -> type[Exception]:
-    """``DevChainError`` if ``adjudicator.devchain`` is loaded (it imports eth-account, which takes
-    most of a second: ``channels --help`` should not wait for it)."""
-    module = sys.modules.get("adjudicator.devchain")
-    error: type[Exception] = getattr(module, "DevChainError", ConfigError)
-    return error
+def _context(args: argparse.Namespace | None) -> Context:
+    if args is None:
+        return Context()
+    config = getattr(args, "config", None)
+    listen_port = None
+    if config:
+        try:
+            listen_port = load_config(config).listen_port
+        except (ConfigError, OSError):
+            pass
+    return Context(config=config, peer=getattr(args, "peer_label", None), listen_port=listen_port)
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, args: argparse.Namespace | None = None) -> str:
     """One line for any error, never the traceback."""
-    if isinstance(exc, ConfigError | UsageError | ControlError | _dev_chain_error()):
-        return one_line(str(exc))
-    if isinstance(exc, ChainError):
-        return f"chain: {error_text(exc)}"
-    if isinstance(exc, ChannelError | OSError | trio.TooSlowError):
-        return error_text(exc)
-    return f"internal error: {error_text(exc)}"
+    return failure_of(exc, args).message
 
 
-def report(exc: BaseException) -> int:
-    """Print ``error: ...`` for ``exc`` (a group's errors joined) and return the exit code."""
+def failure_of(exc: BaseException, args: argparse.Namespace | None = None) -> Failure:
+    """The failure to show for ``exc`` (a group's errors joined; interrupts win)."""
     leaves = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)] or [exc]
-    if all(isinstance(e, KeyboardInterrupt) for e in leaves):
+    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+        return classify(KeyboardInterrupt(), Context())
+    ctx = _context(args)
+    failures: list[Failure] = []
+    for e in leaves:
+        if type(e).__name__ == "DevChainError":  # anvil missing or not starting
+            failure = Failure("chain", "devchain", one_line(str(e)))
+        else:
+            failure = classify(e, ctx)
+        if failure not in failures:
+            failures.append(failure)
+    if len(failures) == 1:
+        return failures[0]
+    first = failures[0]
+    return Failure(first.category, first.code, "; ".join(f.message for f in failures))
+
+
+def report(exc: BaseException, args: argparse.Namespace | None = None) -> int:
+    """Print the one-line error for ``exc`` (JSON under ``--json``) and return the exit code."""
+    failure = failure_of(exc, args)
+    if args is not None and getattr(args, "json", False):
+        _print_safely(json.dumps(failure.json()))
+    elif failure.category == "interrupt":
         note("interrupted")
-        return 130
-    errors = [e for e in leaves if not isinstance(e, KeyboardInterrupt)]
-    messages: list[str] = []
-    for e in errors:
-        text = describe(e)
-        if text not in messages:
-            messages.append(text)
-    note("error: " + "; ".join(messages))
-    return 2 if all(isinstance(e, UsageError) for e in errors) else 1
+    else:
+        note("error: " + failure.message)
+    return failure.exit_code
+
+
+def _print_safely(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """After the reader of our stdout went away (``| head``): no more writes, no traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,19 +283,27 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``channels`` console script. Returns the exit code."""
     parser = build_parser()
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in raw_argv
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        args = parser.parse_args(raw_argv)
+    except SystemExit as exc:  # --help / --version (0), already printed by argparse
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     except UsageError as exc:
-        return report(exc)
+        return report(exc, argparse.Namespace(json=wants_json))
     if args.command is None:
-        parser.print_usage(sys.stderr)
-        note("error: a command is required (channels --help lists them)")
-        return 2
+        if not wants_json:
+            parser.print_usage(sys.stderr)
+        return report(UsageError("a command is required (channels --help lists them)"), args)
     try:
         return run(args)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # as a shell reports a writer killed by SIGPIPE
     except (Exception, KeyboardInterrupt) as exc:
+        if any(isinstance(e, BrokenPipeError) for e in _leaves(exc)):
+            _silence_stdout()
+            return 141
         if os.environ.get(DEBUG_ENV):
             raise
-        return report(exc)
+        return report(exc, args)

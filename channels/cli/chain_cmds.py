@@ -14,13 +14,23 @@ import trio
 
 from channels.cli.config import (
     DEFAULT_STATE_FILE,
+    ConfigError,
+    PortInUse,
     UsageError,
     load_config,
     load_local_signer,
+    load_signer,
     read_key,
 )
-from channels.cli.format import fmt_amount, note, out, print_json, with_progress
+from channels.cli.desks import (
+    DEV_DESKS,
+    DEV_ORACLE_ACCOUNT,
+    dev_desk_summary,
+    write_dev_desks,
+)
+from channels.cli.format import note, out, print_json, with_progress
 from channels.cli.node_cmd import wait_for_stop_signal
+from channels.cli.units import fmt_units
 from channels.control import one_line
 from channels.core import boundedjson
 from channels.core.model import address, to_checksum
@@ -41,6 +51,7 @@ async def _anvil_on_port(port: int, host: str, cfg: AnvilConfig) -> AsyncIterato
     from adjudicator.devchain import DevChain, DevChainError, dev_private_keys, find_anvil
 
     url = f"http://{host}:{port}"
+    refuse_busy_port(host, port)
     request = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
     with tempfile.TemporaryFile() as output:
         proc = await trio.lowlevel.open_process(
@@ -61,6 +72,9 @@ async def _anvil_on_port(port: int, host: str, cfg: AnvilConfig) -> AsyncIterato
                             chain_id = int(body["result"], 16)
                         except (httpx.HTTPError, ValueError, KeyError, TypeError):
                             await trio.sleep(0.05)
+            if chain_id is not None and proc.poll() is not None:
+                # Something else answered on the port while our anvil failed to bind it.
+                chain_id = None
             if chain_id is None:
                 output.seek(0)
                 tail = one_line(output.read()[-300:].decode(errors="replace"))
@@ -75,6 +89,28 @@ async def _anvil_on_port(port: int, host: str, cfg: AnvilConfig) -> AsyncIterato
                     if proc.returncode is None:
                         proc.kill()
                         await proc.wait()
+
+
+#: The test token ``channels chain`` deploys has 6 decimals, like USDC.
+TEST_TOKEN_DECIMALS = 6
+
+
+def refuse_busy_port(host: str, port: int) -> None:
+    """Refuse a port something already listens on: deploying onto a stranger's chain (another
+    anvil left running) would hand out addresses of contracts we did not deploy."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"port {port} on {host} is already in use (another anvil or node?): stop it, "
+                    "pass another --port, or leave --port out to get a free one"
+                ) from None
+            raise
 
 
 def _write_json_file(path: Path, value: object) -> None:
@@ -96,11 +132,17 @@ def _deployment_info(url: str, dep: Any, accounts: Sequence[str], mint: int) -> 
 
 
 def _print_deployment(info: Mapping[str, Any], dev_keys: bool) -> None:
+    decimals = int(info["token_decimals"])
     out(f"rpc url      {info['rpc_url']}")
     out(f"chain id     {info['chain_id']}")
     out(f"adjudicator  {info['adjudicator']}")
-    out(f"test token   {info['token']} ({info['token_decimals']} decimals)")
-    out(f"minted       {fmt_amount(info['minted_per_account'])} units to each account below")
+    out(f"test token   {info['token']} ({decimals} decimals)")
+    if info.get("oracle"):
+        out(f"dev oracle   {info['oracle']} (anvil dev account {DEV_ORACLE_ACCOUNT})")
+    out(
+        f"minted       {fmt_units(int(info['minted_per_account']), decimals)} test tokens to "
+        "each account below"
+    )
     if dev_keys:
         out("dev accounts (their keys are anvil's well-known dev keys, from the public mnemonic")
         out("'test test ... junk': never send real funds to them):")
@@ -115,7 +157,7 @@ async def run_chain(args: argparse.Namespace) -> int:
     from adjudicator.devchain import AnvilConfig, open_anvil
     from adjudicator.rpc import open_rpc
 
-    mint: int = args.mint
+    mint = args.mint.units(TEST_TOKEN_DECIMALS, raw=args.raw)
     if args.rpc_url is not None:
         signer = _key_from_args(args)
         async with open_rpc(args.rpc_url) as rpc:
@@ -129,6 +171,13 @@ async def run_chain(args: argparse.Namespace) -> int:
             _write_json_file(Path(args.state_file), info)
         return 0
     state_file = Path(args.state_file or DEFAULT_STATE_FILE)
+    desks_dir = Path(args.desks)
+    for name, _ in DEV_DESKS:  # before starting anything: refuse desks of an earlier chain
+        if (desks_dir / f"{name}.sqlite").exists():
+            raise ConfigError(
+                f"{desks_dir / (name + '.sqlite')} exists: that desk has channels on an earlier "
+                f"chain; remove {desks_dir}/ or pass --desks OTHER_DIR"
+            )
     # Interval mining by default: chain time then moves on its own as on a real chain, so
     # challenge periods and expiries pass without anyone sending transactions.
     anvil_cfg = AnvilConfig(block_time=args.block_time or None)
@@ -137,16 +186,36 @@ async def run_chain(args: argparse.Namespace) -> int:
         if args.port is None
         else _anvil_on_port(args.port, args.host, anvil_cfg)
     )
+    note("starting anvil and deploying the adjudicator and a test token…")
     async with chain_cm as chain:
         accounts = [bytes(address(a)) for a in chain.accounts]
         async with open_rpc(chain.url) as rpc:
             dep = await deploy_dev_setup(rpc, chain.private_keys[0], fund=accounts, amount=mint)
+        assert dep.token is not None
         info = _deployment_info(chain.url, dep, [to_checksum(a) for a in accounts], mint)
+        info["oracle"] = to_checksum(
+            LocalSigner.from_hex(chain.private_keys[DEV_ORACLE_ACCOUNT]).address
+        )
         info["anvil_pid"] = chain.pid
+        desks = write_dev_desks(
+            desks_dir,
+            rpc_url=chain.url,
+            adjudicator=dep.adjudicator,
+            token=dep.token,
+            token_decimals=dep.token_decimals,
+            private_keys=chain.private_keys,
+        )
+        info["desks"] = dev_desk_summary(desks)
         _print_deployment(info, dev_keys=True)
         _write_json_file(state_file, info)
         out(f"state file   {state_file}")
-        out("the chain runs until Ctrl-C")
+        out("desk configs (key files next to them, mode 0600):")
+        for desk in desks:
+            out(f"  {desk.name:<7} {desk.config}  {desk.address}  listens on {desk.listen_port}")
+        out(
+            f"ready: run a desk with `channels node --config {desks[0].config}`; "
+            "Ctrl-C stops the chain"
+        )
         try:
             await wait_for_stop_signal()
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import sys
@@ -14,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from channels.cli.config import (
-    PRICE_DECIMALS,
-    QUANTITY_DECIMALS,
     Config,
     Expiry,
     UsageError,
@@ -23,10 +20,8 @@ from channels.cli.config import (
     load_config,
     parse_endpoint,
 )
+from channels.cli.errors import AlreadyClosed
 from channels.cli.format import (
-    fmt_amount,
-    fmt_duration,
-    fmt_fixed,
     note,
     out,
     positions_table,
@@ -34,9 +29,27 @@ from channels.cli.format import (
     status_table,
     with_progress,
 )
+from channels.cli.operator_cmds import health_lines
+from channels.cli.units import (
+    Amount,
+    UnitError,
+    checked_address,
+    iso_duration,
+    iso_time,
+    text_duration,
+)
+from channels.cli.views import (
+    Units,
+    channel_view,
+    peer_label,
+    position_view,
+    short_id,
+    state_line,
+    state_view,
+)
 from channels.control import ControlClient, ControlError, connect_control
 from channels.core.errors import ChannelError
-from channels.core.model import address, to_checksum
+from channels.core.model import to_checksum
 
 if TYPE_CHECKING:
     pass
@@ -57,14 +70,73 @@ OneShot = Callable[[ControlClient, argparse.Namespace, Config | None], Awaitable
 async def run_one_shot(args: argparse.Namespace, command: OneShot) -> int:
     path, cfg = _socket_and_config(args)
     async with connect_control(path) as client:
+        if getattr(args, "channel", None) is not None:
+            row = await resolve_channel(client, args.channel, cfg)
+            args.channel, args.channel_row = row["id"], row
+            args.peer_label = peer_label(row, cfg)
         return await command(client, args, cfg)
+
+
+async def resolve_channel(client: ControlClient, text: str, cfg: Config | None) -> dict[str, Any]:
+    """The status row of a channel given as a [peers] name (its one channel not closed with that
+    peer), a peer address, or a channel id or unique id prefix."""
+    rows: list[dict[str, Any]] = await client.call("status")
+    peer_address: str | None = None
+    if cfg is not None and text in cfg.peers:
+        peer_address = to_checksum(cfg.peers[text].address)
+    elif len(text) == 42 and text[:2] == "0x" and any(r["peer"] == text for r in rows):
+        peer_address = text
+    if peer_address is not None:
+        with_peer = [r for r in rows if r["peer"] == peer_address]
+        live = [r for r in with_peer if r["phase"] != "closed"] or with_peer[-1:]
+        if not live:
+            raise UsageError(
+                f"no channel with {text} yet (open one: channels -c {_cfg_arg(cfg)} open {text} "
+                "--deposit AMOUNT)"
+            )
+        if len(live) > 1:
+            ids = ", ".join(short_id(r["id"]) for r in live)
+            raise UsageError(f"{len(live)} open channels with {text} ({ids}): give a channel id")
+        return live[0]
+    want = (text[2:] if text[:2] in ("0x", "0X") else text).lower()
+    if not want or any(c not in "0123456789abcdef" for c in want):
+        names = ", ".join(sorted(cfg.peers)) if cfg is not None and cfg.peers else "none"
+        raise UsageError(
+            f"{text!r} is neither a peer name (known: {names}) nor a channel id (see `status`)"
+        )
+    found = [r for r in rows if r["id"][2:].startswith(want)]
+    if not found:
+        raise UsageError(f"no channel 0x{want} on this node (`status` lists them)")
+    if len(found) > 1:
+        raise UsageError(f"channel prefix 0x{want} matches {len(found)} channels: give more digits")
+    return found[0]
+
+
+def _cfg_arg(cfg: Config | None) -> str:
+    return str(cfg.path) if cfg is not None else "DESK.toml"
+
+
+def _units(args: argparse.Namespace) -> Units:
+    return Units(int(args.channel_row["asset_decimals"]), bool(args.raw))
+
+
+def _amount(args: argparse.Namespace, value: Amount) -> int:
+    decimals = int(args.channel_row["asset_decimals"])
+    return value.units(decimals, raw=bool(args.raw))
 
 
 async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
     info = await client.call("ping")
     rows = await client.call("status")
+    health = await _health(client)
+    chain_ok = health is None or (
+        health["chain_reachable"]
+        and (health["head_age_seconds"] or 0) <= health["max_head_age_seconds"]
+    )
+    views = [channel_view(row, cfg, bool(args.raw)) for row in rows]
     if args.json:
-        print_json({"node": info, "channels": rows})
+        node = node_view(info, chain_ok)
+        print_json({"node": node, "health": health, "channels": views})
         return 0
     gas = info.get("gas_reserve") or {}
     reserve = ""
@@ -74,21 +146,56 @@ async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Confi
             + (", LOW: add ETH)" if gas.get("low") else ")")
         )
     out(
-        f"node {info['address']}  chain {info['chain_id']}  adjudicator {info['adjudicator']}  "
-        f"chain time {dt.datetime.fromtimestamp(info['now'], dt.UTC):%Y-%m-%d %H:%M:%S}Z{reserve}"
+        f"node {info['address']}  chain {info['chain_id']}  adjudicator {info['adjudicator']}"
+        + reserve
     )
+    if chain_ok:
+        out(f"chain time {iso_time(int(info['now']))}")
+    else:
+        # The node's clock runs on from the last block it saw: not a time to act on.
+        last = health.get("head_timestamp") if health else None
+        out(
+            "chain time UNKNOWN: "
+            + ("chain unreachable" if health and not health["chain_reachable"] else "head stale")
+            + (f"; last block seen was made {iso_time(int(last))}" if last else "")
+            + "; deadlines below are as of then"
+        )
+    if health is not None:
+        for line in health_lines(health)[1:]:
+            out(line)
     if not rows:
         out("no channels")
         return 0
-    out(status_table(rows, int(info["now"]), cfg))
-    positions = positions_table(rows)
+    out(status_table(views, int(info["now"])))
+    positions = positions_table(views)
     if positions and not args.brief:
         out()
         out(positions)
     return 0
 
 
-def _peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, str, int]:
+async def _health(client: ControlClient) -> dict[str, Any] | None:
+    """The node's health (``getinfo``), or None from a node that does not report it."""
+    try:
+        info = await client.call("getinfo")
+    except ControlError as exc:
+        if exc.kind == "BadRequest":
+            return None
+        raise
+    health: dict[str, Any] | None = info.get("health")
+    return health
+
+
+def node_view(info: Mapping[str, Any], chain_ok: bool = True) -> dict[str, Any]:
+    """The node in JSON: ``now`` is null while the chain is unreachable or its head stale."""
+    view = dict(info)
+    view["now"] = iso_time(int(info["now"])) if chain_ok else None
+    return view
+
+
+def peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, str, int]:
+    """The peer ``--peer`` names: a ``[peers]`` name from the config, or ``ADDRESS@HOST:PORT``;
+    its address, host and port."""
     text: str = args.peer
     if cfg is not None and text in cfg.peers:
         p = cfg.peers[text]
@@ -103,13 +210,13 @@ def _peer_target(args: argparse.Namespace, cfg: Config | None) -> tuple[bytes, s
         )
     try:
         host, port = parse_endpoint(endpoint)
-        return bytes(address(addr_text)), host, port
-    except (argparse.ArgumentTypeError, ChannelError) as exc:
+        return checked_address(addr_text), host, port
+    except (argparse.ArgumentTypeError, UnitError) as exc:
         raise UsageError(f"peer {text!r}: {exc}") from None
 
 
 async def cmd_open(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
-    peer_address, host, port = _peer_target(args, cfg)
+    peer_address, host, port = peer_target(args, cfg)
     asset = args.asset or (cfg.asset if cfg else None)
     oracle = args.oracle or (cfg.oracle if cfg else None)
     if asset is None:
@@ -117,52 +224,59 @@ async def cmd_open(client: ControlClient, args: argparse.Namespace, cfg: Config 
     if oracle is None:
         raise UsageError("give --oracle (or set [chain] oracle in the config)")
     challenge = args.challenge_period or (cfg.challenge_period if cfg else 3600)
-    peer_deposit = args.deposit if args.peer_deposit is None else args.peer_deposit
+    decimals = int((await client.call("asset_info", asset=asset))["decimals"])
+    deposit = args.deposit.units(decimals, raw=args.raw)
+    peer_deposit = (
+        deposit if args.peer_deposit is None else args.peer_deposit.units(decimals, raw=args.raw)
+    )
+    args.peer_label = args.peer
     row = await with_progress(
-        f"opening a channel with {to_checksum(peer_address)} at {host}:{port} "
-        "(both deposit; waiting for confirmations)",
+        f"opening a channel with {args.peer} ({to_checksum(peer_address)} at {host}:{port}; "
+        "both deposit, then we wait for confirmations)",
         client.call(
             "open",
             peer_host=host,
             peer_port=port,
             peer_address=peer_address,
             asset=asset,
-            deposit=args.deposit,
+            deposit=deposit,
             peer_deposit=peer_deposit,
             oracle=oracle,
             challenge_period=challenge,
+            asset_decimals=decimals,
         ),
     )
+    view = channel_view(row, cfg, bool(args.raw))
     if args.json:
-        print_json(row)
+        print_json(view)
     else:
         out(
-            f"channel {row['id']} {row['phase']} v{row['version']}: "
-            f"ours {fmt_amount(row['our_balance'])}, theirs {fmt_amount(row['their_balance'])}"
+            f"channel {view['id']} with {view['peer']} {view['phase']} v{view['version']}: "
+            f"ours {view['ours']}, theirs {view['theirs']}"
         )
     return 0
 
 
-def _print_state(args: argparse.Namespace, what: str, result: Mapping[str, Any]) -> None:
+def _print_state(args: argparse.Namespace, cfg: Config | None, what: str, result: Any) -> None:
+    view = state_view(result, args.channel_row, cfg, bool(args.raw))
     if args.json:
-        print_json(result)
-        return
-    balances = result.get("balances") or []
-    out(
-        f"{what}: version {result.get('version')}, balances "
-        + " / ".join(fmt_amount(b) for b in balances)
-        + (f", locked {fmt_amount(result['locked'])}" if result.get("locked") else "")
-    )
+        print_json(view)
+    else:
+        out(state_line(what, view))
 
 
 async def cmd_pay(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
-    result = await client.call("pay", channel=args.channel, amount=args.amount)
-    _print_state(args, f"paid {fmt_amount(args.amount)}", result)
+    amount = _amount(args, args.amount)
+    result = await client.call("pay", channel=args.channel, amount=amount)
+    _print_state(args, cfg, f"paid {_units(args).text(amount)} to {args.peer_label}", result)
     return 0
 
 
-async def _cmd_option(client: ControlClient, args: argparse.Namespace, write: bool) -> int:
+async def _cmd_option(
+    client: ControlClient, args: argparse.Namespace, cfg: Config | None, write: bool
+) -> int:
     expiry: Expiry = args.expiry
+    premium, collateral = _amount(args, args.premium), _amount(args, args.collateral)
     result = await client.call(
         "write_option" if write else "buy_option",
         channel=args.channel,
@@ -172,46 +286,59 @@ async def _cmd_option(client: ControlClient, args: argparse.Namespace, write: bo
         expiry=expiry.absolute,
         expiry_in=expiry.relative,
         quantity=args.quantity,
-        premium=args.premium,
-        collateral=args.collateral,
+        premium=premium,
+        collateral=collateral,
     )
+    units = _units(args)
+    position = position_view(result["position"], units)
+    balances = [int(b) for b in result["balances"]]  # the control answer lists ours first
+    view = {
+        "channel": args.channel,
+        "peer": args.peer_label,
+        "version": result["version"],
+        "ours": units.amount(balances[0]),
+        "theirs": units.amount(balances[1]),
+        "premium": units.amount(premium),
+        "position": position,
+    }
     if args.json:
-        print_json(result)
+        print_json(view)
         return 0
-    p = result["position"]
-    when = dt.datetime.fromtimestamp(int(p["expiry"]), dt.UTC)
+    p = position
     out(
         f"position {p['id']} {'written' if write else 'bought'}: {p['kind']} {p['underlying']} "
-        f"strike {fmt_fixed(int(p['strike']), PRICE_DECIMALS)} "
-        f"qty {fmt_fixed(int(p['quantity']), QUANTITY_DECIMALS)} "
-        f"expiry {when:%Y-%m-%d %H:%M}Z, premium {fmt_amount(args.premium)}, "
-        f"collateral {fmt_amount(p['collateral'])} (version {result['version']})"
+        f"strike {p['strike']} qty {p['quantity']} expiry {p['expiry']}, premium "
+        f"{units.text(premium)}, collateral {p['collateral']} (version {view['version']}: "
+        f"ours {view['ours']}, theirs {view['theirs']})"
     )
     return 0
 
 
 async def cmd_write(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
-    return await _cmd_option(client, args, write=True)
+    return await _cmd_option(client, args, cfg, write=True)
 
 
 async def cmd_buy(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
-    return await _cmd_option(client, args, write=False)
+    return await _cmd_option(client, args, cfg, write=False)
 
 
 async def cmd_unwind(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
+    share = _amount(args, args.holder_share)
     result = await client.call(
-        "unwind", channel=args.channel, position=args.position, holder_share=args.holder_share
+        "unwind", channel=args.channel, position=args.position, holder_share=share
     )
-    _print_state(args, f"position {args.position} unwound", result)
+    _print_state(args, cfg, f"position {args.position} unwound", result)
     return 0
 
 
 async def cmd_top_up(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
+    amount = _amount(args, args.amount)
+    text = _units(args).text(amount)
     result = await with_progress(
-        f"depositing {fmt_amount(args.amount)} (waiting for confirmations)",
-        client.call("top_up", channel=args.channel, amount=args.amount),
+        f"depositing {text} (waiting for confirmations)",
+        client.call("top_up", channel=args.channel, amount=amount),
     )
-    _print_state(args, f"topped up {fmt_amount(args.amount)}", result)
+    _print_state(args, cfg, f"topped up {text}", result)
     return 0
 
 
@@ -222,25 +349,34 @@ async def cmd_checkpoint(
         "recording our newest state on chain (checkpoint)",
         client.call("checkpoint", channel=args.channel),
     )
+    view = channel_view(row, cfg, bool(args.raw))
     if args.json:
-        print_json(row)
+        print_json(view)
     else:
-        out(f"channel {row['id']} recorded on chain at version {row['version']} ({row['phase']})")
+        out(
+            f"channel {view['id']} recorded on chain at version {view['version']} "
+            f"({view['phase']})"
+        )
     return 0
 
 
 async def cmd_close(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
+    if args.channel_row["phase"] == "closed":
+        raise AlreadyClosed(
+            f"channel {short_id(args.channel)} with {args.peer_label} is already closed "
+            "(`status` shows its final balances)"
+        )
     row = await with_progress(
-        "closing: agreeing the final state and concluding it on chain",
+        f"closing with {args.peer_label}: agreeing the final state and concluding it on chain",
         client.call("close", channel=args.channel),
     )
+    view = channel_view(row, cfg, bool(args.raw))
     if args.json:
-        print_json(row)
+        print_json(view)
     else:
         out(
-            f"channel {row['id']} closed at version {row['version']}: ours "
-            f"{fmt_amount(row['our_balance'])}, theirs {fmt_amount(row['their_balance'])} "
-            f"({row['finality']})"
+            f"channel {view['id']} closed at version {view['version']}: ours "
+            f"{view['ours']}, theirs {view['theirs']} ({view['finality']})"
         )
     return 0
 
@@ -258,13 +394,14 @@ async def _dispute_countdown(client: ControlClient, channel: str, interval: floa
         if view is not None and view["status"] == "disputed":
             left = max(0, int(view["deadline"]) - int(view["now"]))
             text = (
-                f"registered v{view['version']} on chain; challenge period ends in "
-                f"{fmt_duration(left)}" + (" (concluding)" if left == 0 else "")
+                f"registered v{view['version']} on chain; challenge period ends "
+                f"{iso_time(int(view['deadline']))} (in {text_duration(left)})"
+                + (" (concluding)" if left == 0 else "")
             )
             if tty:
-                print(f"\r{text:<78}", end="", file=sys.stderr, flush=True)
+                print(f"\r{text:<100}", end="", file=sys.stderr, flush=True)
             elif (
-                text.split(" ends in ")[0] != last.split(" ends in ")[0]
+                text.split(" (in ")[0] != last.split(" (in ")[0]
                 or trio.current_time() - printed_at >= 15
                 or (left == 0 and text != last)
             ):
@@ -275,33 +412,64 @@ async def _dispute_countdown(client: ControlClient, channel: str, interval: floa
 
 
 async def cmd_dispute(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
-    path, _ = _socket_and_config(args)
-    note("forcing a close: registering our latest state on chain")
-    async with connect_control(path) as progress_client, trio.open_nursery() as nursery:
-        nursery.start_soon(_dispute_countdown, progress_client, args.channel, args.poll)
-        try:
-            row = await client.call(
-                "dispute",
-                channel=args.channel,
-                wait=False if args.no_wait else None,
-                force=True if args.force else None,
+    """Register our latest state and return with the deadline; ``--follow`` waits for the end."""
+    if args.channel_row["phase"] == "closed":
+        raise AlreadyClosed(
+            f"channel {short_id(args.channel)} is already closed: nothing to dispute"
+        )
+    row = await with_progress(
+        f"forcing a close with {args.peer_label}: registering our latest state on chain",
+        client.call(
+            "dispute", channel=args.channel, wait=False, force=True if args.force else None
+        ),
+    )
+    view = await client.call("chain_view", channel=args.channel)
+    deadline = int(view["deadline"]) or None
+    if not args.follow:
+        result = {
+            "channel": row["id"],
+            "peer": args.peer_label,
+            "registered_version": view["version"],
+            "deadline": iso_time(deadline) if deadline else None,
+            "challenge_period": iso_duration(int(row["challenge_period"])),
+        }
+        if args.json:
+            print_json(result)
+        else:
+            out(
+                f"channel {short_id(row['id'])} registered at version {view['version']}; the "
+                f"challenge period ends {result['deadline']}, then the node concludes it by "
+                f"itself (watch: channels -c {_cfg_arg(cfg)} dispute {args.peer_label} --follow)"
             )
-        finally:
-            nursery.cancel_scope.cancel()
+        return 0
+    path, _ = _socket_and_config(args)
+    interrupted = False
+    try:
+        async with connect_control(path) as progress_client, trio.open_nursery() as nursery:
+            nursery.start_soon(_dispute_countdown, progress_client, args.channel, args.poll)
+            try:
+                row = await client.call(
+                "dispute", channel=args.channel, force=True if args.force else None
+            )
+            finally:
+                nursery.cancel_scope.cancel()
+    except* KeyboardInterrupt:
+        interrupted = True
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    if args.json:
-        print_json(row)
-    elif args.no_wait:
-        out(
-            f"channel {row['id']} registered at version {row['version']}; the node concludes "
-            f"it after the challenge period ({fmt_duration(int(row['challenge_period']))})"
+    if interrupted:
+        note(
+            "stopped watching; the node carries the dispute on by itself "
+            f"(channels -c {_cfg_arg(cfg)} status shows the deadline)"
         )
+        return 130
+    final = channel_view(row, cfg, bool(args.raw))
+    if args.json:
+        print_json(final)
     else:
         out(
-            f"channel {row['id']} concluded on chain at version {row['version']}: ours "
-            f"{fmt_amount(row['our_balance'])}, theirs {fmt_amount(row['their_balance'])} "
-            f"({row['finality']})"
+            f"channel {final['id']} concluded on chain at version {final['version']}: ours "
+            f"{final['ours']}, theirs {final['theirs']} ({final['finality']})"
         )
     return 0
 
@@ -313,21 +481,31 @@ async def cmd_withdraw(client: ControlClient, args: argparse.Namespace, cfg: Con
         asset = args.asset or (cfg.asset if cfg else None)
         if asset is None:
             raise UsageError("give --asset (or set [chain] asset in the config)")
+        decimals = int((await client.call("asset_info", asset=asset))["decimals"])
         result = await with_progress(
             "withdrawing credits", client.call("withdraw", asset=asset, recipient=args.to)
         )
+        units = Units(decimals, bool(args.raw))
+        view = {
+            "asset": result["asset"],
+            "withdrawn": units.amount(int(result["withdrawn"])),
+            "recipient": result["recipient"],
+            "tx": result.get("tx"),
+        }
         if args.json:
-            print_json(result)
+            print_json(view)
         else:
-            out(f"withdrew {fmt_amount(result['withdrawn'])} of {result['asset']}")
+            out(f"withdrew {view['withdrawn']} of {view['asset']} to {view['recipient']}")
         return 0
     if args.channel is None or args.amount is None:
         raise UsageError("withdraw needs CHANNEL AMOUNT (or --credits)")
+    amount = _amount(args, args.amount)
+    text = _units(args).text(amount)
     result = await with_progress(
-        f"withdrawing {fmt_amount(args.amount)} (co-signed, then on chain)",
-        client.call("withdraw", channel=args.channel, amount=args.amount, recipient=args.to),
+        f"withdrawing {text} (co-signed with {args.peer_label}, then on chain)",
+        client.call("withdraw", channel=args.channel, amount=amount, recipient=args.to),
     )
-    _print_state(args, f"withdrew {fmt_amount(args.amount)}", result)
+    _print_state(args, cfg, f"withdrew {text}", result)
     return 0
 
 

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from adjudicator.tx_signing import TransactionSigner
 from channels.cli.peer_terms import TERM_KEYS, parse_peer_terms
 from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
+from channels.cli.units import UnitError, checked_address, parse_duration_text
 from channels.core.consent import TradeClass
 from channels.core.errors import ChannelError, LocalError
-from channels.core.model import Address, address, to_checksum
+from channels.core.model import Address, to_checksum
 from channels.core.risk import NO_LIMITS, RiskLimits
 from channels.core.signing import LocalSigner, Signer
 from channels.core.terms import NO_TERMS, PeerTerms
@@ -47,6 +48,10 @@ class ConfigError(LocalError):
 
 class UsageError(LocalError):
     """The command line is wrong (exit code 2)."""
+
+
+class PortInUse(ConfigError):
+    """A port the command would listen on is taken (the message names the port and the key)."""
 
 
 class KeyOnCommandLine(UsageError):
@@ -89,6 +94,9 @@ class Config:
     listen_host: str = "127.0.0.1"
     listen_port: int | None = None
     log_level: str = "info"
+    log_format: str = "text"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     update_timeout: float | None = None
     open_timeout: float | None = None
     rpc_url: str | None = None
@@ -164,6 +172,9 @@ _NODE_KEYS = {
     "listen_port",
     "control",
     "log_level",
+    "log_format",
+    "metrics_host",
+    "metrics_port",
     "update_timeout",
     "open_timeout",
 }
@@ -179,6 +190,7 @@ _CHAIN_KEYS = {
 }
 _PEER_KEYS = {"address", "host", "port"} | TERM_KEYS
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 class _Section:
@@ -237,8 +249,8 @@ class _Section:
         if not isinstance(text, str):
             self.fail(key, "addresses are strings (0x and 40 hex digits)")
         try:
-            return bytes(address(text))
-        except ChannelError as exc:
+            return checked_address(text)
+        except UnitError as exc:
             self.fail(key, str(exc))
 
 
@@ -304,6 +316,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     log_level = (node.get_str("log_level") or "info").lower()
     if log_level not in _LOG_LEVELS:
         node.fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
+    log_format = (node.get_str("log_format") or "text").lower()
+    if log_format not in LOG_FORMATS:
+        node.fail("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
     default_asset, default_oracle = chain.get_address("asset"), chain.get_address("oracle")
     peers: dict[str, PeerConfig] = {}
     peers_table = doc.get("peers", {})
@@ -340,6 +355,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         listen_host=node.get_str("listen_host") or "127.0.0.1",
         listen_port=node.get_int("listen_port", 0, 65535),
         log_level=log_level,
+        log_format=log_format,
+        metrics_host=node.get_str("metrics_host") or "127.0.0.1",
+        metrics_port=node.get_int("metrics_port", 0, 65535),
         update_timeout=node.get_float("update_timeout"),
         open_timeout=node.get_float("open_timeout"),
         rpc_url=rpc_url,
@@ -493,16 +511,11 @@ _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str) -> int:
-    """Seconds from ``3600``, ``90m``, ``7d``, ``1d12h``."""
-    pos, total = 0, 0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += int(match.group(1)) * _UNIT[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise argparse.ArgumentTypeError(f"not a duration (e.g. 3600, 90m, 7d, 1d12h): {text!r}")
-    return total
+    """Seconds from ``3600``, ``90m``, ``7d``, ``1d12h`` or ISO 8601 ``PT1H``."""
+    try:
+        return parse_duration_text(text)
+    except UnitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from collections.abc import Awaitable, Mapping, Sequence
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from channels.cli.config import PRICE_DECIMALS, QUANTITY_DECIMALS, Config
+from channels.cli.views import render_table, short_id
 
 if TYPE_CHECKING:
     pass
@@ -54,49 +53,50 @@ def short_hex(text: str, digits: int = 10) -> str:
     return text[: 2 + digits]
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    right = {i for i, h in enumerate(headers) if h in ("VER", "OURS", "THEIRS", "POS")}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([line(headers), *(line(r) for r in rows)])
-
-
-def status_table(rows: Sequence[Mapping[str, Any]], now: int, cfg: Config | None) -> str:
-    headers = ("CHANNEL", "PEER", "PHASE", "VER", "OURS", "THEIRS", "POS", "FINALITY", "DEADLINE")
+def status_table(views: Sequence[Mapping[str, Any]], now: int) -> str:
+    """The channels table from :func:`channels.cli.views.channel_view` rows: ours first."""
+    headers = (
+        "CHANNEL",
+        "PEER",
+        "ONLINE",
+        "PHASE",
+        "VER",
+        "OURS",
+        "THEIRS",
+        "LOCKED",
+        "POS",
+        "FINALITY",
+        "NEXT",
+    )
     lines = []
-    for row in rows:
-        peer = str(row.get("peer", ""))
-        name = cfg.peer_name(peer) if cfg is not None else None
+    for view in views:
         deadline = "-"
-        if isinstance(row.get("dispute_deadline"), int):
-            deadline = f"dispute ends in {fmt_duration(row['dispute_deadline'] - now)}"
-        elif isinstance(row.get("next_expiry"), int):
-            deadline = f"expiry in {fmt_duration(row['next_expiry'] - now)}"
+        if view.get("dispute_deadline"):
+            deadline = f"dispute ends {view['dispute_deadline']}"
+        elif view.get("next_expiry"):
+            deadline = f"expiry {view['next_expiry']}"
+        peer = str(view["peer"])
+        if peer.startswith("0x") and len(peer) == 42:
+            peer = f"{peer[:6]}…{peer[-4:]}"
         lines.append(
             (
-                short_hex(str(row.get("id", ""))),
-                name or f"{peer[:6]}…{peer[-4:]}",
-                str(row.get("phase", "")),
-                str(row.get("version", "")),
-                fmt_amount(row.get("our_balance")),
-                fmt_amount(row.get("their_balance")),
-                str(len(row.get("positions") or ())),
-                str(row.get("finality", "")),
+                short_id(str(view["id"])),
+                peer,
+                "yes" if view.get("peer_connected") else "no",
+                str(view["phase"]),
+                str(view["version"]),
+                str(view["ours"]),
+                str(view["theirs"]),
+                str(view["locked"]),
+                str(len(view.get("positions") or ())),
+                str(view["finality"]),
                 deadline,
             )
         )
     return render_table(headers, lines)
 
 
-def positions_table(rows: Sequence[Mapping[str, Any]]) -> str:
+def positions_table(views: Sequence[Mapping[str, Any]]) -> str:
     headers = (
         "CHANNEL",
         "POSITION",
@@ -109,20 +109,19 @@ def positions_table(rows: Sequence[Mapping[str, Any]]) -> str:
         "EXPIRY",
     )
     lines = []
-    for row in rows:
-        for p in row.get("positions") or ():
-            expiry = dt.datetime.fromtimestamp(int(p["expiry"]), dt.UTC)
+    for view in views:
+        for p in view.get("positions") or ():
             lines.append(
                 (
-                    short_hex(str(row["id"])),
+                    short_id(str(view["id"])),
                     str(p["id"]),
                     str(p["side"]),
                     str(p["kind"]),
                     str(p["underlying"]),
-                    fmt_fixed(int(p["strike"]), PRICE_DECIMALS),
-                    fmt_fixed(int(p["quantity"]), QUANTITY_DECIMALS),
-                    fmt_amount(p["collateral"]),
-                    expiry.strftime("%Y-%m-%d %H:%M"),
+                    str(p["strike"]),
+                    str(p["quantity"]),
+                    str(p["collateral"]),
+                    str(p["expiry"]),
                 )
             )
     return render_table(headers, lines) if lines else ""
@@ -130,6 +129,21 @@ def positions_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def print_json(value: object) -> None:
     out(json.dumps(value, indent=2))
+
+
+__all__ = [
+    "fmt_amount",
+    "fmt_duration",
+    "fmt_fixed",
+    "note",
+    "out",
+    "positions_table",
+    "print_json",
+    "render_table",
+    "short_hex",
+    "status_table",
+    "with_progress",
+]
 
 
 async def with_progress(label: str, work: Awaitable[T], *, interval: float = 1.0) -> T:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import logging
 import signal
 import sys
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
 
 from adjudicator.tx_signing import TransactionSigner
-from channels.cli.config import Config, _require_config, load_gas_key, load_signer
+from channels.cli.config import Config, PortInUse, _require_config, load_gas_key, load_signer
 from channels.control import one_line
 from channels.core.errors import ChannelError
 from channels.core.model import to_checksum
@@ -26,13 +28,18 @@ log = logging.getLogger("channels.desk")
 
 
 # Logging of a running node ---------------------------------------------------------------------
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, log_format: str = "text") -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
         stream=sys.stderr,
         force=True,
     )
+    if log_format == "json":
+        from channels.ops.logjson import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     if level != "debug":  # one line per JSON-RPC request drowns the desk's own log
         for noisy in ("httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -112,7 +119,24 @@ async def log_events(
                 if len(seen) > 4096:
                     del seen[next(iter(seen))]
             level, message = event_line(node, event)
-            log.log(level, "%s", message)
+            log.log(level, "%s", message, extra=event_context(node, event))
+
+
+def event_context(node: Node, event: Event) -> dict[str, object]:
+    """The channel and peer an event is about, for JSON logs (``[node] log_format = "json"``)."""
+    context: dict[str, object] = {"event": type(event).__name__}
+    peer = getattr(event, "peer", None)
+    if event.channel_id is not None:
+        context["channel"] = "0x" + event.channel_id.hex()
+        try:
+            channel = node.channel(event.channel_id)
+            peer = peer or channel.peer_address
+            context["version"] = channel.version
+        except ChannelError:
+            pass
+    if isinstance(peer, bytes):
+        context["peer"] = to_checksum(peer)
+    return context
 
 
 # Commands: chain, deploy, node -----------------------------------------------------------------
@@ -133,6 +157,8 @@ async def serve_desk(
 ) -> None:
     """Run the desk's node, its control socket and its event log until cancelled."""
     from channels.control import serve_control
+    from channels.ops.health import HealthMonitor
+    from channels.ops.metrics import serve_metrics
     from channels.runtime.node import open_node
 
     rpc_url, adjudicator = cfg.require_chain()
@@ -151,7 +177,21 @@ async def serve_desk(
     ) as node:
         async with trio.open_nursery() as nursery:
             await nursery.start(log_events, node)
-            await nursery.start(serve_control, node, cfg.control)
+            health = HealthMonitor(node)
+            await nursery.start(health.run)
+            await nursery.start(partial(serve_control, node, cfg.control, health=health))
+            if cfg.metrics_port is not None:
+                try:
+                    await nursery.start(
+                        serve_metrics, node, health, cfg.metrics_host, cfg.metrics_port
+                    )
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise PortInUse(
+                            f"port {cfg.metrics_port} on {cfg.metrics_host} is already in use "
+                            f"([node] metrics_port in {cfg.path}): choose another port"
+                        ) from None
+                    raise
             log.info(
                 "node %s chain_id=%d adjudicator=%s listen=%s control=%s channels=%d",
                 to_checksum(node.address),
@@ -177,13 +217,18 @@ async def serve_desk(
 
 async def run_node(args: argparse.Namespace) -> int:
     cfg = _require_config(args)
-    setup_logging(args.log_level or cfg.log_level)
+    setup_logging(args.log_level or cfg.log_level, args.log_format or cfg.log_format)
     # Opening a key may decrypt a keystore or ask a remote signer: off the trio loop.
     signer = await trio.to_thread.run_sync(load_signer, cfg)
     gas = await trio.to_thread.run_sync(load_gas_key, cfg)
     cfg.require_chain()
     async with trio.open_nursery() as nursery:
-        await nursery.start(functools.partial(serve_desk, gas=gas), cfg, signer)
+        node = await nursery.start(functools.partial(serve_desk, gas=gas), cfg, signer)
+        log.info(
+            "ready: desk %s; drive it with `channels -c %s status` (Ctrl-C stops the node)",
+            to_checksum(node.address),
+            args.config,
+        )
         signum = await wait_for_stop_signal()
         log.info("stopping (%s)", signal.Signals(signum).name)
         nursery.cancel_scope.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
@@ -28,19 +28,26 @@ from channels.cli.config import (
     CONFIG_ENV,
     DEFAULT_STATE_FILE,
     KEY_REFUSAL,
+    LOG_FORMATS,
     KeyOnCommandLine,
+    UsageError,
     looks_like_key,
-    parse_amount,
-    parse_duration,
     parse_expiry,
     parse_price,
     parse_quantity,
 )
 from channels.cli.key_cmds import run_address, run_keygen
 from channels.cli.node_cmd import run_node
+from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle, run_init
 from channels.cli.quote_cmds import add_quote_commands
-from channels.core.errors import ChannelError
-from channels.core.model import address
+from channels.cli.units import (
+    Amount,
+    UnitError,
+    checked_address,
+    parse_amount_text,
+    parse_duration_text,
+)
+from channels.control.operator import package_version
 
 if TYPE_CHECKING:
     pass
@@ -77,7 +84,10 @@ def _typed(fn: Callable[[str], T]) -> Callable[[str], T]:
     """argparse type: keep the function name out of its error messages."""
 
     def convert(text: str) -> T:
-        return fn(text)
+        try:
+            return fn(text)
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = "value"
     return convert
@@ -85,9 +95,31 @@ def _typed(fn: Callable[[str], T]) -> Callable[[str], T]:
 
 def _address_arg(text: str) -> bytes:
     try:
-        return bytes(address(text))
-    except ChannelError as exc:
+        return checked_address(text)
+    except UnitError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+AMOUNT = "in the asset's units, e.g. 1.5 (smallest units with --raw)"
+CHANNEL = "a [peers] name (its open channel), or a channel id or id prefix (see status)"
+
+
+def _position_id(text: str) -> int:
+    if not text.isdigit():
+        raise UnitError(f"not a position id (a whole number, see status): {text!r}")
+    return int(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of printing and exiting, so a usage
+    error is one line (JSON under --json) like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(
+            f"{message} (channels {self.prog.partition(' ')[2] or ''} --help)".replace(
+                "channels  --help", "channels --help"
+            )
+        )
 
 
 def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -106,7 +138,13 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--json",
         action="store_true",
         default=False if top else argparse.SUPPRESS,
-        help="print results as JSON",
+        help="print results (and errors) as JSON",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="amounts in the asset's smallest units (integers), in and out",
     )
     for flag in ("--key", "--private-key", "--secret-key"):
         parser.add_argument(flag, action=_RefuseKey, help=argparse.SUPPRESS)
@@ -126,19 +164,23 @@ def _password_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="channels",
         description="Two-party state channels for cash-settled options: run a desk node and "
         "drive it.",
-        epilog="Amounts are whole numbers in the asset's smallest unit (1_000_000 is fine). "
-        "Keys come from a file or an environment variable, never the command line.",
+        epilog="Amounts are in the asset's units (1.5 is 1.5 USDC; --raw for smallest units); "
+        "times are ISO 8601 (UTC) and durations 90m, 1h, 7d or PT1H. Keys come from a file or "
+        "an environment variable, never the command line. Exit codes: 1 internal, 2 usage or "
+        "config, 3 refused by a rule, 4 peer, 5 chain, 6 node not running, 130 interrupted.",
         allow_abbrev=False,
     )
     _add_common(parser, top=True)
+    parser.add_argument("--version", action="version", version=f"channels {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str, run: Any, one_shot: OneShot | None = None) -> Any:
         p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
+        assert isinstance(p, _Parser)
         _add_common(p, top=False)
         p.set_defaults(run=run, one_shot=one_shot)
         return p
@@ -160,9 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mint",
-        type=_typed(parse_amount),
-        default=1_000_000 * 10**6,
-        help="test tokens minted to each account (smallest units; default 1e12)",
+        type=_typed(parse_amount_text),
+        default=Amount("1000000"),
+        help="test tokens minted to each account, in tokens (6 decimals; default 1000000)",
+    )
+    p.add_argument(
+        "--desks",
+        metavar="DIR",
+        default="desks",
+        help="write ready-to-use configs and dev keys for desk-a, desk-b and bot here "
+        "(default ./desks)",
     )
     p.add_argument(
         "--rpc-url", help="deploy to this chain instead of starting anvil (needs a key option)"
@@ -188,55 +237,88 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("node", "run a desk node from its config until SIGINT/SIGTERM", run_node)
     p.add_argument("--log-level", choices=_LOG_LEVELS, help="overrides [node] log_level")
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text, or json (one object per line with channel and peer fields); overrides "
+        "[node] log_format",
+    )
 
     p = command("status", "channels, balances, positions, finality and deadlines", None, cmd_status)
     p.add_argument("--brief", action="store_true", help="leave out the positions table")
 
     p = command("open", "open and fund a channel with a peer", None, cmd_open)
     p.add_argument("peer", help="a [peers] name from the config, or ADDRESS@HOST:PORT")
-    p.add_argument("--deposit", type=_typed(parse_amount), required=True, help="our deposit")
-    p.add_argument("--peer-deposit", type=_typed(parse_amount), help="theirs (default: ours)")
+    p.add_argument(
+        "--deposit", type=_typed(parse_amount_text), required=True, help=f"our deposit, {AMOUNT}"
+    )
+    p.add_argument(
+        "--peer-deposit", type=_typed(parse_amount_text), help=f"theirs (default: ours), {AMOUNT}"
+    )
     p.add_argument("--asset", type=_typed(_address_arg), help="ERC-20 (default: [chain] asset)")
     p.add_argument("--oracle", type=_typed(_address_arg), help="price oracle ([chain] oracle)")
     p.add_argument(
-        "--challenge-period", type=_typed(parse_duration), help="e.g. 3600 or 1h ([chain])"
+        "--challenge-period",
+        type=_typed(parse_duration_text),
+        help="a duration: 3600 (seconds), 90m, 1h, 7d or PT1H (default: [chain] challenge_period)",
     )
 
     p = command("pay", "pay the peer", None, cmd_pay)
-    p.add_argument("channel", help="channel id or a unique prefix")
-    p.add_argument("amount", type=_typed(parse_amount))
+    p.add_argument("channel", help=CHANNEL)
+    p.add_argument("amount", type=_typed(parse_amount_text), help=f"the payment, {AMOUNT}")
 
     for name, verb, handler in (("write", "sell", cmd_write), ("buy", "buy", cmd_buy)):
         p = command(name, f"{verb} a European cash-settled option", None, handler)
-        p.add_argument("channel", help="channel id or a unique prefix")
+        p.add_argument("channel", help=CHANNEL)
         p.add_argument("--kind", choices=("call", "put"), required=True)
         p.add_argument("--underlying", required=True, help="e.g. ETH-USD")
         p.add_argument(
-            "--strike", type=_typed(parse_price), required=True, help="price, e.g. 3000.5"
+            "--strike",
+            type=_typed(parse_price),
+            required=True,
+            help="price in the underlying's quote currency, e.g. 3000.5 (up to 8 decimals)",
         )
         p.add_argument(
             "--expiry",
             type=_typed(parse_expiry),
             required=True,
-            help="+7d (from chain time), a unix time, or 2025-06-27T08:00Z",
+            help="+7d (a duration from chain time), an ISO time (2027-06-25T08:00Z, UTC unless "
+            "given) or a unix time in seconds",
         )
         p.add_argument(
-            "--quantity", type=_typed(parse_quantity), required=True, help="e.g. 1.5 (units)"
+            "--quantity",
+            type=_typed(parse_quantity),
+            required=True,
+            help="units of the underlying, e.g. 1.5 (up to 18 decimals)",
         )
-        p.add_argument("--premium", type=_typed(parse_amount), required=True)
-        p.add_argument("--collateral", type=_typed(parse_amount), required=True)
+        p.add_argument(
+            "--premium",
+            type=_typed(parse_amount_text),
+            required=True,
+            help=f"paid by the holder to the writer, {AMOUNT}",
+        )
+        p.add_argument(
+            "--collateral",
+            type=_typed(parse_amount_text),
+            required=True,
+            help=f"locked by the writer (caps the payoff), {AMOUNT}",
+        )
 
     p = command("unwind", "close a position early at an agreed split", None, cmd_unwind)
-    p.add_argument("channel")
-    p.add_argument("position", type=_typed(parse_amount), help="position id (see status)")
-    p.add_argument("holder_share", type=_typed(parse_amount), help="collateral to the holder")
+    p.add_argument("channel", help=CHANNEL)
+    p.add_argument("position", type=_typed(_position_id), help="position id (see status)")
+    p.add_argument(
+        "holder_share",
+        type=_typed(parse_amount_text),
+        help=f"the collateral's part that goes to the holder, {AMOUNT}",
+    )
 
     p = command("top-up", "deposit more into an open channel", None, cmd_top_up)
-    p.add_argument("channel")
-    p.add_argument("amount", type=_typed(parse_amount))
+    p.add_argument("channel", help=CHANNEL)
+    p.add_argument("amount", type=_typed(parse_amount_text), help=f"the deposit, {AMOUNT}")
 
     p = command("close", "close cooperatively (one transaction)", None, cmd_close)
-    p.add_argument("channel")
+    p.add_argument("channel", help=CHANNEL)
 
     p = command(
         "checkpoint",
@@ -244,13 +326,23 @@ def build_parser() -> argparse.ArgumentParser:
         None,
         cmd_checkpoint,
     )
-    p.add_argument("channel")
+    p.add_argument("channel", help=CHANNEL)
 
-    p = command("dispute", "force a close: register, wait the challenge period", None, cmd_dispute)
-    p.add_argument("channel")
+    p = command(
+        "dispute",
+        "force a close: register our latest state on chain and return with the deadline",
+        None,
+        cmd_dispute,
+    )
+    p.add_argument("channel", help=CHANNEL)
     p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    # Older scripts ask for what is now the default: return once registered.
+    p.add_argument("--no-wait", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(
-        "--no-wait", action="store_true", help="return once registered (the node concludes later)"
+        "--follow",
+        action="store_true",
+        help="stay and show the challenge period until the node concludes (Ctrl-C leaves; the "
+        "node carries on)",
     )
     p.add_argument(
         "--force",
@@ -262,13 +354,60 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "withdraw", "partial withdrawal from an open channel, or pull credits", None, cmd_withdraw
     )
-    p.add_argument("channel", nargs="?")
-    p.add_argument("amount", nargs="?", type=_typed(parse_amount))
+    p.add_argument("channel", nargs="?", help=CHANNEL)
+    p.add_argument(
+        "amount", nargs="?", type=_typed(parse_amount_text), help=f"to withdraw, {AMOUNT}"
+    )
     p.add_argument("--to", type=_typed(_address_arg), help="recipient (default: the node)")
     p.add_argument(
         "--credits", action="store_true", help="pull what failed payouts credited to the node"
     )
     p.add_argument("--asset", type=_typed(_address_arg), help="with --credits ([chain] asset)")
+
+    p = command(
+        "getinfo", "the node: version, identity, channels, and its health", None, cmd_getinfo
+    )
+
+    p = command("peers", "configured peers and peers with channels: online or not", None, cmd_peers)
+
+    p = command(
+        "settle",
+        "settle an expired position at the oracle's signed price (off chain, both sign)",
+        None,
+        cmd_settle,
+    )
+    p.add_argument("channel", help=CHANNEL)
+    p.add_argument("position", type=_typed(_position_id), help="position id (see status)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--attestation",
+        metavar="FILE",
+        help='the oracle\'s attestation as JSON: {"price": "3100.5", "signature": "0x..."} '
+        "(price in the quote currency)",
+    )
+    source.add_argument(
+        "--dev-oracle",
+        action="store_true",
+        help="sign with the local dev chain's oracle (anvil dev account 9; only on chain 31337)",
+    )
+    p.add_argument(
+        "--price",
+        type=_typed(parse_price),
+        help="with --dev-oracle: the settlement price in the quote currency, e.g. 3100.5",
+    )
+
+    p = command(
+        "init",
+        "create a desk config and a fresh key file (mode 0600) next to it",
+        run_init,
+    )
+    p.add_argument("path", help="the config to create, e.g. desks/my-desk.toml")
+    p.add_argument("--like", metavar="FILE", help="take the [chain] settings from this config")
+    p.add_argument("--rpc-url", help="the chain's JSON-RPC URL")
+    p.add_argument("--adjudicator", type=_typed(_address_arg), help="the adjudicator contract")
+    p.add_argument("--asset", type=_typed(_address_arg), help="the channel asset (ERC-20)")
+    p.add_argument("--oracle", type=_typed(_address_arg), help="the price oracle's address")
+    p.add_argument("--listen-port", type=int, help="TCP port peers dial (default: a free one, now)")
 
     add_quote_commands(command, _typed)  # firm quotes: rfq, offer, quotes, answer, fill
 

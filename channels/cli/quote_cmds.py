@@ -5,7 +5,6 @@ and ``fill``."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -20,22 +19,41 @@ from channels.cli.config import (
     parse_price,
     parse_quantity,
 )
-from channels.cli.format import fmt_amount, fmt_fixed, out, print_json
+from channels.cli.format import fmt_fixed, out, print_json
+from channels.cli.units import Amount, iso_time, parse_amount_text
+from channels.cli.views import Units
 from channels.control import ControlClient
 
+AMOUNT = "in the asset's units, e.g. 40.5 (smallest units with --raw)"
 
-def _quote_line(q: dict[str, Any]) -> str:
-    when = dt.datetime.fromtimestamp(int(q["expiry"]), dt.UTC)
-    until = dt.datetime.fromtimestamp(int(q["valid_until"]), dt.UTC)
+
+def _units(args: argparse.Namespace) -> Units:
+    """The channel's asset units (``--raw``: smallest units; no channel named: smallest units)."""
+    row = getattr(args, "channel_row", None)
+    if row is None:
+        return Units(0, True)
+    return Units(int(row["asset_decimals"]), bool(args.raw))
+
+
+def _amount(args: argparse.Namespace, value: Amount | None) -> int | None:
+    if value is None:
+        return None
+    units = _units(args)
+    return value.units(units.decimals, raw=units.raw)
+
+
+def _quote_line(q: dict[str, Any], units: Units) -> str:
+    when = iso_time(int(q["expiry"]))
+    until = iso_time(int(q["valid_until"]))
     status = f" {q['status']}" if "status" in q else ""
     size = fmt_fixed(int(q["max_quantity"]), QUANTITY_DECIMALS)
     left = f" left {fmt_fixed(int(q['remaining']), QUANTITY_DECIMALS)}" if "remaining" in q else ""
     return (
         f"quote {q['quote_id'][:18]}{status} by {q['quoter'][:10]}: quoter {q['quoter_side']}s "
         f"{q['kind']} {q['underlying']} strike {fmt_fixed(int(q['strike']), PRICE_DECIMALS)} "
-        f"expiry {when:%Y-%m-%d %H:%M}Z at {fmt_amount(q['price'])}/unit, collateral "
-        f"{fmt_amount(q['collateral'])}/unit, max {size}"
-        f"{left}, firm until {until:%H:%M:%S}Z"
+        f"expiry {when} at {units.text(q['price'])}/unit, collateral "
+        f"{units.text(q['collateral'])}/unit, max {size}"
+        f"{left}, firm until {until}"
     )
 
 
@@ -59,15 +77,15 @@ async def cmd_rfq(client: ControlClient, args: argparse.Namespace, cfg: Config |
     if args.json:
         print_json(result)
     else:
-        out(_quote_line(result))
+        out(_quote_line(result, _units(args)))
     return 0
 
 
 async def cmd_offer(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
     result = await client.call(
         "offer",
-        price=args.price,
-        collateral=args.collateral,
+        price=_amount(args, args.price),
+        collateral=_amount(args, args.collateral),
         max_quantity=args.max_quantity,
         valid_for=args.valid_for,
         **_terms(args),
@@ -75,7 +93,7 @@ async def cmd_offer(client: ControlClient, args: argparse.Namespace, cfg: Config
     if args.json:
         print_json(result)
     else:
-        out(_quote_line(result))
+        out(_quote_line(result, _units(args)))
     return 0
 
 
@@ -85,7 +103,7 @@ async def cmd_quotes(client: ControlClient, args: argparse.Namespace, cfg: Confi
         print_json(result)
         return 0
     for q in result["quotes"]:
-        out(_quote_line(q))
+        out(_quote_line(q, _units(args)))
     for r in result["requests"]:
         out(
             f"request {r['request_id']} on {r['channel'][:10]}: the peer wants to {r['side']} "
@@ -102,8 +120,8 @@ async def cmd_answer(client: ControlClient, args: argparse.Namespace, cfg: Confi
         "answer",
         channel=args.channel,
         request_id=args.request_id,
-        price=args.price,
-        collateral=args.collateral,
+        price=_amount(args, args.price),
+        collateral=_amount(args, args.collateral),
         max_quantity=args.max_quantity,
         valid_for=args.valid_for,
         decline=args.decline,
@@ -113,7 +131,7 @@ async def cmd_answer(client: ControlClient, args: argparse.Namespace, cfg: Confi
     elif result.get("declined"):
         out(f"request {args.request_id} declined")
     else:
-        out(_quote_line(result))
+        out(_quote_line(result, _units(args)))
     return 0
 
 
@@ -155,8 +173,12 @@ def add_quote_commands(
 
     p = command("offer", "send the peer an unsolicited firm quote", None, cmd_offer)
     option_terms(p, "the PEER's side: buy (we write) or sell (we buy)")
-    p.add_argument("--price", type=typed(parse_amount), required=True, help="premium per unit")
-    p.add_argument("--collateral", type=typed(parse_amount), required=True, help="per unit")
+    p.add_argument(
+        "--price", type=typed(parse_amount_text), required=True, help=f"premium per unit, {AMOUNT}"
+    )
+    p.add_argument(
+        "--collateral", type=typed(parse_amount_text), required=True, help=f"per unit, {AMOUNT}"
+    )
     p.add_argument("--max-quantity", type=typed(parse_quantity), required=True)
     p.add_argument("--valid-for", type=typed(parse_duration), default=30, help="default 30s")
 
@@ -166,8 +188,10 @@ def add_quote_commands(
     p = command("answer", "quote (or decline) a peer's waiting request", None, cmd_answer)
     p.add_argument("channel", help="channel id or a unique prefix")
     p.add_argument("request_id", type=typed(parse_amount), help="see `channels quotes`")
-    p.add_argument("--price", type=typed(parse_amount), help="premium per unit")
-    p.add_argument("--collateral", type=typed(parse_amount), help="collateral per unit")
+    p.add_argument("--price", type=typed(parse_amount_text), help=f"premium per unit, {AMOUNT}")
+    p.add_argument(
+        "--collateral", type=typed(parse_amount_text), help=f"collateral per unit, {AMOUNT}"
+    )
     p.add_argument("--max-quantity", type=typed(parse_quantity), help="default: the asked size")
     p.add_argument("--valid-for", type=typed(parse_duration), default=30, help="default 30s")
     p.add_argument("--decline", metavar="REASON", help="decline instead, with this reason")

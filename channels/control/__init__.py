@@ -44,6 +44,10 @@ Commands (fields in brackets are optional):
 ``withdraw``   ``channel, amount [recipient]``: partial withdrawal while the channel stays open;
                or ``asset [recipient]`` without ``channel``: pull what failed payouts credited us
 ``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)
+``asset_info`` ``asset``: the asset's decimals, read from the chain
+``getinfo``    the node's version, identity, channel counts by phase and health (chain
+               reachable, head age, peers connected, open alarms)
+``peers``      every peer with a channel: connected or not, and its channels
 ``request_quote``
                ``channel, kind, underlying, strike, expiry | expiry_in, side, quantity``
                ``[timeout]``: ask the peer for a firm quote (``side`` is ours); returns it

@@ -31,6 +31,7 @@ from channels.control.errors import (
     error_text,
 )
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
+from channels.control.operator import register_operator_commands
 from channels.control.quotes import QuoteCommands
 from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChainError, ChannelError, UnknownChannel
@@ -39,6 +40,7 @@ from channels.core.node_events import Finality, FinalityChanged
 from channels.core.protocol import Phase
 
 if TYPE_CHECKING:
+    from channels.ops.health import HealthMonitor
     from channels.runtime.channel import Channel
     from channels.runtime.node import Node
 
@@ -49,8 +51,9 @@ log = logging.getLogger("channels.control")
 class ControlServer:
     """Answers control requests for one node. ``await nursery.start(server.serve, path)``."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, health: HealthMonitor | None = None) -> None:
         self.node = node
+        self.health = health
         self.finality: dict[ChannelId, Finality] = {}
         self.commands: dict[str, tuple[frozenset[str], Handler]] = {}
         for name, fields, handler in (
@@ -86,6 +89,7 @@ class ControlServer:
             *QuoteCommands(self).table(),  # firm quotes (channels/control/quotes.py)
         ):
             self.commands[name] = (frozenset(fields), handler)
+        register_operator_commands(self)  # asset_info, getinfo, peers (channels.control.operator)
 
     # serving -----------------------------------------------------------------------------------
     async def serve(
@@ -462,10 +466,11 @@ async def serve_control(
     node: Node,
     path: str | os.PathLike[str],
     *,
+    health: HealthMonitor | None = None,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``node``'s control socket at ``path`` until cancelled.
 
     ``await nursery.start(serve_control, node, path)`` returns once the socket accepts requests.
     """
-    await ControlServer(node).serve(path, task_status=task_status)
+    await ControlServer(node, health).serve(path, task_status=task_status)

@@ -32,25 +32,17 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 class JsonRejected(RemoteError, ValueError):
     """A JSON document from outside was refused before or while decoding it."""
 
-    rule = "JsonRejected"
-
 
 class JsonTooLarge(JsonRejected):
     """The document is longer than the bound its reader allows."""
-
-    rule = "JsonTooLarge"
 
 
 class JsonTooDeep(JsonRejected):
     """Arrays and objects are nested deeper than the bound its reader allows."""
 
-    rule = "JsonTooDeep"
-
 
 class JsonMalformed(JsonRejected):
     """The document is not JSON (truncated, bad syntax, bad UTF-8, NaN, an oversized number)."""
-
-    rule = "JsonMalformed"
 
 
 def nesting_depth(text: str, stop_above: int | None = None) -> int:

@@ -132,7 +132,7 @@ def _addr_word(addr: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    """What both participants fix at opening; its hash is the channel id.
+    """What both participants fix at opening; the channel id is the hash of its hash and the asset.
 
     Participant 0 is the leader: it signs every new version first (docs/PROTOCOL.md section 7).
     ``asset`` is the zero address for ETH.
@@ -147,6 +147,7 @@ class Params:
     oracle: Address
     nonce: int
     channel_id: ChannelId = field(init=False, repr=False, compare=False)
+    params_hash: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_uint(self.chain_id, 256, "chain_id")
@@ -173,7 +174,13 @@ class Params:
         if self.oracle == ZERO_ADDRESS:
             raise InvalidField("the oracle cannot be the zero address")
         check_uint(self.nonce, 256, "nonce")
-        object.__setattr__(self, "channel_id", ChannelId(keccak256(self.abi_encode())))
+        # The id hashes the asset once more beside the params hash: a deposit names only the params
+        # hash and its asset, and the adjudicator derives the id from both (PROTOCOL.md section 3).
+        params_hash = keccak256(self.abi_encode())
+        object.__setattr__(self, "params_hash", params_hash)
+        object.__setattr__(
+            self, "channel_id", ChannelId(keccak256(params_hash + _addr_word(self.asset)))
+        )
 
     def abi_encode(self) -> bytes:
         """``abi.encode`` of the nine static fields, as the contract hashes them."""
@@ -325,12 +332,6 @@ class Attestation:
         check_bytes(self.underlying, 32, "underlying")
         check_uint(self.expiry, 64, "expiry")
         check_uint(self.price, 256, "price")
-
-
-@dataclass(frozen=True, slots=True)
-class SignedAttestation:
-    attestation: Attestation
-    signature: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,13 +142,6 @@ class QuoteBook:
     def incoming_requests(self) -> list[QuoteRequest]:
         return [request for request, _, _ in self._incoming.values()]
 
-    def outgoing_requests(self) -> list[QuoteRequest]:
-        return [request for request, _ in self._outgoing.values()]
-
-    def incoming_request(self, channel_id: bytes, request_id: int) -> QuoteRequest | None:
-        found = self._incoming.get((channel_id, request_id))
-        return found[0] if found is not None else None
-
     def _rate(self, counts: _PeerCounts, now: Timestamp) -> None:
         if now - counts.window_start >= 60:
             counts.window_start, counts.window_count = now, 0

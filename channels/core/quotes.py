@@ -65,61 +65,41 @@ def _w(value: int) -> bytes:
 class QuoteUnknown(RuleViolation, LocalError):
     """The fill names a quote we never issued on this channel (or one we no longer hold)."""
 
-    rule = "QuoteUnknown"
-
 
 class QuoteExpired(RuleViolation, LocalError):
     """The fill arrived at or after the quote's ``valid_until`` (chain time)."""
-
-    rule = "QuoteExpired"
 
 
 class QuoteOverfilled(RuleViolation, LocalError):
     """The fill's quantity is above what is left of the quote (fills in flight count)."""
 
-    rule = "QuoteOverfilled"
-
 
 class QuotePriceChanged(RuleViolation, RemoteError):
     """The fill's premium is not the quote's price for the filled quantity."""
-
-    rule = "QuotePriceChanged"
 
 
 class QuoteTermsChanged(RuleViolation, RemoteError):
     """The fill's option (underlying, kind, strike, expiry, side, collateral) is not the quote's."""
 
-    rule = "QuoteTermsChanged"
-
 
 class QuoteReplaced(RuleViolation, LocalError):
     """The quote was replaced by a newer quote of ours before the fill reached us (they crossed)."""
-
-    rule = "QuoteReplaced"
 
 
 class QuoteWithdrawn(RuleViolation, RemoteError):
     """The quote was withdrawn (cancelled) by its quoter before the fill reached it."""
 
-    rule = "QuoteWithdrawn"
-
 
 class BadQuote(RuleViolation, RemoteError):
     """A quote message is malformed, bound to another channel, or not signed by its quoter."""
-
-    rule = "BadQuote"
 
 
 class TooManyQuoteRequests(RuleViolation, RemoteError):
     """The peer has too many quote requests (or quotes) outstanding; the excess is refused."""
 
-    rule = "TooManyQuoteRequests"
-
 
 class QuoteDeclined(RuleViolation, RemoteError):
     """The quoting desk declined our request (its reason is in the message)."""
-
-    rule = "QuoteDeclined"
 
 
 # The model ------------------------------------------------------------------------------------

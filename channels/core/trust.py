@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from channels.core.consent import DecisionHook, QuoteAuthority, TradeClass
 from channels.core.errors import InvalidField
-from channels.core.model import Address, Params
+from channels.core.model import Address, Params, address
 from channels.core.risk import NO_LIMITS, RiskLimits
 from channels.core.terms import NO_TERMS, PeerTerms, TermsDecision
 
@@ -33,8 +33,10 @@ class Peer:
     limits: RiskLimits = NO_LIMITS
 
     def __post_init__(self) -> None:
+        if isinstance(self.address, str):  # "0x..." as a desk writes it
+            object.__setattr__(self, "address", address(self.address))
         if type(self.address) is not bytes or len(self.address) != 20:
-            raise InvalidField(f"peer {self.name}: address must be 20 bytes")
+            raise InvalidField(f"peer {self.name}: address must be 20 bytes or 0x-hex")
 
 
 @dataclass(frozen=True, slots=True)

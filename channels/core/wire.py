@@ -30,7 +30,7 @@ own checks included, chained as the cause), :class:`UnsupportedVersion`, :class:
 :class:`FrameTooLarge` (a payload above :data:`MAX_MESSAGE`). Encoding a value the format cannot
 carry raises :class:`~channels.core.errors.UnencodableMessage` (Local).
 
-Payloads are not framed here: the transport (``channels/transport.py``) carries each message in
+Payloads are not framed here: the transport (``channels/transport/``) carries each message in
 encrypted frames and refuses a message above :data:`MAX_MESSAGE`. At about 225 bytes per position,
 a ``Reestablish`` carries a book of up to about 4,500 open positions. Store records may be up to
 :data:`MAX_RECORD` bytes.

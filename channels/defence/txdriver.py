@@ -25,7 +25,7 @@ from adjudicator.client import (
     ChannelStatus,
 )
 from adjudicator.errors import ContractError
-from adjudicator.rpc import Receipt
+from adjudicator.rpc_types import Receipt
 from adjudicator.transactions import SentTx
 from channels.core.errors import ChainError, ChannelError
 from channels.core.model import ChannelId

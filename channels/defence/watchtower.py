@@ -212,9 +212,6 @@ class Watchtower:
     def address(self) -> Address:
         return self.signer.address
 
-    def register_client(self, client: bytes) -> None:
-        self.clients.add(address(client))
-
     def now(self) -> int:
         return self._chain_time + int(trio.current_time() - self._chain_time_at)
 

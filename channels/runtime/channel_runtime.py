@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import trio
 
@@ -35,6 +36,7 @@ from channels.core.protocol import (
     UpdateApplied,
     UpdateRefused,
 )
+from channels.core.protocol.roles import FOLLOWER, LEADER
 from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
 from channels.runtime.deposits import deposit_measured
@@ -43,11 +45,25 @@ from channels.signers.calling import call_signer
 
 log = logging.getLogger("channels.runtime.channel")
 
-#: Our own updates in flight on one channel before new calls are queued and coalesced. The
-#: leader keeps a few proposals pipelined (a lost link then completes several at once, see
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDuties:
+    """What the runtime does differently for each role (what the protocol lets each role do is
+    the core's :mod:`channels.core.protocol.roles`)."""
+
+    #: Our own updates in flight on one channel before new calls are queued and coalesced.
+    in_flight: int
+    #: Credits confirmed deposits in a new state unasked (the proposer of new versions does).
+    credits_deposits: bool
+
+
+#: The leader keeps a few proposals pipelined (a lost link then completes several at once, see
 #: tests/node/test_reconnect.py); the follower's requests each cost the leader a round.
-IN_FLIGHT_LEADER = 4
-IN_FLIGHT_FOLLOWER = 1
+DUTIES = {
+    LEADER: RoleDuties(in_flight=4, credits_deposits=True),
+    FOLLOWER: RoleDuties(in_flight=1, credits_deposits=False),
+}
 
 _LIVE = (Phase.FUNDING, Phase.OPEN)
 
@@ -58,6 +74,7 @@ class ChannelRuntime:
     ) -> None:
         self._ctx = ctx
         self._machine = machine
+        self._duties = DUTIES[machine.role]
         #: Where to redial the peer (None: the peer dials us).
         self.endpoint = endpoint
         self._lock = trio.Lock()
@@ -95,8 +112,7 @@ class ChannelRuntime:
         return self._machine.reestablishing and self._machine.phase in _LIVE
 
     def has_room(self) -> bool:
-        limit = IN_FLIGHT_LEADER if self._machine.is_leader else IN_FLIGHT_FOLLOWER
-        return self.in_flight < limit
+        return self.in_flight < self._duties.in_flight
 
     # waking callers ---------------------------------------------------------------------------
     def notify(self) -> None:
@@ -146,7 +162,7 @@ class ChannelRuntime:
             if isinstance(message, Reestablish):
                 self.notify()  # callers waiting for the resync may go on
             if (
-                machine.is_leader
+                self._duties.credits_deposits
                 and machine.phase in _LIVE
                 and any(isinstance(a, PhaseChanged) for a in actions)
             ):
@@ -236,9 +252,9 @@ class ChannelRuntime:
 
     # deposits, withdrawals, closing -------------------------------------------------------------
     def request_credit(self) -> None:
-        """Credit confirmed deposits in a new state (the leader's job), unless already under way."""
+        """Credit confirmed deposits in a new state (if our role does), unless already under way."""
         machine = self._machine
-        if not machine.is_leader or self._crediting or not machine.credit_trades():
+        if not self._duties.credits_deposits or self._crediting or not machine.credit_trades():
             return
         self._crediting = True
         self._ctx.nursery.start_soon(self._credit)

@@ -21,8 +21,6 @@ from channels.core.protocol import ChannelMachine
 class NotKnownCurrent(IllegalCall):
     """The node has not established that its latest state is the newest one signed."""
 
-    rule = "NotKnownCurrent"
-
 
 RISK = (
     "this node has not established that v{version} is the newest state of the channel (the peer "

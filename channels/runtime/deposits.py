@@ -18,8 +18,6 @@ from channels.core.node_events import Event
 class DepositNotSeen(RemoteError):
     """A deposit transaction succeeded but carries no ``Deposited`` event of the channel."""
 
-    rule = "DepositNotSeen"
-
 
 @dataclass(frozen=True, slots=True)
 class DepositMeasured(Event):

@@ -24,7 +24,7 @@ import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
 from adjudicator.tx_signing import TransactionSigner
-from channels.core.errors import ChannelError, IllegalCall, RemoteError, UnknownChannel
+from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
 from channels.core.messages import Message, OpenProposal, Reject
 from channels.core.model import Address, Attestation, ChannelId, Params, address
 from channels.core.node_events import Alarm, Event
@@ -309,7 +309,7 @@ class Node:
         if params.channel_id in self._runtimes:
             return  # a retransmission of a proposal we already accepted
         if peer not in params.participants or self.address not in params.participants:
-            raise RemoteError("a channel proposal that does not name both of us")
+            raise WrongDomain("a channel proposal that does not name both of us")
         decision = self.gatekeeper.decide_channel(params, msg.deposits)
         if isinstance(decision, AcceptTerms) and decision.our_deposit and self.settings.auto_fund:
             try:  # consent: funding it must leave the gas to defend every channel

@@ -9,15 +9,14 @@ import pytest
 import trio
 from chain_helpers import INIT_CODE, NOPE_SELECTOR, RUNTIME
 
-from adjudicator import rpc as rpcmod
+from adjudicator import rpc_errors as rpcmod
 from adjudicator.devchain import DevChain, free_port
-from adjudicator.rpc import (
+from adjudicator.rpc import RetryPolicy, RpcClient
+from adjudicator.rpc_errors import (
     ExecutionReverted,
     InvalidParams,
     MethodNotFound,
     RateLimited,
-    RetryPolicy,
-    RpcClient,
     RpcError,
     RpcProtocolError,
     RpcTransportError,

@@ -7,13 +7,8 @@ from eth_account import Account
 
 from adjudicator.abi import ContractAbi
 from adjudicator.devchain import DevChain
-from adjudicator.rpc import (
-    ExecutionReverted,
-    FeeTooLow,
-    NonceTooLow,
-    ReplacementUnderpriced,
-    RpcClient,
-)
+from adjudicator.rpc import RpcClient
+from adjudicator.rpc_errors import ExecutionReverted, FeeTooLow, NonceTooLow, ReplacementUnderpriced
 from adjudicator.transactions import (
     FeeSettings,
     NonceConsumed,

@@ -10,6 +10,7 @@ import pytest
 
 from channels import cli
 from channels.cli import ConfigError, load_config, load_signer
+from channels.cli.views import channel_view
 
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 KEY_ADDRESS = "70997970c51812dc3a010c7d01b50e0d17dc79c8"
@@ -189,48 +190,75 @@ def test_formatting() -> None:
     assert cli.fmt_fixed(10**18, 18) == "1"
     assert cli.fmt_duration(90061) == "1d1h"
     assert cli.fmt_duration(59) == "59s"
-    table = cli.status_table(
-        [
-            {
-                "id": "0x" + "ab" * 32,
-                "peer": PEER,
-                "phase": "open",
-                "version": 7,
-                "our_balance": 1_000_000,
-                "their_balance": 5,
-                "positions": [{}],
-                "finality": "off-chain final",
-                "next_expiry": 1000 + 3600,
-                "dispute_deadline": None,
-            }
-        ],
-        now=1000,
-        cfg=None,
+    view = channel_view(
+        {
+            "id": "0x" + "ab" * 32,
+            "peer": PEER,
+            "peer_connected": True,
+            "our_index": 1,
+            "phase": "open",
+            "version": 7,
+            "our_balance": 1_000_000,
+            "their_balance": 5,
+            "locked": 0,
+            "positions": [],
+            "finality": "off-chain final",
+            "asset": PEER,
+            "asset_decimals": 6,
+            "challenge_period": 3600,
+            "next_expiry": 1000 + 3600,
+            "dispute_deadline": None,
+        },
+        None,
+        raw=False,
     )
+    assert (view["ours"], view["theirs"], view["challenge_period"]) == ("1", "0.000005", "PT1H")
+    assert view["next_expiry"] == "1970-01-01T01:16:40Z"
+    table = cli.status_table([view], now=1000)
     header, row = table.splitlines()
     assert header.split() == [
         "CHANNEL",
         "PEER",
+        "ONLINE",
         "PHASE",
         "VER",
         "OURS",
         "THEIRS",
+        "LOCKED",
         "POS",
         "FINALITY",
-        "DEADLINE",
+        "NEXT",
     ]
-    assert "0xabababab" in row and "1_000_000" in row and "expiry in 1h" in row
+    assert "0xabababab" in row and " 1  0.000005 " in row and "expiry 1970-01-01T01:16:40Z" in row
+    raw = channel_view({**json_row(view), "our_balance": 1_000_000, "their_balance": 5}, None, True)
+    assert (raw["ours"], raw["theirs"]) == (1_000_000, 5)
+
+
+def json_row(view: dict[str, object]) -> dict[str, object]:
+    """The control row ``view`` was made from, enough of it for another view."""
+    return {
+        "id": view["id"],
+        "peer": view["peer_address"],
+        "phase": view["phase"],
+        "version": view["version"],
+        "locked": 0,
+        "positions": [],
+        "finality": view["finality"],
+        "asset": view["asset"],
+        "asset_decimals": view["asset_decimals"],
+        "challenge_period": 3600,
+    }
 
 
 def test_peer_by_name_or_address(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, FULL))
     by_name = argparse.Namespace(peer="desk-b")
-    assert cli._peer_target(by_name, cfg) == (bytes.fromhex(PEER[2:]), "10.0.0.2", 9402)
+    assert cli.peer_target(by_name, cfg) == (bytes.fromhex(PEER[2:]), "10.0.0.2", 9402)
     explicit = argparse.Namespace(peer=f"{PEER}@127.0.0.1:9500")
-    assert cli._peer_target(explicit, None) == (bytes.fromhex(PEER[2:]), "127.0.0.1", 9500)
+    assert cli.peer_target(explicit, None) == (bytes.fromhex(PEER[2:]), "127.0.0.1", 9500)
     for bad in ("desk-c", f"{PEER}@nohost", "0x12@127.0.0.1:1"):
         with pytest.raises(cli.UsageError):
-            cli._peer_target(argparse.Namespace(peer=bad), cfg)
+            cli.peer_target(argparse.Namespace(peer=bad), cfg)
 
 
 def test_peer_terms_default_to_nothing_and_read_what_is_declared(tmp_path: Path) -> None:

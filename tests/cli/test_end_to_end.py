@@ -141,74 +141,87 @@ async def test_cli_drives_two_desks(
             assert status["node"]["address"] == to_checksum(node_a.address)
 
             # open ----------------------------------------------------------------------------
-            code, out, err = await run("-c", a, "open", peer, "--deposit", "1_000_000")
+            code, out, err = await run("-c", a, "--raw", "open", peer, "--deposit", "1_000_000")
             assert code == 0, err
             assert "opening a channel" in err
             opened = re.fullmatch(
-                r"channel (0x[0-9a-f]{64}) open v(\d+): ours 1_000_000, theirs 1_000_000\n", out
+                r"channel (0x[0-9a-f]{64}) with other open v(\d+): ours 1000000, theirs 1000000\n",
+                out,
             )
             assert opened is not None, out
             cid, v = opened.group(1), int(opened.group(2))  # 1 or 2 crediting states
             short = cid[:12]  # "0x" and 10 hex digits, as the status table shows it
 
             # pay, write, buy, unwind -------------------------------------------------------
-            code, out, err = await run("-c", a, "pay", short, "1000")
+            code, out, err = await run("-c", a, "pay", short, "0.001")  # 6 decimals: 1000 units
             assert code == 0, err
-            assert out == f"paid 1_000: version {v + 1}, balances 999_000 / 1_001_000\n"
+            # the peer by its [peers] name
+            assert out == f"paid 0.001 to other: version {v + 1}, ours 0.999, theirs 1.001\n"
             written = await run.json(
                 "-c", a, "write", short, "--kind", "call", "--underlying", "ETH-USD",
                 "--strike", "3000", "--expiry", "+7d", "--quantity", "1",
-                "--premium", "25_000", "--collateral", "500_000",
+                "--premium", "0.025", "--collateral", "0.5",
             )  # fmt: skip
             position = written["position"]
-            assert position["strike"] == 3000 * 10**8 and position["quantity"] == 10**18
+            assert position["strike"] == "3000" and position["quantity"] == "1"
+            assert (written["ours"], written["theirs"]) == ("0.524", "0.976")
             assert position["side"] == "written" and written["version"] == v + 2
             code, out, err = await run(
                 "-c", b, "buy", short, "--kind", "put", "--underlying", "ETH-USD",
                 "--strike", "2800.5", "--expiry", "+2d", "--quantity", "0.1",
-                "--premium", "9000", "--collateral", "200_000",
+                "--premium", "9000", "--collateral", "200_000", "--raw",
             )  # fmt: skip
             assert code == 0, err
             assert "bought: put ETH-USD strike 2800.5 qty 0.1" in out
-            code, out, err = await run("-c", a, "unwind", short, str(position["id"]), "100000")
+            code, out, err = await run("-c", a, "unwind", short, str(position["id"]), "0.1")
             assert code == 0, err
 
             # top-up and partial withdrawal (on chain, the channel stays open) ----------------
-            before = (await run.json("-c", a, "status"))["channels"][0]["our_balance"]
-            code, out, err = await run("-c", a, "top-up", short, "50_000")
+            before = (await run.json("--raw", "-c", a, "status"))["channels"][0]["ours"]
+            code, out, err = await run("-c", a, "top-up", short, "0.05")
             assert code == 0, err
-            assert out.startswith("topped up 50_000: version ")
-            code, out, err = await run("-c", a, "withdraw", short, "20_000")
+            assert out.startswith("topped up 0.05: version ")
+            code, out, err = await run("-c", a, "withdraw", short, "0.02")
             assert code == 0, err
-            assert out.startswith("withdrew 20_000: version ")
-            after = (await run.json("-c", a, "status"))["channels"][0]["our_balance"]
+            assert out.startswith("withdrew 0.02: version ")
+            after = (await run.json("--raw", "-c", a, "status"))["channels"][0]["ours"]
             assert after - before == 30_000
             credits = await run.json("-c", a, "withdraw", "--credits")
-            assert credits["withdrawn"] == 0  # nothing was left credited by a failed payout
+            assert credits["withdrawn"] == "0"  # nothing was left credited by a failed payout
 
             # status: a table on both sides ---------------------------------------------------
             code, out, err = await run("-c", a, "status")
             assert code == 0, err
             lines = out.splitlines()
-            assert lines[1].split()[:3] == ["CHANNEL", "PEER", "PHASE"]
-            row = lines[2].split()
-            assert row[0] == short and row[2] == "open" and row[6] == "1"  # the put is open
-            assert "off-chain" in lines[2] and "expiry in" in lines[2]
-            assert any("held" not in ln and "written" in ln for ln in lines[4:])  # positions
+            assert lines[1].startswith("chain time 20")  # the chain is up: its time is shown
+            h = next(i for i, ln in enumerate(lines) if ln.startswith("CHANNEL"))
+            assert "peers connected: 1 of 1" in lines[:h]
+            assert lines[h].split()[:4] == ["CHANNEL", "PEER", "ONLINE", "PHASE"]
+            row = lines[h + 1].split()
+            assert row[0] == short and row[2] == "yes" and row[3] == "open"
+            assert row[8] == "1"  # the put is open
+            assert "off-chain" in lines[h + 1] and "expiry 20" in lines[h + 1]
+            assert any("held" not in ln and "written" in ln for ln in lines[h + 3 :])  # positions
             a_rows = (await run.json("-c", a, "status"))["channels"]
             b_rows = (await run.json("-c", b, "status"))["channels"]
             assert a_rows[0]["version"] == b_rows[0]["version"]
-            assert a_rows[0]["our_balance"] == b_rows[0]["their_balance"]
+            assert a_rows[0]["ours"] == b_rows[0]["theirs"]
+            assert a_rows[0]["theirs"] == b_rows[0]["ours"]
             assert a_rows[0]["positions"][0]["side"] == "written"  # A wrote the put B bought
             assert b_rows[0]["positions"][0]["side"] == "held"
 
             # a refusal is one line, exit 1, and the channel is unchanged --------------------
             code, out, err = await run("-c", b, "pay", short, "999_999_999")
-            assert code == 1 and out == ""
+            assert code == 3 and out == ""
             assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
             assert "InsufficientFunds" in err
             code, out, err = await run("-c", b, "pay", "0xdead", "1")
-            assert (code, err) == (1, "error: UnknownChannel: no channel 0xdead\n")
+            assert (code, err) == (
+                2,
+                "error: no channel 0xdead on this node (`status` lists them)\n",
+            )
+            code, out, err = await run("-c", b, "--json", "pay", "0xdead", "1")
+            assert code == 2 and json.loads(out)["error"]["code"] == "usage"
 
             # export ------------------------------------------------------------------------
             audit_path = workdir / "audit.json"
@@ -228,7 +241,7 @@ async def test_cli_drives_two_desks(
 
             # close -------------------------------------------------------------------------
             code, out, err = await run("-c", b, "close", short)
-            assert code == 1 and "OpenPositionsAtFinal" in err  # the put is still open
+            assert code == 3 and "OpenPositionsAtFinal" in err  # the put is still open
             put_id = b_rows[0]["positions"][0]["id"]
             code, out, err = await run("-c", b, "unwind", short, str(put_id), "0")
             assert code == 0, err
@@ -243,18 +256,20 @@ async def test_cli_drives_two_desks(
                     break
                 await trio.sleep(0.05)
             assert closed["finality"] in ("concluded", "withdrawn")
+            code, out, err = await run("-c", b, "close", short)  # closing twice
+            assert code == 3 and "is already closed" in err and out == ""
 
             # dispute a second channel: B goes on chain, the test moves chain time ------------
-            code, out, err = await run("-c", a, "open", peer, "--deposit", "5000")
+            code, out, err = await run("-c", a, "open", peer, "--deposit", "0.005")
             assert code == 0, err
             cid2 = out.split()[1]
-            code, out, err = await run("-c", a, "pay", cid2, "700")
+            code, out, err = await run("-c", a, "pay", cid2, "0.0007")
             assert code == 0, err
             v2 = int(out.split("version ")[1].split(",")[0])
 
             async def dispute() -> tuple[int, str, str]:
                 return await trio.to_thread.run_sync(
-                    cli.main, ["-c", b, "dispute", cid2[:12], "--poll", "0.1"]
+                    cli.main, ["-c", b, "dispute", cid2[:12], "--follow", "--poll", "0.1"]
                 )
 
             result: list[int] = []
@@ -282,10 +297,13 @@ async def test_cli_drives_two_desks(
             assert result == [0]
             captured = capsys.readouterr()
             assert "forcing a close" in captured.err
-            assert "challenge period ends in" in captured.err
+            assert "challenge period ends 20" in captured.err
             assert f"channel {cid2} concluded on chain at version {v2}" in captured.out
-            for cfg in (a, b):
-                rows = (await run.json("-c", cfg, "status"))["channels"]
-                assert next(r for r in rows if r["id"] == cid2)["phase"] == "closed"
+            for cfg in (a, b):  # A learns of the conclusion from the chain, maybe a poll later
+                while True:
+                    rows = (await run.json("-c", cfg, "status"))["channels"]
+                    if next(r for r in rows if r["id"] == cid2)["phase"] == "closed":
+                        break
+                    await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
     assert not (workdir / "a.sqlite.sock").exists()

@@ -51,21 +51,21 @@ def test_key_on_command_line_refused(argv: list[str], capsys: pytest.CaptureFixt
     assert len(err.strip().splitlines()) == 1
 
 
-def test_config_errors_exit_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["--config", str(tmp_path / "none.toml"), "status"]) == 1
+def test_config_errors_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--config", str(tmp_path / "none.toml"), "status"]) == 2
     assert capsys.readouterr().err == f"error: config file {tmp_path / 'none.toml'} not found\n"
     cfg = tmp_path / "d.toml"
     cfg.write_text('[node]\nkey_env = "CLI_TEST_UNSET_KEY"\nstore = "d.sqlite"\n')
-    assert cli.main(["node", "--config", str(cfg)]) == 1
+    assert cli.main(["node", "--config", str(cfg)]) == 2
     assert "CLI_TEST_UNSET_KEY (the private key) is not set" in capsys.readouterr().err
 
 
 def test_no_node_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "d.toml"
     cfg.write_text('[node]\nkey_env = "K"\nstore = "d.sqlite"\n')
-    assert cli.main(["-c", str(cfg), "status"]) == 1
+    assert cli.main(["-c", str(cfg), "status"]) == 6
     err = capsys.readouterr().err
-    assert err.startswith("error: NodeNotRunning: no node is serving ")
+    assert err.startswith("error: no node is serving ")
     assert err.count("\n") == 1
 
 
@@ -73,19 +73,26 @@ def test_report_flattens_groups(capsys: pytest.CaptureFixture[str]) -> None:
     group = ExceptionGroup(
         "x", [ExceptionGroup("y", [InsufficientFunds("participant 0 has 5,\ncannot pay 9")])]
     )
-    assert cli.report(group) == 1
-    assert (
-        capsys.readouterr().err == "error: InsufficientFunds: participant 0 has 5, cannot pay 9\n"
+    assert cli.report(group) == 3
+    assert capsys.readouterr().err == (
+        "error: refused (InsufficientFunds): participant 0 has 5, cannot pay 9; the balance "
+        "does not cover it; see `status` for ours and theirs\n"
     )
     assert cli.report(BaseExceptionGroup("k", [KeyboardInterrupt()])) == 130
-    assert cli.report(FileNotFoundError(2, "No such file or directory", "/x")) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "error: FileNotFoundError: No such file or directory (/x)"
+    assert cli.report(FileNotFoundError(2, "No such file or directory", "/x")) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: No such file or directory: /x"
+    assert cli.report(trio.TooSlowError()) == 4
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith("error: the peer did not answer in time; check that its node runs")
     )
-    assert cli.report(trio.TooSlowError()) == 1
     assert cli.report(cli.UsageError("bad")) == 2
     assert cli.report(RuntimeError("boom")) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == "error: internal error: RuntimeError: boom"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: internal error (RuntimeError: boom); set CHANNELS_DEBUG=1 for the traceback "
+        "and report it"
+    )
 
 
 def test_internal_errors_are_one_line(
@@ -98,7 +105,7 @@ def test_internal_errors_are_one_line(
     monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
     assert cli.main(["--socket", "/nonexistent.sock", "status"]) == 1
     err = capsys.readouterr().err
-    assert err == "error: internal error: KeyError: 'surprise'\n"
+    assert err.startswith("error: internal error (KeyError: 'surprise'); ")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -117,8 +124,8 @@ def test_subprocess_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[node]\nstore = 's'\nkey = 'deadbeef'\n")
     for args, code in (
-        (("--config", str(bad), "node"), 1),
-        (("--config", str(tmp_path / "missing.toml"), "status"), 1),
+        (("--config", str(bad), "node"), 2),
+        (("--config", str(tmp_path / "missing.toml"), "status"), 2),
         (("node", "--key", KEY), 2),
     ):
         result = _run(*args, cwd=tmp_path)

@@ -221,7 +221,7 @@ from eth_abi.abi import encode as _abi_encode  # noqa: E402
 
 from adjudicator import errors as _errors  # noqa: E402
 from adjudicator.abi import ContractAbi  # noqa: E402
-from adjudicator.rpc import ExecutionReverted, RpcError, map_rpc_error  # noqa: E402
+from adjudicator.rpc_errors import ExecutionReverted, RpcError, map_rpc_error  # noqa: E402
 from channels.core.hashing import keccak256 as _keccak256  # noqa: E402
 
 UINT128_MAX = 2**128 - 1

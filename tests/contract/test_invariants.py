@@ -128,8 +128,10 @@ class AdjudicatorMachine(RuleBasedStateMachine):
         self.start = self._balance(self.s.alice) + self._balance(self.s.bob)
         for i, ch in enumerate(self.s.channels):  # funded as v1 expects; more comes by rules
             for who, sender in enumerate((self.s.alice, self.s.bob)):
-                self.chain.send(sender, self.s.env.adjudicator,
-                                ADJ.encode_call("deposit", params_tuple(ch.params), who, 100))
+                data = ADJ.encode_call(
+                    "depositToken", ch.params.params_hash, ch.params.asset, who, 100
+                )
+                self.chain.send(sender, self.s.env.adjudicator, data)
                 self.models[i].deposits[who] += 100
                 self.deposited += 100
 
@@ -216,7 +218,10 @@ class AdjudicatorMachine(RuleBasedStateMachine):
             m.deposits[who] += amount
             self.deposited += amount
 
-        data = ADJ.encode_call("deposit", params_tuple(self.s.channels[i].params), who, amount)
+        data = ADJ.encode_call(
+            "depositToken", self.s.channels[i].params.params_hash, self.s.channels[i].params.asset,
+            who, amount,
+        )
         self._send(sender, data, expect, ok)
 
     @rule(i=st.integers(0, 1), v=st.integers(0, 6), by=st.integers(0, 2))

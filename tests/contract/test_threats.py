@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from adjudicator import errors, tokens
 from adjudicator.client import ChannelStatus, params_tuple, state_tuple, withdrawal_tuple
-from adjudicator.rpc import ExecutionReverted
+from adjudicator.rpc_errors import ExecutionReverted
 from adjudicator.transactions import TransactionReverted, TransactionSender, revert_data_of
 from channels.core import eip712
 from channels.core.errors import BadSignature, InvalidAmount, InvalidField
@@ -197,8 +197,8 @@ async def test_hook_token_reentry_is_refused(kit: Kit) -> None:
         await sender.transact("0x" + token.hex(), HOOK.encode_call("mint", who, 1000), timeout=30)
     ch = kit.channel(token, decimals=18)
     p = params_tuple(ch.params)
-
-    await _set_hook(kit, token, ADJ.encode_call("deposit", p, 0, 1))  # double-credit attempt
+    again = ADJ.encode_call("depositToken", ch.params.params_hash, token, 0, 1)
+    await _set_hook(kit, token, again)  # double-credit attempt
     await kit.a.deposit(ch.params, 0, 100)
     await _assert_hook_refused(kit, token, 1)
     await _set_hook(kit, token, ADJ.encode_call("withdraw", token, kit.carol.address))

@@ -249,7 +249,7 @@ params_strategy = st.builds(
 
 @FAST
 @given(params_strategy)
-def test_channel_id_is_keccak_of_abi_encode(p: model.Params) -> None:
+def test_channel_id_hashes_the_params_hash_and_the_asset(p: model.Params) -> None:
     encoded = abi_encode(
         PARAMS_TYPES,
         [
@@ -266,7 +266,10 @@ def test_channel_id_is_keccak_of_abi_encode(p: model.Params) -> None:
     )
     assert p.abi_encode() == encoded
     assert len(encoded) == 9 * 32
-    assert p.channel_id == keccak256(encoded)
+    # PROTOCOL.md 3: the id hashes the params hash and the asset (a deposit names only those two)
+    assert p.params_hash == keccak256(encoded)
+    id_input = abi_encode(["bytes32", "address"], [p.params_hash, model.to_checksum(p.asset)])
+    assert p.channel_id == keccak256(id_input)
 
 
 @FAST

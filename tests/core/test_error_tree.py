@@ -59,9 +59,9 @@ def test_error_names_are_unique() -> None:
 
 def test_chain_errors_are_channel_errors() -> None:
     from adjudicator import errors as contract_errors
-    from adjudicator import rpc, transactions
+    from adjudicator import rpc_errors, transactions
 
-    for cls in (rpc.RpcError, rpc.RpcTransportError, transactions.TransactionReverted,
+    for cls in (rpc_errors.RpcError, rpc_errors.RpcTransportError, transactions.TransactionReverted,
                 contract_errors.NotNewerVersion, contract_errors.UnknownRevert):
         assert issubclass(cls, ChannelError)
     assert issubclass(contract_errors.ZeroAmount, LocalError)

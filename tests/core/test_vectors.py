@@ -138,7 +138,10 @@ def test_params(entry: dict[str, Any]) -> None:
     types = ["uint256", "address", "address", "uint8", "address", "address", "uint64"]
     encoded = abi_encode([*types, "address", "uint256"], values)
     assert b(entry["abiEncoded"]) == encoded
-    assert b(entry["channelId"]) == keccak256(encoded)
+    params_hash = keccak256(encoded)
+    assert b(entry["channelId"]) == keccak256(
+        abi_encode(["bytes32", "address"], [params_hash, entry["asset"]])
+    )
     p = model.Params(
         u(entry["chainId"]),
         b(entry["adjudicator"]),
@@ -149,7 +152,7 @@ def test_params(entry: dict[str, Any]) -> None:
         b(entry["oracle"]),
         u(entry["nonce"]),
     )
-    assert p.channel_id == keccak256(encoded)
+    assert p.channel_id == b(entry["channelId"]) and p.params_hash == params_hash
 
 
 def _state(f: dict[str, Any]) -> model.State:

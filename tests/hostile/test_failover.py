@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from adjudicator import devchain
-from adjudicator.rpc import RpcClient, RpcTransportError
+from adjudicator.rpc import RpcClient
+from adjudicator.rpc_errors import RpcTransportError
 from channels import open_node
 from channels.runtime.channel import Channel
 from channels.runtime.node import Node

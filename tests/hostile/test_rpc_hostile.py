@@ -11,14 +11,9 @@ import pytest
 import trio
 
 from adjudicator import devchain
-from adjudicator.rpc import (
-    NO_RETRY,
-    ChainError,
-    RpcClient,
-    RpcProtocolError,
-    RpcReplyRefused,
-    RpcTransportError,
-)
+from adjudicator.rpc import NO_RETRY, RpcClient
+from adjudicator.rpc_errors import RpcProtocolError, RpcReplyRefused, RpcTransportError
+from channels.core.errors import ChainError
 from tests.watcher.faultproxy import FaultProxy, Rule
 
 

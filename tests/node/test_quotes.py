@@ -375,3 +375,33 @@ async def _both(first, second):  # type: ignore[no-untyped-def]
         nursery.start_soon(run, 0, first)
         nursery.start_soon(run, 1, second)
     return results
+
+
+async def test_without_a_live_quote_a_fill_is_not_consented(desks: Desks, tmp_path: Path) -> None:
+    """A desk with no decision hook countersigns an option trade only as a fill of its own live
+    quote: a made-up quote id, or the same trade without a quote id, is refused (consent rule)."""
+    with trio.fail_after(120):
+        async with quoting_desk(
+            desks, desks.bob, tmp_path / "b.sqlite", listen=True, pricer=flat_pricer
+        ) as bob:
+            async with quoting_desk(
+                desks, desks.alice, tmp_path / "a.sqlite", listen=False
+            ) as alice:
+                ch, bch = await open_channel(alice, bob, desks)
+                signed = await ch.request_quote(
+                    "ETH", "call", STRIKE, alice.now() + WEEK, QUANTITY_SCALE, "buy"
+                )
+                good = fill_trade(signed.quote, QUANTITY_SCALE, ch.new_position_id(), bch.our_index)
+                version = bch.version
+                for trade in (
+                    dataclasses.replace(good, quote_id=bytes([7]) * 32),
+                    dataclasses.replace(good, quote_id=None),
+                ):
+                    with pytest.raises(UpdateRefusedError) as refused:
+                        await ch.trade(trade)
+                    assert refused.value.rule == "ConsentRequired"
+                    assert bch.version == version
+                booked = bob.quotes.book.get(signed.quote.quote_id)
+                assert booked is not None and booked.remaining == QUANTITY_SCALE
+                await ch.trade(good)  # the real fill is countersigned
+                await bch.wait_version(version + 1)

@@ -128,7 +128,7 @@ def test_add_channel_is_idempotent_and_bound(store: Store) -> None:
 
 
 # signatures and equivocation ------------------------------------------------------------------
-def test_record_signature_equivocation(store: Store, sim: Sim) -> None:
+def test_record_signature_equivocation(store: Store, sim: Sim, db_path: Path) -> None:
     store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)
     cid = sim.channel_id
     h1, h2 = b"\x01" * 32, b"\x02" * 32
@@ -137,13 +137,14 @@ def test_record_signature_equivocation(store: Store, sim: Sim) -> None:
     with pytest.raises(Equivocation, match="version 7 was already signed"):
         store.record_signature(cid, 7, h2)
     assert store.highest_signed(cid) == 7
-    # The row cannot be changed behind the store's back either (trigger and primary key).
-    with pytest.raises(sqlite3.DatabaseError):
-        store._conn.execute("UPDATE signed_versions SET state_hash = ?", (h2,))
-    with pytest.raises(sqlite3.IntegrityError):
-        store._conn.execute("INSERT INTO signed_versions VALUES (?, 7, ?, 0)", (cid, h2))
     with pytest.raises(UnknownChannel):
         store.record_signature(Sim(nonce=5).channel_id, 1, h1)
+    # The row cannot be changed behind the store's back either (trigger and primary key).
+    store.close()
+    with pytest.raises(sqlite3.DatabaseError):
+        sql_on_file(db_path, "UPDATE signed_versions SET state_hash = ?", h2)
+    with pytest.raises(sqlite3.IntegrityError):
+        sql_on_file(db_path, "INSERT INTO signed_versions VALUES (?, 7, ?, 0)", cid, h2)
 
 
 def test_state_against_signature_record(store: Store) -> None:
@@ -319,6 +320,18 @@ def test_groups_fail_alone(store: Store, sim: Sim) -> None:
 
 
 # tampering --------------------------------------------------------------------------------------
+def sql_on_file(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Run ``sql`` on the store's file through a connection of our own (the store closed: it
+    holds its file exclusively), as any other program on the machine could."""
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(sql, args).fetchall()
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
 def tamper(path: Path, sql: str, *args: object) -> None:
     conn = sqlite3.connect(path)
     conn.execute("DROP TRIGGER IF EXISTS states_append_only_update")
@@ -328,12 +341,13 @@ def tamper(path: Path, sql: str, *args: object) -> None:
     conn.close()
 
 
-def test_history_is_append_only(store: Store, sim: Sim) -> None:
+def test_history_is_append_only(store: Store, sim: Sim, db_path: Path) -> None:
     store_all(store, sim)
+    store.close()  # another connection, as any other program on the machine would use
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        store._conn.execute("DELETE FROM states WHERE version = 3")
+        sql_on_file(db_path, "DELETE FROM states WHERE version = 3")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        store._conn.execute("UPDATE states SET update_blob = x'00' WHERE version = 3")
+        sql_on_file(db_path, "UPDATE states SET update_blob = x'00' WHERE version = 3")
 
 
 def test_tampered_blob_is_detected(db_path: Path, sim: Sim) -> None:
@@ -410,7 +424,7 @@ def test_forged_signature(db_path: Path, sim: Sim) -> None:
             store.load_channels()
 
 
-def test_links(store: Store, sim: Sim) -> None:
+def test_links(store: Store, sim: Sim, db_path: Path) -> None:
     store_all(store, sim)
     audit = store.export_audit(sim.channel_id)
     prev = bytes(32)
@@ -421,7 +435,8 @@ def test_links(store: Store, sim: Sim) -> None:
         link = chain_link(prev, eip712.state_struct_hash(state), state.version)
         assert entry["link"] == "0x" + link.hex()
         prev = link
-    assert store._conn.execute("SELECT head_link FROM channels").fetchone()[0] == prev
+    store.close()
+    assert sql_on_file(db_path, "SELECT head_link FROM channels") == [(prev,)]
 
 
 # audit, intents, cursor -------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def test_clean_shutdown_flag(db_path: Path) -> None:
 
 def test_flag_cleared_durably_at_open(db_path: Path) -> None:
     store = open_alice(db_path)
-    store._conn.close()  # the process dies without closing: nothing more is written
+    store.close(clean=False)  # the process dies without closing: nothing more is written
     with open_alice(db_path) as again:
         assert not again.previous_clean_shutdown
 

@@ -5,7 +5,7 @@ pragma solidity 0.8.37;
 // interfaces, the parts of the adjudicator and the libraries. Field order of every struct is the
 // EIP-712 / abi.encode order of the specification: never reorder.
 
-/// @notice Fixed channel parameters; `channelId = keccak256(abi.encode(params))`.
+/// @notice Fixed channel parameters; `channelId = keccak256(abi.encode(keccak256(abi.encode(params)), asset))`.
 struct Params {
     uint256 chainId;
     address adjudicator;

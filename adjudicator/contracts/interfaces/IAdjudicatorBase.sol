@@ -22,7 +22,7 @@ interface IAdjudicatorBase {
     error WrongChainId();
     /// @notice `params.adjudicator` is not this deployment.
     error WrongAdjudicator();
-    /// @notice A state's or withdrawal's channel id is not `keccak256(abi.encode(params))`.
+    /// @notice A state's or withdrawal's channel id is not the id of `params` (`channelIdOf`).
     error WrongChannelId();
     /// @notice A participant index other than 0 or 1.
     error InvalidParticipantIndex();
@@ -65,7 +65,7 @@ interface IAdjudicatorBase {
 
     /// @notice The channel id of `params`.
     /// @param params the channel parameters
-    /// @return keccak256(abi.encode(params))
+    /// @return keccak256(abi.encode(keccak256(abi.encode(params)), params.asset)) (PROTOCOL.md section 3)
     function channelIdOf(Params calldata params) external pure returns (bytes32);
 
     /// @notice The EIP-712 domain separator of this deployment.

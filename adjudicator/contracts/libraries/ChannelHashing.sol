@@ -19,6 +19,31 @@ library ChannelHashing {
         "Withdrawal(bytes32 channelId,uint64 version,uint8 participant,uint256 amount,address recipient)"
     );
 
+    /// @dev The channel id: keccak256(abi.encode(paramsHash(params), params.asset)). The asset is
+    ///      hashed a second time, outside the params, so that a deposit by `paramsHash` names its
+    ///      asset and the adjudicator derives the record key from both: a deposit of asset B can only
+    ///      ever reach the record of a channel whose params name B (PROTOCOL.md section 3).
+    ///      One assembly block: the asset word is the params' own calldata word (a dirty one already
+    ///      made the params hash one no clean deposit can name).
+    function channelId(Params calldata params) internal pure returns (bytes32 id) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, params, 0x120) // 9 words
+            mstore(0, keccak256(ptr, 0x120))
+            mstore(0x20, calldataload(add(params, 0x40))) // params.asset
+            id := keccak256(0, 0x40)
+        }
+    }
+
+    /// @dev keccak256(abi.encode(paramsHash, asset)): the record key of a channel (its id).
+    function channelIdFor(bytes32 hashOfParams, address asset) internal pure returns (bytes32 id) {
+        assembly ("memory-safe") {
+            mstore(0, hashOfParams)
+            mstore(0x20, and(asset, 0xffffffffffffffffffffffffffffffffffffffff))
+            id := keccak256(0, 0x40)
+        }
+    }
+
     /// @dev keccak256(abi.encode(chainId, adjudicator, asset, assetDecimals, participant0, participant1,
     ///      challengePeriod, oracle, nonce)).
     /// @dev Every struct here is static: its calldata encoding is already the one-word-per-field
@@ -27,11 +52,11 @@ library ChannelHashing {
     ///      different hash than its clean value, i.e. another channel id or a struct hash nobody
     ///      signed: it can never be taken for the clean struct, and every field the adjudicator reads
     ///      is still validated by the ABI decoder when read.
-    function channelId(Params calldata params) internal pure returns (bytes32 id) {
+    function paramsHash(Params calldata params) internal pure returns (bytes32 h) {
         assembly ("memory-safe") {
             let ptr := mload(0x40)
             calldatacopy(ptr, params, 0x120) // 9 words
-            id := keccak256(ptr, 0x120)
+            h := keccak256(ptr, 0x120)
         }
     }
 

@@ -1,48 +1,67 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params} from "../interfaces/ChannelTypes.sol";
 import {IAssetHolder} from "../interfaces/IAssetHolder.sol";
 import {AssetTransfer} from "../libraries/AssetTransfer.sol";
+import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {ChannelStore} from "./ChannelStore.sol";
 
 /// @title AssetHolder
 /// @notice Deposits (ETH or the channel's ERC-20) and the pull of credits left by failed payouts.
 abstract contract AssetHolder is IAssetHolder, ChannelStore {
     /// @inheritdoc IAssetHolder
-    /// @dev ERC-20: credited with the measured balance change (the shared pool of a token must never
-    ///      credit more than arrived: a fee-on-transfer token would otherwise drain other channels).
-    ///      Only the token pull is guarded against reentrancy: an ETH deposit makes no external call,
-    ///      and the record is read after the pull, so anything a reentrant call did is accounted for.
-    ///      Touches one storage slot. Reverts once the channel is concluded, and if the channel's
-    ///      deposits (both participants) would exceed MAX_CHANNEL_DEPOSITS.
-    function deposit(Params calldata params, uint8 participant, uint256 amount) external payable {
-        bytes32 id = _checkParams(params);
+    /// @dev No params are sent (they are checked where they matter: conclude, register, checkpoint,
+    ///      withdrawPartial): the record key is derived here from `paramsHash` and the asset (ETH), so
+    ///      the deposit can only be credited to a channel whose params name ETH. Makes no external
+    ///      call, so it takes no reentrancy lock. Touches one storage slot.
+    function depositEth(bytes32 paramsHash, uint8 participant) external payable {
+        if (msg.value == 0) revert ZeroAmount();
         if (participant > 1) revert InvalidParticipantIndex();
+        _creditDeposit(ChannelHashing.channelIdFor(paramsHash, address(0)), participant, msg.value);
+    }
+
+    /// @inheritdoc IAssetHolder
+    /// @dev Credited with the measured balance change (the shared pool of a token must never credit
+    ///      more than arrived: a fee-on-transfer token would otherwise drain other channels). Only the
+    ///      token pull is guarded against reentrancy; the record is read after the pull, so anything a
+    ///      reentrant call did is accounted for. The record key is derived from `paramsHash` and
+    ///      `token`: the deposit can only be credited to a channel whose params name `token`.
+    function depositToken(bytes32 paramsHash, address token, uint8 participant, uint256 amount) external payable {
+        if (token == address(0)) revert ZeroAddress();
+        if (msg.value != 0) revert UnexpectedEther();
         if (amount == 0) revert ZeroAmount();
-        uint256 credited;
-        address asset = params.asset;
-        if (asset == address(0)) {
-            if (msg.value != amount) revert WrongMsgValue();
-            credited = amount;
-        } else {
-            if (msg.value != 0) revert UnexpectedEther();
-            credited = _pullIn(asset, amount);
-            if (credited == 0) revert ZeroAmount();
-        }
+        if (participant > 1) revert InvalidParticipantIndex();
+        uint256 credited = _pullIn(token, amount);
+        if (credited == 0) revert ZeroAmount();
+        _creditDeposit(ChannelHashing.channelIdFor(paramsHash, token), participant, credited);
+    }
+
+    /// @dev Add `credited` to `participant`'s deposits in the record `id`. Reverts once the channel is
+    ///      concluded, and if the channel's deposits (both participants) would exceed
+    ///      MAX_CHANNEL_DEPOSITS.
+    ///      The slot is read and written as one word (the compiler re-read and wrote it field by
+    ///      field): `amount0` is bits 0-95, `amount1` bits 96-191, `flags` bits 192-199
+    ///      (tests/contract/test_record_layout.py reads the same layout back from storage).
+    function _creditDeposit(bytes32 id, uint8 participant, uint256 credited) private {
         Holdings storage h = _channels[id].holdings;
-        if (h.flags & CONCLUDED != 0) revert ChannelConcluded();
-        uint256 d0 = h.amount0;
-        uint256 d1 = h.amount1;
-        // d0 + d1 <= MAX_CHANNEL_DEPOSITS < 2**96 before; credited may be anything up to 2**256 - 1
-        if (credited > MAX_CHANNEL_DEPOSITS - d0 - d1) revert AmountTooLarge();
-        uint256 total;
-        unchecked {
-            total = (participant == 0 ? d0 : d1) + credited; // < 2**96 by the check above
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(h.slot)
         }
-        if (participant == 0) h.amount0 = uint96(total);
-        else h.amount1 = uint96(total);
-        emit Deposited(id, participant, credited, total);
+        if ((word >> 192) & CONCLUDED != 0) revert ChannelConcluded();
+        // d0 + d1 <= MAX_CHANNEL_DEPOSITS < 2**96 before; credited may be anything up to 2**256 - 1
+        if (credited > MAX_CHANNEL_DEPOSITS - (word & type(uint96).max) - ((word >> 96) & type(uint96).max)) {
+            revert AmountTooLarge();
+        }
+        unchecked {
+            // The participant's field stays below 2**96 (check above): nothing carries into the next.
+            word += credited << (96 * participant);
+        }
+        assembly ("memory-safe") {
+            sstore(h.slot, word)
+        }
+        if (participant == 0) emit Deposited0(id, credited);
+        else emit Deposited1(id, credited);
     }
 
     /// @dev The reentrancy-guarded part of an ERC-20 deposit: pull `amount` from the caller and return

@@ -111,10 +111,6 @@ class MachineData:
         return ROLES[self.index]
 
     @property
-    def is_leader(self) -> bool:
-        return self.role.proposes
-
-    @property
     def state(self) -> State:
         """The latest fully signed state (or our half-signed version 0 while opening)."""
         return self.latest.signed.state

@@ -1,0 +1,92 @@
+"""Our terms for channel proposals (channels.core.terms): what is accepted, countered, refused."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from channels.core.model import Address, Params
+from channels.core.terms import (
+    NO_TERMS,
+    AcceptTerms,
+    AssetTerms,
+    PeerTerms,
+    PeerUsage,
+    RefuseTerms,
+    evaluate,
+)
+
+from ._strategies import ADJUDICATOR, ALICE, BOB, ORACLE
+
+TOKEN = Address(b"\x11" * 20)
+OTHER = Address(b"\x22" * 20)
+
+
+def params(asset: Address = TOKEN, oracle: bytes = ORACLE.address, period: int = 3600) -> Params:
+    return Params(
+        chain_id=31337,
+        adjudicator=ADJUDICATOR,
+        asset=asset,
+        asset_decimals=6,
+        participants=(ALICE.address, BOB.address),
+        challenge_period=period,
+        oracle=Address(oracle),
+        nonce=7,
+    )
+
+
+TERMS = PeerTerms(
+    assets={TOKEN: AssetTerms(max_deposit=1_000, max_total=2_500)},
+    oracles=frozenset({ORACLE.address}),
+    min_challenge_period=600,
+    max_challenge_period=86_400,
+    max_channels=3,
+)
+
+
+def test_a_stranger_gets_nothing() -> None:
+    decision = evaluate(NO_TERMS, params(), (0, 1), 1, PeerUsage(), 0)
+    assert isinstance(decision, RefuseTerms)
+    assert isinstance(evaluate(NO_TERMS, params(), (5, 0), 1, PeerUsage(), 0), RefuseTerms)
+
+
+def test_each_term_names_its_rule() -> None:
+    cases = [
+        (params(asset=OTHER), (0, 1), PeerUsage(), 0, "AssetNotAccepted"),
+        (params(oracle=ALICE.address), (0, 1), PeerUsage(), 0, "OracleNotTrusted"),
+        (params(period=60), (0, 1), PeerUsage(), 0, "ChallengePeriodOutOfBounds"),
+        (params(period=700), (0, 1), PeerUsage(), 900, "ChallengePeriodOutOfBounds"),  # floor
+        (params(period=10**6), (0, 1), PeerUsage(), 0, "ChallengePeriodOutOfBounds"),
+        (params(), (0, 1), PeerUsage(channels=3), 0, "TooManyChannels"),
+        (params(), (0, 1_001), PeerUsage(), 0, "DepositAboveTerms"),
+        (params(), (0, 600), PeerUsage(1, {TOKEN: 2_000}), 0, "DepositAboveTerms"),
+    ]
+    for p, deposits, usage, floor, rule in cases:
+        decision = evaluate(TERMS, p, deposits, 1, usage, floor)
+        assert isinstance(decision, RefuseTerms) and decision.rule == rule, (rule, decision)
+    assert not dataclasses.replace(TERMS, accept_proposals=False).accept_proposals
+
+
+@given(
+    asked=st.integers(0, 5_000),
+    theirs=st.integers(0, 5_000),
+    channels=st.integers(0, 5),
+    used=st.integers(0, 3_000),
+    period=st.integers(60, 200_000),
+    floor=st.integers(0, 2_000),
+)
+def test_what_is_accepted_is_within_every_term_and_a_counter_is_accepted(
+    asked: int, theirs: int, channels: int, used: int, period: int, floor: int
+) -> None:
+    usage = PeerUsage(channels, {TOKEN: used})
+    decision = evaluate(TERMS, params(period=period), (theirs, asked), 1, usage, floor)
+    if isinstance(decision, AcceptTerms):
+        assert decision.our_deposit == asked  # exactly what both sides signed up to
+        assert asked <= 1_000 and used + asked <= 2_500
+        assert max(600, floor) <= period <= 86_400 and channels < 3
+    elif decision.rule == "DepositAboveTerms":
+        assert decision.counter is not None and decision.counter < asked
+        again = evaluate(TERMS, params(period=period), (theirs, decision.counter), 1, usage, floor)
+        assert again == AcceptTerms(decision.counter)
