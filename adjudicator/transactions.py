@@ -36,8 +36,10 @@ class TransactionReverted(TransactionError):
         revert_data: bytes | None,
         decoded: DecodedError | None,
     ) -> None:
-        what = str(decoded) if decoded else (
-            "0x" + revert_data.hex() if revert_data is not None else "no revert data"
+        what = (
+            str(decoded)
+            if decoded
+            else ("0x" + revert_data.hex() if revert_data is not None else "no revert data")
         )
         super().__init__(f"transaction {receipt.transaction_hash} reverted: {what}")
         self.receipt = receipt
@@ -258,7 +260,12 @@ class TransactionSender:
             raise UnknownTransaction(tx_hash) from None
 
     async def transact(
-        self, to: str | None, data: bytes = b"", value: int = 0, *, timeout: float,
+        self,
+        to: str | None,
+        data: bytes = b"",
+        value: int = 0,
+        *,
+        timeout: float,
         gas: int | None = None,
     ) -> Receipt:
         """``send`` then ``wait_receipt``."""
@@ -276,8 +283,9 @@ class TransactionSender:
     ) -> str:
         """Deploy ``bytecode + constructor_args`` (see ``ContractAbi.encode_constructor``);
         return the checksummed contract address once mined."""
-        receipt = await self.transact(None, bytecode + constructor_args, value, timeout=timeout,
-                                      gas=gas)
+        receipt = await self.transact(
+            None, bytecode + constructor_args, value, timeout=timeout, gas=gas
+        )
         if receipt.contract_address is None:
             raise TransactionError(f"deployment {receipt.transaction_hash} has no address")
         return receipt.contract_address
@@ -298,8 +306,12 @@ class TransactionSender:
             sent = self._by_hash.get(tx.lower())
             if sent is None:
                 return await wait_receipt(
-                    self.rpc, tx, timeout=timeout, poll_interval=self.poll_interval,
-                    check_status=check_status, errors=self._decode_error,
+                    self.rpc,
+                    tx,
+                    timeout=timeout,
+                    poll_interval=self.poll_interval,
+                    check_status=check_status,
+                    errors=self._decode_error,
                 )
         else:
             sent = tx

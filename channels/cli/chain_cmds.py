@@ -19,7 +19,6 @@ from channels.cli.config import (
     UsageError,
     load_config,
     load_local_signer,
-    load_signer,
     read_key,
 )
 from channels.cli.desks import (

@@ -132,7 +132,8 @@ def test_keygen_then_address(
     assert main(["address", "--keystore", str(store)]) == 0
     assert capsys.readouterr().out.strip() == made["address"]
     assert main(argv) == 2  # never overwrites
-    assert "already exists" in capsys.readouterr().err
+    refused = capsys.readouterr()
+    assert "already exists" in refused.out + refused.err  # with --json the error is JSON
     cfg = tmp_path / "d.toml"
     cfg.write_text(
         '[node]\nstore = "s"\n[keys.channel]\nkeystore = "k.json"\npassword_env = "NEW_PW"\n'
