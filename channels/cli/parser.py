@@ -36,6 +36,7 @@ from channels.cli.config import (
     parse_price,
     parse_quantity,
 )
+from channels.cli.key_cmds import run_address, run_keygen
 from channels.cli.node_cmd import run_node
 from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle, run_init
 from channels.cli.quote_cmds import add_quote_commands
@@ -155,6 +156,14 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", metavar="FILE", help="file with the hex key (mode 0600)")
 
 
+def _password_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--password-env", metavar="VAR", action=_KeyEnv, help="env var with the password"
+    )
+    group.add_argument("--password-file", metavar="FILE", help="file with the password (0600)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="channels",
@@ -215,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     _key_options(p)
 
     command("tower", "run a watchtower from its TOML config until SIGINT/SIGTERM", run_tower)
+
+    p = command("keygen", "create a new key in an encrypted keystore file", run_keygen)
+    p.add_argument("--output", "-o", metavar="FILE", required=True, help="the keystore to write")
+    # Tests only: a cheap scrypt work factor (the default is eth-account's, 2**18).
+    p.add_argument("--scrypt-n", type=int, default=None, help=argparse.SUPPRESS)
+    _password_options(p)
+
+    p = command(
+        "address", "print the address of a key (or the config's channel and gas keys)", run_address
+    )
+    p.add_argument("--keystore", metavar="FILE", help="an encrypted keystore (no password needed)")
+    p.add_argument("--remote", metavar="URL", help="a JSON-RPC signer holding one account")
+    _key_options(p)
 
     p = command("node", "run a desk node from its config until SIGINT/SIGTERM", run_node)
     p.add_argument("--log-level", choices=_LOG_LEVELS, help="overrides [node] log_level")

@@ -23,6 +23,7 @@ from pathlib import Path
 import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
+from adjudicator.tx_signing import TransactionSigner
 from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
 from channels.core.messages import Message, OpenProposal, Reject
 from channels.core.model import Address, Attestation, ChannelId, Params, address
@@ -52,6 +53,7 @@ from channels.runtime.rebuild import RebuildReport, rebuild_from_towers
 from channels.runtime.settings import NodeSettings
 from channels.runtime.towerclient import TowerClient, TowerEndpoint
 from channels.runtime.views import ChannelInfo
+from channels.signers.calling import call_signer, on_trio_thread
 from channels.store import AsyncStore, IntentStatus, open_store
 from channels.testing.crash import crash_point
 from channels.testing.hooks import FaultHooks
@@ -249,9 +251,14 @@ class Node:
         return infos
 
     def _add(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> ChannelRuntime:
-        machine.policy = self.policy
-        # consent: limits, then our call / a fill of our live quote / the decision hook
-        machine.gate = self.gatekeeper.gate
+        # consent: limits, then our call / a fill of our live quote / the decision hook.
+        # signers (issue 14): a step may run in a worker thread (a blocking signer); these
+        # callbacks read node state, so they run on the trio loop.
+        policy, gate = self.policy, self.gatekeeper.gate
+        machine.policy = (
+            None if policy is None else (lambda view: on_trio_thread(lambda: policy(view)))
+        )
+        machine.gate = lambda view: on_trio_thread(lambda: gate(view))
         runtime = ChannelRuntime(self._ctx, machine, endpoint)
         self._runtimes[machine.channel_id] = runtime
         self._handles[machine.channel_id] = Channel(runtime, self.address, self.quotes)
@@ -285,8 +292,10 @@ class Node:
             oracle=address(oracle),
             nonce=nonce if nonce is not None else secrets.randbits(256),
         )
-        machine, actions = ChannelMachine.initiate(
-            params, self.signer, self.config, (deposit, peer_deposit)
+        signer = self.signer
+        machine, actions = await call_signer(
+            signer,
+            lambda: ChannelMachine.initiate(params, signer, self.config, (deposit, peer_deposit)),
         )
         await self._links.connect(peer, peer_addr)
         crash_point("channel", "pre_write")
@@ -325,7 +334,10 @@ class Node:
                 Reject(params.channel_id, None, None, decision.rule, decision.reason),
             )
             return
-        machine, actions = ChannelMachine.accept_open(msg, self.signer, self.config)
+        signer = self.signer
+        machine, actions = await call_signer(
+            signer, lambda: ChannelMachine.accept_open(msg, signer, self.config)
+        )
         crash_point("channel", "pre_write")
         await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
         crash_point("channel", "post_write_pre_send")
@@ -527,7 +539,7 @@ async def open_node(
     settings: NodeSettings | None = None,
     policy: Policy | None = None,
     trust: Trust | None = None,
-    transaction_key: bytes | None = None,
+    transaction_key: bytes | TransactionSigner | None = None,
     pricer: Pricer | None = None,
     quote_limits: QuoteLimits | None = None,
     watchtowers: Sequence[TowerEndpoint] = (),
@@ -539,15 +551,19 @@ async def open_node(
     the default admits nobody who dials in, accepts no channel proposal, and countersigns only
     updates that cannot cost us value (docs/PROTOCOL.md, "Who decides").
 
-    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does. ``chain`` is
-    an RPC URL or several (the next one takes over when one fails). Every fully signed state is
-    streamed to ``watchtowers`` (channels/runtime/towerclient.py), which also help establish at
+    ``transaction_key`` (a private key or a :class:`TransactionSigner`) pays gas; by default the
+    channel signer's own account does (a :class:`LocalSigner`'s key, or a signer that can also
+    sign transactions, such as a keystore or a remote signer). ``chain`` is an RPC URL or several
+    (the next one takes over when one fails). Every fully signed state
+    is streamed to ``watchtowers`` (channels/runtime/towerclient.py), which also help establish at
     start that the store is current; channels the store lacks (a wiped store) are rebuilt from
     them, with the endpoints of ``peers`` (address -> host, port) to reach each peer again.
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):
         transaction_key = signer.secret
+    elif transaction_key is None and isinstance(signer, TransactionSigner):
+        transaction_key = signer
     async with connect_adjudicator(chain, address(adjudicator), transaction_key) as client:
         chain_id = await client.rpc.chain_id()
         async with open_store(
