@@ -46,6 +46,7 @@ from .rpc import RpcClient, open_rpc
 from .rpc_errors import ExecutionReverted
 from .rpc_types import BlockId, Receipt
 from .transactions import SentTx, TransactionReverted, TransactionSender
+from .tx_signing import TransactionSigner
 
 ETH = ZERO_ADDRESS
 """The ``asset`` of an ETH channel."""
@@ -565,17 +566,23 @@ _DEPOSITED_BY = {"Deposited0": 0, "Deposited1": 1}
 async def connect_adjudicator(
     url: str | Sequence[str],
     address: bytes,
-    transaction_key: bytes | None,
+    transaction_key: bytes | TransactionSigner | None,
     *,
     timeout: float = 10.0,
     receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
 ) -> AsyncIterator[AdjudicatorClient]:
     """Open an RPC connection to ``url`` and a client of the adjudicator at ``address``;
-    with ``transaction_key`` (a 32-byte private key) it can also send transactions."""
+    with ``transaction_key`` (a 32-byte private key, or a :class:`TransactionSigner`) it can
+    also send transactions."""
     async with open_rpc(url, timeout=timeout) as rpc:
         sender = None
         if transaction_key is not None:
-            sender = TransactionSender(rpc, check_bytes(transaction_key, 32, "transaction key"))
+            key = (
+                check_bytes(transaction_key, 32, "transaction key")
+                if isinstance(transaction_key, bytes)
+                else transaction_key
+            )
+            sender = TransactionSender(rpc, key)
         yield AdjudicatorClient(rpc, address, sender, receipt_timeout=receipt_timeout)
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from channels.core.errors import ChainError
@@ -17,6 +16,7 @@ from .abi import ContractAbi, DecodedError
 from .rpc import RpcClient
 from .rpc_errors import ExecutionReverted, NonceTooLow
 from .rpc_types import Receipt, parse_data, parse_quantity
+from .tx_signing import KeyTransactionSigner, TransactionSigner, sign_transaction
 
 ErrorDecoder = Callable[[bytes], DecodedError | None]
 
@@ -36,8 +36,10 @@ class TransactionReverted(TransactionError):
         revert_data: bytes | None,
         decoded: DecodedError | None,
     ) -> None:
-        what = str(decoded) if decoded else (
-            "0x" + revert_data.hex() if revert_data is not None else "no revert data"
+        what = (
+            str(decoded)
+            if decoded
+            else ("0x" + revert_data.hex() if revert_data is not None else "no revert data")
         )
         super().__init__(f"transaction {receipt.transaction_hash} reverted: {what}")
         self.receipt = receipt
@@ -100,7 +102,8 @@ def bump(value: int, permille: int) -> int:
 
 
 class TransactionSender:
-    """Sends transactions for one private key through one ``RpcClient``.
+    """Sends transactions for one account through one ``RpcClient``; the account is a private
+    key or any :class:`TransactionSigner` (a keystore, a remote signer).
 
     Nonces are kept locally (fetched once from the pending count, then incremented) so that
     concurrent ``send`` calls from many trio tasks get distinct, gap-free nonces: signing and
@@ -110,7 +113,7 @@ class TransactionSender:
     def __init__(
         self,
         rpc: RpcClient,
-        private_key: str | bytes,
+        private_key: str | bytes | TransactionSigner,
         *,
         chain_id: int | None = None,
         fees: FeeSettings | None = None,
@@ -119,8 +122,12 @@ class TransactionSender:
         errors: ContractAbi | ErrorDecoder | None = None,
     ) -> None:
         self.rpc = rpc
-        self._account = Account.from_key(private_key)
-        self.address: str = self._account.address
+        self._signer: TransactionSigner = (
+            KeyTransactionSigner(private_key)
+            if isinstance(private_key, str | bytes)
+            else private_key
+        )
+        self.address: str = to_checksum_address(bytes(self._signer.address))
         self._chain_id = chain_id
         self.fees = fees or FeeSettings()
         self.gas_margin_percent = gas_margin_percent
@@ -214,7 +221,7 @@ class TransactionSender:
                     self._nonce = await self.rpc.get_transaction_count(self.address, "pending")
                 nonce = self._nonce
                 fields["nonce"] = nonce
-                raw, tx_hash = self._sign(fields)
+                raw, tx_hash = await sign_transaction(self._signer, fields)
                 try:
                     await self.rpc.send_raw_transaction(raw)
                 except NonceTooLow:
@@ -232,10 +239,6 @@ class TransactionSender:
                 self._track(sent)
                 return sent
         raise AssertionError("unreachable")
-
-    def _sign(self, fields: Mapping[str, Any]) -> tuple[bytes, str]:
-        signed = self._account.sign_transaction(dict(fields))
-        return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
 
     def _track(self, sent: SentTx) -> None:
         versions = self._by_nonce.setdefault(sent.nonce, [])
@@ -257,7 +260,12 @@ class TransactionSender:
             raise UnknownTransaction(tx_hash) from None
 
     async def transact(
-        self, to: str | None, data: bytes = b"", value: int = 0, *, timeout: float,
+        self,
+        to: str | None,
+        data: bytes = b"",
+        value: int = 0,
+        *,
+        timeout: float,
         gas: int | None = None,
     ) -> Receipt:
         """``send`` then ``wait_receipt``."""
@@ -275,8 +283,9 @@ class TransactionSender:
     ) -> str:
         """Deploy ``bytecode + constructor_args`` (see ``ContractAbi.encode_constructor``);
         return the checksummed contract address once mined."""
-        receipt = await self.transact(None, bytecode + constructor_args, value, timeout=timeout,
-                                      gas=gas)
+        receipt = await self.transact(
+            None, bytecode + constructor_args, value, timeout=timeout, gas=gas
+        )
         if receipt.contract_address is None:
             raise TransactionError(f"deployment {receipt.transaction_hash} has no address")
         return receipt.contract_address
@@ -297,8 +306,12 @@ class TransactionSender:
             sent = self._by_hash.get(tx.lower())
             if sent is None:
                 return await wait_receipt(
-                    self.rpc, tx, timeout=timeout, poll_interval=self.poll_interval,
-                    check_status=check_status, errors=self._decode_error,
+                    self.rpc,
+                    tx,
+                    timeout=timeout,
+                    poll_interval=self.poll_interval,
+                    check_status=check_status,
+                    errors=self._decode_error,
                 )
         else:
             sent = tx
@@ -358,7 +371,7 @@ class TransactionSender:
         fields = dict(latest.fields)
         fields["maxFeePerGas"] = fee
         fields["maxPriorityFeePerGas"] = tip
-        raw, tx_hash = self._sign(fields)
+        raw, tx_hash = await sign_transaction(self._signer, fields)
         await self.rpc.send_raw_transaction(raw)
         new = SentTx(hash=tx_hash, nonce=sent.nonce, raw=raw, fields=fields, replaces=latest.hash)
         self._track(new)

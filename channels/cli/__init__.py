@@ -58,13 +58,13 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from channels.cli.audit_cmds import cmd_export, run_verify
 from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
     OneShot,
     cmd_buy,
     cmd_close,
     cmd_dispute,
-    cmd_export,
     cmd_open,
     cmd_pay,
     cmd_status,
@@ -188,6 +188,7 @@ __all__ = [
     "run_deploy",
     "run_node",
     "run_one_shot",
+    "run_verify",
     "serve_desk",
     "setup_logging",
     "short_hex",

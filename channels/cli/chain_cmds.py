@@ -18,7 +18,7 @@ from channels.cli.config import (
     PortInUse,
     UsageError,
     load_config,
-    load_signer,
+    load_local_signer,
     read_key,
 )
 from channels.cli.desks import (
@@ -230,7 +230,7 @@ def _key_from_args(args: argparse.Namespace) -> LocalSigner:
         return read_key(Path(key_file) if key_file else None, key_env)
     cfg_path = getattr(args, "config", None)
     if cfg_path:
-        return load_signer(load_config(cfg_path))
+        return load_local_signer(load_config(cfg_path))
     raise UsageError("give --key-env VAR or --key-file FILE (or --config with a key)")
 
 

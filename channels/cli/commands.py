@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -506,20 +504,4 @@ async def cmd_withdraw(client: ControlClient, args: argparse.Namespace, cfg: Con
         client.call("withdraw", channel=args.channel, amount=amount, recipient=args.to),
     )
     _print_state(args, cfg, f"withdrew {text}", result)
-    return 0
-
-
-async def cmd_export(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
-    result = await client.call("export", channel=args.channel)
-    text = json.dumps(result, indent=2) + "\n"
-    states = sum(len(c["states"]) for c in result["channels"].values())
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        target = Path(args.output)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, target)
-        note(f"exported {len(result['channels'])} channel(s), {states} signed state(s) to {target}")
     return 0

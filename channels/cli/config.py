@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from adjudicator.tx_signing import TransactionSigner
 from channels.cli.peer_terms import TERM_KEYS, parse_peer_terms
 from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
 from channels.cli.units import UnitError, checked_address, parse_duration_text
@@ -22,8 +23,11 @@ from channels.core.consent import TradeClass
 from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, to_checksum
 from channels.core.risk import NO_LIMITS, RiskLimits
-from channels.core.signing import LocalSigner
+from channels.core.signing import LocalSigner, Signer
 from channels.core.terms import NO_TERMS, PeerTerms
+from channels.runtime.towerclient import TowerEndpoint
+from channels.signers.errors import KeySourceError
+from channels.signers.sources import KeySource, open_key_source, parse_key_source
 
 if TYPE_CHECKING:
     from channels.core.trust import Trust
@@ -98,6 +102,7 @@ class Config:
     open_timeout: float | None = None
     rpc_url: str | None = None
     rpc_fallback_urls: tuple[str, ...] = ()
+    watchtowers: tuple[TowerEndpoint, ...] = ()
     adjudicator: bytes | None = None
     confirmations: int = 1
     poll_interval: float = 1.0
@@ -105,6 +110,9 @@ class Config:
     oracle: bytes | None = None
     challenge_period: int = 3600
     peers: dict[str, PeerConfig] = field(default_factory=dict)
+    #: ``[keys.channel]`` / ``[keys.gas]`` (issue 14): where each key lives, chosen separately.
+    channel_key: KeySource | None = None
+    gas_key: KeySource | None = None
     #: [quotes]: the firm quotes the node answers on its own (channels/cli/quote_table.py).
     quotes: QuoteTable | None = None
 
@@ -279,7 +287,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     cfg_path = Path(path).expanduser()
     doc = read_toml(cfg_path)
     cfg_path = cfg_path.resolve()
-    unknown = sorted(set(doc) - {"node", "chain", "peers", "quotes"})
+    unknown = sorted(set(doc) - {"node", "chain", "peers", "quotes", "keys", "watchtower"})
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
     node_table = doc.get("node", {})
@@ -302,6 +310,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{cfg_path}: [node] give key_file or key_env, not both")
     if key_env is not None and looks_like_key(key_env):
         node.fail("key_env", "takes the NAME of an environment variable, not a key")
+    channel_key, gas_key = _key_sources(cfg_path, doc.get("keys", {}))
+    if channel_key is not None and (key_file is not None or key_env is not None):
+        raise ConfigError(
+            f"{cfg_path}: the channel key is given twice: in [keys.channel] and in [node]"
+        )
     log_level = (node.get_str("log_level") or "info").lower()
     if log_level not in _LOG_LEVELS:
         node.fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
@@ -351,6 +364,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         open_timeout=node.get_float("open_timeout"),
         rpc_url=rpc_url,
         rpc_fallback_urls=_fallback_urls(chain),
+        watchtowers=_watchtowers(cfg_path, doc.get("watchtower", [])),
         adjudicator=chain.get_address("adjudicator"),
         confirmations=chain.get_int("confirmations", 1, 1000) or 1,
         poll_interval=chain.get_float("poll_interval") or 1.0,
@@ -358,8 +372,43 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         oracle=chain.get_address("oracle"),
         challenge_period=chain.get_int("challenge_period", 1, 2**64 - 1) or 3600,
         peers=peers,
+        channel_key=channel_key,
+        gas_key=gas_key,
         quotes=quotes,
     )
+
+
+def _watchtowers(cfg_path: Path, tables: object) -> tuple[TowerEndpoint, ...]:
+    """``[[watchtower]]`` tables: ``address``, ``host`` and ``port`` of each of the desk's towers
+    (every fully signed state is streamed to each; see channels/runtime/towerclient.py)."""
+    if not isinstance(tables, list):
+        raise ConfigError(f"{cfg_path}: watchtowers are [[watchtower]] tables")
+    out = []
+    for number, table in enumerate(tables, 1):
+        tower = _Section(cfg_path, f"watchtower #{number}", table, _PEER_KEYS)
+        addr, host = tower.get_address("address"), tower.get_str("host")
+        port = tower.get_int("port", 1, 65535)
+        if addr is None or host is None or port is None:
+            tower.fail("address/host/port", "a watchtower needs all three")
+        out.append(TowerEndpoint(host, port, Address(addr)))
+    return tuple(out)
+
+
+def _key_sources(path: Path, table: object) -> tuple[KeySource | None, KeySource | None]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [keys] must hold [keys.channel] and/or [keys.gas] tables")
+    unknown = sorted(set(table) - {"channel", "gas"})
+    if unknown:
+        raise ConfigError(f"{path}: [keys] has unknown table(s): {', '.join(unknown)}")
+    try:
+        return tuple(  # type: ignore[return-value]
+            None
+            if table.get(name) is None
+            else parse_key_source(table[name], path.parent, f"{path}: [keys.{name}]")
+            for name in ("channel", "gas")
+        )
+    except KeySourceError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _fallback_urls(chain: _Section) -> tuple[str, ...]:
@@ -386,7 +435,10 @@ def read_key(
         except OSError as exc:
             raise ConfigError(f"cannot read key file {key_file}: {exc.strerror}") from None
         if stat.S_IMODE(mode) & 0o077:
-            log.warning("key file %s is readable by other users; chmod 600 it", key_file)
+            raise ConfigError(
+                f"key file {key_file} is readable or writable by other users; "
+                f"run: chmod 600 {key_file}"
+            )
         source = f"key file {key_file}"
     elif key_env is not None:
         value = env.get(key_env)
@@ -402,10 +454,41 @@ def read_key(
         raise ConfigError(f"{source}: not a valid private key ({exc})") from None
 
 
-def load_signer(cfg: Config, env: Mapping[str, str] | None = None) -> LocalSigner:
+def load_signer(cfg: Config, env: Mapping[str, str] | None = None) -> Signer:
+    """The channel key: ``[keys.channel]``, else ``[node] key_file`` / ``key_env``."""
+    if cfg.channel_key is not None:
+        try:
+            return open_key_source(cfg.channel_key, env)
+        except KeySourceError as exc:
+            raise ConfigError(f"{cfg.path}: [keys.channel]: {exc}") from None
     if cfg.key_file is None and cfg.key_env is None:
-        raise ConfigError(f"{cfg.path}: [node] needs key_file or key_env")
+        raise ConfigError(f"{cfg.path}: [node] needs key_file or key_env (or a [keys.channel])")
     return read_key(cfg.key_file, cfg.key_env, env)
+
+
+def load_gas_key(
+    cfg: Config, env: Mapping[str, str] | None = None
+) -> bytes | TransactionSigner | None:
+    """The gas account: ``[keys.gas]``, else None (the node then pays from the channel key)."""
+    if cfg.gas_key is None:
+        return None
+    try:
+        signer = open_key_source(cfg.gas_key, env)
+    except KeySourceError as exc:
+        raise ConfigError(f"{cfg.path}: [keys.gas]: {exc}") from None
+    if isinstance(signer, LocalSigner):
+        return signer.secret
+    if isinstance(signer, TransactionSigner):
+        return signer
+    raise ConfigError(f"{cfg.path}: [keys.gas]: this signer cannot sign transactions")
+
+
+def load_local_signer(cfg: Config, env: Mapping[str, str] | None = None) -> LocalSigner:
+    """A raw local key (deploying with ``--config`` needs one)."""
+    signer = load_signer(cfg, env)
+    if not isinstance(signer, LocalSigner):
+        raise ConfigError(f"{cfg.path}: this command needs a raw key (key_file or key_env)")
+    return signer
 
 
 # Parsing values --------------------------------------------------------------------------------

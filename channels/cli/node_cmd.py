@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import logging
 import signal
 import sys
@@ -12,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from channels.cli.config import Config, PortInUse, _require_config, load_signer
+from adjudicator.tx_signing import TransactionSigner
+from channels.cli.config import Config, PortInUse, _require_config, load_gas_key, load_signer
 from channels.control import one_line
 from channels.core.errors import ChannelError
 from channels.core.model import to_checksum
-from channels.core.signing import LocalSigner
+from channels.core.signing import Signer
 
 if TYPE_CHECKING:
     from channels.core.node_events import Event
@@ -55,6 +57,8 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         StateUpdated,
         UpdateRefusedEvent,
     )
+    from channels.runtime.deposits import DepositMeasured
+    from channels.runtime.eventbus import EventsLost
 
     prefix = ""
     our_index = 0
@@ -87,6 +91,12 @@ def event_line(node: Node, event: Event) -> tuple[int, str]:
         return logging.INFO, f"{prefix}chain event={event.name} block={event.block_number}"
     if isinstance(event, Alarm):
         return logging.WARNING, f"{prefix}ALARM kind={event.kind} detail={one_line(event.detail)}"
+    if isinstance(event, DepositMeasured):
+        return logging.INFO, (
+            f"{prefix}deposit sent={event.sent} credited={event.credited} fee={event.fee}"
+        )
+    if isinstance(event, EventsLost):
+        return logging.WARNING, f"event log fell behind: {event.count} event(s) lost"
     if isinstance(event, PeerConnected):
         return logging.INFO, f"peer={to_checksum(event.peer)} connected"
     if isinstance(event, PeerLost):
@@ -148,8 +158,9 @@ async def wait_for_stop_signal() -> int:
 
 async def serve_desk(
     cfg: Config,
-    signer: LocalSigner,
+    signer: Signer,
     *,
+    gas: bytes | TransactionSigner | None = None,
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the desk's node, its control socket and its event log until cancelled."""
@@ -167,9 +178,16 @@ async def serve_desk(
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
+        transaction_key=gas,
         trust=cfg.trust(),
         pricer=cfg.quotes.price if cfg.quotes is not None else None,
         quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
+        watchtowers=cfg.watchtowers,
+        peers={
+            p.address: (p.host, p.port)
+            for p in cfg.peers.values()
+            if p.host is not None and p.port is not None
+        },
     ) as node:
         async with trio.open_nursery() as nursery:
             await nursery.start(log_events, node)
@@ -214,10 +232,12 @@ async def serve_desk(
 async def run_node(args: argparse.Namespace) -> int:
     cfg = _require_config(args)
     setup_logging(args.log_level or cfg.log_level, args.log_format or cfg.log_format)
-    signer = load_signer(cfg)
+    # Opening a key may decrypt a keystore or ask a remote signer: off the trio loop.
+    signer = await trio.to_thread.run_sync(load_signer, cfg)
+    gas = await trio.to_thread.run_sync(load_gas_key, cfg)
     cfg.require_chain()
     async with trio.open_nursery() as nursery:
-        node = await nursery.start(serve_desk, cfg, signer)
+        node = await nursery.start(functools.partial(serve_desk, gas=gas), cfg, signer)
         log.info(
             "ready: desk %s; drive it with `channels -c %s status` (Ctrl-C stops the node)",
             to_checksum(node.address),

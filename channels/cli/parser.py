@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from channels.cli.audit_cmds import cmd_export, run_verify
 from channels.cli.chain_cmds import run_chain, run_deploy
 from channels.cli.commands import (
     OneShot,
@@ -14,7 +15,6 @@ from channels.cli.commands import (
     cmd_checkpoint,
     cmd_close,
     cmd_dispute,
-    cmd_export,
     cmd_open,
     cmd_pay,
     cmd_status,
@@ -36,9 +36,11 @@ from channels.cli.config import (
     parse_price,
     parse_quantity,
 )
+from channels.cli.key_cmds import run_address, run_keygen
 from channels.cli.node_cmd import run_node
 from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle, run_init
 from channels.cli.quote_cmds import add_quote_commands
+from channels.cli.tower_cmd import run_tower
 from channels.cli.units import (
     Amount,
     UnitError,
@@ -154,6 +156,14 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", metavar="FILE", help="file with the hex key (mode 0600)")
 
 
+def _password_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--password-env", metavar="VAR", action=_KeyEnv, help="env var with the password"
+    )
+    group.add_argument("--password-file", metavar="FILE", help="file with the password (0600)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="channels",
@@ -211,6 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("deploy", "deploy the adjudicator to a chain and print its address", run_deploy)
     p.add_argument("--rpc-url", help="JSON-RPC URL (default: [chain] rpc_url of --config)")
+    _key_options(p)
+
+    command("tower", "run a watchtower from its TOML config until SIGINT/SIGTERM", run_tower)
+
+    p = command("keygen", "create a new key in an encrypted keystore file", run_keygen)
+    p.add_argument("--output", "-o", metavar="FILE", required=True, help="the keystore to write")
+    # Tests only: a cheap scrypt work factor (the default is eth-account's, 2**18).
+    p.add_argument("--scrypt-n", type=int, default=None, help=argparse.SUPPRESS)
+    _password_options(p)
+
+    p = command(
+        "address", "print the address of a key (or the config's channel and gas keys)", run_address
+    )
+    p.add_argument("--keystore", metavar="FILE", help="an encrypted keystore (no password needed)")
+    p.add_argument("--remote", metavar="URL", help="a JSON-RPC signer holding one account")
     _key_options(p)
 
     p = command("node", "run a desk node from its config until SIGINT/SIGTERM", run_node)
@@ -389,7 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_quote_commands(command, _typed)  # firm quotes: rfq, offer, quotes, answer, fill
 
-    p = command("export", "the audit trail of signed states, as JSON", None, cmd_export)
+    p = command("export", "the audit trail, streamed as JSON Lines", None, cmd_export)
     p.add_argument("channel", nargs="?", help="one channel (default: all)")
     p.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+
+    p = command("verify", "check an export: ids, state hashes, signatures, links", run_verify)
+    p.add_argument("export", help="the file `channels export` wrote")
     return parser

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,25 @@ class ControlClient:
             if line is None:
                 raise NodeNotRunning(f"the node at {self.path} closed the connection")
             return decode_response(line)
+
+
+    async def stream(self, cmd: str, until: Callable[[bytes], bool], **fields: Any) -> None:
+        """Send one request and hand each line of a many-line answer (``export_stream``) to
+        ``until`` until it returns True; :class:`NodeNotRunning` if the node goes away."""
+        async with self._lock:
+            try:
+                await self._lines.send(encode_request(cmd, **fields))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise NodeNotRunning(f"the node at {self.path} went away: {exc}") from None
+            while True:
+                try:
+                    line = await self._lines.receive_line()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    raise NodeNotRunning(f"the node at {self.path} went away: {exc}") from None
+                if line is None:
+                    raise NodeNotRunning(f"the node at {self.path} closed the connection")
+                if until(line):  # its own errors (a closed stdout: BrokenPipeError) pass through
+                    return
 
 
 @asynccontextmanager

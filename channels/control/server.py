@@ -30,6 +30,7 @@ from channels.control.errors import (
     ControlSocketInUse,
     error_text,
 )
+from channels.control.export_stream import send_export, wants_stream
 from channels.control.fields import _OPTION_FIELDS, Fields, Handler
 from channels.control.operator import register_operator_commands
 from channels.control.quotes import QuoteCommands
@@ -149,6 +150,12 @@ class ControlServer:
                 if line is None:
                     return
                 if not line.strip():
+                    continue
+                if wants_stream(line):  # [reliability] many lines (control/export_stream.py)
+                    try:
+                        await send_export(self, lines, line)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return
                     continue
                 response = await self.respond(line)
                 try:

@@ -5,7 +5,12 @@ Two encoders live here on purpose:
 * a hand-written fixed-width encoder for the hot path (every field is a static 32-byte word, so
   a struct hash is one keccak over concatenated words);
 * :func:`typed_data` exports each message as ``eth_signTypedData_v4`` JSON, which wallets and
-  eth-account understand; tests check both give the same digest.
+  eth-account understand; tests check both give the same digest. Every uint is written as a
+  decimal string: JSON numbers above 2**53 lose precision in JavaScript wallets (one silently
+  signs another digest, another throws), and EIP-712 tooling reads decimal strings exactly.
+
+The transport login (docs/PROTOCOL.md section 12) is an EIP-712 message too, so a wallet that only
+signs typed data can prove a node's identity.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ WITHDRAWAL_TYPE = (
     "Withdrawal(bytes32 channelId,uint64 version,uint8 participant,uint256 amount,"
     "address recipient)"
 )
+LOGIN_TYPE = "Login(uint8 role,bytes32 handshakeHash)"
 
 DOMAIN_TYPEHASH = keccak256(DOMAIN_TYPE.encode())
 STATE_TYPEHASH = keccak256(STATE_TYPE.encode())
 ATTESTATION_TYPEHASH = keccak256(ATTESTATION_TYPE.encode())
 WITHDRAWAL_TYPEHASH = keccak256(WITHDRAWAL_TYPE.encode())
+LOGIN_TYPEHASH = keccak256(LOGIN_TYPE.encode())
 
 _NAME_HASH = keccak256(DOMAIN_NAME.encode())
 _VERSION_HASH = keccak256(DOMAIN_VERSION.encode())
@@ -81,7 +88,7 @@ class Domain:
         return {
             "name": DOMAIN_NAME,
             "version": DOMAIN_VERSION,
-            "chainId": self.chain_id,
+            "chainId": str(self.chain_id),
             "verifyingContract": to_checksum(self.verifying_contract),
         }
 
@@ -124,6 +131,23 @@ def withdrawal_struct_hash(w: Withdrawal) -> bytes:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Login:
+    """The transport login proof: "I hold this channel key and speak as ``role`` in the session
+    whose Noise handshake hash is ``handshake_hash``" (the domain binds chain and adjudicator)."""
+
+    role: int
+    handshake_hash: bytes
+
+    def __post_init__(self) -> None:
+        check_uint(self.role, 8, "role")
+        check_bytes(self.handshake_hash, 32, "handshake_hash")
+
+
+def login_struct_hash(login: Login) -> bytes:
+    return keccak256(LOGIN_TYPEHASH + _w(login.role) + login.handshake_hash)
+
+
 def digest(domain: Domain, struct_hash: bytes) -> Digest:
     return Digest(keccak256(_PREFIX + domain.separator + struct_hash))
 
@@ -138,6 +162,28 @@ def attestation_digest(domain: Domain, a: Attestation) -> Digest:
 
 def withdrawal_digest(domain: Domain, w: Withdrawal) -> Digest:
     return digest(domain, withdrawal_struct_hash(w))
+
+
+def login_digest(domain: Domain, login: Login) -> Digest:
+    return digest(domain, login_struct_hash(login))
+
+
+#: Every message type defined here (a firm quote is defined in channels.core.quotes).
+SignedMessage = State | Attestation | Withdrawal | Login
+SIGNED_MESSAGES = (State, Attestation, Withdrawal, Login)
+
+
+def message_digest(domain: Domain, message: SignedMessage) -> Digest:
+    """The EIP-712 digest of any signed message type."""
+    if isinstance(message, State):
+        return state_digest(domain, message)
+    if isinstance(message, Withdrawal):
+        return withdrawal_digest(domain, message)
+    if isinstance(message, Attestation):
+        return attestation_digest(domain, message)
+    if isinstance(message, Login):
+        return login_digest(domain, message)
+    raise TypeError(f"not a signed message type: {type(message).__name__}")
 
 
 # eth_signTypedData_v4 export --------------------------------------------------------------------
@@ -163,40 +209,45 @@ def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
 
-def typed_data(domain: Domain, message: State | Attestation | Withdrawal) -> dict[str, Any]:
-    """The message as ``eth_signTypedData_v4`` JSON (a wallet or eth-account can sign it)."""
+def typed_data(domain: Domain, message: SignedMessage) -> dict[str, Any]:
+    """The message as ``eth_signTypedData_v4`` JSON (a wallet or eth-account can sign it).
+
+    Uints are decimal strings, so ``json.dumps`` of the result is exact in every wallet."""
     if isinstance(message, State):
         primary, type_string = "State", STATE_TYPE
         body: dict[str, Any] = {
             "channelId": _hex(message.channel_id),
-            "version": message.version,
-            "balance0": message.balances[0],
-            "balance1": message.balances[1],
-            "deposited0": message.deposited[0],
-            "deposited1": message.deposited[1],
-            "withdrawn0": message.withdrawn[0],
-            "withdrawn1": message.withdrawn[1],
-            "locked": message.locked,
+            "version": str(message.version),
+            "balance0": str(message.balances[0]),
+            "balance1": str(message.balances[1]),
+            "deposited0": str(message.deposited[0]),
+            "deposited1": str(message.deposited[1]),
+            "withdrawn0": str(message.withdrawn[0]),
+            "withdrawn1": str(message.withdrawn[1]),
+            "locked": str(message.locked),
             "positionsRoot": _hex(message.positions_root),
-            "positionCount": message.position_count,
+            "positionCount": str(message.position_count),
             "isFinal": message.is_final,
         }
     elif isinstance(message, Attestation):
         primary, type_string = "Attestation", ATTESTATION_TYPE
         body = {
             "underlying": _hex(message.underlying),
-            "expiry": message.expiry,
-            "price": message.price,
+            "expiry": str(message.expiry),
+            "price": str(message.price),
         }
     elif isinstance(message, Withdrawal):
         primary, type_string = "Withdrawal", WITHDRAWAL_TYPE
         body = {
             "channelId": _hex(message.channel_id),
-            "version": message.version,
-            "participant": message.participant,
-            "amount": message.amount,
+            "version": str(message.version),
+            "participant": str(message.participant),
+            "amount": str(message.amount),
             "recipient": to_checksum(message.recipient),
         }
+    elif isinstance(message, Login):
+        primary, type_string = "Login", LOGIN_TYPE
+        body = {"role": str(message.role), "handshakeHash": _hex(message.handshake_hash)}
     else:  # pragma: no cover - guarded by the type annotation
         raise TypeError(f"not a signed message type: {type(message).__name__}")
     return {

@@ -30,6 +30,7 @@ from channels.core.model import (
     Address,
     Amount,
     ChannelId,
+    Digest,
     OptionKind,
     Position,
     PositionId,
@@ -41,7 +42,7 @@ from channels.core.model import (
     to_checksum,
 )
 from channels.core.options import OpenOption
-from channels.core.signing import Signer, recover
+from channels.core.signing import Signer, SignRequest, recover, sign
 
 QUOTE_TYPE = (
     "Quote(bytes32 quoteId,bytes32 channelId,address quoter,uint64 requestId,bytes32 underlying,"
@@ -288,7 +289,8 @@ def sign_quote(signer: Signer, domain: eip712.Domain, q: Quote) -> SignedQuote:
     """Sign ``q``; only its quoter may (a quote signed by anyone else would not verify)."""
     if signer.address != q.quoter:
         raise InvalidField("a quote is signed by its quoter")
-    return SignedQuote(q, signer.sign_digest(quote_digest(domain, q)))
+    request = SignRequest(domain, q, Digest(quote_digest(domain, q)), quote_typed_data)
+    return SignedQuote(q, sign(signer, request))
 
 
 def verify_quote(domain: eip712.Domain, signed: SignedQuote) -> None:
@@ -329,16 +331,17 @@ def quote_typed_data(domain: eip712.Domain, q: Quote) -> dict[str, Any]:
             "quoteId": "0x" + q.quote_id.hex(),
             "channelId": "0x" + q.channel_id.hex(),
             "quoter": to_checksum(q.quoter),
-            "requestId": q.request_id,
+            # uints as decimal strings: exact in every wallet (docs/PROTOCOL.md section 13)
+            "requestId": str(q.request_id),
             "underlying": "0x" + q.underlying.hex(),
-            "kind": int(q.kind),
-            "strike": q.strike,
-            "expiry": q.expiry,
+            "kind": str(int(q.kind)),
+            "strike": str(q.strike),
+            "expiry": str(q.expiry),
             "quoterWrites": q.quoter_writes,
-            "price": q.price,
-            "collateral": q.collateral,
-            "maxQuantity": q.max_quantity,
-            "validUntil": q.valid_until,
+            "price": str(q.price),
+            "collateral": str(q.collateral),
+            "maxQuantity": str(q.max_quantity),
+            "validUntil": str(q.valid_until),
             "replaces": "0x" + q.replaces.hex(),
         },
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from channels.core import eip712
 from channels.core.errors import (
     ChannelError,
     FrameTooLarge,
@@ -15,9 +16,8 @@ from channels.core.errors import (
     RemoteError,
     UnencodableMessage,
 )
-from channels.core.hashing import keccak256
 from channels.core.model import Address
-from channels.core.signing import SIGNATURE_LENGTH, Signer, recover
+from channels.core.signing import SIGNATURE_LENGTH, SignRequest, recover
 from channels.core.wire import MAX_MESSAGE
 
 
@@ -61,7 +61,6 @@ class NoiseState(Protocol):
 
 NOISE_PROTOCOL_NAME: Final = b"Noise_XX_25519_ChaChaPoly_SHA256"
 PROTOCOL_ID: Final = b"optchan/1"
-AUTH_DOMAIN: Final = b"\x19optchan-auth-v1"
 ROLE_INITIATOR: Final = 0x01
 ROLE_RESPONDER: Final = 0x02
 
@@ -142,9 +141,16 @@ class TransportConfig:
 DEFAULT_CONFIG: Final = TransportConfig()
 
 
-def auth_digest(role: int, handshake_hash: bytes) -> bytes:
+def auth_request(prologue: Prologue, role: int, handshake_hash: bytes) -> SignRequest:
+    """What a side signs in its AUTH frame: the EIP-712 ``Login`` of this session and role, in
+    the adjudicator's domain (docs/PROTOCOL.md section 12), so any typed-data wallet can sign it."""
+    domain = eip712.Domain(prologue.chain_id, prologue.adjudicator)
+    return SignRequest(domain, eip712.Login(role, handshake_hash))
+
+
+def auth_digest(prologue: Prologue, role: int, handshake_hash: bytes) -> bytes:
     """The 32-byte digest a side signs in its AUTH frame."""
-    return keccak256(AUTH_DOMAIN + bytes((role,)) + handshake_hash)
+    return bytes(auth_request(prologue, role, handshake_hash).digest)
 
 
 # Noise cipher with rekeying -------------------------------------------------------------------
@@ -280,18 +286,19 @@ def noise_step(noise: NoiseState, incoming: bytes | None, what: str) -> bytes:
         raise HandshakeError(f"{what}: rejected ({type(exc).__name__})") from exc
 
 
-def make_auth(signer: Signer, role: int, handshake_hash: bytes) -> bytes:
-    """Our AUTH plaintext: ``address ‖ signature`` over this session's handshake hash."""
-    return bytes(signer.address) + signer.sign_digest(auth_digest(role, handshake_hash))
+def auth_plaintext(address: Address, signature: bytes) -> bytes:
+    """Our AUTH plaintext: ``address ‖ signature`` (the signature over :func:`auth_request`;
+    the shell gets it from the signer, which may be remote)."""
+    return bytes(address) + signature
 
 
-def check_auth(plaintext: bytes, role: int, handshake_hash: bytes) -> Address:
+def check_auth(plaintext: bytes, prologue: Prologue, role: int, handshake_hash: bytes) -> Address:
     """The address a peer's AUTH plaintext proves, or :class:`PeerAuthError`."""
     if len(plaintext) != AUTH_LENGTH:
         raise PeerAuthError(f"AUTH must be {AUTH_LENGTH} bytes, got {len(plaintext)}")
     claimed, signature = plaintext[:20], plaintext[20:]
     try:
-        signer = recover(auth_digest(role, handshake_hash), signature)
+        signer = recover(auth_digest(prologue, role, handshake_hash), signature)
     except ChannelError as exc:
         raise PeerAuthError(f"AUTH signature is invalid: {exc}") from exc
     if signer != claimed:
@@ -299,10 +306,12 @@ def check_auth(plaintext: bytes, role: int, handshake_hash: bytes) -> Address:
     return Address(claimed)
 
 
-def open_auth(cipher: Cipher, body: bytes, role: int, handshake_hash: bytes) -> Address:
+def open_auth(
+    cipher: Cipher, body: bytes, prologue: Prologue, role: int, handshake_hash: bytes
+) -> Address:
     """Decrypt and check the peer's AUTH frame body."""
     try:
         plaintext = cipher.decrypt(body)
     except BadFrame as exc:
         raise HandshakeError("AUTH frame failed authentication") from exc
-    return check_auth(plaintext, role, handshake_hash)
+    return check_auth(plaintext, prologue, role, handshake_hash)

@@ -7,21 +7,29 @@ zero address are all refused, because the contract refuses them too.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import coincurve
 
+from channels.core import eip712
 from channels.core.errors import BadSignature, NonCanonicalSignature
 from channels.core.hashing import keccak256
-from channels.core.model import ZERO_ADDRESS, Address, check_bytes
+from channels.core.model import ZERO_ADDRESS, Address, Digest, check_bytes
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = SECP256K1_N // 2
 SIGNATURE_LENGTH = 65
 
 
-class Signer(Protocol):
-    """Whatever holds a channel key: a local key, an HSM, a remote signer."""
+# Signers (docs/PROTOCOL.md section 13) -------------------------------------------------------
+# A signer offers one of two methods; the node uses what it offers. ``blocking = True`` says a
+# call may wait on I/O (a remote signer): the node then calls it from a worker thread, never
+# from the trio loop.
+@runtime_checkable
+class DigestSigner(Protocol):
+    """Signs bare 32-byte EIP-712 digests (a local key, an HSM, a KMS)."""
 
     @property
     def address(self) -> Address: ...
@@ -29,6 +37,90 @@ class Signer(Protocol):
     def sign_digest(self, digest: bytes) -> bytes:
         """Return a 65-byte low-s ``r ‖ s ‖ v`` signature over a 32-byte digest."""
         ...
+
+
+@runtime_checkable
+class TypedDataSigner(Protocol):
+    """Signs ``eth_signTypedData_v4`` messages (a wallet, a keystore, a remote signer)."""
+
+    @property
+    def address(self) -> Address: ...
+
+    def sign_typed_data(self, typed_data: dict[str, Any], digest: bytes) -> bytes:
+        """Return a 65-byte signature over ``typed_data``; ``digest`` is its EIP-712 digest
+        (given so a signer may check it; the signature is checked against it anyway)."""
+        ...
+
+
+#: Whatever holds a channel key.
+Signer = DigestSigner | TypedDataSigner
+
+
+@dataclass(frozen=True, slots=True)
+class SignRequest:
+    """One signature the node needs: the message, its domain and its digest. The typed-data
+    JSON is built only for signers that want it (it costs ~10x the digest)."""
+
+    domain: eip712.Domain
+    #: A message of :mod:`channels.core.eip712`, or any other with its ``digest`` and ``encoder``
+    #: given (a firm quote, :mod:`channels.core.quotes`).
+    message: object
+    #: Computed from the message when not given (the core passes the one it already has).
+    digest: Digest = field(default=Digest(b""))
+    #: ``encoder(domain, message)`` gives the typed-data JSON of a message eip712 does not know.
+    encoder: Callable[[eip712.Domain, Any], dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.encoder is None and not isinstance(self.message, eip712.SIGNED_MESSAGES):
+            raise TypeError(f"no typed-data encoder for {type(self.message).__name__}")
+        if not self.digest:
+            if not isinstance(self.message, eip712.SIGNED_MESSAGES):
+                raise TypeError(f"give the digest of a {type(self.message).__name__}")
+            object.__setattr__(self, "digest", eip712.message_digest(self.domain, self.message))
+
+    def typed_data(self) -> dict[str, Any]:
+        if self.encoder is not None:
+            return self.encoder(self.domain, self.message)
+        assert isinstance(self.message, eip712.SIGNED_MESSAGES)
+        return eip712.typed_data(self.domain, self.message)
+
+
+def is_blocking(signer: object) -> bool:
+    """Whether ``signer``'s calls may wait on I/O (then call it from a worker thread)."""
+    return getattr(signer, "blocking", False) is True
+
+
+def sign(signer: Signer, request: SignRequest) -> bytes:
+    """Have ``signer`` sign ``request`` by the method it offers. A signature from anything but a
+    :class:`LocalSigner` is checked: a wallet that signed another digest (or another key) is
+    caught here, before the signature reaches the peer or the store."""
+    if isinstance(signer, LocalSigner):
+        return signer.sign_digest(request.digest)
+    by_digest = getattr(signer, "sign_digest", None)
+    if callable(by_digest):
+        signature = by_digest(request.digest)
+    else:
+        by_typed = getattr(signer, "sign_typed_data", None)
+        if not callable(by_typed):
+            raise BadSignature("the signer offers neither sign_digest nor sign_typed_data")
+        signature = by_typed(request.typed_data(), request.digest)
+    if type(signature) is not bytes:
+        raise BadSignature("the signer returned no bytes")
+    try:
+        verify(request.digest, signature, signer.address)
+    except BadSignature as exc:
+        raise BadSignature(f"the signer's signature is not valid for its address: {exc}") from exc
+    return signature
+
+
+def sign_message(
+    signer: Signer,
+    domain: eip712.Domain,
+    message: eip712.SignedMessage,
+    digest: Digest | None = None,
+) -> bytes:
+    """Shorthand: sign one message in ``domain`` (``digest``: its digest, if already known)."""
+    return sign(signer, SignRequest(domain, message, digest or Digest(b"")))
 
 
 def public_key_to_address(uncompressed: bytes) -> Address:

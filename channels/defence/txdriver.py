@@ -30,6 +30,7 @@ from adjudicator.transactions import SentTx
 from channels.core.errors import ChainError, ChannelError
 from channels.core.model import ChannelId
 from channels.store import IntentStatus
+from channels.testing.crash import crash_point
 
 log = logging.getLogger("channels.defence.txdriver")
 
@@ -218,7 +219,9 @@ class TxManager:
             log.warning("%s: needed again after it was mined (reorg?): re-sending", kind)
             await self._journal_update(tx, IntentStatus.SENT)
         elif self.journal is not None:
+            crash_point("chain_tx", "pre_write")
             tx.intent = await self.journal.add(kind, payload, channel_id)
+            crash_point("chain_tx", "post_write_pre_send")
         self._start(tx)
         return tx
 
@@ -355,6 +358,7 @@ class TxManager:
             # Time-critical: never inherit a stale local nonce (a reorg or a lost transaction).
             await sender.sync_nonce()
         sent = await self.client.send_transaction(tx.fn, *tx.args)
+        crash_point("chain_tx", "post_send")
         tx.sent = sent
         tx.hashes.append(sent.hash)
         tx.sends += 1

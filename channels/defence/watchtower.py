@@ -55,6 +55,7 @@ from channels.core.model import Address, ChannelId, Params, SignedState, address
 from channels.core.node_events import Alarm, Event, StateUpdated
 from channels.core.signing import LocalSigner, Signer, verify
 from channels.core.wire import decode_params, decode_state, encode_params, encode_state
+from channels.defence.towerproto import tower_read
 from channels.defence.txdriver import (
     TxManager,
     TxPolicy,
@@ -265,6 +266,9 @@ class Watchtower:
         if len(payload) > MAX_REQUEST:
             raise TowerRefused("request too large")
         req = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        if isinstance(req, dict) and req.get("t") in ("get", "list"):
+            # [reliability] A desk reads back what it pushed (channels/runtime/towerclient.py).
+            return tower_read(self.held, client, req)
         if not isinstance(req, dict) or req.get("t") != "push":
             raise TowerRefused("unknown request")
         sigs = req["sigs"]

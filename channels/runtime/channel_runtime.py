@@ -41,6 +41,8 @@ from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
 from channels.runtime.deposits import deposit_measured
 from channels.runtime.errors import UpdateRefusedError
+from channels.signers.calling import call_signer
+from channels.testing.crash import crash_point
 
 log = logging.getLogger("channels.runtime.channel")
 
@@ -132,10 +134,18 @@ class ChannelRuntime:
         return self._machine.state
 
     # machine steps ----------------------------------------------------------------------------
+    async def _step(self, event: Input) -> list[Action]:
+        """One machine step, under ``self._lock`` (steps of a channel never overlap). A step may
+        sign; with a blocking (remote) signer it runs in a worker thread, so the trio loop keeps
+        serving other channels, links and the watcher (issue 14)."""
+        now = self._ctx.clock.now()
+        machine = self._machine
+        return await call_signer(machine.signer, lambda: machine.handle(event, now=now))
+
     async def apply(self, event: Input) -> None:
         """Feed the machine one input (a chain fact, a link change) and perform what it asks."""
         async with self._lock:
-            actions = self._machine.handle(event, now=self._ctx.clock.now())
+            actions = await self._step(event)
             await self._ctx.executor.enqueue(self, actions)
         self.notify()
 
@@ -148,7 +158,7 @@ class ChannelRuntime:
         self.last_heard = trio.current_time()
         machine = self._machine
         async with self._lock:
-            actions = machine.handle(Received(message), now=self._ctx.clock.now())
+            actions = await self._step(Received(message))
             await self._ctx.executor.enqueue(self, actions)
             if isinstance(message, Reestablish):
                 self.notify()  # callers waiting for the resync may go on
@@ -215,9 +225,7 @@ class ChannelRuntime:
         self._starting += 1
         try:
             async with self._lock:
-                actions = self._machine.handle(
-                    RequestUpdate(trades, request_id), now=self._ctx.clock.now()
-                )
+                actions = await self._step(RequestUpdate(trades, request_id))
                 self._waiters[request_id] = waiter
                 await self._ctx.executor.enqueue(self, actions)
         finally:
@@ -274,9 +282,11 @@ class ChannelRuntime:
         if already >= net_floor(amount, self._ctx.settings.max_deposit_fee_bps):
             return
         await self._ctx.check_funding(machine.params, amount - already)  # consent: gas reserve
+        crash_point("deposit", "pre_write")
         measured = await deposit_measured(
             self._ctx.chain, machine.params, machine.index, amount - already
         )
+        crash_point("deposit", "post_send")
         self._ctx.bus.emit(measured)
 
     async def fund_quietly(self) -> None:

@@ -16,13 +16,14 @@ import functools
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import trio
 
 from adjudicator.client import AdjudicatorClient, connect_adjudicator
+from adjudicator.tx_signing import TransactionSigner
 from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
 from channels.core.messages import Message, OpenProposal, Reject
 from channels.core.model import Address, Attestation, ChannelId, Params, address
@@ -48,9 +49,13 @@ from channels.runtime.gatekeeper import Gatekeeper, LinkRefused, period_floor
 from channels.runtime.links import Links
 from channels.runtime.quote_host import NodeQuoteHost
 from channels.runtime.quoting import Pricer, QuoteDesk
+from channels.runtime.rebuild import RebuildReport, rebuild_from_towers
 from channels.runtime.settings import NodeSettings
+from channels.runtime.towerclient import TowerClient, TowerEndpoint
 from channels.runtime.views import ChannelInfo
+from channels.signers.calling import call_signer, on_trio_thread
 from channels.store import AsyncStore, IntentStatus, open_store
+from channels.testing.crash import crash_point
 from channels.testing.hooks import FaultHooks
 from channels.transport import Prologue, SecureChannel, serve
 
@@ -153,6 +158,10 @@ class Node:
         self.listen_port: int | None = None
         #: Messages naming a channel we do not have with the sending peer.
         self.unknown_channel_messages = 0
+        #: The desk's watchtowers (channels/runtime/towerclient.py); none unless configured.
+        self.towers = TowerClient(self, ())
+        #: What a start with watchtowers rebuilt from them (channels/runtime/rebuild.py).
+        self.rebuilt: RebuildReport | None = None
 
     # identity, time, events ---------------------------------------------------------------------
     @property
@@ -242,9 +251,14 @@ class Node:
         return infos
 
     def _add(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> ChannelRuntime:
-        machine.policy = self.policy
-        # consent: limits, then our call / a fill of our live quote / the decision hook
-        machine.gate = self.gatekeeper.gate
+        # consent: limits, then our call / a fill of our live quote / the decision hook.
+        # signers (issue 14): a step may run in a worker thread (a blocking signer); these
+        # callbacks read node state, so they run on the trio loop.
+        policy, gate = self.policy, self.gatekeeper.gate
+        machine.policy = (
+            None if policy is None else (lambda view: on_trio_thread(lambda: policy(view)))
+        )
+        machine.gate = lambda view: on_trio_thread(lambda: gate(view))
         runtime = ChannelRuntime(self._ctx, machine, endpoint)
         self._runtimes[machine.channel_id] = runtime
         self._handles[machine.channel_id] = Channel(runtime, self.address, self.quotes)
@@ -278,19 +292,24 @@ class Node:
             oracle=address(oracle),
             nonce=nonce if nonce is not None else secrets.randbits(256),
         )
-        machine, actions = ChannelMachine.initiate(
-            params, self.signer, self.config, (deposit, peer_deposit)
+        signer = self.signer
+        machine, actions = await call_signer(
+            signer,
+            lambda: ChannelMachine.initiate(params, signer, self.config, (deposit, peer_deposit)),
         )
         await self._links.connect(peer, peer_addr)
+        crash_point("channel", "pre_write")
         await self.store.add_channel(
             params, machine.index, (deposit, peer_deposit), machine.phase, peer
         )
+        crash_point("channel", "post_write_pre_send")
         runtime = self._add(machine, peer)
         await runtime.enqueue(actions)
         with trio.fail_after(self.settings.open_timeout):
             refused = await self._wait_accepted(machine.channel_id, runtime)
             if refused is not None:
                 raise refused
+            crash_point("channel", "post_send")
             await runtime.fund()
             await runtime.wait_phase((Phase.OPEN,))
         return self._handles[machine.channel_id]
@@ -315,8 +334,13 @@ class Node:
                 Reject(params.channel_id, None, None, decision.rule, decision.reason),
             )
             return
-        machine, actions = ChannelMachine.accept_open(msg, self.signer, self.config)
+        signer = self.signer
+        machine, actions = await call_signer(
+            signer, lambda: ChannelMachine.accept_open(msg, signer, self.config)
+        )
+        crash_point("channel", "pre_write")
         await self.store.add_channel(params, machine.index, msg.deposits, Phase.OPENING, None)
+        crash_point("channel", "post_write_pre_send")
         runtime = self._add(machine, None)
         await runtime.enqueue(actions)
         if self.settings.auto_fund:
@@ -457,12 +481,26 @@ class Node:
                 self.gatekeeper.admit,  # consent: declared peers, or the bot's admit callback
                 self._serve_link,
             )
+        if self.towers.towers:
+            await nursery.start(self.towers.run)
         await nursery.start(self.quotes.run)
         await nursery.start(self.watcher.run)
         nursery.start_soon(self._redialer)
         nursery.start_soon(
             self.gatekeeper.watch_reserve, max(1.0, 10 * self.settings.chain_poll_interval)
         )
+        nursery.start_soon(self._resume_funding)
+
+    async def _resume_funding(self) -> None:
+        """After a restart, fund the channels still FUNDING whose own deposit never went out
+        (the process died between the handshake and the deposit: crash points
+        ``channel:post_send``, ``deposit:pre_write``). ``fund`` reads the chain first, so a
+        deposit that was mined is not repeated."""
+        for runtime in list(self._runtimes.values()):
+            machine = runtime.machine
+            leader = machine.index == 0  # participant 0 opened the channel
+            if machine.phase is Phase.FUNDING and (leader or self.settings.auto_fund):
+                await runtime.fund_quietly()
 
     async def _serve_link(self, secure: SecureChannel) -> None:
         try:
@@ -501,9 +539,11 @@ async def open_node(
     settings: NodeSettings | None = None,
     policy: Policy | None = None,
     trust: Trust | None = None,
-    transaction_key: bytes | None = None,
+    transaction_key: bytes | TransactionSigner | None = None,
     pricer: Pricer | None = None,
     quote_limits: QuoteLimits | None = None,
+    watchtowers: Sequence[TowerEndpoint] = (),
+    peers: Mapping[bytes, tuple[str, int]] | None = None,
 ) -> AsyncIterator[Node]:
     """Run a node for the duration of the ``async with`` block.
 
@@ -511,12 +551,19 @@ async def open_node(
     the default admits nobody who dials in, accepts no channel proposal, and countersigns only
     updates that cannot cost us value (docs/PROTOCOL.md, "Who decides").
 
-    ``transaction_key`` pays gas; by default a :class:`LocalSigner`'s own key does. ``chain`` is
-    an RPC URL or several (the next one takes over when one fails).
+    ``transaction_key`` (a private key or a :class:`TransactionSigner`) pays gas; by default the
+    channel signer's own account does (a :class:`LocalSigner`'s key, or a signer that can also
+    sign transactions, such as a keystore or a remote signer). ``chain`` is an RPC URL or several
+    (the next one takes over when one fails). Every fully signed state
+    is streamed to ``watchtowers`` (channels/runtime/towerclient.py), which also help establish at
+    start that the store is current; channels the store lacks (a wiped store) are rebuilt from
+    them, with the endpoints of ``peers`` (address -> host, port) to reach each peer again.
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):
         transaction_key = signer.secret
+    elif transaction_key is None and isinstance(signer, TransactionSigner):
+        transaction_key = signer
     async with connect_adjudicator(chain, address(adjudicator), transaction_key) as client:
         chain_id = await client.rpc.chain_id()
         async with open_store(
@@ -540,6 +587,9 @@ async def open_node(
                     quote_limits=quote_limits,
                 )
                 await node.refresh_chain_time()
+                node.towers = TowerClient(node, watchtowers)
+                if watchtowers:
+                    node.rebuilt = await rebuild_from_towers(node, watchtowers, peers or {})
                 await node.restore()
                 await node.quotes.restore()  # firm quotes: the live ones of the audit trail
                 await node.run(listen)

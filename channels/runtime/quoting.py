@@ -78,6 +78,7 @@ from channels.runtime.quote_events import (
     QuoteReceived,
     QuoteRequested,
 )
+from channels.signers.calling import call_signer
 from channels.store import AsyncStore
 from channels.store.quotes import QuoteEntry, QuoteRecord
 
@@ -308,7 +309,8 @@ class QuoteDesk:
             valid_until=Timestamp(now + valid_for),
             replaces=replaces or ZERO_HASH,
         )
-        signed = sign_quote(self._node.signer, self._domain(), quote)
+        signer, domain = self._node.signer, self._domain()
+        signed = await call_signer(signer, lambda: sign_quote(signer, domain, quote))
         self.book.issue(signed, machine.peer_address, machine.index, Timestamp(now))
         await self._record(
             QuoteEntry(

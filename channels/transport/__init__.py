@@ -7,7 +7,6 @@ this package only moves bytes between them and a trio stream, with timeouts:
 """
 
 from channels.core.secure_session import (
-    AUTH_DOMAIN,
     DEFAULT_CONFIG,
     MAX_CHUNK,
     MAX_FRAME,
@@ -24,12 +23,12 @@ from channels.core.secure_session import (
     TransportConfig,
     TransportError,
     auth_digest,
+    auth_request,
 )
 from channels.transport.handshake import connect, initiate, respond, serve
 from channels.transport.secure_channel import SecureChannel
 
 __all__ = [
-    "AUTH_DOMAIN",
     "DEFAULT_CONFIG",
     "MAX_CHUNK",
     "MAX_FRAME",
@@ -47,6 +46,7 @@ __all__ = [
     "TransportConfig",
     "TransportError",
     "auth_digest",
+    "auth_request",
     "connect",
     "initiate",
     "respond",

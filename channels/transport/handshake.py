@@ -28,12 +28,14 @@ from channels.core.secure_session import (
     Prologue,
     TransportConfig,
     TransportError,
+    auth_plaintext,
+    auth_request,
     frame,
-    make_auth,
     noise_step,
     open_auth,
 )
 from channels.core.signing import Signer
+from channels.signers.calling import sign_async
 from channels.transport.secure_channel import SecureChannel
 
 __all__ = ["connect", "initiate", "respond", "serve"]
@@ -94,6 +96,12 @@ class _HandshakeIO:
             raise HandshakeError("the connection broke during the handshake") from exc
 
 
+async def _make_auth(signer: Signer, prologue: Prologue, role: int, handshake_hash: bytes) -> bytes:
+    """Our AUTH plaintext; the signer may be remote (then it is asked from a worker thread)."""
+    signature = await sign_async(signer, auth_request(prologue, role, handshake_hash))
+    return auth_plaintext(signer.address, signature)
+
+
 async def _handshake(
     stream: trio.abc.Stream,
     signer: Signer,
@@ -110,14 +118,14 @@ async def _handshake(
 
     async def read_auth(role: int, handshake_hash: bytes) -> Address:
         body = await io.read(AUTH_LENGTH + TAG_LENGTH, "AUTH frame")
-        return open_auth(cipher, body, role, handshake_hash)
+        return open_auth(cipher, body, prologue, role, handshake_hash)
 
     if initiator:
         await io.write(frame(noise_step(noise, None, "message 1")))
         noise_step(noise, await io.read(ACT_LENGTHS[1], "message 2"), "message 2")
         act3 = noise_step(noise, None, "message 3")
         handshake_hash = bytes(noise.get_handshake_hash())
-        auth = make_auth(signer, ROLE_INITIATOR, handshake_hash)
+        auth = await _make_auth(signer, prologue, ROLE_INITIATOR, handshake_hash)
         await io.write(frame(act3) + frame(cipher.encrypt(auth)))
         peer = await read_auth(ROLE_RESPONDER, handshake_hash)
         if peer != expected_address:
@@ -133,7 +141,8 @@ async def _handshake(
         peer = await read_auth(ROLE_INITIATOR, handshake_hash)
         if not accept_peer(peer):
             raise PeerAuthError(f"peer 0x{peer.hex()} is not accepted")
-        await io.write(frame(cipher.encrypt(make_auth(signer, ROLE_RESPONDER, handshake_hash))))
+        auth = await _make_auth(signer, prologue, ROLE_RESPONDER, handshake_hash)
+        await io.write(frame(cipher.encrypt(auth)))
     return SecureChannel(stream, cipher, peer, handshake_hash, io.buffer, config)
 
 

@@ -11,14 +11,15 @@ Design (docs/THREATS.md section 4, T1-T5, and section 6.1):
    before the body is read. The whole handshake, AUTH included, has one deadline (5 s by default).
    On any failure we close the stream without a reply (T2, §3.1).
 3. **AUTH**, the first transport frame each way: ``address (20 B) ‖ signature (65 B)`` with the
-   signature over ``keccak256(b"\\x19optchan-auth-v1" ‖ role ‖ handshake_hash)``, role ``0x01``
-   for the initiator and ``0x02`` for the responder. The handshake hash binds it to this session
-   (a captured AUTH is useless elsewhere) and the role byte stops reflection (T1). Signatures are
-   checked with :func:`channels.core.signing.recover` (65 bytes, v in {27, 28}, low-s). The
-   initiator sends its AUTH right behind handshake message 3 (no extra round trip) and requires
-   the responder to be the address it dialled. The responder passes the recovered address to
-   ``accept_peer`` and only then sends its own AUTH, so it never proves its identity to a refused
-   peer.
+   signature over the EIP-712 message ``Login(uint8 role, bytes32 handshakeHash)`` in the
+   adjudicator's domain (docs/PROTOCOL.md section 12), role ``1`` for the initiator and ``2`` for
+   the responder, so a typed-data wallet or a remote signer can sign it. The handshake hash binds
+   it to this session (a captured AUTH is useless elsewhere) and the role stops reflection (T1).
+   Signatures are checked with :func:`channels.core.signing.recover` (65 bytes, v in {27, 28},
+   low-s). The initiator sends its AUTH right behind handshake message 3 (no extra round trip)
+   and requires the responder to be the address it dialled. The responder passes the recovered
+   address to ``accept_peer`` and only then sends its own AUTH, so it never proves its identity
+   to a refused peer.
 4. **Frames**: ``len (2 B) ‖ ChaCha20-Poly1305 ciphertext`` (at most 65535 bytes, so a length
    prefix can never ask for more; nothing larger is ever allocated from a prefix). The plaintext
    is empty for a keepalive, else ``flag ‖ chunk`` with flag ``0x00`` (last chunk of a message) or

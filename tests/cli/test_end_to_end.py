@@ -224,20 +224,23 @@ async def test_cli_drives_two_desks(
             assert code == 2 and json.loads(out)["error"]["code"] == "usage"
 
             # export ------------------------------------------------------------------------
-            audit_path = workdir / "audit.json"
+            audit_path = workdir / "audit.jsonl"
             code, out, err = await run("-c", a, "export", short, "-o", str(audit_path))
             assert code == 0, err
-            audit = json.loads(audit_path.read_text())
-            states = audit["channels"][cid]["states"]
+            records = [json.loads(line) for line in audit_path.read_text().splitlines()]
+            states = [r["state"] for r in records if "state" in r]
+            (channel_record,) = [r for r in records if "params" in r]
+            assert channel_record["channel"] == cid
             versions = [s["version"] for s in states]
             # Strictly increasing from 0; a version can be missing: a proposal the peer refused
             # (crediting a deposit it had not seen confirmed yet) burns its version number.
             assert versions[0] == 0 and versions == sorted(set(versions))
             assert all(len(s["signatures"]) == 2 for s in states)
             assert states[-1]["version"] == a_rows[0]["version"]
-            assert audit["channels"][cid]["params"]["participants"][0] == to_checksum(
-                node_a.address
-            )
+            assert channel_record["params"]["participants"][0] == to_checksum(node_a.address)
+            code, out, err = await run("verify", str(audit_path))
+            assert code == 0, err
+            assert f"{len(states)} signed state(s)" in out
 
             # close -------------------------------------------------------------------------
             code, out, err = await run("-c", b, "close", short)

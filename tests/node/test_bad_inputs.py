@@ -279,6 +279,12 @@ async def test_malicious_counterparty_changes_nothing(desks: Desks, tmp_path: Pa
             assert echo.signature == history[-1].signed.signatures[1]  # the stored one, not new
             await check()
 
+            # The attacker now finishes the reestablish (it echoes Bob's latest, which Alice's
+            # key also signed): until then Bob refuses every new proposal as one that crossed
+            # the reconnection, and the rules below would never be reached.
+            await atk.link.send(encode_message(first))
+            await check()
+
             # §3.4: a version gap (wrong base; too far ahead) and a state that does not follow
             # from its trades (conservation broken) are refused with Reject, nothing signed.
             gap_base = _proposal(desks.alice, domain, good_next, pay, latest.version + 2)

@@ -138,10 +138,18 @@ class RawPeer:
     def role(self) -> int:
         return ROLE_INITIATOR if self.initiator else ROLE_RESPONDER
 
-    def auth(self, signer: LocalSigner, *, role: int | None = None, claimed: bytes | None = None):
-        sig = signer.sign_digest(
-            auth_digest(self.role if role is None else role, self.handshake_hash)
-        )
+    def auth(
+        self,
+        signer: LocalSigner,
+        *,
+        role: int | None = None,
+        claimed: bytes | None = None,
+        prologue: Prologue = PROLOGUE,
+        digest: bytes | None = None,
+    ):
+        if digest is None:
+            digest = auth_digest(prologue, self.role if role is None else role, self.handshake_hash)
+        sig = signer.sign_digest(digest)
         return (signer.address if claimed is None else claimed) + sig
 
     def encrypt(self, plaintext: bytes) -> bytes:

@@ -449,5 +449,5 @@ async def test_signer_sees_only_auth_digests() -> None:
     )
     h = ra.unwrap().handshake_hash
     assert rb.unwrap().handshake_hash == h
-    assert ra_signer.digests == [auth_digest(ROLE_INITIATOR, h)]
-    assert rb_signer.digests == [auth_digest(ROLE_RESPONDER, h)]
+    assert ra_signer.digests == [auth_digest(PROLOGUE, ROLE_INITIATOR, h)]
+    assert rb_signer.digests == [auth_digest(PROLOGUE, ROLE_RESPONDER, h)]

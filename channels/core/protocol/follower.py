@@ -30,7 +30,7 @@ from channels.core.protocol.events import (
     UpdateRefused,
 )
 from channels.core.protocol.phases import Step, expect
-from channels.core.signing import verify
+from channels.core.signing import sign_message, verify
 
 
 class FollowerSteps(MachineData):
@@ -107,15 +107,18 @@ class FollowerSteps(MachineData):
             # valid proposal can only get here from before the reconnection.
             self.book.rollback_newest()
             return refuse("Disconnected", "the proposal crossed a reconnection")
-        self.book.commit_oldest()
-        ours = self.signer.sign_digest(digest)
         withdrawal_sigs = None
         our_withdrawal_sig = None
+        try:  # a signer may fail (a remote one is unreachable): nothing has changed then
+            ours = sign_message(self.signer, self.domain, msg.state, digest)
+            if withdrawal is not None:
+                our_withdrawal_sig = sign_message(self.signer, self.domain, withdrawal)
+        except Exception:
+            self.book.rollback_newest()
+            raise
+        self.book.commit_oldest()
         if withdrawal is not None:
-            assert msg.withdrawal_signature is not None
-            our_withdrawal_sig = self.signer.sign_digest(
-                eip712.withdrawal_digest(self.domain, withdrawal)
-            )
+            assert msg.withdrawal_signature is not None and our_withdrawal_sig is not None
             withdrawal_sigs = pair(self.index, our_withdrawal_sig, msg.withdrawal_signature)
         update = SignedUpdate(
             SignedState(msg.state, pair(self.index, ours, msg.signature)),

@@ -10,7 +10,6 @@ from __future__ import annotations
 from channels.core import eip712
 from channels.core.errors import (
     BadSignature,
-    ChannelError,
     InvalidField,
     RuleViolation,
     StaleVersion,
@@ -30,7 +29,7 @@ from channels.core.protocol.events import (
     UpdateRefused,
 )
 from channels.core.protocol.phases import Step, allows
-from channels.core.signing import verify
+from channels.core.signing import sign_message, verify
 
 
 class LeaderSteps(MachineData):
@@ -45,17 +44,18 @@ class LeaderSteps(MachineData):
         try:
             new = apply_trades(base, self.book, trades, self._context(now), version)
             self._check_policy(base, new, trades, ours=ours, now=now)
-        except ChannelError:
+            digest = eip712.state_digest(self.domain, new)
+            # A signer may fail (a remote one is unreachable): nothing has changed then.
+            signature = sign_message(self.signer, self.domain, new, digest)
+            withdrawal = withdrawal_of(new, trades)
+            withdrawal_sig = (
+                sign_message(self.signer, self.domain, withdrawal)
+                if withdrawal is not None
+                else None
+            )
+        except Exception:
             self.book.rollback_newest()
             raise
-        digest = eip712.state_digest(self.domain, new)
-        signature = self.signer.sign_digest(digest)
-        withdrawal = withdrawal_of(new, trades)
-        withdrawal_sig = (
-            self.signer.sign_digest(eip712.withdrawal_digest(self.domain, withdrawal))
-            if withdrawal is not None
-            else None
-        )
         self.highest_signed = version
         self._pending.append(
             Pending(new, trades, signature, request_id, ours, withdrawal, withdrawal_sig)

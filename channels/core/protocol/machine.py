@@ -68,7 +68,7 @@ from channels.core.protocol.leader import LeaderSteps
 from channels.core.protocol.phases import Phase, Step, allows, expect
 from channels.core.protocol.resync import ResyncSteps
 from channels.core.protocol.roles import peer_step
-from channels.core.signing import Signer, verify
+from channels.core.signing import Signer, sign_message, verify
 
 
 class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
@@ -89,9 +89,7 @@ class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
         check_channel_deposits(deposits)  # gas (issue 16): the adjudicator's cap
         index = params.index_of(signer.address)
         v0 = opening_state(params)
-        signature = signer.sign_digest(
-            eip712.state_digest(eip712.Domain(params.chain_id, params.adjudicator), v0)
-        )
+        signature = sign_message(signer, eip712.Domain(params.chain_id, params.adjudicator), v0)
         sigs: list[bytes | None] = [None, None]
         sigs[index] = signature
         machine = cls(
@@ -129,7 +127,7 @@ class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
         domain = eip712.Domain(params.chain_id, params.adjudicator)
         digest = eip712.state_digest(domain, v0)
         verify(digest, proposal.signature, params.participants[1 - index])
-        ours = signer.sign_digest(digest)
+        ours = sign_message(signer, domain, v0, digest)
         sigs: list[bytes | None] = [None, None]
         sigs[index] = ours
         sigs[1 - index] = proposal.signature

@@ -1,0 +1,144 @@
+"""``channels tower --config tower.toml``: run a watchtower for a desk until a signal.
+
+The config is TOML, like a desk's::
+
+    [tower]
+    key_env = "TOWER_KEY"          # or key_file (mode 0600); the tower pays gas from this key
+    store = "tower.sqlite"
+    listen_host = "127.0.0.1"
+    listen_port = 9735
+    clients = ["0x..."]            # the desks whose states it accepts
+    poll_interval = 1.0
+
+    [chain]
+    rpc_url = "http://127.0.0.1:8545"
+    adjudicator = "0x..."
+    confirmations = 1
+
+A desk names the tower in its own config as a ``[[watchtower]]`` table (address, host, port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from channels.cli.config import ConfigError, _Section, read_key, read_toml
+from channels.cli.node_cmd import setup_logging, wait_for_stop_signal
+from channels.core.model import to_checksum
+
+log = logging.getLogger("channels.tower")
+
+_TOWER_KEYS = {
+    "key_env",
+    "key_file",
+    "store",
+    "listen_host",
+    "listen_port",
+    "clients",
+    "poll_interval",
+    "log_level",
+}
+_CHAIN_KEYS = {"rpc_url", "adjudicator", "confirmations"}
+
+
+@dataclass(frozen=True)
+class TowerConfig:
+    key_env: str | None
+    key_file: Path | None
+    store: Path
+    listen: tuple[str, int]
+    clients: tuple[bytes, ...]
+    poll_interval: float
+    log_level: str
+    rpc_url: str
+    adjudicator: bytes
+    confirmations: int
+
+
+def load_tower_config(path: str) -> TowerConfig:
+    cfg_path = Path(path).expanduser()
+    doc = read_toml(cfg_path)
+    cfg_path = cfg_path.resolve()
+    unknown = sorted(set(doc) - {"tower", "chain"})
+    if unknown:
+        raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
+    tower = _Section(cfg_path, "tower", doc.get("tower", {}), _TOWER_KEYS)
+    chain = _Section(cfg_path, "chain", doc.get("chain", {}), _CHAIN_KEYS)
+    store = tower.get_path("store")
+    rpc_url, adjudicator = chain.get_str("rpc_url"), chain.get_address("adjudicator")
+    if store is None or rpc_url is None or adjudicator is None:
+        raise ConfigError(
+            f"{cfg_path}: [tower] store, [chain] rpc_url and [chain] adjudicator are required"
+        )
+    raw_clients = tower.table.get("clients", [])
+    if not isinstance(raw_clients, list) or not raw_clients:
+        tower.fail("clients", "must list the addresses of the desks it serves")
+    clients = []
+    for text in raw_clients:
+        probe = _Section(cfg_path, "tower", {"clients": text}, {"clients"})
+        addr = probe.get_address("clients")
+        assert addr is not None
+        clients.append(addr)
+    return TowerConfig(
+        key_env=tower.get_str("key_env"),
+        key_file=tower.get_path("key_file"),
+        store=store,
+        listen=(
+            tower.get_str("listen_host") or "127.0.0.1",
+            tower.get_int("listen_port", 0, 65535) or 0,
+        ),
+        clients=tuple(clients),
+        poll_interval=tower.get_float("poll_interval") or 1.0,
+        log_level=(tower.get_str("log_level") or "info").lower(),
+        rpc_url=rpc_url,
+        adjudicator=adjudicator,
+        confirmations=chain.get_int("confirmations", 1, 1000) or 1,
+    )
+
+
+async def serve_tower(
+    cfg: TowerConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the tower until cancelled; ``task_status`` gets its listening port."""
+    from channels.defence.watchtower import open_watchtower
+
+    signer = read_key(cfg.key_file, cfg.key_env)
+    async with open_watchtower(
+        signer,
+        cfg.store,
+        cfg.rpc_url,
+        cfg.adjudicator,
+        cfg.listen,
+        clients=cfg.clients,
+        poll_interval=cfg.poll_interval,
+        confirmations=cfg.confirmations,
+    ) as tower:
+        log.info(
+            "watchtower %s listening on %s:%s for %d desk(s)",
+            to_checksum(tower.address),
+            cfg.listen[0],
+            tower.listen_port,
+            len(cfg.clients),
+        )
+        assert tower.listen_port is not None
+        task_status.started(tower.listen_port)
+        await trio.sleep_forever()
+
+
+async def run_tower(args: argparse.Namespace) -> int:
+    if not args.config:
+        raise ConfigError("channels tower needs --config tower.toml")
+    cfg = load_tower_config(args.config)
+    setup_logging(cfg.log_level)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_tower, cfg)
+        signum = await wait_for_stop_signal()
+        log.info("stopping (%s)", signal.Signals(signum).name)
+        nursery.cancel_scope.cancel()
+    return 0

@@ -1,0 +1,280 @@
+"""The audit trail's export format and its independent verifier (docs/PROTOCOL.md, "Audit
+export").
+
+An export is JSON Lines (one JSON object per line, each at most :data:`MAX_RECORD` bytes), so it
+streams at any length:
+
+1. ``{"format": "option-channels-audit/2", "node": addr, "chain_id": n, "adjudicator": addr,
+   "exported_at": t}``
+2. per channel: ``{"channel": id, "params": {...}, "our_index": i}``, then its states in version
+   order, ``{"channel": id, "state": {...}}`` (the fields of :func:`state_record`), then its
+   chain transactions, ``{"channel": id, "tx": {"kind": k, "tx_hash": h, "status": s}}``;
+3. ``{"end": true, "channels": c, "states": s, "txs": t}``.
+
+:func:`verify_export` checks it without trusting the node that wrote it: each channel id is the
+hash of its parameters; each state's hash is recomputed from its fields (EIP-712 struct hash);
+both signatures recover to the two participants under the channel's EIP-712 domain; versions
+increase; each link is ``keccak256(prev_link ‖ state_hash ‖ uint64 version)`` starting from 32
+zero bytes, and each state names its predecessor's link; each transaction hash is 32 bytes; the
+end record's counts match. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from channels.core import boundedjson, eip712
+from channels.core.errors import ChannelError, RemoteError
+from channels.core.hashing import keccak256
+from channels.core.model import (
+    Address,
+    Amount,
+    ChannelId,
+    Params,
+    State,
+    Version,
+    address,
+    to_checksum,
+)
+from channels.core.signing import verify
+
+FORMAT = "option-channels-audit/2"
+MAX_RECORD = 1 << 20
+ZERO_LINK = b"\0" * 32
+
+
+class AuditInvalid(RemoteError):
+    """An export does not check out; the message names the line and what is wrong."""
+
+    rule = "AuditInvalid"
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What a verified export contains."""
+
+    channels: int
+    states: int
+    txs: int
+    latest: dict[str, int]
+    """The newest verified version of each channel (by 0x channel id)."""
+
+
+def link_of(prev_link: bytes, state_hash: bytes, version: int) -> bytes:
+    """``keccak256(prev_link ‖ state_hash ‖ uint64 version)``: each state's link in the chain."""
+    return keccak256(prev_link + state_hash + version.to_bytes(8, "big"))
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def params_record(params: Params) -> dict[str, Any]:
+    return {
+        "chain_id": params.chain_id,
+        "adjudicator": to_checksum(params.adjudicator),
+        "asset": to_checksum(params.asset),
+        "asset_decimals": params.asset_decimals,
+        "participants": [to_checksum(p) for p in params.participants],
+        "challenge_period": params.challenge_period,
+        "oracle": to_checksum(params.oracle),
+        "nonce": params.nonce,
+    }
+
+
+def header_record(node: bytes, chain_id: int, adjudicator: bytes, now: int) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "node": to_checksum(node),
+        "chain_id": chain_id,
+        "adjudicator": to_checksum(adjudicator),
+        "exported_at": now,
+    }
+
+
+# verifying -------------------------------------------------------------------------------------
+def _bytes(value: object, size: int, what: str) -> bytes:
+    if not isinstance(value, str) or value[:2] not in ("0x", "0X"):
+        raise ValueError(f"{what} must be 0x hex")
+    raw = bytes.fromhex(value[2:])
+    if len(raw) != size:
+        raise ValueError(f"{what} must be {size} bytes")
+    return raw
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ValueError(f"{what} must be an integer")
+
+
+def _pair(value: object, what: str) -> tuple[Amount, Amount]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"{what} must be a pair")
+    return Amount(_int(value[0], what)), Amount(_int(value[1], what))
+
+
+def _params(raw: Mapping[str, Any]) -> Params:
+    participants = raw["participants"]
+    if not isinstance(participants, list) or len(participants) != 2:
+        raise ValueError("participants must be a pair")
+    return Params(
+        chain_id=_int(raw["chain_id"], "chain_id"),
+        adjudicator=address(raw["adjudicator"]),
+        asset=address(raw["asset"]),
+        asset_decimals=_int(raw["asset_decimals"], "asset_decimals"),
+        participants=(address(participants[0]), address(participants[1])),
+        challenge_period=_int(raw["challenge_period"], "challenge_period"),
+        oracle=address(raw["oracle"]),
+        nonce=_int(raw["nonce"], "nonce"),
+    )
+
+
+def _state(cid: ChannelId, raw: Mapping[str, Any]) -> State:
+    final = raw["is_final"]
+    if not isinstance(final, bool):
+        raise ValueError("is_final must be a boolean")
+    return State(
+        channel_id=cid,
+        version=Version(_int(raw["version"], "version")),
+        balances=_pair(raw["balances"], "balances"),
+        deposited=_pair(raw["deposited"], "deposited"),
+        withdrawn=_pair(raw["withdrawn"], "withdrawn"),
+        locked=Amount(_int(raw["locked"], "locked")),
+        positions_root=_bytes(raw["positions_root"], 32, "positions_root"),
+        position_count=_int(raw["position_count"], "position_count"),
+        is_final=final,
+    )
+
+
+@dataclass
+class _Channel:
+    params: Params
+    domain: eip712.Domain
+    link: bytes = ZERO_LINK
+    version: int = -1
+    states: int = 0
+
+
+class _Verifier:
+    def __init__(self) -> None:
+        self.header: dict[str, Any] | None = None
+        self.channels: dict[str, _Channel] = {}
+        self.states = 0
+        self.txs = 0
+        self.ended = False
+
+    def record(self, rec: Mapping[str, Any]) -> None:
+        if self.ended:
+            raise ValueError("a record after the end record")
+        if self.header is None:
+            if rec.get("format") != FORMAT:
+                raise ValueError(f"the first record must name the format {FORMAT!r}")
+            self.header = dict(rec)
+            _int(rec["chain_id"], "chain_id")
+            address(rec["adjudicator"])
+            return
+        if rec.get("end") is True:
+            counts = (rec.get("channels"), rec.get("states"), rec.get("txs"))
+            if counts != (len(self.channels), self.states, self.txs):
+                raise ValueError(f"the end record counts {counts}, the export holds "
+                                 f"{(len(self.channels), self.states, self.txs)}")
+            self.ended = True
+            return
+        cid_text = rec.get("channel")
+        if not isinstance(cid_text, str):
+            raise ValueError("a record needs a channel id")
+        if "params" in rec:
+            self._channel(cid_text, rec)
+        elif "state" in rec:
+            self._state_record(cid_text, rec["state"])
+        elif "tx" in rec:
+            self._tx(cid_text, rec["tx"])
+        else:
+            raise ValueError("unknown record")
+
+    def _channel(self, cid_text: str, rec: Mapping[str, Any]) -> None:
+        if cid_text in self.channels:
+            raise ValueError("the channel appears twice")
+        params = _params(rec["params"])
+        assert self.header is not None
+        if params.chain_id != self.header["chain_id"] or params.adjudicator != address(
+            self.header["adjudicator"]
+        ):
+            raise ValueError("the channel is on another chain or adjudicator than the export")
+        if _bytes(cid_text, 32, "channel") != params.channel_id:
+            raise ValueError("the channel id is not the hash of its parameters")
+        domain = eip712.Domain(params.chain_id, Address(params.adjudicator))
+        self.channels[cid_text] = _Channel(params, domain)
+
+    def _state_record(self, cid_text: str, raw: object) -> None:
+        ch = self.channels.get(cid_text)
+        if ch is None:
+            raise ValueError("a state of a channel not declared before it")
+        if not isinstance(raw, dict):
+            raise ValueError("a state must be an object")
+        state = _state(ch.params.channel_id, raw)
+        if state.version <= ch.version:
+            raise ValueError(f"version {state.version} does not follow {ch.version}")
+        state_hash = eip712.state_struct_hash(state)
+        if _bytes(raw["state_hash"], 32, "state_hash") != state_hash:
+            raise ValueError(f"v{state.version}: the state hash does not match its fields")
+        if _bytes(raw["prev_link"], 32, "prev_link") != ch.link:
+            raise ValueError(f"v{state.version}: prev_link is not the previous state's link")
+        link = link_of(ch.link, state_hash, state.version)
+        if _bytes(raw["link"], 32, "link") != link:
+            raise ValueError(f"v{state.version}: the link does not match its formula")
+        sigs = raw["signatures"]
+        if not isinstance(sigs, list) or len(sigs) != 2:
+            raise ValueError(f"v{state.version}: two signatures expected")
+        digest = eip712.state_digest(ch.domain, state)
+        for who, sig in zip(ch.params.participants, sigs, strict=True):
+            if sig is None:
+                raise ValueError(f"v{state.version}: a signature is missing")
+            try:
+                verify(digest, _bytes(sig, 65, "signature"), who)
+            except ChannelError as exc:
+                raise ValueError(f"v{state.version}: {exc}") from None
+        if not isinstance(raw.get("trades"), list):
+            raise ValueError(f"v{state.version}: trades must be a list")
+        ch.link, ch.version = link, state.version
+        ch.states += 1
+        self.states += 1
+
+    def _tx(self, cid_text: str, raw: object) -> None:
+        if cid_text not in self.channels:
+            raise ValueError("a transaction of a channel not declared before it")
+        if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
+            raise ValueError("a transaction needs a kind")
+        _bytes(raw["tx_hash"], 32, "tx_hash")
+        self.txs += 1
+
+
+def verify_export(lines: Iterable[bytes | str]) -> AuditReport:
+    """Check an export line by line; :class:`AuditInvalid` names the first line that fails."""
+    verifier = _Verifier()
+    number = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = boundedjson.loads(line, max_bytes=MAX_RECORD, max_depth=16)
+            if not isinstance(rec, dict):
+                raise ValueError("a record must be a JSON object")
+            verifier.record(rec)
+        except (ValueError, KeyError, TypeError, ChannelError) as exc:
+            raise AuditInvalid(f"line {number}: {exc}") from None
+    if not verifier.ended:
+        raise AuditInvalid(f"line {number}: the export ends without its end record (truncated)")
+    return AuditReport(
+        channels=len(verifier.channels),
+        states=verifier.states,
+        txs=verifier.txs,
+        latest={cid: ch.version for cid, ch in verifier.channels.items()},
+    )

@@ -1,0 +1,104 @@
+"""The read side of the watchtower protocol: a desk asks what the tower holds for it.
+
+``{"t": "get", "channel": <32 bytes>}`` -> ``{"ok": true, "held": null | {"params": <wire params>,
+"state": <wire state>, "sigs": [sig0, sig1]}}``; ``{"t": "list"}`` -> ``{"ok": true, "channels":
+[<32 bytes>, ...]}`` (at most :data:`MAX_LIST`). A client only ever sees channels it is a
+participant of. Used at start to establish that the node is current and to rebuild a wiped
+store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import msgpack
+import trio
+
+from channels.core.errors import RemoteError
+from channels.core.model import Address, ChannelId, Params, SignedState
+from channels.core.signing import Signer
+from channels.core.wire import decode_params, decode_state, encode_params, encode_state
+from channels.transport import Prologue, connect
+
+MAX_LIST = 10_000
+
+
+class TowerReplyError(RemoteError):
+    """A tower's reply is not what the protocol says."""
+
+    rule = "TowerReplyError"
+
+
+class HeldRecord(Protocol):
+    @property
+    def params(self) -> Params: ...
+
+    @property
+    def signed(self) -> SignedState: ...
+
+
+def tower_read(
+    held: Mapping[ChannelId, HeldRecord], client: Address, req: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The tower's answer to a ``get`` or ``list`` request of ``client``."""
+    if req.get("t") == "list":
+        ids = [cid for cid, h in held.items() if client in h.params.participants]
+        return {"ok": True, "channels": ids[:MAX_LIST]}
+    cid = ChannelId(bytes(req["channel"]))
+    record = held.get(cid)
+    if record is None or client not in record.params.participants:
+        return {"ok": True, "held": None}
+    return {"ok": True, "held": encode_held(record.params, record.signed)}
+
+
+def encode_held(params: Params, signed: SignedState) -> dict[str, Any]:
+    sig0, sig1 = signed.signatures
+    return {
+        "params": encode_params(params),
+        "state": encode_state(signed.state),
+        "sigs": [sig0, sig1],
+    }
+
+
+def decode_held(raw: object) -> tuple[Params, SignedState] | None:
+    """A ``held`` record of a reply (None if the tower holds nothing)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TowerReplyError("a held record must be a map")
+    sigs = raw.get("sigs")
+    if not isinstance(sigs, list) or len(sigs) != 2:
+        raise TowerReplyError("a held record has two signatures")
+    params = decode_params(bytes(raw["params"]))
+    state = decode_state(bytes(raw["state"]))
+    return params, SignedState(state, (bytes(sigs[0]), bytes(sigs[1])))
+
+
+async def tower_call(
+    endpoint: tuple[str, int],
+    tower_address: Address,
+    signer: Signer,
+    prologue: Prologue,
+    request: Mapping[str, Any],
+    *,
+    timeout: float,
+) -> dict[str, Any]:
+    """One authenticated request to a tower and its reply (``{"ok": true, ...}``); raises
+    :class:`TowerReplyError` for a refusal, a ``TransportError``, ``OSError`` or
+    ``trio.TooSlowError`` if the tower cannot be reached in time."""
+    with trio.fail_after(timeout):
+        secure = await connect(
+            endpoint[0], endpoint[1], signer, tower_address, prologue, timeout=timeout
+        )
+        async with secure:
+            await secure.send(msgpack.packb(dict(request), use_bin_type=True))
+            reply: Any = msgpack.unpackb(await secure.receive(), raw=False)
+    if not isinstance(reply, dict) or reply.get("ok") is not True:
+        error = reply.get("error") if isinstance(reply, dict) else repr(reply)
+        raise TowerReplyError(f"the tower refused: {str(error)[:200]}")
+    return reply
+
+
+def push_request(params: Params, signed: SignedState) -> dict[str, Any]:
+    return {"t": "push", **encode_held(params, signed)}

@@ -1,0 +1,178 @@
+"""The node's side of its watchtowers: every fully signed state is streamed to the desk's towers,
+and a state counts as backed up only once a tower acked it (the tower answers after its fsync).
+
+At start the towers also help the node establish that it is current: for each channel the node
+does not yet know to be current, each tower is asked what it holds. A newer fully signed state
+is adopted (the store was an old copy); if every tower answered and none holds anything newer,
+the node is current as far as its backups go. A tower that cannot be reached leaves the channel
+not known current (the peer or the chain may still settle it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from channels.core.errors import ChannelError
+from channels.core.model import Address, ChannelId, SignedState
+from channels.core.node_events import Alarm, StateUpdated
+from channels.core.protocol import ChainStateSeen
+from channels.defence.towerproto import TowerReplyError, decode_held, push_request, tower_call
+from channels.runtime.eventbus import EventsLost
+from channels.transport import Prologue
+
+# The node is taken as ``Any``: it creates this client, so this module may not import it, even
+# for type checking (import-linter: no cycles).
+Node = Any
+
+log = logging.getLogger("channels.towers")
+
+REQUEST_TIMEOUT = 10.0
+RETRY_EVERY = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TowerEndpoint:
+    """One of the desk's watchtowers: where it listens and the key it proves."""
+
+    host: str
+    port: int
+    address: Address
+
+
+class TowerClient:
+    """Streams states to the towers and remembers what each acked (create with the node)."""
+
+    def __init__(self, node: Node, towers: Sequence[TowerEndpoint]) -> None:
+        self.node = node
+        self.towers = tuple(towers)
+        self.acked: dict[ChannelId, dict[Address, int]] = {}
+        self.failures = 0
+        #: Channels whose store was behind a tower at start: (our version, the tower's).
+        self.restored: dict[ChannelId, tuple[int, int]] = {}
+        self._dirty: set[ChannelId] = set()
+        self._wakeup = trio.Event()
+
+    def backed_up(self, channel_id: bytes) -> int:
+        """The newest version of the channel a tower has acked (-1: none)."""
+        return max(self.acked.get(ChannelId(channel_id), {}).values(), default=-1)
+
+    async def _call(self, tower: TowerEndpoint, request: dict[str, Any]) -> dict[str, Any]:
+        node = self.node
+        prologue = Prologue(node.chain_id, Address(node.chain.address))
+        return await tower_call(
+            (tower.host, tower.port),
+            tower.address,
+            node.signer,
+            prologue,
+            request,
+            timeout=REQUEST_TIMEOUT,
+        )
+
+    # establishing that we are current ----------------------------------------------------------
+    async def fetch(self, tower: TowerEndpoint, channel_id: bytes) -> SignedState | None:
+        reply = await self._call(tower, {"t": "get", "channel": bytes(channel_id)})
+        held = decode_held(reply.get("held"))
+        if held is None:
+            return None
+        params, signed = held
+        if params.channel_id != channel_id:
+            raise TowerReplyError("the tower answered with another channel")
+        return signed
+
+    async def establish_current(self) -> None:
+        """Ask every tower about every channel not known current; adopt newer states."""
+        node = self.node
+        for runtime in list(node._runtimes.values()):
+            machine = runtime.machine
+            if machine.synced:
+                continue
+            cid = machine.channel_id
+            answered = 0
+            for tower in self.towers:
+                try:
+                    held = await self.fetch(tower, cid)
+                except (ChannelError, OSError, trio.TooSlowError, ValueError) as exc:
+                    log.warning("tower %s:%d did not answer: %s", tower.host, tower.port, exc)
+                    continue
+                answered += 1
+                if held is not None and held.state.version > machine.state.version:
+                    old = machine.state.version
+                    try:
+                        await runtime.apply(ChainStateSeen(held))
+                    except ChannelError as exc:
+                        node._bus.emit(Alarm(cid, "TowerStateRefused", str(exc)))
+                        continue
+                    self.restored[cid] = (old, held.state.version)
+                    detail = f"v{old} -> v{held.state.version}"
+                    node._bus.emit(Alarm(cid, "RestoredFromTower", detail))
+                if held is not None:
+                    self._ack(cid, tower.address, held.state.version)
+            if answered == len(self.towers) and answered and not machine.synced:
+                machine.synced = True  # no tower holds anything newer than we do
+                log.info("0x%s: current (towers hold nothing newer)", cid.hex()[:12])
+
+    # streaming ---------------------------------------------------------------------------------
+    def _ack(self, cid: ChannelId, tower: Address, version: int) -> None:
+        per = self.acked.setdefault(cid, {})
+        per[tower] = max(per.get(tower, -1), version)
+
+    def mark(self, channel_id: ChannelId) -> None:
+        self._dirty.add(channel_id)
+        self._wakeup.set()
+
+    async def push(self, cid: ChannelId) -> bool:
+        """Push the channel's newest fully signed state to every tower; True if all acked."""
+        node = self.node
+        runtime = node._runtimes.get(cid)
+        if runtime is None:
+            return True
+        signed = runtime.machine.latest.signed
+        if not signed.fully_signed:
+            return True
+        ok = True
+        for tower in self.towers:
+            if self.acked.get(cid, {}).get(tower.address, -1) >= signed.state.version:
+                continue
+            try:
+                reply = await self._call(tower, push_request(runtime.machine.params, signed))
+                held = int(reply["version"])
+            except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
+                self.failures += 1
+                ok = False
+                log.warning("pushing 0x%s to tower %s failed: %s", cid.hex()[:12], tower.host, exc)
+                continue
+            self._ack(cid, tower.address, held)
+        return ok
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        node = self.node
+        async with node.events() as events, trio.open_nursery() as nursery:
+            task_status.started()
+            await self.establish_current()
+            for cid in list(node._runtimes):
+                self.mark(cid)
+            nursery.start_soon(self._pusher)
+            async for event in events:
+                if isinstance(event, StateUpdated) and event.channel_id is not None:
+                    self.mark(event.channel_id)
+                elif isinstance(event, EventsLost):
+                    for cid in list(node._runtimes):
+                        self.mark(cid)
+
+    async def _pusher(self) -> None:
+        while True:
+            if not self._dirty:
+                self._wakeup = trio.Event()
+                with trio.move_on_after(RETRY_EVERY):
+                    await self._wakeup.wait()
+            dirty, self._dirty = self._dirty, set()
+            for cid in dirty:
+                if not await self.push(cid):
+                    self._dirty.add(cid)  # retried after RETRY_EVERY
+            if self._dirty:
+                await trio.sleep(RETRY_EVERY)

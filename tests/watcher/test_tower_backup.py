@@ -1,0 +1,259 @@
+"""The node streams every fully signed state to the desk's watchtower, counts a state as backed
+up only once the tower acked it, and at start learns from the tower that its store is an old
+copy: it adopts the newer state instead of staying unsure (or, before, publishing the old one)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from adjudicator.client import ChannelStatus, connect_adjudicator
+from channels import open_node
+from channels.cli.config import load_config
+from channels.core.errors import ChannelError
+from channels.core.model import State, to_checksum
+from channels.core.signing import LocalSigner
+from channels.defence.watchtower import Watchtower, open_watchtower
+from channels.runtime.channel import Channel
+from channels.runtime.node import Node
+from channels.runtime.towerclient import TowerEndpoint
+from tests.crash.harness import free_port
+
+from .conftest import FAST, Desks, desk
+
+
+@asynccontextmanager
+async def tower_for(desks: Desks, path: Path) -> AsyncIterator[Watchtower]:
+    async with open_watchtower(
+        LocalSigner.generate().secret,
+        path,
+        desks.url,
+        desks.adjudicator,
+        ("127.0.0.1", 0),
+        clients=[desks.alice.address],
+        poll_interval=0.1,
+    ) as tower:
+        yield tower
+
+
+@asynccontextmanager
+async def alice_with(desks: Desks, path: Path, tower: Watchtower) -> AsyncIterator[Node]:
+    assert tower.listen_port is not None
+    endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
+    async with open_node(
+        signer=desks.alice,
+        store=path,
+        chain=desks.url,
+        adjudicator=desks.adjudicator,
+        settings=FAST,
+        watchtowers=[endpoint],
+    ) as node:
+        yield node
+
+
+async def backed_up(node: Node, cid: bytes, version: int) -> None:
+    while node.towers.backed_up(cid) < version:
+        await trio.sleep(0.05)
+
+
+async def test_old_copy_is_brought_current_by_the_tower(desks: Desks, tmp_path: Path) -> None:
+    store = tmp_path / "a.sqlite"
+    with trio.fail_after(120):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+                assert bob.listen_port is not None
+                async with alice_with(desks, store, tower) as alice:
+                    ch = await alice.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    cid = ch.id
+                    bch = bob.channel(cid)
+                    while ch.version < 4:
+                        await ch.wait_version((await bch.pay(1_000)).version)
+                    await backed_up(alice, cid, ch.version)
+                    v_old = ch.version
+                shutil.copy2(store, tmp_path / "old.sqlite")  # a clean copy
+                async with alice_with(desks, store, tower) as alice:
+                    ch = alice.channel(cid)
+                    while not alice.status()[0].connected:
+                        await trio.sleep(0.05)
+                    for _ in range(5):
+                        await ch.wait_version((await bch.pay(1_000)).version)
+                    await backed_up(alice, cid, ch.version)
+                    latest = ch.state
+            # Bob is gone; Alice's store goes back to the old copy.
+            shutil.copy2(tmp_path / "old.sqlite", store)
+            for side in ("-wal", "-shm"):
+                Path(str(store) + side).unlink(missing_ok=True)
+            async with alice_with(desks, store, tower) as alice:
+                ch = alice.channel(cid)
+                await ch.wait_version(latest.version)
+                assert ch.state == latest
+                assert alice.towers.restored == {cid: (v_old, latest.version)}
+                # Known current now: a dispute needs no --force and registers the newest state.
+                await alice.dispute(cid)
+                async with connect_adjudicator(desks.url, desks.adjudicator, None) as view:
+                    record = await view.channel(cid)
+                assert (record.status, record.version) == (ChannelStatus.DISPUTED, latest.version)
+
+
+async def test_channels_tower_process_from_toml_acks_a_desks_states(
+    desks: Desks, tmp_path: Path
+) -> None:
+    tower_key = LocalSigner.generate()
+    workdir = Path(tempfile.mkdtemp(prefix="octw-", dir="/tmp"))
+    port = free_port()
+    config = workdir / "tower.toml"
+    config.write_text(
+        f"""
+[tower]
+key_env = "OC_TOWER_KEY"
+store = "tower.sqlite"
+listen_host = "127.0.0.1"
+listen_port = {port}
+clients = ["{to_checksum(desks.alice.address)}"]
+poll_interval = 0.2
+
+[chain]
+rpc_url = "{desks.url}"
+adjudicator = "{to_checksum(desks.adjudicator)}"
+"""
+    )
+    desk_cfg = workdir / "alice.toml"
+    desk_cfg.write_text(
+        f"""
+[node]
+key_env = "OC_ALICE_KEY"
+store = "alice.sqlite"
+
+[chain]
+rpc_url = "{desks.url}"
+adjudicator = "{to_checksum(desks.adjudicator)}"
+
+[[watchtower]]
+address = "{to_checksum(tower_key.address)}"
+host = "127.0.0.1"
+port = {port}
+"""
+    )
+    towers = load_config(desk_cfg).watchtowers
+    assert towers == (TowerEndpoint("127.0.0.1", port, tower_key.address),)
+    env = {**os.environ, "OC_TOWER_KEY": "0x" + tower_key.secret.hex()}
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "channels.cli", "tower", "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=str(workdir),
+    )
+    try:
+        with trio.fail_after(120):
+            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+                assert bob.listen_port is not None
+                async with open_node(
+                    signer=desks.alice,
+                    store=tmp_path / "a.sqlite",
+                    chain=desks.url,
+                    adjudicator=desks.adjudicator,
+                    settings=FAST,
+                    watchtowers=towers,
+                ) as alice:
+                    ch = await alice.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    for _ in range(3):
+                        await ch.pay(10)
+                    await backed_up(alice, ch.id, ch.version)
+                    assert alice.towers.backed_up(ch.id) == ch.version
+    finally:
+        process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(15):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_wiped_store_is_rebuilt_from_tower_chain_and_peer(
+    desks: Desks, tmp_path: Path
+) -> None:
+    store = tmp_path / "a.sqlite"
+    with trio.fail_after(120):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            assert tower.listen_port is not None
+            endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
+            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+                assert bob.listen_port is not None
+                bob_endpoint = ("127.0.0.1", bob.listen_port)
+                ids = []
+                async with alice_with(desks, store, tower) as alice:
+                    for deposit in (1_000_000, 2_000_000):
+                        ch = await alice.open_channel(
+                            peer=bob_endpoint,
+                            peer_address=desks.bob.address,
+                            asset=desks.token,
+                            deposit=deposit,
+                            peer_deposit=deposit,
+                            oracle=desks.oracle.address,
+                            challenge_period=3600,
+                        )
+                        for _ in range(3):
+                            await ch.wait_version((await bob.channel(ch.id).pay(100)).version)
+                        await backed_up(alice, ch.id, ch.version)
+                        ids.append(ch.id)
+                    before = {cid: alice.channel(cid).state for cid in ids}
+                # The disk is lost: only the key is left.
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(store) + suffix).unlink(missing_ok=True)
+                async with open_node(
+                    signer=desks.alice,
+                    store=store,
+                    chain=desks.url,
+                    adjudicator=desks.adjudicator,
+                    settings=FAST,
+                    watchtowers=[endpoint],
+                    peers={desks.bob.address: bob_endpoint},
+                ) as alice:
+                    assert alice.rebuilt is not None
+                    assert alice.rebuilt.rebuilt == {cid: before[cid].version for cid in ids}
+                    for cid in ids:
+                        ch = alice.channel(cid)
+                        assert ch.state == before[cid]
+                    # The peer is reached again (its endpoint from the desk's config) and the
+                    # channels trade on.
+                    for cid in ids:
+                        ch = alice.channel(cid)
+                        done = await _pay_when_linked(ch)
+                        await bob.channel(cid).wait_version(done.version)
+
+
+async def _pay_when_linked(ch: Channel) -> State:
+    for _ in range(200):
+        try:
+            return await ch.pay(1)
+        except ChannelError as exc:
+            if "resynchronising" not in str(exc) and "Disconnected" not in str(exc):
+                raise
+            await trio.sleep(0.05)
+    raise AssertionError("the peer was never reached again")
