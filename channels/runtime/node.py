@@ -159,7 +159,7 @@ class Node:
         #: Messages naming a channel we do not have with the sending peer.
         self.unknown_channel_messages = 0
         #: The desk's watchtowers (channels/runtime/towerclient.py); none unless configured.
-        self.towers = TowerClient(self, ())
+        self.towers = TowerClient(self, (), self._runtimes)
         #: What a start with watchtowers rebuilt from them (channels/runtime/rebuild.py).
         self.rebuilt: RebuildReport | None = None
 
@@ -587,7 +587,7 @@ async def open_node(
                     quote_limits=quote_limits,
                 )
                 await node.refresh_chain_time()
-                node.towers = TowerClient(node, watchtowers)
+                node.towers.use(watchtowers)
                 if watchtowers:
                     node.rebuilt = await rebuild_from_towers(node, watchtowers, peers or {})
                 await node.restore()

@@ -11,7 +11,7 @@ not known current (the peer or the chain may still settle it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import trio
 
 from channels.core.errors import ChannelError
 from channels.core.model import Address, ChannelId, SignedState
-from channels.core.node_events import Alarm, StateUpdated
+from channels.core.node_events import StateUpdated
 from channels.core.protocol import ChainStateSeen
 from channels.defence.towerproto import TowerReplyError, decode_held, push_request, tower_call
 from channels.runtime.eventbus import EventsLost
@@ -47,8 +47,12 @@ class TowerEndpoint:
 class TowerClient:
     """Streams states to the towers and remembers what each acked (create with the node)."""
 
-    def __init__(self, node: Node, towers: Sequence[TowerEndpoint]) -> None:
+    def __init__(
+        self, node: Node, towers: Sequence[TowerEndpoint], runtimes: Mapping[ChannelId, Any]
+    ) -> None:
         self.node = node
+        #: The node's channel runtimes by id (the node passes its registry in, read only).
+        self._runtimes = runtimes
         self.towers = tuple(towers)
         self.acked: dict[ChannelId, dict[Address, int]] = {}
         self.failures = 0
@@ -56,6 +60,10 @@ class TowerClient:
         self.restored: dict[ChannelId, tuple[int, int]] = {}
         self._dirty: set[ChannelId] = set()
         self._wakeup = trio.Event()
+
+    def use(self, towers: Sequence[TowerEndpoint]) -> None:
+        """Stream to ``towers`` from now on (the node is created before its config is read)."""
+        self.towers = tuple(towers)
 
     def backed_up(self, channel_id: bytes) -> int:
         """The newest version of the channel a tower has acked (-1: none)."""
@@ -87,7 +95,7 @@ class TowerClient:
     async def establish_current(self) -> None:
         """Ask every tower about every channel not known current; adopt newer states."""
         node = self.node
-        for runtime in list(node._runtimes.values()):
+        for runtime in list(self._runtimes.values()):
             machine = runtime.machine
             if machine.synced:
                 continue
@@ -105,11 +113,11 @@ class TowerClient:
                     try:
                         await runtime.apply(ChainStateSeen(held))
                     except ChannelError as exc:
-                        node._bus.emit(Alarm(cid, "TowerStateRefused", str(exc)))
+                        node.alarm("TowerStateRefused", str(exc), cid)
                         continue
                     self.restored[cid] = (old, held.state.version)
                     detail = f"v{old} -> v{held.state.version}"
-                    node._bus.emit(Alarm(cid, "RestoredFromTower", detail))
+                    node.alarm("RestoredFromTower", detail, cid)
                 if held is not None:
                     self._ack(cid, tower.address, held.state.version)
             if answered == len(self.towers) and answered and not machine.synced:
@@ -127,8 +135,7 @@ class TowerClient:
 
     async def push(self, cid: ChannelId) -> bool:
         """Push the channel's newest fully signed state to every tower; True if all acked."""
-        node = self.node
-        runtime = node._runtimes.get(cid)
+        runtime = self._runtimes.get(cid)
         if runtime is None:
             return True
         signed = runtime.machine.latest.signed
@@ -154,14 +161,14 @@ class TowerClient:
         async with node.events() as events, trio.open_nursery() as nursery:
             task_status.started()
             await self.establish_current()
-            for cid in list(node._runtimes):
+            for cid in list(self._runtimes):
                 self.mark(cid)
             nursery.start_soon(self._pusher)
             async for event in events:
                 if isinstance(event, StateUpdated) and event.channel_id is not None:
                     self.mark(event.channel_id)
                 elif isinstance(event, EventsLost):
-                    for cid in list(node._runtimes):
+                    for cid in list(self._runtimes):
                         self.mark(cid)
 
     async def _pusher(self) -> None:
