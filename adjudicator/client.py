@@ -10,8 +10,7 @@ It speaks the core's types (``channels.core.model``: ``Params``, ``State``, ``Si
 * views are ``eth_call``s, optionally at a given block (for confirmation depth);
 * :meth:`AdjudicatorClient.events` decodes the contract's logs into :class:`ChainEvent`s.
 
-:func:`settlement_proof` builds the Merkle proof a ``settlePosition``/``releaseUnsettled`` needs
-against the *current* on-chain root, in which every already settled or released slot is empty.
+The ABI tuples of the core types and the settlement proofs are in :mod:`adjudicator.calldata`.
 """
 
 from __future__ import annotations
@@ -22,25 +21,31 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from channels.core.errors import IllegalCall, UnknownPosition
+from channels.core.errors import IllegalCall
 from channels.core.model import (
     ZERO_ADDRESS,
-    Amount,
     Attestation,
-    ChannelId,
     Params,
     Position,
     SignedState,
     State,
-    Version,
     Withdrawal,
     check_bytes,
     to_checksum,
 )
-from channels.core.positions import BookSnapshot, PositionBook
 
 from . import tokens
 from .abi import ContractAbi, canonical_type
+from .calldata import (
+    attestation_tuple,
+    both_signatures,
+    params_tuple,
+    position_tuple,
+    settlement_proof,
+    state_from_tuple,
+    state_tuple,
+    withdrawal_tuple,
+)
 from .errors import ContractError, from_chain_error
 from .rpc import RpcClient, open_rpc
 from .rpc_errors import ExecutionReverted
@@ -119,57 +124,7 @@ class ChainEvent:
     removed: bool
 
 
-# ---- ABI tuples ------------------------------------------------------------------------------
-
-
-def params_tuple(p: Params) -> tuple[Any, ...]:
-    return (
-        p.chain_id, p.adjudicator, p.asset, p.asset_decimals, p.participants[0],
-        p.participants[1], p.challenge_period, p.oracle, p.nonce,
-    )
-
-
-def state_tuple(s: State) -> tuple[Any, ...]:
-    return (
-        s.channel_id, s.version, s.balances[0], s.balances[1], s.deposited[0], s.deposited[1],
-        s.withdrawn[0], s.withdrawn[1], s.locked, s.positions_root, s.position_count, s.is_final,
-    )
-
-
-def state_from_tuple(raw: Sequence[Any]) -> State:
-    """The core State of a decoded ABI ``State`` tuple."""
-    return State(
-        channel_id=ChannelId(bytes(raw[0])),
-        version=Version(int(raw[1])),
-        balances=(Amount(int(raw[2])), Amount(int(raw[3]))),
-        deposited=(Amount(int(raw[4])), Amount(int(raw[5]))),
-        withdrawn=(Amount(int(raw[6])), Amount(int(raw[7]))),
-        locked=Amount(int(raw[8])),
-        positions_root=bytes(raw[9]),
-        position_count=int(raw[10]),
-        is_final=bool(raw[11]),
-    )
-
-
-def position_tuple(p: Position) -> tuple[Any, ...]:
-    return (
-        p.id, p.underlying, int(p.kind), p.strike, p.expiry, p.quantity, p.writer, p.collateral,
-    )
-
-
-def attestation_tuple(a: Attestation) -> tuple[Any, ...]:
-    return (a.underlying, a.expiry, a.price)
-
-
-def withdrawal_tuple(w: Withdrawal) -> tuple[Any, ...]:
-    return (w.channel_id, w.version, w.participant, w.amount, w.recipient)
-
-
-def _both_signatures(signed: SignedState) -> tuple[bytes, bytes]:
-    sig0, sig1 = signed.signatures
-    if sig0 is None or sig1 is None:
-        raise IllegalCall(f"state version {signed.state.version} is not signed by both")
-    return sig0, sig1
+# ---- log decoding helpers --------------------------------------------------------------------
 
 
 def _hex_bytes(value: str | None) -> bytes:
@@ -180,28 +135,6 @@ def _raw_value(typ: str, value: Any) -> Any:
     if typ == "address" and isinstance(value, str):
         return bytes.fromhex(value[2:])
     return value
-
-
-# ---- settlement proofs -----------------------------------------------------------------------
-
-
-def settlement_proof(
-    book_snapshot: BookSnapshot, settled_ids: Collection[int], position_id: int
-) -> list[bytes]:
-    """Proof of ``position_id`` against the on-chain root of a concluded channel.
-
-    ``book_snapshot`` is the positions book of the concluded state (its root is the state's
-    ``positionsRoot``); ``settled_ids`` are the positions already settled or released on chain
-    (their leaves are zero in the current root, see the ``PositionSettled``/``PositionReleased``
-    events). Raises ``UnknownPosition`` if the position is not in the book or already settled.
-    """
-    if position_id in settled_ids:
-        raise UnknownPosition(f"position {position_id} is already settled or released")
-    book = PositionBook.from_snapshot(book_snapshot)
-    for pid in settled_ids:
-        if pid in book:
-            book.remove(pid)  # type: ignore[arg-type]
-    return book.proof(position_id)  # type: ignore[arg-type]
 
 
 # ---- the client ------------------------------------------------------------------------------
@@ -340,21 +273,21 @@ class AdjudicatorClient:
 
     async def conclude(self, params: Params, signed: SignedState) -> Receipt:
         """Conclude with a mutually signed final state (pays both participants)."""
-        sig0, sig1 = _both_signatures(signed)
+        sig0, sig1 = both_signatures(signed)
         return await self.transact(
             "conclude", params_tuple(params), state_tuple(signed.state), sig0, sig1
         )
 
     async def register(self, params: Params, signed: SignedState) -> Receipt:
         """Start a dispute, or replace the registered state with a newer one."""
-        sig0, sig1 = _both_signatures(signed)
+        sig0, sig1 = both_signatures(signed)
         return await self.transact(
             "register", params_tuple(params), state_tuple(signed.state), sig0, sig1
         )
 
     async def checkpoint(self, params: Params, signed: SignedState) -> Receipt:
         """Record a newer fully signed state; clears a dispute."""
-        sig0, sig1 = _both_signatures(signed)
+        sig0, sig1 = both_signatures(signed)
         return await self.transact(
             "checkpoint", params_tuple(params), state_tuple(signed.state), sig0, sig1
         )
