@@ -36,9 +36,10 @@ from channels.cli.config import (
     parse_price,
     parse_quantity,
 )
+from channels.cli.init_cmd import run_init
 from channels.cli.key_cmds import run_address, run_keygen
 from channels.cli.node_cmd import run_node
-from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle, run_init
+from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle
 from channels.cli.quote_cmds import add_quote_commands
 from channels.cli.tower_cmd import run_tower
 from channels.cli.units import (
@@ -401,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "init",
-        "create a desk config and a fresh key file (mode 0600) next to it",
+        "create a desk config and a fresh key in an encrypted keystore (mode 0600) next to it",
         run_init,
     )
     p.add_argument("path", help="the config to create, e.g. desks/my-desk.toml")
@@ -411,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asset", type=_typed(_address_arg), help="the channel asset (ERC-20)")
     p.add_argument("--oracle", type=_typed(_address_arg), help="the price oracle's address")
     p.add_argument("--listen-port", type=int, help="TCP port peers dial (default: a free one, now)")
+    p.add_argument("--scrypt-n", type=int, default=None, help=argparse.SUPPRESS)  # tests only
+    _password_options(p)  # the config reads the password the same way (default: a prompt)
 
     add_quote_commands(command, _typed)  # firm quotes: rfq, offer, quotes, answer, fill
 

@@ -38,6 +38,7 @@ from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChainError, ChannelError, UnknownChannel
 from channels.core.model import Attestation, ChannelId, Price, to_checksum
 from channels.core.node_events import Finality, FinalityChanged
+from channels.core.options import check_attestation
 from channels.core.protocol import Phase
 
 if TYPE_CHECKING:
@@ -351,6 +352,8 @@ class ControlServer:
             raise BadRequest(f"settle: no open position {position_id}")
         position = matching[0]
         attestation = Attestation(position.underlying, position.expiry, Price(price))
+        # Checked before the watcher keeps it: a wrong file must not replace a good attestation.
+        check_attestation(channel.domain, channel.params.oracle, attestation, signature)
         self.node.add_attestation(attestation, signature)
         return state_json(await channel.settle(position_id, attestation, signature))
 

@@ -304,3 +304,6 @@ def test_sample_configs_parse_and_point_at_each_other() -> None:
     key_b = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"  # anvil dev 2
     assert load_signer(a, {"DESK_A_KEY": key_a}).address == b.peers["desk-a"].address
     assert load_signer(b, {"DESK_B_KEY": key_b}).address == a.peers["desk-b"].address
+    # Shipped examples consent to nothing the peer asks: the operator lists what they accept.
+    assert a.peers["desk-b"].approve == frozenset() == b.peers["desk-a"].approve
+    assert "approve = []" in (examples / "desk-a.toml").read_text()
