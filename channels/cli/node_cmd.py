@@ -193,19 +193,25 @@ async def serve_desk(
             await nursery.start(log_events, node)
             health = HealthMonitor(node)
             await nursery.start(health.run)
-            await nursery.start(partial(serve_control, node, cfg.control, health=health))
-            if cfg.metrics_port is not None:
+            metrics_url = None
+            if cfg.metrics:
                 try:
-                    await nursery.start(
+                    port = await nursery.start(
                         serve_metrics, node, health, cfg.metrics_host, cfg.metrics_port
                     )
                 except OSError as exc:
                     if exc.errno == errno.EADDRINUSE:
                         raise PortInUse(
                             f"port {cfg.metrics_port} on {cfg.metrics_host} is already in use "
-                            f"([node] metrics_port in {cfg.path}): choose another port"
+                            f"([node] metrics_port in {cfg.path}): choose another port, or 0 "
+                            "for one the system picks"
                         ) from None
                     raise
+                host = f"[{cfg.metrics_host}]" if ":" in cfg.metrics_host else cfg.metrics_host
+                metrics_url = f"http://{host}:{port}"
+            await nursery.start(
+                partial(serve_control, node, cfg.control, health=health, metrics_url=metrics_url)
+            )
             log.info(
                 "node %s chain_id=%d adjudicator=%s listen=%s control=%s channels=%d",
                 to_checksum(node.address),

@@ -60,6 +60,8 @@ async def cmd_getinfo(client: ControlClient, args: argparse.Namespace, cfg: Conf
     out(f"channels {info['version']}  node {info['address']}")
     out(f"chain {info['chain_id']}  adjudicator {info['adjudicator']}")
     out(f"listen port {info['listen_port'] or '-'}  channels {info['channels']}")
+    metrics = info.get("metrics_url")
+    out(f"metrics {metrics}/metrics  health {metrics}/healthz" if metrics else "metrics off")
     for phase, count in sorted(info["channels_by_phase"].items()):
         out(f"  {phase:<10} {count}")
     for line in health_lines(info.get("health")):

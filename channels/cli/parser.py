@@ -165,6 +165,16 @@ def _password_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--password-file", metavar="FILE", help="file with the password (0600)")
 
 
+def _deployer_options(parser: argparse.ArgumentParser) -> None:
+    """The account that pays for a deployment: the same key sources as a desk's (SIGNERS.md)."""
+    _key_options(parser)
+    parser.add_argument(
+        "--keystore", metavar="FILE", help="an encrypted keystore (its password: see below)"
+    )
+    parser.add_argument("--remote", metavar="URL", help="a JSON-RPC signer holding one account")
+    _password_options(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="channels",
@@ -218,11 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rpc-url", help="deploy to this chain instead of starting anvil (needs a key option)"
     )
-    _key_options(p)
+    _deployer_options(p)
 
     p = command("deploy", "deploy the adjudicator to a chain and print its address", run_deploy)
     p.add_argument("--rpc-url", help="JSON-RPC URL (default: [chain] rpc_url of --config)")
-    _key_options(p)
+    _deployer_options(p)
 
     command("tower", "run a watchtower from its TOML config until SIGINT/SIGTERM", run_tower)
 

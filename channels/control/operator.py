@@ -2,8 +2,8 @@
 
 ``asset_info``  ``asset``: the asset's decimals (read from the chain), so the CLI can take amounts
                 in the asset's units
-``getinfo``     the node: version, address, chain, listen port, channel counts by phase, and its
-                health (chain reachable, head age, peers connected, open alarms)
+``getinfo``     the node: version, address, chain, listen port, metrics URL, channel counts by
+                phase, and its health (chain reachable, head age, peers connected, open alarms)
 ``peers``       every peer the node has a channel with: online or not, and its channels
 """
 
@@ -24,6 +24,7 @@ class _Server(Protocol):
 
     node: Node
     health: HealthMonitor | None
+    metrics_url: str | None
     commands: dict[str, tuple[frozenset[str], Handler]]
 
 
@@ -55,6 +56,7 @@ def register_operator_commands(server: _Server) -> None:
             "chain_id": node.chain_id,
             "adjudicator": to_checksum(node.chain.address),
             "listen_port": node.listen_port,
+            "metrics_url": server.metrics_url,
             "channels": len(node.channels),
             "channels_by_phase": phases,
             "peers_connected": len(connected()),

@@ -53,9 +53,12 @@ log = logging.getLogger("channels.control")
 class ControlServer:
     """Answers control requests for one node. ``await nursery.start(server.serve, path)``."""
 
-    def __init__(self, node: Node, health: HealthMonitor | None = None) -> None:
+    def __init__(
+        self, node: Node, health: HealthMonitor | None = None, metrics_url: str | None = None
+    ) -> None:
         self.node = node
         self.health = health
+        self.metrics_url = metrics_url
         self.finality: dict[ChannelId, Finality] = {}
         self.commands: dict[str, tuple[frozenset[str], Handler]] = {}
         for name, fields, handler in (
@@ -477,10 +480,12 @@ async def serve_control(
     path: str | os.PathLike[str],
     *,
     health: HealthMonitor | None = None,
+    metrics_url: str | None = None,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``node``'s control socket at ``path`` until cancelled.
+    """Serve ``node``'s control socket at ``path`` until cancelled (``metrics_url``: where the
+    node's /metrics and /healthz are served, for ``getinfo``).
 
     ``await nursery.start(serve_control, node, path)`` returns once the socket accepts requests.
     """
-    await ControlServer(node, health).serve(path, task_status=task_status)
+    await ControlServer(node, health, metrics_url).serve(path, task_status=task_status)

@@ -69,6 +69,12 @@ def test_minimal_config_and_missing_chain(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a.sqlite"\ncontrol = "c"\n'))
     assert cfg.control == tmp_path / "c"
     assert cfg.listen_port is None
+    # metrics and /healthz: on by default, loopback only, a port the system picks at start
+    assert (cfg.metrics, cfg.metrics_host, cfg.metrics_port) == (True, "127.0.0.1", 0)
+    off = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a"\nmetrics = false\n'))
+    assert off.metrics is False
+    with pytest.raises(ConfigError, match=r"\[node\] metrics: must be true"):
+        load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a"\nmetrics = "yes"\n'))
     with pytest.raises(ConfigError, match=r"rpc_url is not set.*channels chain"):
         cfg.require_chain()
 

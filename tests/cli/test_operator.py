@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -126,6 +127,15 @@ async def test_operator_commands(
             assert info["health"]["chain_reachable"] is True
             code, out, err = await run("-c", a, "getinfo")
             assert code == 0 and "chain: ok, block" in out and "peers connected: 1 of 1" in out
+
+            # a desk with no metrics keys serves /metrics and /healthz, on loopback only -------
+            url = info["metrics_url"]
+            assert url.startswith("http://127.0.0.1:") and f"metrics {url}/metrics" in out
+            scraped = await trio.to_thread.run_sync(httpx.get, f"{url}/metrics")
+            assert scraped.status_code == 200
+            assert 'channels_channels{phase="open"} 1.0' in scraped.text
+            healthz = await trio.to_thread.run_sync(httpx.get, f"{url}/healthz")
+            assert healthz.status_code in (200, 503) and "chain_reachable" in healthz.text
             peers = await run.json("-c", a, "peers")
             assert peers[0]["name"] == "desk-b" and peers[0]["connected"] is True
             code, out, err = await run("-c", a, "peers")

@@ -61,6 +61,8 @@ async def test_settle_from_an_attestation_file(
     cfg_a.write_text(cfg_a.read_text().replace("{PEER_PORT}", str(port_b)))
     cfg_b.write_text(cfg_b.read_text().replace("{PEER_PORT}", str(port_a)))
     a = str(cfg_a)
+    # desk B turns its metrics off: getinfo says so, and no port is opened
+    cfg_b.write_text(cfg_b.read_text().replace("[node]\n", "[node]\nmetrics = false\n", 1))
     run = Runner(capsys)
     oracle = LocalSigner.from_hex(chain.keys[9])  # the desks' configured oracle
     stranger = LocalSigner.from_hex(chain.keys[8])
@@ -85,6 +87,8 @@ async def test_settle_from_an_attestation_file(
                 while (await control.call(conf.control, "ping"))["now"] < expiry:
                     await trio.sleep(0.05)
             info = await run.json("-c", a, "getinfo")
+            assert info["metrics_url"].startswith("http://127.0.0.1:")
+            assert (await control.call(conf_b.control, "getinfo"))["metrics_url"] is None
             chain_id = int(info["chain_id"])
             assert conf_a.adjudicator is not None
             where = {"chain_id": chain_id, "underlying": "ETH-USD", "expiry": expiry}
