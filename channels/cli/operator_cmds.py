@@ -44,10 +44,13 @@ def health_lines(health: Mapping[str, Any] | None) -> list[str]:
     lines.append(f"peers connected: {health['peers_connected']} of {len(health['peers'])}")
     for alarm in health["open_alarms"]:
         where = f" channel {short_id(alarm['channel'])}" if alarm.get("channel") else ""
+        number = f" {alarm['id']}" if "id" in alarm else ""
         lines.append(
-            f"ALARM {alarm['kind']}{where} since {iso_time(int(alarm['raised_at']))}: "
+            f"ALARM{number} {alarm['kind']}{where} since {iso_time(int(alarm['raised_at']))}: "
             f"{alarm['detail']}"
         )
+    if health["open_alarms"] and "id" in health["open_alarms"][0]:
+        lines.append("(once handled: channels ack ID; channels alarms --all lists every alarm)")
     lines.append("healthy" if health["healthy"] else "UNHEALTHY: " + "; ".join(health["problems"]))
     return lines
 
@@ -123,6 +126,70 @@ async def cmd_peers(client: ControlClient, args: argparse.Namespace, cfg: Config
             ],
         )
     )
+    return 0
+
+
+# alarms ----------------------------------------------------------------------------------------
+def alarm_view(a: Mapping[str, Any]) -> dict[str, Any]:
+    """An alarm as ``alarms`` and ``ack`` show it: ISO times, open or acknowledged."""
+    acked = a.get("acked_at")
+    return {
+        "id": a["id"],
+        "kind": a["kind"],
+        "channel": a.get("channel"),
+        "detail": a["detail"],
+        "raised_at": iso_time(int(a["raised_at"])),
+        "last_raised_at": iso_time(int(a["last_raised_at"])),
+        "repeats": a["repeats"],
+        "state": "open" if acked is None else "acknowledged",
+        "acked_at": None if acked is None else iso_time(int(acked)),
+    }
+
+
+async def cmd_alarms(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
+    """The node's open alarms (``--all``: acknowledged ones too)."""
+    result = await client.call("alarms", all=True if args.all else None)
+    views = [alarm_view(a) for a in result["alarms"]]
+    if args.json:
+        print_json({"alarms": views, "open": result["open"]})
+        return 0
+    if not views:
+        out("no open alarms" if not args.all else "no alarms")
+        return 0
+    from channels.cli.views import render_table
+
+    out(
+        render_table(
+            ("ID", "KIND", "CHANNEL", "RAISED", "REPEATS", "STATE", "DETAIL"),
+            [
+                (
+                    str(v["id"]),
+                    v["kind"],
+                    short_id(v["channel"]) if v["channel"] else "-",
+                    v["raised_at"],
+                    str(v["repeats"]),
+                    v["state"],
+                    v["detail"],
+                )
+                for v in views
+            ],
+        )
+    )
+    if result["open"]:
+        out("acknowledge one once handled: channels ack ID")
+    return 0
+
+
+async def cmd_ack(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
+    """Acknowledge an alarm: it stops counting against the desk's health, across restarts."""
+    result = await client.call("ack", id=args.alarm_id)
+    view = alarm_view(result["alarm"])
+    if args.json:
+        print_json({"alarm": view, "was_open": result["was_open"]})
+    elif result["was_open"]:
+        out(f"alarm {view['id']} ({view['kind']}) acknowledged")
+    else:
+        out(f"alarm {view['id']} ({view['kind']}) was already acknowledged at {view['acked_at']}")
     return 0
 
 

@@ -39,7 +39,7 @@ from channels.cli.config import (
 from channels.cli.init_cmd import run_init
 from channels.cli.key_cmds import run_address, run_keygen
 from channels.cli.node_cmd import run_node
-from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle
+from channels.cli.operator_cmds import cmd_ack, cmd_alarms, cmd_getinfo, cmd_peers, cmd_settle
 from channels.cli.quote_cmds import add_quote_commands
 from channels.cli.tower_cmd import run_tower
 from channels.cli.units import (
@@ -104,6 +104,12 @@ def _address_arg(text: str) -> bytes:
 
 AMOUNT = "in the asset's units, e.g. 1.5 (smallest units with --raw)"
 CHANNEL = "a [peers] name (its open channel), or a channel id or id prefix (see status)"
+
+
+def _alarm_id(text: str) -> int:
+    if not text.isdigit():
+        raise UnitError(f"not an alarm id (a whole number, see channels alarms): {text!r}")
+    return int(text)
 
 
 def _position_id(text: str) -> int:
@@ -383,6 +389,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command("peers", "configured peers and peers with channels: online or not", None, cmd_peers)
+
+    p = command(
+        "alarms", "open alarms with their ids (--all: acknowledged ones too)", None, cmd_alarms
+    )
+    p.add_argument("--all", action="store_true", help="acknowledged alarms too")
+
+    p = command(
+        "ack",
+        "acknowledge an alarm once handled: it no longer makes the desk unhealthy (kept across "
+        "restarts; the same condition raised again stays acknowledged)",
+        None,
+        cmd_ack,
+    )
+    p.add_argument("alarm_id", type=_typed(_alarm_id), help="the alarm's id (see alarms, status)")
 
     p = command(
         "settle",

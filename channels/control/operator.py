@@ -5,12 +5,15 @@
 ``getinfo``     the node: version, address, chain, listen port, metrics URL, channel counts by
                 phase, and its health (chain reachable, head age, peers connected, open alarms)
 ``peers``       every peer the node has a channel with: online or not, and its channels
+``alarms``      ``[all]``: the open alarms (with ``all``: acknowledged ones too), each with its id
+``ack``         ``id``: acknowledge an alarm; it stays acknowledged across restarts
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from channels.control.errors import BadRequest
 from channels.control.fields import Fields, Handler
 from channels.core.model import to_checksum
 
@@ -85,9 +88,34 @@ def register_operator_commands(server: _Server) -> None:
             )
         return rows
 
+    def alarm_book() -> HealthMonitor:
+        if server.health is None:
+            raise BadRequest("this node keeps no alarms (it runs without a health monitor)")
+        return server.health
+
+    async def alarms(f: Fields) -> Any:
+        from channels.ops.health import alarm_json
+
+        health = alarm_book()
+        shown = health.alarms.records() if f.has("all") else health.open_alarms()
+        return {"alarms": [alarm_json(a) for a in shown], "open": len(health.open_alarms())}
+
+    async def ack(f: Fields) -> Any:
+        from channels.ops.alarms import UnknownAlarm
+        from channels.ops.health import alarm_json
+
+        alarm_id = f.get_int("id")
+        try:
+            record, was_open = alarm_book().acknowledge(alarm_id)
+        except UnknownAlarm as exc:
+            raise BadRequest(str(exc)) from None
+        return {"alarm": alarm_json(record), "was_open": was_open}
+
     for name, fields, handler in (
         ("asset_info", ("asset",), asset_info),
         ("getinfo", (), getinfo),
         ("peers", (), peers),
+        ("alarms", ("all",), alarms),
+        ("ack", ("id",), ack),
     ):
         server.commands[name] = (frozenset(fields), handler)
