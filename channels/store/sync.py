@@ -350,7 +350,7 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
         else:
             latest = self._latest_update(channel_id, params, head_version, bytes(head_link))
             highest = max(highest, head_version)
-        book = self._book_from_rows(channel_id, high_water)[0]
+        book = self._book_from_rows(channel_id, high_water)
         state = latest.signed.state
         if (book.root, len(book), book.locked) != (
             state.positions_root,
