@@ -199,7 +199,7 @@ class _Transactions(_StoreBase):
                 f"version {version} is older than the stored latest version {live.head_version}"
             )
         self._claim_version(channel_id, version, state_hash)
-        blob = wire.encode_update(update)
+        record = wire.UpdateRecord(update)  # encoded once: the positions it opens too
         self._touched.add(channel_id)  # from here on, a failure drops the cached channel
         conn = self._conn
         if book is not None:
@@ -210,7 +210,7 @@ class _Transactions(_StoreBase):
                 changes = self._derive_changes(live, update)  # keeps live.book: root checked
             else:
                 live.book = None  # the machine applied and checked them; no tree kept here
-            freed, placed = _apply_changes(live, channel_id, changes)
+            freed, placed = _apply_changes(live, channel_id, changes, record)
             conn.executemany("DELETE FROM book_positions WHERE channel_id = ? AND slot = ?", freed)
         # The machine checked the positions root of the book these rows hold before it signed;
         # count and locked collateral are checked here too (cheaply, without the tree), and the
@@ -228,6 +228,7 @@ class _Transactions(_StoreBase):
         conn.executemany("INSERT INTO book_positions VALUES (?, ?, ?, ?)", placed)
         link = chain_link(live.head_link, state_hash, version)
         now = self._now()
+        blob = record.blob
         conn.execute(
             "INSERT INTO states (channel_id, version, state_hash, update_blob, blob_hash, "
             "prev_link, link, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -359,7 +360,7 @@ _Row = tuple[ChannelId, int, bytes, bytes]
 
 
 def _apply_changes(
-    live: _Live, channel_id: ChannelId, changes: BookChanges
+    live: _Live, channel_id: ChannelId, changes: BookChanges, record: wire.UpdateRecord
 ) -> tuple[list[tuple[ChannelId, int]], list[_Row]]:
     """Apply ``changes`` to the cached slots; return the rows to delete and to insert."""
     high_water = changes.high_water
@@ -388,6 +389,6 @@ def _apply_changes(
         slots[slot] = position
         slot_of[position.id] = slot
         live.locked += position.collateral
-        placed.append((channel_id, slot, _pid(position), _position_blob(slot, position)))
+        placed.append((channel_id, slot, _pid(position), record.position_record(slot, position)))
     live.high_water = high_water
     return freed, placed
