@@ -1,6 +1,6 @@
 """The store's commit path alone, next to a bare SQLite commit measured in the same run.
 
-    .venv/bin/python benchmarks/store_commit.py [--quick]
+    .venv/bin/python benchmarks/store_commit.py [--quick | --updates N]
 
 Real, doubly signed updates are built beforehand with the options rules, so only the store is
 timed. Scenarios, each on a fresh store with ``synchronous=FULL``:
@@ -214,9 +214,10 @@ def store_persist(path: Path, channel: Channel, warm: int) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="40 updates per scenario, not 200")
+    parser.add_argument("--updates", type=int, default=0, help="updates per scenario")
     args = parser.parse_args(argv)
-    n = 40 if args.quick else 200
+    n = args.updates or (40 if args.quick else 200)
     print(
         f"store commit path - python {platform.python_version()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}"
