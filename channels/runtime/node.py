@@ -460,10 +460,10 @@ class Node:
                 stored.book,
                 stored.highest_signed,
                 stored.phase,
+                stored.recent,
             )
-            # A store read from disk may be an old copy (a restored backup is as "cleanly shut
-            # down" as the real thing): the node is not known current until the peer's
-            # reestablish, a tower or the chain says so (channels/runtime/currency.py).
+            # A store read from disk may be an old copy (a restored backup looks clean): not known
+            # current until the peer, a tower or the chain says so (channels/runtime/currency.py).
             machine.synced = False
             self._add(machine, stored.endpoint)
 
