@@ -100,6 +100,7 @@ class Config:
     metrics_port: int | None = None
     update_timeout: float | None = None
     open_timeout: float | None = None
+    max_deposit_fee_bps: int = 0  # consent: the transfer fee this desk accepts (0: none)
     rpc_url: str | None = None
     rpc_fallback_urls: tuple[str, ...] = ()
     watchtowers: tuple[TowerEndpoint, ...] = ()
@@ -162,7 +163,10 @@ class Config:
         if self.open_timeout is not None:
             extra["open_timeout"] = self.open_timeout
         return NodeSettings(
-            confirmations=self.confirmations, chain_poll_interval=self.poll_interval, **extra
+            confirmations=self.confirmations,
+            chain_poll_interval=self.poll_interval,
+            max_deposit_fee_bps=self.max_deposit_fee_bps,
+            **extra,
         )
 
 
@@ -179,6 +183,7 @@ _NODE_KEYS = {
     "metrics_port",
     "update_timeout",
     "open_timeout",
+    "max_deposit_fee_bps",
 }
 _CHAIN_KEYS = {
     "rpc_url",
@@ -362,6 +367,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         metrics_port=node.get_int("metrics_port", 0, 65535),
         update_timeout=node.get_float("update_timeout"),
         open_timeout=node.get_float("open_timeout"),
+        max_deposit_fee_bps=node.get_int("max_deposit_fee_bps", 0, 9_999) or 0,
         rpc_url=rpc_url,
         rpc_fallback_urls=_fallback_urls(chain),
         watchtowers=_watchtowers(cfg_path, doc.get("watchtower", [])),

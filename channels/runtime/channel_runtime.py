@@ -39,7 +39,7 @@ from channels.core.protocol import (
 from channels.core.protocol.roles import FOLLOWER, LEADER
 from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
-from channels.runtime.deposits import deposit_measured
+from channels.runtime.deposits import check_fee, deposit_measured
 from channels.runtime.errors import UpdateRefusedError
 from channels.signers.calling import call_signer
 from channels.testing.crash import crash_point
@@ -288,6 +288,7 @@ class ChannelRuntime:
         )
         crash_point("deposit", "post_send")
         self._ctx.bus.emit(measured)
+        check_fee(measured, self._ctx.settings.max_deposit_fee_bps)  # consent: no silent fee
 
     async def fund_quietly(self) -> None:
         try:
@@ -303,6 +304,7 @@ class ChannelRuntime:
         await self._ctx.check_funding(machine.params, amount)  # consent: gas reserve
         measured = await deposit_measured(self._ctx.chain, machine.params, machine.index, amount)
         self._ctx.bus.emit(measured)
+        check_fee(measured, self._ctx.settings.max_deposit_fee_bps)
         with trio.fail_after(self._ctx.settings.open_timeout):
             while machine.state.deposited[machine.index] < before + measured.credited:
                 await self._changed.wait()

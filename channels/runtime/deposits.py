@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from adjudicator.client import AdjudicatorClient
 from channels.core.errors import RemoteError
+from channels.core.funding import BPS, net_floor
 from channels.core.model import ChannelId, Params
 from channels.core.node_events import Event
 
@@ -32,6 +33,29 @@ class DepositMeasured(Event):
     def fee(self) -> int:
         """What the asset kept on the way (0 for an ordinary token)."""
         return self.sent - self.credited
+
+
+class DepositFeeRefused(RemoteError):
+    """The asset kept more of our deposit than this desk consented to lose to a transfer fee.
+
+    The deposit is on chain (credited as measured) but the channel does not count it as made:
+    set ``max_deposit_fee_bps`` (``[node]`` in the TOML) to consent to the fee, or close the
+    channel (its version 0 refunds every credited deposit).
+    """
+
+    rule = "DepositFeeRefused"
+
+
+def check_fee(measured: DepositMeasured, max_fee_bps: int) -> None:
+    """Refuse a deposit whose fee is above ``max_fee_bps`` of what was sent (0: any fee)."""
+    if measured.credited >= net_floor(measured.sent, max_fee_bps):
+        return
+    bps = -(-measured.fee * BPS // measured.sent)
+    raise DepositFeeRefused(
+        f"the asset kept {measured.fee} of the {measured.sent} deposited (about {bps} bps); this "
+        f"desk accepts at most {max_fee_bps} bps: set max_deposit_fee_bps to consent to the fee, "
+        "or close the channel (version 0 refunds what was credited)"
+    )
 
 
 async def deposit_measured(

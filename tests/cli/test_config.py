@@ -24,6 +24,7 @@ listen_host = "127.0.0.1"
 listen_port = 9401
 log_level = "DEBUG"
 update_timeout = 5
+max_deposit_fee_bps = 20
 
 [chain]
 rpc_url = "http://127.0.0.1:8545"
@@ -63,12 +64,14 @@ def test_full_config(tmp_path: Path) -> None:
     assert settings.confirmations == 3
     assert settings.chain_poll_interval == 0.25
     assert settings.update_timeout == 5
+    assert settings.max_deposit_fee_bps == 20
 
 
 def test_minimal_config_and_missing_chain(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a.sqlite"\ncontrol = "c"\n'))
     assert cfg.control == tmp_path / "c"
     assert cfg.listen_port is None
+    assert cfg.node_settings().max_deposit_fee_bps == 0  # consent: no transfer fee unless said
     with pytest.raises(ConfigError, match=r"rpc_url is not set.*channels chain"):
         cfg.require_chain()
 
