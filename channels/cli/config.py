@@ -101,6 +101,7 @@ class Config:
     update_timeout: float | None = None
     open_timeout: float | None = None
     max_deposit_fee_bps: int = 0  # consent: the transfer fee this desk accepts (0: none)
+    max_tower_lag: int = 0  # versions our newest state may be ahead of a tower's ack
     rpc_url: str | None = None
     rpc_fallback_urls: tuple[str, ...] = ()
     watchtowers: tuple[TowerEndpoint, ...] = ()
@@ -166,6 +167,7 @@ class Config:
             confirmations=self.confirmations,
             chain_poll_interval=self.poll_interval,
             max_deposit_fee_bps=self.max_deposit_fee_bps,
+            max_tower_lag=self.max_tower_lag,
             **extra,
         )
 
@@ -184,6 +186,7 @@ _NODE_KEYS = {
     "update_timeout",
     "open_timeout",
     "max_deposit_fee_bps",
+    "max_tower_lag",
 }
 _CHAIN_KEYS = {
     "rpc_url",
@@ -368,6 +371,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         update_timeout=node.get_float("update_timeout"),
         open_timeout=node.get_float("open_timeout"),
         max_deposit_fee_bps=node.get_int("max_deposit_fee_bps", 0, 9_999) or 0,
+        max_tower_lag=node.get_int("max_tower_lag", 0, 1 << 32) or 0,
         rpc_url=rpc_url,
         rpc_fallback_urls=_fallback_urls(chain),
         watchtowers=_watchtowers(cfg_path, doc.get("watchtower", [])),

@@ -11,7 +11,7 @@ import trio
 
 from channels.core.errors import ChannelError, IllegalCall
 from channels.core.funding import net_floor
-from channels.core.messages import Message, Reestablish
+from channels.core.messages import Message, Proposal, Reestablish, Reject, UpdateRequest
 from channels.core.model import Address, Amount, ChannelId, SignedState, State
 from channels.core.node_events import (
     Alarm,
@@ -33,6 +33,7 @@ from channels.core.protocol import (
     PhaseChanged,
     Received,
     RequestUpdate,
+    Send,
     UpdateApplied,
     UpdateRefused,
 )
@@ -40,7 +41,7 @@ from channels.core.protocol.roles import FOLLOWER, LEADER
 from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
 from channels.runtime.deposits import check_fee, deposit_measured
-from channels.runtime.errors import UpdateRefusedError
+from channels.runtime.errors import TowerBehind, UpdateRefusedError
 from channels.signers.calling import call_signer
 from channels.testing.crash import crash_point
 
@@ -157,6 +158,16 @@ class ChannelRuntime:
         """A message from the peer for this channel."""
         self.last_heard = trio.current_time()
         machine = self._machine
+        if isinstance(message, (Proposal, UpdateRequest)):  # each asks us to sign a new version
+            try:
+                await self._ctx.hold_signing(machine.channel_id, machine.state.version)
+            except TowerBehind as exc:
+                version = message.state.version if isinstance(message, Proposal) else None
+                refusal = Reject(
+                    machine.channel_id, version, message.request_id, exc.rule, str(exc)
+                )
+                await self._ctx.executor.enqueue(self, [Send(refusal)])
+                return
         async with self._lock:
             actions = await self._step(Received(message))
             await self._ctx.executor.enqueue(self, actions)
@@ -218,6 +229,8 @@ class ChannelRuntime:
     async def start_update(self, trades: tuple[Trade, ...]) -> tuple[int, Waiter]:
         """Hand ``trades`` to the machine as one request; raises the rule's error at once if it
         refuses them before anything is signed."""
+        # consent: nothing new is signed while our towers lag (a proposal is held in receive).
+        await self._ctx.hold_signing(self.channel_id, self._machine.state.version)
         request_id = next(self._ctx.request_ids)
         waiter = Waiter()
         # Hold our place among the updates in flight from the room check on (taking the lock

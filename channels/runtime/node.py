@@ -123,6 +123,7 @@ class Node:
             check_funding=lambda params, amount: self.gatekeeper.check_funding(
                 params, amount, new_channel=False
             ),
+            hold_signing=lambda cid, version: self.towers.hold_signing(cid, version),
         )
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(
@@ -552,12 +553,11 @@ async def open_node(
     updates that cannot cost us value (docs/PROTOCOL.md, "Who decides").
 
     ``transaction_key`` (a private key or a :class:`TransactionSigner`) pays gas; by default the
-    channel signer's own account does (a :class:`LocalSigner`'s key, or a signer that can also
-    sign transactions, such as a keystore or a remote signer). ``chain`` is an RPC URL or several
-    (the next one takes over when one fails). Every fully signed state
-    is streamed to ``watchtowers`` (channels/runtime/towerclient.py), which also help establish at
-    start that the store is current; channels the store lacks (a wiped store) are rebuilt from
-    them, with the endpoints of ``peers`` (address -> host, port) to reach each peer again.
+    channel signer's own account does (a :class:`LocalSigner`'s key, a keystore or a remote
+    signer that signs transactions). ``chain`` is an RPC URL or several (the next one takes over
+    when one fails). Every fully signed state is streamed to ``watchtowers`` (towerclient.py),
+    which also help establish at start that the store is current; channels the store lacks (a
+    wiped store) are rebuilt from them, with ``peers`` (address -> host, port) to reach each peer.
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):

@@ -22,6 +22,7 @@ from channels.core.model import Address, ChannelId, SignedState
 from channels.core.node_events import StateUpdated
 from channels.core.protocol import ChainStateSeen
 from channels.defence.towerproto import TowerReplyError, decode_held, push_request, tower_call
+from channels.runtime.errors import TowerBehind
 from channels.runtime.eventbus import EventsLost
 from channels.transport import Prologue
 
@@ -60,6 +61,7 @@ class TowerClient:
         self.restored: dict[ChannelId, tuple[int, int]] = {}
         self._dirty: set[ChannelId] = set()
         self._wakeup = trio.Event()
+        self._acks = trio.Event()
 
     def use(self, towers: Sequence[TowerEndpoint]) -> None:
         """Stream to ``towers`` from now on (the node is created before its config is read)."""
@@ -128,6 +130,29 @@ class TowerClient:
     def _ack(self, cid: ChannelId, tower: Address, version: int) -> None:
         per = self.acked.setdefault(cid, {})
         per[tower] = max(per.get(tower, -1), version)
+        self._acks.set()
+        self._acks = trio.Event()
+
+    async def hold_signing(self, cid: ChannelId, latest: int) -> None:
+        """Return once a new version of the channel may be signed: a tower acked a state at
+        most ``max_tower_lag`` versions behind ``latest`` (our newest fully signed one). Waits
+        up to ``update_timeout``, then raises :class:`TowerBehind` (and an alarm)."""
+        settings = self.node.settings
+        lag = settings.max_tower_lag
+        if not self.towers or lag is None or latest - self.backed_up(cid) <= lag:
+            return
+        self.mark(cid)
+        with trio.move_on_after(settings.update_timeout):
+            while latest - self.backed_up(cid) > lag:
+                await self._acks.wait()
+            return
+        detail = (
+            f"the towers acked v{self.backed_up(cid)}, our newest is v{latest}: a new version is "
+            f"signed only within {lag} of a backed-up state (bring a tower back, or raise "
+            "max_tower_lag)"
+        )
+        self.node.alarm("TowerBehind", detail, cid)
+        raise TowerBehind(detail)
 
     def mark(self, channel_id: ChannelId) -> None:
         self._dirty.add(channel_id)

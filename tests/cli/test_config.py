@@ -25,6 +25,7 @@ listen_port = 9401
 log_level = "DEBUG"
 update_timeout = 5
 max_deposit_fee_bps = 20
+max_tower_lag = 3
 
 [chain]
 rpc_url = "http://127.0.0.1:8545"
@@ -65,6 +66,7 @@ def test_full_config(tmp_path: Path) -> None:
     assert settings.chain_poll_interval == 0.25
     assert settings.update_timeout == 5
     assert settings.max_deposit_fee_bps == 20
+    assert settings.max_tower_lag == 3
 
 
 def test_minimal_config_and_missing_chain(tmp_path: Path) -> None:
