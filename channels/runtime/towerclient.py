@@ -18,12 +18,14 @@ from typing import Any
 import trio
 
 from channels.core.errors import ChannelError
-from channels.core.model import Address, ChannelId, SignedState
+from channels.core.model import Address, ChannelId, SignedState, State
 from channels.core.node_events import StateUpdated
+from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol import ChainStateSeen
 from channels.defence.towerproto import TowerReplyError, decode_held, push_request, tower_call
 from channels.runtime.errors import TowerBehind
 from channels.runtime.eventbus import EventsLost
+from channels.store.ops import StoredChannel
 from channels.transport import Prologue
 
 # The node is taken as ``Any``: it creates this client, so this module may not import it, even
@@ -167,11 +169,14 @@ class TowerClient:
         if not signed.fully_signed:
             return True
         ok = True
+        book = None
         for tower in self.towers:
             if self.acked.get(cid, {}).get(tower.address, -1) >= signed.state.version:
                 continue
+            if book is None and signed.state.position_count:
+                book = await self._book_of(cid, signed.state)
             try:
-                reply = await self._call(tower, push_request(runtime.machine.params, signed))
+                reply = await self._call(tower, push_request(runtime.machine.params, signed, book))
                 held = int(reply["version"])
             except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
                 self.failures += 1
@@ -180,6 +185,17 @@ class TowerClient:
                 continue
             self._ack(cid, tower.address, held)
         return ok
+
+    async def _book_of(self, cid: ChannelId, state: State) -> BookSnapshot | None:
+        """The open positions of ``state`` (what a rebuild needs besides the state), from the
+        machine when it has nothing in flight, else from the store; None if neither is at it."""
+        book: PositionBook = self._runtimes[cid].machine.book
+        if not book.pending_change_sets and book.root == state.positions_root:
+            return book.snapshot()
+        stored: StoredChannel = await self.node.store.load_channel(cid)
+        if stored.latest.signed.state == state:
+            return stored.book.snapshot()
+        return None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         node = self.node
