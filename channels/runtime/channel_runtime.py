@@ -40,9 +40,15 @@ from channels.core.protocol import (
 from channels.core.protocol.roles import FOLLOWER, LEADER
 from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
-from channels.runtime.deposits import check_fee, deposit_measured
+from channels.runtime.deposits import (
+    DEPOSIT_INTENT,
+    check_fee,
+    deposit_in_flight,
+    deposit_measured,
+)
 from channels.runtime.errors import TowerBehind, UpdateRefusedError
 from channels.signers.calling import call_signer
+from channels.store import IntentStatus
 from channels.testing.crash import crash_point
 
 log = logging.getLogger("channels.runtime.channel")
@@ -292,13 +298,22 @@ class ChannelRuntime:
         view = await self._ctx.chain.channel(machine.channel_id)
         already = (view.deposits0, view.deposits1)[machine.index]
         # The chain credits what arrived: a fee-on-transfer token credits less.
-        if already >= net_floor(amount, self._ctx.settings.max_deposit_fee_bps):
+        floor = net_floor(amount, self._ctx.settings.max_deposit_fee_bps)
+        if already >= floor:
             return
+        store, cid = self._ctx.executor.store, machine.channel_id
+        if await deposit_in_flight(self._ctx.chain, store, cid, machine.index, floor):
+            return  # a deposit of a previous run went out after all (see deposits.py)
         await self._ctx.check_funding(machine.params, amount - already)  # consent: gas reserve
         crash_point("deposit", "pre_write")
+        intent = await store.add_intent(
+            DEPOSIT_INTENT, (amount - already).to_bytes(32, "big"), machine.channel_id
+        )
+        crash_point("deposit", "post_write_pre_send")
         measured = await deposit_measured(
             self._ctx.chain, machine.params, machine.index, amount - already
         )
+        await store.update_intent(intent, IntentStatus.CONFIRMED, tx_hash=measured.tx_hash)
         crash_point("deposit", "post_send")
         self._ctx.bus.emit(measured)
         check_fee(measured, self._ctx.settings.max_deposit_fee_bps)  # consent: no silent fee

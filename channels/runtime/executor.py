@@ -52,6 +52,11 @@ class Executor:
             capacity
         )
 
+    @property
+    def store(self) -> Persister:
+        """The store it persists through (read by the runtime for its own journals)."""
+        return self._store
+
     async def enqueue(self, target: ActionTarget, actions: list[Action]) -> None:
         if actions:
             await self._in.send((target, actions))

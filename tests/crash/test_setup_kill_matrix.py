@@ -55,3 +55,5 @@ def test_kill_9_setup(
         raise AssertionError("".join(traceback.format_exception(exc))) from None
     print(result)
     assert result.outcome
+    if case[0] == "deposit":  # journalled deposits: every phase is reached, in both roles
+        assert result.died_at_point, result.notes

@@ -54,6 +54,10 @@ def first(records: Records, key: str) -> dict[str, Any]:
     return next(r[key] for r in records if key in r)
 
 
+def checkpoint_tx(records: Records) -> dict[str, Any]:
+    return next(r["tx"] for r in records if r.get("tx", {}).get("kind") == "checkpoint")
+
+
 def fill_trade(records: Records) -> dict[str, Any]:
     for r in records:
         for trade in r.get("state", {}).get("trades", []):
@@ -88,12 +92,13 @@ async def test_verify_checks_quotes_and_the_chain(
     assert await trio.to_thread.run_sync(cli.main, argv) == 0
     said = capsys.readouterr().out
     assert "1 quote(s) and 1 fill(s)" in said
-    assert "on chain: 1 confirmed transaction(s)" in said
+    # Alice's deposit (journalled before it was sent) and her checkpoint.
+    assert "on chain: 2 confirmed transaction(s)" in said
 
     records: Records = [json.loads(line) for line in out.read_text().splitlines()]
     report = verify_export(lines_of(records))
-    assert (report.quotes, report.fills, report.txs) == (1, 1, 1)
-    assert first(records, "tx")["kind"] == "checkpoint"
+    assert (report.quotes, report.fills, report.txs) == (1, 1, 2)
+    assert sorted(tx.kind for tx in report.chain_txs) == ["checkpoint", "deposit"]
 
     # A fill's premium rewritten: the states' hashes do not cover trades, the quote does.
     def cheaper(rs: Records) -> None:
@@ -123,10 +128,10 @@ async def test_verify_checks_quotes_and_the_chain(
         return changed
 
     with pytest.raises(AuditInvalid, match="is not on chain"):
-        await chain_check(lambda rs: first(rs, "tx").update(tx_hash="0x" + "ab" * 32))
+        await chain_check(lambda rs: checkpoint_tx(rs).update(tx_hash="0x" + "ab" * 32))
     with pytest.raises(AuditInvalid, match="no Concluded event"):
-        await chain_check(lambda rs: first(rs, "tx").update(kind="conclude"))
+        await chain_check(lambda rs: checkpoint_tx(rs).update(kind="conclude"))
     with pytest.raises(AuditInvalid, match="failed but succeeded"):
-        await chain_check(lambda rs: first(rs, "tx").update(status="failed"))
+        await chain_check(lambda rs: checkpoint_tx(rs).update(status="failed"))
     unchanged = await verify_txs_on_chain(desks.url, report)
-    assert (unchanged.confirmed, unchanged.failed, unchanged.unsettled) == (1, 0, 0)
+    assert (unchanged.confirmed, unchanged.failed, unchanged.unsettled) == (2, 0, 0)
