@@ -4,11 +4,13 @@ moment after the send loses the message with it.
 
 Without help the opener then waits in OPENING until its ``open_timeout``: the resynchronisation
 that repairs a lost update on every new link starts only once version 0 is fully signed, and the
-responder that never saw the proposal has nothing to resend. So the opener re-sends its proposal on every new link while an ``open_channel`` call waits for the
-answer (:class:`LiveOpens`). Only a live call does: a channel restored in OPENING after a restart
-has nobody left to fund it, and proposing it again would lock the peer's deposit. A responder that
-already accepted ignores the repeat (``Node._on_open_proposal``) and needs nothing more: its
-reestablish on the new link carries version 0 with both signatures, which the opener adopts
+responder that never saw the proposal has nothing to resend. So the opener re-sends its proposal
+on every new link while an ``open_channel`` call waits for the answer (:class:`LiveOpens`).
+
+Only a live call does: a channel restored in OPENING after a restart has nobody left to fund it,
+and proposing it again would lock the peer's deposit. A responder that already accepted ignores
+the repeat (``Node._on_open_proposal``) and needs nothing more: its reestablish on the new link
+carries version 0 with both signatures, which the opener adopts
 (``channels/core/protocol/resync.py``), so a lost ``OpenAccept`` is repaired too.
 """
 
