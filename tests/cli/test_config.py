@@ -318,3 +318,24 @@ def test_sample_configs_parse_and_point_at_each_other() -> None:
     # Shipped examples consent to nothing the peer asks: the operator lists what they accept.
     assert a.peers["desk-b"].approve == frozenset() == b.peers["desk-a"].approve
     assert "approve = []" in (examples / "desk-a.toml").read_text()
+
+
+def test_dev_desks_consent_only_to_the_walk_through_trades(tmp_path: Path) -> None:
+    from adjudicator.devchain import DEV_PRIVATE_KEYS
+    from channels.cli.desks import write_dev_desks
+    from channels.core.consent import TradeClass
+
+    desks = write_dev_desks(
+        tmp_path / "desks",
+        rpc_url="http://127.0.0.1:8545",
+        adjudicator=bytes.fromhex("5FbDB2315678afecb367f032d93F642f64180aa3"),
+        token=bytes.fromhex("e7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
+        token_decimals=6,
+        private_keys=DEV_PRIVATE_KEYS,
+    )
+    for desk in desks:
+        cfg = load_config(desk.config)
+        assert cfg.quotes is not None and len(cfg.quotes.rows) == 1  # the dev quote table
+        for peer in cfg.peers.values():
+            assert peer.approve == {TradeClass.WE_BUY, TradeClass.WE_WRITE, TradeClass.UNWIND}
+

@@ -21,6 +21,7 @@ from channels.core.messages import RESYNC_HISTORY
 from channels.core.model import (
     Address,
     ChannelId,
+    Digest,
     Params,
     SignedUpdate,
     State,
@@ -51,6 +52,8 @@ class Pending:
     state: State
     trades: tuple[Trade, ...]
     signature: bytes
+    #: The EIP-712 digest we signed (the follower's accept is checked against it).
+    digest: Digest
     request_id: int | None
     ours: bool
     withdrawal: Withdrawal | None
