@@ -42,6 +42,8 @@ from .calldata import (
     params_tuple,
     position_tuple,
     settlement_proof,
+    signature_from_tuple,
+    signature_tuple,
     state_from_tuple,
     state_tuple,
     withdrawal_tuple,
@@ -309,7 +311,7 @@ class AdjudicatorClient:
         """Settle one expired position of a concluded channel with the oracle's attestation."""
         return await self.transact(
             "settlePosition", params_tuple(params), position_tuple(position), list(proof),
-            attestation_tuple(attestation), signature,
+            attestation_tuple(attestation), signature_tuple(signature),
         )
 
     async def release_unsettled(
@@ -326,7 +328,7 @@ class AdjudicatorClient:
         """Execute a co-signed partial withdrawal from an open, undisputed channel."""
         return await self.transact(
             "withdrawPartial", params_tuple(params), withdrawal_tuple(withdrawal),
-            signatures[0], signatures[1],
+            signature_tuple(signatures[0]), signature_tuple(signatures[1]),
         )
 
     async def withdraw(self, asset: bytes, to: bytes) -> Receipt:
@@ -350,7 +352,9 @@ class AdjudicatorClient:
             fn = self.abi.function(name)
             if data[:4] == fn.selector:
                 _params, raw, sig0, sig1 = fn.decode_input(data)
-                return SignedState(state_from_tuple(raw), (bytes(sig0), bytes(sig1)))
+                return SignedState(
+                    state_from_tuple(raw), (signature_from_tuple(sig0), signature_from_tuple(sig1))
+                )
         raise IllegalCall(f"transaction 0x{tx_hash.hex()} does not carry a signed state")
 
     async def channel(self, channel_id: bytes, block: BlockId = "latest") -> ChannelView:
@@ -527,10 +531,12 @@ __all__ = [
     "ChannelView",
     "ContractError",
     "attestation_tuple",
+    "both_signatures",
     "connect_adjudicator",
     "params_tuple",
     "position_tuple",
     "settlement_proof",
+    "signature_tuple",
     "state_tuple",
     "withdrawal_tuple",
 ]

@@ -62,6 +62,15 @@ struct Withdrawal {
     address recipient;
 }
 
+/// @notice A secp256k1 signature in the compact form of EIP-2098 (PROTOCOL.md section 6): `r`, and
+///         `s` with the recovery bit (v - 27) in its top bit. Two static words in calldata instead
+///         of a 65-byte `bytes` (offset, length, three padded words): ~430 gas less per signature.
+///         `s` is below the curve order's half for a valid signature, so the top bit is always free.
+struct Signature {
+    bytes32 r;
+    bytes32 yParityAndS;
+}
+
 /// @notice Lifecycle of a channel record.
 enum Status {
     Open,

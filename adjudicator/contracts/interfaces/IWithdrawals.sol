@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, Withdrawal} from "./ChannelTypes.sol";
+import {Params, Withdrawal, Signature} from "./ChannelTypes.sol";
 import {IAdjudicatorBase} from "./IAdjudicatorBase.sol";
 
 /// @title IWithdrawals
@@ -34,8 +34,8 @@ interface IWithdrawals is IAdjudicatorBase {
     function withdrawPartial(
         Params calldata params,
         Withdrawal calldata withdrawal,
-        bytes calldata sig0,
-        bytes calldata sig1
+        Signature calldata sig0,
+        Signature calldata sig1
     ) external;
 
     /// @notice The EIP-712 digest both participants sign for `withdrawal`.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, Withdrawal} from "../interfaces/ChannelTypes.sol";
+import {Params, Withdrawal, Signature} from "../interfaces/ChannelTypes.sol";
 import {IWithdrawals} from "../interfaces/IWithdrawals.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {AssetTransfer} from "../libraries/AssetTransfer.sol";
@@ -20,8 +20,8 @@ abstract contract Withdrawals is IWithdrawals, ChannelStore {
     function withdrawPartial(
         Params calldata params,
         Withdrawal calldata withdrawal,
-        bytes calldata sig0,
-        bytes calldata sig1
+        Signature calldata sig0,
+        Signature calldata sig1
     ) external nonReentrant {
         bytes32 id = _checkParams(params);
         if (withdrawal.channelId != id) revert WrongChannelId();
