@@ -69,6 +69,12 @@ def withdrawal_tuple(w: Withdrawal) -> tuple[Any, ...]:
     return (w.channel_id, w.version, w.participant, w.amount, w.recipient)
 
 
+def withdrawal_terms_tuple(w: Withdrawal) -> tuple[Any, ...]:
+    """What ``withdrawPartial`` takes: the Withdrawal without its channel id (the contract derives
+    it from the params)."""
+    return (w.version, w.participant, w.amount, w.recipient)
+
+
 def signature_tuple(signature: bytes) -> tuple[bytes, bytes]:
     """The contract's ``Signature`` (compact form of EIP-2098: ``r``, and ``s`` with the recovery
     bit in its top bit) of a 65-byte ``r || s || v`` signature; two static calldata words cost

@@ -46,6 +46,7 @@ from .calldata import (
     signature_tuple,
     state_from_tuple,
     state_tuple,
+    withdrawal_terms_tuple,
     withdrawal_tuple,
 )
 from .errors import ContractError, from_chain_error
@@ -327,7 +328,7 @@ class AdjudicatorClient:
     ) -> Receipt:
         """Execute a co-signed partial withdrawal from an open, undisputed channel."""
         return await self.transact(
-            "withdrawPartial", params_tuple(params), withdrawal_tuple(withdrawal),
+            "withdrawPartial", params_tuple(params), withdrawal_terms_tuple(withdrawal),
             signature_tuple(signatures[0]), signature_tuple(signatures[1]),
         )
 
@@ -489,14 +490,20 @@ class AdjudicatorClient:
             return None
         types = {str(p.get("name")): canonical_type(p) for p in event.inputs}
         args = {k: _raw_value(types.get(k, ""), v) for k, v in decoded.args.items()}
-        if event.name in _DEPOSITED_BY:
+        if event.name in _BY_PARTICIPANT:
             # The contract names the participant by the event (a shorter log); readers get one
-            # ``Deposited`` event with the participant as a field.
-            return "Deposited", {**args, "participant": _DEPOSITED_BY[event.name]}
+            # ``Deposited`` / ``PartialWithdrawal`` event with the participant as a field.
+            name, participant = _BY_PARTICIPANT[event.name]
+            return name, {**args, "participant": participant}
         return event.name, args
 
 
-_DEPOSITED_BY = {"Deposited0": 0, "Deposited1": 1}
+_BY_PARTICIPANT = {
+    "Deposited0": ("Deposited", 0),
+    "Deposited1": ("Deposited", 1),
+    "PartialWithdrawal0": ("PartialWithdrawal", 0),
+    "PartialWithdrawal1": ("PartialWithdrawal", 1),
+}
 
 
 @asynccontextmanager
@@ -538,5 +545,6 @@ __all__ = [
     "settlement_proof",
     "signature_tuple",
     "state_tuple",
+    "withdrawal_terms_tuple",
     "withdrawal_tuple",
 ]

@@ -38,7 +38,7 @@ from adjudicator.client import (
     params_tuple,
     signature_tuple,
     state_tuple,
-    withdrawal_tuple,
+    withdrawal_terms_tuple,
 )
 from channels.core import eip712
 from channels.core.model import Address, Params, SignedState
@@ -99,7 +99,7 @@ def setup(env: Env) -> Iterator[Setup]:
         channels.append(ch)
         states.append(pool)
         compact = (signature_tuple(sigs[0]), signature_tuple(sigs[1]))
-        withdrawals.append((withdrawal_tuple(w), compact))
+        withdrawals.append((withdrawal_terms_tuple(w), compact))
     yield Setup(env, chain, token, alice.address, bob.address, carol, channels, states,
                 withdrawals)
     chain.close()

@@ -194,16 +194,18 @@ async def test_withdrawal_errors(kit: Kit) -> None:
     zero_sigs = [signature_tuple(s) for s in raw_sigs]
     with pytest.raises(errors.ZeroAmount):
         await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                             (ch.id, 4, 1, 0, kit.carol.address), *zero_sigs)
+                             (4, 1, 0, kit.carol.address), *zero_sigs)
     with pytest.raises(errors.ZeroAddress):
         await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                             (ch.id, 4, 1, 1, bytes(20)), *zero_sigs)
+                             (4, 1, 1, bytes(20)), *zero_sigs)
     with pytest.raises(errors.WrongSigner):  # signatures over another amount
         await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                             (ch.id, 4, 1, 2, kit.carol.address), *zero_sigs)
-    with pytest.raises(errors.WrongChannelId):
+                             (4, 1, 2, kit.carol.address), *zero_sigs)
+    # the channel id is not sent: it is the id of the params, and the signatures must cover it
+    _, other_sigs = kit.channel(nonce=ch.params.nonce + 1).withdrawal(4, 1, 1, kit.carol.address)
+    with pytest.raises(errors.WrongSigner):  # the same terms, signed for the next channel
         await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                             (bytes(32), 4, 1, 1, kit.carol.address), *zero_sigs)
+                             (4, 1, 1, kit.carol.address), *map(signature_tuple, other_sigs))
     with pytest.raises(errors.NothingToWithdraw):
         await kit.a.withdraw(bytes(20), kit.alice.address)
     with pytest.raises(errors.ZeroAddress):

@@ -26,7 +26,7 @@ from adjudicator.client import (
     params_tuple,
     signature_tuple,
     state_tuple,
-    withdrawal_tuple,
+    withdrawal_terms_tuple,
 )
 from adjudicator.rpc_errors import ExecutionReverted
 from adjudicator.transactions import TransactionReverted, TransactionSender, revert_data_of
@@ -198,7 +198,7 @@ async def test_degenerate_signatures_everywhere(kit: Kit, harness: bytes) -> Non
         for pair in ((sig, w1), (w0, sig)):
             with pytest.raises(errors.InvalidSignature):
                 await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                                     withdrawal_tuple(w), *pair)
+                                     withdrawal_terms_tuple(w), *pair)
     assert (await kit.a.channel(ch.id)).withdrawn == (0, 0)
 
 
@@ -249,7 +249,7 @@ async def test_hook_token_reentry_is_refused(kit: Kit) -> None:
     assert await tokens.balance_of(kit.rpc, token, kit.env.adjudicator) == 200
 
     w, sigs = ch.withdrawal(1, 0, 30, kit.alice.address)
-    await _set_hook(kit, token, ADJ.encode_call("withdrawPartial", p, withdrawal_tuple(w),
+    await _set_hook(kit, token, ADJ.encode_call("withdrawPartial", p, withdrawal_terms_tuple(w),
                                                   *map(signature_tuple, sigs)) + LONG_TAIL)
     # The push gives the token 100k gas; loading the ~1.6 kB hook calldata from storage alone
     # needs more, so the transfer fails as a whole and the amount is credited to alice.
@@ -292,7 +292,7 @@ async def test_reentrant_receiver_on_pull_withdraw_and_partial_withdrawal(kit: K
     # (2) first, while the channel is open
     recipient = await deploy_artifact(kit, "ReentrantReceiver")
     w, sigs = ch.withdrawal(1, 1, 250, recipient)
-    replay = ADJ.encode_call("withdrawPartial", params_tuple(ch.params), withdrawal_tuple(w),
+    replay = ADJ.encode_call("withdrawPartial", params_tuple(ch.params), withdrawal_terms_tuple(w),
                              *map(signature_tuple, sigs)) + LONG_TAIL
     await sender.transact("0x" + recipient.hex(),
                           RECEIVER.encode_call("setReentry", kit.env.adjudicator, replay),
@@ -438,7 +438,7 @@ async def test_cap_boundaries_of_locked_payouts_and_withdrawals(kit: Kit) -> Non
             eip712.WITHDRAWAL_TYPEHASH
             + b"".join(x.rjust(32, b"\0") if isinstance(x, bytes) else x.to_bytes(32, "big")
                        for x in w)))
-        return (p, w, signature_tuple(ch.signers[0].sign_digest(d)),
+        return (p, w[1:], signature_tuple(ch.signers[0].sign_digest(d)),
                 signature_tuple(ch.signers[1].sign_digest(d)))
 
     for amount in (total + 1, 2**128 + 5, UINT256_MAX):
@@ -517,7 +517,7 @@ async def test_double_partial_withdrawal_in_one_block(kit: Kit) -> None:
     ch = kit.channel(kit.env.token)
     await kit.fund(ch, (1000, 1000))
     w, sigs = ch.withdrawal(1, 0, 400, kit.carol.address)
-    data = ADJ.encode_call("withdrawPartial", params_tuple(ch.params), withdrawal_tuple(w),
+    data = ADJ.encode_call("withdrawPartial", params_tuple(ch.params), withdrawal_terms_tuple(w),
                            *map(signature_tuple, sigs))
     c0 = await kit.token_balance(kit.carol.address)
     first, second = await _same_block(kit, kit.a.sender, [data, data])  # type: ignore[arg-type]
