@@ -165,6 +165,10 @@ def refusal_hint(kind: str, message: str) -> str:
         "Undercollateralised": "raise --collateral to cover the payoff",
         "UnconfirmedDeposit": "wait for the deposit's confirmations and try again",
         "TooManyPending": "too many updates in flight; try again in a moment",
+        "BadAttestation": (
+            "use the channel oracle's attestation for this position's underlying and expiry "
+            "(getinfo shows the chain and adjudicator it must be signed for)"
+        ),
     }
     return hints.get(kind, "")
 
