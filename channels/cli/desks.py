@@ -29,11 +29,15 @@ DEV_ORACLE_ACCOUNT = 9
 DEV_CHALLENGE_PERIOD = 3600
 #: Dev desks accept channels with each other up to this deposit (in tokens) ...
 DEV_MAX_DEPOSIT = 100_000
-#: ... and consent in advance to every trade the other desks ask of them (a local chain of test
-#: tokens: a real desk lists only what its operator accepts, see channels/cli/peer_terms.py).
+#: ... and consent in advance to the option trades the walk-through has the other desks ask of
+#: them (buy, write, unwind), never to paying the peer or to withdrawals: a desk trades only what
+#: its operator agreed to (channels/cli/peer_terms.py), and these configs are copied.
+DEV_APPROVALS = ("buy", "write", "unwind")
 DEV_PEER_TERMS = (
     "max_deposit = {max_deposit}     # smallest units: what we deposit in a channel it opens\n"
-    'approve = ["pay", "buy", "write", "unwind", "withdraw"]   # trades it may ask of us\n'
+    "approve = ["
+    + ", ".join(f'"{a}"' for a in DEV_APPROVALS)
+    + "]   # what it may ask of us; never pay or withdraw\n"
 )
 
 

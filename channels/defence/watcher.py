@@ -192,6 +192,8 @@ class Watcher:
         host = self.host
         intents = await host.store.intents(statuses=OPEN_INTENTS)
         for intent in intents:
+            if intent.kind == "deposit":
+                continue  # the channel runtime settles its own (channels/runtime/deposits.py)
             tx = await adopt_intent(host.store, host.chain, host.now, intent)
             if tx is not None:
                 self.txs.adopt(tx)

@@ -24,6 +24,8 @@ listen_host = "127.0.0.1"
 listen_port = 9401
 log_level = "DEBUG"
 update_timeout = 5
+max_deposit_fee_bps = 20
+max_tower_lag = 3
 
 [chain]
 rpc_url = "http://127.0.0.1:8545"
@@ -63,12 +65,15 @@ def test_full_config(tmp_path: Path) -> None:
     assert settings.confirmations == 3
     assert settings.chain_poll_interval == 0.25
     assert settings.update_timeout == 5
+    assert settings.max_deposit_fee_bps == 20
+    assert settings.max_tower_lag == 3
 
 
 def test_minimal_config_and_missing_chain(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a.sqlite"\ncontrol = "c"\n'))
     assert cfg.control == tmp_path / "c"
     assert cfg.listen_port is None
+    assert cfg.node_settings().max_deposit_fee_bps == 0  # consent: no transfer fee unless said
     # metrics and /healthz: on by default, loopback only, a port the system picks at start
     assert (cfg.metrics, cfg.metrics_host, cfg.metrics_port) == (True, "127.0.0.1", 0)
     off = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a"\nmetrics = false\n'))
@@ -313,3 +318,24 @@ def test_sample_configs_parse_and_point_at_each_other() -> None:
     # Shipped examples consent to nothing the peer asks: the operator lists what they accept.
     assert a.peers["desk-b"].approve == frozenset() == b.peers["desk-a"].approve
     assert "approve = []" in (examples / "desk-a.toml").read_text()
+
+
+def test_dev_desks_consent_only_to_the_walk_through_trades(tmp_path: Path) -> None:
+    from adjudicator.devchain import DEV_PRIVATE_KEYS
+    from channels.cli.desks import write_dev_desks
+    from channels.core.consent import TradeClass
+
+    desks = write_dev_desks(
+        tmp_path / "desks",
+        rpc_url="http://127.0.0.1:8545",
+        adjudicator=bytes.fromhex("5FbDB2315678afecb367f032d93F642f64180aa3"),
+        token=bytes.fromhex("e7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
+        token_decimals=6,
+        private_keys=DEV_PRIVATE_KEYS,
+    )
+    for desk in desks:
+        cfg = load_config(desk.config)
+        assert cfg.quotes is not None and len(cfg.quotes.rows) == 1  # the dev quote table
+        for peer in cfg.peers.values():
+            assert peer.approve == {TradeClass.WE_BUY, TradeClass.WE_WRITE, TradeClass.UNWIND}
+

@@ -40,7 +40,9 @@ async def test_quote_commands(
     a, b = str(cfg_a), str(cfg_b)
     run = Runner(capsys)
 
-    async def rfq_answered(*extra: str) -> subprocess.CompletedProcess[bytes]:
+    async def rfq_answered(
+        *extra: str, answer: tuple[str, ...] = ("--price", "4", "--collateral", "100")
+    ) -> subprocess.CompletedProcess[bytes]:
         """``rfq`` in its own process (it waits), answered by desk B's operator meanwhile."""
         done: list[subprocess.CompletedProcess[bytes]] = []
 
@@ -64,11 +66,13 @@ async def test_quote_commands(
             )
             assert request["expiry"].endswith("Z")
             code, out, err = await run(
-                "-c", b, "answer", "desk-a", str(request["request_id"]),
-                "--price", "4", "--collateral", "100",
-            )  # fmt: skip
+                "-c", b, "answer", "desk-a", str(request["request_id"]), *answer
+            )
             assert code == 0, err
-            assert "at 4/unit, collateral 100/unit, max 0.5" in out
+            if "--decline" in answer:
+                assert f"request {request['request_id']} declined" in out
+            else:
+                assert "at 4/unit, collateral 100/unit, max 0.5" in out
         return done[0]
 
     with trio.fail_after(120):
@@ -122,4 +126,25 @@ async def test_quote_commands(
             filled = json.loads(proc.stdout)
             assert filled["position"]["quantity"] == "0.5" and filled["position"]["side"] == "held"
             assert (filled["ours"], filled["theirs"]) == ("96", "4")
+
+            # a declined request: the peer answered, so no hint at its node or a dispute ------
+            proc = await rfq_answered(answer=("--decline", "no appetite today"))
+            err_text = proc.stderr.decode()
+            assert proc.returncode == 4, err_text
+            assert "peer desk-b refused (QuoteDeclined)" in err_text
+            assert "no appetite today" in err_text and "dispute" not in err_text
+
+            # an unsolicited offer from B, in A's book in human units --------------------------
+            code, out, err = await run(
+                "-c", b, "offer", "desk-a", "--kind", "put", "--underlying", "ETH-USD",
+                "--strike", "2800.5", "--expiry", "+3d", "--side", "buy", "--price", "1.25",
+                "--collateral", "20", "--max-quantity", "0.1",
+            )  # fmt: skip
+            assert code == 0, err
+            assert "strike 2800.5" in out and "at 1.25/unit, collateral 20/unit, max 0.1" in out
+            book = await run.json("-c", a, "quotes")
+            offered = [q for q in book["quotes"] if q["kind"] == "put"]
+            assert [(q["price"], q["strike"], q["remaining"]) for q in offered] == [
+                ("1.25", "2800.5", "0.1")
+            ]
             nursery.cancel_scope.cancel()
