@@ -47,6 +47,7 @@ import trio
 from adjudicator.client import (
     AdjudicatorClient,
     ChannelStatus,
+    both_signatures,
     connect_adjudicator,
     params_tuple,
     state_tuple,
@@ -378,7 +379,7 @@ class Watchtower:
         version = ours.state.version
         now = self.now()
         if view.version < version and now <= view.deadline:
-            sig0, sig1 = ours.signatures
+            sig0, sig1 = both_signatures(ours)
             key = intent_key("refute", cid)
             if key not in self.txs.live and not self.txs.busy(key):
                 self._alarm(cid, "StaleRegistration", f"v{view.version} < held v{version}")

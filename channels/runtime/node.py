@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from adjudicator.client import AdjudicatorClient, connect_adjudicator
+from adjudicator.client import AdjudicatorClient, connect_adjudicator, signature_tuple
 from adjudicator.tx_signing import TransactionSigner
 from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
 from channels.core.messages import Message, OpenProposal, Reject
@@ -396,7 +396,10 @@ class Node:
         return {u: price for u, (_e, price) in latest.items()}
 
     def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
-        """Give the watcher an oracle's signed price, for settling expired positions on chain."""
+        """Give the watcher an oracle's signed price, for settling expired positions on chain.
+
+        Raises IllegalCall, nothing kept, for a signature the adjudicator could never take."""
+        signature_tuple(signature)
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
 
     async def dispute(self, channel_id: bytes, *, force: bool = False) -> None:
