@@ -192,7 +192,7 @@ class Watcher:
         host = self.host
         intents = await host.store.intents(statuses=OPEN_INTENTS)
         for intent in intents:
-            if intent.kind == "deposit":
+            if intent.kind in ("deposit", "top_up"):
                 continue  # the channel runtime settles its own (channels/runtime/deposits.py)
             tx = await adopt_intent(host.store, host.chain, host.now, intent)
             if tx is not None:
@@ -233,8 +233,10 @@ class Watcher:
                 del self._reported[next(iter(self._reported))]
             if mine or deep_reorg or self._due(channel, index):
                 await self.refresh(channel, mine)
-            elif channel.machine.phase is Phase.FUNDING:
-                channel.request_credit()  # a failed credit is retried without a chain read
+            elif channel.machine.phase in (Phase.FUNDING, Phase.OPEN):
+                # A failed credit (the peer had not seen the deposit yet) is retried without a
+                # chain read; in OPEN too, or a top-up waits for the next full refresh.
+                channel.request_credit()
             await self._duties(channel)
         # Rescan the reorg window next time: only blocks at the confirmation depth are final.
         new_cursor = max(self.cursor, head - host.settings.confirmations)

@@ -42,9 +42,12 @@ from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
 from channels.runtime.deposits import (
     DEPOSIT_INTENT,
+    TOP_UP_INTENT,
+    TopUpIntent,
     check_fee,
     deposit_in_flight,
     deposit_measured,
+    top_up_in_flight,
 )
 from channels.runtime.errors import TowerBehind, UpdateRefusedError
 from channels.signers.calling import call_signer
@@ -52,7 +55,6 @@ from channels.store import IntentStatus
 from channels.testing.crash import crash_point
 
 log = logging.getLogger("channels.runtime.channel")
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,16 +328,31 @@ class ChannelRuntime:
             self._ctx.bus.emit(Alarm(self.channel_id, "FundingFailed", str(exc)))
 
     async def top_up(self, amount: int) -> State:
+        """Deposit ``amount`` more and return the state that credits it.
+
+        Journalled like the first deposit (a ``top_up`` intent before the transaction), so a call
+        the crash of a previous run cut off can be retried: if that top-up went out after all,
+        it is not sent again (:func:`~channels.runtime.deposits.top_up_in_flight`)."""
         machine = self._machine
         before = machine.state.deposited[machine.index]
+        chain, store, cid = self._ctx.chain, self._ctx.executor.store, machine.channel_id
+        view = await chain.channel(cid)
+        floor = net_floor(amount, self._ctx.settings.max_deposit_fee_bps)
+        asked = TopUpIntent(amount, before, (view.deposits0, view.deposits1)[machine.index] + floor)
         # Wait for what the chain measured (a fee-on-transfer token credits less than was sent),
         # and not for ever: the credit needs the peer's countersignature.
-        await self._ctx.check_funding(machine.params, amount)  # consent: gas reserve
-        measured = await deposit_measured(self._ctx.chain, machine.params, machine.index, amount)
-        self._ctx.bus.emit(measured)
-        check_fee(measured, self._ctx.settings.max_deposit_fee_bps)
+        if await top_up_in_flight(chain, store, cid, machine.index, asked):
+            target = before + floor  # sent by the run the crash cut off: not again
+        else:
+            await self._ctx.check_funding(machine.params, amount)  # consent: gas reserve
+            intent = await store.add_intent(TOP_UP_INTENT, asked.payload(), cid)
+            measured = await deposit_measured(chain, machine.params, machine.index, amount)
+            await store.update_intent(intent, IntentStatus.CONFIRMED, tx_hash=measured.tx_hash)
+            self._ctx.bus.emit(measured)
+            check_fee(measured, self._ctx.settings.max_deposit_fee_bps)
+            target = before + measured.credited
         with trio.fail_after(self._ctx.settings.open_timeout):
-            while machine.state.deposited[machine.index] < before + measured.credited:
+            while machine.state.deposited[machine.index] < target:
                 await self._changed.wait()
         return machine.state
 

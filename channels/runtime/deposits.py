@@ -29,6 +29,10 @@ log = logging.getLogger("channels.deposits")
 
 #: The intent kind of a deposit (the watcher leaves these to the channel runtime).
 DEPOSIT_INTENT = "deposit"
+#: The intent kind of a top-up of an open channel (payload: :class:`TopUpIntent`).
+TOP_UP_INTENT = "top_up"
+#: The intents the channel runtime settles itself (the watcher leaves them alone).
+RUNTIME_INTENTS = frozenset({DEPOSIT_INTENT, TOP_UP_INTENT})
 #: How long a restarted node waits for a transaction of ours still pending before it decides.
 PENDING_WAIT = 120.0
 
@@ -107,22 +111,7 @@ async def deposit_in_flight(
     open_ = await store.intents(OPEN_INTENTS, channel_id, DEPOSIT_INTENT)
     if not open_:
         return False
-    sender = chain.sender
-    if sender is not None:
-        rpc = chain.rpc
-        with trio.move_on_after(PENDING_WAIT):
-            told = False
-            while await rpc.get_transaction_count(
-                sender.address, "pending"
-            ) > await rpc.get_transaction_count(sender.address, "latest"):
-                if not told:
-                    log.warning(
-                        "0x%s: a deposit of a previous run may be in flight: waiting for our "
-                        "pending transactions before deciding",
-                        channel_id.hex()[:12],
-                    )
-                    told = True
-                await trio.sleep(1.0)
+    await _await_our_pending(chain, channel_id)
     view = await chain.channel(channel_id)
     seen = (view.deposits0, view.deposits1)[participant] >= floor
     for intent in open_:
@@ -130,3 +119,83 @@ async def deposit_in_flight(
             intent.id, IntentStatus.CONFIRMED if seen else IntentStatus.CANCELLED
         )
     return seen
+
+
+async def _await_our_pending(chain: AdjudicatorClient, channel_id: ChannelId) -> None:
+    """Wait (bounded by :data:`PENDING_WAIT`) while a transaction of our account is pending (its
+    ``pending`` nonce above its ``latest``): once nothing of ours is in flight the chain's credit
+    is final."""
+    sender = chain.sender
+    if sender is None:
+        return
+    rpc = chain.rpc
+    with trio.move_on_after(PENDING_WAIT):
+        told = False
+        while await rpc.get_transaction_count(
+            sender.address, "pending"
+        ) > await rpc.get_transaction_count(sender.address, "latest"):
+            if not told:
+                log.warning(
+                    "0x%s: a deposit of a previous run may be in flight: waiting for our "
+                    "pending transactions before deciding",
+                    channel_id.hex()[:12],
+                )
+                told = True
+            await trio.sleep(1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpIntent:
+    """What a ``top_up`` intent records: the call (``amount`` on top of ``state_before``, our
+    deposit in the signed state when it was asked) and ``chain_floor``, the least the chain must
+    credit us in total once that top-up is mined (our credit before it plus its net floor)."""
+
+    amount: int
+    state_before: int
+    chain_floor: int
+
+    def payload(self) -> bytes:
+        return b"".join(
+            n.to_bytes(32, "big") for n in (self.amount, self.state_before, self.chain_floor)
+        )
+
+    @classmethod
+    def parse(cls, payload: bytes) -> TopUpIntent | None:
+        if len(payload) != 96:
+            return None  # not ours to read: settled from the chain alone
+        amount, before, floor = (int.from_bytes(payload[i : i + 32], "big") for i in (0, 32, 64))
+        return cls(amount, before, floor)
+
+
+async def top_up_in_flight(
+    chain: AdjudicatorClient,
+    store: Persister,
+    channel_id: ChannelId,
+    participant: int,
+    asked: TopUpIntent,
+) -> bool:
+    """Settle the top-up intents a previous run left open for the channel; True if one of them is
+    the same top-up as ``asked`` (same amount on the same signed deposit: the caller retries a
+    call the crash cut off) and the chain credited it, so nothing is to be sent again.
+
+    Keyed on the signed deposit, a later top-up of the same amount (asked once the first one is
+    credited in a state) is a new one and is sent."""
+    open_ = await store.intents(OPEN_INTENTS, channel_id, TOP_UP_INTENT)
+    if not open_:
+        return False
+    await _await_our_pending(chain, channel_id)
+    view = await chain.channel(channel_id)
+    credited = (view.deposits0, view.deposits1)[participant]
+    retried = False
+    for intent in open_:
+        recorded = TopUpIntent.parse(intent.payload)
+        seen = recorded is not None and credited >= recorded.chain_floor
+        if seen and recorded is not None:
+            retried = retried or (recorded.amount, recorded.state_before) == (
+                asked.amount,
+                asked.state_before,
+            )
+        await store.update_intent(
+            intent.id, IntentStatus.CONFIRMED if seen else IntentStatus.CANCELLED
+        )
+    return retried

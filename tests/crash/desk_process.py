@@ -201,6 +201,9 @@ async def run_command(node: Node, command: dict[str, Any], stop: trio.Event) -> 
     if cmd == "pay":
         state = await channel_of(node, command).pay(int(command["amount"]))
         return state_json(state)
+    if cmd == "top_up":
+        state = await channel_of(node, command).top_up(int(command["amount"]))
+        return state_json(state)
     if cmd == "write_option":
         ch = channel_of(node, command)
         position = await ch.write_option(

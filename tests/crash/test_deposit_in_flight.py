@@ -20,8 +20,10 @@ from .harness import (
     DEPOSIT,
     Chain,
     Desk,
+    converge,
     free_port,
     new_desk,
+    open_channel,
     run,
     token_balances,
 )
@@ -60,9 +62,7 @@ def test_a_deposit_pending_at_a_crash_is_not_sent_again(chain: Chain, tmp_path: 
     a_key, b_key = new_desk(chain), new_desk(chain)
     before = token_balances(chain, a_key.address)[0]
     alice = Desk("alice", chain, a_key, tmp_path, partners=[b_key.address])
-    bob = Desk(
-        "bob", chain, b_key, tmp_path, listen_port=free_port(), partners=[a_key.address]
-    )
+    bob = Desk("bob", chain, b_key, tmp_path, listen_port=free_port(), partners=[a_key.address])
     adjudicator = "0x" + chain.adjudicator.hex()
     try:
         _mine(chain, automine=False)
@@ -120,6 +120,71 @@ def test_a_deposit_pending_at_a_crash_is_not_sent_again(chain: Chain, tmp_path: 
 
         assert run(deposits) == (DEPOSIT, DEPOSIT)
         assert token_balances(chain, a_key.address)[0] == before - DEPOSIT  # paid once
+    finally:
+        for desk in (alice, bob):
+            if desk.alive:
+                try:
+                    desk.quit()
+                except AssertionError:
+                    desk.kill()
+
+
+def test_a_top_up_pending_at_a_crash_is_not_sent_again_on_retry(
+    chain: Chain, tmp_path: Path
+) -> None:
+    """The top-up's caller retries the call the crash cut off: the restarted node finds the
+    journalled top-up open, waits for its pending transaction and does not send it again."""
+    top_up = DEPOSIT // 2
+    a_key, b_key = new_desk(chain), new_desk(chain)
+    before = token_balances(chain, a_key.address)[0]
+    alice = Desk("alice", chain, a_key, tmp_path, partners=[b_key.address])
+    bob = Desk("bob", chain, b_key, tmp_path, listen_port=free_port(), partners=[a_key.address])
+    adjudicator = "0x" + chain.adjudicator.hex()
+    try:
+        channel = open_channel(alice, bob)
+        _mine(chain, automine=False)
+        try:
+            first = alice.send("top_up", channel=channel, amount=top_up)
+
+            def top_up_pending() -> bool:
+                pending = _pending_to(chain, alice.address)
+                if adjudicator in pending:
+                    return True
+                if pending:
+                    _mine(chain)  # her approval, if the allowance did not cover the top-up
+                failed = alice.reply(first, 0)
+                assert failed is None, f"{failed}{alice.diagnosis()}"
+                return False
+
+            _until(top_up_pending, 60, "Alice's top-up never went out")
+            alice.kill()
+            assert alice.wait_dead(10) == -9
+            alice.start()
+            retry = alice.send("top_up", channel=channel, amount=top_up)
+            # Waiting for its pending top-up, or (the bug) sending a second one.
+            _until(
+                lambda: "may be in flight" in alice.log_path.read_text()
+                or _pending_to(chain, alice.address).count(adjudicator) > 1,
+                60,
+                "the restarted node neither waited for its pending top-up nor sent another",
+            )
+            assert _pending_to(chain, alice.address).count(adjudicator) == 1, "sent twice"
+        finally:
+            _mine(chain, automine=True)
+        answer = alice.reply(retry, 60)
+        assert answer is not None, alice.diagnosis()
+        assert answer.get("ok"), f"{answer}{alice.diagnosis()}"
+        converged = converge(alice, bob)
+        assert converged["deposited"] == [DEPOSIT + top_up, DEPOSIT]
+        cid = bytes.fromhex(channel[2:])
+
+        async def deposits() -> tuple[int, int]:
+            async with connect_adjudicator(chain.url, chain.adjudicator, None) as view:
+                record = await view.channel(cid)
+                return record.deposits
+
+        assert run(deposits) == (DEPOSIT + top_up, DEPOSIT)
+        assert token_balances(chain, a_key.address)[0] == before - DEPOSIT - top_up  # paid once
     finally:
         for desk in (alice, bob):
             if desk.alive:
