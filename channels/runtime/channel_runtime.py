@@ -27,6 +27,7 @@ from channels.core.protocol import (
     ChannelMachine,
     ConcludedObserved,
     DataLossRecovered,
+    DepositsObserved,
     Input,
     PersistState,
     Phase,
@@ -43,10 +44,12 @@ from channels.runtime.context import RuntimeContext
 from channels.runtime.deposits import (
     DEPOSIT_INTENT,
     TOP_UP_INTENT,
+    PeerDepositFeeRefused,
     TopUpIntent,
     check_fee,
     deposit_in_flight,
     deposit_measured,
+    peer_fee_refused,
     top_up_in_flight,
 )
 from channels.runtime.errors import TowerBehind, UpdateRefusedError
@@ -92,6 +95,8 @@ class ChannelRuntime:
         self._starting = 0
         self._changed = trio.Event()
         self._crediting = False
+        #: Set once the peer's credited deposit shows a fee this desk did not accept.
+        self.peer_fee_refused: PeerDepositFeeRefused | None = None
         settings = ctx.settings
         self._coalescer = Coalescer(
             self, ctx.nursery, settings.update_timeout, settings.limits.max_trades_per_update
@@ -137,6 +142,14 @@ class ChannelRuntime:
             await self._changed.wait()
         return self._machine.phase
 
+    async def wait_open(self) -> None:
+        """Until the channel is OPEN; raises :class:`PeerDepositFeeRefused` as soon as the peer's
+        deposit is credited short of what this desk accepts (it would never open)."""
+        while self._machine.phase is not Phase.OPEN:
+            if self.peer_fee_refused is not None:
+                raise self.peer_fee_refused
+            await self._changed.wait()
+
     async def wait_version(self, version: int) -> State:
         while self._machine.state.version < version:
             await self._changed.wait()
@@ -156,7 +169,26 @@ class ChannelRuntime:
         async with self._lock:
             actions = await self._step(event)
             await self._ctx.executor.enqueue(self, actions)
+        if isinstance(event, DepositsObserved):
+            self._check_peer_fee()
         self.notify()
+
+    def _check_peer_fee(self) -> None:
+        """Alarm once if the peer's credited deposit shows a fee this desk did not accept."""
+        machine = self._machine
+        if self.peer_fee_refused is not None or machine.phase is not Phase.FUNDING:
+            return
+        peer = 1 - machine.index
+        refused = peer_fee_refused(
+            machine.params,
+            peer,
+            machine.deposits[peer],
+            machine.confirmed_deposits[peer],
+            self._ctx.settings.max_deposit_fee_bps,
+        )
+        if refused is not None:
+            self.peer_fee_refused = refused
+            self._ctx.bus.emit(Alarm(machine.channel_id, refused.rule, str(refused)))
 
     async def enqueue(self, actions: list[Action]) -> None:
         """Hand the actions of a step made outside :meth:`apply` (opening) to the executor."""

@@ -79,6 +79,33 @@ def check_fee(measured: DepositMeasured, max_fee_bps: int) -> None:
     )
 
 
+class PeerDepositFeeRefused(RemoteError):
+    """The asset kept more of the PEER's deposit than this desk consented to (its
+    ``max_deposit_fee_bps``): the channel is not counted as funded and never opens. Raise the
+    setting (``[node]`` in the TOML) to consent to the fee, or close the channel (its version 0
+    refunds every credited deposit)."""
+
+    rule = "PeerDepositFeeRefused"
+
+
+def peer_fee_refused(
+    params: Params, peer_index: int, agreed: int, credited: int, max_fee_bps: int
+) -> PeerDepositFeeRefused | None:
+    """The error to raise when the chain credits the peer some of its ``agreed`` deposit but less
+    than this desk accepts (``max_fee_bps`` of a fee); None while nothing or enough is credited."""
+    if credited <= 0 or credited >= net_floor(agreed, max_fee_bps):
+        return None
+    fee = agreed - credited
+    bps = -(-fee * BPS // agreed)
+    peer, asset = params.participants[peer_index], params.asset
+    return PeerDepositFeeRefused(
+        f"the peer 0x{bytes(peer).hex()}'s deposit in asset 0x{bytes(asset).hex()} was credited "
+        f"{credited} of the {agreed} agreed: the asset kept {fee} (about {bps} bps) and this desk "
+        f"accepts at most {max_fee_bps} bps (max_deposit_fee_bps): raise the setting to consent "
+        "to the fee, or close the channel (version 0 refunds what was credited)"
+    )
+
+
 async def deposit_measured(
     chain: AdjudicatorClient, params: Params, participant: int, amount: int
 ) -> DepositMeasured:

@@ -316,7 +316,7 @@ class Node:
                     raise refused
                 crash_point("channel", "post_send")
                 await runtime.fund()
-                await runtime.wait_phase((Phase.OPEN,))
+                await runtime.wait_open()  # raises PeerDepositFeeRefused, not a bare timeout
         return self._handles[machine.channel_id]
 
     async def _on_open_proposal(self, peer: Address, msg: OpenProposal) -> None:

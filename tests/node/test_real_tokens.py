@@ -15,11 +15,11 @@ import trio
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import allowance, approve, balance_of, load_artifact, mint
 from adjudicator.transactions import TransactionSender
-from channels.core.node_events import Event
+from channels.core.node_events import Alarm, Event
 from channels.core.protocol import Phase
 from channels.core.trust import Trust
 from channels.runtime.channel import Channel
-from channels.runtime.deposits import DepositFeeRefused, DepositMeasured
+from channels.runtime.deposits import DepositFeeRefused, DepositMeasured, PeerDepositFeeRefused
 from channels.runtime.node import Node, NodeSettings
 from tests.partners import partners
 
@@ -152,3 +152,58 @@ async def test_a_fee_is_refused_unless_the_desk_consented(desks: Desks, tmp_path
                 assert "kept 10000 of the 1000000" in str(refused.value)
                 (ch,) = alice.channels
                 assert ch.phase is Phase.FUNDING  # never counted as funded
+
+
+async def test_a_fee_on_the_peers_deposit_fails_the_open_with_an_alarm(
+    desks: Desks, tmp_path: Path
+) -> None:
+    """Only the peer's deposit loses a fee this desk did not accept: the open fails with
+    PeerDepositFeeRefused and an alarm naming the peer, the asset, the fee and the setting as soon
+    as the credit shows it (before: FUNDING until open_timeout, then a bare TooSlowError)."""
+    token = await deploy(desks, "FeeOnTransferToken")  # keeps 1% of every transfer
+    # Longer than the test's own bound: the open must fail on the fee, not on the timeout.
+    strict = dataclasses.replace(FAST, open_timeout=600.0)
+    with trio.fail_after(90):
+        async with desk(desks, desks.alice, tmp_path / "a.sqlite", settings=strict) as alice:
+            async with desk(
+                desks,
+                desks.bob,
+                tmp_path / "b.sqlite",
+                listen=0,
+                trust=accepts(desks, token),
+                settings=FEE_OK,  # Bob consents to losing his fee; Alice does not
+            ) as bob:
+                assert bob.listen_port is not None
+                async with alice.events() as a_events:
+                    with pytest.raises(PeerDepositFeeRefused) as refused:
+                        await alice.open_channel(
+                            peer=("127.0.0.1", bob.listen_port),
+                            peer_address=desks.bob.address,
+                            asset=token,
+                            deposit=0,  # only the peer deposits
+                            peer_deposit=DEPOSIT,
+                            oracle=desks.oracle.address,
+                            challenge_period=PERIOD,
+                        )
+                    alarms = []
+                    while True:
+                        try:
+                            event = a_events.receive_nowait()
+                        except trio.WouldBlock:
+                            break
+                        if isinstance(event, Alarm) and event.kind == "PeerDepositFeeRefused":
+                            alarms.append(event)
+                (ch,) = alice.channels
+                assert ch.phase is Phase.FUNDING  # never counted as funded
+                message = str(refused.value)
+                for part in (
+                    desks.bob.address.hex(),
+                    token.hex(),
+                    "kept 10000",
+                    "100 bps",
+                    "at most 0 bps",
+                    "max_deposit_fee_bps",
+                ):
+                    assert part in message, (part, message)
+                assert [a.detail for a in alarms] == [message]
+                assert alarms[0].channel_id == ch.id
