@@ -208,11 +208,12 @@ class ChannelRuntime:
     async def submit(self, trades: tuple[Trade, ...]) -> State:
         """Make ``trades`` one update (or part of one, see :mod:`channels.runtime.coalescer`) and
         return the state that contains them."""
-        with trio.fail_after(self._ctx.settings.update_timeout):
-            # After a restart or a lost connection no proposal is made until the two sides have
-            # compared their latest states; wait for that rather than fail.
-            while self.paused():
-                await self._changed.wait()
+        if self.paused():  # no cancel scope per call on the usual path
+            with trio.fail_after(self._ctx.settings.update_timeout):
+                # After a restart or a lost connection no proposal is made until the two sides
+                # have compared their latest states; wait for that rather than fail.
+                while self.paused():
+                    await self._changed.wait()
         return await self._coalescer.submit(trades)
 
     async def start_update(self, trades: tuple[Trade, ...]) -> tuple[int, Waiter]:

@@ -20,6 +20,7 @@ from channels.core.funding import funded as deposits_made
 from channels.core.model import (
     Address,
     ChannelId,
+    Digest,
     Params,
     SignedUpdate,
     State,
@@ -50,6 +51,8 @@ class Pending:
     state: State
     trades: tuple[Trade, ...]
     signature: bytes
+    #: The EIP-712 digest we signed (the follower's accept is checked against it).
+    digest: Digest
     request_id: int | None
     ours: bool
     withdrawal: Withdrawal | None
