@@ -152,7 +152,7 @@ class LeaderSteps(MachineData):
             pending.withdrawal,
             withdrawal_sigs,
         )
-        self.latest = update
+        self._advance(update)
         actions: list[Action] = [
             PersistState(self.channel_id, update, changes=changes),
             UpdateApplied(self.channel_id, update, pending.request_id, pending.ours),
