@@ -13,7 +13,7 @@ from typing import Protocol
 
 import trio
 
-from channels.core.messages import Message
+from channels.core.messages import Message, OpenAccept
 from channels.core.model import Address
 from channels.core.protocol import Action, PersistSignature, PersistState, PhaseChanged, Send
 from channels.store.persister import Persister
@@ -52,6 +52,11 @@ class Executor:
             capacity
         )
 
+    @property
+    def store(self) -> Persister:
+        """The store it persists through (read by the runtime for its own journals)."""
+        return self._store
+
     async def enqueue(self, target: ActionTarget, actions: list[Action]) -> None:
         if not actions:
             return
@@ -88,6 +93,9 @@ class Executor:
             for target, actions in batch:
                 for action in actions:
                     if isinstance(action, Send):
-                        self._send(target.peer_address, action.message, points)
+                        message = action.message
+                        # The responder's OpenAccept on the wire is its channel:post_send point.
+                        sent = points if type(message) is not OpenAccept else (*points, "channel")
+                        self._send(target.peer_address, message, sent)
                     else:
                         target.on_action(action)
