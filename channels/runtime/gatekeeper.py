@@ -50,6 +50,7 @@ from channels.core.risk import (
 from channels.core.terms import (
     NO_TERMS,
     AcceptTerms,
+    CounterOffer,
     PeerTerms,
     PeerUsage,
     RefuseTerms,
@@ -211,7 +212,7 @@ class Gatekeeper:
                 return RefuseTerms(
                     "DepositAboveTerms",
                     f"asked to deposit {asked}; we deposit at most {most}",
-                    counter=most,
+                    CounterOffer(most, params.challenge_period),
                 )
             return decision
         if isinstance(decision, RefuseTerms):
