@@ -585,6 +585,7 @@ async def open_node(
                 if watchtowers:
                     node.rebuilt = await rebuild_from_towers(node, watchtowers, peers or {})
                 await node.restore()
+                await node.gatekeeper.restore_premiums()  # the daily premium limit survives
                 await node.quotes.restore()  # firm quotes: the live ones of the audit trail
                 await node.run(listen)
                 try:
