@@ -140,7 +140,13 @@ class ChannelRuntime:
         serving other channels, links and the watcher (issue 14)."""
         now = self._ctx.clock.now()
         machine = self._machine
-        return await call_signer(machine.signer, lambda: machine.handle(event, now=now))
+        try:
+            actions = await call_signer(machine.signer, lambda: machine.handle(event, now=now))
+        except BaseException:
+            self._ctx.after_step(machine.channel_id, None)
+            raise
+        self._ctx.after_step(machine.channel_id, actions)
+        return actions
 
     async def apply(self, event: Input) -> None:
         """Feed the machine one input (a chain fact, a link change) and perform what it asks."""

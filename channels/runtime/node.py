@@ -125,7 +125,10 @@ class Node:
             executor=self._executor,
             nursery=nursery,
             request_ids=itertools.count(1),
-            on_update=lambda cid, version, trades: self.quotes.on_update(cid, version, trades),
+            on_update=lambda cid, version, trades: self.quotes.fills.on_update(
+                cid, version, trades
+            ),
+            after_step=lambda cid, actions: self.quotes.fills.after_step(cid, actions),
             check_funding=lambda params, amount: self.gatekeeper.check_funding(
                 params, amount, new_channel=False
             ),
@@ -157,7 +160,7 @@ class Node:
         # fills of our live firm quotes are decided by our quote desk.
         trust = trust or Trust()
         if trust.quotes is None:
-            trust = dataclasses.replace(trust, quotes=self.quotes)
+            trust = dataclasses.replace(trust, quotes=self.quotes.fills)
         self.gatekeeper = Gatekeeper(trust, self, period_floor(settings))
         #: Channel proposals of ours the peer refused (rule and reason), until open_channel reads.
         self._refused: dict[ChannelId, TermsRefused] = {}
