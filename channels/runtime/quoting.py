@@ -166,6 +166,19 @@ class _Waiting:
     decline: str | None = None
 
 
+def _kind(kind: str | OptionKind) -> OptionKind:
+    if isinstance(kind, OptionKind):
+        return kind
+    try:
+        return OptionKind[kind.upper()]
+    except KeyError:
+        raise IllegalCall(f"kind must be 'call' or 'put', not {kind!r}") from None
+
+
+def _underlying(underlying: str | bytes) -> bytes:
+    return symbol(underlying) if isinstance(underlying, str) else underlying
+
+
 class QuoteDesk:
     """The firm-quote layer of one node (``node.quotes``)."""
 
@@ -245,16 +258,11 @@ class QuoteDesk:
         """Ask the peer for a firm quote; returns it (verified, stored) or raises
         :class:`QuoteDeclined` with the peer's reason."""
         machine = self._machine(channel_id)
-        if isinstance(kind, str):
-            try:
-                kind = OptionKind[kind.upper()]
-            except KeyError:
-                raise IllegalCall(f"kind must be 'call' or 'put', not {kind!r}") from None
         request = QuoteRequest(
             channel_id=machine.channel_id,
             request_id=next(self._request_ids),
-            underlying=symbol(underlying) if isinstance(underlying, str) else underlying,
-            kind=kind,
+            underlying=_underlying(underlying),
+            kind=_kind(kind),
             strike=Price(strike),
             expiry=Timestamp(expiry),
             quantity=Quantity(quantity),
@@ -294,19 +302,14 @@ class QuoteDesk:
     ) -> SignedQuote:
         """Sign and send a firm quote. ``side`` is the PEER's side (it buys: we write)."""
         machine = self._machine(channel_id)
-        if isinstance(kind, str):
-            try:
-                kind = OptionKind[kind.upper()]
-            except KeyError:
-                raise IllegalCall(f"kind must be 'call' or 'put', not {kind!r}") from None
         now = self._node.now()
         quote = Quote(
             quote_id=quote_id_for(machine.channel_id, self._node.address, secrets.randbits(64)),
             channel_id=machine.channel_id,
             quoter=self._node.address,
             request_id=request_id,
-            underlying=symbol(underlying) if isinstance(underlying, str) else underlying,
-            kind=kind,
+            underlying=_underlying(underlying),
+            kind=_kind(kind),
             strike=Price(strike),
             expiry=Timestamp(expiry),
             quoter_writes=Side.parse(side) is Side.BUY,

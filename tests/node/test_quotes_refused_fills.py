@@ -23,9 +23,9 @@ from channels.core.quotes import fill_trade
 from channels.runtime.node import UpdateRefusedError
 from channels.transport import Prologue, connect
 
-from ._helpers import DEPOSIT, PERIOD, WEEK, open_channel, wait_until
+from ._helpers import DEPOSIT, PERIOD, WEEK, wait_until
+from ._quoting import COLLATERAL, PRICE, STRIKE, quoting_desk, quoting_pair
 from .conftest import Desks
-from .test_quotes import COLLATERAL, PRICE, STRIKE, quoting_desk
 
 SIZE = 3 * QUANTITY_SCALE
 T = TypeVar("T")
@@ -33,13 +33,9 @@ T = TypeVar("T")
 
 async def test_refused_fills_do_not_exhaust_the_quote(desks: Desks, tmp_path: Path) -> None:
     with trio.fail_after(120):
-        async with (
-            quoting_desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob,
-            quoting_desk(desks, desks.alice, tmp_path / "a.sqlite", listen=False) as alice,
-        ):
-            ch, bch = await open_channel(alice, bob, desks)
+        async with quoting_pair(desks, tmp_path) as (_, bob, ch, bch):
             signed = await bch.offer_quote(
-                "ETH", "call", STRIKE, alice.now() + WEEK, "buy",
+                "ETH", "call", STRIKE, bob.now() + WEEK, "buy",
                 price=PRICE, collateral=COLLATERAL, max_quantity=SIZE, valid_for=600,
             )  # fmt: skip
             quote = signed.quote
