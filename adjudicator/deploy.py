@@ -9,6 +9,7 @@ from adjudicator.client import AdjudicatorClient
 from adjudicator.rpc import RpcClient
 from adjudicator.tokens import deploy_test_token, mint
 from adjudicator.transactions import TransactionSender
+from adjudicator.tx_signing import TransactionSigner
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,9 @@ class Deployment:
     token_decimals: int
 
 
-async def deploy_adjudicator(rpc: RpcClient, deployer_key: bytes | str) -> bytes:
+async def deploy_adjudicator(
+    rpc: RpcClient, deployer_key: bytes | str | TransactionSigner
+) -> bytes:
     """Deploy the adjudicator; returns its address."""
     sender = TransactionSender(rpc, deployer_key)
     client = await AdjudicatorClient.deploy(rpc, sender)
@@ -28,7 +31,7 @@ async def deploy_adjudicator(rpc: RpcClient, deployer_key: bytes | str) -> bytes
 
 async def deploy_dev_setup(
     rpc: RpcClient,
-    deployer_key: bytes | str,
+    deployer_key: bytes | str | TransactionSigner,
     fund: Sequence[bytes] = (),
     amount: int = 10**12,
     decimals: int = 6,

@@ -32,8 +32,9 @@ The config file (TOML; relative paths are relative to the file)::
     control = "desk-a.sock"         # optional; default: <store>.sock
     log_level = "info"
     log_format = "text"             # or "json": one object per line, with channel and peer
-    metrics_port = 9464             # optional: Prometheus /metrics and /healthz
-    metrics_host = "127.0.0.1"
+    metrics = true                  # Prometheus /metrics and /healthz (default: on) ...
+    metrics_host = "127.0.0.1"      # ... on loopback (default) ...
+    metrics_port = 9464             # ... on this port (default 0: one the system picks; getinfo)
 
     [chain]
     rpc_url = "http://127.0.0.1:8545"

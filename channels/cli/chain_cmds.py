@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from adjudicator.tx_signing import TransactionSigner
 from channels.cli.config import (
     DEFAULT_STATE_FILE,
     ConfigError,
     PortInUse,
     UsageError,
     load_config,
-    load_local_signer,
+    load_gas_key,
+    load_signer,
     read_key,
 )
 from channels.cli.desks import (
@@ -34,6 +36,9 @@ from channels.control import one_line
 from channels.core import boundedjson
 from channels.core.model import address, to_checksum
 from channels.core.signing import LocalSigner
+from channels.signers.errors import KeySourceError
+from channels.signers.keystore import PasswordSource, load_keystore
+from channels.signers.sources import KeySource, open_key_source
 
 if TYPE_CHECKING:
     from adjudicator.devchain import AnvilConfig, DevChain
@@ -158,13 +163,13 @@ async def run_chain(args: argparse.Namespace) -> int:
 
     mint = args.mint.units(TEST_TOKEN_DECIMALS, raw=args.raw)
     if args.rpc_url is not None:
-        signer = _key_from_args(args)
+        deployer, key = await _deployer(args)
         async with open_rpc(args.rpc_url) as rpc:
             dep = await with_progress(
                 "deploying the adjudicator and a test token",
-                deploy_dev_setup(rpc, signer.secret, fund=[signer.address], amount=mint),
+                deploy_dev_setup(rpc, key, fund=[deployer], amount=mint),
             )
-        info = _deployment_info(args.rpc_url, dep, [to_checksum(signer.address)], mint)
+        info = _deployment_info(args.rpc_url, dep, [to_checksum(deployer)], mint)
         _print_deployment(info, dev_keys=False)
         if args.state_file is not None:
             _write_json_file(Path(args.state_file), info)
@@ -223,15 +228,56 @@ async def run_chain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_from_args(args: argparse.Namespace) -> LocalSigner:
-    key_file = getattr(args, "key_file", None)
-    key_env = getattr(args, "key_env", None)
-    if key_file is not None or key_env is not None:
-        return read_key(Path(key_file) if key_file else None, key_env)
-    cfg_path = getattr(args, "config", None)
-    if cfg_path:
-        return load_local_signer(load_config(cfg_path))
-    raise UsageError("give --key-env VAR or --key-file FILE (or --config with a key)")
+def _deployer_sync(args: argparse.Namespace) -> tuple[bytes, bytes | TransactionSigner]:
+    """(address, key) of the account that pays for a deployment, from the same key options as a
+    desk: ``--keystore`` (its password from --password-env / --password-file / a prompt),
+    ``--remote`` (a JSON-RPC signer), ``--key-env`` / ``--key-file``, or ``--config`` (its gas
+    key, else its channel key). Never from the command line itself."""
+    given = [
+        flag
+        for flag, value in (
+            ("--keystore", getattr(args, "keystore", None)),
+            ("--remote", getattr(args, "remote", None)),
+            ("--key-env", getattr(args, "key_env", None)),
+            ("--key-file", getattr(args, "key_file", None)),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise UsageError(f"give one key option, not {' and '.join(given)}")
+    try:
+        if args.keystore is not None:
+            password = PasswordSource(
+                env=args.password_env,
+                file=None if args.password_file is None else Path(args.password_file),
+                prompt=args.password_env is None and args.password_file is None,
+            )
+            signer: object = load_keystore(Path(args.keystore).expanduser(), password)
+        elif args.remote is not None:
+            signer = open_key_source(KeySource("remote", url=args.remote))
+        elif args.key_file is not None or args.key_env is not None:
+            signer = read_key(Path(args.key_file) if args.key_file else None, args.key_env)
+        elif getattr(args, "config", None):
+            cfg = load_config(args.config)
+            gas = load_gas_key(cfg)
+            signer = LocalSigner(gas) if isinstance(gas, bytes) else gas or load_signer(cfg)
+        else:
+            raise UsageError(
+                "give a key: --keystore FILE, --remote URL, --key-env VAR or --key-file FILE "
+                "(or --config DESK.toml to use its gas key)"
+            )
+    except KeySourceError as exc:
+        raise UsageError(str(exc)) from None
+    if isinstance(signer, LocalSigner):
+        return signer.address, signer.secret
+    if isinstance(signer, TransactionSigner):
+        return bytes(signer.address), signer
+    raise UsageError("that signer cannot sign transactions: give a key that can pay for gas")
+
+
+async def _deployer(args: argparse.Namespace) -> tuple[bytes, bytes | TransactionSigner]:
+    # Decrypting a keystore (scrypt) or asking a remote signer blocks: off the trio loop.
+    return await trio.to_thread.run_sync(_deployer_sync, args)
 
 
 async def run_deploy(args: argparse.Namespace) -> int:
@@ -243,12 +289,12 @@ async def run_deploy(args: argparse.Namespace) -> int:
         url = load_config(args.config).rpc_url
     if url is None:
         raise UsageError("give --rpc-url URL (or --config with [chain] rpc_url)")
-    signer = _key_from_args(args)
+    deployer, key = await _deployer(args)
     async with open_rpc(url) as rpc:
         chain_id = await rpc.chain_id()
         addr = await with_progress(
-            f"deploying the adjudicator to chain {chain_id} from {to_checksum(signer.address)}",
-            deploy_adjudicator(rpc, signer.secret),
+            f"deploying the adjudicator to chain {chain_id} from {to_checksum(deployer)}",
+            deploy_adjudicator(rpc, key),
         )
     if args.json:
         print_json({"adjudicator": to_checksum(addr), "chain_id": chain_id})

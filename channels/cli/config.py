@@ -96,8 +96,11 @@ class Config:
     listen_port: int | None = None
     log_level: str = "info"
     log_format: str = "text"
+    #: Prometheus /metrics and /healthz: on by default, on loopback only, on a port the OS picks
+    #: at start (getinfo shows the URL; the node logs it); ``metrics = false`` turns them off.
+    metrics: bool = True
     metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = None
+    metrics_port: int = 0
     update_timeout: float | None = None
     open_timeout: float | None = None
     rpc_url: str | None = None
@@ -175,6 +178,7 @@ _NODE_KEYS = {
     "control",
     "log_level",
     "log_format",
+    "metrics",
     "metrics_host",
     "metrics_port",
     "update_timeout",
@@ -358,8 +362,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         listen_port=node.get_int("listen_port", 0, 65535),
         log_level=log_level,
         log_format=log_format,
+        metrics=_metrics_switch(node),
         metrics_host=node.get_str("metrics_host") or "127.0.0.1",
-        metrics_port=node.get_int("metrics_port", 0, 65535),
+        metrics_port=node.get_int("metrics_port", 0, 65535) or 0,
         update_timeout=node.get_float("update_timeout"),
         open_timeout=node.get_float("open_timeout"),
         rpc_url=rpc_url,
@@ -409,6 +414,15 @@ def _key_sources(path: Path, table: object) -> tuple[KeySource | None, KeySource
         )
     except KeySourceError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _metrics_switch(node: _Section) -> bool:
+    value = node.table.get("metrics", True)
+    if type(value) is not bool:
+        node.fail(
+            "metrics", "must be true (the default: /metrics and /healthz on 127.0.0.1) or false"
+        )
+    return value
 
 
 def _fallback_urls(chain: _Section) -> tuple[str, ...]:

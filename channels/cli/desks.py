@@ -29,12 +29,33 @@ DEV_ORACLE_ACCOUNT = 9
 DEV_CHALLENGE_PERIOD = 3600
 #: Dev desks accept channels with each other up to this deposit (in tokens) ...
 DEV_MAX_DEPOSIT = 100_000
-#: ... and consent in advance to every trade the other desks ask of them (a local chain of test
-#: tokens: a real desk lists only what its operator accepts, see channels/cli/peer_terms.py).
+#: ... and consent in advance to the option trades the walk-through has the other desks ask of
+#: them (buy, write, unwind), never to paying the peer or to withdrawals: a desk trades only what
+#: its operator agreed to (channels/cli/peer_terms.py), and these configs are copied.
+DEV_APPROVALS = ("buy", "write", "unwind")
 DEV_PEER_TERMS = (
     "max_deposit = {max_deposit}     # smallest units: what we deposit in a channel it opens\n"
-    'approve = ["pay", "buy", "write", "unwind", "withdraw"]   # trades it may ask of us\n'
+    "approve = ["
+    + ", ".join(f'"{a}"' for a in DEV_APPROVALS)
+    + "]   # what it may ask of us; never pay or withdraw\n"
 )
+
+
+#: ... and answer requests for firm quotes on one option from a table (channels/cli/quote_table.py):
+#: they write ETH-USD 3000 calls at 40 tokens a unit, with 500 tokens of collateral a unit.
+DEV_QUOTES = """
+[quotes]                           # firm quotes this desk answers by itself (`channels rfq`)
+valid_for = 60                     # seconds of chain time each quote stays firm
+
+[[quotes.table]]
+underlying = "ETH-USD"
+kind = "call"
+strike = "3000"
+side = "buy"                       # the requester buys: we write
+price = {price}              # premium per unit, smallest units (40 tokens)
+collateral = {collateral}        # per unit, smallest units (500 tokens)
+max_quantity = "1"
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +106,11 @@ def desk_config_text(
     challenge_period: int,
     peers: Sequence[tuple[str, str, int]],
     peer_terms: str = "",
+    extra_tables: str = "",
 ) -> str:
     """The TOML text of a desk config; every line says what it is."""
     peer_tables = "".join(
-        f'\n[peers.{peer}]\naddress = "{addr}"\nhost = "127.0.0.1"\nport = {port}\n'
-        + peer_terms
+        f'\n[peers.{peer}]\naddress = "{addr}"\nhost = "127.0.0.1"\nport = {port}\n' + peer_terms
         for peer, addr, port in peers
     )
     return f"""# {name}: {comment}
@@ -110,7 +131,7 @@ poll_interval = 0.5                # seconds between chain polls
 asset = "{asset}"         # {asset_note}
 oracle = "{oracle}"        # {oracle_note}
 challenge_period = {challenge_period}            # seconds
-{peer_tables}"""
+{extra_tables}{peer_tables}"""
 
 
 def write_dev_desks(
@@ -164,6 +185,9 @@ def write_dev_desks(
             challenge_period=DEV_CHALLENGE_PERIOD,
             peers=peers,
             peer_terms=DEV_PEER_TERMS.format(max_deposit=DEV_MAX_DEPOSIT * 10**token_decimals),
+            extra_tables=DEV_QUOTES.format(
+                price=40 * 10**token_decimals, collateral=500 * 10**token_decimals
+            ),
         )
         config = directory / f"{name}.toml"
         _write_public(config, text)

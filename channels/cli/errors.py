@@ -115,6 +115,17 @@ _PEER_KINDS = {
     "ConnectionResetError",
     "PeerOffline",
 }
+#: The peer answered and refused (a declined quote, terms or update it does not accept): it is
+#: online, so the hint at checking its node or forcing a close would mislead.
+_PEER_REFUSALS = {
+    "QuoteDeclined",
+    "QuoteWithdrawn",
+    "QuotePriceChanged",
+    "QuoteTermsChanged",
+    "TooManyQuoteRequests",
+    "TermsRefused",
+    "UpdateRefusedError",
+}
 _NODE_KINDS = {"NodeNotRunning", "ControlSocketInUse"}
 _USAGE_KINDS = {"BadRequest", "UsageError", "ConfigError", "KeyOnCommandLine", "UnknownChannel"}
 
@@ -165,6 +176,10 @@ def refusal_hint(kind: str, message: str) -> str:
         "Undercollateralised": "raise --collateral to cover the payoff",
         "UnconfirmedDeposit": "wait for the deposit's confirmations and try again",
         "TooManyPending": "too many updates in flight; try again in a moment",
+        "BadAttestation": (
+            "use the channel oracle's attestation for this position's underlying and expiry "
+            "(getinfo shows the chain and adjudicator it must be signed for)"
+        ),
     }
     return hints.get(kind, "")
 
@@ -230,6 +245,9 @@ def classify(exc: BaseException, ctx: Context) -> Failure:
     text = iso_times_in(text)
     if category == "node":
         return Failure("node", _snake(kind), _one(text))
+    if category == "peer" and kind in _PEER_REFUSALS:  # it answered: no hint at its node
+        who = f"peer {ctx.peer}" if ctx.peer else "the peer"
+        return Failure("peer", _snake(kind), f"{who} refused ({kind}): {_one(text)}")
     if category == "peer":
         who = f"peer {ctx.peer}" if ctx.peer else "the peer"
         what = {

@@ -23,7 +23,7 @@ from channels.signers.keystore import MAX_KEYSTORE_FILE, PasswordSource, read_pr
 from channels.signers.keystore import write_keystore as _write_keystore
 from channels.signers.sources import KeySource, open_key_source
 
-__all__ = ["run_address", "run_keygen"]
+__all__ = ["new_password", "run_address", "run_keygen"]
 
 
 def _password_source(args: argparse.Namespace) -> PasswordSource:
@@ -34,10 +34,13 @@ def _password_source(args: argparse.Namespace) -> PasswordSource:
     return PasswordSource(env=env, file=None if file is None else Path(file))
 
 
-def _new_password(args: argparse.Namespace) -> str:
+def new_password(args: argparse.Namespace) -> str:
     source = _password_source(args)
     if not source.prompt:
-        return source.read("the new keystore")
+        try:
+            return source.read("the new keystore")
+        except KeySourceError as exc:  # not set, unreadable, open to others: fix the option
+            raise UsageError(str(exc)) from None
     if not sys.stdin.isatty():
         raise UsageError("no terminal to type a password: give --password-env or --password-file")
     first = getpass.getpass("password for the new keystore: ")
@@ -48,7 +51,7 @@ def _new_password(args: argparse.Namespace) -> str:
 
 async def run_keygen(args: argparse.Namespace) -> int:
     path = Path(args.output).expanduser()
-    password = _new_password(args)
+    password = new_password(args)
     secret = coincurve.PrivateKey().secret
     try:
         await trio.to_thread.run_sync(  # scrypt takes about a second

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import logging
@@ -19,6 +20,7 @@ from channels.control import one_line
 from channels.core.errors import ChannelError
 from channels.core.model import to_checksum
 from channels.core.signing import Signer
+from channels.ops.alarms import AlarmBook
 
 if TYPE_CHECKING:
     from channels.core.node_events import Event
@@ -164,9 +166,6 @@ async def serve_desk(
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the desk's node, its control socket and its event log until cancelled."""
-    from channels.control import serve_control
-    from channels.ops.health import HealthMonitor
-    from channels.ops.metrics import serve_metrics
     from channels.runtime.node import open_node
 
     rpc_url, adjudicator = cfg.require_chain()
@@ -189,44 +188,64 @@ async def serve_desk(
             if p.host is not None and p.port is not None
         },
     ) as node:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(log_events, node)
-            health = HealthMonitor(node)
-            await nursery.start(health.run)
-            await nursery.start(partial(serve_control, node, cfg.control, health=health))
-            if cfg.metrics_port is not None:
-                try:
-                    await nursery.start(
-                        serve_metrics, node, health, cfg.metrics_host, cfg.metrics_port
-                    )
-                except OSError as exc:
-                    if exc.errno == errno.EADDRINUSE:
-                        raise PortInUse(
-                            f"port {cfg.metrics_port} on {cfg.metrics_host} is already in use "
-                            f"([node] metrics_port in {cfg.path}): choose another port"
-                        ) from None
-                    raise
-            log.info(
-                "node %s chain_id=%d adjudicator=%s listen=%s control=%s channels=%d",
-                to_checksum(node.address),
-                node.chain_id,
-                to_checksum(adjudicator),
-                "-" if node.listen_port is None else f"{cfg.listen_host}:{node.listen_port}",
-                cfg.control,
-                len(node.channels),
-            )
-            for channel in node.channels:
-                log.info(
-                    "[ch=0x%s v=%d] restored phase=%s ours=%d theirs=%d positions=%d",
-                    channel.id.hex()[:8],
-                    channel.version,
-                    channel.phase.value,
-                    channel.our_balance,
-                    channel.their_balance,
-                    len(channel.positions),
+        # Alarms and their acknowledgements outlive the process, in a file next to the store.
+        alarm_path = cfg.store.with_name(cfg.store.name + ".alarms")
+        with contextlib.closing(AlarmBook(alarm_path)) as alarm_book:
+            await _serve_parts(cfg, node, alarm_book, task_status)
+
+
+async def _serve_parts(
+    cfg: Config, node: Node, alarm_book: AlarmBook, task_status: trio.TaskStatus[Node]
+) -> None:
+    """The node's event log, health monitor, metrics endpoint and control socket."""
+    from channels.control import serve_control
+    from channels.ops.health import HealthMonitor
+    from channels.ops.metrics import serve_metrics
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(log_events, node)
+        health = HealthMonitor(node, alarms=alarm_book)
+        await nursery.start(health.run)
+        metrics_url = None
+        if cfg.metrics:
+            try:
+                port = await nursery.start(
+                    serve_metrics, node, health, cfg.metrics_host, cfg.metrics_port
                 )
-            task_status.started(node)
-            await trio.sleep_forever()
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise PortInUse(
+                        f"port {cfg.metrics_port} on {cfg.metrics_host} is already in use "
+                        f"([node] metrics_port in {cfg.path}): choose another port, or 0 "
+                        "for one the system picks"
+                    ) from None
+                raise
+            host = f"[{cfg.metrics_host}]" if ":" in cfg.metrics_host else cfg.metrics_host
+            metrics_url = f"http://{host}:{port}"
+        await nursery.start(
+            partial(serve_control, node, cfg.control, health=health, metrics_url=metrics_url)
+        )
+        log.info(
+            "node %s chain_id=%d adjudicator=%s listen=%s control=%s channels=%d",
+            to_checksum(node.address),
+            node.chain_id,
+            to_checksum(node.chain.address),
+            "-" if node.listen_port is None else f"{cfg.listen_host}:{node.listen_port}",
+            cfg.control,
+            len(node.channels),
+        )
+        for channel in node.channels:
+            log.info(
+                "[ch=0x%s v=%d] restored phase=%s ours=%d theirs=%d positions=%d",
+                channel.id.hex()[:8],
+                channel.version,
+                channel.phase.value,
+                channel.our_balance,
+                channel.their_balance,
+                len(channel.positions),
+            )
+        task_status.started(node)
+        await trio.sleep_forever()
 
 
 async def run_node(args: argparse.Namespace) -> int:

@@ -1,16 +1,16 @@
-"""Operator commands: ``getinfo``, ``peers``, ``settle`` and ``init``."""
+"""Operator commands: ``getinfo``, ``peers`` and ``settle`` (``init``: :mod:`.init_cmd`)."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from channels.cli.config import Config, ConfigError, UsageError, load_config
+from channels.cli.config import Config, UsageError
 from channels.cli.errors import AlreadyClosed
-from channels.cli.format import note, out, print_json, with_progress
+from channels.cli.format import out, print_json, with_progress
 from channels.cli.units import (
     UnitError,
     checked_address,
@@ -20,6 +20,7 @@ from channels.cli.units import (
 )
 from channels.cli.views import short_id, state_line, state_view
 from channels.control import ControlClient
+from channels.core.errors import BadAttestation
 from channels.core.model import to_checksum
 
 #: anvil's chain id: the dev oracle signs only there.
@@ -43,10 +44,13 @@ def health_lines(health: Mapping[str, Any] | None) -> list[str]:
     lines.append(f"peers connected: {health['peers_connected']} of {len(health['peers'])}")
     for alarm in health["open_alarms"]:
         where = f" channel {short_id(alarm['channel'])}" if alarm.get("channel") else ""
+        number = f" {alarm['id']}" if "id" in alarm else ""
         lines.append(
-            f"ALARM {alarm['kind']}{where} since {iso_time(int(alarm['raised_at']))}: "
+            f"ALARM{number} {alarm['kind']}{where} since {iso_time(int(alarm['raised_at']))}: "
             f"{alarm['detail']}"
         )
+    if health["open_alarms"] and "id" in health["open_alarms"][0]:
+        lines.append("(once handled: channels ack ID; channels alarms --all lists every alarm)")
     lines.append("healthy" if health["healthy"] else "UNHEALTHY: " + "; ".join(health["problems"]))
     return lines
 
@@ -59,6 +63,8 @@ async def cmd_getinfo(client: ControlClient, args: argparse.Namespace, cfg: Conf
     out(f"channels {info['version']}  node {info['address']}")
     out(f"chain {info['chain_id']}  adjudicator {info['adjudicator']}")
     out(f"listen port {info['listen_port'] or '-'}  channels {info['channels']}")
+    metrics = info.get("metrics_url")
+    out(f"metrics {metrics}/metrics  health {metrics}/healthz" if metrics else "metrics off")
     for phase, count in sorted(info["channels_by_phase"].items()):
         out(f"  {phase:<10} {count}")
     for line in health_lines(info.get("health")):
@@ -123,33 +129,142 @@ async def cmd_peers(client: ControlClient, args: argparse.Namespace, cfg: Config
     return 0
 
 
+# alarms ----------------------------------------------------------------------------------------
+def alarm_view(a: Mapping[str, Any]) -> dict[str, Any]:
+    """An alarm as ``alarms`` and ``ack`` show it: ISO times, open or acknowledged."""
+    acked = a.get("acked_at")
+    return {
+        "id": a["id"],
+        "kind": a["kind"],
+        "channel": a.get("channel"),
+        "detail": a["detail"],
+        "raised_at": iso_time(int(a["raised_at"])),
+        "last_raised_at": iso_time(int(a["last_raised_at"])),
+        "repeats": a["repeats"],
+        "state": "open" if acked is None else "acknowledged",
+        "acked_at": None if acked is None else iso_time(int(acked)),
+    }
+
+
+async def cmd_alarms(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
+    """The node's open alarms (``--all``: acknowledged ones too)."""
+    result = await client.call("alarms", all=True if args.all else None)
+    views = [alarm_view(a) for a in result["alarms"]]
+    if args.json:
+        print_json({"alarms": views, "open": result["open"]})
+        return 0
+    if not views:
+        out("no open alarms" if not args.all else "no alarms")
+        return 0
+    from channels.cli.views import render_table
+
+    out(
+        render_table(
+            ("ID", "KIND", "CHANNEL", "RAISED", "REPEATS", "STATE", "DETAIL"),
+            [
+                (
+                    str(v["id"]),
+                    v["kind"],
+                    short_id(v["channel"]) if v["channel"] else "-",
+                    v["raised_at"],
+                    str(v["repeats"]),
+                    v["state"],
+                    v["detail"],
+                )
+                for v in views
+            ],
+        )
+    )
+    if result["open"]:
+        out("acknowledge one once handled: channels ack ID")
+    return 0
+
+
+async def cmd_ack(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
+    """Acknowledge an alarm: it stops counting against the desk's health, across restarts."""
+    result = await client.call("ack", id=args.alarm_id)
+    view = alarm_view(result["alarm"])
+    if args.json:
+        print_json({"alarm": view, "was_open": result["was_open"]})
+    elif result["was_open"]:
+        out(f"alarm {view['id']} ({view['kind']}) acknowledged")
+    else:
+        out(f"alarm {view['id']} ({view['kind']}) was already acknowledged at {view['acked_at']}")
+    return 0
+
+
 # settle ----------------------------------------------------------------------------------------
-def _attestation_from_file(path: str) -> tuple[int, bytes, Mapping[str, Any]]:
-    """(price in 8 decimals, signature, the file's fields) from an attestation JSON file:
-    ``{"underlying": "ETH-USD", "expiry": "2027-01-01T08:00:00Z", "price": "3100.5",
-    "signature": "0x..."}`` (expiry may be unix seconds; price a decimal string)."""
+#: An attestation file is a few hundred bytes; anything much larger is not one.
+MAX_ATTESTATION_FILE = 16_384
+
+
+def _attestation_from_file(path: str, position: Mapping[str, Any]) -> tuple[int, bytes]:
+    """(price in 8 decimals, signature) from an attestation JSON file::
+
+        {"underlying": "ETH-USD", "expiry": "2027-01-01T08:00:00Z", "price": "3100.5",
+         "signature": "0x..."}
+
+    ``price`` is a decimal string in the quote currency; ``underlying`` and ``expiry`` (ISO or
+    unix seconds) are optional, and when given must be the position's: a file for another
+    position is refused here with :class:`BadAttestation`, before the node is asked. A malformed
+    file is a :class:`UsageError`. The signature itself is checked by the node."""
     try:
-        text = Path(path).read_text()
-        if len(text) > 16_384:
-            raise UsageError(f"{path}: larger than an attestation file can be (16 KiB)")
-        doc = json.loads(text)
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_ATTESTATION_FILE + 1)
     except OSError as exc:
         raise UsageError(f"cannot read attestation file {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if len(raw) > MAX_ATTESTATION_FILE:
+        raise UsageError(f"{path}: larger than an attestation file can be (16 KiB)")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{path}: not an attestation (not JSON: {exc})") from None
     if not isinstance(doc, dict):
         raise UsageError(f"{path}: must be a JSON object with price and signature")
+    for key in ("price", "signature"):
+        if not isinstance(doc.get(key), str):
+            raise UsageError(f"{path}: {key!r} must be a string (see channels settle --help)")
     try:
-        price = parse_units(str(doc["price"]), 8)
-        signature_text = str(doc["signature"])
-        signature = bytes.fromhex(signature_text.removeprefix("0x"))
-    except KeyError as exc:
-        raise UsageError(f"{path}: missing {exc.args[0]!r}") from None
+        price = parse_units(doc["price"], 8)
+        signature = bytes.fromhex(doc["signature"].removeprefix("0x"))
     except (UnitError, ValueError) as exc:
         raise UsageError(f"{path}: {exc}") from None
+    if price <= 0:
+        raise UsageError(f"{path}: the price must be above zero")
     if len(signature) != 65:
         raise UsageError(f"{path}: signature must be 65 bytes (0x and 130 hex digits)")
-    return price, signature, doc
+    underlying, expiry = doc.get("underlying"), doc.get("expiry")
+    if underlying is not None and underlying != position["underlying"]:
+        raise BadAttestation(
+            f"{path} attests {underlying!r}; position {position['id']} is on "
+            f"{position['underlying']!r}"
+        )
+    if expiry is not None:
+        try:
+            when = _file_time(expiry)
+        except UnitError as exc:
+            raise UsageError(f"{path}: expiry: {exc}") from None
+        if when != int(position["expiry"]):
+            raise BadAttestation(
+                f"{path} attests the price at {iso_time(when)}; position {position['id']} "
+                f"expires {iso_time(int(position['expiry']))}"
+            )
+    return price, signature
+
+
+def _file_time(value: object) -> int:
+    """An attestation file's expiry: unix seconds, or an ISO 8601 time (UTC unless given)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        if value.isdigit():
+            return int(value)
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise UnitError(f"not a time: {value!r} (unix seconds or ISO 8601)") from None
+        return int((when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp())
+    raise UnitError(f"not a time: {value!r} (unix seconds or ISO 8601)")
 
 
 def _dev_oracle_signature(
@@ -189,7 +304,7 @@ async def cmd_settle(client: ControlClient, args: argparse.Namespace, cfg: Confi
             "settled after that (before, unwind it at an agreed split)"
         )
     if args.attestation is not None:
-        price, signature, _ = _attestation_from_file(args.attestation)
+        price, signature = _attestation_from_file(args.attestation, position)
     else:
         if args.price is None:
             raise UsageError("--dev-oracle needs --price (the settlement price, e.g. 3100.5)")
@@ -213,78 +328,3 @@ async def cmd_settle(client: ControlClient, args: argparse.Namespace, cfg: Confi
     else:
         out(state_line(f"position {args.position} settled", view))
     return 0
-
-
-# init ------------------------------------------------------------------------------------------
-def run_init_sync(args: argparse.Namespace) -> int:
-    """Write a new desk config and a fresh key (file of mode 0600) next to it."""
-    from channels.cli.desks import _write_private, _write_public, desk_config_text, free_port
-    from channels.core.signing import LocalSigner
-
-    target = Path(args.path)
-    if target.suffix != ".toml":
-        raise UsageError(f"{target}: a desk config's name ends in .toml")
-    if target.exists():
-        raise UsageError(f"{target} exists; choose another name (init never overwrites)")
-    name = target.stem
-    key_file = target.with_name(f"{name}.key")
-    if key_file.exists():
-        raise UsageError(f"{key_file} exists; init never overwrites a key")
-    template: Config | None = load_config(args.like) if args.like else None
-    rpc_url = args.rpc_url or (template.rpc_url if template else None)
-    adjudicator = args.adjudicator or (template.adjudicator if template else None)
-    asset = args.asset or (template.asset if template else None)
-    oracle = args.oracle or (template.oracle if template else None)
-    missing = [
-        flag
-        for flag, value in (
-            ("--rpc-url", rpc_url),
-            ("--adjudicator", adjudicator),
-            ("--asset", asset),
-            ("--oracle", oracle),
-        )
-        if value is None
-    ]
-    if missing:
-        raise UsageError(
-            f"give {', '.join(missing)} (or --like desks/desk-a.toml to take them from a config)"
-        )
-    assert rpc_url and adjudicator and asset and oracle
-    target.parent.mkdir(parents=True, exist_ok=True)
-    signer = LocalSigner.generate()
-    _write_private(key_file, "0x" + signer.secret.hex() + "\n")
-    port = args.listen_port if args.listen_port is not None else free_port()
-    text = desk_config_text(
-        name=name,
-        comment="created by `channels init`; its key is in "
-        f"{key_file.name} (mode 0600): back it up, never share it",
-        key_line=f'key_file = "{key_file.name}"          # hex private key, mode 0600',
-        listen_port=port,
-        rpc_url=rpc_url,
-        adjudicator=to_checksum(adjudicator),
-        asset=to_checksum(asset),
-        asset_note="the channel asset (ERC-20)",
-        oracle=to_checksum(oracle),
-        oracle_note="the price oracle both desks trust",
-        challenge_period=template.challenge_period if template else 3600,
-        peers=[],
-    )
-    _write_public(target, text)
-    try:
-        load_config(target)  # what we wrote must load
-    except ConfigError:
-        target.unlink()
-        key_file.unlink()
-        raise
-    out(f"desk config  {target}")
-    out(f"key file     {key_file} (mode 0600)")
-    out(f"address      {to_checksum(signer.address)}")
-    note(
-        "fund this address with the asset and with gas, add the peers you trade with as "
-        f"[peers.NAME] tables, then: channels node --config {target}"
-    )
-    return 0
-
-
-async def run_init(args: argparse.Namespace) -> int:
-    return run_init_sync(args)

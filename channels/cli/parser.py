@@ -36,9 +36,10 @@ from channels.cli.config import (
     parse_price,
     parse_quantity,
 )
+from channels.cli.init_cmd import run_init
 from channels.cli.key_cmds import run_address, run_keygen
 from channels.cli.node_cmd import run_node
-from channels.cli.operator_cmds import cmd_getinfo, cmd_peers, cmd_settle, run_init
+from channels.cli.operator_cmds import cmd_ack, cmd_alarms, cmd_getinfo, cmd_peers, cmd_settle
 from channels.cli.quote_cmds import add_quote_commands
 from channels.cli.tower_cmd import run_tower
 from channels.cli.units import (
@@ -105,6 +106,12 @@ AMOUNT = "in the asset's units, e.g. 1.5 (smallest units with --raw)"
 CHANNEL = "a [peers] name (its open channel), or a channel id or id prefix (see status)"
 
 
+def _alarm_id(text: str) -> int:
+    if not text.isdigit():
+        raise UnitError(f"not an alarm id (a whole number, see channels alarms): {text!r}")
+    return int(text)
+
+
 def _position_id(text: str) -> int:
     if not text.isdigit():
         raise UnitError(f"not a position id (a whole number, see status): {text!r}")
@@ -164,6 +171,16 @@ def _password_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--password-file", metavar="FILE", help="file with the password (0600)")
 
 
+def _deployer_options(parser: argparse.ArgumentParser) -> None:
+    """The account that pays for a deployment: the same key sources as a desk's (SIGNERS.md)."""
+    _key_options(parser)
+    parser.add_argument(
+        "--keystore", metavar="FILE", help="an encrypted keystore (its password: see below)"
+    )
+    parser.add_argument("--remote", metavar="URL", help="a JSON-RPC signer holding one account")
+    _password_options(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="channels",
@@ -217,11 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rpc-url", help="deploy to this chain instead of starting anvil (needs a key option)"
     )
-    _key_options(p)
+    _deployer_options(p)
 
     p = command("deploy", "deploy the adjudicator to a chain and print its address", run_deploy)
     p.add_argument("--rpc-url", help="JSON-RPC URL (default: [chain] rpc_url of --config)")
-    _key_options(p)
+    _deployer_options(p)
 
     command("tower", "run a watchtower from its TOML config until SIGINT/SIGTERM", run_tower)
 
@@ -374,6 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("peers", "configured peers and peers with channels: online or not", None, cmd_peers)
 
     p = command(
+        "alarms", "open alarms with their ids (--all: acknowledged ones too)", None, cmd_alarms
+    )
+    p.add_argument("--all", action="store_true", help="acknowledged alarms too")
+
+    p = command(
+        "ack",
+        "acknowledge an alarm once handled: it no longer makes the desk unhealthy (kept across "
+        "restarts; the same condition raised again stays acknowledged)",
+        None,
+        cmd_ack,
+    )
+    p.add_argument("alarm_id", type=_typed(_alarm_id), help="the alarm's id (see alarms, status)")
+
+    p = command(
         "settle",
         "settle an expired position at the oracle's signed price (off chain, both sign)",
         None,
@@ -401,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "init",
-        "create a desk config and a fresh key file (mode 0600) next to it",
+        "create a desk config and a fresh key in an encrypted keystore (mode 0600) next to it",
         run_init,
     )
     p.add_argument("path", help="the config to create, e.g. desks/my-desk.toml")
@@ -411,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asset", type=_typed(_address_arg), help="the channel asset (ERC-20)")
     p.add_argument("--oracle", type=_typed(_address_arg), help="the price oracle's address")
     p.add_argument("--listen-port", type=int, help="TCP port peers dial (default: a free one, now)")
+    p.add_argument("--scrypt-n", type=int, default=None, help=argparse.SUPPRESS)  # tests only
+    _password_options(p)  # the config reads the password the same way (default: a prompt)
 
     add_quote_commands(command, _typed)  # firm quotes: rfq, offer, quotes, answer, fill
 

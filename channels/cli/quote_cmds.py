@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from channels.cli.config import (
@@ -20,19 +20,24 @@ from channels.cli.config import (
     parse_price,
     parse_quantity,
 )
-from channels.cli.format import fmt_fixed, out, print_json
-from channels.cli.units import Amount, iso_time, parse_amount_text
-from channels.cli.views import Units
+from channels.cli.format import out, print_json
+from channels.cli.units import Amount, fmt_units, iso_time, parse_amount_text
+from channels.cli.views import Units, position_view
 from channels.control import ControlClient
+from channels.core.errors import LocalError
 
 AMOUNT = "in the asset's units, e.g. 40.5 (smallest units with --raw)"
+CHANNEL = "a [peers] name (its open channel), or a channel id or id prefix (see status)"
+
+
+class QuoteOutsideLimit(LocalError):
+    """``rfq --fill-limit``: the peer's quote is worse than our limit; nothing was traded (the
+    quote stays in the book, to fill by id while it is firm)."""
 
 
 def _units(args: argparse.Namespace) -> Units:
-    """The channel's asset units (``--raw``: smallest units; no channel named: smallest units)."""
-    row = getattr(args, "channel_row", None)
-    if row is None:
-        return Units(0, True)
+    """The named channel's asset units (``--raw``: smallest units)."""
+    row = args.channel_row
     return Units(int(row["asset_decimals"]), bool(args.raw))
 
 
@@ -43,18 +48,57 @@ def _amount(args: argparse.Namespace, value: Amount | None) -> int | None:
     return value.units(units.decimals, raw=units.raw)
 
 
-def _quote_line(q: dict[str, Any], units: Units) -> str:
-    when = iso_time(int(q["expiry"]))
-    until = iso_time(int(q["valid_until"]))
-    status = f" {q['status']}" if "status" in q else ""
-    size = fmt_fixed(int(q["max_quantity"]), QUANTITY_DECIMALS)
-    left = f" left {fmt_fixed(int(q['remaining']), QUANTITY_DECIMALS)}" if "remaining" in q else ""
+def quote_view(q: Mapping[str, Any], units: Units) -> dict[str, Any]:
+    """A firm quote as every command shows it: human units (``--raw``: smallest units for
+    amounts), ISO times; the same fields in text and JSON."""
+    view: dict[str, Any] = {
+        "quote_id": q["quote_id"],
+        "channel": q["channel"],
+        "quoter": q["quoter"],
+        "request_id": q["request_id"] or None,
+        "underlying": q["underlying"],
+        "kind": q["kind"],
+        "strike": fmt_units(int(q["strike"]), PRICE_DECIMALS),
+        "expiry": iso_time(int(q["expiry"])),
+        "quoter_side": q["quoter_side"],
+        "price": units.amount(int(q["price"])),
+        "collateral": units.amount(int(q["collateral"])),
+        "max_quantity": fmt_units(int(q["max_quantity"]), QUANTITY_DECIMALS),
+        "valid_until": iso_time(int(q["valid_until"])),
+        "replaces": q.get("replaces"),
+        "signature": q["signature"],
+    }
+    if "status" in q:  # in our book
+        view.update(
+            ours=bool(q["ours"]),
+            status=q["status"],
+            remaining=fmt_units(int(q["remaining"]), QUANTITY_DECIMALS),
+        )
+    return view
+
+
+def request_view(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A peer's request waiting for our answer (no amounts in it)."""
+    return {
+        "channel": r["channel"],
+        "request_id": r["request_id"],
+        "underlying": r["underlying"],
+        "kind": r["kind"],
+        "strike": fmt_units(int(r["strike"]), PRICE_DECIMALS),
+        "expiry": iso_time(int(r["expiry"])),
+        "quantity": fmt_units(int(r["quantity"]), QUANTITY_DECIMALS),
+        "side": r["side"],
+    }
+
+
+def _quote_line(v: Mapping[str, Any]) -> str:
+    status = f" {v['status']}" if "status" in v else ""
+    left = f" left {v['remaining']}" if "remaining" in v else ""
     return (
-        f"quote {q['quote_id'][:18]}{status} by {q['quoter'][:10]}: quoter {q['quoter_side']}s "
-        f"{q['kind']} {q['underlying']} strike {fmt_fixed(int(q['strike']), PRICE_DECIMALS)} "
-        f"expiry {when} at {units.text(q['price'])}/unit, collateral "
-        f"{units.text(q['collateral'])}/unit, max {size}"
-        f"{left}, firm until {until}"
+        f"quote {v['quote_id'][:18]}{status} by {v['quoter'][:10]}: quoter {v['quoter_side']}s "
+        f"{v['kind']} {v['underlying']} strike {v['strike']} expiry {v['expiry']} at "
+        f"{v['price']}/unit, collateral {v['collateral']}/unit, max {v['max_quantity']}"
+        f"{left}, firm until {v['valid_until']}"
     )
 
 
@@ -71,14 +115,63 @@ def _terms(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _fill_view(result: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    units = _units(args)
+    ours, theirs = (int(b) for b in result["balances"])  # the node lists ours first here
+    return {
+        "channel": args.channel,
+        "peer": args.peer_label,
+        "position": position_view(result["position"], units),
+        "quote": quote_view(result["quote"], units),
+        "version": result["version"],
+        "ours": units.amount(ours),
+        "theirs": units.amount(theirs),
+    }
+
+
+def _fill_line(v: Mapping[str, Any]) -> str:
+    p = v["position"]
+    return (
+        f"quote {v['quote']['quote_id'][:18]} filled: position {p['id']} ({p['side']}) qty "
+        f"{p['quantity']} (version {v['version']}, ours {v['ours']}, theirs {v['theirs']}, "
+        f"left {v['quote']['remaining']})"
+    )
+
+
+def _within(limit: int, price: int, side: str) -> bool:
+    """Our side ``buy`` pays the premium (at most the limit), ``sell`` receives it (at least)."""
+    return price <= limit if side == "buy" else price >= limit
+
+
 async def cmd_rfq(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
     result = await client.call(
         "request_quote", quantity=args.quantity, timeout=args.timeout, **_terms(args)
     )
+    units = _units(args)
+    view = quote_view(result, units)
+    limit = _amount(args, args.fill_limit)
+    if limit is None:
+        if args.json:
+            print_json(view)
+        else:
+            out(_quote_line(view))
+        return 0
+    if not _within(limit, int(result["price"]), args.side):
+        worse = "above" if args.side == "buy" else "below"
+        raise QuoteOutsideLimit(
+            f"{args.peer_label} quoted {view['price']}/unit, {worse} --fill-limit "
+            f"{units.text(limit)}; nothing traded (fill it by id while firm: channels fill "
+            f"{args.peer_label} {view['quote_id'][:10]})"
+        )
+    filled = await client.call(
+        "fill", channel=args.channel, quote=result["quote_id"], quantity=args.quantity
+    )
+    fill = _fill_view(filled, args)
     if args.json:
-        print_json(result)
+        print_json(fill)
     else:
-        out(_quote_line(result, _units(args)))
+        out(_quote_line(view))
+        out(_fill_line(fill))
     return 0
 
 
@@ -92,10 +185,11 @@ async def cmd_offer(client: ControlClient, args: argparse.Namespace, cfg: Config
         **({"replaces": args.replaces} if args.replaces else {}),
         **_terms(args),
     )
+    view = quote_view(result, _units(args))
     if args.json:
-        print_json(result)
+        print_json(view)
     else:
-        out(_quote_line(result, _units(args)))
+        out(_quote_line(view))
     return 0
 
 
@@ -112,18 +206,26 @@ async def cmd_withdraw_quote(
 
 async def cmd_quotes(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
     result = await client.call("quotes", channel=args.channel)
+    decimals = {r["id"]: int(r["asset_decimals"]) for r in await client.call("status")}
+    raw = bool(args.raw)
+    quotes = [
+        quote_view(q, Units(decimals.get(q["channel"], 0), raw or q["channel"] not in decimals))
+        for q in result["quotes"]
+    ]
+    requests = [request_view(r) for r in result["requests"]]
     if args.json:
-        print_json(result)
+        print_json({"now": iso_time(int(result["now"])), "quotes": quotes, "requests": requests})
         return 0
-    for q in result["quotes"]:
-        out(_quote_line(q, _units(args)))
-    for r in result["requests"]:
+    for v in quotes:
+        out(_quote_line(v))
+    for r in requests:
         out(
             f"request {r['request_id']} on {r['channel'][:10]}: the peer wants to {r['side']} "
-            f"{fmt_fixed(int(r['quantity']), QUANTITY_DECIMALS)} {r['kind']} {r['underlying']} "
-            f"strike {fmt_fixed(int(r['strike']), PRICE_DECIMALS)} (answer it)"
+            f"{r['quantity']} {r['kind']} {r['underlying']} strike {r['strike']} expiry "
+            f"{r['expiry']} (channels answer {r['channel'][:10]} {r['request_id']} --price P "
+            "--collateral C)"
         )
-    if not result["quotes"] and not result["requests"]:
+    if not quotes and not requests:
         out("no quotes and no waiting requests")
     return 0
 
@@ -139,12 +241,16 @@ async def cmd_answer(client: ControlClient, args: argparse.Namespace, cfg: Confi
         valid_for=args.valid_for,
         decline=args.decline,
     )
-    if args.json:
-        print_json(result)
-    elif result.get("declined"):
-        out(f"request {args.request_id} declined")
+    if result.get("declined"):
+        view: dict[str, Any] = {"declined": True, "request_id": args.request_id}
+        text = f"request {args.request_id} declined"
     else:
-        out(_quote_line(result, _units(args)))
+        view = quote_view(result, _units(args))
+        text = _quote_line(view)
+    if args.json:
+        print_json(view)
+    else:
+        out(text)
     return 0
 
 
@@ -152,15 +258,11 @@ async def cmd_fill(client: ControlClient, args: argparse.Namespace, cfg: Config 
     result = await client.call(
         "fill", channel=args.channel, quote=args.quote, quantity=args.quantity
     )
+    view = _fill_view(result, args)
     if args.json:
-        print_json(result)
-        return 0
-    p = result["position"]
-    out(
-        f"quote {result['quote']['quote_id'][:18]} filled: position {p['id']} "
-        f"qty {fmt_fixed(int(p['quantity']), QUANTITY_DECIMALS)} (version {result['version']}, "
-        f"left {fmt_fixed(int(result['quote']['remaining']), QUANTITY_DECIMALS)})"
-    )
+        print_json(view)
+    else:
+        out(_fill_line(view))
     return 0
 
 
@@ -170,7 +272,7 @@ def add_quote_commands(
     """Add the firm-quote commands to the ``channels`` parser."""
 
     def option_terms(p: argparse.ArgumentParser, side_help: str) -> None:
-        p.add_argument("channel", help="channel id or a unique prefix")
+        p.add_argument("channel", help=CHANNEL)
         p.add_argument("--kind", choices=("call", "put"), required=True)
         p.add_argument("--underlying", required=True, help="e.g. ETH-USD")
         p.add_argument("--strike", type=typed(parse_price), required=True, help="e.g. 3000.5")
@@ -183,6 +285,12 @@ def add_quote_commands(
     option_terms(p, "our side: buy (the peer writes) or sell")
     p.add_argument("--quantity", type=typed(parse_quantity), required=True, help="e.g. 1.5")
     p.add_argument("--timeout", type=int, default=10, help="seconds to wait (default 10)")
+    p.add_argument(
+        "--fill-limit",
+        type=typed(parse_amount_text),
+        help="fill the quote at once if its premium per unit is at most this when buying (at "
+        f"least when selling), {AMOUNT}; otherwise nothing is traded",
+    )
 
     p = command("offer", "send the peer an unsolicited firm quote", None, cmd_offer)
     option_terms(p, "the PEER's side: buy (we write) or sell (we buy)")
@@ -204,7 +312,7 @@ def add_quote_commands(
     p.add_argument("channel", nargs="?", help="one channel (default: all)")
 
     p = command("answer", "quote (or decline) a peer's waiting request", None, cmd_answer)
-    p.add_argument("channel", help="channel id or a unique prefix")
+    p.add_argument("channel", help=CHANNEL)
     p.add_argument("request_id", type=typed(parse_amount), help="see `channels quotes`")
     p.add_argument("--price", type=typed(parse_amount_text), help=f"premium per unit, {AMOUNT}")
     p.add_argument(
@@ -215,7 +323,7 @@ def add_quote_commands(
     p.add_argument("--decline", metavar="REASON", help="decline instead, with this reason")
 
     p = command("fill", "fill the peer's quote (all that is left, or --quantity)", None, cmd_fill)
-    p.add_argument("channel", help="channel id or a unique prefix")
+    p.add_argument("channel", help=CHANNEL)
     p.add_argument("quote", help="quote id or a unique prefix (see `channels quotes`)")
     p.add_argument("--quantity", type=typed(parse_quantity), help="default: all that is left")
 

@@ -3,7 +3,9 @@
 The config is TOML, like a desk's::
 
     [tower]
-    key_env = "TOWER_KEY"          # or key_file (mode 0600); the tower pays gas from this key
+    key_env = "TOWER_KEY"          # or key_file (mode 0600), or keystore = "tower.keystore.json"
+                                   # with password_env, password_file or password_prompt = true
+                                   # (docs/SIGNERS.md); the tower pays gas from this key
     store = "tower.sqlite"
     listen_host = "127.0.0.1"
     listen_port = 9735
@@ -28,15 +30,21 @@ from pathlib import Path
 
 import trio
 
-from channels.cli.config import ConfigError, _Section, read_key, read_toml
+from channels.cli.config import ConfigError, _Section, read_toml
 from channels.cli.node_cmd import setup_logging, wait_for_stop_signal
 from channels.core.model import to_checksum
+from channels.core.signing import LocalSigner
+from channels.signers.errors import KeySourceError
+from channels.signers.keystore import load_keystore_key
+from channels.signers.sources import KeySource, open_key_source, parse_key_source
 
 log = logging.getLogger("channels.tower")
 
+#: Where the tower's key lives: exactly one of key_env, key_file, keystore (with its password
+#: source). It signs its logins and its own transactions in-process, so no remote signer.
+_KEY_KEYS = ("key_env", "key_file", "keystore", "password_env", "password_file", "password_prompt")
 _TOWER_KEYS = {
-    "key_env",
-    "key_file",
+    *_KEY_KEYS,
     "store",
     "listen_host",
     "listen_port",
@@ -49,8 +57,7 @@ _CHAIN_KEYS = {"rpc_url", "adjudicator", "confirmations"}
 
 @dataclass(frozen=True)
 class TowerConfig:
-    key_env: str | None
-    key_file: Path | None
+    key: KeySource
     store: Path
     listen: tuple[str, int]
     clients: tuple[bytes, ...]
@@ -85,9 +92,13 @@ def load_tower_config(path: str) -> TowerConfig:
         addr = probe.get_address("clients")
         assert addr is not None
         clients.append(addr)
+    key_table = {k: tower.table[k] for k in _KEY_KEYS if k in tower.table}
+    try:
+        key = parse_key_source(key_table, cfg_path.parent, f"{cfg_path}: [tower]")
+    except KeySourceError as exc:
+        raise ConfigError(f"{exc} (the tower's key: key_env, key_file or keystore)") from None
     return TowerConfig(
-        key_env=tower.get_str("key_env"),
-        key_file=tower.get_path("key_file"),
+        key=key,
         store=store,
         listen=(
             tower.get_str("listen_host") or "127.0.0.1",
@@ -102,13 +113,26 @@ def load_tower_config(path: str) -> TowerConfig:
     )
 
 
+def tower_key(cfg: TowerConfig) -> LocalSigner:
+    """The tower's key, opened in-process (a keystore is decrypted here)."""
+    try:
+        if cfg.key.kind == "keystore":
+            assert cfg.key.path is not None and cfg.key.password is not None
+            return load_keystore_key(cfg.key.path, cfg.key.password)
+        signer = open_key_source(cfg.key)
+    except KeySourceError as exc:
+        raise ConfigError(f"[tower] key: {exc}") from None
+    assert isinstance(signer, LocalSigner)  # key_file and key_env open as local keys
+    return signer
+
+
 async def serve_tower(
     cfg: TowerConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run the tower until cancelled; ``task_status`` gets its listening port."""
     from channels.defence.watchtower import open_watchtower
 
-    signer = read_key(cfg.key_file, cfg.key_env)
+    signer = await trio.to_thread.run_sync(tower_key, cfg)  # scrypt takes a second
     async with open_watchtower(
         signer,
         cfg.store,

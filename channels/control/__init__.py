@@ -45,9 +45,11 @@ Commands (fields in brackets are optional):
                or ``asset [recipient]`` without ``channel``: pull what failed payouts credited us
 ``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)
 ``asset_info`` ``asset``: the asset's decimals, read from the chain
-``getinfo``    the node's version, identity, channel counts by phase and health (chain
-               reachable, head age, peers connected, open alarms)
+``getinfo``    the node's version, identity, metrics URL, channel counts by phase and health
+               (chain reachable, head age, peers connected, open alarms)
 ``peers``      every peer with a channel: connected or not, and its channels
+``alarms``     ``[all]``: the open alarms, each with its id (``all``: acknowledged ones too)
+``ack``        ``id``: acknowledge an alarm; it stays acknowledged across restarts
 ``request_quote``
                ``channel, kind, underlying, strike, expiry | expiry_in, side, quantity``
                ``[timeout]``: ask the peer for a firm quote (``side`` is ours); returns it

@@ -2,15 +2,18 @@
 
 ``asset_info``  ``asset``: the asset's decimals (read from the chain), so the CLI can take amounts
                 in the asset's units
-``getinfo``     the node: version, address, chain, listen port, channel counts by phase, and its
-                health (chain reachable, head age, peers connected, open alarms)
+``getinfo``     the node: version, address, chain, listen port, metrics URL, channel counts by
+                phase, and its health (chain reachable, head age, peers connected, open alarms)
 ``peers``       every peer the node has a channel with: online or not, and its channels
+``alarms``      ``[all]``: the open alarms (with ``all``: acknowledged ones too), each with its id
+``ack``         ``id``: acknowledge an alarm; it stays acknowledged across restarts
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from channels.control.errors import BadRequest
 from channels.control.fields import Fields, Handler
 from channels.core.model import to_checksum
 
@@ -24,6 +27,7 @@ class _Server(Protocol):
 
     node: Node
     health: HealthMonitor | None
+    metrics_url: str | None
     commands: dict[str, tuple[frozenset[str], Handler]]
 
 
@@ -55,6 +59,7 @@ def register_operator_commands(server: _Server) -> None:
             "chain_id": node.chain_id,
             "adjudicator": to_checksum(node.chain.address),
             "listen_port": node.listen_port,
+            "metrics_url": server.metrics_url,
             "channels": len(node.channels),
             "channels_by_phase": phases,
             "peers_connected": len(connected()),
@@ -83,9 +88,34 @@ def register_operator_commands(server: _Server) -> None:
             )
         return rows
 
+    def alarm_book() -> HealthMonitor:
+        if server.health is None:
+            raise BadRequest("this node keeps no alarms (it runs without a health monitor)")
+        return server.health
+
+    async def alarms(f: Fields) -> Any:
+        from channels.ops.health import alarm_json
+
+        health = alarm_book()
+        shown = health.alarms.records() if f.has("all") else health.open_alarms()
+        return {"alarms": [alarm_json(a) for a in shown], "open": len(health.open_alarms())}
+
+    async def ack(f: Fields) -> Any:
+        from channels.ops.alarms import UnknownAlarm
+        from channels.ops.health import alarm_json
+
+        alarm_id = f.get_int("id")
+        try:
+            record, was_open = alarm_book().acknowledge(alarm_id)
+        except UnknownAlarm as exc:
+            raise BadRequest(str(exc)) from None
+        return {"alarm": alarm_json(record), "was_open": was_open}
+
     for name, fields, handler in (
         ("asset_info", ("asset",), asset_info),
         ("getinfo", (), getinfo),
         ("peers", (), peers),
+        ("alarms", ("all",), alarms),
+        ("ack", ("id",), ack),
     ):
         server.commands[name] = (frozenset(fields), handler)

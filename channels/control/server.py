@@ -38,6 +38,7 @@ from channels.control.views import _finality_of, position_json, state_json
 from channels.core.errors import ChainError, ChannelError, UnknownChannel
 from channels.core.model import Attestation, ChannelId, Price, to_checksum
 from channels.core.node_events import Finality, FinalityChanged
+from channels.core.options import check_attestation
 from channels.core.protocol import Phase
 
 if TYPE_CHECKING:
@@ -52,9 +53,12 @@ log = logging.getLogger("channels.control")
 class ControlServer:
     """Answers control requests for one node. ``await nursery.start(server.serve, path)``."""
 
-    def __init__(self, node: Node, health: HealthMonitor | None = None) -> None:
+    def __init__(
+        self, node: Node, health: HealthMonitor | None = None, metrics_url: str | None = None
+    ) -> None:
         self.node = node
         self.health = health
+        self.metrics_url = metrics_url
         self.finality: dict[ChannelId, Finality] = {}
         self.commands: dict[str, tuple[frozenset[str], Handler]] = {}
         for name, fields, handler in (
@@ -351,6 +355,8 @@ class ControlServer:
             raise BadRequest(f"settle: no open position {position_id}")
         position = matching[0]
         attestation = Attestation(position.underlying, position.expiry, Price(price))
+        # Checked before the watcher keeps it: a wrong file must not replace a good attestation.
+        check_attestation(channel.domain, channel.params.oracle, attestation, signature)
         self.node.add_attestation(attestation, signature)
         return state_json(await channel.settle(position_id, attestation, signature))
 
@@ -474,10 +480,12 @@ async def serve_control(
     path: str | os.PathLike[str],
     *,
     health: HealthMonitor | None = None,
+    metrics_url: str | None = None,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``node``'s control socket at ``path`` until cancelled.
+    """Serve ``node``'s control socket at ``path`` until cancelled (``metrics_url``: where the
+    node's /metrics and /healthz are served, for ``getinfo``).
 
     ``await nursery.start(serve_control, node, path)`` returns once the socket accepts requests.
     """
-    await ControlServer(node, health).serve(path, task_status=task_status)
+    await ControlServer(node, health, metrics_url).serve(path, task_status=task_status)

@@ -230,6 +230,21 @@ def _positive(amount: object, name: str) -> int:
     return amount
 
 
+def check_attestation(
+    domain: eip712.Domain, oracle: Address, attestation: Attestation, signature: bytes
+) -> None:
+    """Refuse (:class:`BadAttestation`) a price that is zero or not signed by ``oracle`` in this
+    domain (an attestation for another chain or adjudicator recovers to another signer)."""
+    if attestation.price == 0:
+        raise BadAttestation("the attested price must be above zero")
+    try:
+        signer = recover(eip712.attestation_digest(domain, attestation), signature)
+    except BadSignature as exc:
+        raise BadAttestation(f"attestation signature: {exc}") from exc
+    if signer != oracle:
+        raise BadAttestation("the attestation is not signed by the channel's oracle")
+
+
 def apply_trades(
     state: State, book: PositionBook, trades: Sequence[Trade], ctx: Context, version: Version
 ) -> State:
@@ -302,14 +317,7 @@ def apply_trades(
             att = trade.attestation
             if att.underlying != pos.underlying or att.expiry != pos.expiry:
                 raise BadAttestation("the attestation is for another underlying or expiry")
-            if att.price == 0:
-                raise BadAttestation("the attested price must be above zero")
-            try:
-                signer = recover(eip712.attestation_digest(ctx.domain, att), trade.signature)
-            except BadSignature as exc:
-                raise BadAttestation(f"attestation signature: {exc}") from exc
-            if signer != ctx.params.oracle:
-                raise BadAttestation("the attestation is not signed by the channel's oracle")
+            check_attestation(ctx.domain, ctx.params.oracle, att, trade.signature)
             owed = payoff(pos, att.price, decimals)
             book.remove(pos.id)
             balances[pos.holder] += owed

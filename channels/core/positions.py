@@ -8,7 +8,9 @@ slots costs about 2 x 100 pair hashes instead of 100 x ``log2(capacity)``, and a
 open positions costs about what it costs at none.
 
 Changes can be journaled and rolled back, which lets the state machine apply a proposed update,
-compare the result with what the peer signed, and undo it if anything is wrong.
+compare the result with what the peer signed, and undo it if anything is wrong. A committed change
+set also says which slots it changed (:class:`BookChanges`): the store writes exactly those, so it
+never re-derives the book from the trades the machine has already applied and checked.
 """
 
 from __future__ import annotations
@@ -76,11 +78,23 @@ class BookSnapshot:
     slots: tuple[tuple[int, Position], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class BookChanges:
+    """What one committed change set did to the book: each slot it changed with the position
+    now in it (None: the slot is free now), and the book's slot count after it. Applied to the
+    book before the change set, it gives the book after it."""
+
+    high_water: int
+    slots: tuple[tuple[int, Position | None], ...]
+
+
 class PositionBook:
     """Open positions by id and by slot, with an incrementally maintained Merkle root."""
 
     __slots__ = (
         "_by_id",
+        "_changed",
+        "_changed_high",
         "_dirty",
         "_free",
         "_high_water",
@@ -101,6 +115,10 @@ class PositionBook:
         self._locked = 0
         # A stack of undo logs, one per change set in flight (oldest first).
         self._journal: list[list[Callable[[], None]]] = []
+        # Per change set in flight: the slots it changed (position or None for freed), and the
+        # slot count after it (change sets run one after another, so a later one starts from it).
+        self._changed: list[dict[int, Position | None]] = []
+        self._changed_high: list[int] = []
 
     # reading ----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -182,6 +200,8 @@ class PositionBook:
                 raise InvalidField("no free position slot left")
             old_high = self._high_water
             self._high_water = slot + 1
+            if self._changed_high:
+                self._changed_high[-1] = self._high_water
 
             def undo_high() -> None:
                 self._high_water = old_high
@@ -204,6 +224,8 @@ class PositionBook:
             self._locked += position.collateral
 
         self._record(undo_remove)
+        if self._changed:
+            self._changed[-1][slot] = None
         self._set_leaf(slot, ZERO_HASH)
         heapq.heappush(self._free, slot)
 
@@ -221,18 +243,26 @@ class PositionBook:
         committed first and the newest is rolled back first.
         """
         self._journal.append([])
+        self._changed.append({})
+        self._changed_high.append(self._high_water)
 
     @property
     def pending_change_sets(self) -> int:
         return len(self._journal)
 
-    def commit_oldest(self) -> None:
-        if self._journal:
-            self._journal.pop(0)
+    def commit_oldest(self) -> BookChanges | None:
+        """Make the oldest change set final; return the slots it changed (None if no change set
+        was in flight)."""
+        if not self._journal:
+            return None
+        self._journal.pop(0)
+        return BookChanges(self._changed_high.pop(0), tuple(self._changed.pop(0).items()))
 
     def rollback_newest(self) -> None:
         if not self._journal:
             return
+        self._changed.pop()
+        self._changed_high.pop()
         for undo in reversed(self._journal.pop()):
             undo()
 
@@ -253,6 +283,8 @@ class PositionBook:
             self._locked -= position.collateral
 
         self._record(undo_place)
+        if self._changed:
+            self._changed[-1][slot] = position
         self._set_leaf(slot, position.leaf())
 
     def _node(self, level: int, index: int) -> bytes:

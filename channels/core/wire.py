@@ -53,9 +53,9 @@ from channels.core.errors import (
     UnsupportedVersion,
 )
 from channels.core.messages import Message
-from channels.core.model import Params, SignedUpdate, State
-from channels.core.options import MAX_TRADES, Trade
-from channels.core.positions import BookSnapshot
+from channels.core.model import Params, Position, SignedUpdate, State
+from channels.core.options import MAX_TRADES, OpenOption, Trade
+from channels.core.positions import BookSnapshot, check_high_water, check_slot
 from channels.core.schema import (
     BOOK,
     MAX_REASON_LEN,
@@ -80,6 +80,7 @@ __all__ = [
     "MAX_TRADES",
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
+    "UpdateRecord",
     "decode_book",
     "decode_message",
     "decode_params",
@@ -103,13 +104,15 @@ MAX_RECORD = 1 << 26
 
 
 # Encoding ---------------------------------------------------------------------------------------
+#: What encoding an object that does not fit its schema raises (all become UnencodableMessage).
+_ENCODE_ERRORS = (Unencodable, RuleViolation, AttributeError, TypeError, ValueError, OverflowError)
+
+
 def _pack(tag: int, schema: Schema, obj: object) -> bytes:
     try:
         fields = schema.encode(obj)
         packed: bytes = msgpack.packb((PROTOCOL_VERSION, tag, fields), use_bin_type=True)
-    except (
-        Unencodable, RuleViolation, AttributeError, TypeError, ValueError, OverflowError
-    ) as exc:
+    except _ENCODE_ERRORS as exc:
         raise UnencodableMessage(f"cannot encode {type(obj).__name__}: {exc}") from exc
     return packed
 
@@ -125,6 +128,40 @@ def encode_message(msg: Message) -> bytes:
 def encode_update(update: SignedUpdate) -> bytes:
     """A store record of a signed update (tag 32)."""
     return _pack(32, SIGNED_UPDATE, update)
+
+
+class UpdateRecord:
+    """A signed update's store record (:func:`encode_update`), encoded once with what writing
+    the positions it opens needs: :meth:`position_record` gives the record of one of them alone
+    in its slot (what :func:`encode_book` gives for that one-slot book, byte for byte) from the
+    position's encoding already made for the update, instead of encoding the position again."""
+
+    __slots__ = ("_opened", "blob")
+
+    def __init__(self, update: SignedUpdate) -> None:
+        try:
+            fields = SIGNED_UPDATE.encode(update)
+        except _ENCODE_ERRORS as exc:
+            raise UnencodableMessage(f"cannot encode {type(update).__name__}: {exc}") from exc
+        self.blob: bytes = msgpack.packb((PROTOCOL_VERSION, 32, fields), use_bin_type=True)
+        #: position id -> (the position opened, its encoded fields)
+        self._opened: dict[int, tuple[Position, Any]] = {
+            trade.position.id: (trade.position, encoded[1]["position"])
+            for trade, encoded in zip(update.trades, fields["trades"], strict=True)
+            if type(trade) is OpenOption
+        }
+
+    def position_record(self, slot: int, position: Position) -> bytes:
+        opened = self._opened.get(position.id)
+        if opened is None or opened[0] is not position:  # not one this update opened
+            return encode_book(BookSnapshot(slot + 1, ((slot, position),)))
+        try:
+            high_water = check_high_water(slot + 1)
+            fields = {"high_water": high_water, "slots": ((check_slot(slot), opened[1]),)}
+        except RuleViolation as exc:
+            raise UnencodableMessage(f"cannot encode BookSnapshot: {exc}") from exc
+        packed: bytes = msgpack.packb((PROTOCOL_VERSION, 35, fields), use_bin_type=True)
+        return packed
 
 
 def encode_params(params: Params) -> bytes:

@@ -1,5 +1,6 @@
 """A desk's health as an operator needs it: is the chain reachable, how old is its head, which
-peers are connected, which alarms are open; and counters of what the node did (for metrics).
+peers are connected, which alarms are open (not acknowledged: :mod:`channels.ops.alarms`); and
+counters of what the node did (for metrics).
 
 The monitor probes the chain itself (a bounded ``eth_blockNumber`` + latest block timestamp every
 ``probe_interval`` seconds) rather than trusting the node's extrapolated clock: with the chain
@@ -17,23 +18,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from channels.core.model import to_checksum
+from channels.ops.alarms import AlarmBook, AlarmRecord
 
 if TYPE_CHECKING:
     from channels.runtime.node import Node
 
 log = logging.getLogger("channels.health")
-
-#: An alarm stays open this long after it was raised (StaleHead closes as soon as the head is
-#: fresh again): the node has no acknowledgement, and an old alarm must not page forever.
-ALARM_OPEN_SECONDS = 3600.0
-
-
-@dataclass
-class OpenAlarm:
-    kind: str
-    detail: str
-    channel: str | None
-    raised_at: float
 
 
 @dataclass
@@ -58,7 +48,9 @@ class HealthMonitor:
         probe_interval: float = 1.0,
         probe_timeout: float = 5.0,
         max_head_age: float | None = None,
+        alarms: AlarmBook | None = None,
     ) -> None:
+        """``alarms``: the desk's persisted alarm book (default: one in memory)."""
         self.node = node
         self.probe_interval = probe_interval
         self.probe_timeout = probe_timeout
@@ -73,7 +65,7 @@ class HealthMonitor:
         self.head_block: int | None = None
         self.head_timestamp: int | None = None
         self.last_probe_ok: float | None = None  # wall time
-        self.alarms: list[OpenAlarm] = []
+        self.alarms = alarms if alarms is not None else AlarmBook()
         self.probes = 0
 
     # running -----------------------------------------------------------------------------------
@@ -128,8 +120,7 @@ class HealthMonitor:
                 elif isinstance(event, Alarm):
                     c.alarms[event.kind] += 1
                     channel = None if event.channel_id is None else "0x" + event.channel_id.hex()
-                    self.alarms.append(OpenAlarm(event.kind, event.detail, channel, time.time()))
-                    del self.alarms[:-100]
+                    self.alarms.raise_alarm(event.kind, event.detail, channel, time.time())
                 elif isinstance(event, ChainEventSeen):
                     c.chain_events[event.name] += 1
                 elif isinstance(event, PeerConnected):
@@ -144,15 +135,22 @@ class HealthMonitor:
             return None
         return max(0.0, time.time() - self.head_timestamp)
 
-    def open_alarms(self) -> list[OpenAlarm]:
-        now = time.time()
+    def open_alarms(self) -> list[AlarmRecord]:
+        """Alarms not acknowledged; StaleHead closes by itself once the head is fresh again."""
         age = self.head_age()
         head_fresh = self.chain_reachable and age is not None and age <= self.max_head_age
         return [
             a
-            for a in self.alarms
-            if now - a.raised_at < ALARM_OPEN_SECONDS and not (a.kind == "StaleHead" and head_fresh)
+            for a in self.alarms.open_records()
+            if not (a.kind == "StaleHead" and head_fresh)
         ]
+
+    def acknowledge(self, alarm_id: int) -> tuple[AlarmRecord, bool]:
+        """The operator saw alarm ``alarm_id``: it no longer counts against health."""
+        record, was_open = self.alarms.ack(alarm_id, time.time())
+        if was_open:
+            log.info("alarm %d (%s) acknowledged", alarm_id, record.kind)
+        return record, was_open
 
     def peers(self) -> dict[str, bool]:
         """Every peer we have a channel with: connected or not."""
@@ -187,13 +185,18 @@ class HealthMonitor:
             "last_probe_ok": self.last_probe_ok,
             "peers_connected": sum(1 for up in peers.values() if up),
             "peers": [{"address": a, "connected": up} for a, up in sorted(peers.items())],
-            "open_alarms": [
-                {
-                    "kind": a.kind,
-                    "detail": a.detail,
-                    "channel": a.channel,
-                    "raised_at": a.raised_at,
-                }
-                for a in alarms
-            ],
+            "open_alarms": [alarm_json(a) for a in alarms],
         }
+
+
+def alarm_json(a: AlarmRecord) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "kind": a.kind,
+        "detail": a.detail,
+        "channel": a.channel,
+        "raised_at": a.raised_at,
+        "last_raised_at": a.last_raised_at,
+        "repeats": a.repeats,
+        "acked_at": a.acked_at,
+    }

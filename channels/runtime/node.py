@@ -53,6 +53,7 @@ from channels.runtime.executor import Executor
 from channels.runtime.gatekeeper import Gatekeeper, LinkRefused, period_floor
 from channels.runtime.links import Links
 from channels.runtime.onchain import checkpoint_latest, register_latest
+from channels.runtime.opening import LiveOpens, wait_accepted
 from channels.runtime.quote_host import NodeQuoteHost
 from channels.runtime.quoting import Pricer, QuoteDesk
 from channels.runtime.rebuild import RebuildReport, rebuild_from_towers
@@ -164,6 +165,7 @@ class Node:
         self.gatekeeper = Gatekeeper(trust, self, period_floor(settings))
         #: Channel proposals of ours the peer refused (rule and reason), until open_channel reads.
         self._refused: dict[ChannelId, TermsRefused] = {}
+        self._live_opens = LiveOpens()
         self.listen_port: int | None = None
         #: Messages naming a channel we do not have with the sending peer.
         self.unknown_channel_messages = 0
@@ -297,15 +299,17 @@ class Node:
         )
         crash_point("channel", "post_write_pre_send")
         runtime = self._add(machine, peer)
-        await runtime.enqueue(actions)
-        with trio.fail_after(self.settings.open_timeout):
-            refused = await self._wait_accepted(machine.channel_id, runtime)
-            if refused is not None:
-                refused.proposed = ProposedChannel(peer, params, (deposit, peer_deposit))
-                raise refused
-            crash_point("channel", "post_send")
-            await runtime.fund()
-            await runtime.wait_phase((Phase.OPEN,))
+        # A proposal lost with a broken link goes again on the next (channels/runtime/opening.py).
+        with self._live_opens.waiting(runtime, actions):
+            await runtime.enqueue(actions)
+            with trio.fail_after(self.settings.open_timeout):
+                refused = await wait_accepted(runtime, self._refused)
+                if refused is not None:
+                    refused.proposed = ProposedChannel(peer, params, (deposit, peer_deposit))
+                    raise refused
+                crash_point("channel", "post_send")
+                await runtime.fund()
+                await runtime.wait_phase((Phase.OPEN,))
         return self._handles[machine.channel_id]
 
     async def accept_counter_offer(self, refused: TermsRefused) -> Channel:
@@ -331,7 +335,7 @@ class Node:
     async def _on_open_proposal(self, peer: Address, msg: OpenProposal) -> None:
         params = msg.params
         if params.channel_id in self._runtimes:
-            return  # a retransmission of a proposal we already accepted
+            return  # sent again on a new link: our reestablish there carries version 0
         if peer not in params.participants or self.address not in params.participants:
             raise WrongDomain("a channel proposal that does not name both of us")
         decision = self.gatekeeper.decide_channel(params, msg.deposits)
@@ -380,17 +384,6 @@ class Node:
             return
         await runtime.receive(message)
 
-    async def _wait_accepted(
-        self, channel_id: ChannelId, runtime: ChannelRuntime
-    ) -> TermsRefused | None:
-        """consent: until the peer signed version 0, or refused the channel (rule and reason)."""
-        while runtime.machine.phase is Phase.OPENING:
-            refused = self._refused.get(channel_id)
-            if refused is not None:
-                return refused
-            await runtime.wait_changed()
-        return None
-
     async def _open_refused(self, runtime: ChannelRuntime, message: Reject | OpenCounter) -> None:
         """consent: the peer refused the channel we proposed; nothing was deposited yet."""
         cid = runtime.channel_id
@@ -404,6 +397,8 @@ class Node:
     async def _link_changed(self, peer: Address, *, up: bool) -> None:
         for runtime in [r for r in self._runtimes.values() if r.peer_address == peer]:
             await runtime.apply(Reconnected() if up else Disconnected())
+        if up:
+            await self._live_opens.link_up(peer)
 
     # chain --------------------------------------------------------------------------------------
     def alarm(self, kind: str, detail: str, channel_id: ChannelId | None = None) -> None:

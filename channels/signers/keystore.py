@@ -30,7 +30,9 @@ from channels.signers.errors import KeySourceError
 __all__ = [
     "PasswordSource",
     "check_private_file",
+    "decrypt_keystore",
     "load_keystore",
+    "load_keystore_key",
     "read_key_file",
     "read_private_file",
     "write_keystore",
@@ -143,6 +145,21 @@ def load_keystore(
     path: Path, password: PasswordSource, env: Mapping[str, str] | None = None
 ) -> AccountSigner:
     """Decrypt a keystore file (mode 0600) into an :class:`AccountSigner`."""
+    return AccountSigner.from_key(decrypt_keystore(path, password, env))
+
+
+def load_keystore_key(
+    path: Path, password: PasswordSource, env: Mapping[str, str] | None = None
+) -> LocalSigner:
+    """Decrypt a keystore file into an in-process key, for a component that signs raw digests
+    and its own transactions with it (the watchtower)."""
+    return LocalSigner(decrypt_keystore(path, password, env))
+
+
+def decrypt_keystore(
+    path: Path, password: PasswordSource, env: Mapping[str, str] | None = None
+) -> bytes:
+    """The private key in a keystore file (mode 0600), checked against its recorded address."""
     raw = read_private_file(path, MAX_KEYSTORE_FILE)
     if too_deep(raw, 8):
         raise KeySourceError(f"{path} nests too deeply: not an encrypted keystore")
@@ -166,7 +183,7 @@ def load_keystore(
     claimed = doc.get("address")
     if isinstance(claimed, str) and claimed.lower().removeprefix("0x") != signer.address.hex():
         raise KeySourceError(f"{path}: the key does not match the keystore's address {claimed}")
-    return signer
+    return bytes(secret)
 
 
 def write_keystore(

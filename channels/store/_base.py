@@ -18,13 +18,19 @@ from channels.store.ops import StoreStats
 
 @dataclass(slots=True)
 class _Live:
-    """What appending to a channel needs, cached between transactions."""
+    """What appending to a channel needs, cached between transactions: the head of its history
+    and the open positions of its latest state by slot (no Merkle tree: the store writes the
+    slots the machine changed and checked; see :meth:`_Transactions._append`)."""
 
     head_version: int | None
     head_link: bytes
     high_water: int
-    book: PositionBook
+    slots: dict[int, Position]
     slot_of: dict[int, int]
+    locked: int
+    #: The whole book with its tree, built only to apply an update's trades here (an update
+    #: given without its changes); None once changes are applied without it.
+    book: PositionBook | None = None
 
 
 class _StoreBase:
@@ -78,20 +84,20 @@ class _StoreBase:
         ).fetchone()
         if row is None:
             raise UnknownChannel(f"no stored channel 0x{bytes(channel_id).hex()}")
-        book, slot_of = self._book_from_rows(channel_id, int(row[2]))
+        slots = dict(self._position_rows(channel_id))
         live = _Live(
             head_version=None if row[0] is None else int(row[0]),
             head_link=bytes(row[1]),
             high_water=int(row[2]),
-            book=book,
-            slot_of=slot_of,
+            slots=slots,
+            slot_of={p.id: s for s, p in slots.items()},
+            locked=sum(p.collateral for p in slots.values()),
         )
         self._live_cache[channel_id] = live
         return live
 
-    def _book_from_rows(
-        self, channel_id: ChannelId, high_water: int
-    ) -> tuple[PositionBook, dict[int, int]]:
+    def _position_rows(self, channel_id: ChannelId) -> list[tuple[int, Position]]:
+        """The stored open positions of the channel's latest state, by slot (each row checked)."""
         slots: list[tuple[int, Position]] = []
         for slot, pid, blob in self._conn.execute(
             "SELECT slot, position_id, position FROM book_positions WHERE channel_id = ? "
@@ -105,10 +111,19 @@ class _StoreBase:
             if _pid(position) != bytes(pid):
                 raise CorruptStore(f"channel 0x{channel_id.hex()[:16]}: slot {slot} is damaged")
             slots.append((slot, position))
-        try:
-            book = PositionBook.from_snapshot(BookSnapshot(high_water, tuple(slots)))
-        except ChannelError as exc:
-            raise CorruptStore(
-                f"channel 0x{channel_id.hex()[:16]}: the stored book is invalid: {exc}"
-            ) from exc
-        return book, {p.id: s for s, p in slots}
+        return slots
+
+    def _book_from_rows(self, channel_id: ChannelId, high_water: int) -> PositionBook:
+        """The stored book with its tree (its root is for the caller to check)."""
+        return _book_of(channel_id, high_water, self._position_rows(channel_id))
+
+
+def _book_of(
+    channel_id: ChannelId, high_water: int, slots: list[tuple[int, Position]]
+) -> PositionBook:
+    try:
+        return PositionBook.from_snapshot(BookSnapshot(high_water, tuple(slots)))
+    except ChannelError as exc:
+        raise CorruptStore(
+            f"channel 0x{channel_id.hex()[:16]}: the stored book is invalid: {exc}"
+        ) from exc

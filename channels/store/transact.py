@@ -7,7 +7,7 @@ from channels.core.errors import ChannelError, Equivocation, StaleVersion, Unkno
 from channels.core.hashing import keccak256
 from channels.core.model import ChannelId, Position, SignedUpdate
 from channels.core.options import OpenOption, Settle, Unwind
-from channels.core.positions import BookSnapshot, PositionBook
+from channels.core.positions import MAX_SLOTS, BookChanges, BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 from channels.store._base import _Live
 from channels.store._helpers import (
@@ -41,7 +41,7 @@ class _Transactions(_PremiumRecords):
     # operations (inside a transaction) ----------------------------------------------------------
     def _apply_op(self, op: Op) -> int | None:
         if isinstance(op, PersistState):
-            self._append(op.channel_id, op.update, op.book)
+            self._append(op.channel_id, op.update, op.book, op.changes)
         elif isinstance(op, AppendState):
             self._append(op.channel_id, op.update, op.book)
         elif isinstance(op, PersistSignature):
@@ -166,7 +166,11 @@ class _Transactions(_PremiumRecords):
             )
 
     def _append(
-        self, channel_id: ChannelId, update: SignedUpdate, book: BookSnapshot | None
+        self,
+        channel_id: ChannelId,
+        update: SignedUpdate,
+        book: BookSnapshot | None,
+        changes: BookChanges | None = None,
     ) -> None:
         signed = update.signed
         state = signed.state
@@ -176,6 +180,8 @@ class _Transactions(_PremiumRecords):
         _check_version(version)
         if not signed.fully_signed:
             raise StoreError(f"version {version} is not fully signed; only such states are stored")
+        if book is not None and changes is not None:
+            raise StoreError("give a state's whole book or its changes, not both")
         live = self._live(channel_id)
         state_hash = eip712.state_struct_hash(state)
         if live.head_version is not None and version <= live.head_version:
@@ -194,40 +200,36 @@ class _Transactions(_PremiumRecords):
                 f"version {version} is older than the stored latest version {live.head_version}"
             )
         self._claim_version(channel_id, version, state_hash)
-        blob = wire.encode_update(update)
-        self._touched.add(channel_id)
-        changes = self._change_book(live, update, book)
-        if (live.book.root, len(live.book), live.book.locked) != (
-            state.positions_root,
-            state.position_count,
-            state.locked,
+        record = wire.UpdateRecord(update)  # encoded once: the positions it opens too
+        self._touched.add(channel_id)  # from here on, a failure drops the cached channel
+        conn = self._conn
+        if book is not None:
+            placed = self._replace_book(live, channel_id, book)
+            conn.execute("DELETE FROM book_positions WHERE channel_id = ?", (channel_id,))
+        else:
+            if changes is None:
+                changes = self._derive_changes(live, update)  # keeps live.book: root checked
+            else:
+                live.book = None  # the machine applied and checked them; no tree kept here
+            freed, placed = _apply_changes(live, channel_id, changes, record)
+            conn.executemany("DELETE FROM book_positions WHERE channel_id = ? AND slot = ?", freed)
+        # The machine checked the positions root of the book these rows hold before it signed;
+        # count and locked collateral are checked here too (cheaply, without the tree), and the
+        # root whenever the store built the tree itself (a snapshot, or trades applied here).
+        # Store.load_channel checks the root of the stored rows again.
+        if (len(live.slots), live.locked) != (state.position_count, state.locked) or (
+            live.book is not None and live.book.root != state.positions_root
         ):
-            how = "the snapshot given" if book is not None else "the update's trades"
+            how = "the snapshot given" if book is not None else "the update's changes"
             raise StoreError(
                 f"channel 0x{channel_id.hex()[:16]} v{version}: the book from {how} does not "
                 "match the state's positions commitment (for a state adopted from the peer, "
                 "pass its book snapshot)"
             )
-        conn = self._conn
-        if changes is None:
-            conn.execute("DELETE FROM book_positions WHERE channel_id = ?", (channel_id,))
-            assert book is not None
-            rows = [(channel_id, s, _pid(p), _position_blob(s, p)) for s, p in book.slots]
-            conn.executemany("INSERT INTO book_positions VALUES (?, ?, ?, ?)", rows)
-        else:
-            for slot, position in changes.items():
-                if position is None:
-                    conn.execute(
-                        "DELETE FROM book_positions WHERE channel_id = ? AND slot = ?",
-                        (channel_id, slot),
-                    )
-                else:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO book_positions VALUES (?, ?, ?, ?)",
-                        (channel_id, slot, _pid(position), _position_blob(slot, position)),
-                    )
+        conn.executemany("INSERT INTO book_positions VALUES (?, ?, ?, ?)", placed)
         link = chain_link(live.head_link, state_hash, version)
         now = self._now()
+        blob = record.blob
         conn.execute(
             "INSERT INTO states (channel_id, version, state_hash, update_blob, blob_hash, "
             "prev_link, link, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -242,36 +244,48 @@ class _Transactions(_PremiumRecords):
         live.head_version = version
         live.head_link = link
 
-    def _change_book(
-        self, live: _Live, update: SignedUpdate, book: BookSnapshot | None
-    ) -> dict[int, Position | None] | None:
-        """Bring the mirror book to the state after ``update``; return the changed slots (None
-        when the whole book was replaced by ``book``)."""
-        if book is not None:
+    @staticmethod
+    def _replace_book(live: _Live, channel_id: ChannelId, book: BookSnapshot) -> list[_Row]:
+        """Make ``book`` the whole book (a state adopted from the peer); return its rows."""
+        try:
+            tree = PositionBook.from_snapshot(book)
+        except ChannelError as exc:
+            raise StoreError(f"the book snapshot is invalid: {exc}") from exc
+        live.book = tree
+        live.slots = dict(book.slots)
+        live.slot_of = {p.id: s for s, p in book.slots}
+        live.locked = tree.locked
+        live.high_water = book.high_water
+        return [(channel_id, s, _pid(p), _position_blob(s, p)) for s, p in book.slots]
+
+    @staticmethod
+    def _derive_changes(live: _Live, update: SignedUpdate) -> BookChanges:
+        """Apply the update's trades to the whole book the way the rules do (``OpenOption`` adds
+        in the lowest free slot, ``Unwind``/``Settle`` remove) and return the slots changed. Only
+        for an update given without its changes (the machine gives them)."""
+        tree = live.book
+        if tree is None:
             try:
-                live.book = PositionBook.from_snapshot(book)
-            except ChannelError as exc:
-                raise StoreError(f"the book snapshot is invalid: {exc}") from exc
-            live.slot_of = {p.id: s for s, p in book.slots}
-            live.high_water = book.high_water
-            return None
-        changes: dict[int, Position | None] = {}
+                tree = PositionBook.from_snapshot(
+                    BookSnapshot(live.high_water, tuple(sorted(live.slots.items())))
+                )
+            except ChannelError as exc:  # pragma: no cover - the rows were checked when read
+                raise StoreError(f"the stored book is invalid: {exc}") from exc
+            live.book = tree
+        tree.begin()
         try:
             for trade in update.trades:
                 if isinstance(trade, OpenOption):
-                    slot = live.book.add(trade.position)
-                    live.slot_of[trade.position.id] = slot
-                    live.high_water = max(live.high_water, slot + 1)
-                    changes[slot] = trade.position
+                    tree.add(trade.position)
                 elif isinstance(trade, Unwind | Settle):
-                    slot = live.slot_of.pop(trade.position_id)
-                    live.book.remove(trade.position_id)
-                    changes[slot] = None
-        except (ChannelError, KeyError) as exc:
+                    tree.remove(trade.position_id)
+        except ChannelError as exc:
             raise StoreError(
                 f"the update's trades do not apply to the stored book ({exc!r}); for a state "
                 "adopted from the peer, pass its book snapshot"
             ) from exc
+        changes = tree.commit_oldest()
+        assert changes is not None
         return changes
 
     def _set_phase(self, channel_id: ChannelId, phase: Phase) -> None:
@@ -341,3 +355,42 @@ class _Transactions(_PremiumRecords):
             "updated_at = excluded.updated_at",
             (op.name, op.block_number, op.block_hash, self._now()),
         )
+
+
+#: A ``book_positions`` row: channel id, slot, position id (8 bytes), the position's record.
+_Row = tuple[ChannelId, int, bytes, bytes]
+
+
+def _apply_changes(
+    live: _Live, channel_id: ChannelId, changes: BookChanges, record: wire.UpdateRecord
+) -> tuple[list[tuple[ChannelId, int]], list[_Row]]:
+    """Apply ``changes`` to the cached slots; return the rows to delete and to insert."""
+    high_water = changes.high_water
+    if type(high_water) is not int or not live.high_water <= high_water <= MAX_SLOTS:
+        raise StoreError(
+            f"the book's slot count {high_water!r} is not an int in [{live.high_water}, "
+            f"{MAX_SLOTS}] (it never shrinks)"
+        )
+    slots, slot_of = live.slots, live.slot_of
+    freed: list[tuple[ChannelId, int]] = []
+    placed: list[_Row] = []
+    for slot, position in changes.slots:
+        if type(slot) is not int or not 0 <= slot < high_water:
+            raise StoreError(f"slot {slot!r} is not an int in [0, {high_water})")
+        old = slots.pop(slot, None)
+        if old is not None:
+            del slot_of[old.id]
+            live.locked -= old.collateral
+            freed.append((channel_id, slot))
+        if position is None:
+            continue
+        if type(position) is not Position:
+            raise StoreError(f"slot {slot} holds a {type(position).__name__}, not a Position")
+        if position.id in slot_of:
+            raise StoreError(f"position {position.id} is open in slot {slot_of[position.id]} too")
+        slots[slot] = position
+        slot_of[position.id] = slot
+        live.locked += position.collateral
+        placed.append((channel_id, slot, _pid(position), record.position_record(slot, position)))
+    live.high_water = high_water
+    return freed, placed

@@ -69,6 +69,12 @@ def test_minimal_config_and_missing_chain(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a.sqlite"\ncontrol = "c"\n'))
     assert cfg.control == tmp_path / "c"
     assert cfg.listen_port is None
+    # metrics and /healthz: on by default, loopback only, a port the system picks at start
+    assert (cfg.metrics, cfg.metrics_host, cfg.metrics_port) == (True, "127.0.0.1", 0)
+    off = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a"\nmetrics = false\n'))
+    assert off.metrics is False
+    with pytest.raises(ConfigError, match=r"\[node\] metrics: must be true"):
+        load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a"\nmetrics = "yes"\n'))
     with pytest.raises(ConfigError, match=r"rpc_url is not set.*channels chain"):
         cfg.require_chain()
 
@@ -304,3 +310,27 @@ def test_sample_configs_parse_and_point_at_each_other() -> None:
     key_b = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"  # anvil dev 2
     assert load_signer(a, {"DESK_A_KEY": key_a}).address == b.peers["desk-a"].address
     assert load_signer(b, {"DESK_B_KEY": key_b}).address == a.peers["desk-b"].address
+    # Shipped examples consent to nothing the peer asks: the operator lists what they accept.
+    assert a.peers["desk-b"].approve == frozenset() == b.peers["desk-a"].approve
+    assert "approve = []" in (examples / "desk-a.toml").read_text()
+
+
+def test_dev_desks_consent_only_to_the_walk_through_trades(tmp_path: Path) -> None:
+    from adjudicator.devchain import DEV_PRIVATE_KEYS
+    from channels.cli.desks import write_dev_desks
+    from channels.core.consent import TradeClass
+
+    desks = write_dev_desks(
+        tmp_path / "desks",
+        rpc_url="http://127.0.0.1:8545",
+        adjudicator=bytes.fromhex("5FbDB2315678afecb367f032d93F642f64180aa3"),
+        token=bytes.fromhex("e7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
+        token_decimals=6,
+        private_keys=DEV_PRIVATE_KEYS,
+    )
+    for desk in desks:
+        cfg = load_config(desk.config)
+        assert cfg.quotes is not None and len(cfg.quotes.rows) == 1  # the dev quote table
+        for peer in cfg.peers.values():
+            assert peer.approve == {TradeClass.WE_BUY, TradeClass.WE_WRITE, TradeClass.UNWIND}
+

@@ -5,10 +5,12 @@ errors that name the peer and say what to do, exit codes, JSON errors, a closed 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -125,6 +127,15 @@ async def test_operator_commands(
             assert info["health"]["chain_reachable"] is True
             code, out, err = await run("-c", a, "getinfo")
             assert code == 0 and "chain: ok, block" in out and "peers connected: 1 of 1" in out
+
+            # a desk with no metrics keys serves /metrics and /healthz, on loopback only -------
+            url = info["metrics_url"]
+            assert url.startswith("http://127.0.0.1:") and f"metrics {url}/metrics" in out
+            scraped = await trio.to_thread.run_sync(httpx.get, f"{url}/metrics")
+            assert scraped.status_code == 200
+            assert 'channels_channels{phase="open"} 1.0' in scraped.text
+            healthz = await trio.to_thread.run_sync(httpx.get, f"{url}/healthz")
+            assert healthz.status_code in (200, 503) and "chain_reachable" in healthz.text
             peers = await run.json("-c", a, "peers")
             assert peers[0]["name"] == "desk-b" and peers[0]["connected"] is True
             code, out, err = await run("-c", a, "peers")
@@ -228,23 +239,65 @@ def test_chain_refuses_a_busy_port(tmp_path: Path) -> None:
     assert not (tmp_path / "desks").exists()
 
 
-def test_init_writes_a_config_and_a_private_key(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+INIT_CHAIN = [
+    "--rpc-url", "http://127.0.0.1:8545",
+    "--adjudicator", "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    "--asset", "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+    "--oracle", "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
+    "--scrypt-n", "1024",  # a cheap work factor: tests only
+]  # fmt: skip
+
+
+def test_init_writes_a_config_and_an_encrypted_keystore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    args = [
-        "init", str(tmp_path / "d" / "mine.toml"), "--rpc-url", "http://127.0.0.1:8545",
-        "--adjudicator", "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-        "--asset", "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
-        "--oracle", "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
-    ]  # fmt: skip
+    monkeypatch.setenv("MINE_PASSWORD", "correct horse battery staple")
+    config = tmp_path / "d" / "mine.toml"
+    args = ["init", str(config), *INIT_CHAIN, "--password-env", "MINE_PASSWORD"]
     assert cli.main(args) == 0
-    key = tmp_path / "d" / "mine.key"
-    assert key.stat().st_mode & 0o777 == 0o600
-    cfg = cli.load_config(tmp_path / "d" / "mine.toml")
+    keystore = tmp_path / "d" / "mine.keystore.json"
+    assert keystore.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "d" / "mine.key").exists()
+    doc = json.loads(keystore.read_text())  # no raw key on disk: scrypt-encrypted JSON only
+    assert doc["crypto"]["kdf"] == "scrypt" and "ciphertext" in doc["crypto"]
+    text = config.read_text()
+    assert "[keys.channel]" in text and 'password_env = "MINE_PASSWORD"' in text
+    assert "key_file" not in text.replace("# the channel key", "")
+    cfg = cli.load_config(config)
     signer = cli.load_signer(cfg)
     assert to_checksum(signer.address) in capsys.readouterr().out
+    monkeypatch.setenv("MINE_PASSWORD", "a wrong password")
+    with pytest.raises(cli.ConfigError, match="wrong password"):
+        cli.load_signer(cfg)
     assert cli.main(args) == 2  # never overwrites
     assert "exists" in capsys.readouterr().err
+
+
+def test_init_with_a_password_file_and_without_a_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = tmp_path / "d" / "pw"
+    password.parent.mkdir()
+    password.write_text("a long passphrase\n")
+    config = tmp_path / "d" / "mine.toml"
+    args = ["init", str(config), *INIT_CHAIN, "--password-file", str(password)]
+    password.chmod(0o644)  # others may read it: refused, nothing written
+    assert cli.main(args) == 2
+    assert "chmod 600" in capsys.readouterr().err and not config.exists()
+    password.chmod(0o600)
+    assert cli.main(args) == 0
+    assert 'password_file = "pw"' in config.read_text()  # relative to the config
+    cli.load_signer(cli.load_config(config))
+    # No password source and no terminal to type one: a usage error, nothing written.
+    monkeypatch.delenv("NOPE_PASSWORD", raising=False)
+    other = tmp_path / "d" / "other.toml"
+    with open(os.devnull) as no_terminal:
+        monkeypatch.setattr(sys, "stdin", no_terminal)
+        assert cli.main(["init", str(other), *INIT_CHAIN]) == 2
+    assert "--password-env" in capsys.readouterr().err
+    assert cli.main(["init", str(other), *INIT_CHAIN, "--password-env", "NOPE_PASSWORD"]) == 2
+    assert "NOPE_PASSWORD" in capsys.readouterr().err
+    assert not other.exists() and not (tmp_path / "d" / "other.keystore.json").exists()
 
 
 def test_json_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:

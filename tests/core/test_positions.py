@@ -19,7 +19,13 @@ from hypothesis.stateful import (
 from channels.core import model
 from channels.core.errors import DuplicatePosition, InvalidField, UnknownPosition
 from channels.core.hashing import keccak256
-from channels.core.positions import BookSnapshot, PositionBook, hash_pair, verify_proof
+from channels.core.positions import (
+    BookChanges,
+    BookSnapshot,
+    PositionBook,
+    hash_pair,
+    verify_proof,
+)
 
 ETH = model.symbol("ETH-USD")
 
@@ -225,6 +231,43 @@ def test_rollback_restores_exactly_and_commit_keeps() -> None:
     assert 12 not in book
     book.rollback_newest()  # nothing in flight: a no-op
     assert 12 not in book
+
+
+def test_committed_change_sets_name_the_slots_they_changed() -> None:
+    """What the store writes: per change set, the slots changed and the slot count after it,
+    also with several change sets in flight (pipelined proposals) and one rolled back."""
+    book = PositionBook()
+    for i in range(4):
+        book.add(make_position(i))
+    old = book.snapshot()
+    book.begin()
+    book.remove(1)
+    book.add(make_position(10))  # takes slot 1 again
+    book.add(make_position(11))  # slot 4: the book grows to 5 slots
+    book.remove(2)
+    first = book.snapshot()
+    book.begin()
+    book.add(make_position(12))  # slot 2
+    book.add(make_position(13))  # slot 5
+    second = book.snapshot()
+    book.begin()
+    book.add(make_position(14))  # slot 6, rolled back: in no change set
+    book.rollback_newest()
+    one = book.commit_oldest()
+    two = book.commit_oldest()
+    assert book.commit_oldest() is None  # none in flight
+    assert one == BookChanges(5, ((1, make_position(10)), (4, make_position(11)), (2, None)))
+    assert two == BookChanges(6, ((2, make_position(12)), (5, make_position(13))))
+    # Applied to the book before them, they give the book after them.
+    for before, changes, after in ((old, one, first), (first, two, second)):
+        assert changes is not None
+        slots = dict(before.slots)
+        for slot, position in changes.slots:
+            if position is None:
+                del slots[slot]
+            else:
+                slots[slot] = position
+        assert BookSnapshot(changes.high_water, tuple(sorted(slots.items()))) == after
 
 
 def test_nested_change_sets() -> None:

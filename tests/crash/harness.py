@@ -337,6 +337,9 @@ class Desk:
         self.store_path = workdir / f"{name}.sqlite"
         self.tap_path = workdir / f"{name}.tap.jsonl"
         self.log_path = workdir / f"{name}.log"
+        #: Every line the desk printed (replies and events), with the harness's wall-clock time:
+        #: what a failure message quotes, and what survives the desk's restarts.
+        self.journal_path = workdir / f"{name}.events.jsonl"
         self.listen_port = listen_port
         #: Declared counterparties (tests/partners.py): the desk talks to nobody else.
         self.partners = list(partners)
@@ -368,6 +371,8 @@ class Desk:
             self.starts += 1
         with open(self.log_path, "a") as log:
             log.write(f"--- start {self.starts} crash_at={crash_at}\n")
+        with open(self.journal_path, "a") as journal:
+            journal.write(f"--- start {self.starts} crash_at={crash_at}\n")
         if USE_ZYGOTE:
             self.proc = ZygoteChild(
                 config, crash_at, self.log_path.parent / f"{self.name}.{self.starts}", self.log_path
@@ -381,9 +386,19 @@ class Desk:
 
     def _read(self, proc: Any) -> None:
         assert proc.stdout is not None
+        journal = open(self.journal_path, "a", buffering=1)
+        try:
+            self._read_lines(proc, journal)
+        finally:
+            journal.close()
+
+    def _read_lines(self, proc: Any, journal: Any) -> None:
         for line in proc.stdout:
             if not line.endswith("\n"):
                 break  # torn by SIGKILL
+            journal.write(
+                f"{time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {line}"
+            )
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -454,10 +469,24 @@ class Desk:
         request_id = self.send(cmd, **args)
         answer = self.reply(request_id, timeout)
         if answer is None:
-            raise DeskDied(f"{self.name}: no reply to {cmd} {args} (alive={self.alive})")
+            raise DeskDied(
+                f"{self.name}: no reply to {cmd} {args} (alive={self.alive})" + self.diagnosis()
+            )
         if not answer.get("ok"):
-            raise AssertionError(f"{self.name}: {cmd} {args} failed: {answer}")
+            raise AssertionError(f"{self.name}: {cmd} {args} failed: {answer}" + self.diagnosis())
         return answer
+
+    def diagnosis(self, lines: int = 40) -> str:
+        """The tails of this desk's log (its stderr) and of its journal, for a failure message:
+        a failure on a loaded CI machine must be explainable from its report alone."""
+        out = []
+        for path in (self.log_path, self.journal_path):
+            try:
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError as exc:
+                tail = [f"({exc})"]
+            out.append(f"\n--- {path.name} (last {len(tail)} lines)\n" + "\n".join(tail))
+        return "".join(out)
 
     def status(self) -> dict[str, Any]:
         (row,) = self.request("status", timeout=10)["channels"]
@@ -470,6 +499,7 @@ class Desk:
         if found is None:
             raise AssertionError(
                 f"{self.name}: no such event within {timeout}s (alive={self.alive})"
+                + self.diagnosis()
             )
         return found
 
@@ -537,6 +567,8 @@ def converge(a: Desk, b: Desk, timeout: float = 15) -> dict[str, Any]:
         time.sleep(0.05)
     raise AssertionError(
         f"no convergence within {timeout}s:\n{a.name}: {last[0]}\n{b.name}: {last[1]}"
+        + a.diagnosis()
+        + b.diagnosis()
     )
 
 
@@ -559,17 +591,20 @@ def pay(desk: Desk, amount: int, timeout: float = 15) -> dict[str, Any]:
 
 def open_channel(leader: Desk, follower: Desk, deposit: int = DEPOSIT) -> str:
     assert follower.listen_port is not None
-    answer = leader.request(
-        "open",
-        timeout=40,
-        peer_port=follower.listen_port,
-        peer_address="0x" + follower.address.hex(),
-        asset="0x" + leader.chain.token.hex(),
-        deposit=deposit,
-        peer_deposit=deposit,
-        oracle="0x" + leader.chain.oracle.hex(),
-        challenge_period=CHALLENGE_PERIOD,
-    )
+    try:
+        answer = leader.request(
+            "open",
+            timeout=40,
+            peer_port=follower.listen_port,
+            peer_address="0x" + follower.address.hex(),
+            asset="0x" + leader.chain.token.hex(),
+            deposit=deposit,
+            peer_deposit=deposit,
+            oracle="0x" + leader.chain.oracle.hex(),
+            challenge_period=CHALLENGE_PERIOD,
+        )
+    except AssertionError as exc:  # the leader's side is in the message; add the follower's
+        raise AssertionError(f"{exc}{follower.diagnosis()}") from None
     # The leader credits both deposits in a state of its own right after the funding.
     deadline = time.monotonic() + 20
     while True:

@@ -98,6 +98,7 @@ def run_case(
         result.steps["armed"] = round(time.monotonic() - started, 2)
         # 3. trade until the victim dies.
         acked_by_victim = -1
+        in_flight_pay: int | None = None
         for i in range(2 * nth + 4):
             payer = victim if i % 2 == 0 else survivor
             request_id = payer.send("pay", amount=10 + i)
@@ -136,7 +137,7 @@ def run_case(
                 result.notes.append("reached only with pipelined trades")
         if not result.died_at_point:
             result.notes.append(f"the {role} never reached {point}:{phase}; killed by the harness")
-            survivor.send("pay", amount=99)
+            in_flight_pay = survivor.send("pay", amount=99)
             time.sleep(0.005 * PHASES.index(phase))
             victim.kill()
         code = victim.wait_dead(10)
@@ -152,6 +153,14 @@ def run_case(
             survivor.wait_event(lambda e: e.get("event") == "PeerLost", 10)
         except AssertionError:
             result.notes.append("the survivor never reported the peer lost")
+        if in_flight_pay is not None:
+            # The survivor's own trade, sent as the victim died, must be settled before its
+            # latest state is read: still queued (paused until the peer is back) it would
+            # complete after the victim's restart, above the state read here. With the peer
+            # gone it ends within the survivor's update_timeout, done or refused.
+            answer = survivor.reply(in_flight_pay, 30)
+            assert answer is not None, "the survivor never answered its in-flight trade"
+            result.notes.append(f"the survivor's in-flight trade: {answer.get('ok')}")
         time.sleep(0.2)
         surv = survivor.status()
         sv, sh = int(surv["state"]["version"]), bytes.fromhex(surv["state"]["state_hash"][2:])

@@ -12,6 +12,9 @@ A ``<!-- readme-test: ... -->`` line just before a code block says how to run it
 * ``while the bot waits``: foreground commands run while the block before waits for them;
 * ``skip (reason)``: not run here (the reason says what covers it instead).
 
+``export NAME=VALUE`` sets a variable for the commands after it, as in the newcomer's shell. A
+``toml`` block is a config fragment to read, not a command.
+
 The install block (``make setup`` and activating ``.venv``) runs in the checkout; everything
 after it runs in a fresh directory with the activated environment, so ``desks/`` and the stores
 never touch the checkout.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -103,6 +107,13 @@ class Session:
         venv = ROOT / ".venv"
         self.env["VIRTUAL_ENV"] = str(venv)
         self.env["PATH"] = f"{venv / 'bin'}{os.pathsep}{self.env.get('PATH', '')}"
+
+    def export(self, command: str) -> None:
+        """``export NAME=VALUE``: later commands see it, as in the newcomer's shell."""
+        words = shlex.split(command, comments=True)
+        assert words[0] == "export" and len(words) == 2 and "=" in words[1], command
+        name, _, value = words[1].partition("=")
+        self.env[name] = value
 
     def run(self, command: str, cwd: Path | None = None) -> str:
         result = subprocess.run(
@@ -232,7 +243,10 @@ def test_readme_runs_as_printed(session: Session) -> None:
             session.start(commands[0], match.group(1))
             continue
         for command in commands:
-            session.run(command)
+            if command.startswith("export "):
+                session.export(command)
+            else:
+                session.run(command)
         if directive == "while the bot waits":
             (bot_output,) = session.wait_finished()
             assert "desk B traded" in bot_output, bot_output

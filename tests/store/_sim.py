@@ -41,8 +41,8 @@ from channels.core.options import (
     apply_trades,
     opening_state,
 )
-from channels.core.positions import PositionBook
-from channels.core.protocol import Phase
+from channels.core.positions import BookChanges, PositionBook
+from channels.core.protocol import PersistState, Phase
 from channels.core.signing import LocalSigner
 
 CHAIN_ID = 31337
@@ -86,6 +86,8 @@ class Sim:
     updates: list[SignedUpdate] = field(default_factory=list)
     next_position: int = 1
     skip: int = 0  # burned versions to skip before the next update
+    #: Per version, the slots its update changed (as a machine's book reports them).
+    changes: dict[int, BookChanges | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.params = make_params(self.nonce)
@@ -118,10 +120,18 @@ class Sim:
         base = self.latest.signed.state
         version = Version(base.version + 1 + self.skip)
         self.skip = 0
+        self.book.begin()
         new = apply_trades(base, self.book, trades, self.ctx, version)
         upd = self.sign(new, tuple(trades))
         self.updates.append(upd)
+        self.changes[upd.signed.state.version] = self.book.commit_oldest()
         return upd
+
+    def persist(self, update: SignedUpdate) -> PersistState:
+        """The ``PersistState`` a machine hands its store for ``update``: with the slots the
+        update changed."""
+        changes = self.changes.get(update.signed.state.version)
+        return PersistState(self.channel_id, update, changes=changes)
 
     def option(self, writer: int = 0, kind: OptionKind = OptionKind.CALL) -> OpenOption:
         pid = self.next_position

@@ -16,7 +16,7 @@ from channels.core import eip712
 from channels.core.errors import Equivocation, StaleVersion, UnknownChannel
 from channels.core.model import Amount, SignedState, Version
 from channels.core.options import OpenOption
-from channels.core.positions import PositionBook
+from channels.core.positions import BookChanges, PositionBook
 from channels.core.protocol import (
     ChannelMachine,
     Config,
@@ -209,6 +209,72 @@ def test_book_rows_follow_each_update(db_path: Path) -> None:
         assert [slot for slot, _ in slots] == [0, 1, 2, 4, 5]
     with reopen(db_path) as store:
         assert store.load_channel(sim.channel_id).book.snapshot() == sim.book.snapshot()
+
+
+def test_changes_from_the_machine_are_written_as_given(tmp_path: Path, sim: Sim) -> None:
+    """The machine hands the store the slots each update changed (no re-derivation from the
+    trades): the rows come out as the ones derived from the trades, and reload with the root."""
+    stores = [
+        Store.open(tmp_path / f"{name}.db", ALICE.address, CHAIN_ID, ADJUDICATOR)
+        for name in ("given", "derived")
+    ]
+    given, derived = stores
+    for store in stores:
+        store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), sim.phase)
+    for update in sim.updates:
+        given.apply([sim.persist(update)])
+        derived.append_state(sim.channel_id, update)
+    assert any(c is not None and c.slots for c in sim.changes.values())
+    books = [s.load_channel(sim.channel_id).book.snapshot() for s in stores]
+    assert books == [sim.book.snapshot()] * 2
+    for store in stores:
+        store.close()
+    with Store.open(tmp_path / "given.db", ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
+        chan = store.load_channel(sim.channel_id)
+        assert chan.latest == sim.latest and chan.book.snapshot() == sim.book.snapshot()
+        assert store.verify_history(sim.channel_id) == len(sim.updates)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        ("keep_unwound", "does not match the state's positions commitment"),
+        ("beyond_high_water", "is not an int in"),
+        ("shrink", "it never shrinks"),
+        ("open_twice", "is open in slot"),
+        ("with_snapshot", "not both"),
+    ],
+)
+def test_wrong_changes_are_refused_and_nothing_is_written(
+    store: Store, spoil: str, message: str
+) -> None:
+    sim = Sim()
+    sim.open()
+    sim.update(*(sim.option() for _ in range(3)))  # slots 0, 1, 2
+    store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), sim.phase)
+    for update in sim.updates:
+        store.apply([sim.persist(update)])
+    before = sim.latest
+    update = sim.update(sim.unwind(2), sim.option())  # frees slot 1, opens in slot 1 again
+    good = sim.changes[update.signed.state.version]
+    assert good is not None and good.high_water == 3
+    in_slot_0 = sim.book.snapshot().slots[0][1]
+    spoiled = {
+        "keep_unwound": BookChanges(3, ()),
+        "beyond_high_water": BookChanges(3, (*good.slots, (3, in_slot_0))),
+        "shrink": BookChanges(2, good.slots),
+        "open_twice": BookChanges(3, (*good.slots, (2, in_slot_0))),
+    }
+    if spoil == "with_snapshot":
+        op = PersistState(sim.channel_id, update, sim.book.snapshot(), good)
+    else:
+        op = PersistState(sim.channel_id, update, changes=spoiled[spoil])
+    with pytest.raises(StoreError, match=message):
+        store.apply([op])
+    assert store.load_channel(sim.channel_id).latest == before
+    store.apply([sim.persist(update)])  # the right changes still go in
+    chan = store.load_channel(sim.channel_id)
+    assert chan.latest == update and chan.book.snapshot() == sim.book.snapshot()
 
 
 def test_adopted_state_needs_its_snapshot(store: Store) -> None:

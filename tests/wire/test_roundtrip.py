@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgpack
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from channels.core import model, wire
+from channels.core.errors import UnencodableMessage
 from channels.core.messages import (
     Accept,
     Message,
@@ -19,7 +23,7 @@ from channels.core.messages import (
     UpdateRequest,
 )
 from channels.core.model import SignedUpdate
-from channels.core.options import Pay, Trade
+from channels.core.options import OpenOption, Pay, Trade
 from channels.core.positions import BookSnapshot, PositionBook
 
 from . import strategies as s
@@ -81,6 +85,26 @@ def test_signed_update_round_trip(update: SignedUpdate) -> None:
     data = wire.encode_update(update)
     assert wire.decode_update(data) == update
     assert wire.encode_update(wire.decode_update(data)) == data
+
+
+@given(s.signed_updates, st.integers(0, 2**20 - 1))
+def test_update_record_is_the_update_and_its_positions_encoded_once(
+    update: SignedUpdate, slot: int
+) -> None:
+    """The store's record of an update and of each position it opens alone in a slot are, byte
+    for byte, what encode_update and encode_book give (the position is encoded only once)."""
+    record = wire.UpdateRecord(update)
+    assert record.blob == wire.encode_update(update)
+    opened = [t.position for t in update.trades if isinstance(t, OpenOption)]
+    for position in opened:
+        one = BookSnapshot(slot + 1, ((slot, position),))
+        assert record.position_record(slot, position) == wire.encode_book(one)
+        # The same position as another object (e.g. decoded from a row): encoded afresh.
+        twin = dataclasses.replace(position)
+        assert record.position_record(slot, twin) == wire.encode_book(one)
+    for position in opened[:1]:
+        with pytest.raises(UnencodableMessage):
+            record.position_record(2**20, position)  # beyond the largest book
 
 
 @given(s.params())

@@ -13,7 +13,7 @@ from channels.core.consent import UpdateView
 from channels.core.messages import Message
 from channels.core.model import ChannelId, SignedState, SignedUpdate, Version
 from channels.core.options import Trade
-from channels.core.positions import BookSnapshot
+from channels.core.positions import BookChanges, BookSnapshot
 from channels.core.protocol.phases import Phase
 
 # Inputs -----------------------------------------------------------------------------------------
@@ -115,12 +115,17 @@ class PersistState:
     """Durably store a fully signed state; it becomes the channel's latest.
 
     ``book`` is the whole positions book after it when the state was adopted from the peer (its
-    positions do not follow from our stored latest plus its trades); otherwise None.
+    positions do not follow from our stored latest plus its trades). ``changes`` are the slots
+    the update changed, as the machine applied its trades and checked the result against the
+    signed positions root: the store writes them as they are instead of deriving them again.
+    Neither is given for a state whose trades change no position (version 0, a re-stored
+    latest).
     """
 
     channel_id: ChannelId
     update: SignedUpdate
     book: BookSnapshot | None = None
+    changes: BookChanges | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ class FollowerSteps(MachineData):
         except Exception:
             self.book.rollback_newest()
             raise
-        self.book.commit_oldest()
+        changes = self.book.commit_oldest()
         if withdrawal is not None:
             assert msg.withdrawal_signature is not None and our_withdrawal_sig is not None
             withdrawal_sigs = pair(self.index, our_withdrawal_sig, msg.withdrawal_signature)
@@ -132,7 +132,7 @@ class FollowerSteps(MachineData):
         if request_id is not None:
             self._requests.pop(request_id, None)
         actions: list[Action] = [
-            PersistState(self.channel_id, update),
+            PersistState(self.channel_id, update, changes=changes),
             Send(Accept(self.channel_id, version, ours, our_withdrawal_sig)),
             UpdateApplied(self.channel_id, update, request_id, ours=request_id is not None),
         ]

@@ -137,7 +137,7 @@ class LeaderSteps(MachineData):
                 self.index, pending.withdrawal_signature, msg.withdrawal_signature
             )
         self._pending.popleft()
-        self.book.commit_oldest()
+        changes = self.book.commit_oldest()
         update = SignedUpdate(
             SignedState(pending.state, pair(self.index, pending.signature, msg.signature)),
             pending.trades,
@@ -146,7 +146,7 @@ class LeaderSteps(MachineData):
         )
         self.latest = update
         actions: list[Action] = [
-            PersistState(self.channel_id, update),
+            PersistState(self.channel_id, update, changes=changes),
             UpdateApplied(self.channel_id, update, pending.request_id, pending.ours),
         ]
         actions.extend(self._phase_after_update())
