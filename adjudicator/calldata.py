@@ -69,11 +69,39 @@ def withdrawal_tuple(w: Withdrawal) -> tuple[Any, ...]:
     return (w.channel_id, w.version, w.participant, w.amount, w.recipient)
 
 
-def both_signatures(signed: SignedState) -> tuple[bytes, bytes]:
+def withdrawal_terms_tuple(w: Withdrawal) -> tuple[Any, ...]:
+    """What ``withdrawPartial`` takes: the Withdrawal without its channel id (the contract derives
+    it from the params)."""
+    return (w.version, w.participant, w.amount, w.recipient)
+
+
+def signature_tuple(signature: bytes) -> tuple[bytes, bytes]:
+    """The contract's ``Signature`` (compact form of EIP-2098: ``r``, and ``s`` with the recovery
+    bit in its top bit) of a 65-byte ``r || s || v`` signature; two static calldata words cost
+    ~430 gas less than the 65-byte ``bytes``. Refuses what the compact form cannot carry (the
+    contract would refuse it anyway): another length, v not 27/28, s with its top bit set."""
+    if len(signature) != 65 or signature[64] not in (27, 28) or signature[32] & 0x80:
+        raise IllegalCall(
+            "a signature for the adjudicator must be 65 bytes r || s || v with v 27 or 28 and "
+            f"s below 2**255 (got {len(signature)} bytes); sign again with a conforming signer"
+        )
+    y_parity = signature[64] - 27
+    return signature[:32], bytes((signature[32] | (y_parity << 7),)) + signature[33:64]
+
+
+def signature_from_tuple(raw: Sequence[Any]) -> bytes:
+    """The 65-byte ``r || s || v`` signature of a decoded ABI ``Signature`` tuple."""
+    r, y_parity_and_s = bytes(raw[0]), bytes(raw[1])
+    head = y_parity_and_s[0]
+    return r + bytes((head & 0x7F,)) + y_parity_and_s[1:] + bytes((27 + (head >> 7),))
+
+
+def both_signatures(signed: SignedState) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    """Both participants' signatures of ``signed`` as the contract's ``Signature`` tuples."""
     sig0, sig1 = signed.signatures
     if sig0 is None or sig1 is None:
         raise IllegalCall(f"state version {signed.state.version} is not signed by both")
-    return sig0, sig1
+    return signature_tuple(sig0), signature_tuple(sig1)
 
 
 # ---- settlement proofs -----------------------------------------------------------------------

@@ -42,8 +42,11 @@ from .calldata import (
     params_tuple,
     position_tuple,
     settlement_proof,
+    signature_from_tuple,
+    signature_tuple,
     state_from_tuple,
     state_tuple,
+    withdrawal_terms_tuple,
     withdrawal_tuple,
 )
 from .errors import ContractError, from_chain_error
@@ -309,7 +312,7 @@ class AdjudicatorClient:
         """Settle one expired position of a concluded channel with the oracle's attestation."""
         return await self.transact(
             "settlePosition", params_tuple(params), position_tuple(position), list(proof),
-            attestation_tuple(attestation), signature,
+            attestation_tuple(attestation), signature_tuple(signature),
         )
 
     async def release_unsettled(
@@ -325,8 +328,8 @@ class AdjudicatorClient:
     ) -> Receipt:
         """Execute a co-signed partial withdrawal from an open, undisputed channel."""
         return await self.transact(
-            "withdrawPartial", params_tuple(params), withdrawal_tuple(withdrawal),
-            signatures[0], signatures[1],
+            "withdrawPartial", params_tuple(params), withdrawal_terms_tuple(withdrawal),
+            signature_tuple(signatures[0]), signature_tuple(signatures[1]),
         )
 
     async def withdraw(self, asset: bytes, to: bytes) -> Receipt:
@@ -350,7 +353,9 @@ class AdjudicatorClient:
             fn = self.abi.function(name)
             if data[:4] == fn.selector:
                 _params, raw, sig0, sig1 = fn.decode_input(data)
-                return SignedState(state_from_tuple(raw), (bytes(sig0), bytes(sig1)))
+                return SignedState(
+                    state_from_tuple(raw), (signature_from_tuple(sig0), signature_from_tuple(sig1))
+                )
         raise IllegalCall(f"transaction 0x{tx_hash.hex()} does not carry a signed state")
 
     async def channel(self, channel_id: bytes, block: BlockId = "latest") -> ChannelView:
@@ -485,14 +490,20 @@ class AdjudicatorClient:
             return None
         types = {str(p.get("name")): canonical_type(p) for p in event.inputs}
         args = {k: _raw_value(types.get(k, ""), v) for k, v in decoded.args.items()}
-        if event.name in _DEPOSITED_BY:
+        if event.name in _BY_PARTICIPANT:
             # The contract names the participant by the event (a shorter log); readers get one
-            # ``Deposited`` event with the participant as a field.
-            return "Deposited", {**args, "participant": _DEPOSITED_BY[event.name]}
+            # ``Deposited`` / ``PartialWithdrawal`` event with the participant as a field.
+            name, participant = _BY_PARTICIPANT[event.name]
+            return name, {**args, "participant": participant}
         return event.name, args
 
 
-_DEPOSITED_BY = {"Deposited0": 0, "Deposited1": 1}
+_BY_PARTICIPANT = {
+    "Deposited0": ("Deposited", 0),
+    "Deposited1": ("Deposited", 1),
+    "PartialWithdrawal0": ("PartialWithdrawal", 0),
+    "PartialWithdrawal1": ("PartialWithdrawal", 1),
+}
 
 
 @asynccontextmanager
@@ -527,10 +538,13 @@ __all__ = [
     "ChannelView",
     "ContractError",
     "attestation_tuple",
+    "both_signatures",
     "connect_adjudicator",
     "params_tuple",
     "position_tuple",
     "settlement_proof",
+    "signature_tuple",
     "state_tuple",
+    "withdrawal_terms_tuple",
     "withdrawal_tuple",
 ]

@@ -426,11 +426,17 @@ class Desk:
             "nodes": len(self.nodes),
         }
 
-    async def cmd_cprofile(self, action: str, path: str | None = None) -> dict[str, Any]:
+    async def cmd_cprofile(
+        self, action: str, path: str | None = None, timer: str = "wall"
+    ) -> dict[str, Any]:
+        """cProfile of the trio thread. ``timer="thread"`` counts that thread's CPU time only
+        (a wall-clock profile also counts waiting for the GIL and for the CPU on a busy box)."""
         import cProfile
 
         if action == "start":
-            self.profiler = cProfile.Profile()
+            self.profiler = (
+                cProfile.Profile(time.thread_time) if timer == "thread" else cProfile.Profile()
+            )
             self.profiler.enable()
         else:
             assert self.profiler is not None

@@ -122,7 +122,9 @@ class DeskProc:
         """Run ``cmd`` here; add both sides' CPU per signed version over the whole command
         (process CPU time, all threads, divided by the versions the channel advanced)."""
         before, mine = peer.call("cpu"), self.call("cpu")
+        started = time.perf_counter()
         out = self.call(cmd, **args)
+        out["wall_s"] = time.perf_counter() - started
         after, mine_after = peer.call("cpu"), self.call("cpu")
         n = max(out.get("versions_total", 1), 1)
         for who, a, b in (("self", mine, mine_after), ("peer", before, after)):
@@ -132,6 +134,20 @@ class DeskProc:
             # Share of each side's CPU spent in the trio thread (the rest: the store's thread).
             out[f"{who}_main_thread_share"] = main / total if total > 0 else None
         return out
+
+    def idle_cpu(self, peer: DeskProc, seconds: float) -> dict[str, float]:
+        """CPU milliseconds per second each side spends with no update at all (chain polling,
+        timers), measured over ``seconds`` of quiet: the part of any CPU-per-version figure
+        that is not per version."""
+        before, mine = peer.call("cpu"), self.call("cpu")
+        started = time.perf_counter()
+        time.sleep(seconds)
+        after, mine_after = peer.call("cpu"), self.call("cpu")
+        wall = time.perf_counter() - started
+        return {
+            "self_ms_per_s": (mine_after["cpu_s"] - mine["cpu_s"]) / wall * 1e3,
+            "peer_ms_per_s": (after["cpu_s"] - before["cpu_s"]) / wall * 1e3,
+        }
 
     def peers(self) -> list[dict[str, Any]]:
         return [{"host": "127.0.0.1", **n} for n in self.nodes]
@@ -244,6 +260,11 @@ def scenario_pair(env: Env, quick: bool, synchronous: str = "FULL") -> dict[str,
     out: dict[str, Any] = {"synchronous": synchronous}
     try:
         cid = env.open_pair(leader, follower)
+        idle = leader.idle_cpu(follower, 1.0 if quick else 3.0)
+        out["idle_cpu_ms_per_s"] = {
+            "leader": idle["self_ms_per_s"],
+            "follower": idle["peer_ms_per_s"],
+        }
         out["seq_leader"] = leader.measured(follower, "seq_pay", channel=cid, n=n, max_seconds=cap)
         out["seq_follower"] = follower.measured(
             leader, "seq_pay", channel=cid, n=n, max_seconds=cap

@@ -109,6 +109,21 @@ def _ratio(x: float | None, floor: float | None) -> str:
     return "-" if x is None or not floor else f"{x / floor:.2f}x"
 
 
+def _net_of_idle(
+    sc: dict[str, Any], part: dict[str, Any], by_role: dict[str, float]
+) -> dict[str, float] | None:
+    """CPU per signed version less what each side spends with no update at all (its idle CPU
+    per second, measured in the same run, times the command's duration, spread over its
+    versions): the per-version part alone. None when the run did not measure idle CPU."""
+    idle, wall = sc.get("idle_cpu_ms_per_s"), part.get("wall_s")
+    versions = part.get("versions_total")
+    if not idle or not wall or not versions:
+        return None
+    return {
+        role: max(cpu - idle[role] * 1e3 * wall / versions, 0.0) for role, cpu in by_role.items()
+    }
+
+
 def summary_rows(r: dict[str, Any]) -> list[Row]:
     """(figure, measured, as a ratio to its floor, goal, verdict) for every figure."""
     rows: list[Row] = []
@@ -152,6 +167,33 @@ def summary_rows(r: dict[str, Any]) -> list[Row]:
             add(f"pair {mode}", "FAILED: " + sc["error"][:60])
             continue
         full = mode == "FULL"
+        idle = sc.get("idle_cpu_ms_per_s")
+        if idle:
+            add(
+                f"idle CPU with the channel open ({mode}; chain polling, timers), "
+                "leader / follower",
+                f"{idle['leader']:.1f} / {idle['follower']:.1f} ms per s",
+            )
+
+        def add_cpu(
+            scenario: dict[str, Any], part: dict[str, Any], by: dict[str, float], judged: bool
+        ) -> None:
+            worst = max(by.values()) / sv if sv else None
+            add(
+                "  CPU per signed version, leader / follower",
+                f"{by['leader']:,.0f} / {by['follower']:,.0f} µs",
+                f"{_ratio(by['leader'], sv)} / {_ratio(by['follower'], sv)}",
+                "<= 3x (sign+verify)" if judged else "",
+                _verdict(worst, 3.0, False) if judged else "",
+            )
+            net = _net_of_idle(scenario, part, by)
+            if net is not None:
+                add(
+                    "    the same less idle CPU (the per-version part alone)",
+                    f"{net['leader']:,.0f} / {net['follower']:,.0f} µs",
+                    f"{_ratio(net['leader'], sv)} / {_ratio(net['follower'], sv)}",
+                )
+
         for who, other in (("leader", "follower"), ("follower", "leader")):
             part = sc.get(f"seq_{who}") or {}
             lat = part.get("latency") or {}
@@ -172,15 +214,7 @@ def summary_rows(r: dict[str, Any]) -> list[Row]:
             )
             own, peer = part.get("self_cpu_us_per_version"), part.get("peer_cpu_us_per_version")
             if own is not None and peer is not None:
-                by = {who: own, other: peer}
-                worst = max(own, peer) / sv if sv else None
-                add(
-                    "  CPU per signed version, leader / follower",
-                    f"{by['leader']:,.0f} / {by['follower']:,.0f} µs",
-                    f"{_ratio(by['leader'], sv)} / {_ratio(by['follower'], sv)}",
-                    "<= 3x (sign+verify)" if full else "",
-                    _verdict(worst, 3.0, False) if full else "",
-                )
+                add_cpu(sc, part, {who: own, other: peer}, full)
         pipe = sc.get("pipelined_64") or {}
         vps = pipe.get("versions_per_s")
         if full:
@@ -197,13 +231,7 @@ def summary_rows(r: dict[str, Any]) -> list[Row]:
         add("  calls/s (several calls coalesce into one version)", _num(pipe.get("calls_per_s")))
         own, peer = pipe.get("self_cpu_us_per_version"), pipe.get("peer_cpu_us_per_version")
         if own is not None and peer is not None:
-            add(
-                "  CPU per signed version, leader / follower",
-                f"{own:,.0f} / {peer:,.0f} µs",
-                f"{_ratio(own, sv)} / {_ratio(peer, sv)}",
-                "<= 3x (sign+verify)" if full else "",
-                _verdict(max(own, peer) / sv if sv else None, 3.0, False) if full else "",
-            )
+            add_cpu(sc, pipe, {"leader": own, "follower": peer}, full)
         for mix, label in (
             ("open_unwind", "50 OpenOption + 50 Unwind"),
             ("open_pay", "50 OpenOption + 50 Pay"),

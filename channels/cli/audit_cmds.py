@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import IO
 
 import trio
 
+from adjudicator.audit_chain import verify_txs_on_chain
 from channels.cli.config import Config
 from channels.cli.format import note, out, print_json
 from channels.control import ControlClient, ControlError
@@ -18,6 +20,7 @@ from channels.control.codec import decode_response
 from channels.control.export_stream import COMMAND
 from channels.core import boundedjson
 from channels.core.audit import MAX_RECORD, AuditInvalid, AuditReport, verify_export
+from channels.core.errors import ChannelError
 
 
 async def cmd_export(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:
@@ -64,17 +67,40 @@ async def run_verify(args: argparse.Namespace) -> int:
 
     try:
         report = await trio.to_thread.run_sync(check)
+        on_chain = None
+        if args.rpc:
+            on_chain = await verify_txs_on_chain(args.rpc, report)
     except FileNotFoundError:
         print(f"error: export file {path} not found", file=sys.stderr)
         return 2
     except AuditInvalid as exc:
         print(f"error: AuditInvalid: {path}: {exc}", file=sys.stderr)
         return 1
+    except (ChannelError, OSError) as exc:  # the endpoint failed: nothing was shown wrong
+        print(f"error: {type(exc).__name__}: {args.rpc}: {exc}", file=sys.stderr)
+        return 2
     if args.json:
-        print_json(report)
-    else:
+        summary: dict[str, object] = {
+            "channels": report.channels,
+            "quotes": report.quotes,
+            "fills": report.fills,
+            "states": report.states,
+            "txs": report.txs,
+            "latest": report.latest,
+        }
+        if on_chain is not None:
+            summary["on_chain"] = dataclasses.asdict(on_chain)
+        print_json(summary)
+        return 0
+    out(
+        f"{path}: verified {report.channels} channel(s), {report.states} signed state(s), "
+        f"{report.quotes} quote(s) and {report.fills} fill(s), {report.txs} chain "
+        "transaction(s): ids, state hashes, signatures, links and fills check out"
+    )
+    if on_chain is not None:
         out(
-            f"{path}: verified {report.channels} channel(s), {report.states} signed state(s), "
-            f"{report.txs} chain transaction(s): ids, state hashes, signatures and links check out"
+            f"on chain: {on_chain.confirmed} confirmed transaction(s) found with their events, "
+            f"{on_chain.failed} failed one(s) not succeeded, {on_chain.unsettled} without an "
+            "outcome to check"
         )
     return 0

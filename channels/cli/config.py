@@ -103,6 +103,8 @@ class Config:
     metrics_port: int = 0
     update_timeout: float | None = None
     open_timeout: float | None = None
+    max_deposit_fee_bps: int = 0  # consent: the transfer fee this desk accepts (0: none)
+    max_tower_lag: int = 0  # versions our newest state may be ahead of a tower's ack
     rpc_url: str | None = None
     rpc_fallback_urls: tuple[str, ...] = ()
     watchtowers: tuple[TowerEndpoint, ...] = ()
@@ -165,7 +167,11 @@ class Config:
         if self.open_timeout is not None:
             extra["open_timeout"] = self.open_timeout
         return NodeSettings(
-            confirmations=self.confirmations, chain_poll_interval=self.poll_interval, **extra
+            confirmations=self.confirmations,
+            chain_poll_interval=self.poll_interval,
+            max_deposit_fee_bps=self.max_deposit_fee_bps,
+            max_tower_lag=self.max_tower_lag,
+            **extra,
         )
 
 
@@ -183,6 +189,8 @@ _NODE_KEYS = {
     "metrics_port",
     "update_timeout",
     "open_timeout",
+    "max_deposit_fee_bps",
+    "max_tower_lag",
 }
 _CHAIN_KEYS = {
     "rpc_url",
@@ -367,6 +375,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         metrics_port=node.get_int("metrics_port", 0, 65535) or 0,
         update_timeout=node.get_float("update_timeout"),
         open_timeout=node.get_float("open_timeout"),
+        max_deposit_fee_bps=node.get_int("max_deposit_fee_bps", 0, 9_999) or 0,
+        max_tower_lag=node.get_int("max_tower_lag", 0, 1 << 32) or 0,
         rpc_url=rpc_url,
         rpc_fallback_urls=_fallback_urls(chain),
         watchtowers=_watchtowers(cfg_path, doc.get("watchtower", [])),

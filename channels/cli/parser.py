@@ -451,6 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("channel", nargs="?", help="one channel (default: all)")
     p.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
 
-    p = command("verify", "check an export: ids, state hashes, signatures, links", run_verify)
+    p = command(
+        "verify", "check an export: ids, state hashes, signatures, links, quotes", run_verify
+    )
     p.add_argument("export", help="the file `channels export` wrote")
+    p.add_argument(
+        "--rpc",
+        metavar="URL",
+        help="also check each cited transaction on chain (mined, its outcome, its event)",
+    )
     return parser

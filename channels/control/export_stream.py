@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from channels.control.codec import LineStream, decode_request, encode_error
 from channels.control.errors import BadRequest
 from channels.core.audit import header_record, params_record
+from channels.core.audit_quotes import quote_record
 from channels.core.errors import ChainError, ChannelError
 
 # The server calls this module, so it is taken as ``Any`` (import-linter: no cycles).
@@ -33,6 +35,10 @@ def wants_stream(line: bytes) -> bool:
     return cmd == COMMAND
 
 
+def _quote_rows(channel_id: bytes, store: Any) -> Any:
+    return store.quote_audit(channel_id)
+
+
 def _line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, separators=(",", ":")) + "\n").encode()
 
@@ -47,11 +53,19 @@ async def records(server: ControlServer, fields: dict[str, Any]) -> AsyncIterato
         raise BadRequest(f"{COMMAND}: channel must be a string")
     channels = [server.resolve(channel_text)] if channel_text else node.channels
     yield header_record(node.address, node.chain_id, node.chain.address, node.now())
-    states = txs = 0
+    states = txs = quotes = 0
     for channel in channels:
         cid = "0x" + channel.id.hex()
         params = params_record(channel.params)
         yield {"channel": cid, "params": params, "our_index": channel.our_index}
+        seen: set[bytes] = set()
+        for row in await node.store.run(partial(_quote_rows, channel.id)):
+            # the signed quotes we issued or received: what the fills in the states cite
+            if row.signed is None or row.signed.quote.quote_id in seen:
+                continue
+            seen.add(row.signed.quote.quote_id)
+            quotes += 1
+            yield {"channel": cid, "quote": quote_record(row.signed)}
         for state in await node.store.export_audit(channel.id):
             states += 1
             yield {"channel": cid, "state": state}
@@ -67,7 +81,13 @@ async def records(server: ControlServer, fields: dict[str, Any]) -> AsyncIterato
                     "status": intent.status.value,
                 },
             }
-    yield {"end": True, "channels": len(channels), "states": states, "txs": txs}
+    yield {
+        "end": True,
+        "channels": len(channels),
+        "quotes": quotes,
+        "states": states,
+        "txs": txs,
+    }
 
 
 async def send_export(server: ControlServer, lines: LineStream, line: bytes) -> None:

@@ -6,26 +6,31 @@ streams at any length:
 
 1. ``{"format": "option-channels-audit/2", "node": addr, "chain_id": n, "adjudicator": addr,
    "exported_at": t}``
-2. per channel: ``{"channel": id, "params": {...}, "our_index": i}``, then its states in version
-   order, ``{"channel": id, "state": {...}}`` (the fields of :func:`state_record`), then its
-   chain transactions, ``{"channel": id, "tx": {"kind": k, "tx_hash": h, "status": s}}``;
-3. ``{"end": true, "channels": c, "states": s, "txs": t}``.
+2. per channel: ``{"channel": id, "params": {...}, "our_index": i}``, then the signed firm quotes
+   of the channel, ``{"channel": id, "quote": {...}}`` (:func:`quote_record`), then its states in
+   version order, ``{"channel": id, "state": {...}}``, then its chain transactions,
+   ``{"channel": id, "tx": {"kind": k, "tx_hash": h, "status": s}}``;
+3. ``{"end": true, "channels": c, "quotes": q, "states": s, "txs": t}``.
 
 :func:`verify_export` checks it without trusting the node that wrote it: each channel id is the
 hash of its parameters; each state's hash is recomputed from its fields (EIP-712 struct hash);
 both signatures recover to the two participants under the channel's EIP-712 domain; versions
 increase; each link is ``keccak256(prev_link ‖ state_hash ‖ uint64 version)`` starting from 32
-zero bytes, and each state names its predecessor's link; each transaction hash is 32 bytes; the
-end record's counts match. Pure: no I/O.
+zero bytes, and each state names its predecessor's link; each quote is signed by its quoter, a
+participant, for this channel; each trade that cites a quote is a fill of it (its option, side,
+collateral and premium are the quote's for the quantity, and the fills stay within its maximum);
+each transaction hash is 32 bytes; the end record's counts match. Pure: no I/O (whether each
+transaction is on chain with its outcome is checked by ``adjudicator/audit_chain.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.core import boundedjson, eip712
+from channels.core.audit_quotes import CheckedQuote, check_fill, parse_quote
 from channels.core.errors import ChannelError, RemoteError
 from channels.core.hashing import keccak256
 from channels.core.model import (
@@ -40,7 +45,7 @@ from channels.core.model import (
 )
 from channels.core.signing import verify
 
-FORMAT = "option-channels-audit/2"
+FORMAT = "option-channels-audit/3"
 MAX_RECORD = 1 << 20
 ZERO_LINK = b"\0" * 32
 
@@ -49,6 +54,17 @@ class AuditInvalid(RemoteError):
     """An export does not check out; the message names the line and what is wrong."""
 
     rule = "AuditInvalid"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTx:
+    """One chain transaction an export cites (its line, to check it on chain)."""
+
+    line: int
+    channel_id: bytes
+    kind: str
+    tx_hash: bytes
+    status: str
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,12 @@ class AuditReport:
     txs: int
     latest: dict[str, int]
     """The newest verified version of each channel (by 0x channel id)."""
+    quotes: int = 0
+    fills: int = 0
+    """Trades that fill a quote, each checked against the quote's terms."""
+    chain_txs: tuple[AuditTx, ...] = ()
+    chain_id: int = 0
+    adjudicator: bytes = b""
 
 
 def link_of(prev_link: bytes, state_hash: bytes, version: int) -> bytes:
@@ -160,6 +182,7 @@ class _Channel:
     link: bytes = ZERO_LINK
     version: int = -1
     states: int = 0
+    quotes: dict[bytes, CheckedQuote] = field(default_factory=dict)
 
 
 class _Verifier:
@@ -168,6 +191,10 @@ class _Verifier:
         self.channels: dict[str, _Channel] = {}
         self.states = 0
         self.txs = 0
+        self.quotes = 0
+        self.fills = 0
+        self.line = 0
+        self.chain_txs: list[AuditTx] = []
         self.ended = False
 
     def record(self, rec: Mapping[str, Any]) -> None:
@@ -181,10 +208,10 @@ class _Verifier:
             address(rec["adjudicator"])
             return
         if rec.get("end") is True:
-            counts = (rec.get("channels"), rec.get("states"), rec.get("txs"))
-            if counts != (len(self.channels), self.states, self.txs):
-                raise ValueError(f"the end record counts {counts}, the export holds "
-                                 f"{(len(self.channels), self.states, self.txs)}")
+            counts = tuple(rec.get(k) for k in ("channels", "quotes", "states", "txs"))
+            held = (len(self.channels), self.quotes, self.states, self.txs)
+            if counts != held:
+                raise ValueError(f"the end record counts {counts}, the export holds {held}")
             self.ended = True
             return
         cid_text = rec.get("channel")
@@ -192,6 +219,8 @@ class _Verifier:
             raise ValueError("a record needs a channel id")
         if "params" in rec:
             self._channel(cid_text, rec)
+        elif "quote" in rec:
+            self._quote(cid_text, rec["quote"])
         elif "state" in rec:
             self._state_record(cid_text, rec["state"])
         elif "tx" in rec:
@@ -241,18 +270,43 @@ class _Verifier:
                 verify(digest, _bytes(sig, 65, "signature"), who)
             except ChannelError as exc:
                 raise ValueError(f"v{state.version}: {exc}") from None
-        if not isinstance(raw.get("trades"), list):
-            raise ValueError(f"v{state.version}: trades must be a list")
+        trades = raw.get("trades")
+        if not isinstance(trades, list) or not all(isinstance(t, dict) for t in trades):
+            raise ValueError(f"v{state.version}: trades must be a list of objects")
+        for trade in trades:
+            try:
+                self.fills += check_fill(trade, ch.quotes)
+            except (ValueError, KeyError) as exc:
+                raise ValueError(f"v{state.version}: {exc}") from None
         ch.link, ch.version = link, state.version
         ch.states += 1
         self.states += 1
 
+    def _quote(self, cid_text: str, raw: object) -> None:
+        ch = self.channels.get(cid_text)
+        if ch is None:
+            raise ValueError("a quote of a channel not declared before it")
+        if ch.version >= 0:
+            raise ValueError("a channel's quotes come before its states")
+        checked = parse_quote(raw, ch.params, ch.domain)
+        if checked.quote.quote_id in ch.quotes:
+            raise ValueError("the quote appears twice")
+        ch.quotes[checked.quote.quote_id] = checked
+        self.quotes += 1
+
     def _tx(self, cid_text: str, raw: object) -> None:
-        if cid_text not in self.channels:
+        ch = self.channels.get(cid_text)
+        if ch is None:
             raise ValueError("a transaction of a channel not declared before it")
         if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
             raise ValueError("a transaction needs a kind")
-        _bytes(raw["tx_hash"], 32, "tx_hash")
+        status = raw.get("status")
+        if not isinstance(status, str):
+            raise ValueError("a transaction needs a status")
+        tx_hash = _bytes(raw["tx_hash"], 32, "tx_hash")
+        self.chain_txs.append(
+            AuditTx(self.line, ch.params.channel_id, raw["kind"], tx_hash, status)
+        )
         self.txs += 1
 
 
@@ -267,14 +321,21 @@ def verify_export(lines: Iterable[bytes | str]) -> AuditReport:
             rec = boundedjson.loads(line, max_bytes=MAX_RECORD, max_depth=16)
             if not isinstance(rec, dict):
                 raise ValueError("a record must be a JSON object")
+            verifier.line = number
             verifier.record(rec)
         except (ValueError, KeyError, TypeError, ChannelError) as exc:
             raise AuditInvalid(f"line {number}: {exc}") from None
     if not verifier.ended:
         raise AuditInvalid(f"line {number}: the export ends without its end record (truncated)")
+    assert verifier.header is not None
     return AuditReport(
         channels=len(verifier.channels),
         states=verifier.states,
         txs=verifier.txs,
         latest={cid: ch.version for cid, ch in verifier.channels.items()},
+        quotes=verifier.quotes,
+        fills=verifier.fills,
+        chain_txs=tuple(verifier.chain_txs),
+        chain_id=_int(verifier.header["chain_id"], "chain_id"),
+        adjudicator=address(verifier.header["adjudicator"]),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from channels.core.model import ChannelId, Params, State, Version
+from channels.core.model import ChannelId, Params, SignedUpdate, State, Version
 from channels.core.options import Trade
 from channels.core.positions import BookSnapshot
 from channels.core.terms import CounterOffer
@@ -78,12 +78,23 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class Reestablish:
-    """Sent first after every (re)connection: my latest fully signed state and its positions."""
+    """Sent first after every (re)connection: my latest fully signed state and its positions.
+
+    ``recent`` is my newest fully signed updates with their trades, oldest first, ending with
+    the latest itself (at most :data:`RESYNC_HISTORY`, fewer when the message would outgrow the
+    wire's limit): a peer that is behind by no more than that replays them from its own latest,
+    so the states it catches up on are stored with the trades that explain them.
+    """
 
     channel_id: ChannelId
     state: State
     signatures: tuple[bytes, bytes]
     book: BookSnapshot
+    recent: tuple[SignedUpdate, ...] = ()
+
+
+#: The most updates a :class:`Reestablish` carries in ``recent``.
+RESYNC_HISTORY = 16
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,6 +214,11 @@ class Context:
     #: Cumulative deposits per participant confirmed on chain (at the confirmation depth).
     confirmed_deposits: tuple[int, int]
     limits: Limits = field(default_factory=Limits)
+    #: Replaying trades both participants already signed (a state caught up from the peer): the
+    #: rules that ask "would I sign this now" (the expiry window, settling only after expiry,
+    #: deposits confirmed on chain) held when it was signed and are not asked again; the
+    #: arithmetic, the book and the oracle's signature still are.
+    replay: bool = False
 
 
 def _participant(value: object) -> int:
@@ -228,6 +233,19 @@ def _positive(amount: object, name: str) -> int:
     if amount == 0:
         raise InvalidAmount(f"{name} must be above zero")
     return amount
+
+
+def _check_openable(pos: Position, book: PositionBook, ctx: Context) -> None:
+    earliest = ctx.now + ctx.params.challenge_period + ctx.limits.settle_margin
+    if pos.expiry < earliest:
+        raise ExpiryTooSoon(
+            f"expiry {pos.expiry} is before {earliest}: the option could not be settled "
+            "on chain after a full dispute"
+        )
+    if pos.expiry > ctx.now + ctx.limits.max_lifetime:
+        raise ExpiryTooLate(f"expiry {pos.expiry} is beyond the channel's lifetime")
+    if len(book) >= ctx.limits.max_positions:
+        raise TooManyPositions(f"already {len(book)} open positions")
 
 
 def check_attestation(
@@ -288,16 +306,8 @@ def apply_trades(
             if trade.quote_id is not None:
                 check_bytes(trade.quote_id, 32, "quote_id")
             premium = check_uint(trade.premium, 256, "premium")
-            earliest = ctx.now + ctx.params.challenge_period + ctx.limits.settle_margin
-            if pos.expiry < earliest:
-                raise ExpiryTooSoon(
-                    f"expiry {pos.expiry} is before {earliest}: the option could not be settled "
-                    "on chain after a full dispute"
-                )
-            if pos.expiry > ctx.now + ctx.limits.max_lifetime:
-                raise ExpiryTooLate(f"expiry {pos.expiry} is beyond the channel's lifetime")
-            if len(book) >= ctx.limits.max_positions:
-                raise TooManyPositions(f"already {len(book)} open positions")
+            if not ctx.replay:
+                _check_openable(pos, book, ctx)
             debit(pos.holder, premium, "a premium")
             balances[pos.writer] += premium
             debit(pos.writer, pos.collateral, "collateral")
@@ -312,7 +322,7 @@ def apply_trades(
             balances[pos.writer] += pos.collateral - share
         elif isinstance(trade, Settle):
             pos = book.get(trade.position_id)
-            if ctx.now < pos.expiry:
+            if ctx.now < pos.expiry and not ctx.replay:
                 raise NotExercisable(f"position {pos.id} expires at {pos.expiry}, now is {ctx.now}")
             att = trade.attestation
             if att.underlying != pos.underlying or att.expiry != pos.expiry:
@@ -325,7 +335,7 @@ def apply_trades(
         elif isinstance(trade, CreditDeposit):
             who = _participant(trade.participant)
             amount = _positive(trade.amount, "deposit credit")
-            if deposited[who] + amount > ctx.confirmed_deposits[who]:
+            if deposited[who] + amount > ctx.confirmed_deposits[who] and not ctx.replay:
                 raise UnconfirmedDeposit(
                     f"participant {who} has {ctx.confirmed_deposits[who]} confirmed on chain, "
                     f"cannot credit {deposited[who] + amount}"

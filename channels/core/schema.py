@@ -15,6 +15,7 @@ from typing import Any
 
 from channels.core.errors import SchemaError, UnknownType
 from channels.core.messages import (
+    RESYNC_HISTORY,
     Accept,
     OpenAccept,
     OpenCounter,
@@ -392,6 +393,34 @@ def _signed(update: Any) -> SignedState:
     return update.signed
 
 
+SIGNED_UPDATE = Schema("SignedUpdate", SignedUpdate, (
+    Field("state", _nested(STATE), lambda u: _signed(u).state),
+    Field("signatures", _pair(_OPT_SIG), lambda u: _signed(u).signatures),
+    Field("trades", TRADE_LIST),
+    Field("withdrawal", _optional(_nested(WITHDRAWAL))),
+    Field("withdrawal_signatures", _optional(_pair(SIG))),
+), build=lambda v: SignedUpdate(
+    SignedState(v["state"], v["signatures"]), v["trades"], v["withdrawal"],
+    v["withdrawal_signatures"],
+))  # fmt: skip
+
+
+def _updates(limit: int) -> Kind:
+    """An array of at most ``limit`` signed updates (a Reestablish's recent history)."""
+
+    def encode(value: Any) -> Any:
+        if type(value) is not tuple or len(value) > limit:
+            raise Unencodable(f"expected a tuple of at most {limit} updates")
+        return tuple(SIGNED_UPDATE.encode(u) for u in value)
+
+    def decode(value: Any, name: str) -> Any:
+        if type(value) is not tuple or len(value) > limit:
+            raise SchemaError(f"{name} must be an array of at most {limit} updates")
+        return tuple(SIGNED_UPDATE.decode(u) for u in value)
+
+    return Kind(encode, decode)
+
+
 #: message tag -> schema
 MESSAGES: dict[int, Schema] = {
     1: Schema("OpenProposal", OpenProposal, (
@@ -432,6 +461,7 @@ MESSAGES: dict[int, Schema] = {
         Field("state", _nested(STATE)),
         Field("signatures", _pair(SIG)),
         Field("book", _nested(BOOK)),
+        Field("recent", _updates(RESYNC_HISTORY)),
     )),
     8: Schema("OpenCounter", OpenCounter, (
         Field("channel_id", HASH),
@@ -443,16 +473,6 @@ MESSAGES: dict[int, Schema] = {
 MESSAGE_TYPES: tuple[type, ...] = tuple(schema.cls for schema in MESSAGES.values())
 MESSAGE_TAGS = {schema.cls: (tag, schema) for tag, schema in MESSAGES.items()}
 
-SIGNED_UPDATE = Schema("SignedUpdate", SignedUpdate, (
-    Field("state", _nested(STATE), lambda u: _signed(u).state),
-    Field("signatures", _pair(_OPT_SIG), lambda u: _signed(u).signatures),
-    Field("trades", TRADE_LIST),
-    Field("withdrawal", _optional(_nested(WITHDRAWAL))),
-    Field("withdrawal_signatures", _optional(_pair(SIG))),
-), build=lambda v: SignedUpdate(
-    SignedState(v["state"], v["signatures"]), v["trades"], v["withdrawal"],
-    v["withdrawal_signatures"],
-))  # fmt: skip
 TRADES_RECORD = Schema(
     "trades record", tuple, (Field("trades", TRADE_LIST, lambda t: t),), build=lambda v: v["trades"]
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from adjudicator.client import AdjudicatorClient, params_tuple, state_tuple
+from adjudicator.client import AdjudicatorClient, both_signatures, params_tuple, state_tuple
 from channels.core.errors import IllegalCall
 from channels.core.model import SignedState
 from channels.core.wire import encode_state
@@ -40,8 +40,7 @@ async def submit_checkpoint(
     an intent, rebroadcast and fee bumps until mined or no longer needed)."""
     if not signed.fully_signed:
         raise IllegalCall("no fully signed state to checkpoint")
-    sig0, sig1 = signed.signatures
-    assert sig0 is not None and sig1 is not None
+    sig0, sig1 = both_signatures(signed)
     cid = channel.machine.channel_id
     version = signed.state.version
     tx: PendingTx = await txs.submit(

@@ -1,7 +1,8 @@
 """The read side of the watchtower protocol: a desk asks what the tower holds for it.
 
 ``{"t": "get", "channel": <32 bytes>}`` -> ``{"ok": true, "held": null | {"params": <wire params>,
-"state": <wire state>, "sigs": [sig0, sig1]}}``; ``{"t": "list"}`` -> ``{"ok": true, "channels":
+"state": <wire state>, "sigs": [sig0, sig1], "book": null | <wire book>}}`` (the book: the open
+positions of that state, if the desk pushed them); ``{"t": "list"}`` -> ``{"ok": true, "channels":
 [<32 bytes>, ...]}`` (at most :data:`MAX_LIST`). A client only ever sees channels it is a
 participant of. Used at start to establish that the node is current and to rebuild a wiped
 store.
@@ -16,9 +17,17 @@ import msgpack
 import trio
 
 from channels.core.errors import RemoteError
-from channels.core.model import Address, ChannelId, Params, SignedState
+from channels.core.model import Address, ChannelId, Params, SignedState, State
+from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.signing import Signer
-from channels.core.wire import decode_params, decode_state, encode_params, encode_state
+from channels.core.wire import (
+    decode_book,
+    decode_params,
+    decode_state,
+    encode_book,
+    encode_params,
+    encode_state,
+)
 from channels.transport import Prologue, connect
 
 MAX_LIST = 10_000
@@ -37,6 +46,22 @@ class HeldRecord(Protocol):
     @property
     def signed(self) -> SignedState: ...
 
+    @property
+    def book(self) -> bytes | None: ...
+
+
+def check_book(state: State, book: bytes) -> BookSnapshot:
+    """The positions book ``book`` (wire bytes) if it is the one ``state`` commits to."""
+    snapshot = decode_book(book)
+    positions = PositionBook.from_snapshot(snapshot)
+    if (positions.root, len(positions), positions.locked) != (
+        state.positions_root,
+        state.position_count,
+        state.locked,
+    ):
+        raise TowerReplyError("the positions do not match the state's commitment")
+    return snapshot
+
 
 def tower_read(
     held: Mapping[ChannelId, HeldRecord], client: Address, req: Mapping[str, Any]
@@ -49,7 +74,7 @@ def tower_read(
     record = held.get(cid)
     if record is None or client not in record.params.participants:
         return {"ok": True, "held": None}
-    return {"ok": True, "held": encode_held(record.params, record.signed)}
+    return {"ok": True, "held": {**encode_held(record.params, record.signed), "book": record.book}}
 
 
 def encode_held(params: Params, signed: SignedState) -> dict[str, Any]:
@@ -59,6 +84,16 @@ def encode_held(params: Params, signed: SignedState) -> dict[str, Any]:
         "state": encode_state(signed.state),
         "sigs": [sig0, sig1],
     }
+
+
+def decode_held_book(raw: object, state: State) -> BookSnapshot | None:
+    """The positions book of a ``held`` record, checked against ``state`` (None if absent)."""
+    book = raw.get("book") if isinstance(raw, dict) else None
+    if book is None:
+        return None
+    if not isinstance(book, bytes):
+        raise TowerReplyError("a held book must be bytes")
+    return check_book(state, book)
 
 
 def decode_held(raw: object) -> tuple[Params, SignedState] | None:
@@ -100,5 +135,11 @@ async def tower_call(
     return reply
 
 
-def push_request(params: Params, signed: SignedState) -> dict[str, Any]:
-    return {"t": "push", **encode_held(params, signed)}
+def push_request(
+    params: Params, signed: SignedState, book: BookSnapshot | None = None
+) -> dict[str, Any]:
+    """A push of ``signed``; with ``book`` (its open positions) when it has any."""
+    request = {"t": "push", **encode_held(params, signed)}
+    if book is not None:
+        request["book"] = encode_book(book)
+    return request

@@ -50,9 +50,11 @@ from adjudicator.client import (
     ChainEvent,
     ChannelStatus,
     ChannelView,
+    both_signatures,
     params_tuple,
     position_tuple,
     settlement_proof,
+    signature_tuple,
     state_tuple,
 )
 from channels.core.eip712 import state_struct_hash
@@ -190,6 +192,8 @@ class Watcher:
         host = self.host
         intents = await host.store.intents(statuses=OPEN_INTENTS)
         for intent in intents:
+            if intent.kind == "deposit":
+                continue  # the channel runtime settles its own (channels/runtime/deposits.py)
             tx = await adopt_intent(host.store, host.chain, host.now, intent)
             if tx is not None:
                 self.txs.adopt(tx)
@@ -397,8 +401,7 @@ class Watcher:
         host = self.host
         params = channel.machine.params
         cid = channel.machine.channel_id
-        sig0, sig1 = signed.signatures
-        assert sig0 is not None and sig1 is not None
+        sig0, sig1 = both_signatures(signed)
         version = signed.state.version
         return await self.txs.submit(
             intent_key(kind, cid),
@@ -487,7 +490,7 @@ class Watcher:
                     position_tuple(position),
                     list(proof),
                     (found[0].underlying, found[0].expiry, found[0].price),
-                    found[1],
+                    signature_tuple(found[1]),
                 )
             else:
                 kind, fn = "release", "releaseUnsettled"

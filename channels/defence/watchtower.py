@@ -12,7 +12,9 @@ deadline it also concludes. Its transactions go through
 :class:`channels.defence.txdriver.TxManager` (rebroadcast, fee bump, ``DeadlineAtRisk``).
 
 Protocol (one msgpack map per message, each answered):
-``{"t": "push", "params": <wire params>, "state": <wire state>, "sigs": [sig0, sig1]}`` ->
+``{"t": "push", "params": <wire params>, "state": <wire state>, "sigs": [sig0, sig1], "book":
+<wire book> (optional: the open positions, checked against the state's commitment and kept so a
+wiped desk can be rebuilt with them)}`` ->
 ``{"ok": true, "version": n}`` (n = the version the tower holds now) or
 ``{"ok": false, "error": "..."}``.
 
@@ -45,6 +47,7 @@ import trio
 from adjudicator.client import (
     AdjudicatorClient,
     ChannelStatus,
+    both_signatures,
     connect_adjudicator,
     params_tuple,
     state_tuple,
@@ -54,8 +57,14 @@ from channels.core.errors import ChainError, ChannelError, RemoteError, UnknownC
 from channels.core.model import Address, ChannelId, Params, SignedState, address
 from channels.core.node_events import Alarm, Event, StateUpdated
 from channels.core.signing import LocalSigner, Signer, verify
-from channels.core.wire import decode_params, decode_state, encode_params, encode_state
-from channels.defence.towerproto import tower_read
+from channels.core.wire import (
+    MAX_MESSAGE,
+    decode_params,
+    decode_state,
+    encode_params,
+    encode_state,
+)
+from channels.defence.towerproto import check_book, tower_read
 from channels.defence.txdriver import (
     TxManager,
     TxPolicy,
@@ -67,7 +76,8 @@ from channels.transport import Prologue, SecureChannel, connect, serve
 
 log = logging.getLogger("channels.defence.watchtower")
 
-MAX_REQUEST = 64 * 1024
+#: A push may carry the positions book (about 225 bytes a position): one wire message at most.
+MAX_REQUEST = MAX_MESSAGE
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS tower_channels (
@@ -78,7 +88,8 @@ _SCHEMA = (
         sig0       BLOB NOT NULL,
         sig1       BLOB NOT NULL,
         version    INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
+        updated_at INTEGER NOT NULL,
+        book       BLOB
     )""",
     """CREATE TABLE IF NOT EXISTS tower_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)""",
 )
@@ -93,6 +104,8 @@ class Held:
     client: Address
     params: Params
     signed: SignedState
+    #: The wire-encoded positions book of ``signed`` (None: not pushed, or no positions).
+    book: bytes | None = None
 
 
 class TowerStore:
@@ -104,6 +117,9 @@ class TowerStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         for sql in _SCHEMA:
             self._conn.execute(sql)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(tower_channels)")}
+        if "book" not in columns:  # a tower store written before books were kept
+            self._conn.execute("ALTER TABLE tower_channels ADD COLUMN book BLOB")
         self._limiter = trio.CapacityLimiter(1)
 
     def close(self) -> None:
@@ -112,7 +128,9 @@ class TowerStore:
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
-    def _put(self, client: Address, params: Params, signed: SignedState) -> int:
+    def _put(
+        self, client: Address, params: Params, signed: SignedState, book: bytes | None
+    ) -> int:
         sig0, sig1 = signed.signatures
         assert sig0 is not None and sig1 is not None
         cid = params.channel_id
@@ -121,10 +139,12 @@ class TowerStore:
             row = self._conn.execute(
                 "SELECT version FROM tower_channels WHERE channel_id = ?", (cid,)
             ).fetchone()
-            if row is not None and row[0] >= signed.state.version:
+            if row is not None and row[0] > signed.state.version:
                 return int(row[0])
+            if row is not None and row[0] == signed.state.version and book is None:
+                return int(row[0])  # the same state again (with its book only if given)
             self._conn.execute(
-                "INSERT OR REPLACE INTO tower_channels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO tower_channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     cid,
                     client,
@@ -134,23 +154,28 @@ class TowerStore:
                     sig1,
                     signed.state.version,
                     int(time.time()),
+                    book,
                 ),
             )
         return signed.state.version
 
-    async def put(self, client: Address, params: Params, signed: SignedState) -> int:
-        """Keep ``signed`` if newer than what is held; return the version held afterwards."""
-        return int(await self._run(self._put, client, params, signed))
+    async def put(
+        self, client: Address, params: Params, signed: SignedState, book: bytes | None = None
+    ) -> int:
+        """Keep ``signed`` (and its book) if newer than what is held; return the version held
+        afterwards."""
+        return int(await self._run(self._put, client, params, signed, book))
 
     def _all(self) -> list[Held]:
         rows = self._conn.execute(
-            "SELECT client, params, state, sig0, sig1 FROM tower_channels"
+            "SELECT client, params, state, sig0, sig1, book FROM tower_channels"
         ).fetchall()
         return [
             Held(
                 Address(bytes(r[0])),
                 decode_params(bytes(r[1])),
                 SignedState(decode_state(bytes(r[2])), (bytes(r[3]), bytes(r[4]))),
+                None if r[5] is None else bytes(r[5]),
             )
             for r in rows
         ]
@@ -239,12 +264,22 @@ class Watchtower:
         except ChannelError as exc:
             raise TowerRefused(f"bad signature: {exc}") from exc
 
-    async def accept(self, client: Address, params: Params, signed: SignedState) -> int:
+    async def accept(
+        self, client: Address, params: Params, signed: SignedState, book: bytes | None = None
+    ) -> int:
         self.check(client, params, signed)
-        held = await self.store.put(client, params, signed)
+        if book is not None:
+            try:
+                check_book(signed.state, book)
+            except ChannelError as exc:
+                raise TowerRefused(f"the book: {exc}") from None
+        held = await self.store.put(client, params, signed, book)
         cid = params.channel_id
         if held == signed.state.version:
-            self.held[cid] = Held(client, params, signed)
+            kept = self.held.get(cid)
+            if book is None and kept is not None and kept.signed == signed:
+                book = kept.book
+            self.held[cid] = Held(client, params, signed, book)
         return held
 
     async def serve_client(self, secure: SecureChannel) -> None:
@@ -277,7 +312,8 @@ class Watchtower:
         params = decode_params(bytes(req["params"]))
         state = decode_state(bytes(req["state"]))
         signed = SignedState(state, (bytes(sigs[0]), bytes(sigs[1])))
-        version = await self.accept(client, params, signed)
+        book = req.get("book")
+        version = await self.accept(client, params, signed, None if book is None else bytes(book))
         return {"ok": True, "version": version}
 
     # watching the chain -------------------------------------------------------------------
@@ -343,7 +379,7 @@ class Watchtower:
         version = ours.state.version
         now = self.now()
         if view.version < version and now <= view.deadline:
-            sig0, sig1 = ours.signatures
+            sig0, sig1 = both_signatures(ours)
             key = intent_key("refute", cid)
             if key not in self.txs.live and not self.txs.busy(key):
                 self._alarm(cid, "StaleRegistration", f"v{view.version} < held v{version}")

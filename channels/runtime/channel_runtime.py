@@ -11,7 +11,7 @@ import trio
 
 from channels.core.errors import ChannelError, IllegalCall
 from channels.core.funding import net_floor
-from channels.core.messages import Message, Reestablish
+from channels.core.messages import Message, Proposal, Reestablish, Reject, UpdateRequest
 from channels.core.model import Address, Amount, ChannelId, SignedState, State
 from channels.core.node_events import (
     Alarm,
@@ -33,15 +33,22 @@ from channels.core.protocol import (
     PhaseChanged,
     Received,
     RequestUpdate,
+    Send,
     UpdateApplied,
     UpdateRefused,
 )
 from channels.core.protocol.roles import FOLLOWER, LEADER
 from channels.runtime.coalescer import Coalescer, Waiter
 from channels.runtime.context import RuntimeContext
-from channels.runtime.deposits import deposit_measured
-from channels.runtime.errors import UpdateRefusedError
+from channels.runtime.deposits import (
+    DEPOSIT_INTENT,
+    check_fee,
+    deposit_in_flight,
+    deposit_measured,
+)
+from channels.runtime.errors import TowerBehind, UpdateRefusedError
 from channels.signers.calling import call_signer
+from channels.store import IntentStatus
 from channels.testing.crash import crash_point
 
 log = logging.getLogger("channels.runtime.channel")
@@ -163,6 +170,16 @@ class ChannelRuntime:
         """A message from the peer for this channel."""
         self.last_heard = trio.current_time()
         machine = self._machine
+        if isinstance(message, (Proposal, UpdateRequest)):  # each asks us to sign a new version
+            try:
+                await self._ctx.hold_signing(machine.channel_id, machine.state.version)
+            except TowerBehind as exc:
+                version = message.state.version if isinstance(message, Proposal) else None
+                refusal = Reject(
+                    machine.channel_id, version, message.request_id, exc.rule, str(exc)
+                )
+                await self._ctx.executor.enqueue(self, [Send(refusal)])
+                return
         async with self._lock:
             actions = await self._step(Received(message))
             await self._ctx.executor.enqueue(self, actions)
@@ -214,16 +231,19 @@ class ChannelRuntime:
     async def submit(self, trades: tuple[Trade, ...]) -> State:
         """Make ``trades`` one update (or part of one, see :mod:`channels.runtime.coalescer`) and
         return the state that contains them."""
-        with trio.fail_after(self._ctx.settings.update_timeout):
-            # After a restart or a lost connection no proposal is made until the two sides have
-            # compared their latest states; wait for that rather than fail.
-            while self.paused():
-                await self._changed.wait()
+        if self.paused():  # no cancel scope per call on the usual path
+            with trio.fail_after(self._ctx.settings.update_timeout):
+                # After a restart or a lost connection no proposal is made until the two sides
+                # have compared their latest states; wait for that rather than fail.
+                while self.paused():
+                    await self._changed.wait()
         return await self._coalescer.submit(trades)
 
     async def start_update(self, trades: tuple[Trade, ...]) -> tuple[int, Waiter]:
         """Hand ``trades`` to the machine as one request; raises the rule's error at once if it
         refuses them before anything is signed."""
+        # consent: nothing new is signed while our towers lag (a proposal is held in receive).
+        await self._ctx.hold_signing(self.channel_id, self._machine.state.version)
         request_id = next(self._ctx.request_ids)
         waiter = Waiter()
         # Hold our place among the updates in flight from the room check on (taking the lock
@@ -285,15 +305,25 @@ class ChannelRuntime:
         view = await self._ctx.chain.channel(machine.channel_id)
         already = (view.deposits0, view.deposits1)[machine.index]
         # The chain credits what arrived: a fee-on-transfer token credits less.
-        if already >= net_floor(amount, self._ctx.settings.max_deposit_fee_bps):
+        floor = net_floor(amount, self._ctx.settings.max_deposit_fee_bps)
+        if already >= floor:
             return
+        store, cid = self._ctx.executor.store, machine.channel_id
+        if await deposit_in_flight(self._ctx.chain, store, cid, machine.index, floor):
+            return  # a deposit of a previous run went out after all (see deposits.py)
         await self._ctx.check_funding(machine.params, amount - already)  # consent: gas reserve
         crash_point("deposit", "pre_write")
+        intent = await store.add_intent(
+            DEPOSIT_INTENT, (amount - already).to_bytes(32, "big"), machine.channel_id
+        )
+        crash_point("deposit", "post_write_pre_send")
         measured = await deposit_measured(
             self._ctx.chain, machine.params, machine.index, amount - already
         )
+        await store.update_intent(intent, IntentStatus.CONFIRMED, tx_hash=measured.tx_hash)
         crash_point("deposit", "post_send")
         self._ctx.bus.emit(measured)
+        check_fee(measured, self._ctx.settings.max_deposit_fee_bps)  # consent: no silent fee
 
     async def fund_quietly(self) -> None:
         try:
@@ -309,6 +339,7 @@ class ChannelRuntime:
         await self._ctx.check_funding(machine.params, amount)  # consent: gas reserve
         measured = await deposit_measured(self._ctx.chain, machine.params, machine.index, amount)
         self._ctx.bus.emit(measured)
+        check_fee(measured, self._ctx.settings.max_deposit_fee_bps)
         with trio.fail_after(self._ctx.settings.open_timeout):
             while machine.state.deposited[machine.index] < before + measured.credited:
                 await self._changed.wait()

@@ -5,10 +5,17 @@ queued, and when room frees up every queued call's trades become ONE update (one
 one commit per side), whose state every caller gets back. If the rules refuse a combined update,
 each of its calls is tried again on its own, so one bad trade fails only its own caller.
 Withdrawals, deposit credits and finalizing are never combined with other calls.
+
+Timeouts: a queued call fails with ``trio.TooSlowError`` if it is not proposed within the
+timeout, and once proposed, if its update is not completed within the timeout from the proposal
+(as a call proposed at once, without queueing, does). The pump enforces the first from ONE cancel
+scope for all queued calls (the earliest deadline), the update's own wait the second: a cancel
+scope with a deadline per call was a noticeable part of the CPU of each call.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -59,6 +66,8 @@ class _Call:
     """One caller's trades waiting to be coalesced with others into one update."""
 
     trades: tuple[Trade, ...]
+    #: When the call fails if it is still queued (``trio.current_time()`` clock).
+    deadline: float
     done: trio.Event = field(default_factory=trio.Event)
     state: State | None = None
     error: BaseException | None = None
@@ -114,11 +123,10 @@ class Coalescer:
             if big or (not self._queue and sink.has_room()):
                 request_id, waiter = await sink.start_update(trades)
                 return await sink.finish_update(request_id, waiter)
-            call = _Call(trades)
+            call = _Call(trades, trio.current_time() + self._timeout)
             self._queue_call(call, solo)
             try:
-                with trio.fail_after(self._timeout):
-                    await call.done.wait()
+                await call.done.wait()  # set by the pump (or its timeout) or by _resolve
             finally:
                 # Not yet proposed: leave the queue (once proposed the update may still apply,
                 # as for a call that times out waiting for its own update).
@@ -149,7 +157,11 @@ class Coalescer:
         try:
             while self._queue:
                 while not sink.has_room() or sink.paused():
-                    await sink.wait_changed()  # woken when room frees up and after a resync
+                    with trio.move_on_at(self._earliest_deadline()):
+                        await sink.wait_changed()  # woken when room frees up and after a resync
+                    self._expire(trio.current_time())
+                    if not self._queue:
+                        return
                 batch = self._queue.popleft()
                 if batch is self._open_batch:
                     self._open_batch = None
@@ -170,6 +182,26 @@ class Coalescer:
                 self._nursery.start_soon(self._resolve, calls, request_id, waiter)
         finally:
             self._pumping = False
+
+    def _earliest_deadline(self) -> float:
+        """The deadline of the oldest call still queued (calls are queued in deadline order)."""
+        for batch in self._queue:
+            for call in batch.calls:
+                if not call.withdrawn:
+                    return call.deadline
+        return math.inf
+
+    def _expire(self, now: float) -> None:
+        """Fail the queued calls whose deadline has passed; drop batches left empty."""
+        for batch in self._queue:
+            for call in batch.calls:
+                if not call.withdrawn and call.deadline <= now:
+                    call.withdrawn = True
+                    call.error = trio.TooSlowError("the update was not proposed in time")
+                    call.done.set()
+        while self._queue and all(c.withdrawn for c in self._queue[0].calls):
+            if self._queue.popleft() is self._open_batch:
+                self._open_batch = None
 
     async def _resolve(self, calls: list[_Call], request_id: int, waiter: Waiter) -> None:
         try:

@@ -38,3 +38,6 @@ class RuntimeContext:
     #: consent: raises GasReserveTooLow if depositing (params, amount) would cut into the gas
     #: reserve that defends our channels (channels/runtime/gatekeeper.py).
     check_funding: Callable[[Params, int], Awaitable[None]]
+    #: Returns once a new version of (channel, our newest fully signed version) may be signed
+    #: as far as our watchtowers go, else raises TowerBehind (channels/runtime/towerclient.py).
+    hold_signing: Callable[[ChannelId, int], Awaitable[None]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels.core.errors import RemoteError
+from channels.core.errors import LocalError, RemoteError
 
 
 class UpdateRefusedError(RemoteError):
@@ -12,3 +12,14 @@ class UpdateRefusedError(RemoteError):
         super().__init__(f"{rule}: {reason}")
         self.rule = rule
         self.reason = reason
+
+
+class TowerBehind(LocalError):
+    """Our watchtowers have not acked the channel's states closely enough to sign a new one.
+
+    With watchtowers configured, a new version is signed only while the newest fully signed
+    state is at most ``NodeSettings.max_tower_lag`` versions ahead of what a tower acked: a lost
+    store must never cost more than that. Bring a tower back (or raise the bound) and retry.
+    """
+
+    rule = "TowerBehind"

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import trio
 
-from channels.core.messages import Message
+from channels.core.messages import Message, OpenAccept
 from channels.core.model import Address
 from channels.core.protocol import Action, PersistSignature, PersistState, PhaseChanged, Send
 from channels.store.persister import Persister
@@ -52,8 +52,20 @@ class Executor:
             capacity
         )
 
+    @property
+    def store(self) -> Persister:
+        """The store it persists through (read by the runtime for its own journals)."""
+        return self._store
+
     async def enqueue(self, target: ActionTarget, actions: list[Action]) -> None:
-        if actions:
+        if not actions:
+            return
+        # Without a schedule point while there is room: a step's caller holds its channel's
+        # lock here, and yielding to the scheduler on every step was one task switch per
+        # message for nothing (the executor wakes on the first item either way).
+        try:
+            self._in.send_nowait((target, actions))
+        except trio.WouldBlock:
             await self._in.send((target, actions))
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -81,6 +93,9 @@ class Executor:
             for target, actions in batch:
                 for action in actions:
                     if isinstance(action, Send):
-                        self._send(target.peer_address, action.message, points)
+                        message = action.message
+                        # The responder's OpenAccept on the wire is its channel:post_send point.
+                        sent = points if type(message) is not OpenAccept else (*points, "channel")
+                        self._send(target.peer_address, message, sent)
                     else:
                         target.on_action(action)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from adjudicator.client import AdjudicatorClient, connect_adjudicator
+from adjudicator.client import AdjudicatorClient, connect_adjudicator, signature_tuple
 from adjudicator.tx_signing import TransactionSigner
 from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
 from channels.core.messages import Message, OpenCounter, OpenProposal, Reject
@@ -133,6 +133,7 @@ class Node:
             check_funding=lambda params, amount: self.gatekeeper.check_funding(
                 params, amount, new_channel=False
             ),
+            hold_signing=lambda cid, version: self.towers.hold_signing(cid, version),
         )
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(
@@ -414,7 +415,10 @@ class Node:
         return {u: price for u, (_e, price) in latest.items()}
 
     def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
-        """Give the watcher an oracle's signed price, for settling expired positions on chain."""
+        """Give the watcher an oracle's signed price, for settling expired positions on chain.
+
+        Raises IllegalCall, nothing kept, for a signature the adjudicator could never take."""
+        signature_tuple(signature)
         self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
 
     async def dispute(self, channel_id: bytes, *, force: bool = False) -> None:
@@ -452,10 +456,10 @@ class Node:
                 stored.book,
                 stored.highest_signed,
                 stored.phase,
+                stored.recent,
             )
-            # A store read from disk may be an old copy (a restored backup is as "cleanly shut
-            # down" as the real thing): the node is not known current until the peer's
-            # reestablish, a tower or the chain says so (channels/runtime/currency.py).
+            # A store read from disk may be an old copy (a restored backup looks clean): not known
+            # current until the peer, a tower or the chain says so (channels/runtime/currency.py).
             machine.synced = False
             self._add(machine, stored.endpoint)
 
@@ -544,12 +548,11 @@ async def open_node(
     updates that cannot cost us value (docs/PROTOCOL.md, "Who decides").
 
     ``transaction_key`` (a private key or a :class:`TransactionSigner`) pays gas; by default the
-    channel signer's own account does (a :class:`LocalSigner`'s key, or a signer that can also
-    sign transactions, such as a keystore or a remote signer). ``chain`` is an RPC URL or several
-    (the next one takes over when one fails). Every fully signed state
-    is streamed to ``watchtowers`` (channels/runtime/towerclient.py), which also help establish at
-    start that the store is current; channels the store lacks (a wiped store) are rebuilt from
-    them, with the endpoints of ``peers`` (address -> host, port) to reach each peer again.
+    channel signer's own account does (a :class:`LocalSigner`'s key, a keystore or a remote
+    signer that signs transactions). ``chain`` is an RPC URL or several (the next one takes over
+    when one fails). Every fully signed state is streamed to ``watchtowers`` (towerclient.py),
+    which also help establish at start that the store is current; channels the store lacks (a
+    wiped store) are rebuilt from them, with ``peers`` (address -> host, port) to reach each peer.
     """
     settings = settings or NodeSettings()
     if transaction_key is None and isinstance(signer, LocalSigner):

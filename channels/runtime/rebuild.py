@@ -7,8 +7,9 @@ and, unless the chain says the channel is concluded, stored as the channel's lat
 the peer's endpoint from the desk's config; the node then starts as after any restart: not known
 current until the towers (or the peer's reestablish, which also brings anything newer than the
 towers held) say so. A tower keeps only the newest state of a channel, so the history before it
-is not recovered. A state with open positions is not rebuilt (the tower does not hold the
-positions, only their commitment): it is reported instead.
+is not recovered. The node pushes a state's open positions with it, and the tower keeps them
+(checked against the state's commitment, here again): such a channel is rebuilt with its
+positions. A state with positions the tower does not hold is not rebuilt: it is reported.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from adjudicator.client import ChannelStatus
 from channels.core import eip712
 from channels.core.errors import ChannelError
 from channels.core.model import Address, ChannelId, Params, SignedState, SignedUpdate
-from channels.core.positions import PositionBook
+from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol import Phase
 from channels.core.signing import verify
-from channels.defence.towerproto import decode_held, tower_call
+from channels.defence.towerproto import decode_held, decode_held_book, tower_call
 from channels.store.ops import AddChannel, AppendState
 from channels.transport import Prologue
 
@@ -42,6 +43,8 @@ class RebuildReport:
 
     rebuilt: dict[ChannelId, int] = field(default_factory=dict)
     skipped: dict[ChannelId, str] = field(default_factory=dict)
+    #: The open positions recovered per rebuilt channel.
+    positions: dict[ChannelId, int] = field(default_factory=dict)
 
 
 def _check(params: Params, signed: SignedState, me: Address, chain_id: int, adj: bytes) -> None:
@@ -64,7 +67,7 @@ async def rebuild_from_towers(
     report = RebuildReport()
     known = set(await node.store.run(lambda s: s.channel_ids()))
     prologue = Prologue(node.chain_id, Address(node.chain.address))
-    found: dict[ChannelId, tuple[Params, SignedState]] = {}
+    found: dict[ChannelId, tuple[Params, SignedState, BookSnapshot | None]] = {}
     for tower in towers:
         endpoint = (tower.host, tower.port)
         try:
@@ -86,17 +89,21 @@ async def rebuild_from_towers(
                 params, signed = held
                 try:
                     _check(params, signed, node.address, node.chain_id, node.chain.address)
+                    book = decode_held_book(reply.get("held"), signed.state)
                 except (ValueError, ChannelError) as exc:
                     report.skipped[cid] = f"refused from the tower: {exc}"
                     continue
                 best = found.get(cid)
-                if best is None or best[1].state.version < signed.state.version:
-                    found[cid] = (params, signed)
+                if best is None or (best[1].state.version, best[2] is not None) < (
+                    signed.state.version,
+                    book is not None,
+                ):
+                    found[cid] = (params, signed, book)
         except (ChannelError, OSError, trio.TooSlowError, ValueError, TypeError) as exc:
             log.warning("tower %s:%d: %s", tower.host, tower.port, exc)
-    for cid, (params, signed) in found.items():
+    for cid, (params, signed, book) in found.items():
         state = signed.state
-        if state.position_count:
+        if state.position_count and book is None:
             report.skipped[cid] = f"v{state.version} has open positions the tower does not hold"
             continue
         view = await node.chain.channel(cid)
@@ -112,9 +119,10 @@ async def rebuild_from_towers(
         await node.store.persist(
             [
                 AddChannel(params, index, deposits, phase, peers.get(other)),
-                AppendState(cid, SignedUpdate(signed, ()), PositionBook().snapshot()),
+                AppendState(cid, SignedUpdate(signed, ()), book or PositionBook().snapshot()),
             ]
         )
         report.rebuilt[cid] = int(state.version)
+        report.positions[cid] = state.position_count
         log.warning("0x%s: rebuilt from the towers at v%d", cid.hex()[:12], state.version)
     return report

@@ -45,10 +45,16 @@ class NodeSettings:
     #: malformed or refused messages than ``max_bad_messages`` in its life, is dropped.
     max_messages_per_second: int = 50_000
     max_bad_messages: int = 1_000
-    #: A deposit counts as made once the chain credits the agreed amount less this many basis
-    #: points (the asset's transfer fee: USDT's is capped at 20); what is credited is always what
-    #: the chain measured. 0 accepts only fee-free assets.
-    max_deposit_fee_bps: int = 100
+    #: consent: a deposit counts as made once the chain credits the agreed amount less this many
+    #: basis points (the asset's transfer fee: USDT's is capped at 20); what is credited is always
+    #: what the chain measured. The default 0 accepts only fee-free assets: losing value to a
+    #: fee-on-transfer token needs the desk's say-so (a larger fee raises DepositFeeRefused).
+    max_deposit_fee_bps: int = 0
+    #: With watchtowers: a new version is signed only while our newest fully signed state is at
+    #: most this many versions ahead of what a tower acked, waiting up to ``update_timeout`` for
+    #: the ack (then TowerBehind and an alarm). 0: every state is backed up before the next is
+    #: signed; None: sign regardless (a lost store may then cost every unacked state).
+    max_tower_lag: int | None = 0
     #: consent: the gas kept to defend every open channel (channels/core/reserve.py); deposits
     #: that would cut into it are refused.
     gas_reserve: GasReserve = field(default_factory=GasReserve)

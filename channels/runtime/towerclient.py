@@ -18,11 +18,14 @@ from typing import Any
 import trio
 
 from channels.core.errors import ChannelError
-from channels.core.model import Address, ChannelId, SignedState
+from channels.core.model import Address, ChannelId, SignedState, State
 from channels.core.node_events import StateUpdated
+from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol import ChainStateSeen
 from channels.defence.towerproto import TowerReplyError, decode_held, push_request, tower_call
+from channels.runtime.errors import TowerBehind
 from channels.runtime.eventbus import EventsLost
+from channels.store.ops import StoredChannel
 from channels.transport import Prologue
 
 # The node is taken as ``Any``: it creates this client, so this module may not import it, even
@@ -60,6 +63,7 @@ class TowerClient:
         self.restored: dict[ChannelId, tuple[int, int]] = {}
         self._dirty: set[ChannelId] = set()
         self._wakeup = trio.Event()
+        self._acks = trio.Event()
 
     def use(self, towers: Sequence[TowerEndpoint]) -> None:
         """Stream to ``towers`` from now on (the node is created before its config is read)."""
@@ -128,6 +132,29 @@ class TowerClient:
     def _ack(self, cid: ChannelId, tower: Address, version: int) -> None:
         per = self.acked.setdefault(cid, {})
         per[tower] = max(per.get(tower, -1), version)
+        self._acks.set()
+        self._acks = trio.Event()
+
+    async def hold_signing(self, cid: ChannelId, latest: int) -> None:
+        """Return once a new version of the channel may be signed: a tower acked a state at
+        most ``max_tower_lag`` versions behind ``latest`` (our newest fully signed one). Waits
+        up to ``update_timeout``, then raises :class:`TowerBehind` (and an alarm)."""
+        settings = self.node.settings
+        lag = settings.max_tower_lag
+        if not self.towers or lag is None or latest - self.backed_up(cid) <= lag:
+            return
+        self.mark(cid)
+        with trio.move_on_after(settings.update_timeout):
+            while latest - self.backed_up(cid) > lag:
+                await self._acks.wait()
+            return
+        detail = (
+            f"the towers acked v{self.backed_up(cid)}, our newest is v{latest}: a new version is "
+            f"signed only within {lag} of a backed-up state (bring a tower back, or raise "
+            "max_tower_lag)"
+        )
+        self.node.alarm("TowerBehind", detail, cid)
+        raise TowerBehind(detail)
 
     def mark(self, channel_id: ChannelId) -> None:
         self._dirty.add(channel_id)
@@ -142,11 +169,14 @@ class TowerClient:
         if not signed.fully_signed:
             return True
         ok = True
+        book = None
         for tower in self.towers:
             if self.acked.get(cid, {}).get(tower.address, -1) >= signed.state.version:
                 continue
+            if book is None and signed.state.position_count:
+                book = await self._book_of(cid, signed.state)
             try:
-                reply = await self._call(tower, push_request(runtime.machine.params, signed))
+                reply = await self._call(tower, push_request(runtime.machine.params, signed, book))
                 held = int(reply["version"])
             except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
                 self.failures += 1
@@ -155,6 +185,17 @@ class TowerClient:
                 continue
             self._ack(cid, tower.address, held)
         return ok
+
+    async def _book_of(self, cid: ChannelId, state: State) -> BookSnapshot | None:
+        """The open positions of ``state`` (what a rebuild needs besides the state), from the
+        machine when it has nothing in flight, else from the store; None if neither is at it."""
+        book: PositionBook = self._runtimes[cid].machine.book
+        if not book.pending_change_sets and book.root == state.positions_root:
+            return book.snapshot()
+        stored: StoredChannel = await self.node.store.load_channel(cid)
+        if stored.latest.signed.state == state:
+            return stored.book.snapshot()
+        return None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         node = self.node

@@ -8,6 +8,7 @@ from typing import Any
 from channels.core import eip712, wire
 from channels.core.errors import BadSignature, UnknownChannel
 from channels.core.hashing import keccak256
+from channels.core.messages import RESYNC_HISTORY
 from channels.core.model import ChannelId, Params, SignedUpdate, symbol_text, to_checksum
 from channels.core.options import (
     CreditDeposit,
@@ -189,6 +190,25 @@ class _HistoryReads(_StoreBase):
                     },
                 }
             )
+        return out
+
+    def _updates_before(self, channel_id: ChannelId, version: int) -> list[SignedUpdate]:
+        """The stored updates just before ``version``, oldest first (at most
+        ``RESYNC_HISTORY - 1``), each checked against its stored hashes (their signatures were
+        checked when stored; the peer checks them again)."""
+        rows = self._conn.execute(
+            "SELECT version, state_hash, update_blob, blob_hash FROM states "
+            "WHERE channel_id = ? AND version < ? ORDER BY version DESC LIMIT ?",
+            (channel_id, version, RESYNC_HISTORY - 1),
+        ).fetchall()
+        where = f"channel 0x{channel_id.hex()[:16]}"
+        out: list[SignedUpdate] = []
+        for row_version, state_hash, blob, blob_hash in reversed(rows):
+            if keccak256(bytes(blob)) != bytes(blob_hash):
+                raise CorruptStore(f"{where} v{row_version}: the stored update bytes were altered")
+            update = _decoded(f"{where} v{row_version}", wire.decode_update, blob)
+            self._check_update(update, channel_id, row_version, bytes(state_hash), where)
+            out.append(update)
         return out
 
     def _latest_update(

@@ -67,6 +67,9 @@ class StoredChannel:
     highest_signed: int
     endpoint: tuple[str, int] | None
     created_at: int
+    #: The newest fully signed updates, oldest first, ending with ``latest`` (what a peer that
+    #: is behind replays from our Reestablish; channels/core/protocol/resync.py).
+    recent: tuple[SignedUpdate, ...] = ()
 
     @property
     def channel_id(self) -> ChannelId:

@@ -360,9 +360,11 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
             ).fetchone():
                 raise CorruptStore(f"channel 0x{channel_id.hex()}: states exist but no head")
             latest = SignedUpdate(SignedState(opening_state(params), (None, None)), ())
+            recent: tuple[SignedUpdate, ...] = ()
         else:
             latest = self._latest_update(channel_id, params, head_version, bytes(head_link))
             highest = max(highest, head_version)
+            recent = (*self._updates_before(channel_id, head_version), latest)
         book = self._book_from_rows(channel_id, high_water)
         state = latest.signed.state
         if (book.root, len(book), book.locked) != (
@@ -385,6 +387,7 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
             highest_signed=highest,
             endpoint=endpoint,
             created_at=int(created),
+            recent=recent,
         )
 
     def highest_signed(self, channel_id: ChannelId) -> int | None:

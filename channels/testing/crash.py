@@ -3,10 +3,11 @@
 A node started with ``CHANNELS_CRASH_AT=<point>:<phase>:<nth>`` kills itself with SIGKILL the
 ``nth`` time (1-based) it reaches ``point`` in ``phase``. The points wired today are the
 executor's (:mod:`channels.runtime.executor`): ``signature`` (a batch that stores our signature
-on a version, W5) and ``state`` (a batch that stores a fully signed state, W6). The other
-persistence points of docs/THREATS.md section 5.1 (a new channel W1, a deposit W3, a chain
-transaction W7) have no crash point
-yet. Phases are ``pre_write``, ``post_write_pre_send`` and ``post_send``. Without the variable
+on a version, W5) and ``state`` (a batch that stores a fully signed state, W6); ``channel`` (a
+new channel, W1; the responder's ``post_send`` is its OpenAccept on the wire), ``deposit`` (W3:
+the deposit intent is written, then the deposit sent, channels/runtime/channel_runtime.py) and
+``chain_tx`` (W7).
+Phases are ``pre_write``, ``post_write_pre_send`` and ``post_send``. Without the variable
 every call is a dictionary lookup and nothing else.
 """
 

@@ -24,6 +24,8 @@ listen_host = "127.0.0.1"
 listen_port = 9401
 log_level = "DEBUG"
 update_timeout = 5
+max_deposit_fee_bps = 20
+max_tower_lag = 3
 
 [chain]
 rpc_url = "http://127.0.0.1:8545"
@@ -63,12 +65,15 @@ def test_full_config(tmp_path: Path) -> None:
     assert settings.confirmations == 3
     assert settings.chain_poll_interval == 0.25
     assert settings.update_timeout == 5
+    assert settings.max_deposit_fee_bps == 20
+    assert settings.max_tower_lag == 3
 
 
 def test_minimal_config_and_missing_chain(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a.sqlite"\ncontrol = "c"\n'))
     assert cfg.control == tmp_path / "c"
     assert cfg.listen_port is None
+    assert cfg.node_settings().max_deposit_fee_bps == 0  # consent: no transfer fee unless said
     # metrics and /healthz: on by default, loopback only, a port the system picks at start
     assert (cfg.metrics, cfg.metrics_host, cfg.metrics_port) == (True, "127.0.0.1", 0)
     off = load_config(write(tmp_path, '[node]\nkey_env = "K"\nstore = "a"\nmetrics = false\n'))

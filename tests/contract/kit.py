@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import trio
 
 from adjudicator import tokens
-from adjudicator.client import AdjudicatorClient
+from adjudicator.client import AdjudicatorClient, signature_tuple
 from adjudicator.devchain import DevChain
 from adjudicator.rpc import RpcClient, open_rpc
 from adjudicator.transactions import TransactionSender
@@ -343,9 +343,13 @@ def raw_state_digest(domain: eip712.Domain, fields: tuple[int | bytes | bool, ..
     return eip712.digest(domain, struct_hash)
 
 
-def sign_raw_state(ch: Channel, fields: tuple[int | bytes | bool, ...]) -> tuple[bytes, bytes]:
+def sign_raw_state(
+    ch: Channel, fields: tuple[int | bytes | bool, ...]
+) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    """Both participants' signatures of raw State ``fields``, as the contract's Signature tuples."""
     d = raw_state_digest(ch.domain, fields)
-    return ch.signers[0].sign_digest(d), ch.signers[1].sign_digest(d)
+    sig0, sig1 = (signature_tuple(signer.sign_digest(d)) for signer in ch.signers)
+    return sig0, sig1
 
 
 def deploy_artifact_sync(env: Env, name: str, *ctor_args: object) -> bytes:

@@ -33,7 +33,13 @@ from hypothesis.stateful import (
 )
 
 from adjudicator import errors
-from adjudicator.client import params_tuple, state_tuple, withdrawal_tuple
+from adjudicator.client import (
+    both_signatures,
+    params_tuple,
+    signature_tuple,
+    state_tuple,
+    withdrawal_terms_tuple,
+)
 from channels.core import eip712
 from channels.core.model import Address, Params, SignedState
 from channels.core.signing import LocalSigner
@@ -92,7 +98,8 @@ def setup(env: Env) -> Iterator[Setup]:
         w, sigs = ch.withdrawal(4, 0, 30, alice.address)
         channels.append(ch)
         states.append(pool)
-        withdrawals.append((withdrawal_tuple(w), sigs))
+        compact = (signature_tuple(sigs[0]), signature_tuple(sigs[1]))
+        withdrawals.append((withdrawal_terms_tuple(w), compact))
     yield Setup(env, chain, token, alice.address, bob.address, carol, channels, states,
                 withdrawals)
     chain.close()
@@ -252,7 +259,7 @@ class AdjudicatorMachine(RuleBasedStateMachine):
         else:
             expect = None
         signed = self.s.states[i][v]
-        s0, s1 = signed.signatures
+        s0, s1 = both_signatures(signed)
 
         def ok(receipt: dict[str, Any]) -> None:
             events = self._events(receipt)
@@ -295,7 +302,7 @@ class AdjudicatorMachine(RuleBasedStateMachine):
             elif v < m.min_version:
                 expect = errors.StateBeforeWithdrawal
         signed = self.s.states[i][v]
-        s0, s1 = signed.signatures
+        s0, s1 = both_signatures(signed)
 
         def ok(receipt: dict[str, Any]) -> None:
             if expect == "noop":
@@ -316,7 +323,7 @@ class AdjudicatorMachine(RuleBasedStateMachine):
         elif self._underfunded(i, 6):
             expect = errors.UnderfundedState
         signed = self.s.states[i][6]
-        s0, s1 = signed.signatures
+        s0, s1 = both_signatures(signed)
         data = ADJ.encode_call("conclude", params_tuple(self.s.channels[i].params),
                                state_tuple(signed.state), s0, s1)
         self._send(self.s.carol, data, expect, lambda r: self._finalize(i, 6, r))

@@ -5,11 +5,11 @@ import dataclasses
 import pytest
 
 from adjudicator import errors, tokens
-from adjudicator.client import params_tuple, state_tuple
+from adjudicator.client import both_signatures, params_tuple, signature_tuple, state_tuple
 from adjudicator.transactions import TransactionReverted, TransactionSender
 from channels.core.errors import IllegalCall
 from channels.core.model import ChannelId, SignedState
-from channels.core.signing import malleate
+from channels.core.signing import HALF_N, malleate
 
 from .kit import Kit
 
@@ -69,11 +69,16 @@ async def test_signature_errors(kit: Kit) -> None:
     ch = kit.channel()
     await kit.fund(ch, (10, 10))
     good = ch.signed(1, balances=(10, 10))
-    with pytest.raises(errors.HighS):
+    with pytest.raises(IllegalCall):  # a high-s twin has no compact form: never sent
         await kit.a.register(ch.params, with_sigs(good, sig0=malleate(good.signatures[0])))  # type: ignore[arg-type]
+    sig0, sig1 = both_signatures(good)
+    high_s = (HALF_N + 1).to_bytes(32, "big")
+    with pytest.raises(errors.HighS):  # a high s that fits the compact form
+        await kit.a.transact("register", params_tuple(ch.params), state_tuple(good.state),
+                             (sig0[0], high_s), sig1)
     with pytest.raises(errors.InvalidSignature):  # r = s = 0
         await kit.a.register(ch.params, with_sigs(good, sig1=bytes(64) + b"\x1b"))
-    with pytest.raises(errors.InvalidSignature):  # 64 bytes
+    with pytest.raises(IllegalCall):  # 64 bytes: never sent
         await kit.a.register(ch.params, with_sigs(good, sig1=good.signatures[1][:64]))  # type: ignore[index]
     with pytest.raises(errors.WrongSigner) as info:  # signatures swapped
         await kit.a.register(ch.params, with_sigs(good, good.signatures[1], good.signatures[0]))
@@ -185,19 +190,22 @@ async def test_withdrawal_errors(kit: Kit) -> None:
     big, big_sigs = ch.withdrawal(4, 1, 161, kit.carol.address)
     with pytest.raises(errors.InsufficientHoldings):
         await kit.a.withdraw_partial(ch.params, big, big_sigs)
-    _, zero_sigs = ch.withdrawal(4, 1, 1, kit.carol.address)
+    _, raw_sigs = ch.withdrawal(4, 1, 1, kit.carol.address)
+    zero_sigs = [signature_tuple(s) for s in raw_sigs]
     with pytest.raises(errors.ZeroAmount):
         await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                             (ch.id, 4, 1, 0, kit.carol.address), *zero_sigs)
+                             (4, 1, 0, kit.carol.address), *zero_sigs)
     with pytest.raises(errors.ZeroAddress):
         await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                             (ch.id, 4, 1, 1, bytes(20)), *zero_sigs)
+                             (4, 1, 1, bytes(20)), *zero_sigs)
     with pytest.raises(errors.WrongSigner):  # signatures over another amount
         await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                             (ch.id, 4, 1, 2, kit.carol.address), *zero_sigs)
-    with pytest.raises(errors.WrongChannelId):
+                             (4, 1, 2, kit.carol.address), *zero_sigs)
+    # the channel id is not sent: it is the id of the params, and the signatures must cover it
+    _, other_sigs = kit.channel(nonce=ch.params.nonce + 1).withdrawal(4, 1, 1, kit.carol.address)
+    with pytest.raises(errors.WrongSigner):  # the same terms, signed for the next channel
         await kit.a.transact("withdrawPartial", params_tuple(ch.params),
-                             (bytes(32), 4, 1, 1, kit.carol.address), *zero_sigs)
+                             (4, 1, 1, kit.carol.address), *map(signature_tuple, other_sigs))
     with pytest.raises(errors.NothingToWithdraw):
         await kit.a.withdraw(bytes(20), kit.alice.address)
     with pytest.raises(errors.ZeroAddress):

@@ -13,7 +13,13 @@ from collections.abc import Iterator
 import pytest
 from eth_account import Account
 
-from adjudicator.client import adjudicator_abi, attestation_tuple, state_tuple, withdrawal_tuple
+from adjudicator.client import (
+    adjudicator_abi,
+    attestation_tuple,
+    signature_tuple,
+    state_tuple,
+    withdrawal_tuple,
+)
 from channels.core import eip712, model, quotes
 from channels.core.hashing import keccak256
 from channels.core.signing import LocalSigner, SignRequest, verify
@@ -110,7 +116,7 @@ def _contract_digest(chain: SyncChain, env: Env, harness: bytes, message: object
 
 
 def _recover_on_chain(chain: SyncChain, harness: bytes, digest: bytes, signature: bytes) -> bytes:
-    out = chain.call(harness, HARNESS.encode_call("recover", digest, signature))
+    out = chain.call(harness, HARNESS.encode_call("recover", digest, signature_tuple(signature)))
     return model.address(HARNESS.decode_output("recover", out)[0])
 
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import coincurve
 import pytest
+from coincurve import ecdsa
 from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -105,6 +107,22 @@ GOOD_R, GOOD_S = _rs(GOOD)
 def test_bad_v_is_refused(v: int) -> None:
     with pytest.raises(BadSignature):
         recover(DIGEST, GOOD[:64] + bytes((v,)))
+
+
+def test_flipped_v_is_refused_though_r_s_verify() -> None:
+    """The other parity of v (27 <-> 28) keeps r and s, which a plain ECDSA verification against
+    the signer's key accepts; ecrecover on chain gives another address for it, so we must too
+    (why verify() recovers instead of verifying against a cached key)."""
+    flipped = GOOD[:64] + bytes((55 - GOOD[64],))
+    raw = ecdsa.deserialize_recoverable(flipped[:64] + bytes((flipped[64] - 27,)))
+    der = ecdsa.cdata_to_der(ecdsa.recoverable_convert(raw))
+    alice_key = coincurve.PublicKey.from_signature_and_message(
+        GOOD[:64] + bytes((GOOD[64] - 27,)), DIGEST, hasher=None
+    )
+    assert alice_key.verify(der, DIGEST, hasher=None)  # r and s alone: "valid"
+    assert recover(DIGEST, flipped) != ALICE.address  # what ecrecover gives on chain
+    with pytest.raises(BadSignature):
+        verify(DIGEST, flipped, ALICE.address)
 
 
 @pytest.mark.parametrize(

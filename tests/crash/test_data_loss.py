@@ -16,6 +16,7 @@ a state (register / checkpoint / conclude), so she never sent her stale v4.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,7 +27,9 @@ from adjudicator.client import ChannelStatus, connect_adjudicator
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of, mint
 from adjudicator.transactions import TransactionSender
-from channels import open_node
+from channels import cli, open_node
+from channels.control import serve_control
+from channels.core.audit import verify_export
 from channels.core.node_events import Alarm, Event
 from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
@@ -258,9 +261,33 @@ async def test_reestablish_brings_the_restored_node_to_v9(chain: Chain, tmp_path
                 assert alarm.detail == "v4 -> v9"
                 # Liveness after the recovery; she must not reuse versions 5..9 she lost.
                 await _until_trade(ch, bch, 11)
+                # Bob's reestablish carried v5..v9 with their trades: each is stored with what
+                # produced it, and the exported trail verifies on its own.
                 audit = await alice.store.export_audit(ch.id)
-                assert [row["version"] for row in audit if row["version"] >= 4] == [4, 9, 10, 11]
+                assert [row["version"] for row in audit if row["version"] >= 4] == list(
+                    range(4, 12)
+                )
+                assert all(row["trades"] for row in audit if row["version"] > 0)
+                out = tmp_path / "alice-audit.jsonl"
+                await export_to(alice, out)
+    code = await trio.to_thread.run_sync(cli.main, ["verify", str(out)])
+    assert code == 0
+    with out.open("rb") as fh:
+        report = verify_export(fh)
+    assert report.latest == {"0x" + cid.hex(): 11}
+    assert report.states == len(audit)
     await scan(chain, a_key.address, first)
+
+
+async def export_to(node: Node, out: Path) -> None:
+    """``channels export -o out`` against the node's control socket."""
+    with tempfile.TemporaryDirectory(prefix="ocdl-", dir="/tmp") as short:
+        sock = str(Path(short) / "n.sock")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_control, node, sock)
+            argv = ["--socket", sock, "export", "-o", str(out)]
+            assert await trio.to_thread.run_sync(cli.main, argv) == 0
+            nursery.cancel_scope.cancel()
 
 
 async def test_bob_offline_alice_does_not_go_on_chain(chain: Chain, tmp_path: Path) -> None:

@@ -55,3 +55,6 @@ def test_kill_9_setup(
         raise AssertionError("".join(traceback.format_exception(exc))) from None
     print(result)
     assert result.outcome
+    # Journalled deposits reach every phase, and a new channel its post_send, in both roles.
+    if case[0] == "deposit" or case[:2] == ("channel", "post_send"):
+        assert result.died_at_point, result.notes

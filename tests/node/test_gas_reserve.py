@@ -125,4 +125,7 @@ async def test_a_desk_near_its_reserve_refuses_to_fund_and_still_defends(
                 with trio.fail_after(30):
                     while (await cheat.channel(cch.id)).version != latest.version:
                         await trio.sleep(0.05)
-            assert cch.phase is Phase.DISPUTED
+            # Alice's own node refutes the old state too, so the newest version can be on chain
+            # before Carol's watcher has polled and marked the channel disputed: wait for that.
+            with trio.fail_after(30):
+                assert await cch.wait_phase(Phase.DISPUTED) is Phase.DISPUTED

@@ -6,8 +6,10 @@ allowance reverted on the USDT-like token's ``approve``."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import pytest
 import trio
 
 from adjudicator.rpc import open_rpc
@@ -17,14 +19,16 @@ from channels.core.node_events import Event
 from channels.core.protocol import Phase
 from channels.core.trust import Trust
 from channels.runtime.channel import Channel
-from channels.runtime.deposits import DepositMeasured
-from channels.runtime.node import Node
+from channels.runtime.deposits import DepositFeeRefused, DepositMeasured
+from channels.runtime.node import Node, NodeSettings
 from tests.partners import partners
 
 from ._helpers import FAST, PERIOD, desk
 from .conftest import Desks
 
 DEPOSIT = 1_000_000
+#: Both desks consent to losing up to 1% of a deposit to the asset's transfer fee.
+FEE_OK = dataclasses.replace(FAST, max_deposit_fee_bps=100)
 
 
 async def deploy(desks: Desks, name: str, *, fee_bps: int = 0) -> bytes:
@@ -76,9 +80,14 @@ async def test_fee_on_transfer_token_between_two_nodes(desks: Desks, tmp_path: P
     token = await deploy(desks, "FeeOnTransferToken")  # keeps 1% of every transfer
     net = DEPOSIT - DEPOSIT // 100
     with trio.fail_after(90):
-        async with desk(desks, desks.alice, tmp_path / "a.sqlite", settings=FAST) as alice:
+        async with desk(desks, desks.alice, tmp_path / "a.sqlite", settings=FEE_OK) as alice:
             async with desk(
-                desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=accepts(desks, token)
+                desks,
+                desks.bob,
+                tmp_path / "b.sqlite",
+                listen=0,
+                trust=accepts(desks, token),
+                settings=FEE_OK,
             ) as bob:
                 async with alice.events() as a_events, bob.events() as b_events:
                     ch, bch = await open_on(alice, bob, desks, token)
@@ -110,9 +119,14 @@ async def test_usdt_like_token_with_a_leftover_allowance_and_a_fee(
         await approve(rpc, sender, token, desks.adjudicator, 7)
         assert await allowance(rpc, token, desks.alice.address, desks.adjudicator) == 7
     with trio.fail_after(90):
-        async with desk(desks, desks.alice, tmp_path / "a.sqlite", settings=FAST) as alice:
+        async with desk(desks, desks.alice, tmp_path / "a.sqlite", settings=FEE_OK) as alice:
             async with desk(
-                desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=accepts(desks, token)
+                desks,
+                desks.bob,
+                tmp_path / "b.sqlite",
+                listen=0,
+                trust=accepts(desks, token),
+                settings=FEE_OK,
             ) as bob:
                 ch, _bch = await open_on(alice, bob, desks, token)
                 net = DEPOSIT - DEPOSIT * 20 // 10_000
@@ -120,3 +134,21 @@ async def test_usdt_like_token_with_a_leftover_allowance_and_a_fee(
                 assert ch.state.deposited == (net, net)
     async with open_rpc(desks.url) as rpc:
         assert await balance_of(rpc, token, desks.adjudicator) == 2 * net
+
+
+async def test_a_fee_is_refused_unless_the_desk_consented(desks: Desks, tmp_path: Path) -> None:
+    """By default a desk loses nothing to a fee-on-transfer token without saying so: the open
+    fails with DepositFeeRefused naming the setting (before: 1% vanished by default)."""
+    token = await deploy(desks, "FeeOnTransferToken")  # keeps 1% of every transfer
+    assert NodeSettings().max_deposit_fee_bps == 0
+    strict = dataclasses.replace(FAST, open_timeout=60.0)
+    with trio.fail_after(90):
+        async with desk(desks, desks.alice, tmp_path / "a.sqlite", settings=strict) as alice:
+            async with desk(
+                desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=accepts(desks, token)
+            ) as bob:
+                with pytest.raises(DepositFeeRefused, match="max_deposit_fee_bps") as refused:
+                    await open_on(alice, bob, desks, token)
+                assert "kept 10000 of the 1000000" in str(refused.value)
+                (ch,) = alice.channels
+                assert ch.phase is Phase.FUNDING  # never counted as funded

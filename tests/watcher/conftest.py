@@ -9,7 +9,13 @@ from pathlib import Path
 
 import trio
 
-from adjudicator.client import ChannelView, connect_adjudicator, params_tuple, state_tuple
+from adjudicator.client import (
+    ChannelView,
+    both_signatures,
+    connect_adjudicator,
+    params_tuple,
+    state_tuple,
+)
 from adjudicator.rpc import RpcClient
 from adjudicator.tokens import balance_of
 from channels import open_node
@@ -81,13 +87,9 @@ async def cheat_setup(
 async def send_register(desks: Desks, rpc: RpcClient, params: object, signed: SignedState) -> str:  # noqa: F811
     """Bob sends ``register(signed)`` without waiting (automine may be off); returns the hash."""
     async with connect_adjudicator(desks.url, desks.adjudicator, desks.bob.secret) as bob:
-        sig0, sig1 = signed.signatures
+        sig0, sig1 = both_signatures(signed)
         sent = await bob.send_transaction(
-            "register",
-            params_tuple(params),
-            state_tuple(signed.state),
-            sig0,
-            sig1,  # type: ignore[arg-type]
+            "register", params_tuple(params), state_tuple(signed.state), sig0, sig1
         )
         return sent.hash
 

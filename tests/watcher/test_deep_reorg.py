@@ -11,7 +11,13 @@ from pathlib import Path
 import trio
 from eth_account import Account
 
-from adjudicator.client import adjudicator_abi, connect_adjudicator, params_tuple, state_tuple
+from adjudicator.client import (
+    adjudicator_abi,
+    both_signatures,
+    connect_adjudicator,
+    params_tuple,
+    state_tuple,
+)
 from adjudicator.rpc import open_rpc
 from channels.core.model import to_checksum
 from channels.core.node_events import Alarm
@@ -42,7 +48,7 @@ async def test_stale_registration_mined_below_the_cursor_is_refuted(
                 history = await bob.store.history(ch.id)
             old = history[1].signed
             latest = ch.state
-            sig0, sig1 = old.signatures
+            sig0, sig1 = both_signatures(old)
             async with open_rpc(desks.url) as rpc, alice.events() as events:
                 await rpc.dev.mine(12)  # empty blocks; Alice's cursor follows the head
                 head = await rpc.block_number()

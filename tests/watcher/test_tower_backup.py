@@ -257,3 +257,65 @@ async def _pay_when_linked(ch: Channel) -> State:
                 raise
             await trio.sleep(0.05)
     raise AssertionError("the peer was never reached again")
+
+
+async def test_wiped_store_with_open_positions_is_rebuilt(desks: Desks, tmp_path: Path) -> None:
+    """The tower keeps the open positions of the state it holds (checked against the state's
+    commitment): a wiped store rebuilds the channel with them and trades on. Before, such a
+    channel was skipped (the tower held only the positions' commitment)."""
+    store = tmp_path / "a.sqlite"
+    with trio.fail_after(120):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            assert tower.listen_port is not None
+            endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
+            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+                assert bob.listen_port is not None
+                bob_endpoint = ("127.0.0.1", bob.listen_port)
+                async with alice_with(desks, store, tower) as alice:
+                    ch = await alice.open_channel(
+                        peer=bob_endpoint,
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=2_000_000,
+                        peer_deposit=2_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    for strike in (3000_00000000, 3100_00000000, 3200_00000000):
+                        await ch.write_option(
+                            kind="call",
+                            underlying="ETH-USD",
+                            strike=strike,
+                            expiry=alice.now() + 7 * 86400,
+                            quantity=10**18,
+                            premium=10_000,
+                            collateral=300_000,
+                        )
+                    await ch.wait_version((await bob.channel(ch.id).pay(100)).version)
+                    await backed_up(alice, ch.id, ch.version)
+                    before, positions = ch.state, {p.id: p for p in ch.positions}
+                    assert before.position_count == 3
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(store) + suffix).unlink(missing_ok=True)
+                async with open_node(
+                    signer=desks.alice,
+                    store=store,
+                    chain=desks.url,
+                    adjudicator=desks.adjudicator,
+                    settings=FAST,
+                    watchtowers=[endpoint],
+                    peers={desks.bob.address: bob_endpoint},
+                ) as alice:
+                    assert alice.rebuilt is not None
+                    assert alice.rebuilt.skipped == {}
+                    assert alice.rebuilt.rebuilt == {ch.id: before.version}
+                    assert alice.rebuilt.positions == {ch.id: 3}
+                    rebuilt = alice.channel(ch.id)
+                    assert rebuilt.state == before
+                    assert {p.id: p for p in rebuilt.positions} == positions
+                    # An option is unwound on the rebuilt book: the positions are really there.
+                    done = await _pay_when_linked(rebuilt)
+                    first = min(positions)
+                    unwound = await rebuilt.unwind(first, 0)
+                    assert unwound.position_count == 2
+                    await bob.channel(ch.id).wait_version(max(done.version, unwound.version))

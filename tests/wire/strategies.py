@@ -166,12 +166,25 @@ rejects = st.builds(
     rule=st.text(max_size=MAX_RULE_LEN),
     reason=st.one_of(st.text(max_size=200), st.just("é" * MAX_REASON_LEN)),
 )
+signed_updates = st.builds(
+    SignedUpdate,
+    signed=st.builds(
+        model.SignedState,
+        state=states,
+        signatures=st.tuples(optional_signature, optional_signature),
+    ),
+    trades=trade_batches,
+    withdrawal=st.none() | withdrawals,
+    withdrawal_signatures=st.none() | st.tuples(signature, signature),
+)
+
 reestablishes = st.builds(
     Reestablish,
     channel_id=hash32,
     state=states,
     signatures=st.tuples(signature, signature),
     book=books,
+    recent=st.lists(signed_updates, max_size=2).map(tuple),
 )
 
 open_counters = st.builds(
@@ -193,14 +206,3 @@ messages = st.one_of(
     open_counters,
 )
 
-signed_updates = st.builds(
-    SignedUpdate,
-    signed=st.builds(
-        model.SignedState,
-        state=states,
-        signatures=st.tuples(optional_signature, optional_signature),
-    ),
-    trades=trade_batches,
-    withdrawal=st.none() | withdrawals,
-    withdrawal_signatures=st.none() | st.tuples(signature, signature),
-)

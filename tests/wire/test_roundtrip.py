@@ -166,7 +166,7 @@ TAGS_AND_KEYS = {
     ),
     Accept: (5, {"channel_id", "version", "signature", "withdrawal_signature"}),
     Reject: (6, {"channel_id", "version", "request_id", "rule", "reason"}),
-    Reestablish: (7, {"channel_id", "state", "signatures", "book"}),
+    Reestablish: (7, {"channel_id", "state", "signatures", "book", "recent"}),
     OpenCounter: (8, {"channel_id", "rule", "reason", "counter"}),
 }
 

@@ -62,6 +62,25 @@ struct Withdrawal {
     address recipient;
 }
 
+/// @notice A `Withdrawal` as `withdrawPartial` takes it: without the channel id, which the adjudicator
+///         derives from the params and puts back into the signed struct hash (one calldata word,
+///         ~500 gas, fewer). Field order: the `Withdrawal` fields after `channelId`.
+struct WithdrawalTerms {
+    uint64 version;
+    uint8 participant;
+    uint256 amount;
+    address recipient;
+}
+
+/// @notice A secp256k1 signature in the compact form of EIP-2098 (PROTOCOL.md section 6): `r`, and
+///         `s` with the recovery bit (v - 27) in its top bit. Two static words in calldata instead
+///         of a 65-byte `bytes` (offset, length, three padded words): ~430 gas less per signature.
+///         `s` is below the curve order's half for a valid signature, so the top bit is always free.
+struct Signature {
+    bytes32 r;
+    bytes32 yParityAndS;
+}
+
 /// @notice Lifecycle of a channel record.
 enum Status {
     Open,

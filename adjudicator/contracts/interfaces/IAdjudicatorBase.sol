@@ -33,7 +33,7 @@ interface IAdjudicatorBase {
     error AmountTooLarge();
     /// @notice A recipient or destination is address(0).
     error ZeroAddress();
-    /// @notice Malformed signature: length != 65, v not 27/28, r or s zero, or ecrecover gives 0.
+    /// @notice Malformed signature: r or s zero, or ecrecover gives 0 (no point for r).
     error InvalidSignature();
     /// @notice `s` in the upper half of the curve order (the malleable twin of a valid signature).
     error HighS();

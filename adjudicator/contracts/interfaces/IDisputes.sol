@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, State} from "./ChannelTypes.sol";
+import {Params, State, Signature} from "./ChannelTypes.sol";
 import {IAdjudicatorBase} from "./IAdjudicatorBase.sol";
 
 /// @title IDisputes
@@ -61,9 +61,9 @@ interface IDisputes is IAdjudicatorBase {
     /// @notice Conclude with a final state signed by both participants and pay both of them.
     /// @param params the channel parameters
     /// @param state a final state (no positions, nothing locked)
-    /// @param sig0 participant 0's signature of the state's EIP-712 digest (65 bytes, r || s || v)
+    /// @param sig0 participant 0's signature of the state's EIP-712 digest (compact form, EIP-2098)
     /// @param sig1 participant 1's signature
-    function conclude(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
+    function conclude(Params calldata params, State calldata state, Signature calldata sig0, Signature calldata sig1)
         external;
 
     /// @notice Start a dispute with a fully signed state, or replace the registered one with a newer one.
@@ -71,7 +71,7 @@ interface IDisputes is IAdjudicatorBase {
     /// @param state the state to register
     /// @param sig0 participant 0's signature
     /// @param sig1 participant 1's signature
-    function register(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
+    function register(Params calldata params, State calldata state, Signature calldata sig0, Signature calldata sig1)
         external;
 
     /// @notice Record a fully signed state newer than the on-chain record; clears a dispute.
@@ -79,7 +79,7 @@ interface IDisputes is IAdjudicatorBase {
     /// @param state the newer state
     /// @param sig0 participant 0's signature
     /// @param sig1 participant 1's signature
-    function checkpoint(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
+    function checkpoint(Params calldata params, State calldata state, Signature calldata sig0, Signature calldata sig1)
         external;
 
     /// @notice After the deadline, conclude with the registered state and pay both participants.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, Position, Attestation} from "./ChannelTypes.sol";
+import {Params, Position, Attestation, Signature} from "./ChannelTypes.sol";
 import {IAdjudicatorBase} from "./IAdjudicatorBase.sol";
 
 /// @title ISettlement
@@ -65,7 +65,7 @@ interface ISettlement is IAdjudicatorBase {
         Position calldata position,
         bytes32[] calldata proof,
         Attestation calldata attestation,
-        bytes calldata oracleSig
+        Signature calldata oracleSig
     ) external;
 
     /// @notice Return a position's collateral to its writer when nobody settled it in time.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, State, Attestation, Withdrawal} from "../interfaces/ChannelTypes.sol";
+import {Params, State, Attestation, Withdrawal, WithdrawalTerms} from "../interfaces/ChannelTypes.sol";
 
 /// @title ChannelHashing
 /// @notice Channel id and EIP-712 struct hashes of PROTOCOL.md sections 3-4. Every struct is static,
@@ -89,6 +89,19 @@ library ChannelHashing {
             let ptr := mload(0x40)
             mstore(ptr, typeHash)
             calldatacopy(add(ptr, 0x20), withdrawal, 0xa0) // 5 words
+            h := keccak256(ptr, 0xc0)
+        }
+    }
+
+    /// @dev EIP-712 hashStruct(Withdrawal) of the withdrawal `terms` of channel `id`: the same hash as
+    ///      `hashWithdrawal` of the Withdrawal (id, terms...).
+    function hashWithdrawal(bytes32 id, WithdrawalTerms calldata terms) internal pure returns (bytes32 h) {
+        bytes32 typeHash = WITHDRAWAL_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            mstore(add(ptr, 0x20), id)
+            calldatacopy(add(ptr, 0x40), terms, 0x80) // 4 words
             h := keccak256(ptr, 0xc0)
         }
     }

@@ -3,7 +3,7 @@ pragma solidity 0.8.37;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {Params, Status, ChannelView} from "../interfaces/ChannelTypes.sol";
+import {Params, Status, ChannelView, Signature} from "../interfaces/ChannelTypes.sol";
 import {IAdjudicatorBase} from "../interfaces/IAdjudicatorBase.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {Signatures} from "../libraries/Signatures.sol";
@@ -126,7 +126,7 @@ abstract contract ChannelStore is IAdjudicatorBase, EIP712, ReentrancyGuardTrans
     }
 
     /// @dev Both participants must have signed the EIP-712 digest of `structHash`.
-    function _checkSignatures(bytes32 structHash, Params calldata params, bytes calldata sig0, bytes calldata sig1)
+    function _checkSignatures(bytes32 structHash, Params calldata params, Signature calldata sig0, Signature calldata sig1)
         internal
         view
     {

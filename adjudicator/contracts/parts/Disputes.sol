@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, State} from "../interfaces/ChannelTypes.sol";
+import {Params, State, Signature} from "../interfaces/ChannelTypes.sol";
 import {IDisputes} from "../interfaces/IDisputes.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {ChannelStore} from "./ChannelStore.sol";
@@ -15,7 +15,7 @@ abstract contract Disputes is IDisputes, ChannelStore {
     ///      older than the last executed partial withdrawal. Allowed while open or disputed. Reads and
     ///      writes slot 0 only (and clears slot 3 if a partial withdrawal was executed); a dispute
     ///      record left behind is dead once the CONCLUDED flag is set.
-    function conclude(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
+    function conclude(Params calldata params, State calldata state, Signature calldata sig0, Signature calldata sig1)
         external
         nonReentrant
     {
@@ -41,7 +41,7 @@ abstract contract Disputes is IDisputes, ChannelStore {
     ///      strictly newer and replaces the registered one; the deadline is kept. Registering exactly the
     ///      registered state again returns without effect (so a front-run copy cannot make it revert).
     ///      No external call, hence no reentrancy guard.
-    function register(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
+    function register(Params calldata params, State calldata state, Signature calldata sig0, Signature calldata sig1)
         external
     {
         bytes32 id = _checkParams(params);
@@ -77,7 +77,7 @@ abstract contract Disputes is IDisputes, ChannelStore {
     ///      version) and, if disputed, arrive before the deadline. The channel becomes Open with the
     ///      state's version as its record (older states can no longer be registered). A state with the
     ///      version already recorded on an open channel is a no-op. No external call, hence no guard.
-    function checkpoint(Params calldata params, State calldata state, bytes calldata sig0, bytes calldata sig1)
+    function checkpoint(Params calldata params, State calldata state, Signature calldata sig0, Signature calldata sig1)
         external
     {
         bytes32 id = _checkParams(params);

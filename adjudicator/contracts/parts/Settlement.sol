@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {Params, Position, Attestation} from "../interfaces/ChannelTypes.sol";
+import {Params, Position, Attestation, Signature} from "../interfaces/ChannelTypes.sol";
 import {ISettlement} from "../interfaces/ISettlement.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {Signatures} from "../libraries/Signatures.sol";
@@ -28,7 +28,7 @@ abstract contract Settlement is ISettlement, ChannelStore {
         Position calldata position,
         bytes32[] calldata proof,
         Attestation calldata attestation,
-        bytes calldata oracleSig
+        Signature calldata oracleSig
     ) external nonReentrant {
         bytes32 id = ChannelHashing.channelId(params);
         Record storage c = _channels[id];

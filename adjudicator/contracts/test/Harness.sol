@@ -3,7 +3,7 @@ pragma solidity 0.8.37;
 
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {Params, State, Position, Attestation, Withdrawal} from "../interfaces/ChannelTypes.sol";
+import {Params, State, Position, Attestation, Withdrawal, Signature} from "../interfaces/ChannelTypes.sol";
 import {ChannelHashing} from "../libraries/ChannelHashing.sol";
 import {Signatures} from "../libraries/Signatures.sol";
 import {PositionTree} from "../libraries/PositionTree.sol";
@@ -114,7 +114,7 @@ contract Harness {
     }
 
     /// @notice Signer of `digest` under the on-chain rules (reverts InvalidSignature / HighS).
-    function recover(bytes32 digest, bytes calldata sig) external pure returns (address) {
+    function recover(bytes32 digest, Signature calldata sig) external pure returns (address) {
         return Signatures.recover(digest, sig);
     }
 }

@@ -17,9 +17,11 @@ from channels.core.consent import (
 )
 from channels.core.errors import PolicyRefused, WrongDomain
 from channels.core.funding import funded as deposits_made
+from channels.core.messages import RESYNC_HISTORY
 from channels.core.model import (
     Address,
     ChannelId,
+    Digest,
     Params,
     SignedUpdate,
     State,
@@ -50,6 +52,8 @@ class Pending:
     state: State
     trades: tuple[Trade, ...]
     signature: bytes
+    #: The EIP-712 digest we signed (the follower's accept is checked against it).
+    digest: Digest
     request_id: int | None
     ours: bool
     withdrawal: Withdrawal | None
@@ -95,11 +99,16 @@ class MachineData:
     #: behind (a restored backup, a crash mid-update), so nothing is registered on our own.
     synced: bool = True
     domain: eip712.Domain = field(init=False)
+    #: Our newest fully signed updates, oldest first, the latest last: a peer that is behind
+    #: replays them from our Reestablish (channels/core/protocol/resync.py).
+    recent: deque[SignedUpdate] = field(default_factory=lambda: deque(maxlen=RESYNC_HISTORY))
     _pending: deque[Pending] = field(default_factory=deque)
     _requests: dict[int, tuple[Trade, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.domain = eip712.Domain(self.params.chain_id, self.params.adjudicator)
+        if self.latest.signed.fully_signed:
+            self.recent.append(self.latest)
 
     # reading ----------------------------------------------------------------------------------
     @property
@@ -128,6 +137,14 @@ class MachineData:
         return self._pending[-1].state if self._pending else self.state
 
     # shared helpers ---------------------------------------------------------------------------
+    def _advance(self, update: SignedUpdate) -> None:
+        """``update`` (fully signed) becomes the latest; it joins the recent history."""
+        self.latest = update
+        recent = self.recent
+        if recent and recent[-1].signed.state.version >= update.signed.state.version:
+            recent.clear()  # an adopted state replaces ours: the old tail no longer leads to it
+        recent.append(update)
+
     def _enter(self, step: Step) -> list[Action]:
         """Move to the phase the table gives for ``step`` (which must be allowed)."""
         after = expect(self.phase, step, ours=True)

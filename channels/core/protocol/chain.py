@@ -99,7 +99,7 @@ class ChainSteps(MachineData):
             self.book = PositionBook()
         update = SignedUpdate(signed, completed[0].trades if completed else ())
         old = ours.version
-        self.latest = update
+        self._advance(update)
         self.highest_signed = max(self.highest_signed, state.version)
         note: Action = (
             UpdateApplied(self.channel_id, update, completed[0].request_id, completed[0].ours)

@@ -126,7 +126,7 @@ class FollowerSteps(MachineData):
             withdrawal,
             withdrawal_sigs,
         )
-        self.latest = update
+        self._advance(update)
         self.highest_signed = max(self.highest_signed, version)
         request_id = msg.request_id
         if request_id is not None:

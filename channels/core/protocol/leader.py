@@ -44,7 +44,9 @@ class LeaderSteps(MachineData):
         try:
             new = apply_trades(base, self.book, trades, self._context(now), version)
             self._check_policy(base, new, trades, ours=ours, now=now)
-            digest = eip712.state_digest(self.domain, new)
+            # One struct hash serves the digest we sign and the signature record.
+            struct_hash = eip712.state_struct_hash(new)
+            digest = eip712.digest(self.domain, struct_hash)
             # A signer may fail (a remote one is unreachable): nothing has changed then.
             signature = sign_message(self.signer, self.domain, new, digest)
             withdrawal = withdrawal_of(new, trades)
@@ -58,10 +60,10 @@ class LeaderSteps(MachineData):
             raise
         self.highest_signed = version
         self._pending.append(
-            Pending(new, trades, signature, request_id, ours, withdrawal, withdrawal_sig)
+            Pending(new, trades, signature, digest, request_id, ours, withdrawal, withdrawal_sig)
         )
         return [
-            PersistSignature(self.channel_id, version, eip712.state_struct_hash(new)),
+            PersistSignature(self.channel_id, version, struct_hash),
             Send(
                 Proposal(
                     self.channel_id,
@@ -121,8 +123,7 @@ class LeaderSteps(MachineData):
             raise UnexpectedMessage(
                 f"an accept for version {msg.version}, expected {pending.state.version}"
             )
-        digest = eip712.state_digest(self.domain, pending.state)
-        verify(digest, msg.signature, self.peer_address)
+        verify(pending.digest, msg.signature, self.peer_address)
         withdrawal_sigs = None
         if pending.withdrawal is not None:
             if msg.withdrawal_signature is None:
@@ -144,7 +145,7 @@ class LeaderSteps(MachineData):
             pending.withdrawal,
             withdrawal_sigs,
         )
-        self.latest = update
+        self._advance(update)
         actions: list[Action] = [
             PersistState(self.channel_id, update, changes=changes),
             UpdateApplied(self.channel_id, update, pending.request_id, pending.ours),

@@ -21,6 +21,8 @@ skips it. Several proposals may be in flight (pipelining), each built on the pre
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from channels.core import eip712
 from channels.core.errors import IllegalCall, InvalidField, UnexpectedMessage, WrongDomain
 from channels.core.messages import (
@@ -161,8 +163,10 @@ class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
         book: PositionBook,
         highest_signed: int,
         phase: Phase,
+        recent: Sequence[SignedUpdate] = (),
     ) -> ChannelMachine:
-        """Rebuild a machine from what the store holds (after a restart)."""
+        """Rebuild a machine from what the store holds (after a restart); ``recent`` is the
+        newest stored updates, oldest first, ending with ``latest``."""
         machine = cls(
             params=params,
             signer=signer,
@@ -178,6 +182,9 @@ class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
         )
         if book.root != latest.signed.state.positions_root and len(book):
             raise InvalidField("the stored positions do not match the stored state")
+        if recent and recent[-1] == latest:
+            machine.recent.clear()
+            machine.recent.extend(recent)
         return machine
 
     # the one entry point ----------------------------------------------------------------------
@@ -247,7 +254,7 @@ class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
         verify(eip712.state_digest(self.domain, v0), msg.signature, self.peer_address)
         sigs = list(self.latest.signed.signatures)
         sigs[1 - self.index] = msg.signature
-        self.latest = SignedUpdate(SignedState(v0, (sigs[0], sigs[1])), ())
+        self._advance(SignedUpdate(SignedState(v0, (sigs[0], sigs[1])), ()))
         return [PersistState(self.channel_id, self.latest), *self._enter(Step.OPEN_ACCEPTED)]
 
 

@@ -1,14 +1,22 @@
 """Getting back in step with the peer after a lost connection or a restart: each side sends its
-latest fully signed state with its positions (``Reestablish``); the side that is behind verifies
-and adopts the newer one, and proposals in flight are settled by what the peer holds.
+latest fully signed state with its positions and its newest updates (``Reestablish``); the side
+that is behind verifies and adopts the newer one, and proposals in flight are settled by what the
+peer holds.
+
+The states caught up on are stored with their trades when the peer's recent updates reach back
+to our latest: each is checked (both signatures, its withdrawal's too) and its trades replayed on
+the one before must give it exactly, so the audit trail explains every balance change. When the
+gap is wider than what the message carries, the peer's latest is adopted alone (its positions
+checked against its commitment) and the trail shows the gap.
 """
 
 from __future__ import annotations
 
-from channels.core import eip712
-from channels.core.errors import Equivocation, StateMismatch, WrongDomain
+from channels.core import eip712, wire
+from channels.core.errors import Equivocation, RuleViolation, StateMismatch, WrongDomain
 from channels.core.messages import Reestablish
-from channels.core.model import SignedState, SignedUpdate, Version
+from channels.core.model import SignedState, SignedUpdate, State, Timestamp, Version
+from channels.core.options import Context, apply_trades, withdrawal_of
 from channels.core.positions import PositionBook
 from channels.core.protocol.base import MachineData
 from channels.core.protocol.events import (
@@ -40,13 +48,25 @@ class ResyncSteps(MachineData):
         while self.book.pending_change_sets:
             self.book.rollback_newest()
         self.reestablishing = True
+        return [*lost, Send(self._reestablish_message(signed))]
+
+    def _reestablish_message(self, signed: SignedState) -> Reestablish:
+        """Our Reestablish: ``signed``, the book, and as many recent updates as the wire takes."""
         sigs = signed.signatures
         assert sigs[0] is not None and sigs[1] is not None
-        snapshot = self.book.snapshot()
-        return [
-            *lost,
-            Send(Reestablish(self.channel_id, signed.state, (sigs[0], sigs[1]), snapshot)),
-        ]
+        bare = Reestablish(self.channel_id, signed.state, (sigs[0], sigs[1]), self.book.snapshot())
+        recent = list(self.recent)
+        if not recent or recent[-1].signed != signed:
+            return bare
+        room = wire.MAX_MESSAGE - len(wire.encode_message(bare))
+        kept: list[SignedUpdate] = []
+        for update in reversed(recent):  # newest first; a record's envelope outweighs the array's
+            room -= len(wire.encode_update(update))
+            if room < 0:
+                break
+            kept.append(update)
+        kept.reverse()
+        return Reestablish(bare.channel_id, bare.state, bare.signatures, bare.book, tuple(kept))
 
     def _disconnected(self) -> list[Action]:
         if allows(self.phase, Step.PEER_LOST):
@@ -65,6 +85,7 @@ class ResyncSteps(MachineData):
         if theirs.version == ours.version and theirs != ours:
             raise Equivocation(f"two different fully signed states of version {ours.version}")
         book = None
+        caught_up: list[SignedUpdate] = []
         if theirs.version > ours.version:
             book = PositionBook.from_snapshot(msg.book)
             if (book.root, len(book), book.locked) != (
@@ -73,17 +94,18 @@ class ResyncSteps(MachineData):
                 theirs.locked,
             ):
                 raise StateMismatch("the positions sent do not match the state's commitment")
+            caught_up = self._replay(ours, msg)
         # Everything checked: from here on the machine changes.
         self.reestablishing = False
         self.synced = True
         if allows(self.phase, Step.OPEN_ACCEPTED) and theirs.version == 0 and theirs == ours:
             # Our channel proposal was countersigned but the OpenAccept was lost: the peer's
             # copy of version 0 carries both signatures. Adopt it and tell the peer our side.
-            self.latest = SignedUpdate(SignedState(theirs, msg.signatures), ())
+            self._advance(SignedUpdate(SignedState(theirs, msg.signatures), ()))
             return [
                 PersistState(self.channel_id, self.latest),
                 *self._enter(Step.OPEN_ACCEPTED),
-                Send(Reestablish(self.channel_id, theirs, msg.signatures, self.book.snapshot())),
+                Send(self._reestablish_message(self.latest.signed)),
             ]
         if book is None:
             # The peer is at our version or behind (it adopts ours): nothing in flight completed.
@@ -105,8 +127,12 @@ class ResyncSteps(MachineData):
         self.book = book
         done = completed[0] if completed else None
         update = SignedUpdate(SignedState(theirs, msg.signatures), done.trades if done else ())
+        if caught_up:
+            update = caught_up[-1]
         old = ours.version
-        self.latest = update
+        for earlier in caught_up[:-1]:
+            actions.append(PersistState(self.channel_id, earlier))
+        self._advance(update)
         self.highest_signed = max(self.highest_signed, theirs.version)
         actions.append(PersistState(self.channel_id, update, msg.book))
         for p in below:
@@ -119,3 +145,54 @@ class ResyncSteps(MachineData):
             actions.append(self._abandoned(p))
         actions.extend(self._phase_after_update())
         return actions
+
+    def _replay(self, ours: State, msg: Reestablish) -> list[SignedUpdate]:
+        """The peer's updates after ``ours``, each checked and replayed on the one before; empty
+        when they do not reach back to ``ours`` (the gap is wider than the message carries).
+
+        Raises (Remote) when an update is not signed by both, names a wrong withdrawal, or the
+        last is not the state the peer reestablished. The replayed states commit to their
+        positions, so the last one's equal to the reestablished state checks the book sent too.
+        """
+        newer = [u for u in msg.recent if u.signed.state.version > ours.version]
+        if not newer:
+            return []
+        if newer[-1].signed != SignedState(msg.state, msg.signatures):
+            raise StateMismatch("the recent updates do not end at the reestablished state")
+        for update in newer:
+            self._check_signed(update)
+        replayed = PositionBook.from_snapshot(self.book.snapshot())
+        ctx = Context(self.params, self.domain, Timestamp(0), (0, 0), replay=True)
+        state = ours
+        for update in newer:
+            want = update.signed.state
+            replayed.begin()
+            try:
+                got = apply_trades(state, replayed, update.trades, ctx, want.version)
+            except RuleViolation:
+                return []  # not built on ``state``: a gap, or a state adopted without its trades
+            replayed.commit_oldest()
+            if got != want:
+                return []
+            state = want
+        return newer
+
+    def _check_signed(self, update: SignedUpdate) -> None:
+        state = update.signed.state
+        if state.channel_id != self.channel_id:
+            raise WrongDomain("a recent update names another channel")
+        digest = eip712.state_digest(self.domain, state)
+        for who, sig in enumerate(update.signed.signatures):
+            if sig is None:
+                raise StateMismatch(f"recent update v{state.version} is not fully signed")
+            verify(digest, sig, self.params.participants[who])
+        withdrawal = withdrawal_of(state, update.trades)
+        if withdrawal != update.withdrawal:
+            raise StateMismatch(f"recent update v{state.version} names another withdrawal")
+        if withdrawal is not None:
+            sigs = update.withdrawal_signatures
+            if sigs is None:
+                raise StateMismatch(f"recent update v{state.version}: withdrawal not signed")
+            wdigest = eip712.withdrawal_digest(self.domain, withdrawal)
+            for who, sig in enumerate(sigs):
+                verify(wdigest, sig, self.params.participants[who])
