@@ -119,9 +119,9 @@ from channels.cli.format import (
 from channels.cli.node_cmd import (
     event_line,
     log_events,
+    logging_to_stderr,
     run_node,
     serve_desk,
-    setup_logging,
     wait_for_stop_signal,
 )
 from channels.cli.parser import build_parser
@@ -166,6 +166,7 @@ __all__ = [
     "load_config",
     "load_signer",
     "log_events",
+    "logging_to_stderr",
     "looks_like_key",
     "main",
     "note",
@@ -191,7 +192,6 @@ __all__ = [
     "run_one_shot",
     "run_verify",
     "serve_desk",
-    "setup_logging",
     "short_hex",
     "status_table",
     "wait_for_stop_signal",

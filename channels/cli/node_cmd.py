@@ -9,6 +9,7 @@ import functools
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -30,21 +31,44 @@ log = logging.getLogger("channels.desk")
 
 
 # Logging of a running node ---------------------------------------------------------------------
-def setup_logging(level: str, log_format: str = "text") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+#: One line per JSON-RPC request drowns the desk's own log (below debug level).
+NOISY_LOGGERS = ("httpx", "httpcore")
+
+
+@contextlib.contextmanager
+def logging_to_stderr(level: str, log_format: str = "text") -> Iterator[None]:
+    """Log to stderr while a serving command (``node``, ``tower``) runs, then put the root
+    logger's handlers and level, and the noisy libraries' levels, back as they were.
+
+    A command may run in-process (tests, a program embedding ``channels.cli.main``): a handler
+    left behind would stay bound to the stderr of that moment and fail on every later record
+    once that stream is closed. The host's handlers are set aside, not closed.
+    """
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    saved_noisy = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         from channels.ops.logjson import JsonFormatter
 
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(JsonFormatter())
-    if level != "debug":  # one line per JSON-RPC request drowns the desk's own log
-        for noisy in ("httpx", "httpcore"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+        )
+    root.handlers = [handler]
+    root.setLevel(getattr(logging, level.upper()))
+    if level != "debug":
+        for name in NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+        for name, noisy_level in saved_noisy.items():
+            logging.getLogger(name).setLevel(noisy_level)
+        handler.close()
 
 
 def event_line(node: Node, event: Event) -> tuple[int, str]:
@@ -250,20 +274,20 @@ async def _serve_parts(
 
 async def run_node(args: argparse.Namespace) -> int:
     cfg = _require_config(args)
-    setup_logging(args.log_level or cfg.log_level, args.log_format or cfg.log_format)
-    # Opening a key may decrypt a keystore or ask a remote signer: off the trio loop.
-    signer = await trio.to_thread.run_sync(load_signer, cfg)
-    gas = await trio.to_thread.run_sync(load_gas_key, cfg)
-    cfg.require_chain()
-    async with trio.open_nursery() as nursery:
-        node = await nursery.start(functools.partial(serve_desk, gas=gas), cfg, signer)
-        log.info(
-            "ready: desk %s; drive it with `channels -c %s status` (Ctrl-C stops the node)",
-            to_checksum(node.address),
-            args.config,
-        )
-        signum = await wait_for_stop_signal()
-        log.info("stopping (%s)", signal.Signals(signum).name)
-        nursery.cancel_scope.cancel()
-    log.info("stopped")
+    with logging_to_stderr(args.log_level or cfg.log_level, args.log_format or cfg.log_format):
+        # Opening a key may decrypt a keystore or ask a remote signer: off the trio loop.
+        signer = await trio.to_thread.run_sync(load_signer, cfg)
+        gas = await trio.to_thread.run_sync(load_gas_key, cfg)
+        cfg.require_chain()
+        async with trio.open_nursery() as nursery:
+            node = await nursery.start(functools.partial(serve_desk, gas=gas), cfg, signer)
+            log.info(
+                "ready: desk %s; drive it with `channels -c %s status` (Ctrl-C stops the node)",
+                to_checksum(node.address),
+                args.config,
+            )
+            signum = await wait_for_stop_signal()
+            log.info("stopping (%s)", signal.Signals(signum).name)
+            nursery.cancel_scope.cancel()
+        log.info("stopped")
     return 0

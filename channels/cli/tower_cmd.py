@@ -31,7 +31,7 @@ from pathlib import Path
 import trio
 
 from channels.cli.config import ConfigError, _Section, read_toml
-from channels.cli.node_cmd import setup_logging, wait_for_stop_signal
+from channels.cli.node_cmd import logging_to_stderr, wait_for_stop_signal
 from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
 from channels.signers.errors import KeySourceError
@@ -159,10 +159,10 @@ async def run_tower(args: argparse.Namespace) -> int:
     if not args.config:
         raise ConfigError("channels tower needs --config tower.toml")
     cfg = load_tower_config(args.config)
-    setup_logging(cfg.log_level)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve_tower, cfg)
-        signum = await wait_for_stop_signal()
-        log.info("stopping (%s)", signal.Signals(signum).name)
-        nursery.cancel_scope.cancel()
+    with logging_to_stderr(cfg.log_level):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_tower, cfg)
+            signum = await wait_for_stop_signal()
+            log.info("stopping (%s)", signal.Signals(signum).name)
+            nursery.cancel_scope.cancel()
     return 0

@@ -249,11 +249,20 @@ class ChannelRuntime:
         # Hold our place among the updates in flight from the room check on (taking the lock
         # may yield to other callers, who must see this one).
         self._starting += 1
+        deadline = trio.current_time() + self._ctx.settings.update_timeout
         try:
-            async with self._lock:
-                actions = await self._step(RequestUpdate(trades, request_id))
-                self._waiters[request_id] = waiter
-                await self._ctx.executor.enqueue(self, actions)
+            while True:
+                async with self._lock:
+                    # Looked at again under the lock: a lost link queued on it (behind a step in
+                    # progress) may have started a resync since the caller looked.
+                    if not self.paused():
+                        actions = await self._step(RequestUpdate(trades, request_id))
+                        self._waiters[request_id] = waiter
+                        await self._ctx.executor.enqueue(self, actions)
+                        break
+                    changed = self._changed
+                with trio.fail_at(deadline):
+                    await changed.wait()
         finally:
             self._starting -= 1
             if request_id not in self._waiters:

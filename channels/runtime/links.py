@@ -27,6 +27,9 @@ log = logging.getLogger("channels.runtime.links")
 #: At most this many queued messages go out in one socket write (bounds the bytes joined).
 MAX_WRITE_BATCH = 256
 
+#: One queued message: its bytes, the crash points its sending passes, and whether a fault cuts
+#: the link once it is written (channels/testing/faults.py).
+Outgoing = tuple[bytes, tuple[str, ...], bool]
 PeerHandler = Callable[[Address], Awaitable[None]]
 Dispatch = Callable[[Address, Message | QuoteMessage], Awaitable[None]]
 
@@ -35,8 +38,8 @@ Dispatch = Callable[[Address, Message | QuoteMessage], Awaitable[None]]
 class Link:
     peer: Address
     channel: SecureChannel
-    outbox: trio.MemorySendChannel[tuple[bytes, tuple[str, ...]]]
-    inbox: trio.MemoryReceiveChannel[tuple[bytes, tuple[str, ...]]]
+    outbox: trio.MemorySendChannel[Outgoing]
+    inbox: trio.MemoryReceiveChannel[Outgoing]
 
 
 class Links:
@@ -95,19 +98,15 @@ class Links:
         if link is None:
             return  # the reestablish after reconnecting brings the peer up to date
         fault = self.hooks.on_send(peer, message) if self.hooks.on_send is not None else None
-        if fault is not None and fault.close_after is not None:
-            self._nursery.start_soon(self._close_later, link, fault.close_after)
         if fault is not None and not fault.send:
+            if fault.close:
+                self._nursery.start_soon(link.channel.aclose)
             return
+        cut = fault is not None and fault.close
         try:
-            link.outbox.send_nowait((encode_peer_message(message), points))
+            link.outbox.send_nowait((encode_peer_message(message), points, cut))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             log.warning("dropping a message to %s: link congested or closed", peer.hex())
-
-    @staticmethod
-    async def _close_later(link: Link, delay: float) -> None:
-        await trio.sleep(delay)
-        await link.channel.aclose()
 
     async def disconnect(self, peer: Address) -> None:
         """Close the connection to ``peer`` (if any); a peer we dialled is redialled."""
@@ -138,7 +137,7 @@ class Links:
         self, secure: SecureChannel, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         peer = secure.peer_address
-        out_send, out_receive = trio.open_memory_channel[tuple[bytes, tuple[str, ...]]](10_000)
+        out_send, out_receive = trio.open_memory_channel[Outgoing](10_000)
         old = self._links.get(peer)
         link = Link(peer, secure, out_send, out_receive)
         self._links[peer] = link
@@ -171,9 +170,10 @@ class Links:
                 # durable, so sending them together changes nothing for write-before-send.
                 payloads = [first[0]]
                 fired = list(first[1])
-                while len(payloads) < MAX_WRITE_BATCH:
+                cut = first[2]
+                while len(payloads) < MAX_WRITE_BATCH and not cut:
                     try:
-                        payload, points = link.inbox.receive_nowait()
+                        payload, points, cut = link.inbox.receive_nowait()
                     except trio.WouldBlock:
                         break
                     payloads.append(payload)
@@ -181,6 +181,9 @@ class Links:
                 await link.channel.send_many(payloads)
                 for point in fired:
                     crash_point(point, "post_send")
+                if cut:  # an injected fault: the link dies right after this message
+                    await link.channel.aclose()
+                    return
         except (RemoteError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             # The link broke under us: closing it ends the reader, and the usual "peer lost"
             # path runs; what was not sent is recovered by the reestablish on reconnect.

@@ -22,25 +22,20 @@ class Node(Protocol):
     def fault_hooks(self) -> FaultHooks: ...
 
 
-#: How long after queueing the message the link is cut in ``"after"`` mode: long enough for the
-#: writer to put the frame on the wire first.
-CUT_AFTER_WRITE = 0.01
-
-
 def cut_link_on_send(
     node: Node, kind: type[Message], when: Literal["before", "after"], fired: trio.Event
 ) -> None:
     """Cut ``node``'s link the next time it sends a ``kind`` message: ``"before"`` drops the
-    message and closes the link, ``"after"`` sends it and closes the link right after. Sets
-    ``fired`` when it does; later messages pass untouched."""
+    message and closes the link, ``"after"`` closes the link as soon as the message is written
+    to the socket (however long the writer takes to get there, so an "after" case never turns
+    into a "before" one on a loaded machine). Sets ``fired`` when it does; later messages pass
+    untouched."""
 
     def on_send(peer: Address, message: Message | QuoteMessage) -> SendFault | None:
         if fired.is_set() or not isinstance(message, kind):
             return None
         fired.set()
-        if when == "after":
-            return SendFault(send=True, close_after=CUT_AFTER_WRITE)
-        return SendFault(send=False, close_after=0.0)
+        return SendFault(send=when == "after", close=True)
 
     node.fault_hooks.on_send = on_send
 

@@ -19,8 +19,9 @@ class SendFault:
 
     #: Queue the message (True) or drop it (False).
     send: bool
-    #: Close the link this many seconds later (None: keep it).
-    close_after: float | None
+    #: Cut the link: at once for a dropped message; for a queued one, once the link's writer has
+    #: put it on the wire (nothing queued after it goes out on that link).
+    close: bool
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,22 @@ def test_config_errors_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture[st
     cfg.write_text('[node]\nkey_env = "CLI_TEST_UNSET_KEY"\nstore = "d.sqlite"\n')
     assert cli.main(["node", "--config", str(cfg)]) == 2
     assert "CLI_TEST_UNSET_KEY (the private key) is not set" in capsys.readouterr().err
+
+
+def test_a_serving_command_puts_logging_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``channels node`` logs to stderr while it runs; run in-process (here, an embedding
+    program) it must leave the root logger as it found it. It used to leave its handler bound to
+    the stderr of the moment (this test's capture), and every later log line printed
+    "--- Logging error ---" once that stream was closed."""
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, logging.getLogger("httpx").level)
+    cfg = tmp_path / "d.toml"
+    cfg.write_text('[node]\nkey_env = "CLI_TEST_UNSET_KEY"\nstore = "d.sqlite"\n')
+    assert cli.main(["node", "--config", str(cfg), "--log-level", "debug"]) == 2
+    capsys.readouterr()
+    assert (list(root.handlers), root.level, logging.getLogger("httpx").level) == before
 
 
 def test_no_node_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

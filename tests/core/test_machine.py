@@ -587,3 +587,25 @@ def test_proposal_from_the_old_link_after_the_reestablish_is_not_signed() -> Non
     assert pair.bob.m.state.version == start + 2  # trading goes on (the refused version burned)
     assert pair.alice.m.state == pair.bob.m.state
     pair.assert_invariants()
+
+
+def test_a_resynchronising_leader_proposes_nothing_for_a_request_from_the_old_link() -> None:
+    """Bob's request left on the old link; the new link replaced it before Alice read it. Bob
+    refused that request to his caller when he reconnected, so a proposal for it can only be
+    refused (a burnt version and a wasted round): Alice, still resynchronising, proposes nothing."""
+    pair = Pair()
+    start = pair.alice.m.state.version
+    signed_before = pair.alice.m.highest_signed
+    pair.request(pair.bob, Pay(1, 3))  # queued to Alice, not delivered yet
+    for side in (pair.alice, pair.bob):
+        pair.handle(side, Reconnected())
+    assert {r.rule for r in pair.bob.refused} == {"Disconnected"}
+    actions = pair.deliver_one(pair.alice)  # the old request reaches Alice mid-resync
+    assert actions == []
+    assert pair.alice.m.highest_signed == signed_before  # nothing signed for it
+    pair.deliver_all()
+    assert pair.alice.m.state == pair.bob.m.state and pair.bob.m.state.version == start
+    pair.request(pair.bob, Pay(1, 4))  # trading goes on
+    pair.deliver_all()
+    assert pair.bob.m.state.version == start + 1
+    pair.assert_invariants()

@@ -19,7 +19,7 @@ from channels.core.messages import Accept, Proposal, Reestablish, Reject, Update
 from channels.core.model import State
 from channels.core.options import Pay
 from channels.runtime.node import UpdateRefusedError
-from channels.testing.faults import cut_link_on_send
+from channels.testing.faults import cut_link_on_send, tap_received
 
 from ._helpers import desk, linked, open_channel, wait_until
 from .conftest import Desks
@@ -56,6 +56,9 @@ async def test_disconnect_around_each_message(
             ch, bch = await open_channel(alice, bob, desks)
             fired = trio.Event()
             cut_link_on_send(alice if sender == "alice" else bob, kind, when, fired)
+            received: list[type] = []
+            receiver = bob if sender == "alice" else alice
+            tap_received(receiver, lambda _peer, message: received.append(type(message)))
             if kind is Reestablish:
                 # The resync's own message: cut the link once to start a resync.
                 await alice.disconnect(desks.bob.address)
@@ -73,6 +76,12 @@ async def test_disconnect_around_each_message(
             await wait_until(fired.is_set)
             await linked(alice, ch, bob, bch)
             await wait_until(lambda: ch.state == bch.state and not ch.in_flight)
+            # The cut was where it was asked for: a message cut "after" arrived, one cut
+            # "before" did not (a Reestablish goes again on the new link anyway).
+            if when == "after":
+                assert kind in received, received
+            elif kind is not Reestablish:
+                assert kind not in received, received
             # Liveness: both ways again.
             done = await ch.pay(1)
             await bch.wait_version(done.version)

@@ -78,6 +78,13 @@ class LeaderSteps(MachineData):
         ]
 
     def _peer_request(self, msg: UpdateRequest, now: Timestamp) -> list[Action]:
+        if self.reestablishing:
+            # The request crossed a reconnection: the follower sends none while it
+            # resynchronises, and on a new link its reestablish comes first, so this one left on
+            # the old link, and the follower refused it to its caller when it reconnected
+            # (``_refuse_requests``). A proposal for it could only be refused: a burnt version
+            # and a wasted round. Nothing is signed and nothing answered.
+            return []
         if not allows(self.phase, Step.TRADE):
             return [
                 Send(
