@@ -300,8 +300,10 @@ class ChannelRuntime:
             trades = self._machine.credit_trades()
             if trades:
                 await self.submit(trades)
-        except ChannelError as exc:
-            log.info("crediting deposits failed (retried on the next poll): %s", exc)
+        except (ChannelError, trio.TooSlowError) as exc:
+            # A peer away longer than update_timeout must not stop the node: this runs in the
+            # node's task group, and the next poll asks again.
+            log.info("crediting deposits failed (retried on the next poll): %r", exc)
         finally:
             self._crediting = False
 
