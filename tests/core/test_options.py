@@ -1,17 +1,15 @@
-"""Every trading rule of options.apply_trades, and the payoff arithmetic
-(docs/PROTOCOL.md section 1; docs/THREATS.md C11, C13, 6.4 and 6.5)."""
+"""Every trading rule of options.apply_trades (docs/PROTOCOL.md section 1; docs/THREATS.md C11,
+C13, 6.4 and 6.5); the payoff arithmetic is in test_payoff.py."""
 
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
-from math import floor
 
 import pytest
-from hypothesis import assume, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from channels.core import eip712, model, options
+from channels.core import eip712, model
 from channels.core.errors import (
     BadAttestation,
     ChannelFinal,
@@ -30,11 +28,9 @@ from channels.core.errors import (
     UnknownPosition,
 )
 from channels.core.options import (
-    Context,
     CreditDeposit,
     DebitWithdrawal,
     Finalize,
-    Limits,
     OpenOption,
     Pay,
     Settle,
@@ -42,82 +38,25 @@ from channels.core.options import (
     apply_trades,
     full_put_collateral,
     opening_state,
-    payoff,
     withdrawal_of,
 )
 from channels.core.positions import PositionBook
 
-from ._strategies import ALICE, BOB, DOMAIN, MALLORY, ORACLE
-
-ETH = model.symbol("ETH-USD")
-BTC = model.symbol("BTC-USD")
-NOW = 1_700_000_000
-CHALLENGE = 3600
-EXPIRY = NOW + 7 * 24 * 3600
-FUNDS = 10**6
-
-PARAMS = model.Params(
-    chain_id=31337,
-    adjudicator=DOMAIN.verifying_contract,
-    asset=model.ZERO_ADDRESS,
-    asset_decimals=6,
-    participants=(ALICE.address, BOB.address),
-    challenge_period=CHALLENGE,
-    oracle=ORACLE.address,
-    nonce=1,
+from ._options_kit import (
+    BTC,
+    CHALLENGE,
+    EXPIRY,
+    FUNDS,
+    NOW,
+    PARAMS,
+    attest,
+    ctx,
+    funded,
+    position,
+    refused,
+    settle,
 )
-
-
-def ctx(now: int = NOW, deposits: tuple[int, int] = (FUNDS, FUNDS), **limits: int) -> Context:
-    return Context(PARAMS, DOMAIN, now, deposits, Limits(**limits))
-
-
-def funded(amounts: tuple[int, int] = (FUNDS, FUNDS)) -> tuple[model.State, PositionBook]:
-    book = PositionBook()
-    s0 = opening_state(PARAMS)
-    trades = [CreditDeposit(i, a) for i, a in enumerate(amounts) if a]
-    s1 = apply_trades(s0, book, trades, ctx(deposits=amounts), 1)
-    return s1, book
-
-
-def position(
-    pid: int = 1,
-    kind: model.OptionKind = model.OptionKind.CALL,
-    strike: int = 2_000 * 10**8,
-    expiry: int = EXPIRY,
-    quantity: int = 10**18,
-    writer: int = 0,
-    collateral: int = 1_000,
-    underlying: bytes = ETH,
-) -> model.Position:
-    return model.Position(pid, underlying, kind, strike, expiry, quantity, writer, collateral)
-
-
-def attest(price: int, underlying: bytes = ETH, expiry: int = EXPIRY, signer=ORACLE):  # type: ignore[no-untyped-def]
-    att = model.Attestation(underlying, expiry, price)
-    return att, signer.sign_digest(eip712.attestation_digest(DOMAIN, att))
-
-
-def settle(pid: int, price: int, **kw: object) -> Settle:
-    att, sig = attest(price, **kw)  # type: ignore[arg-type]
-    return Settle(pid, att, sig)
-
-
-def refused(
-    state: model.State,
-    book: PositionBook,
-    trades: list[object],
-    error: type[Exception],
-    context: Context | None = None,
-) -> None:
-    """The batch raises ``error`` and, rolled back, leaves the book exactly as it was."""
-    before = (book.root, len(book), book.locked, book.snapshot())
-    book.begin()
-    with pytest.raises(error):
-        apply_trades(state, book, trades, context or ctx(), state.version + 1)  # type: ignore[arg-type]
-    book.rollback_newest()
-    assert (book.root, len(book), book.locked, book.snapshot()) == before
-
+from ._strategies import ALICE, BOB, DOMAIN, MALLORY, ORACLE
 
 # Happy path ------------------------------------------------------------------------------------
 
@@ -481,90 +420,6 @@ def test_conservation_in_every_reachable_state(batches: list[list[object]]) -> N
         if state.is_final:
             assert len(book) == 0
             break
-
-
-decimals = st.integers(0, 36)
-prices = st.one_of(st.integers(0, 10**14), st.integers(0, 2**256 - 1))
-quantities = st.one_of(st.integers(1, 10**24), st.integers(1, 2**256 - 1))
-
-
-def exact_payoff(kind: int, strike: int, price: int, qty: int, coll: int, dec: int) -> int:
-    diff = price - strike if kind == 0 else strike - price
-    if diff <= 0:
-        return 0
-    exact = Fraction(diff) * Fraction(qty) * Fraction(10**dec, 10**26)
-    return min(coll, floor(exact))
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    st.sampled_from([0, 1]),
-    st.integers(1, 2**256 - 1) | st.integers(1, 10**14),
-    prices,
-    quantities,
-    st.integers(1, 2**128 - 1),
-    decimals,
-)
-def test_payoff_matches_fraction_and_is_capped(
-    kind: int, strike: int, price: int, qty: int, coll: int, dec: int
-) -> None:
-    pos = position(kind=model.OptionKind(kind), strike=strike, quantity=qty, collateral=coll)
-    got = payoff(pos, price, dec)
-    assert got == exact_payoff(kind, strike, price, qty, coll, dec)
-    assert 0 <= got <= coll
-    # Rounding is down: the holder never gets more than the exact value.
-    diff = price - strike if kind == 0 else strike - price
-    if diff > 0:
-        assert got <= Fraction(diff * qty * 10**dec, 10**26)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.integers(1, 10**14), st.integers(1, 10**24), decimals, st.integers(0, 10**14))
-def test_full_put_collateral_rounds_up_and_covers(
-    strike: int, qty: int, dec: int, price: int
-) -> None:
-    full = full_put_collateral(strike, qty, dec)
-    exact = Fraction(strike * qty * 10**dec, 10**26)
-    assert full >= exact and full - exact < 1  # ceil
-    assert full == options.value(strike, qty, dec) + (0 if exact.denominator == 1 else 1)
-    assume(full < 2**128)
-    if full == 0:
-        return
-    pos = position(kind=model.OptionKind.PUT, strike=strike, quantity=qty, collateral=full)
-    # Covered at every price, including 0: the cap never bites below the exact floor value.
-    assert payoff(pos, 0, dec) == options.value(strike, qty, dec)
-    assert payoff(pos, price, dec) == exact_payoff(1, strike, price, qty, 2**256, dec)
-
-
-def test_rounding_is_down_documented_example() -> None:
-    # 1 unit of quantity (1e-18) at a 1e-8 price difference with 6 decimals is 1e-20 units: 0.
-    assert options.value(1, 1, 6) == 0
-    # 0.5 USD with 0 decimals rounds down to 0, 1.999... to 1.
-    assert options.value(50_000_000, 10**18, 0) == 0
-    assert options.value(199_999_999, 10**18, 0) == 1
-    assert full_put_collateral(50_000_000, 10**18, 0) == 1
-    assert full_put_collateral(100_000_000, 10**18, 0) == 1
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.sampled_from([0, 1]),
-    st.integers(1, 10**12),
-    st.integers(1, 10**20),
-    st.integers(1, FUNDS),
-    st.integers(1, 10**12),
-)
-def test_settlement_conserves_for_any_price(
-    kind: int, strike: int, qty: int, coll: int, price: int
-) -> None:
-    state, book = funded()
-    pos = position(kind=model.OptionKind(kind), strike=strike, quantity=qty, collateral=coll)
-    state = apply_trades(state, book, [OpenOption(pos, 0)], ctx(), 2)
-    after = apply_trades(state, book, [settle(1, price)], ctx(now=EXPIRY), 3)
-    owed = payoff(pos, price, PARAMS.asset_decimals)
-    assert after.conserves()
-    assert after.balances[pos.holder] == state.balances[pos.holder] + owed
-    assert after.balances[pos.writer] == state.balances[pos.writer] + coll - owed
 
 
 big = st.one_of(

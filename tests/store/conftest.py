@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,3 +38,19 @@ def store_all(store: Store, sim: Sim) -> None:
     store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), sim.phase)
     for update in sim.updates:
         store.append_state(sim.channel_id, update)
+
+
+def reopen(path: Path) -> Store:
+    return Store.open(path, ALICE.address, CHAIN_ID, ADJUDICATOR)
+
+
+def sql_on_file(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Run ``sql`` on the store's file through a connection of our own (the store closed: it
+    holds its file exclusively), as any other program on the machine could."""
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(sql, args).fetchall()
+        conn.commit()
+        return rows
+    finally:
+        conn.close()

@@ -1,4 +1,5 @@
-"""What the store keeps: channels, the hash-chained history, signatures, books, intents, cursors."""
+"""What the store keeps: channels, the hash-chained history, signatures, intents, cursors.
+The position books are in test_books.py, tampering with the file in test_tampering.py."""
 
 from __future__ import annotations
 
@@ -9,14 +10,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from channels.core import eip712
 from channels.core.errors import Equivocation, StaleVersion, UnknownChannel
 from channels.core.model import Amount, SignedState, Version
 from channels.core.options import OpenOption
-from channels.core.positions import BookChanges, PositionBook
 from channels.core.protocol import (
     ChannelMachine,
     Config,
@@ -33,15 +31,11 @@ from channels.store import (
     Op,
     SetCursor,
     Store,
-    chain_link,
 )
-from channels.store.errors import CorruptStore, ForeignStore, StoreError
+from channels.store.errors import ForeignStore, StoreError
+from channels.store.premiums import premiums_by_payer
 from tests.store._sim import ADJUDICATOR, ALICE, CHAIN_ID, DEPOSIT, Sim, make_params
-from tests.store.conftest import store_all
-
-
-def reopen(path: Path) -> Store:
-    return Store.open(path, ALICE.address, CHAIN_ID, ADJUDICATOR)
+from tests.store.conftest import reopen, sql_on_file, store_all
 
 
 def state_hash(sim: Sim, index: int = -1) -> bytes:
@@ -192,161 +186,6 @@ def test_burned_versions_and_stale(store: Store) -> None:
     assert store.verify_history(sim.channel_id) == 3
 
 
-# books ------------------------------------------------------------------------------------------
-def test_book_rows_follow_each_update(db_path: Path) -> None:
-    """Slots freed by an unwind are reused by the next open, exactly as in PositionBook."""
-    sim = Sim()
-    sim.open()
-    with reopen(db_path) as store:
-        store_all(store, sim)
-        for _ in range(6):
-            store.append_state(sim.channel_id, sim.update(sim.option()))
-        store.append_state(sim.channel_id, sim.update(sim.unwind(2), sim.unwind(4)))
-        store.append_state(sim.channel_id, sim.update(sim.option(writer=1)))  # takes slot 1
-        store.append_state(sim.channel_id, sim.update(sim.unwind(1), sim.option(), sim.pay(3)))
-        slots = store.load_channel(sim.channel_id).book.snapshot().slots
-        assert [slot for slot, _ in slots] == [0, 1, 2, 4, 5]
-    with reopen(db_path) as store:
-        assert store.load_channel(sim.channel_id).book.snapshot() == sim.book.snapshot()
-
-
-def test_changes_from_the_machine_are_written_as_given(tmp_path: Path, sim: Sim) -> None:
-    """The machine hands the store the slots each update changed (no re-derivation from the
-    trades): the rows come out as the ones derived from the trades, and reload with the root."""
-    stores = [
-        Store.open(tmp_path / f"{name}.db", ALICE.address, CHAIN_ID, ADJUDICATOR)
-        for name in ("given", "derived")
-    ]
-    given, derived = stores
-    for store in stores:
-        store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), sim.phase)
-    for update in sim.updates:
-        given.apply([sim.persist(update)])
-        derived.append_state(sim.channel_id, update)
-    assert any(c is not None and c.slots for c in sim.changes.values())
-    books = [s.load_channel(sim.channel_id).book.snapshot() for s in stores]
-    assert books == [sim.book.snapshot()] * 2
-    for store in stores:
-        store.close()
-    with Store.open(tmp_path / "given.db", ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
-        chan = store.load_channel(sim.channel_id)
-        assert chan.latest == sim.latest and chan.book.snapshot() == sim.book.snapshot()
-        assert store.verify_history(sim.channel_id) == len(sim.updates)
-
-
-@pytest.mark.parametrize(
-    ("spoil", "message"),
-    [
-        ("keep_unwound", "does not match the state's positions commitment"),
-        ("beyond_high_water", "is not an int in"),
-        ("shrink", "it never shrinks"),
-        ("open_twice", "is open in slot"),
-        ("with_snapshot", "not both"),
-    ],
-)
-def test_wrong_changes_are_refused_and_nothing_is_written(
-    store: Store, spoil: str, message: str
-) -> None:
-    sim = Sim()
-    sim.open()
-    sim.update(*(sim.option() for _ in range(3)))  # slots 0, 1, 2
-    store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), sim.phase)
-    for update in sim.updates:
-        store.apply([sim.persist(update)])
-    before = sim.latest
-    update = sim.update(sim.unwind(2), sim.option())  # frees slot 1, opens in slot 1 again
-    good = sim.changes[update.signed.state.version]
-    assert good is not None and good.high_water == 3
-    in_slot_0 = sim.book.snapshot().slots[0][1]
-    spoiled = {
-        "keep_unwound": BookChanges(3, ()),
-        "beyond_high_water": BookChanges(3, (*good.slots, (3, in_slot_0))),
-        "shrink": BookChanges(2, good.slots),
-        "open_twice": BookChanges(3, (*good.slots, (2, in_slot_0))),
-    }
-    if spoil == "with_snapshot":
-        op = PersistState(sim.channel_id, update, sim.book.snapshot(), good)
-    else:
-        op = PersistState(sim.channel_id, update, changes=spoiled[spoil])
-    with pytest.raises(StoreError, match=message):
-        store.apply([op])
-    assert store.load_channel(sim.channel_id).latest == before
-    store.apply([sim.persist(update)])  # the right changes still go in
-    chan = store.load_channel(sim.channel_id)
-    assert chan.latest == update and chan.book.snapshot() == sim.book.snapshot()
-
-
-def test_adopted_state_needs_its_snapshot(store: Store) -> None:
-    """A state adopted from the peer (reestablish) jumps versions and brings its own book."""
-    ahead = Sim()
-    ahead.open()
-    rng = random.Random(3)
-    for _ in range(10):
-        ahead.random_update(rng)
-    store.add_channel(ahead.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)
-    for update in ahead.updates[:4]:
-        store.append_state(ahead.channel_id, update)
-    adopted = type(ahead.latest)(ahead.latest.signed, ())  # DataLossRecovered: no trades
-    with pytest.raises(StoreError, match="pass its book snapshot"):
-        store.append_state(ahead.channel_id, adopted)
-    # Nothing of the refused call is left: the cache and the rows are as before.
-    assert store.load_channel(ahead.channel_id).latest == ahead.updates[3]
-    store.append_state(ahead.channel_id, adopted, ahead.book.snapshot())
-    chan = store.load_channel(ahead.channel_id)
-    assert chan.latest == adopted
-    assert chan.book.snapshot() == ahead.book.snapshot()
-    # Trading goes on from the adopted book, slots derived again.
-    nxt = ahead.update(ahead.option(), ahead.unwind(next(iter(ahead.book)).id))
-    store.append_state(ahead.channel_id, nxt)
-    assert store.load_channel(ahead.channel_id).book.snapshot() == ahead.book.snapshot()
-    assert store.verify_history(ahead.channel_id) == 6
-
-
-def test_wrong_snapshot_is_refused(store: Store, sim: Sim) -> None:
-    store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)
-    store.append_state(sim.channel_id, sim.updates[0])
-    with pytest.raises(StoreError, match="does not match"):
-        store.append_state(sim.channel_id, sim.latest, PositionBook().snapshot())
-
-
-def test_tampered_book_row_is_detected_at_load(db_path: Path, sim: Sim) -> None:
-    with reopen(db_path) as store:
-        store_all(store, sim)
-    conn = sqlite3.connect(db_path)
-    conn.execute("DELETE FROM book_positions WHERE slot = (SELECT MIN(slot) FROM book_positions)")
-    conn.commit()
-    conn.close()
-    with reopen(db_path) as store, pytest.raises(CorruptStore, match="positions root"):
-        store.load_channels()
-
-
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(seed=st.integers(0, 2**32 - 1), steps=st.integers(1, 60), reopen_at=st.integers(0, 60))
-def test_book_matches_reference(tmp_path: Path, seed: int, steps: int, reopen_at: int) -> None:
-    """Any sequence of opens/unwinds/payments, with a restart anywhere: the stored book is the
-    reference book, slot for slot."""
-    path = tmp_path / f"h{seed}-{steps}-{reopen_at}.db"
-    rng = random.Random(seed)
-    sim = Sim()
-    sim.open()
-    store = Store.open(path, ALICE.address, CHAIN_ID, ADJUDICATOR, synchronous="NORMAL")
-    try:
-        store_all(store, sim)
-        for step in range(steps):
-            if step == reopen_at:
-                store.close()
-                store = Store.open(path, ALICE.address, CHAIN_ID, ADJUDICATOR, "NORMAL")
-            store.append_state(sim.channel_id, sim.random_update(rng))
-        chan = store.load_channel(sim.channel_id)
-        assert chan.book.snapshot() == sim.book.snapshot()
-        assert chan.latest == sim.latest
-    finally:
-        store.close()
-    path.unlink()
-
-
 # grouped commits --------------------------------------------------------------------------------
 def test_apply_is_all_or_nothing(store: Store, sim: Sim) -> None:
     cid = sim.channel_id
@@ -383,126 +222,6 @@ def test_groups_fail_alone(store: Store, sim: Sim) -> None:
     assert store.load_channel(cid).latest == sim.updates[3]
     assert store.get_cursor("head") is not None
     assert store.verify_history(cid) == 4
-
-
-# tampering --------------------------------------------------------------------------------------
-def sql_on_file(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    """Run ``sql`` on the store's file through a connection of our own (the store closed: it
-    holds its file exclusively), as any other program on the machine could."""
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute(sql, args).fetchall()
-        conn.commit()
-        return rows
-    finally:
-        conn.close()
-
-
-def tamper(path: Path, sql: str, *args: object) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TRIGGER IF EXISTS states_append_only_update")
-    conn.execute("DROP TRIGGER IF EXISTS states_append_only_delete")
-    conn.execute(sql, args)
-    conn.commit()
-    conn.close()
-
-
-def test_history_is_append_only(store: Store, sim: Sim, db_path: Path) -> None:
-    store_all(store, sim)
-    store.close()  # another connection, as any other program on the machine would use
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        sql_on_file(db_path, "DELETE FROM states WHERE version = 3")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        sql_on_file(db_path, "UPDATE states SET update_blob = x'00' WHERE version = 3")
-
-
-def test_tampered_blob_is_detected(db_path: Path, sim: Sim) -> None:
-    with reopen(db_path) as store:
-        store_all(store, sim)
-    other = Sim()
-    other.open()
-    fake = other.update(other.pay(999))  # a validly signed v2 of the same channel, other content
-    from channels.core import wire
-
-    tamper(db_path, "UPDATE states SET update_blob = ? WHERE version = 2", wire.encode_update(fake))
-    with reopen(db_path) as store, pytest.raises(CorruptStore, match="v2: the stored update"):
-        store.verify_history(sim.channel_id)
-
-
-def test_tampered_blob_and_its_hash(db_path: Path, sim: Sim) -> None:
-    """Rewriting the blob hash too does not help: the state no longer matches its link."""
-    with reopen(db_path) as store:
-        store_all(store, sim)
-    other = Sim()
-    other.open()
-    fake = other.update(other.pay(999))
-    from channels.core import wire
-    from channels.core.hashing import keccak256
-
-    blob = wire.encode_update(fake)
-    tamper(
-        db_path,
-        "UPDATE states SET update_blob = ?, blob_hash = ? WHERE version = 2",
-        blob,
-        keccak256(blob),
-    )
-    with reopen(db_path) as store, pytest.raises(CorruptStore, match="does not match its hash"):
-        store.verify_history(sim.channel_id)
-
-
-def test_removed_middle_row(db_path: Path, sim: Sim) -> None:
-    with reopen(db_path) as store:
-        store_all(store, sim)
-    tamper(db_path, "DELETE FROM states WHERE version = 10")
-    with reopen(db_path) as store, pytest.raises(CorruptStore, match="v11: the history chain"):
-        store.verify_history(sim.channel_id)
-
-
-def test_truncated_history(db_path: Path, sim: Sim) -> None:
-    """Losing the newest rows leaves a chain that verifies on its own: the head catches it."""
-    with reopen(db_path) as store:
-        store_all(store, sim)
-    tamper(db_path, "DELETE FROM states WHERE version >= 40")
-    with reopen(db_path) as store:
-        with pytest.raises(CorruptStore, match="ends at v39"):
-            store.verify_history(sim.channel_id)
-        with pytest.raises(CorruptStore, match="latest state v41 is missing"):
-            store.load_channels()
-
-
-def test_forged_signature(db_path: Path, sim: Sim) -> None:
-    """A re-signed state with a recomputed hash, link and blob hash still needs both keys."""
-    with reopen(db_path) as store:
-        store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)
-        store.append_state(sim.channel_id, sim.updates[0])
-    from channels.core import wire
-    from channels.core.hashing import keccak256
-
-    state = sim.updates[0].signed.state
-    sigs = sim.updates[0].signed.signatures
-    forged = type(sim.latest)(SignedState(state, (sigs[0], sigs[0])), ())
-    blob = wire.encode_update(forged)
-    tamper(db_path, "UPDATE states SET update_blob = ?, blob_hash = ?", blob, keccak256(blob))
-    with reopen(db_path) as store:
-        with pytest.raises(CorruptStore, match="signature 1"):
-            store.verify_history(sim.channel_id)
-        with pytest.raises(CorruptStore, match="signature 1"):
-            store.load_channels()
-
-
-def test_links(store: Store, sim: Sim, db_path: Path) -> None:
-    store_all(store, sim)
-    audit = store.export_audit(sim.channel_id)
-    prev = bytes(32)
-    for entry, update in zip(audit, sim.updates, strict=True):
-        state = update.signed.state
-        assert entry["version"] == state.version
-        assert entry["prev_link"] == "0x" + prev.hex()
-        link = chain_link(prev, eip712.state_struct_hash(state), state.version)
-        assert entry["link"] == "0x" + link.hex()
-        prev = link
-    store.close()
-    assert sql_on_file(db_path, "SELECT head_link FROM channels") == [(prev,)]
 
 
 # audit, intents, cursor -------------------------------------------------------------------------
@@ -616,3 +335,25 @@ def test_bad_values_fail_their_group_only(store: Store) -> None:
     assert isinstance(outcomes[0], StoreError)
     assert outcomes[1] == [1] or outcomes[1] == [2]
     assert [i.payload for i in store.intents()] == [b"fine"]
+
+
+def test_each_stored_state_records_the_premiums_it_pays(db_path: Path, sim: Sim) -> None:
+    """The daily premium limit's ledger (channels/store/premiums.py): one row per payer of each
+    stored state with premiums, written with the state, read back after a reopen."""
+    clock = [1_000_000.0]
+    with Store.open(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR, clock=lambda: clock[0]) as s:
+        store_all(s, sim)
+    expected = {
+        (u.signed.state.version, payer): amount
+        for u in sim.updates
+        for payer, amount in enumerate(premiums_by_payer(u.trades))
+        if amount
+    }
+    assert expected, "the simulated history opens options with premiums"
+    assert any(isinstance(t, OpenOption) for u in sim.updates for t in u.trades)
+    clock[0] += 3600
+    with Store.open(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR, clock=lambda: clock[0]) as s:
+        rows = s.premiums_since(86_400)
+        assert {(r.version, r.payer): r.amount for r in rows} == expected
+        assert {r.age for r in rows} == {3600}
+        assert s.premiums_since(1800) == []  # all older than half an hour
