@@ -1,6 +1,7 @@
-"""CLI commands of firm quotes, through the control socket: ``rfq`` (request a quote), ``offer``,
-``quotes`` (list quotes and waiting requests), ``answer`` (quote or decline a waiting request)
-and ``fill``."""
+"""CLI commands of firm quotes, through the control socket: ``rfq`` (request a quote), ``offer``
+(``--replaces QUOTE``: a new quote that retires a live one of ours as it is booked), ``quotes``
+(list quotes and waiting requests), ``answer`` (quote or decline a waiting request), ``fill`` and
+``withdraw-quote``."""
 
 from __future__ import annotations
 
@@ -181,6 +182,7 @@ async def cmd_offer(client: ControlClient, args: argparse.Namespace, cfg: Config
         collateral=_amount(args, args.collateral),
         max_quantity=args.max_quantity,
         valid_for=args.valid_for,
+        **({"replaces": args.replaces} if args.replaces else {}),
         **_terms(args),
     )
     view = quote_view(result, _units(args))
@@ -188,6 +190,17 @@ async def cmd_offer(client: ControlClient, args: argparse.Namespace, cfg: Config
         print_json(view)
     else:
         out(_quote_line(view))
+    return 0
+
+
+async def cmd_withdraw_quote(
+    client: ControlClient, args: argparse.Namespace, cfg: Config | None
+) -> int:
+    result = await client.call("withdraw_quote", quote=args.quote)
+    if args.json:
+        print_json(result)
+    else:
+        out(f"quote {result['quote_id'][:18]} withdrawn: fills of it are refused from now on")
     return 0
 
 
@@ -289,6 +302,11 @@ def add_quote_commands(
     )
     p.add_argument("--max-quantity", type=typed(parse_quantity), required=True)
     p.add_argument("--valid-for", type=typed(parse_duration), default=30, help="default 30s")
+    p.add_argument(
+        "--replaces",
+        metavar="QUOTE",
+        help="a live quote of ours (id or prefix) this one replaces: retired as this is booked",
+    )
 
     p = command("quotes", "quotes in the book and the peer's waiting requests", None, cmd_quotes)
     p.add_argument("channel", nargs="?", help="one channel (default: all)")
@@ -308,3 +326,9 @@ def add_quote_commands(
     p.add_argument("channel", help=CHANNEL)
     p.add_argument("quote", help="quote id or a unique prefix (see `channels quotes`)")
     p.add_argument("--quantity", type=typed(parse_quantity), help="default: all that is left")
+
+    p = command(
+        "withdraw-quote", "withdraw a live quote of ours: fills of it are refused", None,
+        cmd_withdraw_quote,
+    )  # fmt: skip
+    p.add_argument("quote", help="quote id or a unique prefix (see `channels quotes`)")

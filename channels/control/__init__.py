@@ -54,11 +54,14 @@ Commands (fields in brackets are optional):
                ``channel, kind, underlying, strike, expiry | expiry_in, side, quantity``
                ``[timeout]``: ask the peer for a firm quote (``side`` is ours); returns it
 ``offer``      ``channel, kind, underlying, strike, expiry | expiry_in, side, price, collateral,``
-               ``max_quantity [valid_for]``: an unsolicited firm quote (``side`` is the peer's)
+               ``max_quantity [valid_for, replaces]``: an unsolicited firm quote (``side`` is the
+               peer's); ``replaces`` (a live quote of ours, an id prefix) is retired as it is booked
 ``quotes``     ``[channel]``: the quotes in the book and the peer's requests waiting for us
 ``answer``     ``channel, request_id`` and ``price, collateral [max_quantity, valid_for]`` or
                ``decline`` (a reason): answer a waiting request
 ``fill``       ``channel, quote [quantity]``: fill the peer's quote (an id prefix) in one update
+``withdraw_quote``
+               ``quote``: withdraw a live quote of ours (an id prefix): fills of it are refused
 ============== ==================================================================================
 """
 

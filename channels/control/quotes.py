@@ -1,4 +1,5 @@
-"""Control-socket commands of firm quotes: request_quote, offer, quotes, answer, fill.
+"""Control-socket commands of firm quotes: request_quote, offer (optionally replacing a live quote
+of ours), quotes, answer, fill, withdraw_quote.
 
 Every field is checked like the other commands' (:class:`Fields`); a quote is shown as JSON with
 its id, terms, status and what is left, plus its signature so it can be checked independently.
@@ -12,7 +13,7 @@ from channels.control.errors import BadRequest
 from channels.control.fields import Fields, Handler
 from channels.control.views import position_json
 from channels.core.model import symbol_text, to_checksum
-from channels.core.quote_book import BookedQuote
+from channels.core.quote_book import BookedQuote, QuoteStatus
 from channels.core.quotes import QuoteRequest, SignedQuote
 from channels.runtime.quoting import Decline, QuoteTerms
 
@@ -81,7 +82,7 @@ class QuoteCommands:
             ("request_quote", (*_TERMS, "quantity", "timeout"), self._request),
             (
                 "offer",
-                (*_TERMS, "price", "collateral", "max_quantity", "valid_for"),
+                (*_TERMS, "price", "collateral", "max_quantity", "valid_for", "replaces"),
                 self._offer,
             ),
             ("quotes", ("channel",), self._quotes),
@@ -99,6 +100,7 @@ class QuoteCommands:
                 self._answer,
             ),
             ("fill", ("channel", "quote", "quantity"), self._fill),
+            ("withdraw_quote", ("quote",), self._withdraw),
         ]
 
     def _terms(self, f: Fields) -> dict[str, Any]:
@@ -139,15 +141,39 @@ class QuoteCommands:
         if not 1 <= valid_for <= 86400:
             raise BadRequest(f"{f.cmd}: valid_for must be 1 to 86400 seconds")
         channel = self.server.resolve(f.get_str("channel"))
+        replaces = None
+        if f.has("replaces"):
+            # The new quote names the old one: booking it retires the old one at once (a fill
+            # of it is refused from then on, by us and by the peer's book).
+            old = self._our_live(f, self._find(f.get_str("replaces")))
+            if old.quote.channel_id != channel.id:
+                raise BadRequest(f"{f.cmd}: the quote to replace was given on another channel")
+            replaces = old.quote.quote_id
         signed = await self.node.quotes.offer(
             channel.id,
             price=f.get_int("price"),
             collateral=f.get_int("collateral"),
             max_quantity=f.get_int("max_quantity"),
             valid_for=valid_for,
+            replaces=replaces,
             **terms,
         )
         return quote_json(signed, self.node.quotes.book.get(signed.quote.quote_id))
+
+    @staticmethod
+    def _our_live(f: Fields, booked: BookedQuote) -> BookedQuote:
+        quote_id = "0x" + booked.quote.quote_id.hex()[:16]
+        if not booked.ours:
+            raise BadRequest(f"{f.cmd}: quote {quote_id} is the peer's, not ours")
+        if booked.status is not QuoteStatus.LIVE:
+            raise BadRequest(f"{f.cmd}: quote {quote_id} is {booked.status.value}, not live")
+        return booked
+
+    async def _withdraw(self, f: Fields) -> Any:
+        booked = self._our_live(f, self._find(f.get_str("quote")))
+        if not await self.node.quotes.withdraw(booked.quote.quote_id):
+            raise BadRequest(f"{f.cmd}: the quote is no longer live")
+        return quote_json(booked.signed, booked)
 
     async def _quotes(self, f: Fields) -> Any:
         channel_id = self.server.resolve(f.get_str("channel")).id if f.has("channel") else None

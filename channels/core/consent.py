@@ -171,6 +171,12 @@ class QuoteAuthority(Protocol):
         another price or peer): refused outright, the decision hook is not asked."""
         ...
 
+    def decided(self, channel_id: ChannelId, version: int, approved: bool) -> None:
+        """Called once :func:`decide` has decided the update of ``version`` (after every
+        :meth:`check_fill` for it): refused (``approved`` False), what the fills took is given
+        back; approved, it stays taken while that version is on its way to being signed."""
+        ...
+
 
 class NoQuotes:
     """The default quote book: no live quotes, so no trade is a fill."""
@@ -178,6 +184,9 @@ class NoQuotes:
     def check_fill(
         self, channel_id: ChannelId, peer: Address, trade: Trade, now: int
     ) -> Verdict | None:
+        return None
+
+    def decided(self, channel_id: ChannelId, version: int, approved: bool) -> None:
         return None
 
 
@@ -189,7 +198,19 @@ def decide(view: UpdateView, quotes: QuoteAuthority | None, hook: DecisionHook |
     """The consent rule: who decides ``view``'s update, and what they decided.
 
     A hook that raises, or returns anything but a verdict, refuses (an unsafe default is a bug).
+    The quote authority is told the outcome (:meth:`QuoteAuthority.decided`), so that a fill it
+    approved in an update refused for another trade does not consume its quote.
     """
+    book = quotes if quotes is not None else NoQuotes()
+    verdict: Verdict = Refusal("ConsentRequired", "the consent rule failed")
+    try:
+        verdict = _decide(view, book, hook)
+    finally:
+        book.decided(view.channel_id, view.new.version, isinstance(verdict, Approved))
+    return verdict
+
+
+def _decide(view: UpdateView, book: QuoteAuthority, hook: DecisionHook | None) -> Verdict:
     if view.initiated_by_us:
         return Approved("our own call")
     moving: list[tuple[int, Trade, TradeClass]] = [
@@ -199,7 +220,6 @@ def decide(view: UpdateView, quotes: QuoteAuthority | None, hook: DecisionHook |
     ]
     if not moving:
         return Approved("automatic")
-    book = quotes if quotes is not None else NoQuotes()
     undecided: list[tuple[int, TradeClass]] = []
     for index, trade, trade_class in moving:
         verdict = book.check_fill(view.channel_id, view.peer, trade, view.now)

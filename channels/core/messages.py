@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from channels.core.model import ChannelId, Params, SignedUpdate, State, Version
 from channels.core.options import Trade
 from channels.core.positions import BookSnapshot
+from channels.core.terms import CounterOffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,4 +97,24 @@ class Reestablish:
 RESYNC_HISTORY = 16
 
 
-Message = OpenProposal | OpenAccept | UpdateRequest | Proposal | Accept | Reject | Reestablish
+@dataclass(frozen=True, slots=True)
+class OpenCounter:
+    """A refusal of a channel proposal with the terms the refusing side would accept instead
+    (a proposal with them is accepted); ``rule`` and ``reason`` say what was refused."""
+
+    channel_id: ChannelId
+    rule: str
+    reason: str
+    counter: CounterOffer
+
+
+Message = (
+    OpenProposal
+    | OpenAccept
+    | UpdateRequest
+    | Proposal
+    | Accept
+    | Reject
+    | Reestablish
+    | OpenCounter
+)

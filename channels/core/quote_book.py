@@ -14,6 +14,11 @@ ours only if
   (:class:`QuoteOverfilled`). The quantity is taken when we sign, so two fills that cross
   can never together exceed the size.
 
+A fill that is taken and then not signed gives its quantity back: the update it is in was refused
+(another of its trades needs a consent nobody gave), our proposal of it was refused by the peer or
+abandoned (:meth:`QuoteBook.hold`, :meth:`QuoteBook.dropped`). Otherwise a peer could empty our
+quote with fills that are refused, without ever trading.
+
 Every collection is bounded (per peer and per channel) so a peer cannot make it grow without
 limit: the excess is refused with :class:`TooManyQuoteRequests`, never stored.
 """
@@ -122,6 +127,8 @@ class QuoteBook:
     #: Our requests to peers, waiting for their answer.
     _outgoing: dict[tuple[bytes, int], tuple[QuoteRequest, Address]] = field(default_factory=dict)
     _counts: dict[Address, _PeerCounts] = field(default_factory=dict)
+    #: Fills taken for an update we proposed, until it is signed or dropped: (channel, version).
+    _held: dict[tuple[bytes, int], list[Fill]] = field(default_factory=dict)
 
     def _count(self, peer: Address) -> _PeerCounts:
         counts = self._counts.get(peer)
@@ -366,6 +373,29 @@ class QuoteBook:
             booked.status = QuoteStatus.LIVE
             counts = self._count(booked.peer)
             counts.issued += 1
+
+    # fills in flight -------------------------------------------------------------------------
+    def hold(self, channel_id: bytes, version: int, fills: list[Fill]) -> None:
+        """Fills taken for ``version`` of a channel, which we proposed: they stay taken until that
+        version is signed (:meth:`signed`) or dropped (:meth:`dropped`)."""
+        if fills:
+            self._held.setdefault((channel_id, version), []).extend(fills)
+
+    def signed(self, channel_id: bytes, version: int) -> None:
+        """``version`` of the channel is fully signed: the fills held for it, and for every
+        version before it (the signed state is built on them), are final."""
+        for key in [k for k in self._held if k[0] == channel_id and k[1] <= version]:
+            del self._held[key]
+
+    def dropped(self, channel_id: bytes, version: int) -> None:
+        """Our proposal of ``version`` will never be signed: its fills are given back."""
+        for fill in self._held.pop((channel_id, version), []):
+            self.release(fill)
+
+    @property
+    def held(self) -> int:
+        """Fills in flight (taken for proposals not yet countersigned)."""
+        return sum(len(fills) for fills in self._held.values())
 
     def record_fill_seen(self, quote_id: bytes, quantity: int) -> BookedQuote | None:
         """A fill of a quote we received (we were the filler) became a signed state."""

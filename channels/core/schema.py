@@ -2,7 +2,7 @@
 
 :mod:`channels.core.wire` packs and unpacks the envelope and walks these tables; nothing else
 knows the format. A :class:`Schema` is a map with its fields in wire order; a :class:`Kind` says
-how one value is written and read back (with its checks). The message tags are 1-7, the store
+how one value is written and read back (with its checks). The message tags are 1-8, the store
 record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 9 shows the same tables.
 """
 
@@ -18,6 +18,7 @@ from channels.core.messages import (
     RESYNC_HISTORY,
     Accept,
     OpenAccept,
+    OpenCounter,
     OpenProposal,
     Proposal,
     Reestablish,
@@ -47,6 +48,7 @@ from channels.core.options import (
     Unwind,
 )
 from channels.core.positions import BookSnapshot, check_high_water, check_slot
+from channels.core.terms import CounterOffer
 
 MAX_RULE_LEN = 64
 MAX_REASON_LEN = 4096
@@ -287,6 +289,10 @@ WITHDRAWAL = Schema("Withdrawal", Withdrawal, (
     Field("amount", U256),
     Field("recipient", ADDRESS),
 ))  # fmt: skip
+COUNTER_OFFER = Schema("CounterOffer", CounterOffer, (
+    Field("deposit", U256),
+    Field("challenge_period", U64),
+))  # fmt: skip
 ATTESTATION = Schema("Attestation", Attestation, (
     Field("underlying", HASH),
     Field("expiry", U64),
@@ -456,6 +462,12 @@ MESSAGES: dict[int, Schema] = {
         Field("signatures", _pair(SIG)),
         Field("book", _nested(BOOK)),
         Field("recent", _updates(RESYNC_HISTORY)),
+    )),
+    8: Schema("OpenCounter", OpenCounter, (
+        Field("channel_id", HASH),
+        Field("rule", _text(MAX_RULE_LEN)),
+        Field("reason", _text(MAX_REASON_LEN)),
+        Field("counter", _nested(COUNTER_OFFER)),
     )),
 }  # fmt: skip
 MESSAGE_TYPES: tuple[type, ...] = tuple(schema.cls for schema in MESSAGES.values())

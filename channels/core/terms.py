@@ -1,11 +1,16 @@
 """Our terms for channels a peer proposes to us, and the decision on a proposal (pure).
 
 A channel proposal says what the opener deposits and what it *asks* us to deposit. Our node
-decides: :func:`evaluate` accepts (we fund exactly what was asked, never more), answers with a
-counter-offer (the most we would fund, so the opener can propose again), or refuses naming the
-rule: the asset is not one we accept with this peer, the oracle is not one we trust, the challenge
-period is outside our bounds (and never below the chain's inclusion floor), we already have as
-many channels or as much deposited with this peer as our terms allow.
+decides: :func:`evaluate` accepts (we fund exactly what was asked, never more), refuses with a
+:class:`CounterOffer` (the deposit and challenge period we would accept instead, so the opener can
+propose again with them in one call), or refuses naming the rule with nothing to offer: the asset
+is not one we accept with this peer, the oracle is not one we trust, we already have as many
+channels with this peer as our terms allow. A challenge period outside our bounds (never below the
+chain's inclusion floor) or a deposit above what is left of our terms is countered.
+
+The opener treats a counter-offer as hostile input like any other: :func:`check_counter` takes it
+only when it lowers what was asked of the peer and its challenge period is within the opener's own
+terms for that peer (:class:`BadCounterOffer` otherwise).
 
 An empty :class:`PeerTerms` accepts nothing, which is what a stranger gets.
 """
@@ -78,27 +83,76 @@ class AcceptTerms:
 
 
 @dataclass(frozen=True, slots=True)
+class CounterOffer:
+    """The terms the refusing side would accept instead: a proposal asking it to deposit
+    ``deposit`` (asset units) with a challenge period of ``challenge_period`` seconds, and
+    otherwise the same, is accepted (while nothing else changed on its side)."""
+
+    deposit: int
+    challenge_period: int
+
+    def __post_init__(self) -> None:
+        if type(self.deposit) is not int or not 0 <= self.deposit < 1 << 256:
+            raise InvalidField("a counter-offer's deposit must be a uint256")
+        if type(self.challenge_period) is not int or not 0 < self.challenge_period < 1 << 64:
+            raise InvalidField("a counter-offer's challenge period must be a positive uint64")
+
+
+@dataclass(frozen=True, slots=True)
 class RefuseTerms:
-    """Refuse the channel; ``counter`` is the most we would fund (None: nothing would do)."""
+    """Refuse the channel; ``counter`` is what we would accept instead (None: nothing would do)."""
 
     rule: str
     reason: str
-    counter: int | None = None
+    counter: CounterOffer | None = None
 
 
 TermsDecision = AcceptTerms | RefuseTerms
 
 
+@dataclass(frozen=True, slots=True)
+class ProposedChannel:
+    """A channel proposal as its opener made it (to propose again with a counter-offer)."""
+
+    endpoint: tuple[str, int]
+    params: Params
+    deposits: tuple[int, int]
+
+
 class TermsRefused(RuleViolation, RemoteError):
-    """Our terms (or the peer's) refused a channel proposal; ``rule`` names the term."""
+    """Our terms (or the peer's) refused a channel proposal; ``rule`` names the term.
+
+    ``counter`` is the peer's :class:`CounterOffer` (None: nothing would do); ``proposed`` the
+    refused proposal, so that ``Node.accept_counter_offer(refused)`` proposes again with it.
+    """
 
     rule = "TermsRefused"
 
-    def __init__(self, rule: str, reason: str, counter: int | None = None) -> None:
-        super().__init__(f"{rule}: {reason}" + (f" (counter-offer: {counter})" if counter else ""))
+    def __init__(
+        self,
+        rule: str,
+        reason: str,
+        counter: CounterOffer | None = None,
+        proposed: ProposedChannel | None = None,
+    ) -> None:
+        offer = (
+            f" (counter-offer: deposit {counter.deposit}, challenge period "
+            f"{counter.challenge_period}s)"
+            if counter is not None
+            else ""
+        )
+        super().__init__(f"{rule}: {reason}{offer}")
         self.rule = rule
         self.reason = reason
         self.counter = counter
+        self.proposed = proposed
+
+
+class BadCounterOffer(RuleViolation, RemoteError):
+    """The peer's counter-offer asks for more than was proposed or for a challenge period
+    outside our own terms for it: we do not propose it."""
+
+    rule = "BadCounterOffer"
 
 
 def evaluate(
@@ -122,37 +176,71 @@ def evaluate(
         return RefuseTerms("AssetNotAccepted", f"asset 0x{params.asset.hex()} is not in our terms")
     if params.oracle not in terms.oracles:
         return RefuseTerms("OracleNotTrusted", f"oracle 0x{params.oracle.hex()} is not trusted")
-    low = max(terms.min_challenge_period, period_floor)
-    if not low <= params.challenge_period <= terms.max_challenge_period:
-        return RefuseTerms(
-            "ChallengePeriodOutOfBounds",
-            f"challenge period {params.challenge_period}s is outside [{low}s, "
-            f"{terms.max_challenge_period}s]",
-        )
     if usage.channels + 1 > terms.max_channels:
         return RefuseTerms(
             "TooManyChannels", f"already {usage.channels} channels, at most {terms.max_channels}"
         )
+    low = max(terms.min_challenge_period, period_floor)
+    if low > terms.max_challenge_period:
+        return RefuseTerms(
+            "ChallengePeriodOutOfBounds",
+            f"no challenge period fits: this chain needs at least {low}s, our terms allow at "
+            f"most {terms.max_challenge_period}s",
+        )
+    period = min(max(params.challenge_period, low), terms.max_challenge_period)
     room = asset_terms.max_total - usage.our_deposits.get(params.asset, 0)
     most = max(0, min(asset_terms.max_deposit, room))
+    counter = CounterOffer(min(asked, most), period)
+    if period != params.challenge_period:
+        return RefuseTerms(
+            "ChallengePeriodOutOfBounds",
+            f"challenge period {params.challenge_period}s is outside [{low}s, "
+            f"{terms.max_challenge_period}s]",
+            counter,
+        )
     if asked > most:
         return RefuseTerms(
             "DepositAboveTerms",
             f"asked to deposit {asked}; we deposit at most {most} (per channel "
             f"{asset_terms.max_deposit}, left of our total {max(0, room)})",
-            counter=most,
+            counter,
         )
     return AcceptTerms(asked)
+
+
+def check_counter(
+    proposed: ProposedChannel, counter: CounterOffer, terms: PeerTerms, period_floor: int
+) -> None:
+    """Whether we, the opener, may propose ``proposed`` again with the peer's ``counter``.
+
+    The counter comes from the peer: it may only lower what we asked it to deposit, and its
+    challenge period must be one our own terms for that peer accept (never below the floor).
+    """
+    asked = proposed.deposits[1]  # the opener is participant 0
+    if counter.deposit > asked:
+        raise BadCounterOffer(
+            f"the counter-offer's deposit {counter.deposit} is above the {asked} we asked for"
+        )
+    low = max(terms.min_challenge_period, period_floor)
+    if not low <= counter.challenge_period <= terms.max_challenge_period:
+        raise BadCounterOffer(
+            f"the counter-offer's challenge period {counter.challenge_period}s is outside our "
+            f"terms [{low}s, {terms.max_challenge_period}s]"
+        )
 
 
 __all__ = [
     "NO_TERMS",
     "AcceptTerms",
     "AssetTerms",
+    "BadCounterOffer",
+    "CounterOffer",
     "PeerTerms",
     "PeerUsage",
+    "ProposedChannel",
     "RefuseTerms",
     "TermsDecision",
     "TermsRefused",
+    "check_counter",
     "evaluate",
 ]

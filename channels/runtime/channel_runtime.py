@@ -162,7 +162,13 @@ class ChannelRuntime:
         serving other channels, links and the watcher (issue 14)."""
         now = self._ctx.clock.now()
         machine = self._machine
-        return await call_signer(machine.signer, lambda: machine.handle(event, now=now))
+        try:
+            actions = await call_signer(machine.signer, lambda: machine.handle(event, now=now))
+        except BaseException:
+            self._ctx.after_step(machine.channel_id, None)
+            raise
+        self._ctx.after_step(machine.channel_id, actions)
+        return actions
 
     async def apply(self, event: Input) -> None:
         """Feed the machine one input (a chain fact, a link change) and perform what it asks."""
@@ -328,8 +334,10 @@ class ChannelRuntime:
             trades = self._machine.credit_trades()
             if trades:
                 await self.submit(trades)
-        except ChannelError as exc:
-            log.info("crediting deposits failed (retried on the next poll): %s", exc)
+        except (ChannelError, trio.TooSlowError) as exc:
+            # A peer away longer than update_timeout must not stop the node: this runs in the
+            # node's task group, and the next poll asks again.
+            log.info("crediting deposits failed (retried on the next poll): %r", exc)
         finally:
             self._crediting = False
 

@@ -11,6 +11,7 @@ import trio
 from adjudicator.client import AdjudicatorClient
 from channels.core.model import Address, ChannelId, Params
 from channels.core.options import Trade
+from channels.core.protocol import Action
 from channels.runtime.bus import EventBus
 from channels.runtime.clock import ChainClock
 from channels.runtime.executor import Executor
@@ -31,6 +32,9 @@ class RuntimeContext:
     request_ids: Iterator[int]
     #: Told of every applied update (channel, version, trades): the quote desk settles fills.
     on_update: Callable[[ChannelId, int, tuple[Trade, ...]], None]
+    #: Told after every machine step of what it produced (None: it raised): the quote desk
+    #: gives back fills that were checked and then not signed (channels/runtime/quote_fills.py).
+    after_step: Callable[[ChannelId, list[Action] | None], None]
     #: consent: raises GasReserveTooLow if depositing (params, amount) would cut into the gas
     #: reserve that defends our channels (channels/runtime/gatekeeper.py).
     check_funding: Callable[[Params, int], Awaitable[None]]

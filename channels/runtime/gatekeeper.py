@@ -50,6 +50,7 @@ from channels.core.risk import (
 from channels.core.terms import (
     NO_TERMS,
     AcceptTerms,
+    CounterOffer,
     PeerTerms,
     PeerUsage,
     RefuseTerms,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from adjudicator.client import AdjudicatorClient
     from channels.core.reserve import GasReserve
     from channels.runtime.channel import Channel
+    from channels.store import AsyncStore
 
 
 class NodeSettingsView(Protocol):
@@ -87,6 +89,9 @@ class Node(Protocol):
     def chain(self) -> AdjudicatorClient: ...
     @property
     def settings(self) -> NodeSettingsView: ...
+    @property
+    def store(self) -> AsyncStore: ...
+    def now(self) -> int: ...
     def alarm(self, kind: str, detail: str, channel_id: ChannelId | None = None) -> None: ...
     def last_prices(self) -> dict[bytes, int]: ...
 
@@ -211,7 +216,7 @@ class Gatekeeper:
                 return RefuseTerms(
                     "DepositAboveTerms",
                     f"asked to deposit {asked}; we deposit at most {most}",
-                    counter=most,
+                    CounterOffer(most, params.challenge_period),
                 )
             return decision
         if isinstance(decision, RefuseTerms):
@@ -248,6 +253,24 @@ class Gatekeeper:
         if premium and isinstance(verdict, Approved):
             self._premiums.setdefault(view.peer, deque()).append((view.now, premium))
         return verdict
+
+    async def restore_premiums(self) -> int:
+        """After a restart: the premiums we paid in the last 24 hours, from the store (each
+        stored state records them: channels/store/premiums.py), so that a restart does not reset
+        the daily premium limit. Their times are chain time now minus their age. Returns the
+        total restored."""
+        channels = {c.id: c for c in self.node.channels}
+        now = self.node.now()
+        restored: dict[Address, list[tuple[int, int]]] = {}
+        for paid in await self.node.store.premiums_since(DAY):
+            channel = channels.get(ChannelId(paid.channel_id))
+            if channel is None or paid.payer != channel.our_index:
+                continue
+            restored.setdefault(channel.peer_address, []).append((now - paid.age, paid.amount))
+        for peer, entries in restored.items():
+            merged = sorted([*self._premiums.get(peer, ()), *entries])
+            self._premiums[peer] = deque(merged)
+        return sum(amount for entries in restored.values() for _, amount in entries)
 
     # gas reserve -----------------------------------------------------------------------------
     def _defended(self, extra: bool) -> list[int]:

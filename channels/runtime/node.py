@@ -25,7 +25,7 @@ import trio
 from adjudicator.client import AdjudicatorClient, connect_adjudicator, signature_tuple
 from adjudicator.tx_signing import TransactionSigner
 from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
-from channels.core.messages import Message, OpenProposal, Reject
+from channels.core.messages import Message, OpenCounter, OpenProposal, Reject
 from channels.core.model import Address, Attestation, ChannelId, Params, address
 from channels.core.node_events import Alarm, Event
 from channels.core.protocol import ChannelMachine, Config, Disconnected, Phase, Policy, Reconnected
@@ -33,7 +33,13 @@ from channels.core.quote_book import QuoteLimits
 from channels.core.quotes import QUOTE_MESSAGES, QuoteMessage
 from channels.core.reserve import GasReserveTooLow
 from channels.core.signing import LocalSigner, Signer
-from channels.core.terms import AcceptTerms, RefuseTerms, TermsRefused
+from channels.core.terms import (
+    AcceptTerms,
+    ProposedChannel,
+    RefuseTerms,
+    TermsRefused,
+    check_counter,
+)
 from channels.core.trust import Trust
 from channels.defence.watcher import Watcher
 from channels.runtime.bus import EventBus
@@ -41,21 +47,21 @@ from channels.runtime.channel import Channel
 from channels.runtime.channel_runtime import ChannelRuntime
 from channels.runtime.clock import ChainClock
 from channels.runtime.context import RuntimeContext
-from channels.runtime.currency import check_current_for_dispute
 from channels.runtime.defence_host import NodeDefenceHost
 from channels.runtime.errors import UpdateRefusedError
 from channels.runtime.executor import Executor
 from channels.runtime.gatekeeper import Gatekeeper, LinkRefused, period_floor
 from channels.runtime.links import Links
+from channels.runtime.onchain import checkpoint_latest, register_latest
 from channels.runtime.opening import LiveOpens, wait_accepted
 from channels.runtime.quote_host import NodeQuoteHost
 from channels.runtime.quoting import Pricer, QuoteDesk
 from channels.runtime.rebuild import RebuildReport, rebuild_from_towers
 from channels.runtime.settings import NodeSettings
 from channels.runtime.towerclient import TowerClient, TowerEndpoint
-from channels.runtime.views import ChannelInfo
+from channels.runtime.views import ChannelInfo, channel_info
 from channels.signers.calling import call_signer, on_trio_thread
-from channels.store import AsyncStore, IntentStatus, open_store
+from channels.store import AsyncStore, open_store
 from channels.testing.crash import crash_point
 from channels.testing.hooks import FaultHooks
 from channels.transport import Prologue, SecureChannel, serve
@@ -120,7 +126,10 @@ class Node:
             executor=self._executor,
             nursery=nursery,
             request_ids=itertools.count(1),
-            on_update=lambda cid, version, trades: self.quotes.on_update(cid, version, trades),
+            on_update=lambda cid, version, trades: self.quotes.fills.on_update(
+                cid, version, trades
+            ),
+            after_step=lambda cid, actions: self.quotes.fills.after_step(cid, actions),
             check_funding=lambda params, amount: self.gatekeeper.check_funding(
                 params, amount, new_channel=False
             ),
@@ -153,7 +162,7 @@ class Node:
         # fills of our live firm quotes are decided by our quote desk.
         trust = trust or Trust()
         if trust.quotes is None:
-            trust = dataclasses.replace(trust, quotes=self.quotes)
+            trust = dataclasses.replace(trust, quotes=self.quotes.fills)
         self.gatekeeper = Gatekeeper(trust, self, period_floor(settings))
         #: Channel proposals of ours the peer refused (rule and reason), until open_channel reads.
         self._refused: dict[ChannelId, TermsRefused] = {}
@@ -231,26 +240,10 @@ class Node:
         """One view per channel: what a desk's status table shows."""
         infos: list[ChannelInfo] = []
         for runtime in self._runtimes.values():
-            m = runtime.machine
-            watch = self.watcher.watches.get(m.channel_id)
-            chain_view = watch.view if watch is not None else None
-            infos.append(
-                ChannelInfo(
-                    channel_id=m.channel_id,
-                    peer=m.peer_address,
-                    our_index=m.index,
-                    phase=m.phase,
-                    version=m.state.version,
-                    our_balance=m.state.balances[m.index],
-                    their_balance=m.state.balances[1 - m.index],
-                    positions=m.state.position_count,
-                    locked=m.state.locked,
-                    deadline=chain_view.deadline if chain_view is not None else 0,
-                    connected=self._links.connected(m.peer_address),
-                    in_sync=not m.reestablishing,
-                    in_flight=tuple(m.pending_versions),
-                )
-            )
+            watch = self.watcher.watches.get(runtime.channel_id)
+            deadline = watch.view.deadline if watch is not None and watch.view is not None else 0
+            connected = self._links.connected(runtime.peer_address)
+            infos.append(channel_info(runtime.machine, deadline, connected))
         return infos
 
     def _add(self, machine: ChannelMachine, endpoint: tuple[str, int] | None) -> ChannelRuntime:
@@ -313,11 +306,32 @@ class Node:
             with trio.fail_after(self.settings.open_timeout):
                 refused = await wait_accepted(runtime, self._refused)
                 if refused is not None:
+                    refused.proposed = ProposedChannel(peer, params, (deposit, peer_deposit))
                     raise refused
                 crash_point("channel", "post_send")
                 await runtime.fund()
                 await runtime.wait_open()  # raises PeerDepositFeeRefused, not a bare timeout
         return self._handles[machine.channel_id]
+
+    async def accept_counter_offer(self, refused: TermsRefused) -> Channel:
+        """Propose the refused channel again with the peer's counter-offer (its deposit and
+        challenge period; a fresh nonce), once :func:`check_counter` finds it within our terms."""
+        counter, proposed = refused.counter, refused.proposed
+        if counter is None or proposed is None:
+            raise IllegalCall(f"the refusal carries no counter-offer to accept ({refused})")
+        p = proposed.params
+        terms = self.gatekeeper.terms_for(p.participants[1])
+        check_counter(proposed, counter, terms, self.gatekeeper.period_floor)
+        return await self.open_channel(
+            peer=proposed.endpoint,
+            peer_address=p.participants[1],
+            asset=p.asset,
+            deposit=proposed.deposits[0],
+            peer_deposit=counter.deposit,
+            oracle=p.oracle,
+            challenge_period=counter.challenge_period,
+            asset_decimals=p.asset_decimals,
+        )
 
     async def _on_open_proposal(self, peer: Address, msg: OpenProposal) -> None:
         params = msg.params
@@ -334,10 +348,14 @@ class Node:
         if isinstance(decision, RefuseTerms):
             # consent: the opener learns the rule and the reason (and our counter-offer).
             log.info("refused channel proposal 0x%s: %s", params.channel_id.hex()[:12], decision)
-            self._links.send(
-                peer,
-                Reject(params.channel_id, None, None, decision.rule, decision.reason),
+            cid, rule, reason, counter = (
+                params.channel_id,
+                decision.rule,
+                decision.reason,
+                decision.counter,
             )
+            refusal = OpenCounter(cid, rule, reason, counter) if counter else None
+            self._links.send(peer, refusal or Reject(cid, None, None, rule, reason))
             return
         signer = self.signer
         machine, actions = await call_signer(
@@ -362,15 +380,16 @@ class Node:
         if runtime is None or runtime.peer_address != peer:
             self.unknown_channel_messages += 1
             return
-        if isinstance(message, Reject) and runtime.machine.phase is Phase.OPENING:
+        if isinstance(message, Reject | OpenCounter) and runtime.machine.phase is Phase.OPENING:
             await self._open_refused(runtime, message)
             return
         await runtime.receive(message)
 
-    async def _open_refused(self, runtime: ChannelRuntime, message: Reject) -> None:
+    async def _open_refused(self, runtime: ChannelRuntime, message: Reject | OpenCounter) -> None:
         """consent: the peer refused the channel we proposed; nothing was deposited yet."""
         cid = runtime.channel_id
-        self._refused[cid] = TermsRefused(message.rule, message.reason)
+        counter = message.counter if isinstance(message, OpenCounter) else None
+        self._refused[cid] = TermsRefused(message.rule, message.reason, counter)
         del self._runtimes[cid]
         self._handles.pop(cid, None)
         await self.store.set_phase(cid, Phase.CLOSED)
@@ -410,41 +429,19 @@ class Node:
         Refused with :class:`NotKnownCurrent` while the node has not established that its latest
         state is the newest (``force=True`` takes that risk: see the error's text).
         """
-        runtime = self._runtimes.get(ChannelId(channel_id))
-        if runtime is None:
-            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
-        signed = runtime.machine.latest.signed
-        if not signed.fully_signed:
-            raise IllegalCall("no fully signed state to register yet")
-        check_current_for_dispute(runtime.machine, force=force, emit=self._bus.emit)
-        # Through the watcher's driver: recorded as an intent, rebroadcast and fee-bumped until
-        # it is mined; we return once it is.
-        tx = await self.watcher.submit_register("register", runtime, signed)
-        await tx.done.wait()
-        if tx.outcome is IntentStatus.FAILED:  # cancelled means already registered: fine
-            raise IllegalCall(f"the registration did not go through: {tx.detail}")
-        await self.watcher.refresh(runtime, [])
+        await register_latest(self._runtime(channel_id), self.watcher, self._bus.emit, force=force)
 
     async def checkpoint(self, channel_id: bytes) -> None:
         """Record our newest fully signed state on chain with ``checkpoint``: clears a dispute
         registered with an older version (the channel is Open again) or pins an open channel's
         record so that nothing older can be registered. Returns once it is mined."""
+        await checkpoint_latest(self._runtime(channel_id), self.watcher, self.chain, self._bus.emit)
+
+    def _runtime(self, channel_id: bytes) -> ChannelRuntime:
         runtime = self._runtimes.get(ChannelId(channel_id))
         if runtime is None:
             raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
-        signed = runtime.machine.latest.signed
-        check_current_for_dispute(runtime.machine, force=False, emit=self._bus.emit)
-        view = await self.chain.channel(runtime.channel_id)
-        if view.version >= signed.state.version:
-            raise IllegalCall(
-                f"the chain already records v{view.version}; checkpoint needs a newer state "
-                f"than that and ours is v{signed.state.version}"
-            )
-        tx = await self.watcher.submit_checkpoint(runtime, signed, deadline=view.deadline or None)
-        await tx.done.wait()
-        if tx.outcome is IntentStatus.FAILED:
-            raise IllegalCall(f"the checkpoint did not go through: {tx.detail}")
-        await self.watcher.refresh(runtime, [])
+        return runtime
 
     # start-up -----------------------------------------------------------------------------------
     async def restore(self) -> None:
@@ -589,6 +586,7 @@ async def open_node(
                 if watchtowers:
                     node.rebuilt = await rebuild_from_towers(node, watchtowers, peers or {})
                 await node.restore()
+                await node.gatekeeper.restore_premiums()  # the daily premium limit survives
                 await node.quotes.restore()  # firm quotes: the live ones of the audit trail
                 await node.run(listen)
                 try:

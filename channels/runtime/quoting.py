@@ -12,7 +12,10 @@ this is the glue a node owns as ``node.quotes``:
 * ``offer``: an unsolicited firm quote (stream quotes to the peer).
 * ``fill``: one channel update whose OpenOption names the quote.
 * the fill rule as the consent rule's :class:`~channels.core.consent.QuoteAuthority`: a trade the
-  peer initiated that names a quote of ours is countersigned only if the book accepts it.
+  peer initiated that names a quote of ours is countersigned only if the book accepts it
+  (``node.quotes.fills``, :mod:`channels.runtime.quote_fills`; a fill that is not signed after
+  all gives its quantity back);
+* ``restore``: the book again after a restart (:mod:`channels.runtime.quote_restore`).
 
 Events: QuoteRequested, QuoteReceived, QuoteFilled, QuoteExpired, QuoteDeclined
 (:mod:`channels.runtime.quote_events`).
@@ -31,8 +34,7 @@ from typing import Protocol
 import trio
 
 from channels.core import eip712
-from channels.core.consent import Approved, Refusal, Verdict
-from channels.core.errors import ChannelError, IllegalCall, RuleViolation, UnknownChannel
+from channels.core.errors import ChannelError, IllegalCall, UnknownChannel
 from channels.core.model import (
     ZERO_HASH,
     Address,
@@ -47,7 +49,7 @@ from channels.core.model import (
     symbol,
 )
 from channels.core.node_events import Event
-from channels.core.options import OpenOption, Trade
+from channels.core.options import Trade
 from channels.core.protocol import ChannelMachine
 from channels.core.quote_book import BookedQuote, QuoteBook, QuoteLimits, QuoteStatus
 from channels.core.quotes import (
@@ -74,10 +76,11 @@ from channels.core.signing import Signer
 from channels.runtime.quote_events import (
     QuoteDeclinedEvent,
     QuoteExpired,
-    QuoteFilled,
     QuoteReceived,
     QuoteRequested,
 )
+from channels.runtime.quote_fills import FillRule
+from channels.runtime.quote_restore import restore_book
 from channels.signers.calling import call_signer
 from channels.store import AsyncStore
 from channels.store.quotes import QuoteEntry, QuoteRecord
@@ -163,6 +166,19 @@ class _Waiting:
     decline: str | None = None
 
 
+def _kind(kind: str | OptionKind) -> OptionKind:
+    if isinstance(kind, OptionKind):
+        return kind
+    try:
+        return OptionKind[kind.upper()]
+    except KeyError:
+        raise IllegalCall(f"kind must be 'call' or 'put', not {kind!r}") from None
+
+
+def _underlying(underlying: str | bytes) -> bytes:
+    return symbol(underlying) if isinstance(underlying, str) else underlying
+
+
 class QuoteDesk:
     """The firm-quote layer of one node (``node.quotes``)."""
 
@@ -180,6 +196,10 @@ class QuoteDesk:
         self._request_ids = itertools.count(secrets.randbits(32) + 1)
         self._waiting: dict[tuple[bytes, int], _Waiting] = {}
         self._audit_lock = trio.Lock()
+        #: The fill rule (the consent rule's QuoteAuthority) and the fills in flight.
+        self.fills = FillRule(
+            self.book, emit=node.emit, start_soon=node.start_soon, record=self._record
+        )
 
     # reading ----------------------------------------------------------------------------------
     def quotes(self, channel_id: bytes | None = None) -> list[BookedQuote]:
@@ -238,16 +258,11 @@ class QuoteDesk:
         """Ask the peer for a firm quote; returns it (verified, stored) or raises
         :class:`QuoteDeclined` with the peer's reason."""
         machine = self._machine(channel_id)
-        if isinstance(kind, str):
-            try:
-                kind = OptionKind[kind.upper()]
-            except KeyError:
-                raise IllegalCall(f"kind must be 'call' or 'put', not {kind!r}") from None
         request = QuoteRequest(
             channel_id=machine.channel_id,
             request_id=next(self._request_ids),
-            underlying=symbol(underlying) if isinstance(underlying, str) else underlying,
-            kind=kind,
+            underlying=_underlying(underlying),
+            kind=_kind(kind),
             strike=Price(strike),
             expiry=Timestamp(expiry),
             quantity=Quantity(quantity),
@@ -287,19 +302,14 @@ class QuoteDesk:
     ) -> SignedQuote:
         """Sign and send a firm quote. ``side`` is the PEER's side (it buys: we write)."""
         machine = self._machine(channel_id)
-        if isinstance(kind, str):
-            try:
-                kind = OptionKind[kind.upper()]
-            except KeyError:
-                raise IllegalCall(f"kind must be 'call' or 'put', not {kind!r}") from None
         now = self._node.now()
         quote = Quote(
             quote_id=quote_id_for(machine.channel_id, self._node.address, secrets.randbits(64)),
             channel_id=machine.channel_id,
             quoter=self._node.address,
             request_id=request_id,
-            underlying=symbol(underlying) if isinstance(underlying, str) else underlying,
-            kind=kind,
+            underlying=_underlying(underlying),
+            kind=_kind(kind),
             strike=Price(strike),
             expiry=Timestamp(expiry),
             quoter_writes=Side.parse(side) is Side.BUY,
@@ -389,18 +399,6 @@ class QuoteDesk:
         await handle.trade(trade)
         return trade.position
 
-    # the fill rule (the consent rule's QuoteAuthority) ----------------------------------------
-    def check_fill(
-        self, channel_id: ChannelId, peer: Address, trade: Trade, now: int
-    ) -> Verdict | None:
-        try:
-            fill = self.book.check_fill(channel_id, peer, trade, Timestamp(now))
-        except RuleViolation as exc:
-            return Refusal(exc.rule, str(exc))
-        if fill is None:
-            return None
-        return Approved(f"a fill of our quote 0x{fill.quote_id.hex()[:16]}")
-
     # peer messages ----------------------------------------------------------------------------
     async def on_message(self, peer: Address, message: QuoteMessage) -> None:
         machine = self._machine(message.channel_id)
@@ -482,42 +480,7 @@ class QuoteDesk:
         waiting.decline = decline.reason
         waiting.done.set()
 
-    # state updates and time -------------------------------------------------------------------
-    def on_update(self, channel_id: ChannelId, version: int, trades: tuple[Trade, ...]) -> None:
-        """A signed state: report fills of quotes (ours or the peer's) in it."""
-        entries: list[QuoteEntry] = []
-        for trade in trades:
-            if not isinstance(trade, OpenOption) or trade.quote_id is None:
-                continue
-            booked = self.book.get(trade.quote_id)
-            if booked is None:
-                continue
-            if not booked.ours:
-                self.book.record_fill_seen(trade.quote_id, trade.position.quantity)
-            quantity = trade.position.quantity
-            entries.append(
-                QuoteEntry(channel_id, "filled", trade.quote_id, quantity=quantity, version=version)
-            )
-            self._node.emit(
-                QuoteFilled(
-                    channel_id,
-                    trade.quote_id,
-                    quantity,
-                    trade.premium,
-                    booked.remaining,
-                    booked.ours,
-                    trade.position.id,
-                )
-            )
-        if entries:
-            self._node.start_soon(self._record_quietly, entries)
-
-    async def _record_quietly(self, entries: list[QuoteEntry]) -> None:
-        try:
-            await self._record(*entries)
-        except ChannelError as exc:  # the state is stored; the audit row is a copy
-            log.warning("could not record a fill in the quote audit trail: %s", exc)
-
+    # time -------------------------------------------------------------------------------------
     def sweep(self) -> list[BookedQuote]:
         """Mark expired quotes (and drop requests past their TTL); emits QuoteExpired."""
         expired = self.book.expire(Timestamp(self._node.now()))
@@ -531,48 +494,7 @@ class QuoteDesk:
     async def restore(self) -> int:
         """After a restart: book again the live quotes of the audit trail, with what the signed
         history of their channel has filled of them. Returns how many are live."""
-        records = await self.audit()
-        now = self._node.now()
-        dead = {r.quote_id for r in records if r.kind in ("withdrawn", "expired")}
-        replaced = {r.signed.quote.replaces for r in records if r.signed is not None}
-        candidates = [
-            r
-            for r in records
-            if r.kind in ("issued", "received")
-            and r.signed is not None
-            and r.quote_id not in dead
-            and r.signed.quote.valid_until > now
-        ]
-        filled: dict[bytes, int] = {}
-        for channel_id in {r.channel_id for r in candidates}:
-            for update in await self._node.store.history(ChannelId(channel_id)):
-                for trade in update.trades:
-                    if isinstance(trade, OpenOption) and trade.quote_id is not None:
-                        quantity = trade.position.quantity
-                        filled[trade.quote_id] = filled.get(trade.quote_id, 0) + quantity
-        live = 0
-        for r in candidates:
-            assert r.signed is not None
-            machine = self._node.machine(r.channel_id)
-            if machine is None:
-                continue
-            ours = r.kind == "issued"
-            quote = r.signed.quote
-            booked = BookedQuote(
-                r.signed,
-                machine.peer_address,
-                ours,
-                machine.index if ours else 1 - machine.index,
-                min(quote.max_quantity, filled.get(quote.quote_id, 0)),
-            )
-            if quote.quote_id in replaced:
-                booked.status = QuoteStatus.REPLACED
-            elif booked.remaining == 0:
-                booked.status = QuoteStatus.FILLED
-            else:
-                live += 1
-            self.book.restore(booked)
-        return live
+        return await restore_book(self.book, self._node, await self.audit())
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Sweep expired quotes until cancelled (the node restores the book before)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from channels.core.model import Address, ChannelId
-from channels.core.protocol import Phase
+from channels.core.protocol import ChannelMachine, Phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +29,24 @@ class ChannelInfo:
     in_sync: bool
     #: Versions proposed and not yet countersigned.
     in_flight: tuple[int, ...]
+
+
+def channel_info(machine: ChannelMachine, deadline: int, connected: bool) -> ChannelInfo:
+    """The view of one channel machine (``deadline`` and ``connected`` come from the watcher
+    and the links)."""
+    state = machine.state
+    return ChannelInfo(
+        channel_id=machine.channel_id,
+        peer=machine.peer_address,
+        our_index=machine.index,
+        phase=machine.phase,
+        version=state.version,
+        our_balance=state.balances[machine.index],
+        their_balance=state.balances[1 - machine.index],
+        positions=state.position_count,
+        locked=state.locked,
+        deadline=deadline,
+        connected=connected,
+        in_sync=not machine.reestablishing,
+        in_flight=tuple(machine.pending_versions),
+    )

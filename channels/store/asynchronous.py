@@ -42,6 +42,7 @@ from channels.store.ops import (
     StoreStats,
     UpdateIntent,
 )
+from channels.store.premiums import PremiumPaid
 from channels.store.sync import Store
 
 
@@ -288,6 +289,9 @@ class AsyncStore:
 
     async def export_audit(self, channel_id: ChannelId) -> list[dict[str, Any]]:
         return await self.run(lambda s: s.export_audit(channel_id))
+
+    async def premiums_since(self, seconds: int) -> list[PremiumPaid]:
+        return await self.run(lambda s: s.premiums_since(seconds))
 
     async def highest_signed(self, channel_id: ChannelId) -> int | None:
         return await self.run(lambda s: s.highest_signed(channel_id))

@@ -157,6 +157,7 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
         self.previous_clean_shutdown = meta["last_clean_shutdown"] == "1"
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("UPDATE meta SET value = '0' WHERE key = 'last_clean_shutdown'")
+        self._create_premiums()
         conn.execute("COMMIT")
 
     def close(self, *, clean: bool = True) -> None:

@@ -9,7 +9,7 @@ from channels.core.model import ChannelId, Position, SignedUpdate
 from channels.core.options import OpenOption, Settle, Unwind
 from channels.core.positions import MAX_SLOTS, BookChanges, BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
-from channels.store._base import _Live, _StoreBase
+from channels.store._base import _Live
 from channels.store._helpers import (
     _INT64_MAX,
     _addr,
@@ -31,10 +31,11 @@ from channels.store.ops import (
     SetCursor,
     UpdateIntent,
 )
+from channels.store.premiums import _PremiumRecords
 from channels.store.schema import ZERO_LINK
 
 
-class _Transactions(_StoreBase):
+class _Transactions(_PremiumRecords):
     """The :class:`Store` methods that apply one operation inside the open transaction."""
 
     # operations (inside a transaction) ----------------------------------------------------------
@@ -234,6 +235,7 @@ class _Transactions(_StoreBase):
             "prev_link, link, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (channel_id, version, state_hash, blob, keccak256(blob), live.head_link, link, now),
         )
+        self._record_premiums(channel_id, version, update.trades, now)  # the daily premium limit
         conn.execute(
             "UPDATE channels SET head_version = ?, head_link = ?, high_water = ?, updated_at = ? "
             "WHERE channel_id = ?",

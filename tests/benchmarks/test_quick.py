@@ -22,6 +22,8 @@ FIELDS = (
     "sequential pay from the follower, FULL: p50 / p99",
     "calls/s / signed versions/s",
     "CPU per signed version, leader / follower",
+    "idle CPU with the channel open",
+    "the same less idle CPU",
     "64 concurrent pay callers, one channel, FULL: signed versions/s",
     "batched, 100 trades per update (50 OpenOption + 50 Unwind)",
     "x floor",

@@ -89,12 +89,16 @@ class Quotes:
     def __init__(self, verdict: Approved | Refusal | None) -> None:
         self.verdict = verdict
         self.calls: list[Trade] = []
+        self.outcomes: list[bool] = []
 
     def check_fill(
         self, channel_id: ChannelId, peer: Address, trade: Trade, now: int
     ) -> Approved | Refusal | None:
         self.calls.append(trade)
         return self.verdict
+
+    def decided(self, channel_id: ChannelId, version: int, approved: bool) -> None:
+        self.outcomes.append(approved)
 
 
 def test_the_table() -> None:
@@ -150,6 +154,32 @@ def test_a_fill_of_our_live_quote_passes_without_a_hook() -> None:
     quotes = Quotes(Approved("quote 7"))
     assert isinstance(decide(view(batch, 1), quotes, None), Approved)
     assert quotes.calls == [batch[0]]  # automatic trades are not shown to the quote book
+    assert quotes.outcomes == [True]
+
+
+def test_the_quote_book_learns_when_an_update_with_its_fill_is_refused() -> None:
+    """A fill approved next to a trade nobody consents to: the book is told the update was
+    refused, so it gives the fill's quantity back (a refused fill must not consume the quote)."""
+    batch = (OpenOption(option(writer=1), Amount(10)), Pay(1, Amount(1)))
+
+    class FillsOnly(Quotes):
+        def check_fill(
+            self, channel_id: ChannelId, peer: Address, trade: Trade, now: int
+        ) -> Approved | Refusal | None:
+            self.calls.append(trade)
+            return Approved("quote 7") if isinstance(trade, OpenOption) else None
+
+    quotes = FillsOnly(None)
+    verdict = decide(view(batch, 1), quotes, None)
+    assert isinstance(verdict, Refusal) and verdict.rule == "ConsentRequired"
+    assert quotes.calls == list(batch) and quotes.outcomes == [False]
+
+    def boom(_v: UpdateView) -> Approved | Refusal:
+        raise ValueError("boom")
+
+    broken = FillsOnly(None)
+    assert isinstance(decide(view(batch, 1), broken, boom), Refusal)
+    assert broken.outcomes == [False]
 
 
 def test_a_bad_fill_is_refused_even_if_the_hook_would_approve() -> None:

@@ -16,7 +16,7 @@ from channels.core.errors import SchemaError, UnknownType, WireError
 from channels.core.hashing import keccak256
 from channels.core.model import QUANTITY_SCALE, OptionKind, symbol
 from channels.core.options import OpenOption
-from channels.core.quote_book import QuoteBook, QuoteLimits, QuoteStatus
+from channels.core.quote_book import Fill, QuoteBook, QuoteLimits, QuoteStatus
 from channels.core.quotes import (
     QUOTE_TYPE,
     BadQuote,
@@ -268,6 +268,33 @@ def test_a_released_fill_gives_its_quantity_back() -> None:
         book.check_fill(CHANNEL, BOB.address, fill_trade(quote, 1, 2, 0), NOW)
     book.release(fill)
     assert book.check_fill(CHANNEL, BOB.address, fill_trade(quote, 5, 3, 0), NOW) is not None
+
+
+def test_held_fills_are_given_back_when_dropped_and_kept_when_signed() -> None:
+    """A fill in our proposal of version 7 holds its size; the peer refuses 7 (dropped): the
+    size is back. Held for 8 and 9, then 9 is signed (the resync case: 8 was signed too): both
+    stay taken, and a later drop of 8 gives nothing back."""
+    quote = make_quote(max_quantity=6)
+    book = booked(quote)
+    qid = quote.quote_id
+
+    def take(size: int, position_id: int) -> Fill:
+        fill = book.check_fill(CHANNEL, BOB.address, fill_trade(quote, size, position_id, 0), NOW)
+        assert fill is not None
+        return fill
+
+    book.hold(CHANNEL, 7, [take(6, 1)])
+    assert book.held == 1 and book.get(qid).remaining == 0  # type: ignore[union-attr]
+    book.dropped(CHANNEL, 7)
+    assert book.held == 0 and book.get(qid).remaining == 6  # type: ignore[union-attr]
+    book.hold(CHANNEL, 8, [take(2, 2)])
+    book.hold(CHANNEL, 9, [take(3, 3)])
+    book.signed(CHANNEL, 9)
+    book.dropped(CHANNEL, 8)
+    assert book.held == 0 and book.get(qid).remaining == 1  # type: ignore[union-attr]
+    book.hold(b"\x01" * 32, 3, [take(1, 4)])  # another channel's versions are its own
+    book.signed(CHANNEL, 100)
+    assert book.held == 1
 
 
 def test_expiry_marks_quotes_and_drops_stale_requests() -> None:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from channels.core.errors import InvalidField
 from channels.core.model import Address, Params
 from channels.core.terms import (
     NO_TERMS,
     AcceptTerms,
     AssetTerms,
+    BadCounterOffer,
+    CounterOffer,
     PeerTerms,
     PeerUsage,
+    ProposedChannel,
     RefuseTerms,
+    check_counter,
     evaluate,
 )
 
@@ -89,7 +95,46 @@ def test_what_is_accepted_is_within_every_term_and_a_counter_is_accepted(
         # nothing to the total, so it may be accepted even when the total is already at the cap.
         assert asked <= 1_000 and (asked == 0 or used + asked <= 2_500)
         assert max(600, floor) <= period <= 86_400 and channels < 3
-    elif decision.rule == "DepositAboveTerms":
-        assert decision.counter is not None and decision.counter < asked
-        again = evaluate(TERMS, params(period=period), (theirs, decision.counter), 1, usage, floor)
-        assert again == AcceptTerms(decision.counter)
+    elif decision.counter is not None:
+        counter = decision.counter
+        assert decision.rule in ("DepositAboveTerms", "ChallengePeriodOutOfBounds")
+        assert counter.deposit <= asked
+        again = evaluate(
+            TERMS,
+            params(period=counter.challenge_period),
+            (theirs, counter.deposit),
+            1,
+            usage,
+            floor,
+        )
+        assert again == AcceptTerms(counter.deposit)  # the counter-offer is accepted as it is
+    else:
+        assert decision.rule == "TooManyChannels" or floor > 86_400
+
+
+def proposed(asked: int = 1_000, period: int = 3600) -> ProposedChannel:
+    return ProposedChannel(("127.0.0.1", 1), params(period=period), (0, asked))
+
+
+def test_a_counter_offer_that_lowers_within_our_terms_is_taken() -> None:
+    check_counter(proposed(), CounterOffer(500, 7200), TERMS, 0)
+    check_counter(proposed(), CounterOffer(1_000, 600), TERMS, 0)
+
+
+def test_a_hostile_counter_offer_is_refused() -> None:
+    cases = [
+        CounterOffer(1_001, 3600),  # asks more of the peer than we proposed: no counter at all
+        CounterOffer(500, 60),  # a challenge period too short to defend the channel
+        CounterOffer(500, 10**6),  # our funds locked far longer than our terms allow
+    ]
+    for counter in cases:
+        with pytest.raises(BadCounterOffer):
+            check_counter(proposed(), counter, TERMS, 0)
+    with pytest.raises(BadCounterOffer):  # the chain's floor is above what the counter asks
+        check_counter(proposed(), CounterOffer(500, 700), TERMS, 900)
+
+
+def test_a_counter_offer_is_well_formed() -> None:
+    for deposit, period in [(-1, 3600), (1 << 256, 3600), (1, 0), (1, 1 << 64), (True, 3600)]:
+        with pytest.raises(InvalidField):
+            CounterOffer(deposit, period)

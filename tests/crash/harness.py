@@ -1,4 +1,5 @@
-"""The crash harness: desk processes, a shared anvil, read-back of stores, and the invariants.
+"""The crash harness: desk processes on a shared anvil (the invariants they are checked against
+are in ``invariants.py``, the zygote's client in ``forking.py``).
 
 Everything here is synchronous (threads read the children's output) so a test can SIGKILL a child
 at any moment; chain look-ups run in short ``trio.run`` calls.
@@ -6,19 +7,17 @@ at any moment; chain look-ups run in short ``trio.run`` calls.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,9 @@ from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of, mint
 from adjudicator.transactions import TransactionSender
 from channels.core import eip712
-from channels.core.signing import LocalSigner, recover
-from channels.store import Store
+from channels.core.signing import LocalSigner
+
+from .forking import ZygoteChild, child_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -164,14 +164,6 @@ def free_port() -> int:
 USE_ZYGOTE = os.environ.get("CHANNELS_CRASH_NO_ZYGOTE") != "1"
 
 
-def _child_env(crash_at: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "CHANNELS_CRASH_AT"}
-    if crash_at is not None:
-        env["CHANNELS_CRASH_AT"] = crash_at
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def _exec_child(config: dict[str, Any], crash_at: str | None, log_path: Path) -> Any:
     with open(log_path, "a") as log:
         return subprocess.Popen(
@@ -180,132 +172,9 @@ def _exec_child(config: dict[str, Any], crash_at: str | None, log_path: Path) ->
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env=_child_env(crash_at),
+            env=child_env(crash_at),
             cwd=str(ROOT),
         )
-
-
-class _Zygote:
-    """The fork server (one per test session), shared by every thread of the harness."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "zygote.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=_child_env(None),
-            cwd=str(ROOT),
-        )
-        self._cond = threading.Condition()
-        self._write_lock = threading.Lock()
-        self._ids = iter(range(1, 10**9))
-        self.pids: dict[int, int] = {}
-        self.exits: dict[int, int] = {}
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            obj = json.loads(line)
-            with self._cond:
-                if "exit" in obj:
-                    self.exits[int(obj["exit"])] = int(obj["code"])
-                else:
-                    self.pids[int(obj["id"])] = int(obj["pid"])
-                self._cond.notify_all()
-
-    def spawn(self, request: dict[str, Any]) -> int:
-        request_id = next(self._ids)
-        with self._write_lock:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"id": request_id, **request}) + "\n")
-            self.proc.stdin.flush()
-        with self._cond:
-            if not self._cond.wait_for(lambda: request_id in self.pids, 30):
-                raise AssertionError("the zygote did not fork")
-            return self.pids.pop(request_id)
-
-    def wait(self, pid: int, timeout: float | None) -> int | None:
-        with self._cond:
-            self._cond.wait_for(lambda: pid in self.exits, timeout)
-            return self.exits.get(pid)
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(10)
-
-
-_ZYGOTE: _Zygote | None = None
-_ZYGOTE_LOCK = threading.Lock()
-
-
-def zygote() -> _Zygote:
-    global _ZYGOTE
-    with _ZYGOTE_LOCK:
-        if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
-            _ZYGOTE = _Zygote()
-            atexit.register(_ZYGOTE.close)
-        return _ZYGOTE
-
-
-def _open_fifo(path: Path, flags: int, unblock: Callable[[], None], timeout: float = 30) -> int:
-    """A blocking FIFO open that a watchdog unblocks if the other side never comes."""
-    timer = threading.Timer(timeout, unblock)
-    timer.start()
-    try:
-        return os.open(str(path), flags)
-    finally:
-        timer.cancel()
-
-
-class ZygoteChild:
-    """A forked desk: the same surface as ``subprocess.Popen`` as far as ``Desk`` uses it."""
-
-    def __init__(self, config: dict[str, Any], crash_at: str | None, base: Path, log: Path) -> None:
-        self.zygote = zygote()
-        fifo_in, fifo_out = Path(f"{base}.in"), Path(f"{base}.out")
-        for fifo in (fifo_in, fifo_out):
-            fifo.unlink(missing_ok=True)
-            os.mkfifo(fifo)
-        self.pid = self.zygote.spawn(
-            {
-                "config": config,
-                "crash_at": crash_at,
-                "stdin": str(fifo_in),
-                "stdout": str(fifo_out),
-                "stderr": str(log),
-            }
-        )
-
-        # The child opens its stdin first, then its stdout: the same order here.
-        def unblock_in() -> None:
-            os.close(os.open(str(fifo_in), os.O_RDONLY | os.O_NONBLOCK))
-
-        fd_in = _open_fifo(fifo_in, os.O_WRONLY, unblock_in)
-        self.stdin = os.fdopen(fd_in, "w")
-
-        def unblock_out() -> None:
-            try:
-                os.close(os.open(str(fifo_out), os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:
-                pass
-
-        self.stdout = os.fdopen(_open_fifo(fifo_out, os.O_RDONLY, unblock_out), "r")
-
-    def poll(self) -> int | None:
-        return self.zygote.exits.get(self.pid)
-
-    @property
-    def returncode(self) -> int | None:
-        return self.poll()
-
-    def wait(self, timeout: float | None = None) -> int:
-        code = self.zygote.wait(self.pid, timeout)
-        if code is None:
-            raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
-        return code
 
 
 # Desk processes --------------------------------------------------------------------------------
@@ -614,189 +483,3 @@ def open_channel(leader: Desk, follower: Desk, deposit: int = DEPOSIT) -> str:
         if time.monotonic() > deadline:
             raise AssertionError(f"deposits never credited: {state}")
         time.sleep(0.05)
-
-
-# Reading stores back ---------------------------------------------------------------------------
-
-
-@dataclass
-class StoreView:
-    """What one store holds about its (single) channel, read after its process is gone."""
-
-    identity: bytes
-    latest_version: int
-    latest_hash: bytes
-    balances: tuple[int, int]
-    highest_signed: int
-    history: dict[int, tuple[bytes, tuple[bytes | None, bytes | None]]] = field(
-        default_factory=dict
-    )
-    signed_versions: dict[int, bytes] = field(default_factory=dict)
-    last_clean_shutdown: str | None = None
-
-
-def read_store(path: Path, identity: bytes, chain: Chain) -> StoreView:
-    """Open a store only once no process holds it: raw reads first (the signature record and the
-    clean-shutdown flag, which the product's ``Store.open`` would overwrite), then ``Store`` for
-    the checked history. Closed with ``clean=False``, so the flag stays as a crash left it."""
-    raw = sqlite3.connect(str(path))
-    try:
-        signed = {
-            int(v): bytes(h)
-            for v, h in raw.execute("SELECT version, state_hash FROM signed_versions")
-        }
-        flag = raw.execute("SELECT value FROM meta WHERE key = 'last_clean_shutdown'").fetchone()
-    finally:
-        raw.close()
-    store = Store.open(path, identity, chain.chain_id, chain.adjudicator)
-    try:
-        (stored,) = store.load_channels()
-        history = {}
-        for update in store.history(stored.channel_id):
-            st = update.signed.state
-            history[int(st.version)] = (eip712.state_struct_hash(st), update.signed.signatures)
-        store.verify_history(stored.channel_id)
-        state = stored.latest.signed.state
-        return StoreView(
-            identity=identity,
-            latest_version=int(state.version),
-            latest_hash=eip712.state_struct_hash(state),
-            balances=(int(state.balances[0]), int(state.balances[1])),
-            highest_signed=int(stored.highest_signed),
-            history=history,
-            signed_versions=signed,
-            last_clean_shutdown=None if flag is None else str(flag[0]),
-        )
-    finally:
-        store.close(clean=False)
-
-
-# Invariants ------------------------------------------------------------------------------------
-
-
-def signed_by(chain: Chain, state_hash: bytes, signature: bytes | None, who: bytes) -> bool:
-    if signature is None:
-        return False
-    try:
-        return recover(eip712.digest(chain.domain(), state_hash), signature) == who
-    except Exception:
-        return False
-
-
-def victim_signatures(
-    chain: Chain,
-    victim: bytes,
-    stores: Iterable[StoreView],
-    survivor_taps: Iterable[dict[str, Any]],
-) -> tuple[dict[int, set[bytes]], list[str]]:
-    """Every (version -> state hashes) that carries the victim's signature anywhere we can see:
-    both stores' histories, the victim's own signature record, and every message the survivor
-    received from it. Also returns the anomalies (a victim signature we cannot attribute)."""
-    seen: dict[int, set[bytes]] = {}
-    anomalies: list[str] = []
-    known: dict[int, set[bytes]] = {}
-    stores = list(stores)
-
-    def add(version: int, state_hash: bytes) -> None:
-        seen.setdefault(version, set()).add(state_hash)
-
-    for view in stores:
-        for version, (h, _sigs) in view.history.items():
-            known.setdefault(version, set()).add(h)
-        for version, h in view.signed_versions.items():
-            known.setdefault(version, set()).add(h)
-    for view in stores:
-        if view.identity == victim:
-            for version, h in view.signed_versions.items():
-                add(version, h)
-        for version, (h, sigs) in view.history.items():
-            if any(signed_by(chain, h, s, victim) for s in sigs):
-                add(version, h)
-    for row in survivor_taps:
-        if row.get("from") != "0x" + victim.hex():
-            continue
-        kind = row["type"]
-        if kind == "Proposal":
-            h = bytes.fromhex(row["state_hash"][2:])
-            if signed_by(chain, h, bytes.fromhex(row["signature"][2:]), victim):
-                add(row["version"], h)
-            else:
-                anomalies.append(f"a proposal of v{row['version']} not signed by the victim")
-        elif kind == "Accept":
-            sig = bytes.fromhex(row["signature"][2:])
-            matches = [h for h in known.get(row["version"], ()) if signed_by(chain, h, sig, victim)]
-            if matches:
-                for h in matches:
-                    add(row["version"], h)
-            else:
-                anomalies.append(f"an accept of v{row['version']} signs no state we know of")
-        elif kind == "Reestablish":
-            h = bytes.fromhex(row["state_hash"][2:])
-            for s in row["signatures"]:
-                if signed_by(chain, h, bytes.fromhex(s[2:]), victim):
-                    add(row["version"], h)
-    return seen, anomalies
-
-
-def assert_no_equivocation(
-    chain: Chain, victim: bytes, stores: Iterable[StoreView], taps: Iterable[dict[str, Any]]
-) -> dict[int, set[bytes]]:
-    seen, anomalies = victim_signatures(chain, victim, stores, taps)
-    assert not anomalies, anomalies
-    doubles = {v: sorted(h.hex()[:16] for h in hs) for v, hs in seen.items() if len(hs) > 1}
-    assert not doubles, f"the victim signed two states of one version: {doubles}"
-    return seen
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def force_close_and_check_payouts(
-    chain: Chain,
-    disputer: Desk,
-    other: Desk,
-    leader: Desk,
-    follower: Desk,
-    agreed: dict[str, Any],
-    start_balances: tuple[int, int],
-    deposit: int = DEPOSIT,
-) -> None:
-    """Invariant 4: dispute, let the challenge period pass, and compare the payouts (token balance
-    changes plus deposits, after both watchers withdrew) with the agreed state's balances."""
-    disputer.request("dispute", timeout=20)
-    # Cases run side by side on one chain and each moves its time on: a dispute may be concluded
-    # before the other side's watcher polls, and that side goes from open to closed directly.
-    for desk in (disputer, other):
-        desk.wait_event(
-            lambda e: (
-                e.get("event") == "PhaseChangedEvent" and e["phase"] in ("disputed", "closed")
-            ),
-            15,
-        )
-    advance(chain, CHALLENGE_PERIOD + 1)
-    expected = (int(agreed["balances"][0]), int(agreed["balances"][1]))
-    assert sum(expected) == 2 * deposit
-    for desk in (leader, follower):
-        desk.wait_event(
-            lambda e: e.get("event") == "FinalityChanged" and e["finality"] == "withdrawn", 30
-        )
-
-    def paid() -> bool:
-        now = token_balances(chain, leader.address, follower.address)
-        return (
-            now[0] - start_balances[0] + deposit,
-            now[1] - start_balances[1] + deposit,
-        ) == expected
-
-    try:
-        wait_until(paid, 15, "the payouts")
-    except AssertionError:
-        now = token_balances(chain, leader.address, follower.address)
-        raise AssertionError(
-            f"payouts {[now[i] - start_balances[i] + deposit for i in (0, 1)]} != agreed {expected}"
-        ) from None

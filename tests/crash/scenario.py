@@ -37,16 +37,14 @@ from .harness import (
     Chain,
     Desk,
     DeskDied,
-    assert_no_equivocation,
     converge,
-    force_close_and_check_payouts,
     free_port,
     new_desk,
     open_channel,
     pay,
-    read_store,
     token_balances,
 )
+from .invariants import assert_no_equivocation, force_close_and_check_payouts, read_store
 
 
 @dataclass

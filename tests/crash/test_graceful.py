@@ -16,8 +16,8 @@ from .harness import (
     new_desk,
     open_channel,
     pay,
-    read_store,
 )
+from .invariants import read_store
 
 
 def test_stop_and_restart_each_side_between_trades(chain: Chain, tmp_path: Path) -> None:

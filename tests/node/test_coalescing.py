@@ -85,7 +85,7 @@ async def test_queued_call_times_out_when_never_proposed(desks: Desks, tmp_path:
     """A call queued behind a full pipeline on a channel that then loses its peer for good is
     failed by the coalescer's own timeout (not left waiting for a resync that never comes), and
     its trades are never proposed afterwards."""
-    settings = replace(FAST, update_timeout=2.0)
+    settings = replace(FAST, update_timeout=4.0)
     with trio.fail_after(60):
         async with (
             desk(desks, desks.bob, tmp_path / "bob.sqlite", listen=0) as bob,
@@ -105,8 +105,10 @@ async def test_queued_call_times_out_when_never_proposed(desks: Desks, tmp_path:
                 balance = ch.state.balances[ch.our_index]
                 proxy.hold_back = True  # Bob's accepts never reach Alice: nothing completes
                 outcomes: dict[int, object] = {}
+                started: set[int] = set()
 
                 async def pay(amount: int) -> None:
+                    started.add(amount)  # pay() queues or proposes before its first yield
                     try:
                         outcomes[amount] = await ch.pay(amount)
                     except (UpdateRefusedError, trio.TooSlowError) as exc:
@@ -117,14 +119,13 @@ async def test_queued_call_times_out_when_never_proposed(desks: Desks, tmp_path:
                         calls.start_soon(pay, amount)
                     await wait_until(lambda: len(ch.in_flight) == 4)
                     calls.start_soon(pay, 1000)  # no room: queued in the coalescer
-                    await trio.sleep(0.1)
+                    await wait_until(lambda: 1000 in started)
                     proxy_scope.cancel()  # the peer is gone for good: the channel stays paused
                 queued = outcomes[1000]
                 assert isinstance(queued, trio.TooSlowError), outcomes
                 assert "not proposed" in str(queued)
                 for amount in (1, 2, 4, 8):
                     assert isinstance(outcomes[amount], trio.TooSlowError | UpdateRefusedError)
-                await trio.sleep(0.5)
                 assert len(ch.in_flight) <= 4  # the queued trade was never proposed
                 assert ch.state.balances[ch.our_index] == balance
             net.cancel_scope.cancel()

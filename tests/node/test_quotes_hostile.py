@@ -27,8 +27,8 @@ from channels.core.quotes import (
 from channels.transport import Prologue, connect
 
 from ._helpers import WEEK, open_channel, wait_until
+from ._quoting import quoting_desk
 from .conftest import Desks
-from .test_quotes import quoting_desk
 
 
 async def test_hostile_quote_messages_are_refused_and_not_stored(

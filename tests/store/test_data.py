@@ -33,6 +33,7 @@ from channels.store import (
     Store,
 )
 from channels.store.errors import ForeignStore, StoreError
+from channels.store.premiums import premiums_by_payer
 from tests.store._sim import ADJUDICATOR, ALICE, CHAIN_ID, DEPOSIT, Sim, make_params
 from tests.store.conftest import reopen, sql_on_file, store_all
 
@@ -334,3 +335,25 @@ def test_bad_values_fail_their_group_only(store: Store) -> None:
     assert isinstance(outcomes[0], StoreError)
     assert outcomes[1] == [1] or outcomes[1] == [2]
     assert [i.payload for i in store.intents()] == [b"fine"]
+
+
+def test_each_stored_state_records_the_premiums_it_pays(db_path: Path, sim: Sim) -> None:
+    """The daily premium limit's ledger (channels/store/premiums.py): one row per payer of each
+    stored state with premiums, written with the state, read back after a reopen."""
+    clock = [1_000_000.0]
+    with Store.open(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR, clock=lambda: clock[0]) as s:
+        store_all(s, sim)
+    expected = {
+        (u.signed.state.version, payer): amount
+        for u in sim.updates
+        for payer, amount in enumerate(premiums_by_payer(u.trades))
+        if amount
+    }
+    assert expected, "the simulated history opens options with premiums"
+    assert any(isinstance(t, OpenOption) for u in sim.updates for t in u.trades)
+    clock[0] += 3600
+    with Store.open(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR, clock=lambda: clock[0]) as s:
+        rows = s.premiums_since(86_400)
+        assert {(r.version, r.payer): r.amount for r in rows} == expected
+        assert {r.age for r in rows} == {3600}
+        assert s.premiums_since(1800) == []  # all older than half an hour

@@ -41,6 +41,7 @@ KINDS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], bytes], Callable[
     "Accept": (s.accepts, wire.encode_message, wire.decode_message),
     "Reject": (s.rejects, wire.encode_message, wire.decode_message),
     "Reestablish": (s.reestablishes, wire.encode_message, wire.decode_message),
+    "OpenCounter": (s.open_counters, wire.encode_message, wire.decode_message),
     "SignedUpdate": (s.signed_updates, wire.encode_update, wire.decode_update),
     "Params": (s.params(), wire.encode_params, wire.decode_params),
     "State": (s.states, wire.encode_state, wire.decode_state),

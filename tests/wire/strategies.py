@@ -8,6 +8,7 @@ from channels.core import model
 from channels.core.messages import (
     Accept,
     OpenAccept,
+    OpenCounter,
     OpenProposal,
     Proposal,
     Reestablish,
@@ -25,6 +26,7 @@ from channels.core.options import (
     Unwind,
 )
 from channels.core.positions import MAX_SLOTS, BookSnapshot
+from channels.core.terms import CounterOffer
 from channels.core.wire import MAX_REASON_LEN, MAX_RULE_LEN
 
 
@@ -185,6 +187,14 @@ reestablishes = st.builds(
     recent=st.lists(signed_updates, max_size=2).map(tuple),
 )
 
+open_counters = st.builds(
+    OpenCounter,
+    channel_id=hash32,
+    rule=st.text(max_size=MAX_RULE_LEN),
+    reason=st.text(max_size=200),
+    counter=st.builds(CounterOffer, deposit=uint(256), challenge_period=st.integers(1, 2**64 - 1)),
+)
+
 messages = st.one_of(
     open_proposals,
     open_accepts,
@@ -193,5 +203,6 @@ messages = st.one_of(
     accepts,
     rejects,
     reestablishes,
+    open_counters,
 )
 

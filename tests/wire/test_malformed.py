@@ -29,6 +29,7 @@ from channels.core.messages import (
     Accept,
     Message,
     OpenAccept,
+    OpenCounter,
     OpenProposal,
     Proposal,
     Reestablish,
@@ -38,6 +39,7 @@ from channels.core.messages import (
 from channels.core.model import OptionKind, Params, Position, State
 from channels.core.options import Finalize, Pay
 from channels.core.positions import MAX_SLOTS, BookSnapshot
+from channels.core.terms import CounterOffer
 
 from . import strategies as s
 
@@ -50,6 +52,7 @@ PARAMS = Params(1, b"\x0a" * 20, bytes(20), 18, (b"\x01" * 20, b"\x02" * 20), 36
 OPEN = OpenProposal(PARAMS, (10**18, 10**18), SIG)
 BOOK = BookSnapshot(1, ((0, Position(1, bytes(32), OptionKind.PUT, 1, 2, 3, 0, 4)),))
 REESTABLISH = Reestablish(CID, STATE, (SIG, SIG), BOOK)
+COUNTER = OpenCounter(CID, "DepositAboveTerms", "at most 5", CounterOffer(5, 3600))
 
 Path = tuple[Any, ...]
 DELETE = object()
@@ -97,6 +100,7 @@ F = 2  # index of the fields map in the envelope
 TRADE0 = (F, "trades", 0, 1)  # the fields of the Pay trade in PROPOSAL
 AMOUNT = (*TRADE0, "amount")
 VERSION = (F, "version")  # of ACCEPT
+TERMS = (F, "counter")  # of COUNTER
 EXT = msgpack.ExtType(1, b"x")
 TS = msgpack.Timestamp(1, 0)
 
@@ -225,8 +229,18 @@ CASES: list[tuple[str, Callable[[], bytes], type[WireError]]] = [
         lambda: pack([1, 6, {**raw_of(Reject(CID, None, None, "r", "x"))[F], "rule": "r" * 65}]),
         SchemaError,
     ),
+    # A counter-offer: strict like every message, and its figures checked when read
+    ("counter without terms", lambda: mutated(COUNTER, (F, "counter"), {}), SchemaError),
+    (
+        "counter period 0",
+        lambda: mutated(COUNTER, (F, "counter", "challenge_period"), 0),
+        SchemaError,
+    ),
+    ("counter deposit as int", lambda: mutated(COUNTER, (*TERMS, "deposit"), 5), SchemaError),
+    ("counter extra key", lambda: mutated(COUNTER, (*TERMS, "premium"), 1), SchemaError),
+    ("counter reason too long", lambda: mutated(COUNTER, (F, "reason"), "x" * 4097), SchemaError),
     # Tags and versions
-    ("unknown tag 8", lambda: pack([1, 8, raw_of(ACCEPT)[F]]), UnknownType),
+    ("unknown tag 9", lambda: pack([1, 9, raw_of(ACCEPT)[F]]), UnknownType),
     ("unknown tag 0", lambda: pack([1, 0, {}]), UnknownType),
     ("negative tag", lambda: pack([1, -1, {}]), UnknownType),
     ("record tag", lambda: wire.encode_state(STATE), UnknownType),
@@ -290,6 +304,7 @@ BAD_TO_ENCODE: list[tuple[str, object]] = [
     ("long rule", Reject(CID, None, None, "r" * (wire.MAX_RULE_LEN + 1), "")),
     ("long reason", Reject(CID, None, None, "", "x" * (wire.MAX_REASON_LEN + 1))),
     ("surrogate", Reject(CID, None, None, "", "\ud800")),
+    ("counter with a long rule", OpenCounter(CID, "r" * 65, "", CounterOffer(1, 3600))),
     (
         "high_water above MAX_SLOTS",
         Reestablish(CID, STATE, (SIG, SIG), BookSnapshot(MAX_SLOTS + 1, ())),
@@ -333,7 +348,7 @@ def test_random_bytes_raise_only_wire_errors(data: bytes) -> None:
     only_wire_errors(data)
 
 
-@given(st.sampled_from([1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36]), st.binary(max_size=512))
+@given(st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, 32, 33, 34, 35, 36]), st.binary(max_size=512))
 def test_random_fields_after_a_valid_envelope_head(tag: int, tail: bytes) -> None:
     only_wire_errors(b"\x93\x01" + bytes([tag]) + tail)
 

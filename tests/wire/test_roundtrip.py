@@ -15,6 +15,7 @@ from channels.core.messages import (
     Accept,
     Message,
     OpenAccept,
+    OpenCounter,
     OpenProposal,
     Proposal,
     Reestablish,
@@ -71,6 +72,11 @@ def test_reject_round_trip(msg: Reject) -> None:
 
 @given(s.reestablishes)
 def test_reestablish_round_trip(msg: Reestablish) -> None:
+    _check_message(msg)
+
+
+@given(s.open_counters)
+def test_open_counter_round_trip(msg: OpenCounter) -> None:
     _check_message(msg)
 
 
@@ -161,6 +167,7 @@ TAGS_AND_KEYS = {
     Accept: (5, {"channel_id", "version", "signature", "withdrawal_signature"}),
     Reject: (6, {"channel_id", "version", "request_id", "rule", "reason"}),
     Reestablish: (7, {"channel_id", "state", "signatures", "book", "recent"}),
+    OpenCounter: (8, {"channel_id", "rule", "reason", "counter"}),
 }
 
 
