@@ -127,7 +127,7 @@ def write_config(
         f"approve = {json.dumps(approve)}\n\n"
         f"[quotes]\nvalid_for = 60\n\n"
         f'[[quotes.table]]\nunderlying = "ETH-USD"\nkind = "{kind}"\nstrike = "{strike}"\n'
-        f'side = "buy"\nprice = {price}\ncollateral = {collateral}\n'
+        f'side = "buy"\nprice_raw = {price}\ncollateral_raw = {collateral}\n'
     )
     return path
 

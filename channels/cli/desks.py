@@ -52,8 +52,8 @@ underlying = "ETH-USD"
 kind = "call"
 strike = "3000"
 side = "buy"                       # the requester buys: we write
-price = {price}              # premium per unit, smallest units (40 tokens)
-collateral = {collateral}        # per unit, smallest units (500 tokens)
+price = "40"                       # premium per unit, in the token's units
+collateral = "500"                 # collateral per unit, in the token's units
 max_quantity = "1"
 """
 
@@ -185,9 +185,7 @@ def write_dev_desks(
             challenge_period=DEV_CHALLENGE_PERIOD,
             peers=peers,
             peer_terms=DEV_PEER_TERMS.format(max_deposit=DEV_MAX_DEPOSIT * 10**token_decimals),
-            extra_tables=DEV_QUOTES.format(
-                price=40 * 10**token_decimals, collateral=500 * 10**token_decimals
-            ),
+            extra_tables=DEV_QUOTES,
         )
         config = directory / f"{name}.toml"
         _write_public(config, text)

@@ -11,9 +11,16 @@
     kind = "call"                  # call | put
     strike = "3000"                # a price (8 decimals), as a string or a number
     side = "buy"                   # the REQUESTER's side this row answers: buy (we write) | sell
-    price = 1_500_000              # premium per whole option, in the asset's smallest unit
-    collateral = 10_000_000        # collateral per whole option (the writer locks it)
+    price = "1.5"                  # premium per whole option, in the asset's units (1.5 USDC)
+    collateral = "10"              # collateral per whole option (the writer locks it)
     max_quantity = "10"            # optional: largest size quoted (whole options; default: asked)
+
+``price`` and ``collateral`` are strings in the units of the channel's asset, scaled by its
+decimals when a request comes in (a row finer than the asset's decimals declines). For smallest
+units write ``price_raw = 1500000`` / ``collateral_raw = 10000000`` (integers) instead. A bare
+number for ``price`` or ``collateral`` is refused: until this change they meant smallest units,
+and reading an old config's ``price = 1500000`` as 1.5 million USDC would quote a price nobody
+agreed to.
 
 A request that matches no row is declined ("no quote for this option"); with no table at all the
 requests wait for the operator (``channels answer``) until they time out.
@@ -33,7 +40,19 @@ from channels.core.quotes import Side
 from channels.runtime.quoting import Decline, IncomingRequest, QuoteTerms
 
 _SECTION_KEYS = {"valid_for", "max_requests_per_peer", "table"}
-_ROW_KEYS = {"underlying", "kind", "strike", "side", "price", "collateral", "max_quantity"}
+_ROW_KEYS = {
+    "underlying",
+    "kind",
+    "strike",
+    "side",
+    "price",
+    "price_raw",
+    "collateral",
+    "collateral_raw",
+    "max_quantity",
+}
+#: Keys a row may leave out: each amount is given once, in asset units or in smallest units.
+_OPTIONAL_KEYS = {"max_quantity", "price", "price_raw", "collateral", "collateral_raw"}
 #: Rows a table may have (the file is ours, but a typo should not build a huge table).
 MAX_ROWS = 1000
 
@@ -43,13 +62,31 @@ class QuoteTableError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class TableAmount:
+    """An amount of a row: in the asset's units (scaled per request) or in smallest units."""
+
+    units: Decimal | None = None
+    raw: int | None = None
+
+    def in_smallest_units(self, decimals: int) -> int | None:
+        """The amount for an asset of ``decimals``; None when it is finer than the asset."""
+        if self.raw is not None:
+            return self.raw
+        assert self.units is not None
+        scaled = self.units.scaleb(decimals)
+        if scaled != scaled.to_integral_value() or scaled >= 2**128:
+            return None
+        return int(scaled)
+
+
+@dataclass(frozen=True, slots=True)
 class QuoteRow:
     underlying: bytes
     kind: OptionKind
     strike: int
     side: Side
-    price: int
-    collateral: int
+    price: TableAmount
+    collateral: TableAmount
     max_quantity: int | None
 
 
@@ -73,9 +110,13 @@ class QuoteTable:
                 r.side,
             ):
                 size = r.quantity if row.max_quantity is None else min(r.quantity, row.max_quantity)
+                price = row.price.in_smallest_units(request.asset_decimals)
+                collateral = row.collateral.in_smallest_units(request.asset_decimals)
+                if price is None or collateral is None or collateral == 0:
+                    return Decline("the quote table's amounts do not fit this asset's decimals")
                 return QuoteTerms(
-                    price=row.price,
-                    collateral=row.collateral,
+                    price=price,
+                    collateral=collateral,
                     max_quantity=size,
                     valid_for=self.valid_for,
                 )
@@ -103,6 +144,34 @@ def _whole(where: str, value: object, *, positive: bool = True) -> int:
     return value
 
 
+def _amount(where: str, row: dict[str, Any], key: str, *, positive: bool) -> TableAmount:
+    """``key`` in the asset's units (a string) or ``key_raw`` in smallest units, exactly one."""
+    raw_key = f"{key}_raw"
+    if (key in row) == (raw_key in row):
+        raise QuoteTableError(
+            f'{where}: give {key} in the asset\'s units (e.g. {key} = "40") or {raw_key} in '
+            "smallest units, exactly one of them"
+        )
+    if raw_key in row:
+        return TableAmount(raw=_whole(f"{where} {raw_key}", row[raw_key], positive=positive))
+    value = row[key]
+    if not isinstance(value, str):
+        raise QuoteTableError(
+            f'{where} {key}: write it in the asset\'s units as a string ({key} = "40"), or in '
+            f"smallest units as {raw_key} = ... (a bare number used to mean smallest units)"
+        )
+    try:
+        units = Decimal(value.replace("_", ""))
+    except InvalidOperation:
+        raise QuoteTableError(f"{where} {key}: not a number: {value!r}") from None
+    if not units.is_finite() or units < 0 or (positive and units == 0):
+        raise QuoteTableError(f"{where} {key}: must be {'above' if positive else 'from'} 0")
+    exponent = units.as_tuple().exponent  # an int: the value is finite (checked above)
+    if units >= 2**128 or (isinstance(exponent, int) and exponent < -77):  # bounds a typo
+        raise QuoteTableError(f"{where} {key}: too large or too fine")
+    return TableAmount(units=units)
+
+
 def parse_quote_table(path: Path, section: object) -> QuoteTable:
     """Read ``[quotes]`` of the config at ``path``."""
     if not isinstance(section, dict):
@@ -125,7 +194,7 @@ def parse_quote_table(path: Path, section: object) -> QuoteTable:
         if not isinstance(row, dict):
             raise QuoteTableError(f"{where}: must be a table")
         unknown = sorted(set(row) - _ROW_KEYS)
-        missing = sorted(_ROW_KEYS - {"max_quantity"} - set(row))
+        missing = sorted(_ROW_KEYS - _OPTIONAL_KEYS - set(row))
         if unknown or missing:
             raise QuoteTableError(f"{where}: unknown key(s) {unknown}, missing key(s) {missing}")
         try:
@@ -142,8 +211,8 @@ def parse_quote_table(path: Path, section: object) -> QuoteTable:
                 kind=kind,
                 strike=_fixed(f"{where} strike", row["strike"], PRICE_DECIMALS),
                 side=side,
-                price=_whole(f"{where} price", row["price"], positive=False),
-                collateral=_whole(f"{where} collateral", row["collateral"]),
+                price=_amount(where, row, "price", positive=False),
+                collateral=_amount(where, row, "collateral", positive=True),
                 max_quantity=(
                     _fixed(f"{where} max_quantity", row["max_quantity"], QUANTITY_DECIMALS)
                     if "max_quantity" in row

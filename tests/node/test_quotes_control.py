@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import trio
 
 from channels import open_node
 from channels.cli.config import ConfigError, load_config
+from channels.cli.quote_table import TableAmount
 from channels.control import ControlError, connect_control, serve_control
 from channels.core.model import QUANTITY_SCALE, to_checksum
 from channels.core.trust import Trust
@@ -32,8 +34,8 @@ underlying = "ETH-USD"
 kind = "call"
 strike = "3000"
 side = "buy"
-price = 25_000
-collateral = 400_000
+price_raw = 25_000
+collateral = "0.4"
 max_quantity = "5"
 """
 
@@ -52,17 +54,32 @@ def test_quote_table_errors_name_the_key(tmp_path: Path) -> None:
         ('[[quotes.table]]\nunderlying = "ETH"\nkind = "call"\n', "missing key"),
         (
             '[[quotes.table]]\nunderlying = "ETH"\nkind = "swap"\nstrike = 1\nside = "buy"\n'
-            "price = 1\ncollateral = 1\n",
+            'price = "1"\ncollateral = "1"\n',
             "kind call|put",
         ),
         (
             '[[quotes.table]]\nunderlying = "ETH"\nkind = "call"\nstrike = "1.000000001"\n'
-            'side = "buy"\nprice = 1\ncollateral = 1\n',
+            'side = "buy"\nprice = "1"\ncollateral = "1"\n',
             "strike",
         ),
         (
             '[[quotes.table]]\nunderlying = "ETH"\nkind = "call"\nstrike = 1\nside = "buy"\n'
-            "price = 1\ncollateral = 0\n",
+            'price = "1"\ncollateral = "0"\n',
+            "collateral",
+        ),
+        (
+            '[[quotes.table]]\nunderlying = "ETH"\nkind = "call"\nstrike = 1\nside = "buy"\n'
+            'price = 1500000\ncollateral = "1"\n',
+            "price: write it in the asset's units as a string",
+        ),
+        (
+            '[[quotes.table]]\nunderlying = "ETH"\nkind = "call"\nstrike = 1\nside = "buy"\n'
+            'price = "1"\nprice_raw = 1\ncollateral = "1"\n',
+            "exactly one of them",
+        ),
+        (
+            '[[quotes.table]]\nunderlying = "ETH"\nkind = "call"\nstrike = 1\nside = "buy"\n'
+            'price = "1"\n',
             "collateral",
         ),
     ):
@@ -70,6 +87,15 @@ def test_quote_table_errors_name_the_key(tmp_path: Path) -> None:
         path.write_text('[node]\nstore = "x.sqlite"\n' + bad)
         with pytest.raises(ConfigError, match=words):
             load_config(path)
+
+
+def test_quote_table_amounts_scale_by_the_assets_decimals() -> None:
+    # "1.5" is 1.5 of the channel's asset: 1,500,000 of a 6-decimal token, 1.5e18 of an
+    # 18-decimal one; an amount finer than the asset's decimals has no price (the row declines).
+    assert TableAmount(units=Decimal("1.5")).in_smallest_units(6) == 1_500_000
+    assert TableAmount(units=Decimal("1.5")).in_smallest_units(18) == 15 * 10**17
+    assert TableAmount(units=Decimal("0.0000001")).in_smallest_units(6) is None
+    assert TableAmount(raw=7).in_smallest_units(18) == 7
 
 
 def only_quotes(desks: Desks, partner: bytes) -> Trust:
