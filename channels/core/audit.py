@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.core import boundedjson, eip712
+from channels.core.audit_fields import hex_field, uint_field
 from channels.core.audit_quotes import CheckedQuote, check_fill, parse_quote
 from channels.core.errors import ChannelError, RemoteError
 from channels.core.hashing import keccak256
@@ -117,29 +118,12 @@ def header_record(node: bytes, chain_id: int, adjudicator: bytes, now: int) -> d
 
 
 # verifying -------------------------------------------------------------------------------------
-def _bytes(value: object, size: int, what: str) -> bytes:
-    if not isinstance(value, str) or value[:2] not in ("0x", "0X"):
-        raise ValueError(f"{what} must be 0x hex")
-    raw = bytes.fromhex(value[2:])
-    if len(raw) != size:
-        raise ValueError(f"{what} must be {size} bytes")
-    return raw
-
-
-def _int(value: object, what: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise ValueError(f"{what} must be an integer")
 
 
 def _pair(value: object, what: str) -> tuple[Amount, Amount]:
     if not isinstance(value, list) or len(value) != 2:
         raise ValueError(f"{what} must be a pair")
-    return Amount(_int(value[0], what)), Amount(_int(value[1], what))
+    return Amount(uint_field(value[0], what)), Amount(uint_field(value[1], what))
 
 
 def _params(raw: Mapping[str, Any]) -> Params:
@@ -147,14 +131,14 @@ def _params(raw: Mapping[str, Any]) -> Params:
     if not isinstance(participants, list) or len(participants) != 2:
         raise ValueError("participants must be a pair")
     return Params(
-        chain_id=_int(raw["chain_id"], "chain_id"),
+        chain_id=uint_field(raw["chain_id"], "chain_id"),
         adjudicator=address(raw["adjudicator"]),
         asset=address(raw["asset"]),
-        asset_decimals=_int(raw["asset_decimals"], "asset_decimals"),
+        asset_decimals=uint_field(raw["asset_decimals"], "asset_decimals"),
         participants=(address(participants[0]), address(participants[1])),
-        challenge_period=_int(raw["challenge_period"], "challenge_period"),
+        challenge_period=uint_field(raw["challenge_period"], "challenge_period"),
         oracle=address(raw["oracle"]),
-        nonce=_int(raw["nonce"], "nonce"),
+        nonce=uint_field(raw["nonce"], "nonce"),
     )
 
 
@@ -164,13 +148,13 @@ def _state(cid: ChannelId, raw: Mapping[str, Any]) -> State:
         raise ValueError("is_final must be a boolean")
     return State(
         channel_id=cid,
-        version=Version(_int(raw["version"], "version")),
+        version=Version(uint_field(raw["version"], "version")),
         balances=_pair(raw["balances"], "balances"),
         deposited=_pair(raw["deposited"], "deposited"),
         withdrawn=_pair(raw["withdrawn"], "withdrawn"),
-        locked=Amount(_int(raw["locked"], "locked")),
-        positions_root=_bytes(raw["positions_root"], 32, "positions_root"),
-        position_count=_int(raw["position_count"], "position_count"),
+        locked=Amount(uint_field(raw["locked"], "locked")),
+        positions_root=hex_field(raw["positions_root"], 32, "positions_root"),
+        position_count=uint_field(raw["position_count"], "position_count"),
         is_final=final,
     )
 
@@ -204,7 +188,7 @@ class _Verifier:
             if rec.get("format") != FORMAT:
                 raise ValueError(f"the first record must name the format {FORMAT!r}")
             self.header = dict(rec)
-            _int(rec["chain_id"], "chain_id")
+            uint_field(rec["chain_id"], "chain_id")
             address(rec["adjudicator"])
             return
         if rec.get("end") is True:
@@ -237,7 +221,7 @@ class _Verifier:
             self.header["adjudicator"]
         ):
             raise ValueError("the channel is on another chain or adjudicator than the export")
-        if _bytes(cid_text, 32, "channel") != params.channel_id:
+        if hex_field(cid_text, 32, "channel") != params.channel_id:
             raise ValueError("the channel id is not the hash of its parameters")
         domain = eip712.Domain(params.chain_id, Address(params.adjudicator))
         self.channels[cid_text] = _Channel(params, domain)
@@ -252,12 +236,12 @@ class _Verifier:
         if state.version <= ch.version:
             raise ValueError(f"version {state.version} does not follow {ch.version}")
         state_hash = eip712.state_struct_hash(state)
-        if _bytes(raw["state_hash"], 32, "state_hash") != state_hash:
+        if hex_field(raw["state_hash"], 32, "state_hash") != state_hash:
             raise ValueError(f"v{state.version}: the state hash does not match its fields")
-        if _bytes(raw["prev_link"], 32, "prev_link") != ch.link:
+        if hex_field(raw["prev_link"], 32, "prev_link") != ch.link:
             raise ValueError(f"v{state.version}: prev_link is not the previous state's link")
         link = link_of(ch.link, state_hash, state.version)
-        if _bytes(raw["link"], 32, "link") != link:
+        if hex_field(raw["link"], 32, "link") != link:
             raise ValueError(f"v{state.version}: the link does not match its formula")
         sigs = raw["signatures"]
         if not isinstance(sigs, list) or len(sigs) != 2:
@@ -267,7 +251,7 @@ class _Verifier:
             if sig is None:
                 raise ValueError(f"v{state.version}: a signature is missing")
             try:
-                verify(digest, _bytes(sig, 65, "signature"), who)
+                verify(digest, hex_field(sig, 65, "signature"), who)
             except ChannelError as exc:
                 raise ValueError(f"v{state.version}: {exc}") from None
         trades = raw.get("trades")
@@ -303,7 +287,7 @@ class _Verifier:
         status = raw.get("status")
         if not isinstance(status, str):
             raise ValueError("a transaction needs a status")
-        tx_hash = _bytes(raw["tx_hash"], 32, "tx_hash")
+        tx_hash = hex_field(raw["tx_hash"], 32, "tx_hash")
         self.chain_txs.append(
             AuditTx(self.line, ch.params.channel_id, raw["kind"], tx_hash, status)
         )
@@ -336,6 +320,6 @@ def verify_export(lines: Iterable[bytes | str]) -> AuditReport:
         quotes=verifier.quotes,
         fills=verifier.fills,
         chain_txs=tuple(verifier.chain_txs),
-        chain_id=_int(verifier.header["chain_id"], "chain_id"),
+        chain_id=uint_field(verifier.header["chain_id"], "chain_id"),
         adjudicator=address(verifier.header["adjudicator"]),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.core import eip712
+from channels.core.audit_fields import hex_field, uint_field
 from channels.core.model import (
     Address,
     Amount,
@@ -61,23 +62,6 @@ def quote_record(signed: SignedQuote) -> dict[str, Any]:
     }
 
 
-def _bytes(value: object, size: int, what: str) -> bytes:
-    if not isinstance(value, str) or value[:2] not in ("0x", "0X"):
-        raise ValueError(f"{what} must be 0x hex")
-    raw = bytes.fromhex(value[2:])
-    if len(raw) != size:
-        raise ValueError(f"{what} must be {size} bytes")
-    return raw
-
-
-def _int(value: object, what: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be an integer")
-    if isinstance(value, int) and value >= 0:
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise ValueError(f"{what} must be a non-negative integer")
 
 
 @dataclass
@@ -100,23 +84,23 @@ def parse_quote(raw: object, params: Params, domain: eip712.Domain) -> CheckedQu
     if not isinstance(writes, bool):
         raise ValueError("quoter_writes must be a boolean")
     quote = Quote(
-        quote_id=_bytes(raw["quote_id"], 32, "quote_id"),
+        quote_id=hex_field(raw["quote_id"], 32, "quote_id"),
         channel_id=params.channel_id,
         quoter=address(raw["quoter"]),
-        request_id=_int(raw["request_id"], "request_id"),
-        underlying=_bytes(raw["underlying"], 32, "underlying"),
+        request_id=uint_field(raw["request_id"], "request_id"),
+        underlying=hex_field(raw["underlying"], 32, "underlying"),
         kind=kind,
-        strike=Price(_int(raw["strike"], "strike")),
-        expiry=Timestamp(_int(raw["expiry"], "expiry")),
+        strike=Price(uint_field(raw["strike"], "strike")),
+        expiry=Timestamp(uint_field(raw["expiry"], "expiry")),
         quoter_writes=writes,
-        price=Amount(_int(raw["price"], "price")),
-        collateral=Amount(_int(raw["collateral"], "collateral")),
-        max_quantity=Quantity(_int(raw["max_quantity"], "max_quantity")),
-        valid_until=Timestamp(_int(raw["valid_until"], "valid_until")),
-        replaces=_bytes(raw["replaces"], 32, "replaces"),
+        price=Amount(uint_field(raw["price"], "price")),
+        collateral=Amount(uint_field(raw["collateral"], "collateral")),
+        max_quantity=Quantity(uint_field(raw["max_quantity"], "max_quantity")),
+        valid_until=Timestamp(uint_field(raw["valid_until"], "valid_until")),
+        replaces=hex_field(raw["replaces"], 32, "replaces"),
     )
     # The signature covers the channel id: a quote of another channel does not verify here.
-    verify_quote(domain, SignedQuote(quote, _bytes(raw["signature"], 65, "signature")))
+    verify_quote(domain, SignedQuote(quote, hex_field(raw["signature"], 65, "signature")))
     if quote.quoter not in params.participants:
         raise ValueError(f"quote {_hex(quote.quote_id)}: the quoter is not a participant")
     return CheckedQuote(quote, params.participants.index(Address(quote.quoter)))
@@ -127,20 +111,20 @@ def check_fill(trade: Mapping[str, Any], quotes: Mapping[bytes, CheckedQuote]) -
     cited = trade.get("quote_id")
     if trade.get("type") != "OpenOption" or cited is None:
         return False
-    quote_id = _bytes(cited, 32, "quote_id")
+    quote_id = hex_field(cited, 32, "quote_id")
     entry = quotes.get(quote_id)
     if entry is None:
         raise ValueError(f"a trade fills quote {cited}, which the export does not hold")
     q = entry.quote
-    quantity = _int(trade["quantity"], "quantity")
+    quantity = uint_field(trade["quantity"], "quantity")
     got = (
         trade["underlying"],
         trade["kind"],
-        _int(trade["strike"], "strike"),
-        _int(trade["expiry"], "expiry"),
-        _int(trade["writer"], "writer"),
-        _int(trade["collateral"], "collateral"),
-        _int(trade["premium"], "premium"),
+        uint_field(trade["strike"], "strike"),
+        uint_field(trade["expiry"], "expiry"),
+        uint_field(trade["writer"], "writer"),
+        uint_field(trade["collateral"], "collateral"),
+        uint_field(trade["premium"], "premium"),
     )
     want = (
         symbol_text(q.underlying),

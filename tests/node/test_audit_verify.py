@@ -113,6 +113,10 @@ async def test_verify_checks_quotes_and_the_chain(
     with pytest.raises(AuditInvalid, match="quote"):
         verify_export(edited(records, lambda rs: first(rs, "quote").update(price="1")))
 
+    # A negative number where the format holds a non-negative one: refused as in a quote record.
+    with pytest.raises(AuditInvalid, match="locked must be a non-negative integer"):
+        verify_export(edited(records, lambda rs: first(rs, "state").update(locked=-1)))
+
     # The quote left out (the counts adjusted): the fill cites a quote the export lacks.
     def without_quote(rs: Records) -> None:
         rs[:] = [r for r in rs if "quote" not in r]
