@@ -126,6 +126,10 @@ _PEER_REFUSALS = {
     "TermsRefused",
     "UpdateRefusedError",
 }
+#: Refused by this desk's own consent setting (max_deposit_fee_bps): the message names the fee,
+#: the setting and what to do. The peer is online and broke nothing, so the hint at its node or at
+#: forcing a close would mislead; a rule of ours refused it (exit 3).
+_CONSENT_REFUSALS = {"DepositFeeRefused", "PeerDepositFeeRefused"}
 _NODE_KINDS = {"NodeNotRunning", "ControlSocketInUse"}
 _USAGE_KINDS = {"BadRequest", "UsageError", "ConfigError", "KeyOnCommandLine", "UnknownChannel"}
 
@@ -243,6 +247,8 @@ def classify(exc: BaseException, ctx: Context) -> Failure:
         kind, text = _kind_and_text(exc)
     category = category_of_kind(kind)
     text = iso_times_in(text)
+    if kind in _CONSENT_REFUSALS:
+        return Failure("refused", kind, f"refused ({kind}): {_one(text)}")
     if category == "node":
         return Failure("node", _snake(kind), _one(text))
     if category == "peer" and kind in _PEER_REFUSALS:  # it answered: no hint at its node
