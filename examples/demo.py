@@ -328,7 +328,7 @@ async def run(workdir: Path) -> None:
                     price=attestation.price,
                     signature="0x" + signature.hex(),
                 )
-                payoff = settled["balances"][1] - before_settle  # bob is the follower: index 1
+                payoff = settled["our_balance"] - before_settle
                 say(
                     f"expiry: the oracle signs {settle_price // PRICE:,}; bob's calls settle off "
                     f"chain ({usd(payoff)} USD to bob)"

@@ -38,6 +38,7 @@ from channels.cli.units import (
 )
 from channels.cli.views import (
     Units,
+    balances_view,
     channel_view,
     peer_label,
     position_view,
@@ -289,13 +290,11 @@ async def _cmd_option(
     )
     units = _units(args)
     position = position_view(result["position"], units)
-    balances = [int(b) for b in result["balances"]]  # the control answer lists ours first
     view = {
         "channel": args.channel,
         "peer": args.peer_label,
         "version": result["version"],
-        "ours": units.amount(balances[0]),
-        "theirs": units.amount(balances[1]),
+        **balances_view(result, units),
         "premium": units.amount(premium),
         "position": position,
     }

@@ -22,7 +22,7 @@ from channels.cli.config import (
 from channels.cli.format import out, print_json
 from channels.cli.help_texts import AMOUNT, CHANNEL, EXPIRY, PRICE, QUANTITY, duration
 from channels.cli.units import Amount, UnitError, fmt_units, iso_time, parse_amount_text
-from channels.cli.views import Units, position_view
+from channels.cli.views import Units, balances_view, position_view
 from channels.control import ControlClient
 from channels.core.errors import LocalError
 
@@ -117,15 +117,13 @@ def _terms(args: argparse.Namespace) -> dict[str, Any]:
 
 def _fill_view(result: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     units = _units(args)
-    ours, theirs = (int(b) for b in result["balances"])  # the node lists ours first here
     return {
         "channel": args.channel,
         "peer": args.peer_label,
         "position": position_view(result["position"], units),
         "quote": quote_view(result["quote"], units),
         "version": result["version"],
-        "ours": units.amount(ours),
-        "theirs": units.amount(theirs),
+        **balances_view(result, units),
     }
 
 
