@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from channels.core.errors import SchemaError, UnknownType
+from channels.core.errors import SchemaError, UnencodableMessage, UnknownType
 from channels.core.messages import (
     RESYNC_HISTORY,
     Accept,
@@ -54,8 +54,9 @@ MAX_RULE_LEN = 64
 MAX_REASON_LEN = 4096
 
 
-class Unencodable(Exception):
-    """A value does not fit its field (the codec turns it into UnencodableMessage)."""
+class Unencodable(UnencodableMessage):
+    """A value does not fit its field (the codec re-raises it as UnencodableMessage naming the
+    message it was encoding)."""
 
 
 # Value kinds ------------------------------------------------------------------------------------
