@@ -35,9 +35,7 @@ def _is_own(node: ast.expr) -> bool:
     if isinstance(node, ast.Name):
         return node.id in {"self", "cls"}
     return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "super"
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
     )
 
 
@@ -54,7 +52,8 @@ def reaches(path: Path) -> list[tuple[int, str, str]]:
                     found.append((node.lineno, part, f"from {module} import ..."))
             for alias in node.names:
                 if _private(alias.name):
-                    found.append((node.lineno, alias.name, f"from {module or '.'} import {alias.name}"))
+                    what = f"from {module or '.'} import {alias.name}"
+                    found.append((node.lineno, alias.name, what))
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 for part in alias.name.split("."):
@@ -88,9 +87,7 @@ def test_no_private_name_of_another_module_or_object_is_reached() -> None:
 
 
 def test_every_allowance_is_still_needed() -> None:
-    used = {
-        (str(p.relative_to(ROOT)), name) for p in _files() for _, name, _ in reaches(p)
-    }
+    used = {(str(p.relative_to(ROOT)), name) for p in _files() for _, name, _ in reaches(p)}
     assert set(ALLOWED) <= used, f"stale allowances: {set(ALLOWED) - used}"
 
 
