@@ -9,8 +9,9 @@ with ``ast`` (not grep, so multi-line imports and aliases count):
 * no ``obj._x`` where ``obj`` is not ``self`` or ``cls`` (nor ``super()``): another object's
   private attribute. ``self._a._b`` counts, since ``self._a`` is another object.
 
-Dunder names (``__init__``, ``__version__``) are public by convention and allowed. The only
-exceptions are in ``ALLOWED``, each with its reason.
+Dunder names (``__init__``, ``__version__``) are public by convention and allowed, as are the
+few standard-library names in ``STDLIB_PUBLIC``. The only other exceptions are in ``ALLOWED``,
+each with its reason.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ MAX_LINES = 600
 
 #: (path relative to the repository, the private name) -> why it is allowed.
 ALLOWED: dict[tuple[str, str], str] = {}
+#: Standard-library names that are documented public API despite their underscore
+#: (``os._exit``; a named tuple's ``_replace``, ``_asdict``, ``_fields``, ``_make``).
+STDLIB_PUBLIC = {"_exit", "_replace", "_asdict", "_fields", "_make"}
 
 
 def _private(name: str) -> bool:
@@ -60,7 +64,7 @@ def reaches(path: Path) -> list[tuple[int, str, str]]:
                     if _private(part):
                         found.append((node.lineno, part, f"import {alias.name}"))
         elif isinstance(node, ast.Attribute) and _private(node.attr):
-            if not _is_own(node.value):
+            if not _is_own(node.value) and node.attr not in STDLIB_PUBLIC:
                 found.append((node.lineno, node.attr, f"{ast.unparse(node.value)}.{node.attr}"))
     return found
 
@@ -100,7 +104,7 @@ def test_the_scanner_sees_every_kind_of_reach(tmp_path: Path) -> None:
         "from . import _f\n"
         "x = obj._g\n"
         "y = self._h._i\n"
-        "z = self._ok, cls._ok, super()._ok(), obj.__dict__, obj.public\n"
+        "z = self._ok, cls._ok, super()._ok(), obj.__dict__, obj.public, os._exit\n"
     )
     assert [name for _, name, _ in reaches(sample)] == ["_b", "_c", "_d", "_f", "_g", "_i"]
 
