@@ -98,7 +98,6 @@ from channels.control.errors import (
     ControlProtocolError,
     ControlSocketInUse,
     NodeNotRunning,
-    Unsupported,
     error_text,
 )
 from channels.control.errors import one_line as one_line
@@ -122,7 +121,6 @@ __all__ = [
     "ControlServer",
     "ControlSocketInUse",
     "NodeNotRunning",
-    "Unsupported",
     "call",
     "connect_control",
     "decode_request",
