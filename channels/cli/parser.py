@@ -118,9 +118,30 @@ def _position_id(text: str) -> int:
     return int(text)
 
 
-class _Parser(argparse.ArgumentParser):
+ActionT = TypeVar("ActionT", bound=argparse.Action)
+
+
+class ChannelsParser(argparse.ArgumentParser):
     """argparse that raises :class:`UsageError` instead of printing and exiting, so a usage
-    error is one line (JSON under --json) like every other error."""
+    error is one line (JSON under --json) like every other error; and that lists what it was
+    given (``arguments``, ``commands``), for checks over the whole command line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: Every argument, in the order added (those of mutually exclusive groups too).
+        self.arguments: list[argparse.Action] = []
+        #: Each command's parser by name, once ``add_subparsers`` was called.
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+        super().__init__(*args, **kwargs)
+
+    def _add_action(self, action: ActionT) -> ActionT:
+        # The one place argparse adds every argument, also one added to a group.
+        self.arguments.append(action)
+        return super()._add_action(action)
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        subparsers = super().add_subparsers(**kwargs)
+        self.commands = subparsers.choices  # filled in as the commands are added
+        return subparsers
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(
@@ -181,8 +202,8 @@ def _deployer_options(parser: argparse.ArgumentParser) -> None:
     _password_options(parser)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def build_parser() -> ChannelsParser:
+    parser = ChannelsParser(
         prog="channels",
         description="Two-party state channels for cash-settled options: run a desk node and "
         "drive it.",
@@ -198,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str, run: Any, one_shot: OneShot | None = None) -> Any:
         p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
-        assert isinstance(p, _Parser)
+        assert isinstance(p, ChannelsParser)
         _add_common(p, top=False)
         p.set_defaults(run=run, one_shot=one_shot)
         return p
@@ -455,13 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def walk_arguments(
-    parser: argparse.ArgumentParser, command: str = ""
+    parser: ChannelsParser, command: str = ""
 ) -> Iterator[tuple[str, argparse.Action]]:
     """Every argument of ``parser`` and of its commands, as (command, action), the top level's
     with command "": for checks over the whole command line (tests/cli/test_help_units.py)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from walk_arguments(sub, f"{command} {name}".strip())
-        else:
-            yield command, action
+    for action in parser.arguments:
+        yield command, action
+    for name, sub in parser.commands.items():
+        assert isinstance(sub, ChannelsParser)
+        yield from walk_arguments(sub, f"{command} {name}".strip())

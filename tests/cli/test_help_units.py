@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from channels.cli.config import parse_duration, parse_expiry, parse_price, parse_quantity
-from channels.cli.parser import build_parser, walk_arguments
+from channels.cli.parser import ChannelsParser, build_parser, walk_arguments
 from channels.cli.units import parse_amount_text, parse_duration_text
 
 #: What the help of each kind of value must say (every phrase, case-insensitive).
@@ -79,8 +79,8 @@ def unit_problems(arguments: Iterable[tuple[str, argparse.Action]]) -> list[str]
     """Every argument that takes a value with a unit and whose help does not name the unit."""
     problems: list[str] = []
     for command, action in arguments:
-        if isinstance(action, argparse._HelpAction | argparse._VersionAction) or action.nargs == 0:
-            continue  # flags take no value
+        if action.nargs == 0:
+            continue  # flags (--help and --version too) take no value
         parser = _parser_of(action)
         label = _label(command, action)
         if parser is None:
@@ -133,7 +133,7 @@ def test_an_option_without_its_unit_is_caught() -> None:
     arguments = dict(((c, a.dest), a) for c, a in walk_arguments(parser))
     amount_type = arguments[("pay", "amount")].type
     quantity_type = arguments[("rfq", "quantity")].type
-    extra = argparse.ArgumentParser(prog="channels extra")
+    extra = ChannelsParser(prog="channels extra")
     extra.add_argument("--tip", type=amount_type, help="a tip for the peer")
     extra.add_argument("--size", type=quantity_type, help="e.g. 1.5")
     extra.add_argument("--wait", type=int, help="how long to wait (default 10)")
