@@ -219,7 +219,8 @@ def parse_peer_terms(
         raise fail(
             key,
             f"amounts are per asset now, in the asset's units: move it into a table "
-            f'[peers.{name}.assets.LABEL] with address = "0x..." (the asset) and {base} = '
+            f'[peers.{name}.assets.LABEL] with address = "0x..." (the asset; until now it held '
+            f"for every asset of this peer, by default the [chain] asset) and {base} = "
             f'"1000" (a string, in the asset\'s units) or {base}_raw = ... (an integer in '
             "smallest units, which a bare number here used to mean)",
         )

@@ -133,7 +133,7 @@ def test_an_amount_finer_than_its_asset_is_refused_when_the_desk_starts(tmp_path
     assert trust_with(cfg, {ASSET: 18}).peers[0].terms.assets[ASSET].max_deposit == 10**11
     with pytest.raises(
         ConfigError,
-        match=r"\[peers.desk-b.assets.usdc\] max_deposit: 0.0000001 has more than the asset's 6 dec",
+        match=r"assets.usdc\] max_deposit: 0.0000001 has more than the asset's 6 decimals",
     ):
         trust_with(cfg, {ASSET: 6})
 
