@@ -14,9 +14,9 @@ from channels.cli.config import (
     Config,
     Expiry,
     UsageError,
-    _require_config,
     load_config,
     parse_endpoint,
+    require_config,
 )
 from channels.cli.errors import AlreadyClosed
 from channels.cli.format import (
@@ -58,7 +58,7 @@ def _socket_and_config(args: argparse.Namespace) -> tuple[Path, Config | None]:
     if getattr(args, "socket", None):
         cfg = load_config(args.config) if getattr(args, "config", None) else None
         return Path(args.socket), cfg
-    cfg = _require_config(args)
+    cfg = require_config(args)
     return cfg.control, cfg
 
 

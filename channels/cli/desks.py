@@ -87,7 +87,7 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_public(path: Path, text: str) -> None:
+def write_public(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -193,7 +193,7 @@ def write_dev_desks(
             extra_tables=DEV_QUOTES,
         )
         config = directory / f"{name}.toml"
-        _write_public(config, text)
+        write_public(config, text)
         written.append(
             DeskFile(name, config, key_file, to_checksum(signers[name].address), ports[name])
         )

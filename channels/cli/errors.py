@@ -20,6 +20,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from channels.core.errors import LocalError
+
 EXIT_CODES = {
     "internal": 1,
     "usage": 2,
@@ -31,7 +33,7 @@ EXIT_CODES = {
 }
 
 
-class AlreadyClosed(Exception):
+class AlreadyClosed(LocalError):
     """The channel a command names is closed already."""
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from adjudicator.tx_signing import TransactionSigner
-from channels.cli.config import Config, PortInUse, _require_config, load_gas_key, load_signer
+from channels.cli.config import Config, PortInUse, load_gas_key, load_signer, require_config
 from channels.control import one_line
 from channels.core.errors import ChannelError
 from channels.core.model import to_checksum
@@ -275,7 +275,7 @@ async def _serve_parts(
 
 
 async def run_node(args: argparse.Namespace) -> int:
-    cfg = _require_config(args)
+    cfg = require_config(args)
     with logging_to_stderr(args.log_level or cfg.log_level, args.log_format or cfg.log_format):
         # Opening a key may decrypt a keystore or ask a remote signer: off the trio loop.
         signer = await trio.to_thread.run_sync(load_signer, cfg)

@@ -24,11 +24,11 @@ from channels.cli.commands import (
     cmd_write,
 )
 from channels.cli.config import (
-    _LOG_LEVELS,
     CONFIG_ENV,
     DEFAULT_STATE_FILE,
     KEY_REFUSAL,
     LOG_FORMATS,
+    LOG_LEVELS,
     KeyOnCommandLine,
     UsageError,
     looks_like_key,
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _key_options(p)
 
     p = command("node", "run a desk node from its config until SIGINT/SIGTERM", run_node)
-    p.add_argument("--log-level", choices=_LOG_LEVELS, help="overrides [node] log_level")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="overrides [node] log_level")
     p.add_argument(
         "--log-format",
         choices=LOG_FORMATS,

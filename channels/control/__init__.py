@@ -88,7 +88,6 @@ from channels.control.errors import (
     ControlProtocolError,
     ControlSocketInUse,
     NodeNotRunning,
-    Unsupported,
     error_text,
 )
 from channels.control.errors import one_line as one_line
@@ -110,7 +109,6 @@ __all__ = [
     "ControlServer",
     "ControlSocketInUse",
     "NodeNotRunning",
-    "Unsupported",
     "call",
     "connect_control",
     "decode_request",

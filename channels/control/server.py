@@ -31,10 +31,10 @@ from channels.control.errors import (
     error_text,
 )
 from channels.control.export_stream import send_export, wants_stream
-from channels.control.fields import _OPTION_FIELDS, Fields, Handler
+from channels.control.fields import OPTION_FIELDS, Fields, Handler
 from channels.control.operator import register_operator_commands
 from channels.control.quotes import QuoteCommands
-from channels.control.views import _finality_of, position_json, state_json
+from channels.control.views import finality_of, position_json, state_json
 from channels.core.errors import ChainError, ChannelError, UnknownChannel
 from channels.core.model import Attestation, ChannelId, Price, to_checksum
 from channels.core.node_events import Finality, FinalityChanged
@@ -81,8 +81,8 @@ class ControlServer:
                 self._open,
             ),
             ("pay", ("channel", "amount"), self._pay),
-            ("write_option", _OPTION_FIELDS, self._write_option),
-            ("buy_option", _OPTION_FIELDS, self._buy_option),
+            ("write_option", OPTION_FIELDS, self._write_option),
+            ("buy_option", OPTION_FIELDS, self._buy_option),
             ("unwind", ("channel", "position", "holder_share"), self._unwind),
             ("settle", ("channel", "position", "price", "signature"), self._settle),
             ("top_up", ("channel", "amount"), self._top_up),
@@ -217,7 +217,7 @@ class ControlServer:
             "their_balance": channel.their_balance,
             "locked": channel.state.locked,
             "positions": [position_json(p, channel.our_index) for p in positions],
-            "finality": _finality_of(channel, self.finality.get(channel.id)),
+            "finality": finality_of(channel, self.finality.get(channel.id)),
             "asset": to_checksum(channel.params.asset),
             "asset_decimals": channel.params.asset_decimals,
             "oracle": to_checksum(channel.params.oracle),
@@ -280,7 +280,7 @@ class ControlServer:
             "withdrawn": list(view.withdrawn),
             "now": self.node.now(),
             "phase": channel.phase.value,
-            "finality": _finality_of(channel, self.finality.get(channel.id)),
+            "finality": finality_of(channel, self.finality.get(channel.id)),
         }
 
     async def _open(self, f: Fields) -> Any:

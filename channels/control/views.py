@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from channels.runtime.channel import Channel
 
 
-def _finality_of(channel: Channel, seen: Finality | None) -> str:
+def finality_of(channel: Channel, seen: Finality | None) -> str:
     if seen is not None:
         return seen.value
     if channel.phase is Phase.CLOSED:

@@ -84,22 +84,20 @@ class RemoteSigner:
         probe = cls(url, Address(bytes(20)), timeout=timeout, max_reply=max_reply, headers=headers)
         try:
             accounts = probe.accounts()
-        except BaseException:
+        finally:
             probe.close()
-            raise
         if address is None:
             if len(accounts) != 1:
-                probe.close()
                 raise KeySourceError(
                     f"the signer at {url} holds {len(accounts)} accounts; say which one "
                     "(address = ...)"
                 )
             address = accounts[0]
         elif bytes(address) not in {bytes(a) for a in accounts}:
-            probe.close()
             raise KeySourceError(f"the signer at {url} does not hold 0x{bytes(address).hex()}")
-        probe._address = Address(bytes(address))
-        return probe
+        # The probe's address was a placeholder; the signer is a new client for the chosen one.
+        chosen = Address(bytes(address))
+        return cls(url, chosen, timeout=timeout, max_reply=max_reply, headers=headers)
 
     @property
     def address(self) -> Address:
