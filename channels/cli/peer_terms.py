@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 
 from channels.core.consent import TradeClass
 from channels.core.model import Address
-from channels.core.risk import RiskLimits
+from channels.core.risk import SINGLE_LIMITS, RiskLimits
 from channels.core.terms import AssetTerms, PeerTerms
 
 APPROVALS: dict[str, TradeClass] = {
@@ -48,15 +48,6 @@ APPROVALS: dict[str, TradeClass] = {
     "withdraw": TradeClass.WE_WITHDRAW,
 }
 
-LIMIT_KEYS = (
-    "max_collateral_locked",
-    "max_open_positions",
-    "max_notional",
-    "max_premium_per_day",
-    "min_time_to_expiry",
-    "max_expiry_horizon",
-    "max_loss",
-)
 
 TERM_KEYS = {
     "max_deposit",
@@ -68,7 +59,7 @@ TERM_KEYS = {
     "max_challenge_period",
     "accept_channels",
     "approve",
-    *LIMIT_KEYS,
+    *SINGLE_LIMITS,
 }
 
 _MAX_AMOUNT = 2**128 - 1
@@ -126,6 +117,6 @@ def parse_peer_terms(
         max_channels=int(max_channels),
         accept_proposals=accept,
     )
-    figures: dict[str, Any] = {key: amount(key, 0) for key in LIMIT_KEYS if key in table}
+    figures: dict[str, Any] = {key: amount(key, 0) for key in SINGLE_LIMITS if key in table}
     limits = RiskLimits(**figures)
     return terms, frozenset(APPROVALS[a] for a in approve), limits
