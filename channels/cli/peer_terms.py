@@ -56,7 +56,7 @@ from channels.cli.units import UnitError, checked_address, parse_decimal, parse_
 from channels.core.consent import TradeClass
 from channels.core.errors import ChannelError
 from channels.core.model import Address, symbol
-from channels.core.risk import NO_LIMITS, RiskLimits
+from channels.core.risk import NO_LIMITS, SINGLE_LIMITS, RiskLimits
 from channels.core.terms import AssetTerms, PeerTerms
 
 APPROVALS: dict[str, TradeClass] = {
@@ -69,8 +69,8 @@ APPROVALS: dict[str, TradeClass] = {
 
 #: Risk limits that are counts or times: in the peer's table, for its channels in every asset.
 PEER_LIMIT_KEYS = ("max_open_positions", "min_time_to_expiry", "max_expiry_horizon")
-#: Risk limits that are amounts: in an asset's table, in that asset's units.
-ASSET_LIMIT_KEYS = ("max_collateral_locked", "max_notional", "max_premium_per_day", "max_loss")
+#: Risk limits that are amounts (the others): in an asset's table, in that asset's units.
+ASSET_LIMIT_KEYS = tuple(k for k in SINGLE_LIMITS if k not in PEER_LIMIT_KEYS)
 #: Amount keys of an asset's table (each also as ``KEY_raw``).
 _AMOUNT_KEYS = ("max_deposit", "max_total_deposit", *ASSET_LIMIT_KEYS)
 _NOTIONAL_TABLE = "max_notional_by_underlying"
