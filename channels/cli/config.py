@@ -16,21 +16,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from adjudicator.tx_signing import TransactionSigner
-from channels.cli.peer_terms import TERM_KEYS, parse_peer_terms
+from channels.cli.peer_terms import (
+    NO_PEER_TERMS,
+    TERM_KEYS,
+    PeerTermsConfig,
+    TermsError,
+    parse_peer_terms,
+)
 from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
 from channels.cli.units import UnitError, checked_address, parse_duration_text
-from channels.core.consent import TradeClass
 from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, to_checksum
-from channels.core.risk import NO_LIMITS, RiskLimits
 from channels.core.signing import LocalSigner, Signer
-from channels.core.terms import NO_TERMS, PeerTerms
 from channels.runtime.towerclient import TowerEndpoint
 from channels.signers.errors import KeySourceError
 from channels.signers.sources import KeySource, open_key_source, parse_key_source
 
 if TYPE_CHECKING:
-    from channels.core.trust import Trust
     from channels.runtime.node import NodeSettings
 
 log = logging.getLogger("channels.desk")
@@ -79,10 +81,10 @@ class PeerConfig:
     #: Where to dial it; None for a peer that only dials us.
     host: str | None
     port: int | None
-    #: What we accept with this peer (channels/cli/peer_terms.py); the default accepts nothing.
-    terms: PeerTerms = NO_TERMS
-    approve: frozenset[TradeClass] = frozenset()
-    limits: RiskLimits = NO_LIMITS
+    #: What we accept with this peer, its standing approvals and risk limits, amounts not yet
+    #: scaled by their asset's decimals (channels/cli/peer_terms.py; the node's Trust is built
+    #: from them by channels/cli/desk_trust.py).
+    terms: PeerTermsConfig = NO_PEER_TERMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,24 +141,6 @@ class Config:
             if to_checksum(peer.address).lower() == addr.lower():
                 return peer.name
         return None
-
-    def trust(self) -> Trust:
-        """Whom the desk deals with: its declared peers and their terms, nobody else."""
-        from channels.core.trust import Peer, Trust
-
-        return Trust(
-            peers=tuple(
-                Peer(
-                    name=p.name,
-                    address=Address(p.address),
-                    endpoint=(p.host, p.port) if p.host and p.port else None,
-                    terms=p.terms,
-                    approve=p.approve,
-                    limits=p.limits,
-                )
-                for p in self.peers.values()
-            )
-        )
 
     def node_settings(self) -> NodeSettings:
         from channels.runtime.node import NodeSettings
@@ -349,10 +333,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             peer.fail("address", "a peer needs its address")
         if (host is None) != (port is None):
             peer.fail("host/port", "give both (where to dial the peer) or neither")
-        terms, approve, limits = parse_peer_terms(
-            peer.table, peer.fail, peer.parse_address, default_asset, default_oracle
-        )
-        peers[name] = PeerConfig(name, addr, host, port, terms, approve, limits)
+        try:
+            terms = parse_peer_terms(name, peer.table, default_asset, default_oracle)
+        except TermsError as exc:
+            raise ConfigError(f"{cfg_path}: {exc}") from None
+        peers[name] = PeerConfig(name, addr, host, port, terms)
     try:
         quotes = parse_quote_table(cfg_path, doc["quotes"]) if "quotes" in doc else None
     except QuoteTableError as exc:

@@ -190,10 +190,12 @@ async def serve_desk(
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the desk's node, its control socket and its event log until cancelled."""
+    from channels.cli.desk_trust import desk_trust
     from channels.runtime.node import open_node
 
     rpc_url, adjudicator = cfg.require_chain()
     listen = None if cfg.listen_port is None else (cfg.listen_host, cfg.listen_port)
+    trust = await desk_trust(cfg)  # amounts in each asset's units, scaled by its decimals
     async with open_node(
         signer=signer,
         store=cfg.store,
@@ -202,7 +204,7 @@ async def serve_desk(
         listen=listen,
         settings=cfg.node_settings(),
         transaction_key=gas,
-        trust=cfg.trust(),
+        trust=trust,
         pricer=cfg.quotes.price if cfg.quotes is not None else None,
         quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
         watchtowers=cfg.watchtowers,

@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
+from channels.core import boundedjson
 from channels.core.model import Address
-from channels.signers.bounded_json import too_deep
 from channels.signers.errors import BadSignerReply, KeySourceError, SignerUnavailable
 
 __all__ = ["RemoteSigner"]
@@ -132,11 +132,11 @@ class RemoteSigner:
                 ) from None
         if status != 200:
             raise SignerUnavailable(f"{method}: the signer answered HTTP {status}")
-        if too_deep(body, 8):
-            raise BadSignerReply(f"{method}: the signer's reply nests too deeply")
         try:
-            reply = json.loads(bytes(body))
-        except (ValueError, RecursionError):
+            reply = boundedjson.loads(body, max_bytes=self._max_reply, max_depth=8)
+        except boundedjson.JsonTooDeep:
+            raise BadSignerReply(f"{method}: the signer's reply nests too deeply") from None
+        except boundedjson.JsonRejected:
             raise BadSignerReply(f"{method}: the signer's reply is not JSON") from None
         if not isinstance(reply, dict) or reply.get("id") != request_id:
             raise BadSignerReply(f"{method}: the reply is not the JSON-RPC answer to our request")
