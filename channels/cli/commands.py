@@ -14,9 +14,9 @@ from channels.cli.config import (
     Config,
     Expiry,
     UsageError,
-    _require_config,
     load_config,
     parse_endpoint,
+    require_config,
 )
 from channels.cli.errors import AlreadyClosed
 from channels.cli.format import (
@@ -39,6 +39,7 @@ from channels.cli.units import (
 )
 from channels.cli.views import (
     Units,
+    balances_view,
     channel_view,
     peer_label,
     position_view,
@@ -59,7 +60,7 @@ def _socket_and_config(args: argparse.Namespace) -> tuple[Path, Config | None]:
     if getattr(args, "socket", None):
         cfg = load_config(args.config) if getattr(args, "config", None) else None
         return Path(args.socket), cfg
-    cfg = _require_config(args)
+    cfg = require_config(args)
     return cfg.control, cfg
 
 
@@ -292,13 +293,11 @@ async def _cmd_option(
     )
     units = _units(args)
     position = position_view(result["position"], units)
-    balances = [int(b) for b in result["balances"]]  # the control answer lists ours first
     view = {
         "channel": args.channel,
         "peer": args.peer_label,
         "version": result["version"],
-        "ours": units.amount(balances[0]),
-        "theirs": units.amount(balances[1]),
+        **balances_view(result, units),
         "premium": units.amount(premium),
         "position": position,
     }
