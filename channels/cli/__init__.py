@@ -85,20 +85,12 @@ from channels.cli.config import (
     QUANTITY_DECIMALS,
     Config,
     ConfigError,
-    Expiry,
     KeyOnCommandLine,
     PeerConfig,
     UsageError,
     load_config,
     load_signer,
     looks_like_key,
-    parse_amount,
-    parse_duration,
-    parse_endpoint,
-    parse_expiry,
-    parse_fixed,
-    parse_price,
-    parse_quantity,
     read_key,
 )
 from channels.cli.desks import open_desk
@@ -125,6 +117,16 @@ from channels.cli.node_cmd import (
     wait_for_stop_signal,
 )
 from channels.cli.parser import build_parser
+from channels.cli.values import (
+    Expiry,
+    parse_amount,
+    parse_duration,
+    parse_endpoint,
+    parse_expiry,
+    parse_fixed,
+    parse_price,
+    parse_quantity,
+)
 from channels.control import one_line
 
 __all__ = [

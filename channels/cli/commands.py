@@ -12,11 +12,9 @@ import trio
 
 from channels.cli.config import (
     Config,
-    Expiry,
     UsageError,
     _require_config,
     load_config,
-    parse_endpoint,
 )
 from channels.cli.errors import AlreadyClosed
 from channels.cli.format import (
@@ -35,6 +33,10 @@ from channels.cli.units import (
     iso_duration,
     iso_time,
     text_duration,
+)
+from channels.cli.values import (
+    Expiry,
+    parse_endpoint,
 )
 from channels.cli.views import (
     Units,

@@ -13,6 +13,10 @@ from channels.cli.config import (
     PRICE_DECIMALS,
     QUANTITY_DECIMALS,
     Config,
+)
+from channels.cli.format import out, print_json
+from channels.cli.units import Amount, fmt_units, iso_time, parse_amount_text
+from channels.cli.values import (
     Expiry,
     parse_amount,
     parse_duration,
@@ -20,8 +24,6 @@ from channels.cli.config import (
     parse_price,
     parse_quantity,
 )
-from channels.cli.format import out, print_json
-from channels.cli.units import Amount, fmt_units, iso_time, parse_amount_text
 from channels.cli.views import Units, position_view
 from channels.control import ControlClient
 from channels.core.errors import LocalError
