@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from adjudicator.tx_signing import TransactionSigner
+from channels.cli.node_guards import GUARD_KEYS, NodeGuards, parse_node_guards
 from channels.cli.peer_terms import TERM_KEYS, parse_peer_terms
 from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
 from channels.cli.units import UnitError, checked_address
@@ -118,6 +119,8 @@ class Config:
     gas_key: KeySource | None = None
     #: [quotes]: the firm quotes the node answers on its own (channels/cli/quote_table.py).
     quotes: QuoteTable | None = None
+    #: [node] gas reserve and connection caps (channels/cli/node_guards.py).
+    guards: NodeGuards = field(default_factory=NodeGuards)
 
     def require_chain(self) -> tuple[str, bytes]:
         if self.rpc_url is None:
@@ -142,7 +145,7 @@ class Config:
         """Whom the desk deals with: its declared peers and their terms, nobody else."""
         from channels.core.trust import Peer, Trust
 
-        return Trust(
+        trust = Trust(
             peers=tuple(
                 Peer(
                     name=p.name,
@@ -155,6 +158,7 @@ class Config:
                 for p in self.peers.values()
             )
         )
+        return self.guards.apply_caps(trust)
 
     def node_settings(self) -> NodeSettings:
         from channels.runtime.node import NodeSettings
@@ -169,6 +173,8 @@ class Config:
             chain_poll_interval=self.poll_interval,
             max_deposit_fee_bps=self.max_deposit_fee_bps,
             max_tower_lag=self.max_tower_lag,
+            gas_reserve=self.guards.gas_reserve(),
+            tx_policy=self.guards.tx_policy(),
             **extra,
         )
 
@@ -189,7 +195,7 @@ _NODE_KEYS = {
     "open_timeout",
     "max_deposit_fee_bps",
     "max_tower_lag",
-}
+} | GUARD_KEYS
 _CHAIN_KEYS = {
     "rpc_url",
     "rpc_fallback_urls",
@@ -388,6 +394,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         channel_key=channel_key,
         gas_key=gas_key,
         quotes=quotes,
+        guards=parse_node_guards(node.table, node.fail),
     )
 
 
