@@ -143,7 +143,7 @@ async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Confi
     reserve = ""
     if gas.get("balance") is not None:  # the account that pays for the defence, vs its reserve
         reserve = (
-            f"  gas {gas['balance'] / 10**18:.6f} ETH (reserve {gas['reserve'] / 10**18:.6f}"
+            f"  gas {gas['balance'] / 10**18:.6f} ETH (reserve {gas['reserve'] / 10**18:.6f} ETH"
             f" at {fmt_units(int(gas['max_fee_per_gas']), 9)} gwei"
             + (", LOW: add ETH)" if gas.get("low") else ")")
         )

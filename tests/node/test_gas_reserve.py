@@ -29,6 +29,7 @@ from channels.core.signing import LocalSigner
 from channels.core.terms import TermsRefused
 from tests.partners import partners
 
+from ._desk_process import Cli, desk_toml, funded_key, served_desk, short_dir
 from ._helpers import FAST, PERIOD, desk
 from .conftest import Desks
 
@@ -208,3 +209,66 @@ async def test_a_desk_near_its_reserve_refuses_to_fund_and_still_defends(
             spent = sum(fee(r) for r in defence)
             assert await eth_balance(desks, carol.address) == kept - spent
             assert spent <= required(RESERVE, [1])
+
+
+async def test_channels_status_shows_the_reserve_of_a_running_desk(
+    desks: Desks, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A desk run from its TOML (``max_fee_per_gas_gwei = 50``): ``channels status`` shows its
+    gas account against the reserve its channel needs at that fee, and LOW once the account
+    falls within the configured margin."""
+    fee_cap = 50 * 10**9
+    reserve = GasReserve(max_fee_per_gas=fee_cap, alarm_margin_percent=100)
+    one_channel = required(reserve, [0])
+    dora = await funded_key(desks, 10**18, DEPOSIT)
+    alice_trust = partners(dora.address, assets=[desks.token], oracles=[desks.oracle.address])
+    guards = "max_fee_per_gas_gwei = 50\ngas_reserve_alarm_margin_percent = 100\n"
+    with short_dir() as workdir, trio.fail_after(120):
+        config = desk_toml(workdir, desks, peers={"alice": desks.alice.address}, node_lines=guards)
+        async with (
+            served_desk(config, dora) as dora_desk,
+            desk(desks, desks.alice, workdir / "a.sqlite", trust=alice_trust) as alice,
+        ):
+            channels = Cli(capsys, config)
+            gas = (await dora_desk.call("ping"))["gas_reserve"]
+            assert (gas["reserve"], gas["max_fee_per_gas"]) == (0, fee_cap)  # nothing to defend
+            await alice.open_channel(
+                peer=("127.0.0.1", dora_desk.listen_port),
+                peer_address=dora.address,
+                asset=desks.token,
+                deposit=DEPOSIT,
+                peer_deposit=DEPOSIT,
+                oracle=desks.oracle.address,
+                challenge_period=PERIOD,
+            )
+            balance = await eth_balance(desks, dora.address)  # less the gas of her deposit
+
+            async def shown() -> dict[str, object]:
+                """The figures once the desk has read the balance it now has."""
+                with trio.fail_after(30):
+                    while True:
+                        gas = (await dora_desk.call("ping"))["gas_reserve"]
+                        if gas["balance"] == balance and gas["reserve"] == one_channel:
+                            return dict(gas)
+                        await trio.sleep(0.1)
+
+            assert not (await shown())["low"]
+            text = await channels("status")
+            reserve_text = f"(reserve {one_channel / 10**18:.6f} ETH at 50 gwei"
+            assert f"gas {balance / 10**18:.6f} ETH {reserve_text})" in text, text
+            as_json = (await channels.json("status"))["node"]["gas_reserve"]
+            assert as_json == {
+                "balance": balance, "reserve": one_channel, "max_fee_per_gas": fee_cap,
+                "low": False,
+            }  # fmt: skip
+            # The account drains to 1.5 times the reserve: within the 100 % margin.
+            balance = one_channel * 3 // 2
+            async with open_rpc(desks.url) as rpc:
+                await rpc.dev.set_balance("0x" + dora.address.hex(), balance)
+            assert (await shown())["low"]
+            text = await channels("status")
+            assert f"gas {balance / 10**18:.6f} ETH {reserve_text}, LOW: add ETH)" in text, text
+            with trio.fail_after(10):  # the alarm reaches the alarm book over the event bus
+                while not (alarms := (await dora_desk.call("alarms"))["alarms"]):
+                    await trio.sleep(0.05)
+            assert [a["kind"] for a in alarms] == ["GasReserveLow"], alarms
