@@ -98,6 +98,8 @@ class RunningDesk:
     config: Path
     control: Path
     listen_port: int
+    #: The desk's own process (None: it runs in this one).
+    pid: int | None = None
 
     async def call(self, cmd: str, **fields: Any) -> Any:
         """One request on the desk's control socket."""
@@ -117,7 +119,7 @@ async def served_desk(config: Path, signer: LocalSigner) -> AsyncIterator[Runnin
 @asynccontextmanager
 async def desk_process(config: Path, signer: LocalSigner) -> AsyncIterator[RunningDesk]:
     async with node_process(config, KEY_ENV, "0x" + signer.secret.hex()) as process:
-        desk = RunningDesk(config, process.control, 0)
+        desk = RunningDesk(config, process.control, 0, process.process.pid)
         desk.listen_port = int((await desk.call("ping"))["listen_port"])
         yield desk
         assert process.alive, process.stderr()
