@@ -91,13 +91,13 @@ class Channel:
         ctx = Context(params, domain, model.Timestamp(NOW), (DEPOSIT, DEPOSIT))
         channel = cls(params, ctx, PositionBook(), [])
         channel.persists.append(
-            PersistState(params.channel_id, channel._sign(opening_state(params), ()))
+            PersistState(params.channel_id, channel.sign(opening_state(params), ()))
         )
         credit = model.Amount(DEPOSIT)
         channel.update((CreditDeposit(0, credit), CreditDeposit(1, credit)))
         return channel
 
-    def _sign(self, state: model.State, trades: tuple[Trade, ...]) -> model.SignedUpdate:
+    def sign(self, state: model.State, trades: tuple[Trade, ...]) -> model.SignedUpdate:
         digest = eip712.state_digest(self.ctx.domain, state)
         sigs = (ALICE.sign_digest(digest), BOB.sign_digest(digest))
         return model.SignedUpdate(model.SignedState(state, sigs), trades)
@@ -109,7 +109,7 @@ class Channel:
         state = apply_trades(base, self.book, tuple(trades), self.ctx, version)
         # The changed slots, as the machine hands them to the store with the state.
         changes = self.book.commit_oldest()
-        signed = self._sign(state, tuple(trades))
+        signed = self.sign(state, tuple(trades))
         self.persists.append(PersistState(self.params.channel_id, signed, changes=changes))
 
     def option(self) -> OpenOption:

@@ -123,8 +123,9 @@ def write_config(
         f'poll_interval = 0.1\nasset = "{to_checksum(net.token)}"\n'
         f'oracle = "{to_checksum(net.oracle.address)}"\n\n'
         f'[peers.{peer_name}]\naddress = "{to_checksum(peer_address)}"\n{where}'
-        f"max_deposit = {10_000 * USD}\nmax_channels = 1\nmin_challenge_period = {PERIOD}\n"
-        f"approve = {json.dumps(approve)}\n\n"
+        f"max_channels = 1\nmin_challenge_period = {PERIOD}\napprove = {json.dumps(approve)}\n\n"
+        f'[peers.{peer_name}.assets.usd]\naddress = "{to_checksum(net.token)}"\n'
+        f'max_deposit = "10000"\n\n'
         f"[quotes]\nvalid_for = 60\n\n"
         f'[[quotes.table]]\nunderlying = "ETH-USD"\nkind = "{kind}"\nstrike = "{strike}"\n'
         f'side = "buy"\nprice_raw = {price}\ncollateral_raw = {collateral}\n'
@@ -328,7 +329,7 @@ async def run(workdir: Path) -> None:
                     price=attestation.price,
                     signature="0x" + signature.hex(),
                 )
-                payoff = settled["balances"][1] - before_settle  # bob is the follower: index 1
+                payoff = settled["our_balance"] - before_settle
                 say(
                     f"expiry: the oracle signs {settle_price // PRICE:,}; bob's calls settle off "
                     f"chain ({usd(payoff)} USD to bob)"

@@ -222,7 +222,16 @@ def _context(args: argparse.Namespace | None) -> Context:
             listen_port = load_config(config).listen_port
         except (ConfigError, OSError):
             pass
-    return Context(config=config, peer=getattr(args, "peer_label", None), listen_port=listen_port)
+    rpc_option = None
+    for flag, dest in (("--rpc-url", "rpc_url"), ("--rpc", "rpc")):
+        if getattr(args, dest, None):
+            rpc_option = f"{flag} {getattr(args, dest)}"
+    return Context(
+        config=config,
+        peer=getattr(args, "peer_label", None),
+        listen_port=listen_port,
+        rpc_option=rpc_option,
+    )
 
 
 def describe(exc: BaseException, args: argparse.Namespace | None = None) -> str:

@@ -13,8 +13,8 @@ import trio
 from channels.cli.config import (
     Config,
     UsageError,
-    _require_config,
     load_config,
+    require_config,
 )
 from channels.cli.errors import AlreadyClosed
 from channels.cli.format import (
@@ -41,6 +41,7 @@ from channels.cli.values import (
 )
 from channels.cli.views import (
     Units,
+    balances_view,
     channel_view,
     peer_label,
     position_view,
@@ -61,7 +62,7 @@ def _socket_and_config(args: argparse.Namespace) -> tuple[Path, Config | None]:
     if getattr(args, "socket", None):
         cfg = load_config(args.config) if getattr(args, "config", None) else None
         return Path(args.socket), cfg
-    cfg = _require_config(args)
+    cfg = require_config(args)
     return cfg.control, cfg
 
 
@@ -293,13 +294,11 @@ async def _cmd_option(
     )
     units = _units(args)
     position = position_view(result["position"], units)
-    balances = [int(b) for b in result["balances"]]  # the control answer lists ours first
     view = {
         "channel": args.channel,
         "peer": args.peer_label,
         "version": result["version"],
-        "ours": units.amount(balances[0]),
-        "theirs": units.amount(balances[1]),
+        **balances_view(result, units),
         "premium": units.amount(premium),
         "position": position,
     }

@@ -15,21 +15,23 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from adjudicator.tx_signing import TransactionSigner
 from channels.cli.node_guards import GUARD_KEYS, NodeGuards, parse_node_guards
-from channels.cli.peer_terms import TERM_KEYS, parse_peer_terms
+from channels.cli.peer_terms import (
+    NO_PEER_TERMS,
+    TERM_KEYS,
+    PeerTermsConfig,
+    TermsError,
+    parse_peer_terms,
+)
 from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
 from channels.cli.units import UnitError, checked_address
-from channels.core.consent import TradeClass
 from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, to_checksum
-from channels.core.risk import NO_LIMITS, RiskLimits
 from channels.core.signing import LocalSigner, Signer
-from channels.core.terms import NO_TERMS, PeerTerms
 from channels.runtime.towerclient import TowerEndpoint
 from channels.signers.errors import KeySourceError
 from channels.signers.sources import KeySource, open_key_source, parse_key_source
 
 if TYPE_CHECKING:
-    from channels.core.trust import Trust
     from channels.runtime.node import NodeSettings
 
 log = logging.getLogger("channels.desk")
@@ -78,10 +80,10 @@ class PeerConfig:
     #: Where to dial it; None for a peer that only dials us.
     host: str | None
     port: int | None
-    #: What we accept with this peer (channels/cli/peer_terms.py); the default accepts nothing.
-    terms: PeerTerms = NO_TERMS
-    approve: frozenset[TradeClass] = frozenset()
-    limits: RiskLimits = NO_LIMITS
+    #: What we accept with this peer, its standing approvals and risk limits, amounts not yet
+    #: scaled by their asset's decimals (channels/cli/peer_terms.py; the node's Trust is built
+    #: from them by channels/cli/desk_trust.py).
+    terms: PeerTermsConfig = NO_PEER_TERMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,25 +143,6 @@ class Config:
                 return peer.name
         return None
 
-    def trust(self) -> Trust:
-        """Whom the desk deals with: its declared peers and their terms, nobody else."""
-        from channels.core.trust import Peer, Trust
-
-        trust = Trust(
-            peers=tuple(
-                Peer(
-                    name=p.name,
-                    address=Address(p.address),
-                    endpoint=(p.host, p.port) if p.host and p.port else None,
-                    terms=p.terms,
-                    approve=p.approve,
-                    limits=p.limits,
-                )
-                for p in self.peers.values()
-            )
-        )
-        return self.guards.apply_caps(trust)
-
     def node_settings(self) -> NodeSettings:
         from channels.runtime.node import NodeSettings
 
@@ -207,11 +190,11 @@ _CHAIN_KEYS = {
     "challenge_period",
 }
 _PEER_KEYS = {"address", "host", "port"} | TERM_KEYS
-_LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
 
-class _Section:
+class Section:
     """Typed reads of one TOML table, naming the file and key in every error."""
 
     def __init__(self, path: Path, name: str, table: object, known: set[str]) -> None:
@@ -314,8 +297,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                     f"{cfg_path}: [node] {refused}: a private key must not be written in the "
                     "config; use key_file (a file of mode 0600) or key_env"
                 )
-    node = _Section(cfg_path, "node", node_table, _NODE_KEYS)
-    chain = _Section(cfg_path, "chain", doc.get("chain", {}), _CHAIN_KEYS)
+    node = Section(cfg_path, "node", node_table, _NODE_KEYS)
+    chain = Section(cfg_path, "chain", doc.get("chain", {}), _CHAIN_KEYS)
     store = node.get_path("store")
     if store is None:
         raise ConfigError(f"{cfg_path}: [node] store is required (the SQLite file of the desk)")
@@ -332,8 +315,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             f"{cfg_path}: the channel key is given twice: in [keys.channel] and in [node]"
         )
     log_level = (node.get_str("log_level") or "info").lower()
-    if log_level not in _LOG_LEVELS:
-        node.fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
+    if log_level not in LOG_LEVELS:
+        node.fail("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     log_format = (node.get_str("log_format") or "text").lower()
     if log_format not in LOG_FORMATS:
         node.fail("log_format", f"must be one of {', '.join(LOG_FORMATS)}")
@@ -343,7 +326,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     if not isinstance(peers_table, dict):
         raise ConfigError(f"{cfg_path}: [peers] must be a table of [peers.<name>] tables")
     for name, table in peers_table.items():
-        peer = _Section(cfg_path, f"peers.{name}", table, _PEER_KEYS)
+        peer = Section(cfg_path, f"peers.{name}", table, _PEER_KEYS)
         addr, host, port = (
             peer.get_address("address"),
             peer.get_str("host"),
@@ -353,10 +336,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             peer.fail("address", "a peer needs its address")
         if (host is None) != (port is None):
             peer.fail("host/port", "give both (where to dial the peer) or neither")
-        terms, approve, limits = parse_peer_terms(
-            peer.table, peer.fail, peer.parse_address, default_asset, default_oracle
-        )
-        peers[name] = PeerConfig(name, addr, host, port, terms, approve, limits)
+        try:
+            terms = parse_peer_terms(name, peer.table, default_asset, default_oracle)
+        except TermsError as exc:
+            raise ConfigError(f"{cfg_path}: {exc}") from None
+        peers[name] = PeerConfig(name, addr, host, port, terms)
     try:
         quotes = parse_quote_table(cfg_path, doc["quotes"]) if "quotes" in doc else None
     except QuoteTableError as exc:
@@ -405,7 +389,7 @@ def _watchtowers(cfg_path: Path, tables: object) -> tuple[TowerEndpoint, ...]:
         raise ConfigError(f"{cfg_path}: watchtowers are [[watchtower]] tables")
     out = []
     for number, table in enumerate(tables, 1):
-        tower = _Section(cfg_path, f"watchtower #{number}", table, _PEER_KEYS)
+        tower = Section(cfg_path, f"watchtower #{number}", table, _PEER_KEYS)
         addr, host = tower.get_address("address"), tower.get_str("host")
         port = tower.get_int("port", 1, 65535)
         if addr is None or host is None or port is None:
@@ -431,7 +415,7 @@ def _key_sources(path: Path, table: object) -> tuple[KeySource | None, KeySource
         raise ConfigError(str(exc)) from None
 
 
-def _metrics_switch(node: _Section) -> bool:
+def _metrics_switch(node: Section) -> bool:
     value = node.table.get("metrics", True)
     if type(value) is not bool:
         node.fail(
@@ -440,7 +424,7 @@ def _metrics_switch(node: _Section) -> bool:
     return value
 
 
-def _fallback_urls(chain: _Section) -> tuple[str, ...]:
+def _fallback_urls(chain: Section) -> tuple[str, ...]:
     """``[chain] rpc_fallback_urls``: more endpoints, used in turn when one fails."""
     value = chain.table.get("rpc_fallback_urls", [])
     if not isinstance(value, list) or not all(
@@ -520,7 +504,7 @@ def load_local_signer(cfg: Config, env: Mapping[str, str] | None = None) -> Loca
     return signer
 
 
-def _require_config(args: argparse.Namespace) -> Config:
+def require_config(args: argparse.Namespace) -> Config:
     path = getattr(args, "config", None)
     if not path:
         raise UsageError(f"give --config desk.toml (or set {CONFIG_ENV})")

@@ -34,10 +34,12 @@ DEV_MAX_DEPOSIT = 100_000
 #: its operator agreed to (channels/cli/peer_terms.py), and these configs are copied.
 DEV_APPROVALS = ("buy", "write", "unwind")
 DEV_PEER_TERMS = (
-    "max_deposit = {max_deposit}     # smallest units: what we deposit in a channel it opens\n"
     "approve = ["
     + ", ".join(f'"{a}"' for a in DEV_APPROVALS)
     + "]   # what it may ask of us; never pay or withdraw\n"
+    "\n[peers.{peer}.assets.token]     # what we lock with it, in the test token's units\n"
+    'address = "{token}"\n'
+    'max_deposit = "{max_deposit}"          # our deposit in a channel it opens; also our total\n'
 )
 
 
@@ -85,7 +87,7 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_public(path: Path, text: str) -> None:
+def write_public(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -110,7 +112,8 @@ def desk_config_text(
 ) -> str:
     """The TOML text of a desk config; every line says what it is."""
     peer_tables = "".join(
-        f'\n[peers.{peer}]\naddress = "{addr}"\nhost = "127.0.0.1"\nport = {port}\n' + peer_terms
+        f'\n[peers.{peer}]\naddress = "{addr}"\nhost = "127.0.0.1"\nport = {port}\n'
+        + peer_terms.replace("{peer}", peer)
         for peer, addr, port in peers
     )
     return f"""# {name}: {comment}
@@ -184,11 +187,13 @@ def write_dev_desks(
             oracle_note=f"the dev oracle (anvil dev account {DEV_ORACLE_ACCOUNT})",
             challenge_period=DEV_CHALLENGE_PERIOD,
             peers=peers,
-            peer_terms=DEV_PEER_TERMS.format(max_deposit=DEV_MAX_DEPOSIT * 10**token_decimals),
+            peer_terms=DEV_PEER_TERMS.replace("{token}", to_checksum(token)).replace(
+                "{max_deposit}", str(DEV_MAX_DEPOSIT)
+            ),
             extra_tables=DEV_QUOTES,
         )
         config = directory / f"{name}.toml"
-        _write_public(config, text)
+        write_public(config, text)
         written.append(
             DeskFile(name, config, key_file, to_checksum(signers[name].address), ports[name])
         )
@@ -210,6 +215,7 @@ async def open_desk(config: str | os.PathLike[str]) -> AsyncIterator[tuple[Node,
         peer = cfg.peers["desk-b"]
         channel = await node.open_channel(peer=(peer.host, peer.port), ...)
     """
+    from channels.cli.desk_trust import desk_trust
     from channels.runtime.node import open_node
 
     cfg = load_config(config)
@@ -222,6 +228,7 @@ async def open_desk(config: str | os.PathLike[str]) -> AsyncIterator[tuple[Node,
         adjudicator=adjudicator,
         listen=listen,
         settings=cfg.node_settings(),
-        trust=cfg.trust(),  # consent: the config's declared peers, their terms and limits
+        # consent: the config's declared peers, their terms and limits
+        trust=await desk_trust(cfg),
     ) as node:
         yield node, cfg

@@ -20,6 +20,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from channels.core.errors import LocalError
+
 EXIT_CODES = {
     "internal": 1,
     "usage": 2,
@@ -31,7 +33,7 @@ EXIT_CODES = {
 }
 
 
-class AlreadyClosed(Exception):
+class AlreadyClosed(LocalError):
     """The channel a command names is closed already."""
 
 
@@ -126,6 +128,10 @@ _PEER_REFUSALS = {
     "TermsRefused",
     "UpdateRefusedError",
 }
+#: Refused by this desk's own consent setting (max_deposit_fee_bps): the message names the fee,
+#: the setting and what to do. The peer is online and broke nothing, so the hint at its node or at
+#: forcing a close would mislead; a rule of ours refused it (exit 3).
+_CONSENT_REFUSALS = {"DepositFeeRefused", "PeerDepositFeeRefused"}
 _NODE_KINDS = {"NodeNotRunning", "ControlSocketInUse"}
 _USAGE_KINDS = {"BadRequest", "UsageError", "ConfigError", "KeyOnCommandLine", "UnknownChannel"}
 
@@ -192,6 +198,8 @@ class Context:
     config: str | None = None
     peer: str | None = None
     listen_port: int | None = None
+    #: The command line's RPC option, when it named the chain (``--rpc-url URL``).
+    rpc_option: str | None = None
 
 
 def _kind_and_text(exc: BaseException) -> tuple[str, str]:
@@ -243,6 +251,8 @@ def classify(exc: BaseException, ctx: Context) -> Failure:
         kind, text = _kind_and_text(exc)
     category = category_of_kind(kind)
     text = iso_times_in(text)
+    if kind in _CONSENT_REFUSALS:
+        return Failure("refused", kind, f"refused ({kind}): {_one(text)}")
     if category == "node":
         return Failure("node", _snake(kind), _one(text))
     if category == "peer" and kind in _PEER_REFUSALS:  # it answered: no hint at its node
@@ -265,10 +275,16 @@ def classify(exc: BaseException, ctx: Context) -> Failure:
             f"{who} {what}; {hint}",
         )
     if category == "chain":
+        if ctx.rpc_option:
+            where = ctx.rpc_option
+        elif ctx.config:
+            where = f"[chain] rpc_url in {ctx.config}"
+        else:
+            where = "the chain's RPC URL"
         return Failure(
             "chain",
             "chain_error",
-            f"chain: {kind}: {_one(text)} (check [chain] rpc_url in {cfg} and that the chain runs)",
+            f"chain: {kind}: {_one(text)} (check {where} and that the chain runs)",
         )
     if category == "refused":
         if kind == "IllegalCall" and "closed" in text.lower():

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from channels.cli.units import text_duration
 from channels.cli.views import render_table, short_id
 
 if TYPE_CHECKING:
@@ -36,17 +37,8 @@ def fmt_fixed(value: int, decimals: int) -> str:
     return f"{Decimal(text):f}"
 
 
-def fmt_duration(seconds: int) -> str:
-    if seconds <= 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-        if len(parts) == 2:
-            break
-    return "".join(parts)
+#: The older name of :func:`channels.cli.units.text_duration`, kept in ``channels.cli``'s exports.
+fmt_duration = text_duration
 
 
 def short_hex(text: str, digits: int = 10) -> str:

@@ -17,7 +17,7 @@ import coincurve
 import trio
 
 from channels.cli.config import Config, ConfigError, UsageError, load_config
-from channels.cli.desks import _write_public, desk_config_text, free_port
+from channels.cli.desks import desk_config_text, free_port, write_public
 from channels.cli.format import note, out
 from channels.cli.key_cmds import new_password
 from channels.core.model import to_checksum
@@ -117,7 +117,7 @@ async def run_init(args: argparse.Namespace) -> int:
             f"{password_line}\n"
         ),
     )
-    _write_public(target, text)
+    write_public(target, text)
     try:
         load_config(target)  # what we wrote must load
     except ConfigError:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
-import json
 import sys
 from pathlib import Path
 
@@ -17,9 +16,8 @@ from channels.cli.config import ConfigError, UsageError, load_config
 from channels.cli.format import note, out, print_json
 from channels.core.model import address, to_checksum
 from channels.core.signing import LocalSigner
-from channels.signers.bounded_json import too_deep
 from channels.signers.errors import KeySourceError
-from channels.signers.keystore import MAX_KEYSTORE_FILE, PasswordSource, read_private_file
+from channels.signers.keystore import PasswordSource, read_keystore_document
 from channels.signers.keystore import write_keystore as _write_keystore
 from channels.signers.sources import KeySource, open_key_source
 
@@ -70,14 +68,7 @@ async def run_keygen(args: argparse.Namespace) -> int:
 
 def _keystore_address(path: Path) -> str:
     """The address a keystore file records (no password needed to read it)."""
-    raw = read_private_file(path, MAX_KEYSTORE_FILE)
-    if too_deep(raw, 8):
-        raise KeySourceError(f"{path} is not an encrypted keystore")
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise KeySourceError(f"{path} is not JSON: not an encrypted keystore") from None
-    text = doc.get("address") if isinstance(doc, dict) else None
+    text = read_keystore_document(path).get("address")
     if not isinstance(text, str):
         raise KeySourceError(f"{path} records no address")
     return to_checksum(address(text if text.startswith("0x") else "0x" + text))

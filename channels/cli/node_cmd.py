@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from adjudicator.tx_signing import TransactionSigner
-from channels.cli.config import Config, PortInUse, _require_config, load_gas_key, load_signer
+from channels.cli.config import Config, PortInUse, load_gas_key, load_signer, require_config
 from channels.control import one_line
 from channels.core.errors import ChannelError
 from channels.core.model import to_checksum
@@ -190,10 +190,12 @@ async def serve_desk(
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the desk's node, its control socket and its event log until cancelled."""
+    from channels.cli.desk_trust import desk_trust
     from channels.runtime.node import open_node
 
     rpc_url, adjudicator = cfg.require_chain()
     listen = None if cfg.listen_port is None else (cfg.listen_host, cfg.listen_port)
+    trust = await desk_trust(cfg)  # amounts in each asset's units, scaled by its decimals
     async with open_node(
         signer=signer,
         store=cfg.store,
@@ -202,7 +204,7 @@ async def serve_desk(
         listen=listen,
         settings=cfg.node_settings(),
         transaction_key=gas,
-        trust=cfg.trust(),
+        trust=trust,
         pricer=cfg.quotes.price if cfg.quotes is not None else None,
         quote_limits=cfg.quotes.limits() if cfg.quotes is not None else None,
         watchtowers=cfg.watchtowers,
@@ -273,7 +275,7 @@ async def _serve_parts(
 
 
 async def run_node(args: argparse.Namespace) -> int:
-    cfg = _require_config(args)
+    cfg = require_config(args)
     with logging_to_stderr(args.log_level or cfg.log_level, args.log_format or cfg.log_format):
         # Opening a key may decrypt a keystore or ask a remote signer: off the trio loop.
         signer = await trio.to_thread.run_sync(load_signer, cfg)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from channels.cli.units import (
 )
 from channels.cli.views import short_id, state_line, state_view
 from channels.control import ControlClient
+from channels.core import boundedjson
 from channels.core.errors import BadAttestation
 from channels.core.model import to_checksum
 
@@ -216,8 +216,8 @@ def _attestation_from_file(path: str, position: Mapping[str, Any]) -> tuple[int,
     if len(raw) > MAX_ATTESTATION_FILE:
         raise UsageError(f"{path}: larger than an attestation file can be (16 KiB)")
     try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
+        doc = boundedjson.loads(raw, max_bytes=MAX_ATTESTATION_FILE, max_depth=8)
+    except boundedjson.JsonRejected as exc:
         raise UsageError(f"{path}: not an attestation (not JSON: {exc})") from None
     if not isinstance(doc, dict):
         raise UsageError(f"{path}: must be a JSON object with price and signature")

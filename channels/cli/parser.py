@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from channels.cli.audit_cmds import cmd_export, run_verify
@@ -24,15 +24,16 @@ from channels.cli.commands import (
     cmd_write,
 )
 from channels.cli.config import (
-    _LOG_LEVELS,
     CONFIG_ENV,
     DEFAULT_STATE_FILE,
     KEY_REFUSAL,
     LOG_FORMATS,
+    LOG_LEVELS,
     KeyOnCommandLine,
     UsageError,
     looks_like_key,
 )
+from channels.cli.help_texts import AMOUNT, CHANNEL, EXPIRY, PRICE, QUANTITY, duration
 from channels.cli.init_cmd import run_init
 from channels.cli.key_cmds import run_address, run_keygen
 from channels.cli.node_cmd import run_node
@@ -94,6 +95,7 @@ def _typed(fn: Callable[[str], T]) -> Callable[[str], T]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = "value"
+    convert.__wrapped__ = fn  # type: ignore[attr-defined]  # what it parses (the help test)
     return convert
 
 
@@ -104,8 +106,6 @@ def _address_arg(text: str) -> bytes:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-AMOUNT = "in the asset's units, e.g. 1.5 (smallest units with --raw)"
-CHANNEL = "a [peers] name (its open channel), or a channel id or id prefix (see status)"
 
 
 def _alarm_id(text: str) -> int:
@@ -120,9 +120,30 @@ def _position_id(text: str) -> int:
     return int(text)
 
 
-class _Parser(argparse.ArgumentParser):
+ActionT = TypeVar("ActionT", bound=argparse.Action)
+
+
+class ChannelsParser(argparse.ArgumentParser):
     """argparse that raises :class:`UsageError` instead of printing and exiting, so a usage
-    error is one line (JSON under --json) like every other error."""
+    error is one line (JSON under --json) like every other error; and that lists what it was
+    given (``arguments``, ``commands``), for checks over the whole command line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: Every argument, in the order added (those of mutually exclusive groups too).
+        self.arguments: list[argparse.Action] = []
+        #: Each command's parser by name, once ``add_subparsers`` was called.
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+        super().__init__(*args, **kwargs)
+
+    def _add_action(self, action: ActionT) -> ActionT:
+        # The one place argparse adds every argument, also one added to a group.
+        self.arguments.append(action)
+        return super()._add_action(action)
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        subparsers = super().add_subparsers(**kwargs)
+        self.commands = subparsers.choices  # filled in as the commands are added
+        return subparsers
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(
@@ -183,8 +204,8 @@ def _deployer_options(parser: argparse.ArgumentParser) -> None:
     _password_options(parser)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def build_parser() -> ChannelsParser:
+    parser = ChannelsParser(
         prog="channels",
         description="Two-party state channels for cash-settled options: run a desk node and "
         "drive it.",
@@ -200,20 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str, run: Any, one_shot: OneShot | None = None) -> Any:
         p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
-        assert isinstance(p, _Parser)
+        assert isinstance(p, ChannelsParser)
         _add_common(p, top=False)
         p.set_defaults(run=run, one_shot=one_shot)
         return p
 
     p = command("chain", "start a local anvil, deploy the adjudicator and a test token", run_chain)
-    p.add_argument("--port", type=int, help="anvil's port (default: a free one)")
+    p.add_argument("--port", type=int, help="anvil's TCP port (default: a free one)")
     p.add_argument("--host", default="127.0.0.1", help="anvil's host (default 127.0.0.1)")
     p.add_argument(
         "--block-time",
         type=float,
         default=1.0,
-        help="seconds between blocks (default 1; 0 mines one block per transaction, and then "
-        "chain time stands still between transactions)",
+        help="seconds between blocks, e.g. 0.5 (default 1; 0 mines one block per transaction, "
+        "and then chain time stands still between transactions)",
     )
     p.add_argument(
         "--state-file",
@@ -224,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--mint",
         type=_typed(parse_amount_text),
         default=Amount("1000000"),
-        help="test tokens minted to each account, in tokens (6 decimals; default 1000000)",
+        help="test tokens minted to each account, in the token's units (6 decimals; smallest "
+        "units with --raw; default 1000000)",
     )
     p.add_argument(
         "--desks",
@@ -258,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _key_options(p)
 
     p = command("node", "run a desk node from its config until SIGINT/SIGTERM", run_node)
-    p.add_argument("--log-level", choices=_LOG_LEVELS, help="overrides [node] log_level")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="overrides [node] log_level")
     p.add_argument(
         "--log-format",
         choices=LOG_FORMATS,
@@ -282,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--challenge-period",
         type=_typed(parse_duration_text),
-        help="a duration: 3600 (seconds), 90m, 1h, 7d or PT1H (default: [chain] challenge_period)",
+        help=duration("how long a dispute stays open", "[chain] challenge_period"),
     )
 
     p = command("pay", "pay the peer", None, cmd_pay)
@@ -295,23 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--kind", choices=("call", "put"), required=True)
         p.add_argument("--underlying", required=True, help="e.g. ETH-USD")
         p.add_argument(
-            "--strike",
-            type=_typed(parse_price),
-            required=True,
-            help="price in the underlying's quote currency, e.g. 3000.5 (up to 8 decimals)",
+            "--strike", type=_typed(parse_price), required=True, help=f"the strike, {PRICE}"
         )
+        p.add_argument("--expiry", type=_typed(parse_expiry), required=True, help=EXPIRY)
         p.add_argument(
-            "--expiry",
-            type=_typed(parse_expiry),
-            required=True,
-            help="+7d (a duration from chain time), an ISO time (2027-06-25T08:00Z, UTC unless "
-            "given) or a unix time in seconds",
-        )
-        p.add_argument(
-            "--quantity",
-            type=_typed(parse_quantity),
-            required=True,
-            help="units of the underlying, e.g. 1.5 (up to 18 decimals)",
+            "--quantity", type=_typed(parse_quantity), required=True, help=f"the size, {QUANTITY}"
         )
         p.add_argument(
             "--premium",
@@ -429,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--price",
         type=_typed(parse_price),
-        help="with --dev-oracle: the settlement price in the quote currency, e.g. 3100.5",
+        help=f"with --dev-oracle: the settlement price, {PRICE}",
     )
 
     p = command(
@@ -443,7 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adjudicator", type=_typed(_address_arg), help="the adjudicator contract")
     p.add_argument("--asset", type=_typed(_address_arg), help="the channel asset (ERC-20)")
     p.add_argument("--oracle", type=_typed(_address_arg), help="the price oracle's address")
-    p.add_argument("--listen-port", type=int, help="TCP port peers dial (default: a free one, now)")
+    p.add_argument(
+        "--listen-port", type=int, help="the TCP port peers dial (default: a free one, now)"
+    )
     p.add_argument("--scrypt-n", type=int, default=None, help=argparse.SUPPRESS)  # tests only
     _password_options(p)  # the config reads the password the same way (default: a prompt)
 
@@ -463,3 +475,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="also check each cited transaction on chain (mined, its outcome, its event)",
     )
     return parser
+
+
+def walk_arguments(
+    parser: ChannelsParser, command: str = ""
+) -> Iterator[tuple[str, argparse.Action]]:
+    """Every argument of ``parser`` and of its commands, as (command, action), the top level's
+    with command "": for checks over the whole command line (tests/cli/test_help_units.py)."""
+    for action in parser.arguments:
+        yield command, action
+    for name, sub in parser.commands.items():
+        assert isinstance(sub, ChannelsParser)
+        yield from walk_arguments(sub, f"{command} {name}".strip())

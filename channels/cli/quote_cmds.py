@@ -15,21 +15,21 @@ from channels.cli.config import (
     Config,
 )
 from channels.cli.format import out, print_json
-from channels.cli.units import Amount, fmt_units, iso_time, parse_amount_text
+from channels.cli.help_texts import AMOUNT, CHANNEL, EXPIRY, PRICE, QUANTITY, duration
+from channels.cli.units import Amount, UnitError, fmt_units, iso_time, parse_amount_text
 from channels.cli.values import (
     Expiry,
-    parse_amount,
     parse_duration,
     parse_expiry,
     parse_price,
     parse_quantity,
 )
-from channels.cli.views import Units, position_view
+from channels.cli.views import Units, balances_view, position_view
 from channels.control import ControlClient
 from channels.core.errors import LocalError
 
-AMOUNT = "in the asset's units, e.g. 40.5 (smallest units with --raw)"
-CHANNEL = "a [peers] name (its open channel), or a channel id or id prefix (see status)"
+#: Quote prices and collateral are per unit of the underlying.
+PER_UNIT = "per unit of the underlying"
 
 
 class QuoteOutsideLimit(LocalError):
@@ -119,15 +119,13 @@ def _terms(args: argparse.Namespace) -> dict[str, Any]:
 
 def _fill_view(result: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     units = _units(args)
-    ours, theirs = (int(b) for b in result["balances"])  # the node lists ours first here
     return {
         "channel": args.channel,
         "peer": args.peer_label,
         "position": position_view(result["position"], units),
         "quote": quote_view(result["quote"], units),
         "version": result["version"],
-        "ours": units.amount(ours),
-        "theirs": units.amount(theirs),
+        **balances_view(result, units),
     }
 
 
@@ -268,6 +266,12 @@ async def cmd_fill(client: ControlClient, args: argparse.Namespace, cfg: Config 
     return 0
 
 
+def _request_id(text: str) -> int:
+    if not text.isdigit():
+        raise UnitError(f"not a request id (a whole number, see channels quotes): {text!r}")
+    return int(text)
+
+
 def add_quote_commands(
     command: Callable[..., argparse.ArgumentParser], typed: Callable[[Any], Any]
 ) -> None:
@@ -277,33 +281,56 @@ def add_quote_commands(
         p.add_argument("channel", help=CHANNEL)
         p.add_argument("--kind", choices=("call", "put"), required=True)
         p.add_argument("--underlying", required=True, help="e.g. ETH-USD")
-        p.add_argument("--strike", type=typed(parse_price), required=True, help="e.g. 3000.5")
         p.add_argument(
-            "--expiry", type=typed(parse_expiry), required=True, help="+7d, unix time or ISO"
+            "--strike", type=typed(parse_price), required=True, help=f"the strike, {PRICE}"
         )
+        p.add_argument("--expiry", type=typed(parse_expiry), required=True, help=EXPIRY)
         p.add_argument("--side", choices=("buy", "sell"), required=True, help=side_help)
 
     p = command("rfq", "request a firm quote from the peer", None, cmd_rfq)
     option_terms(p, "our side: buy (the peer writes) or sell")
-    p.add_argument("--quantity", type=typed(parse_quantity), required=True, help="e.g. 1.5")
-    p.add_argument("--timeout", type=int, default=10, help="seconds to wait (default 10)")
+    p.add_argument(
+        "--quantity", type=typed(parse_quantity), required=True, help=f"the size, {QUANTITY}"
+    )
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=10,
+        help="how long to wait for the quote, in whole seconds (default 10)",
+    )
     p.add_argument(
         "--fill-limit",
         type=typed(parse_amount_text),
-        help="fill the quote at once if its premium per unit is at most this when buying (at "
+        help=f"fill the quote at once if its premium {PER_UNIT} is at most this when buying (at "
         f"least when selling), {AMOUNT}; otherwise nothing is traded",
     )
 
     p = command("offer", "send the peer an unsolicited firm quote", None, cmd_offer)
     option_terms(p, "the PEER's side: buy (we write) or sell (we buy)")
     p.add_argument(
-        "--price", type=typed(parse_amount_text), required=True, help=f"premium per unit, {AMOUNT}"
+        "--price",
+        type=typed(parse_amount_text),
+        required=True,
+        help=f"the premium {PER_UNIT}, {AMOUNT}",
     )
     p.add_argument(
-        "--collateral", type=typed(parse_amount_text), required=True, help=f"per unit, {AMOUNT}"
+        "--collateral",
+        type=typed(parse_amount_text),
+        required=True,
+        help=f"the collateral {PER_UNIT}, {AMOUNT}",
     )
-    p.add_argument("--max-quantity", type=typed(parse_quantity), required=True)
-    p.add_argument("--valid-for", type=typed(parse_duration), default=30, help="default 30s")
+    p.add_argument(
+        "--max-quantity",
+        type=typed(parse_quantity),
+        required=True,
+        help=f"the most the peer may fill, {QUANTITY}",
+    )
+    p.add_argument(
+        "--valid-for",
+        type=typed(parse_duration),
+        default=30,
+        help=duration("how long the quote stays firm, in chain time", "30 seconds"),
+    )
     p.add_argument(
         "--replaces",
         metavar="QUOTE",
@@ -315,19 +342,34 @@ def add_quote_commands(
 
     p = command("answer", "quote (or decline) a peer's waiting request", None, cmd_answer)
     p.add_argument("channel", help=CHANNEL)
-    p.add_argument("request_id", type=typed(parse_amount), help="see `channels quotes`")
-    p.add_argument("--price", type=typed(parse_amount_text), help=f"premium per unit, {AMOUNT}")
+    p.add_argument("request_id", type=typed(_request_id), help="see `channels quotes`")
     p.add_argument(
-        "--collateral", type=typed(parse_amount_text), help=f"collateral per unit, {AMOUNT}"
+        "--price", type=typed(parse_amount_text), help=f"the premium {PER_UNIT}, {AMOUNT}"
     )
-    p.add_argument("--max-quantity", type=typed(parse_quantity), help="default: the asked size")
-    p.add_argument("--valid-for", type=typed(parse_duration), default=30, help="default 30s")
+    p.add_argument(
+        "--collateral", type=typed(parse_amount_text), help=f"the collateral {PER_UNIT}, {AMOUNT}"
+    )
+    p.add_argument(
+        "--max-quantity",
+        type=typed(parse_quantity),
+        help=f"the most the peer may fill, {QUANTITY}; default: the size it asked for",
+    )
+    p.add_argument(
+        "--valid-for",
+        type=typed(parse_duration),
+        default=30,
+        help=duration("how long the quote stays firm, in chain time", "30 seconds"),
+    )
     p.add_argument("--decline", metavar="REASON", help="decline instead, with this reason")
 
     p = command("fill", "fill the peer's quote (all that is left, or --quantity)", None, cmd_fill)
     p.add_argument("channel", help=CHANNEL)
     p.add_argument("quote", help="quote id or a unique prefix (see `channels quotes`)")
-    p.add_argument("--quantity", type=typed(parse_quantity), help="default: all that is left")
+    p.add_argument(
+        "--quantity",
+        type=typed(parse_quantity),
+        help=f"how much to fill, {QUANTITY}; default: all that is left",
+    )
 
     p = command(
         "withdraw-quote", "withdraw a live quote of ours: fills of it are refused", None,

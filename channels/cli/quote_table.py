@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from channels.core.errors import ChannelError
+from channels.core.errors import ChannelError, LocalError
 from channels.core.model import PRICE_DECIMALS, QUANTITY_DECIMALS, OptionKind, symbol
 from channels.core.quote_book import QuoteLimits
 from channels.core.quotes import Side
@@ -57,7 +57,7 @@ _OPTIONAL_KEYS = {"max_quantity", "price", "price_raw", "collateral", "collatera
 MAX_ROWS = 1000
 
 
-class QuoteTableError(Exception):
+class QuoteTableError(LocalError):
     """The [quotes] section of the config is wrong (the message names the key)."""
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import trio
 
-from channels.cli.config import ConfigError, _Section, read_toml
+from channels.cli.config import ConfigError, Section, read_toml
 from channels.cli.node_cmd import logging_to_stderr, wait_for_stop_signal
 from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
@@ -75,8 +75,8 @@ def load_tower_config(path: str) -> TowerConfig:
     unknown = sorted(set(doc) - {"tower", "chain"})
     if unknown:
         raise ConfigError(f"{cfg_path}: unknown section(s): {', '.join(unknown)}")
-    tower = _Section(cfg_path, "tower", doc.get("tower", {}), _TOWER_KEYS)
-    chain = _Section(cfg_path, "chain", doc.get("chain", {}), _CHAIN_KEYS)
+    tower = Section(cfg_path, "tower", doc.get("tower", {}), _TOWER_KEYS)
+    chain = Section(cfg_path, "chain", doc.get("chain", {}), _CHAIN_KEYS)
     store = tower.get_path("store")
     rpc_url, adjudicator = chain.get_str("rpc_url"), chain.get_address("adjudicator")
     if store is None or rpc_url is None or adjudicator is None:
@@ -88,7 +88,7 @@ def load_tower_config(path: str) -> TowerConfig:
         tower.fail("clients", "must list the addresses of the desks it serves")
     clients = []
     for text in raw_clients:
-        probe = _Section(cfg_path, "tower", {"clients": text}, {"clients"})
+        probe = Section(cfg_path, "tower", {"clients": text}, {"clients"})
         addr = probe.get_address("clients")
         assert addr is not None
         clients.append(addr)

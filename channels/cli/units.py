@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from channels.core.errors import LocalError
 from channels.core.model import to_checksum
 
 
-class UnitError(ValueError):
+class UnitError(LocalError, ValueError):
     """A value a person typed is not what its unit needs (the message says what is)."""
 
 

@@ -1,8 +1,9 @@
 """What the commands print, in one schema for text and JSON: ours first, human units.
 
-The control socket answers in integers (smallest units, unix seconds, balances by participant
-index); these views turn them into what a desk reads: amounts in the asset's decimals (or raw
-integers with ``--raw``), ISO times, ISO durations, and our side before theirs everywhere.
+The control socket answers in integers (smallest units, unix seconds; balances as ``our_balance``
+and ``their_balance``); these views turn them into what a desk reads: amounts in the asset's
+decimals (or raw integers with ``--raw``), ISO times, ISO durations, and our side before theirs
+everywhere.
 """
 
 from __future__ import annotations
@@ -66,8 +67,7 @@ def channel_view(
         "peer_connected": bool(row.get("peer_connected")),
         "phase": row["phase"],
         "version": row["version"],
-        "ours": units.amount(int(row["our_balance"])),
-        "theirs": units.amount(int(row["their_balance"])),
+        **balances_view(row, units),
         "locked": units.amount(int(row["locked"])),
         "asset": row["asset"],
         "asset_decimals": row["asset_decimals"],
@@ -80,22 +80,27 @@ def channel_view(
     return view
 
 
+def balances_view(result: Mapping[str, Any], units: Units) -> dict[str, Any]:
+    """A control reply's balances as every command shows them: ours, then theirs."""
+    return {
+        "ours": units.amount(int(result["our_balance"])),
+        "theirs": units.amount(int(result["their_balance"])),
+    }
+
+
 def state_view(
     result: Mapping[str, Any], row: Mapping[str, Any], cfg: Config | None, raw: bool
 ) -> dict[str, Any]:
     """A new state after a trade (``pay``, ``unwind``, ``top-up``, ``withdraw``): ours first."""
     units = Units(int(row["asset_decimals"]), raw)
-    ours_index = int(row["our_index"])
-    balances = [int(b) for b in result["balances"]]
     return {
         "channel": row["id"],
         "peer": peer_label(row, cfg),
         "version": result["version"],
-        "ours": units.amount(balances[ours_index]),
-        "theirs": units.amount(balances[1 - ours_index]),
-        "locked": units.amount(int(result.get("locked", 0))),
-        "positions": result.get("position_count", 0),
-        "final": bool(result.get("is_final", False)),
+        **balances_view(result, units),
+        "locked": units.amount(int(result["locked"])),
+        "positions": result["position_count"],
+        "final": bool(result["is_final"]),
     }
 
 

@@ -8,12 +8,20 @@ Framing: JSON lines, UTF-8, at most :data:`MAX_LINE` bytes each. A client sends 
 line and reads one response line per request, in order, on the same connection::
 
     {"cmd": "pay", "channel": "0x1f2e...", "amount": 1000}
-    {"ok": true, "result": {"version": 7, "balances": [1024000, 976000], "locked": 0}}
+    {"ok": true, "result": {"version": 7, "our_balance": 976000, "their_balance": 1024000, ...}}
     {"ok": false, "error": "UpdateRefusedError: InsufficientFunds: ..."}
 
 Values: amounts, prices, quantities and times are JSON integers (Python's ``json`` keeps them
 exact, however large); bytes (addresses, channel ids, hashes) are ``0x``-prefixed hex strings.
 A ``channel`` may be given as any unique prefix of its id, as ``channels status`` shows it.
+
+Balances: every reply that shows a channel's balances shows them in this node's view, ours first
+and labelled, ``our_balance`` then ``their_balance`` (:func:`views.balances_json`), never as a
+list by participant index. The trades (``pay``, ``unwind``, ``settle``, ``top_up``, ``withdraw``)
+answer with the new state: ``version, our_balance, their_balance, locked, position_count,
+is_final``; the trades that open a position (``write_option``, ``buy_option``, ``fill``) answer
+with the same fields and ``position`` (``fill``: and ``quote``); a ``status`` row has the same
+``version, our_balance, their_balance, locked``.
 
 Errors are ``"<ErrorClass>: message"``, the class being the one the node raised (a rule violation
 keeps the rule's name), so a script can match on the part before the first colon. Fields that a
@@ -28,10 +36,11 @@ Commands (fields in brackets are optional):
 ``chain_view`` ``channel``: the adjudicator's record of a channel and the node's chain time
 ``open``       ``peer_host, peer_port, peer_address, asset, deposit, peer_deposit, oracle``
                ``[challenge_period, asset_decimals]``: returns the channel's status row
-``pay``        ``channel, amount``
+``pay``        ``channel, amount``: the new state
 ``write_option`` / ``buy_option``
                ``channel, kind, underlying, strike, quantity, premium, collateral`` and
-               ``expiry`` (unix time) or ``expiry_in`` (seconds from the node's chain time)
+               ``expiry`` (unix time) or ``expiry_in`` (seconds from the node's chain time):
+               the new state and the position
 ``unwind``     ``channel, position, holder_share``
 ``settle``     ``channel, position, price, signature``: settle an expired position off chain with
                the oracle's signature over (underlying, expiry, price)
@@ -59,7 +68,8 @@ Commands (fields in brackets are optional):
 ``quotes``     ``[channel]``: the quotes in the book and the peer's requests waiting for us
 ``answer``     ``channel, request_id`` and ``price, collateral [max_quantity, valid_for]`` or
                ``decline`` (a reason): answer a waiting request
-``fill``       ``channel, quote [quantity]``: fill the peer's quote (an id prefix) in one update
+``fill``       ``channel, quote [quantity]``: fill the peer's quote (an id prefix) in one update;
+               the new state, the position and the quote
 ``withdraw_quote``
                ``quote``: withdraw a live quote of ours (an id prefix): fills of it are refused
 ============== ==================================================================================
@@ -88,7 +98,6 @@ from channels.control.errors import (
     ControlProtocolError,
     ControlSocketInUse,
     NodeNotRunning,
-    Unsupported,
     error_text,
 )
 from channels.control.errors import one_line as one_line
@@ -96,8 +105,10 @@ from channels.control.fields import Fields as Fields
 from channels.control.fields import Handler as Handler
 from channels.control.server import ControlServer, serve_control
 from channels.control.server import check_socket_path as check_socket_path
+from channels.control.views import balances_json as balances_json
 from channels.control.views import position_json as position_json
 from channels.control.views import state_json as state_json
+from channels.control.views import trade_json as trade_json
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -110,7 +121,6 @@ __all__ = [
     "ControlServer",
     "ControlSocketInUse",
     "NodeNotRunning",
-    "Unsupported",
     "call",
     "connect_control",
     "decode_request",

@@ -24,7 +24,8 @@ from channels.core.model import OptionKind
 if TYPE_CHECKING:
     pass
 
-PROTOCOL = "option-channels-control/1"
+#: /2: balances in replies are ``our_balance`` and ``their_balance`` (no ``balances`` list).
+PROTOCOL = "option-channels-control/2"
 MAX_LINE = 1 << 20
 """Longest request or response line (an export of a long history is the largest)."""
 MAX_DEPTH = 32

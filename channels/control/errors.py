@@ -28,10 +28,6 @@ class BadRequest(LocalError):
     """A control request names an unknown command or has a missing, unknown or mistyped field."""
 
 
-class Unsupported(LocalError):
-    """The running node does not implement this command yet."""
-
-
 class NodeNotRunning(LocalError):
     """Nothing answers on the control socket."""
 

@@ -56,7 +56,8 @@ class Fields:
 Handler = Callable[[Fields], Awaitable[Any]]
 
 
-_OPTION_FIELDS = (
+#: The request fields of ``write_option`` and ``buy_option``.
+OPTION_FIELDS = (
     "channel",
     "kind",
     "underlying",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.control.errors import BadRequest
 from channels.control.fields import Fields, Handler
-from channels.control.views import position_json
+from channels.control.views import trade_json
 from channels.core.model import symbol_text, to_checksum
 from channels.core.quote_book import BookedQuote, QuoteStatus
 from channels.core.quotes import QuoteRequest, SignedQuote
@@ -225,9 +225,4 @@ class QuoteCommands:
         booked = self._find(f.get_str("quote"))
         quantity = f.get_int("quantity") if f.has("quantity") else None
         position = await channel.fill_quote(booked.quote.quote_id, quantity)
-        return {
-            "position": position_json(position, channel.our_index),
-            "quote": quote_json(booked.signed, booked),
-            "version": channel.version,
-            "balances": [channel.our_balance, channel.their_balance],
-        }
+        return {**trade_json(channel, position), "quote": quote_json(booked.signed, booked)}

@@ -31,10 +31,16 @@ from channels.control.errors import (
     error_text,
 )
 from channels.control.export_stream import send_export, wants_stream
-from channels.control.fields import _OPTION_FIELDS, Fields, Handler
+from channels.control.fields import OPTION_FIELDS, Fields, Handler
 from channels.control.operator import register_operator_commands
 from channels.control.quotes import QuoteCommands
-from channels.control.views import _finality_of, position_json, state_json
+from channels.control.views import (
+    balances_json,
+    finality_of,
+    position_json,
+    state_json,
+    trade_json,
+)
 from channels.core.errors import ChainError, ChannelError, UnknownChannel
 from channels.core.model import Attestation, ChannelId, Price, to_checksum
 from channels.core.node_events import Finality, FinalityChanged
@@ -81,8 +87,8 @@ class ControlServer:
                 self._open,
             ),
             ("pay", ("channel", "amount"), self._pay),
-            ("write_option", _OPTION_FIELDS, self._write_option),
-            ("buy_option", _OPTION_FIELDS, self._buy_option),
+            ("write_option", OPTION_FIELDS, self._write_option),
+            ("buy_option", OPTION_FIELDS, self._buy_option),
             ("unwind", ("channel", "position", "holder_share"), self._unwind),
             ("settle", ("channel", "position", "price", "signature"), self._settle),
             ("top_up", ("channel", "amount"), self._top_up),
@@ -213,11 +219,10 @@ class ControlServer:
             "our_index": channel.our_index,
             "phase": channel.phase.value,
             "version": channel.version,
-            "our_balance": channel.our_balance,
-            "their_balance": channel.their_balance,
+            **balances_json(channel.state, channel.our_index),
             "locked": channel.state.locked,
             "positions": [position_json(p, channel.our_index) for p in positions],
-            "finality": _finality_of(channel, self.finality.get(channel.id)),
+            "finality": finality_of(channel, self.finality.get(channel.id)),
             "asset": to_checksum(channel.params.asset),
             "asset_decimals": channel.params.asset_decimals,
             "oracle": to_checksum(channel.params.oracle),
@@ -283,7 +288,7 @@ class ControlServer:
             "withdrawn": list(view.withdrawn),
             "now": self.node.now(),
             "phase": channel.phase.value,
-            "finality": _finality_of(channel, self.finality.get(channel.id)),
+            "finality": finality_of(channel, self.finality.get(channel.id)),
         }
 
     async def _open(self, f: Fields) -> Any:
@@ -305,7 +310,7 @@ class ControlServer:
     async def _pay(self, f: Fields) -> Any:
         amount = f.get_int("amount")
         channel = self.resolve(f.get_str("channel"))
-        return state_json(await channel.pay(amount))
+        return state_json(await channel.pay(amount), channel.our_index)
 
     async def _option(self, f: Fields, write: bool) -> Any:
         kind = f.get_str("kind").lower()
@@ -330,11 +335,7 @@ class ControlServer:
             premium=premium,
             collateral=collateral,
         )
-        return {
-            "position": position_json(position, channel.our_index),
-            "version": channel.version,
-            "balances": [channel.our_balance, channel.their_balance],
-        }
+        return trade_json(channel, position)
 
     async def _write_option(self, f: Fields) -> Any:
         return await self._option(f, write=True)
@@ -345,7 +346,7 @@ class ControlServer:
     async def _unwind(self, f: Fields) -> Any:
         position, share = f.get_int("position"), f.get_int("holder_share")
         channel = self.resolve(f.get_str("channel"))
-        return state_json(await channel.unwind(position, share))
+        return state_json(await channel.unwind(position, share), channel.our_index)
 
     async def _settle(self, f: Fields) -> Any:
         """Settle an expired position off chain with the oracle's signed price at its expiry;
@@ -361,12 +362,13 @@ class ControlServer:
         # Checked before the watcher keeps it: a wrong file must not replace a good attestation.
         check_attestation(channel.domain, channel.params.oracle, attestation, signature)
         self.node.add_attestation(attestation, signature)
-        return state_json(await channel.settle(position_id, attestation, signature))
+        state = await channel.settle(position_id, attestation, signature)
+        return state_json(state, channel.our_index)
 
     async def _top_up(self, f: Fields) -> Any:
         amount = f.get_int("amount")
         channel = self.resolve(f.get_str("channel"))
-        return state_json(await channel.top_up(amount))
+        return state_json(await channel.top_up(amount), channel.our_index)
 
     async def _close(self, f: Fields) -> Any:
         channel = self.resolve(f.get_str("channel"))
@@ -396,7 +398,7 @@ class ControlServer:
                 raise BadRequest("withdraw: give a channel and an amount, or an asset, not both")
             amount = f.get_int("amount")
             channel = self.resolve(f.get_str("channel"))
-            return state_json(await channel.withdraw(amount, recipient))
+            return state_json(await channel.withdraw(amount, recipient), channel.our_index)
         if f.has("amount"):
             raise BadRequest("withdraw: an amount needs a channel")
         asset = f.get_address("asset")

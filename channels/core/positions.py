@@ -104,7 +104,9 @@ class PositionBook:
         "_slot_of",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, snapshot: BookSnapshot | None = None) -> None:
+        """An empty book, or the book ``snapshot`` describes (checked: slots in range, used once,
+        ids unique)."""
         self._by_id: dict[PositionId, Position] = {}
         self._slot_of: dict[PositionId, int] = {}
         self._nodes: dict[tuple[int, int], bytes] = {}
@@ -119,6 +121,8 @@ class PositionBook:
         # slot count after it (change sets run one after another, so a later one starts from it).
         self._changed: list[dict[int, Position | None]] = []
         self._changed_high: list[int] = []
+        if snapshot is not None:
+            self._restore(snapshot)
 
     # reading ----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -169,22 +173,23 @@ class PositionBook:
 
     @classmethod
     def from_snapshot(cls, snap: BookSnapshot) -> PositionBook:
-        book = cls()
+        return cls(snap)
+
+    def _restore(self, snap: BookSnapshot) -> None:
         check_high_water(snap.high_water)
         # The height must be known before the leaves are placed: each leaf's path is hashed up to
         # the root of the full-height tree (a snapshot may have free slots above its last position).
-        book._high_water = snap.high_water
+        self._high_water = snap.high_water
         used = set()
         for slot, position in snap.slots:
             if check_slot(slot, snap.high_water) in used:
                 raise InvalidField(f"slot {slot!r} is used twice")
-            if position.id in book._by_id:
+            if position.id in self._by_id:
                 raise DuplicatePosition(f"position id {position.id} appears twice")
             used.add(slot)
-            book._place(slot, position)
-        book._free = [s for s in range(snap.high_water) if s not in used]
-        heapq.heapify(book._free)
-        return book
+            self._place(slot, position)
+        self._free = [s for s in range(snap.high_water) if s not in used]
+        heapq.heapify(self._free)
 
     # changing ---------------------------------------------------------------------------------
     def add(self, position: Position) -> int:

@@ -45,10 +45,10 @@ from channels.core.schema import (
     Field,
     Kind,
     Schema,
-    _nested,
-    _text,
+    bounded_text,
+    nested,
 )
-from channels.core.wire import _open, _pack, decode_message, encode_message
+from channels.core.wire import decode_message, encode_message, open_envelope, pack_envelope
 
 TAG_QUOTE_REQUEST = 16
 TAG_QUOTE = 17
@@ -93,13 +93,13 @@ QUOTE = Schema("Quote", Quote, (
     Field("replaces", HASH),
 ))  # fmt: skip
 SIGNED_QUOTE = Schema("SignedQuote", SignedQuote, (
-    Field("quote", _nested(QUOTE)),
+    Field("quote", nested(QUOTE)),
     Field("signature", SIG),
 ))  # fmt: skip
 QUOTE_DECLINE = Schema("QuoteDecline", QuoteDecline, (
     Field("channel_id", HASH),
     Field("request_id", U64),
-    Field("reason", _text(MAX_DECLINE_REASON)),
+    Field("reason", bounded_text(MAX_DECLINE_REASON)),
 ))  # fmt: skip
 
 #: quote message tag -> schema
@@ -115,12 +115,12 @@ def encode_quote_message(msg: QuoteMessage) -> bytes:
     entry = _TAGS.get(type(msg))
     if entry is None:
         raise UnencodableMessage(f"not a quote message: {type(msg).__name__}")
-    return _pack(entry[0], entry[1], msg)
+    return pack_envelope(entry[0], entry[1], msg)
 
 
 def decode_quote_message(data: bytes) -> QuoteMessage:
     """The quote message in ``data``; a :class:`WireError` for anything else."""
-    message: QuoteMessage = _open(data, MAX_QUOTE_MESSAGE, QUOTE_MESSAGES, "message")
+    message: QuoteMessage = open_envelope(data, MAX_QUOTE_MESSAGE, QUOTE_MESSAGES, "message")
     return message
 
 
@@ -141,9 +141,10 @@ def decode_peer_message(data: bytes) -> Message | QuoteMessage:
 
 def encode_quote_record(signed: SignedQuote) -> bytes:
     """A signed quote as a store record (tag 40), for the audit trail."""
-    return _pack(TAG_QUOTE_RECORD, SIGNED_QUOTE, signed)
+    return pack_envelope(TAG_QUOTE_RECORD, SIGNED_QUOTE, signed)
 
 
 def decode_quote_record(data: bytes) -> SignedQuote:
-    signed: SignedQuote = _open(data, MAX_QUOTE_MESSAGE, {TAG_QUOTE_RECORD: SIGNED_QUOTE}, "record")
+    records = {TAG_QUOTE_RECORD: SIGNED_QUOTE}
+    signed: SignedQuote = open_envelope(data, MAX_QUOTE_MESSAGE, records, "record")
     return signed

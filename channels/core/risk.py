@@ -26,6 +26,19 @@ from channels.core.options import OpenOption, Trade, payoff, value
 DAY = 86_400
 
 
+#: The limits of :class:`RiskLimits` that are one number (or None); a desk's config names them
+#: as they are named here.
+SINGLE_LIMITS = (
+    "max_collateral_locked",
+    "max_open_positions",
+    "max_notional",
+    "max_premium_per_day",
+    "min_time_to_expiry",
+    "max_expiry_horizon",
+    "max_loss",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
     """Limits for one peer (amounts in the channel asset's smallest unit); None: no limit."""
@@ -48,15 +61,7 @@ class RiskLimits:
     max_loss: int | None = None
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_collateral_locked",
-            "max_open_positions",
-            "max_notional",
-            "max_premium_per_day",
-            "min_time_to_expiry",
-            "max_expiry_horizon",
-            "max_loss",
-        ):
+        for name in SINGLE_LIMITS:
             limit = getattr(self, name)
             if limit is not None and (type(limit) is not int or limit < 0):
                 raise InvalidField(f"{name} must be a non-negative int or None")
@@ -185,4 +190,13 @@ def check(
     return next((c for c in checks if c is not None), None)
 
 
-__all__ = ["NO_LIMITS", "Exposure", "Held", "RiskLimits", "check", "exposure", "premium_we_pay"]
+__all__ = [
+    "NO_LIMITS",
+    "SINGLE_LIMITS",
+    "Exposure",
+    "Held",
+    "RiskLimits",
+    "check",
+    "exposure",
+    "premium_we_pay",
+]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from channels.core.errors import SchemaError, UnknownType
+from channels.core.errors import SchemaError, UnencodableMessage, UnknownType
 from channels.core.messages import (
     RESYNC_HISTORY,
     Accept,
@@ -54,8 +54,9 @@ MAX_RULE_LEN = 64
 MAX_REASON_LEN = 4096
 
 
-class Unencodable(Exception):
-    """A value does not fit its field (the codec turns it into UnencodableMessage)."""
+class Unencodable(UnencodableMessage):
+    """A value does not fit its field (the codec re-raises it as UnencodableMessage naming the
+    message it was encoding)."""
 
 
 # Value kinds ------------------------------------------------------------------------------------
@@ -109,7 +110,8 @@ def _raw(length: int) -> Kind:
     return Kind(encode, decode)
 
 
-def _text(limit: int) -> Kind:
+def bounded_text(limit: int) -> Kind:
+    """A str of at most ``limit`` characters."""
     def check(value: Any) -> bool:
         return type(value) is str and len(value) <= limit
 
@@ -226,7 +228,8 @@ class Schema:
         return self.build(values) if self.build else self.cls(**values)
 
 
-def _nested(schema: Schema) -> Kind:
+def nested(schema: Schema) -> Kind:
+    """A field holding one object of ``schema``, as its map."""
     return Kind(schema.encode, lambda value, name: schema.decode(value))
 
 
@@ -329,13 +332,13 @@ class _WithOptionalKey(Schema):
 TRADES: dict[int, Schema] = {
     1: Schema("Pay", Pay, (Field("payer", INDEX), Field("amount", U256))),
     2: _WithOptionalKey("OpenOption", OpenOption, (
-        Field("position", _nested(POSITION)),
+        Field("position", nested(POSITION)),
         Field("premium", U256),
     ), extra=Field("quote_id", HASH)),
     3: Schema("Unwind", Unwind, (Field("position_id", U64), Field("holder_share", U256))),
     4: Schema("Settle", Settle, (
         Field("position_id", U64),
-        Field("attestation", _nested(ATTESTATION)),
+        Field("attestation", nested(ATTESTATION)),
         Field("signature", SIG),
     )),
     5: Schema("CreditDeposit", CreditDeposit, (Field("participant", INDEX), Field("amount", U256))),
@@ -394,10 +397,10 @@ def _signed(update: Any) -> SignedState:
 
 
 SIGNED_UPDATE = Schema("SignedUpdate", SignedUpdate, (
-    Field("state", _nested(STATE), lambda u: _signed(u).state),
+    Field("state", nested(STATE), lambda u: _signed(u).state),
     Field("signatures", _pair(_OPT_SIG), lambda u: _signed(u).signatures),
     Field("trades", TRADE_LIST),
-    Field("withdrawal", _optional(_nested(WITHDRAWAL))),
+    Field("withdrawal", _optional(nested(WITHDRAWAL))),
     Field("withdrawal_signatures", _optional(_pair(SIG))),
 ), build=lambda v: SignedUpdate(
     SignedState(v["state"], v["signatures"]), v["trades"], v["withdrawal"],
@@ -424,7 +427,7 @@ def _updates(limit: int) -> Kind:
 #: message tag -> schema
 MESSAGES: dict[int, Schema] = {
     1: Schema("OpenProposal", OpenProposal, (
-        Field("params", _nested(PARAMS)),
+        Field("params", nested(PARAMS)),
         Field("deposits", _pair(U256)),
         Field("signature", SIG),
     )),
@@ -438,7 +441,7 @@ MESSAGES: dict[int, Schema] = {
         Field("channel_id", HASH),
         Field("base_version", U64),
         Field("trades", TRADE_LIST),
-        Field("state", _nested(STATE)),
+        Field("state", nested(STATE)),
         Field("signature", SIG),
         Field("request_id", _OPT_U64),
         Field("withdrawal_signature", _OPT_SIG),
@@ -453,21 +456,21 @@ MESSAGES: dict[int, Schema] = {
         Field("channel_id", HASH),
         Field("version", _OPT_U64),
         Field("request_id", _OPT_U64),
-        Field("rule", _text(MAX_RULE_LEN)),
-        Field("reason", _text(MAX_REASON_LEN)),
+        Field("rule", bounded_text(MAX_RULE_LEN)),
+        Field("reason", bounded_text(MAX_REASON_LEN)),
     )),
     7: Schema("Reestablish", Reestablish, (
         Field("channel_id", HASH),
-        Field("state", _nested(STATE)),
+        Field("state", nested(STATE)),
         Field("signatures", _pair(SIG)),
-        Field("book", _nested(BOOK)),
+        Field("book", nested(BOOK)),
         Field("recent", _updates(RESYNC_HISTORY)),
     )),
     8: Schema("OpenCounter", OpenCounter, (
         Field("channel_id", HASH),
-        Field("rule", _text(MAX_RULE_LEN)),
-        Field("reason", _text(MAX_REASON_LEN)),
-        Field("counter", _nested(COUNTER_OFFER)),
+        Field("rule", bounded_text(MAX_RULE_LEN)),
+        Field("reason", bounded_text(MAX_REASON_LEN)),
+        Field("counter", nested(COUNTER_OFFER)),
     )),
 }  # fmt: skip
 MESSAGE_TYPES: tuple[type, ...] = tuple(schema.cls for schema in MESSAGES.values())

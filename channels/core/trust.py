@@ -9,7 +9,7 @@ that may widen or decide case by case. The default :class:`Trust` trusts nobody.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from channels.core.consent import DecisionHook, QuoteAuthority, TradeClass
 from channels.core.errors import InvalidField
@@ -31,12 +31,19 @@ class Peer:
     approve: frozenset[TradeClass] = frozenset()
     #: Risk limits with this peer (channels.core.risk); they bind our own calls too.
     limits: RiskLimits = NO_LIMITS
+    #: Limits for channels in one asset, in place of ``limits`` (amount limits are in an asset's
+    #: smallest unit, so a figure means something only for one asset).
+    asset_limits: Mapping[Address, RiskLimits] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.address, str):  # "0x..." as a desk writes it
             object.__setattr__(self, "address", address(self.address))
         if type(self.address) is not bytes or len(self.address) != 20:
             raise InvalidField(f"peer {self.name}: address must be 20 bytes or 0x-hex")
+
+    def limits_for(self, asset: Address) -> RiskLimits:
+        """The risk limits of this peer's channels in ``asset``."""
+        return self.asset_limits.get(asset, self.limits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,9 @@ MAX_RECORD = 1 << 26
 _ENCODE_ERRORS = (Unencodable, RuleViolation, AttributeError, TypeError, ValueError, OverflowError)
 
 
-def _pack(tag: int, schema: Schema, obj: object) -> bytes:
+def pack_envelope(tag: int, schema: Schema, obj: object) -> bytes:
+    """``obj`` encoded by ``schema`` in the envelope ``[1, tag, fields]`` (the quote codec uses
+    it too)."""
     try:
         fields = schema.encode(obj)
         packed: bytes = msgpack.packb((PROTOCOL_VERSION, tag, fields), use_bin_type=True)
@@ -122,12 +124,12 @@ def encode_message(msg: Message) -> bytes:
     entry = MESSAGE_TAGS.get(type(msg))
     if entry is None:
         raise UnencodableMessage(f"not a protocol message: {type(msg).__name__}")
-    return _pack(entry[0], entry[1], msg)
+    return pack_envelope(entry[0], entry[1], msg)
 
 
 def encode_update(update: SignedUpdate) -> bytes:
     """A store record of a signed update (tag 32)."""
-    return _pack(32, SIGNED_UPDATE, update)
+    return pack_envelope(32, SIGNED_UPDATE, update)
 
 
 class UpdateRecord:
@@ -166,22 +168,22 @@ class UpdateRecord:
 
 def encode_params(params: Params) -> bytes:
     """A store record of channel parameters (tag 33)."""
-    return _pack(33, PARAMS, params)
+    return pack_envelope(33, PARAMS, params)
 
 
 def encode_state(state: State) -> bytes:
     """A store record of a state (tag 34)."""
-    return _pack(34, STATE, state)
+    return pack_envelope(34, STATE, state)
 
 
 def encode_book(book: BookSnapshot) -> bytes:
     """A store record of a position book snapshot (tag 35)."""
-    return _pack(35, BOOK, book)
+    return pack_envelope(35, BOOK, book)
 
 
 def encode_trades(trades: tuple[Trade, ...]) -> bytes:
     """A store record of a batch of trades (tag 36): ``{"trades": [...]}``."""
-    return _pack(36, TRADES_RECORD, trades)
+    return pack_envelope(36, TRADES_RECORD, trades)
 
 
 # Decoding ---------------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ def _unpack(data: bytes, limit: int) -> Any:
         raise MalformedMessage(f"not one valid msgpack object: {type(exc).__name__}") from exc
 
 
-def _open(data: bytes, limit: int, schemas: dict[int, Schema], what: str) -> Any:
+def open_envelope(data: bytes, limit: int, schemas: dict[int, Schema], what: str) -> Any:
     """Check the envelope and decode its fields with the schema its tag names."""
     obj = _unpack(data, limit)
     if type(obj) is not tuple or not obj:
@@ -257,12 +259,12 @@ def decode_message(data: bytes) -> Message:
 
     Raises a :class:`~channels.core.errors.WireError` subclass for anything but one valid message.
     """
-    message: Message = _open(data, MAX_MESSAGE, MESSAGES, "message")
+    message: Message = open_envelope(data, MAX_MESSAGE, MESSAGES, "message")
     return message
 
 
 def _decode_record(data: bytes, tag: int) -> Any:
-    return _open(data, MAX_RECORD, {tag: RECORDS[tag]}, "record")
+    return open_envelope(data, MAX_RECORD, {tag: RECORDS[tag]}, "record")
 
 
 def decode_update(data: bytes) -> SignedUpdate:

@@ -16,6 +16,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from channels.core.errors import LocalError
+
 __all__ = ["MAX_ALARMS", "AlarmBook", "AlarmRecord", "UnknownAlarm"]
 
 #: Alarms kept; beyond it the oldest acknowledged ones go (open ones are never dropped).
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS alarms (
 """
 
 
-class UnknownAlarm(LookupError):
+class UnknownAlarm(LocalError, LookupError):
     """``ack`` of an id the book does not hold."""
 
 

@@ -12,8 +12,8 @@ from adjudicator.client import AdjudicatorClient
 from channels.core.model import Address, ChannelId, Params
 from channels.core.options import Trade
 from channels.core.protocol import Action
-from channels.runtime.bus import EventBus
 from channels.runtime.clock import ChainClock
+from channels.runtime.eventbus import EventBus
 from channels.runtime.executor import Executor
 from channels.runtime.settings import NodeSettings
 

@@ -1,12 +1,15 @@
-"""Delivering a node's events to its subscribers without stalling the node or losing silently.
+"""The node's event bus: every subscriber gets every event, without stalling the node and
+without losing silently.
 
 Each subscriber has a bounded buffer. A subscriber that falls behind loses events (the node must
 not wait for a slow reader), but never silently: the next event it does receive is preceded by
-an :class:`EventsLost` saying how many it missed, and the node counts every lost event.
+an :class:`EventsLost` saying how many it missed, and the bus counts every lost event.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
@@ -42,3 +45,33 @@ class Subscriber:
             self.pending_lost += 1
             self.lost_total += 1
             return 1
+
+
+class EventBus:
+    """Hands each event to every subscriber; a full subscriber loses it (and is told)."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        #: Events dropped because a subscriber's buffer was full (each is announced to it).
+        self.events_lost = 0
+
+    def emit(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                self.events_lost += subscriber.offer(event)
+            except trio.BrokenResourceError:
+                self._subscribers.remove(subscriber)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, buffer: int = 10_000
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        send, receive = trio.open_memory_channel[Event](buffer)
+        subscriber = Subscriber(send)
+        self._subscribers.append(subscriber)
+        try:
+            yield receive
+        finally:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+            await send.aclose()

@@ -125,8 +125,8 @@ class Gatekeeper:
     period_floor: int = 0
     _declared: Mapping[Address, Peer] = field(init=False)
     _links: dict[Address, int] = field(default_factory=dict)
-    #: Premiums we agreed to pay per peer (chain time, amount), for the daily premium limit.
-    _premiums: dict[Address, deque[tuple[int, int]]] = field(default_factory=dict)
+    #: Premiums we agreed to pay per peer and asset (chain time, amount), for the daily limit.
+    _premiums: dict[tuple[Address, Address], deque[tuple[int, int]]] = field(default_factory=dict)
     refused_connections: int = 0
     last_balance: int | None = None
     reserve_low: bool = False
@@ -245,7 +245,7 @@ class Gatekeeper:
         the risk limits first, then the consent rule (whose quote check comes last: an approved
         fill is taken)."""
         declared = self._declared.get(view.peer)
-        limits = declared.limits if declared is not None else self.trust.limits
+        limits = self.limits_for(view.peer, view.params.asset)
         premium = premium_we_pay(view.trades, view.our_index)
         if not limits.empty:
             refusal = self._check_limits(view, limits, premium)
@@ -256,7 +256,8 @@ class Gatekeeper:
             hook = _standing_approval(declared, hook)
         verdict = decide(view, self.trust.quotes, hook)
         if premium and isinstance(verdict, Approved):
-            self._premiums.setdefault(view.peer, deque()).append((view.now, premium))
+            key = (view.peer, view.params.asset)
+            self._premiums.setdefault(key, deque()).append((view.now, premium))
         return verdict
 
     async def restore_premiums(self) -> int:
@@ -266,15 +267,16 @@ class Gatekeeper:
         total restored."""
         channels = {c.id: c for c in self.node.channels}
         now = self.node.now()
-        restored: dict[Address, list[tuple[int, int]]] = {}
+        restored: dict[tuple[Address, Address], list[tuple[int, int]]] = {}
         for paid in await self.node.store.premiums_since(DAY):
             channel = channels.get(ChannelId(paid.channel_id))
             if channel is None or paid.payer != channel.our_index:
                 continue
-            restored.setdefault(channel.peer_address, []).append((now - paid.age, paid.amount))
-        for peer, entries in restored.items():
-            merged = sorted([*self._premiums.get(peer, ()), *entries])
-            self._premiums[peer] = deque(merged)
+            key = (channel.peer_address, channel.params.asset)
+            restored.setdefault(key, []).append((now - paid.age, paid.amount))
+        for key, entries in restored.items():
+            merged = sorted([*self._premiums.get(key, ()), *entries])
+            self._premiums[key] = deque(merged)
         return sum(amount for entries in restored.values() for _, amount in entries)
 
     # gas reserve -----------------------------------------------------------------------------
@@ -336,9 +338,11 @@ class Gatekeeper:
                 self.reserve_low = bool(status["low"])
             await trio.sleep(interval)
 
-    def limits_for(self, peer: Address) -> RiskLimits:
+    def limits_for(self, peer: Address, asset: Address) -> RiskLimits:
+        """The risk limits of ``peer``'s channels in ``asset`` (a declared peer's own, or those
+        of ``Trust.limits`` for a peer the admission callback let in)."""
         declared = self._declared.get(peer)
-        return declared.limits if declared is not None else self.trust.limits
+        return declared.limits_for(asset) if declared is not None else self.trust.limits
 
     def _check_limits(self, view: UpdateView, limits: RiskLimits, premium: int) -> Refusal | None:
         held = [
@@ -349,7 +353,7 @@ class Gatekeeper:
             and channel.phase not in _ENDED
             for position in channel.positions
         ]
-        paid = self._premiums.get(view.peer, deque())
+        paid = self._premiums.get((view.peer, view.params.asset), deque())
         while paid and paid[0][0] <= view.now - DAY:
             paid.popleft()
         return check(

@@ -16,7 +16,7 @@ from channels.core.node_events import PeerConnected, PeerLost
 from channels.core.quote_wire import decode_peer_message, encode_peer_message
 from channels.core.quotes import QuoteMessage
 from channels.core.signing import Signer
-from channels.runtime.bus import EventBus
+from channels.runtime.eventbus import EventBus
 from channels.runtime.settings import NodeSettings
 from channels.testing.crash import crash_point
 from channels.testing.hooks import FaultHooks

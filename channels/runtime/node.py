@@ -42,13 +42,13 @@ from channels.core.terms import (
 )
 from channels.core.trust import Trust
 from channels.defence.watcher import Watcher
-from channels.runtime.bus import EventBus
 from channels.runtime.channel import Channel
 from channels.runtime.channel_runtime import ChannelRuntime
 from channels.runtime.clock import ChainClock
 from channels.runtime.context import RuntimeContext
 from channels.runtime.defence_host import NodeDefenceHost
 from channels.runtime.errors import UpdateRefusedError
+from channels.runtime.eventbus import EventBus
 from channels.runtime.executor import Executor
 from channels.runtime.gatekeeper import Gatekeeper, LinkRefused, period_floor
 from channels.runtime.links import Links

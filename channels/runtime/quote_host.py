@@ -13,10 +13,10 @@ from channels.core.node_events import Event
 from channels.core.protocol import ChannelMachine
 from channels.core.quotes import QuoteMessage
 from channels.core.signing import Signer
-from channels.runtime.bus import EventBus
 from channels.runtime.channel import Channel
 from channels.runtime.channel_runtime import ChannelRuntime
 from channels.runtime.clock import ChainClock
+from channels.runtime.eventbus import EventBus
 from channels.store import AsyncStore
 
 

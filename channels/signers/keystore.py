@@ -21,10 +21,10 @@ from typing import Any
 
 from eth_account import Account
 
+from channels.core import boundedjson
 from channels.core.errors import ChannelError
 from channels.core.signing import LocalSigner
 from channels.signers.account import AccountSigner
-from channels.signers.bounded_json import too_deep
 from channels.signers.errors import KeySourceError
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "load_keystore",
     "load_keystore_key",
     "read_key_file",
+    "read_keystore_document",
     "read_private_file",
     "write_keystore",
 ]
@@ -156,19 +157,26 @@ def load_keystore_key(
     return LocalSigner(decrypt_keystore(path, password, env))
 
 
+def read_keystore_document(path: Path) -> dict[str, Any]:
+    """The JSON object in a keystore file (mode 0600), read within bounds on size and nesting
+    (no password needed)."""
+    raw = read_private_file(path, MAX_KEYSTORE_FILE)
+    try:
+        doc = boundedjson.loads(raw, max_bytes=MAX_KEYSTORE_FILE, max_depth=8)
+    except boundedjson.JsonTooDeep:
+        raise KeySourceError(f"{path} nests too deeply: not an encrypted keystore") from None
+    except boundedjson.JsonRejected:
+        raise KeySourceError(f"{path} is not JSON: not an encrypted keystore") from None
+    if not isinstance(doc, dict):
+        raise KeySourceError(f"{path} is not an encrypted keystore (not a JSON object)")
+    return doc
+
+
 def decrypt_keystore(
     path: Path, password: PasswordSource, env: Mapping[str, str] | None = None
 ) -> bytes:
     """The private key in a keystore file (mode 0600), checked against its recorded address."""
-    raw = read_private_file(path, MAX_KEYSTORE_FILE)
-    if too_deep(raw, 8):
-        raise KeySourceError(f"{path} nests too deeply: not an encrypted keystore")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise KeySourceError(f"{path} is not JSON: not an encrypted keystore") from None
-    if not isinstance(doc, dict):
-        raise KeySourceError(f"{path} is not an encrypted keystore (not a JSON object)")
+    doc = read_keystore_document(path)
     _check_kdf(doc, path)
     secret_text = password.read(str(path), env)
     try:

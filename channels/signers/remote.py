@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
+from channels.core import boundedjson
 from channels.core.model import Address
-from channels.signers.bounded_json import too_deep
 from channels.signers.errors import BadSignerReply, KeySourceError, SignerUnavailable
 
 __all__ = ["RemoteSigner"]
@@ -84,22 +84,20 @@ class RemoteSigner:
         probe = cls(url, Address(bytes(20)), timeout=timeout, max_reply=max_reply, headers=headers)
         try:
             accounts = probe.accounts()
-        except BaseException:
+        finally:
             probe.close()
-            raise
         if address is None:
             if len(accounts) != 1:
-                probe.close()
                 raise KeySourceError(
                     f"the signer at {url} holds {len(accounts)} accounts; say which one "
                     "(address = ...)"
                 )
             address = accounts[0]
         elif bytes(address) not in {bytes(a) for a in accounts}:
-            probe.close()
             raise KeySourceError(f"the signer at {url} does not hold 0x{bytes(address).hex()}")
-        probe._address = Address(bytes(address))
-        return probe
+        # The probe's address was a placeholder; the signer is a new client for the chosen one.
+        chosen = Address(bytes(address))
+        return cls(url, chosen, timeout=timeout, max_reply=max_reply, headers=headers)
 
     @property
     def address(self) -> Address:
@@ -134,11 +132,11 @@ class RemoteSigner:
                 ) from None
         if status != 200:
             raise SignerUnavailable(f"{method}: the signer answered HTTP {status}")
-        if too_deep(body, 8):
-            raise BadSignerReply(f"{method}: the signer's reply nests too deeply")
         try:
-            reply = json.loads(bytes(body))
-        except (ValueError, RecursionError):
+            reply = boundedjson.loads(body, max_bytes=self._max_reply, max_depth=8)
+        except boundedjson.JsonTooDeep:
+            raise BadSignerReply(f"{method}: the signer's reply nests too deeply") from None
+        except boundedjson.JsonRejected:
             raise BadSignerReply(f"{method}: the signer's reply is not JSON") from None
         if not isinstance(reply, dict) or reply.get("id") != request_id:
             raise BadSignerReply(f"{method}: the reply is not the JSON-RPC answer to our request")

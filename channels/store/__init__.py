@@ -65,7 +65,6 @@ operations are durable. It keeps a ``PersistSignature`` with a version lease
 (channels/store/lease.py): a signature inside the durable lease needs no commit.
 """
 
-from channels.store._helpers import T as T
 from channels.store.asynchronous import AsyncStore, PersistTicket, open_store
 from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError, StoreInUse
 from channels.store.history import chain_link, trade_summary
@@ -86,6 +85,7 @@ from channels.store.ops import (
     UpdateIntent,
 )
 from channels.store.persister import Persister
+from channels.store.rows import T as T
 from channels.store.schema import APPLICATION_ID, SCHEMA_VERSION
 from channels.store.schema import SYNCHRONOUS_MODES as SYNCHRONOUS_MODES
 from channels.store.schema import ZERO_LINK as ZERO_LINK

@@ -24,7 +24,6 @@ import trio
 from channels.core.model import ChannelId, Params, SignedUpdate, Version
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
-from channels.store._helpers import T
 from channels.store.errors import StoreError
 from channels.store.lease import VersionLeases
 from channels.store.ops import (
@@ -43,6 +42,7 @@ from channels.store.ops import (
     UpdateIntent,
 )
 from channels.store.premiums import PremiumPaid
+from channels.store.rows import T
 from channels.store.sync import Store
 
 
@@ -346,8 +346,9 @@ class AsyncStore:
                 return
         self._drained.set()
 
-    async def _close(self, drain: bool) -> None:
-        """Stop taking writes; commit what is queued (``drain``) or fail it; wait for the writer."""
+    async def shutdown(self, drain: bool) -> None:
+        """Stop taking writes; commit what is queued (``drain``) or fail it; wait for the writer.
+        :func:`open_store` calls it when its block ends (then closes the file)."""
         self._closing = True
         if not drain:
             for ticket in self._queue:
@@ -404,7 +405,7 @@ async def open_store(
         # A commit in progress is finished and reported even if we are cancelled.
         with trio.CancelScope(shield=True):
             try:
-                await astore._close(drain)
+                await astore.shutdown(drain)
                 await writer.call(store.close)
             finally:
                 writer.stop()

@@ -21,9 +21,9 @@ from channels.core.options import (
     Unwind,
 )
 from channels.core.signing import verify
-from channels.store._base import _StoreBase
-from channels.store._helpers import _decoded, _hex
+from channels.store.base import StoreBase
 from channels.store.errors import CorruptStore
+from channels.store.rows import decoded, hex_text
 from channels.store.schema import ZERO_LINK
 
 _PAGE = 256  # rows read per query when walking a history
@@ -52,7 +52,7 @@ def trade_summary(trade: Trade) -> dict[str, Any]:
             "collateral": str(p.collateral),
             "premium": str(trade.premium),
             # firm quotes: the quote this trade fills, if any
-            "quote_id": None if trade.quote_id is None else _hex(trade.quote_id),
+            "quote_id": None if trade.quote_id is None else hex_text(trade.quote_id),
         }
     if isinstance(trade, Unwind):
         return {
@@ -85,13 +85,13 @@ def trade_summary(trade: Trade) -> dict[str, Any]:
     return {"type": type(trade).__name__}  # pragma: no cover - every trade type is listed
 
 
-class _HistoryReads(_StoreBase):
+class HistoryReads(StoreBase):
     """The :class:`Store` methods that read and check a channel's history."""
 
     def history(self, channel_id: ChannelId, start: int = 0) -> Iterator[SignedUpdate]:
         """The stored fully signed states of a channel, oldest first, from version ``start``."""
         for row in self._history_rows(channel_id, start):
-            yield _decoded("a stored update", wire.decode_update, row[2])
+            yield decoded("a stored update", wire.decode_update, row[2])
 
     def verify_history(self, channel_id: ChannelId, *, signatures: bool = True) -> int:
         """Check the whole history of a channel; return the number of states.
@@ -107,7 +107,7 @@ class _HistoryReads(_StoreBase):
         ).fetchone()
         if row is None:
             raise UnknownChannel(f"no stored channel 0x{channel_id.hex()}")
-        params = _decoded("channel parameters", wire.decode_params, row[0])
+        params = decoded("channel parameters", wire.decode_params, row[0])
         head_version, head_link = row[1], bytes(row[2])
         domain = eip712.Domain(params.chain_id, params.adjudicator)
         prev = ZERO_LINK
@@ -123,7 +123,7 @@ class _HistoryReads(_StoreBase):
                 raise CorruptStore(f"{where} v{version}: its link does not match")
             if keccak256(bytes(blob)) != bytes(blob_hash):
                 raise CorruptStore(f"{where} v{version}: the stored update bytes were altered")
-            update = _decoded(f"{where} v{version}", wire.decode_update, blob)
+            update = decoded(f"{where} v{version}", wire.decode_update, blob)
             self._check_update(update, channel_id, version, bytes(state_hash), where)
             if signatures:
                 digest = eip712.state_digest(domain, update.signed.state)
@@ -161,23 +161,23 @@ class _HistoryReads(_StoreBase):
         out: list[dict[str, Any]] = []
         rows = self._history_rows(channel_id, 0, with_time=True)
         for version, state_hash, blob, _bh, prev_link, link, stored_at in rows:
-            update = _decoded(f"v{version}", wire.decode_update, blob)
+            update = decoded(f"v{version}", wire.decode_update, blob)
             state = update.signed.state
             out.append(
                 {
                     "version": version,
-                    "state_hash": _hex(state_hash),
-                    "prev_link": _hex(prev_link),
-                    "link": _hex(link),
+                    "state_hash": hex_text(state_hash),
+                    "prev_link": hex_text(prev_link),
+                    "link": hex_text(link),
                     "stored_at": stored_at,
                     "signatures": [
-                        None if s is None else _hex(s) for s in update.signed.signatures
+                        None if s is None else hex_text(s) for s in update.signed.signatures
                     ],
                     "balances": [str(b) for b in state.balances],
                     "deposited": [str(d) for d in state.deposited],
                     "withdrawn": [str(w) for w in state.withdrawn],
                     "locked": str(state.locked),
-                    "positions_root": _hex(state.positions_root),
+                    "positions_root": hex_text(state.positions_root),
                     "position_count": state.position_count,
                     "is_final": state.is_final,
                     "trades": [trade_summary(t) for t in update.trades],
@@ -206,7 +206,7 @@ class _HistoryReads(_StoreBase):
         for row_version, state_hash, blob, blob_hash in reversed(rows):
             if keccak256(bytes(blob)) != bytes(blob_hash):
                 raise CorruptStore(f"{where} v{row_version}: the stored update bytes were altered")
-            update = _decoded(f"{where} v{row_version}", wire.decode_update, blob)
+            update = decoded(f"{where} v{row_version}", wire.decode_update, blob)
             self._check_update(update, channel_id, row_version, bytes(state_hash), where)
             out.append(update)
         return out
@@ -230,7 +230,7 @@ class _HistoryReads(_StoreBase):
         state_hash, blob, blob_hash, link = (bytes(x) for x in row)
         if link != head_link or keccak256(blob) != blob_hash:
             raise CorruptStore(f"{where}: the latest state v{version} was altered")
-        update = _decoded(f"{where} v{version}", wire.decode_update, blob)
+        update = decoded(f"{where} v{version}", wire.decode_update, blob)
         self._check_update(update, channel_id, version, state_hash, where)
         domain = eip712.Domain(params.chain_id, params.adjudicator)
         digest = eip712.state_digest(domain, update.signed.state)

@@ -174,12 +174,12 @@ class StoreStats:
     ops: int = 0
 
 
-_INTENT_COLUMNS = (
+INTENT_COLUMNS = (
     "id, channel_id, kind, payload, raw_tx, tx_hash, nonce, status, created_at, updated_at"
 )
 
 
-def _intent(row: tuple[Any, ...]) -> Intent:
+def intent_from_row(row: tuple[Any, ...]) -> Intent:
     try:
         status = IntentStatus(row[7])
     except ValueError as exc:  # pragma: no cover - the CHECK constraint prevents it

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from channels.core.options import OpenOption, Trade
-from channels.store._base import _StoreBase
+from channels.store.base import StoreBase
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS premiums (
@@ -57,7 +57,7 @@ def premiums_by_payer(trades: Sequence[Trade]) -> tuple[int, int]:
     return paid[0], paid[1]
 
 
-class _PremiumRecords(_StoreBase):
+class PremiumRecords(StoreBase):
     """The premium rows of a :class:`~channels.store.sync.Store`."""
 
     def _create_premiums(self) -> None:

@@ -16,7 +16,7 @@ from typing import Final
 
 from channels.core.quote_wire import decode_quote_record, encode_quote_record
 from channels.core.quotes import SignedQuote
-from channels.store._base import _StoreBase
+from channels.store.base import StoreBase
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS quote_audit (
@@ -69,7 +69,7 @@ class QuoteEntry:
     detail: str | None = None
 
 
-class _QuoteRecords(_StoreBase):
+class QuoteRecords(StoreBase):
     """The firm-quote audit trail of a :class:`~channels.store.sync.Store` (its own table,
     created on first use)."""
 

@@ -103,7 +103,7 @@ _SCHEMA: Final = (
 )
 
 
-def _create(
+def create_store_file(
     path: Path,
     identity: bytes,
     chain_id: int,
@@ -170,7 +170,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _check_header(path: Path) -> None:
+def check_header(path: Path) -> None:
     try:
         with path.open("rb") as f:
             head = f.read(100)
@@ -185,7 +185,7 @@ def _check_header(path: Path) -> None:
         raise CorruptStore(f"{path} is not a SQLite database (bad header)")
 
 
-def _translate(exc: sqlite3.Error, what: str) -> StoreError | CorruptStore:
+def translate_sqlite_error(exc: sqlite3.Error, what: str) -> StoreError | CorruptStore:
     name = getattr(exc, "sqlite_errorname", "")
     if name in ("SQLITE_BUSY", "SQLITE_LOCKED") or "locked" in str(exc):
         return StoreInUse(f"{what}: it is in use by another process or connection ({exc})")

@@ -15,11 +15,10 @@ from channels.core.model import ChannelId, Params, SignedState, SignedUpdate, Ve
 from channels.core.options import opening_state
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
-from channels.store._helpers import _addr, _decoded, lease_key
 from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError
-from channels.store.history import _HistoryReads
+from channels.store.history import HistoryReads
 from channels.store.ops import (
-    _INTENT_COLUMNS,
+    INTENT_COLUMNS,
     AddChannel,
     AddIntent,
     AppendState,
@@ -32,18 +31,19 @@ from channels.store.ops import (
     SetCursor,
     StoredChannel,
     UpdateIntent,
-    _intent,
+    intent_from_row,
 )
-from channels.store.quotes import _QuoteRecords
+from channels.store.quotes import QuoteRecords
+from channels.store.rows import address_text, decoded, lease_key
 from channels.store.schema import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     SYNCHRONOUS_MODES,
-    _check_header,
-    _create,
-    _translate,
+    check_header,
+    create_store_file,
+    translate_sqlite_error,
 )
-from channels.store.transact import _Transactions
+from channels.store.transact import Transactions
 
 #: sqlite3 errors caused by an operation's values (a constraint, an unbindable value); any other
 #: sqlite3 error is the database's and fails the whole transaction.
@@ -58,7 +58,7 @@ _BAD_DATA = (
 # The store -------------------------------------------------------------------------------------
 
 
-class Store(_HistoryReads, _Transactions, _QuoteRecords):
+class Store(HistoryReads, Transactions, QuoteRecords):
     """The synchronous store. Use it from one thread at a time (:class:`AsyncStore` does)."""
 
     # opening -----------------------------------------------------------------------------------
@@ -85,28 +85,42 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
             raise StoreError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
         target = Path(path)
         if not target.exists():
-            _create(target, identity, chain_id, adjudicator, clock)
+            create_store_file(target, identity, chain_id, adjudicator, clock)
             created = True
         else:
             created = False
-        _check_header(target)
+        check_header(target)
         try:
             conn = sqlite3.connect(
                 str(target), isolation_level=None, check_same_thread=False, timeout=0
             )
         except sqlite3.Error as exc:  # pragma: no cover - depends on the file system
             raise StoreError(f"cannot open {target}: {exc}") from exc
-        store = cls(conn, target, identity, chain_id, adjudicator, clock)
-        store.created = created
         try:
-            store._start(sync)
+            store = cls(conn, target, identity, chain_id, adjudicator, clock, sync)
         except sqlite3.Error as exc:
             conn.close()
-            raise _translate(exc, f"cannot open the store {target}") from exc
+            raise translate_sqlite_error(exc, f"cannot open the store {target}") from exc
         except BaseException:
             conn.close()
             raise
+        store.created = created
         return store
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        identity: bytes,
+        chain_id: int,
+        adjudicator: bytes,
+        clock: Callable[[], float],
+        synchronous: str,
+    ) -> None:
+        """Take over ``conn`` (use :meth:`open`, which checks the file first): lock it, check
+        its schema and owner, and mark the run as not yet shut down cleanly."""
+        super().__init__(conn, path, identity, chain_id, adjudicator, clock)
+        self._start(synchronous)
 
     def _start(self, synchronous: str) -> None:
         conn = self._conn
@@ -141,8 +155,8 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
                 raise CorruptStore(f"{self.path}: the meta table lacks {key!r}")
         if meta["identity"] != self.identity:
             raise ForeignStore(
-                f"{self.path} belongs to {_addr(meta['identity'])}, "
-                f"not to this node ({_addr(self.identity)})"
+                f"{self.path} belongs to {address_text(meta['identity'])}, "
+                f"not to this node ({address_text(self.identity)})"
             )
         if meta["chain_id"] != str(self.chain_id):
             raise ForeignStore(
@@ -151,8 +165,8 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
             )
         if meta["adjudicator"] != self.adjudicator:
             raise ForeignStore(
-                f"{self.path} is for adjudicator {_addr(meta['adjudicator'])}, "
-                f"the node uses {_addr(self.adjudicator)}"
+                f"{self.path} is for adjudicator {address_text(meta['adjudicator'])}, "
+                f"the node uses {address_text(self.adjudicator)}"
             )
         self.previous_clean_shutdown = meta["last_clean_shutdown"] == "1"
         conn.execute("BEGIN IMMEDIATE")
@@ -251,7 +265,7 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
                 except sqlite3.Error:  # pragma: no cover - the transaction is gone already
                     pass
             if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, "the store could not commit") from exc
+                raise translate_sqlite_error(exc, "the store could not commit") from exc
             raise
         self.stats.transactions += 1
         self.stats.groups += len(groups)
@@ -344,7 +358,7 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
         if row is None:
             raise UnknownChannel(f"no stored channel 0x{channel_id.hex()}")
         pblob, index, d0, d1, phase, host, port, head_version, head_link, high_water, created = row
-        params = _decoded("channel parameters", wire.decode_params, pblob)
+        params = decoded("channel parameters", wire.decode_params, pblob)
         if params.channel_id != channel_id:
             raise CorruptStore(f"channel 0x{channel_id.hex()}: its parameters hash to another id")
         try:
@@ -430,11 +444,11 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
     def get_intent(self, intent_id: int) -> Intent:
         self._check_open()
         row = self._conn.execute(
-            f"SELECT {_INTENT_COLUMNS} FROM chain_intents WHERE id = ?", (intent_id,)
+            f"SELECT {INTENT_COLUMNS} FROM chain_intents WHERE id = ?", (intent_id,)
         ).fetchone()
         if row is None:
             raise StoreError(f"no chain intent with id {intent_id}")
-        return _intent(row)
+        return intent_from_row(row)
 
     def intents(
         self,
@@ -456,10 +470,10 @@ class Store(_HistoryReads, _Transactions, _QuoteRecords):
         if kind is not None:
             where.append("kind = ?")
             args.append(kind)
-        sql = f"SELECT {_INTENT_COLUMNS} FROM chain_intents"
+        sql = f"SELECT {INTENT_COLUMNS} FROM chain_intents"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_intent(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+        return [intent_from_row(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
     def get_cursor(self, name: str) -> Cursor | None:
         self._check_open()

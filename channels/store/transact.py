@@ -9,15 +9,7 @@ from channels.core.model import ChannelId, Position, SignedUpdate
 from channels.core.options import OpenOption, Settle, Unwind
 from channels.core.positions import MAX_SLOTS, BookChanges, BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
-from channels.store._base import _Live
-from channels.store._helpers import (
-    _INT64_MAX,
-    _addr,
-    _check_version,
-    _pid,
-    _position_blob,
-    lease_key,
-)
+from channels.store.base import LiveChannel
 from channels.store.errors import ForeignStore, StoreError
 from channels.store.history import chain_link
 from channels.store.lease import LeaseVersions
@@ -31,11 +23,19 @@ from channels.store.ops import (
     SetCursor,
     UpdateIntent,
 )
-from channels.store.premiums import _PremiumRecords
+from channels.store.premiums import PremiumRecords
+from channels.store.rows import (
+    INT64_MAX,
+    address_text,
+    check_version,
+    lease_key,
+    position_blob,
+    position_key,
+)
 from channels.store.schema import ZERO_LINK
 
 
-class _Transactions(_PremiumRecords):
+class Transactions(PremiumRecords):
     """The :class:`Store` methods that apply one operation inside the open transaction."""
 
     # operations (inside a transaction) ----------------------------------------------------------
@@ -71,13 +71,14 @@ class _Transactions(_PremiumRecords):
         if params.chain_id != self.chain_id or params.adjudicator != self.adjudicator:
             raise ForeignStore(
                 f"channel 0x{params.channel_id.hex()} is for chain {params.chain_id} / "
-                f"{_addr(params.adjudicator)}; this store is bound to chain {self.chain_id} / "
-                f"{_addr(self.adjudicator)}"
+                f"{address_text(params.adjudicator)}; this store is bound to chain "
+                f"{self.chain_id} / "
+                f"{address_text(self.adjudicator)}"
             )
         if op.our_index not in (0, 1) or params.participants[op.our_index] != self.identity:
             raise ForeignStore(
                 f"channel 0x{params.channel_id.hex()} does not name this store's identity "
-                f"{_addr(self.identity)} as participant {op.our_index}"
+                f"{address_text(self.identity)} as participant {op.our_index}"
             )
         for amount in op.deposits:
             if type(amount) is not int or amount < 0:
@@ -116,7 +117,7 @@ class _Transactions(_PremiumRecords):
     def _record_signature(self, channel_id: ChannelId, version: int, state_hash: bytes) -> None:
         if type(state_hash) is not bytes or len(state_hash) != 32:
             raise StoreError("a state hash is 32 bytes")
-        _check_version(version)
+        check_version(version)
         self._live(channel_id)  # the channel must exist
         lease = self._conn.execute(
             "SELECT value FROM meta WHERE key = ?", (lease_key(channel_id),)
@@ -136,7 +137,7 @@ class _Transactions(_PremiumRecords):
         self._claim_version(channel_id, version, state_hash)
 
     def _lease_versions(self, channel_id: ChannelId, up_to: int, exact: bool) -> None:
-        _check_version(up_to)
+        check_version(up_to)
         self._live(channel_id)  # the channel must exist
         key = lease_key(channel_id)
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -177,7 +178,7 @@ class _Transactions(_PremiumRecords):
         if state.channel_id != channel_id:
             raise StoreError("the update belongs to another channel")
         version = int(state.version)
-        _check_version(version)
+        check_version(version)
         if not signed.fully_signed:
             raise StoreError(f"version {version} is not fully signed; only such states are stored")
         if book is not None and changes is not None:
@@ -245,7 +246,7 @@ class _Transactions(_PremiumRecords):
         live.head_link = link
 
     @staticmethod
-    def _replace_book(live: _Live, channel_id: ChannelId, book: BookSnapshot) -> list[_Row]:
+    def _replace_book(live: LiveChannel, channel_id: ChannelId, book: BookSnapshot) -> list[_Row]:
         """Make ``book`` the whole book (a state adopted from the peer); return its rows."""
         try:
             tree = PositionBook.from_snapshot(book)
@@ -256,10 +257,10 @@ class _Transactions(_PremiumRecords):
         live.slot_of = {p.id: s for s, p in book.slots}
         live.locked = tree.locked
         live.high_water = book.high_water
-        return [(channel_id, s, _pid(p), _position_blob(s, p)) for s, p in book.slots]
+        return [(channel_id, s, position_key(p), position_blob(s, p)) for s, p in book.slots]
 
     @staticmethod
-    def _derive_changes(live: _Live, update: SignedUpdate) -> BookChanges:
+    def _derive_changes(live: LiveChannel, update: SignedUpdate) -> BookChanges:
         """Apply the update's trades to the whole book the way the rules do (``OpenOption`` adds
         in the lowest free slot, ``Unwind``/``Settle`` remove) and return the slots changed. Only
         for an update given without its changes (the machine gives them)."""
@@ -344,7 +345,7 @@ class _Transactions(_PremiumRecords):
             raise StoreError(f"no chain intent with id {op.intent_id}")
 
     def _set_cursor(self, op: SetCursor) -> None:
-        if type(op.block_number) is not int or not 0 <= op.block_number <= _INT64_MAX:
+        if type(op.block_number) is not int or not 0 <= op.block_number <= INT64_MAX:
             raise StoreError("block_number must be a non-negative int64")
         if type(op.block_hash) is not bytes:
             raise StoreError("block_hash must be bytes")
@@ -362,7 +363,7 @@ _Row = tuple[ChannelId, int, bytes, bytes]
 
 
 def _apply_changes(
-    live: _Live, channel_id: ChannelId, changes: BookChanges, record: wire.UpdateRecord
+    live: LiveChannel, channel_id: ChannelId, changes: BookChanges, record: wire.UpdateRecord
 ) -> tuple[list[tuple[ChannelId, int]], list[_Row]]:
     """Apply ``changes`` to the cached slots; return the rows to delete and to insert."""
     high_water = changes.high_water
@@ -391,6 +392,7 @@ def _apply_changes(
         slots[slot] = position
         slot_of[position.id] = slot
         live.locked += position.collateral
-        placed.append((channel_id, slot, _pid(position), record.position_record(slot, position)))
+        blob = record.position_record(slot, position)
+        placed.append((channel_id, slot, position_key(position), blob))
     live.high_water = high_water
     return freed, placed

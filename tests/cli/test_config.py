@@ -11,6 +11,7 @@ import pytest
 from channels import cli
 from channels.cli import ConfigError, load_config, load_signer
 from channels.cli.views import channel_view
+from channels.core.model import Address
 
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 KEY_ADDRESS = "70997970c51812dc3a010c7d01b50e0d17dc79c8"
@@ -273,32 +274,35 @@ def test_peer_by_name_or_address(tmp_path: Path) -> None:
 
 
 def test_peer_terms_default_to_nothing_and_read_what_is_declared(tmp_path: Path) -> None:
+    from channels.cli.desk_trust import trust_with
     from channels.core.consent import TradeClass
     from channels.core.model import address
 
-    cfg = load_config(write(tmp_path, FULL))
-    terms = cfg.peers["desk-b"].terms
     asset = address("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
+    cfg = load_config(write(tmp_path, FULL))
+    terms, _, _ = cfg.peers["desk-b"].terms.resolve({})
     assert terms.assets[asset].max_deposit == 0  # declared, but we fund nothing until we say so
-    assert cfg.peers["desk-b"].approve == frozenset()
+    assert cfg.peers["desk-b"].terms.approve == frozenset()
     cfg = load_config(
         write(
             tmp_path,
-            FULL + 'max_deposit = 500\nmax_channels = 2\napprove = ["buy", "unwind"]\n'
-            'oracles = ["0x' + "22" * 20 + '"]\n',
+            FULL + 'max_channels = 2\napprove = ["buy", "unwind"]\n'
+            'oracles = ["0x' + "22" * 20 + '"]\nmax_open_positions = 3\n'
+            "[peers.desk-b.assets.usdc]\n"
+            'address = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"\n'
+            'max_deposit = "0.5"\nmax_loss = "10"\n',
         )
     )
     peer = cfg.peers["desk-b"]
-    assert peer.terms.assets[asset].max_deposit == 500 == peer.terms.assets[asset].max_total
-    assert peer.terms.max_channels == 2
-    assert peer.terms.oracles == frozenset({address("0x" + "22" * 20)})
-    assert peer.approve == {TradeClass.WE_BUY, TradeClass.UNWIND}
-    assert peer.limits.empty
-    cfg = load_config(write(tmp_path, FULL + "max_open_positions = 3\nmax_loss = 10\n"))
-    assert cfg.peers["desk-b"].limits.max_open_positions == 3
-    assert cfg.peers["desk-b"].limits.max_loss == 10
-    trust = cfg.trust()
-    assert trust.peers[0].limits.max_loss == 10
+    terms, limits, by_asset = peer.terms.resolve({asset: 6})
+    assert terms.assets[asset].max_deposit == 500_000 == terms.assets[asset].max_total
+    assert terms.max_channels == 2
+    assert terms.oracles == frozenset({address("0x" + "22" * 20)})
+    assert peer.terms.approve == {TradeClass.WE_BUY, TradeClass.UNWIND}
+    assert limits.max_open_positions == 3 and limits.max_loss is None
+    assert by_asset[asset].max_open_positions == 3 and by_asset[asset].max_loss == 10_000_000
+    trust = trust_with(cfg, {asset: 6})
+    assert trust.peers[0].limits_for(asset).max_loss == 10_000_000
     assert [p.name for p in trust.peers] == ["desk-b"] and trust.decide is None
     assert trust.admit is None and trust.accept_channel is None
 
@@ -307,6 +311,7 @@ NODE = '[node]\nkey_env = "K"\nstore = "s"\n'
 
 
 def test_gas_reserve_and_connection_caps_from_the_node_table(tmp_path: Path) -> None:
+    from channels.cli.desk_trust import trust_with
     from channels.core.reserve import GasReserve
     from channels.core.trust import Trust
 
@@ -315,7 +320,8 @@ def test_gas_reserve_and_connection_caps_from_the_node_table(tmp_path: Path) -> 
     plain = load_config(write(tmp_path, NODE))
     assert plain.node_settings().gas_reserve == GasReserve()
     assert plain.node_settings().tx_policy is None
-    assert (plain.trust().max_links_per_peer, plain.trust().max_undeclared_links) == (
+    trust = trust_with(plain, {})
+    assert (trust.max_links_per_peer, trust.max_undeclared_links) == (
         Trust().max_links_per_peer,
         Trust().max_undeclared_links,
     )
@@ -330,7 +336,8 @@ def test_gas_reserve_and_connection_caps_from_the_node_table(tmp_path: Path) -> 
     assert settings.gas_reserve == GasReserve(max_fee_per_gas=40 * 10**9, alarm_margin_percent=200)
     # One fee cap: the reserve is counted at the fee the dispute driver bumps up to.
     assert settings.tx_policy is not None and settings.tx_policy.max_fee_per_gas == 40 * 10**9
-    assert (cfg.trust().max_links_per_peer, cfg.trust().max_undeclared_links) == (1, 0)
+    trust = trust_with(cfg, {})
+    assert (trust.max_links_per_peer, trust.max_undeclared_links) == (1, 0)
     fractional = load_config(write(tmp_path, NODE + "max_fee_per_gas_gwei = 0.05\n"))
     assert fractional.node_settings().gas_reserve.max_fee_per_gas == 50_000_000  # an L2's fee
 
@@ -374,8 +381,12 @@ def test_sample_configs_parse_and_point_at_each_other() -> None:
     assert load_signer(a, {"DESK_A_KEY": key_a}).address == b.peers["desk-a"].address
     assert load_signer(b, {"DESK_B_KEY": key_b}).address == a.peers["desk-b"].address
     # Shipped examples consent to nothing the peer asks: the operator lists what they accept.
-    assert a.peers["desk-b"].approve == frozenset() == b.peers["desk-a"].approve
+    assert a.peers["desk-b"].terms.approve == frozenset() == b.peers["desk-a"].terms.approve
     assert "approve = []" in (examples / "desk-a.toml").read_text()
+    assert a.asset is not None
+    terms, _, by_asset = a.peers["desk-b"].terms.resolve({a.asset: 6})  # the test token's
+    assert terms.assets[Address(a.asset)].max_deposit == 1000 * 10**6
+    assert by_asset[Address(a.asset)].max_loss == 3000 * 10**6
 
 
 def test_dev_desks_consent_only_to_the_walk_through_trades(tmp_path: Path) -> None:
@@ -383,11 +394,12 @@ def test_dev_desks_consent_only_to_the_walk_through_trades(tmp_path: Path) -> No
     from channels.cli.desks import write_dev_desks
     from channels.core.consent import TradeClass
 
+    token = Address(bytes.fromhex("e7f1725E7734CE288F8367e1Bb143E90bb3F0512"))
     desks = write_dev_desks(
         tmp_path / "desks",
         rpc_url="http://127.0.0.1:8545",
         adjudicator=bytes.fromhex("5FbDB2315678afecb367f032d93F642f64180aa3"),
-        token=bytes.fromhex("e7f1725E7734CE288F8367e1Bb143E90bb3F0512"),
+        token=token,
         token_decimals=6,
         private_keys=DEV_PRIVATE_KEYS,
     )
@@ -395,5 +407,11 @@ def test_dev_desks_consent_only_to_the_walk_through_trades(tmp_path: Path) -> No
         cfg = load_config(desk.config)
         assert cfg.quotes is not None and len(cfg.quotes.rows) == 1  # the dev quote table
         for peer in cfg.peers.values():
-            assert peer.approve == {TradeClass.WE_BUY, TradeClass.WE_WRITE, TradeClass.UNWIND}
+            assert peer.terms.approve == {
+                TradeClass.WE_BUY,
+                TradeClass.WE_WRITE,
+                TradeClass.UNWIND,
+            }
+            terms, _, _ = peer.terms.resolve({token: 6})
+            assert terms.assets[token].max_deposit == 100_000 * 10**6  # "100000" tokens
 

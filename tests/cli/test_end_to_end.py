@@ -88,9 +88,12 @@ challenge_period = 60
 
 [peers.other]
 address = "{to_checksum(peer)}"
-max_deposit = 10_000_000
 min_challenge_period = 60
 approve = {approve}
+
+[peers.other.assets.token]
+address = "{to_checksum(dep.token)}"
+max_deposit = "10"
 """
     path = workdir / f"{name}.toml"
     path.write_text(text)

@@ -35,7 +35,8 @@ def named_desk(workdir: Path, name: str, peer: str, chain: Chain, key_env: str, 
     text = text.replace(
         "[peers.other]", f'[peers.{peer}]\nhost = "127.0.0.1"\nport = {{PEER_PORT}}'
     )
-    text = text.replace("max_deposit = 10_000_000", f"max_deposit = {1000 * 10**6}")
+    text = text.replace("[peers.other.assets.token]", f"[peers.{peer}.assets.token]")
+    text = text.replace('max_deposit = "10"', 'max_deposit = "1000"')
     path.write_text(text)
     return path
 

@@ -3,8 +3,12 @@ and its ``rule`` is its class name."""
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 import pkgutil
+import sys
+from pathlib import Path
 
 import adjudicator
 import channels
@@ -66,3 +70,46 @@ def test_chain_errors_are_channel_errors() -> None:
         assert issubclass(cls, ChannelError)
     assert issubclass(contract_errors.ZeroAmount, LocalError)
     assert issubclass(contract_errors.NotNewerVersion, RemoteError)
+
+
+def _defined_exceptions() -> dict[str, type]:
+    """Every exception class defined in the package and the chain client, by name."""
+    _load_everything()
+    found: dict[str, type] = {}
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if not name.startswith(("channels.", "adjudicator.")):
+            continue
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and issubclass(obj, BaseException):
+                if obj.__module__ == name:
+                    found[obj.__name__] = obj
+    return found
+
+
+def test_every_exception_the_package_defines_is_in_the_tree() -> None:
+    """No error of ours outside ChannelError: a caller catching ChannelError catches them all."""
+    outside = sorted(
+        f"{cls.__module__}.{name}"
+        for name, cls in _defined_exceptions().items()
+        if not issubclass(cls, ChannelError)
+    )
+    assert outside == []
+
+
+def test_every_error_class_is_used() -> None:
+    """An error class nobody raises, catches, maps or subclasses is dead code: each name must be
+    read somewhere in the package besides its own definition."""
+    reads = dict.fromkeys(_defined_exceptions(), 0)
+    for root in (Path(channels.__file__).parent, Path(adjudicator.__file__).parent):
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                    name = node.id
+                elif isinstance(node, ast.Attribute):
+                    name = node.attr
+                else:
+                    continue
+                if name in reads:
+                    reads[name] += 1
+    assert sorted(name for name, count in reads.items() if count == 0) == []

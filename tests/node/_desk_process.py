@@ -63,10 +63,13 @@ def desk_toml(
         f"""
 [peers.{name}]
 address = "{to_checksum(address)}"
-max_deposit = {max_deposit}
-max_total_deposit = {10 * max_deposit}
 min_challenge_period = {PERIOD}
 max_challenge_period = {WEEK}
+
+[peers.{name}.assets.token]
+address = "{to_checksum(desks.token)}"
+max_deposit_raw = {max_deposit}
+max_total_deposit_raw = {10 * max_deposit}
 """
         for name, address in peers.items()
     )

@@ -1,10 +1,11 @@
 """The attacks of issue 12 against a desk, over real TCP and anvil (docs/PROTOCOL.md: who decides).
 
 Each test is one attack that worked against a default node before consent: a stranger made a desk
-fund a channel, a declared peer pushed it past its terms (a tiny deposit of its own, its own key as
-the oracle, a 60 s challenge period), a peer got a value-moving update countersigned, strangers
-exhausted the desk's connections. Now each is refused, the refusal names the rule, and the desk's
-wallet and channels are untouched.
+fund a channel, a peer got a value-moving update countersigned, strangers exhausted the desk's
+connections. Now each is refused, the refusal names the rule, and the desk's wallet and channels
+are untouched. A declared peer pushing the desk past each of its terms and risk limits (a tiny
+deposit of its own, its own key as the oracle, a 60 s challenge period, ...):
+tests/node/test_consent_terms_limits.py.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import trio
 
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import balance_of
-from channels.core.consent import Approved, ConsentRefused, Refusal, UpdateView, Verdict
+from channels.core.consent import Approved, Refusal, UpdateView, Verdict
 from channels.core.model import Address, Amount, OptionKind, Position, PositionId, symbol
 from channels.core.options import OpenOption
-from channels.core.risk import RiskLimits
 from channels.core.secure_session import TransportError
 from channels.core.signing import LocalSigner
 from channels.core.terms import AcceptTerms, AssetTerms, PeerTerms, RefuseTerms, TermsRefused
@@ -129,59 +129,6 @@ async def test_strangers_cannot_exhaust_the_desks_connections(desks: Desks, tmp_
                 await link.aclose()
 
 
-@pytest.mark.parametrize(
-    ("attack", "rule"),
-    [
-        ({"ask": 5 * DEPOSIT}, "DepositAboveTerms"),
-        ({"ask": DEPOSIT, "oracle": "self"}, "OracleNotTrusted"),
-        ({"ask": DEPOSIT, "challenge_period": 60}, "ChallengePeriodOutOfBounds"),
-        ({"ask": DEPOSIT, "asset": "eth"}, "AssetNotAccepted"),
-    ],
-)
-async def test_a_declared_peer_cannot_push_the_desk_past_its_terms(
-    desks: Desks, tmp_path: Path, attack: dict[str, object], rule: str
-) -> None:
-    params = dict(attack)
-    if params.get("oracle") == "self":
-        params["oracle"] = desks.alice.address  # issue 12: the opener's own key as the oracle
-    if params.get("asset") == "eth":
-        params["asset"] = bytes(20)
-    with trio.fail_after(60):
-        async with (
-            desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=bob_trust(desks)) as bob,
-            desk(desks, desks.alice, tmp_path / "a.sqlite", trust=alice_trust(desks)) as alice,
-        ):
-            assert bob.listen_port is not None
-            before = await wallet(desks, desks.bob.address)
-            with pytest.raises(TermsRefused) as refused:
-                await propose(alice, desks, bob.listen_port, **params)  # type: ignore[arg-type]
-            assert refused.value.rule == rule, refused.value
-            if rule == "DepositAboveTerms":
-                assert f"at most {DEPOSIT}" in refused.value.reason
-            assert bob.channels == [] and alice.channels == []
-            assert await wallet(desks, desks.bob.address) == before
-
-
-async def test_the_desk_funds_exactly_its_terms_and_no_more_channels_than_agreed(
-    desks: Desks, tmp_path: Path
-) -> None:
-    with trio.fail_after(90):
-        async with (
-            desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=bob_trust(desks)) as bob,
-            desk(desks, desks.alice, tmp_path / "a.sqlite", trust=alice_trust(desks)) as alice,
-        ):
-            assert bob.listen_port is not None
-            token_before, _ = await wallet(desks, desks.bob.address)
-            for _ in range(2):  # two channels of DEPOSIT each: exactly Bob's total
-                await propose(alice, desks, bob.listen_port, ask=DEPOSIT, mine=DEPOSIT)
-            token_after, _ = await wallet(desks, desks.bob.address)
-            assert token_before - token_after == 2 * DEPOSIT
-            with pytest.raises(TermsRefused) as refused:  # a third one is over max_channels
-                await propose(alice, desks, bob.listen_port, ask=1, mine=DEPOSIT)
-            assert refused.value.rule == "TooManyChannels"
-            assert (await wallet(desks, desks.bob.address))[0] == token_after
-
-
 async def test_the_accept_channel_callback_decides_and_can_only_lower(
     desks: Desks, tmp_path: Path
 ) -> None:
@@ -280,41 +227,3 @@ async def test_the_decision_hook_sees_the_peer_and_decides(desks: Desks, tmp_pat
             assert bch.state.position_count == 1
             assert views[-1].peer == desks.alice.address and views[-1].channel_id == ch.id
             assert not views[-1].initiated_by_us
-
-
-async def test_a_declared_peer_cannot_push_the_desk_past_its_risk_limits(
-    desks: Desks, tmp_path: Path
-) -> None:
-    """Bob's bot approves every trade Alice asks for, but his limits still bind: on what Alice
-    asks and on Bob's own calls; the refusal names the limit and the figures."""
-    limits = RiskLimits(max_collateral_locked=300_000, max_open_positions=2, max_loss=250_000)
-    bob_peer = Peer("alice", desks.alice.address, terms=bob_terms(desks), limits=limits)
-    trust = Trust(peers=(bob_peer,), decide=lambda _v: Approved("bob approves everything"))
-    with trio.fail_after(90):
-        async with (
-            desk(desks, desks.bob, tmp_path / "b.sqlite", listen=0, trust=trust) as bob,
-            desk(desks, desks.alice, tmp_path / "a.sqlite", trust=alice_trust(desks)) as alice,
-        ):
-            ch, bch = await open_channel(alice, bob, desks, deposit=DEPOSIT)
-            call = dataclasses.replace(
-                _whole_balance_call(alice.now() + WEEK, writer=1), strike=3000_00000000
-            )
-            with pytest.raises(UpdateRefusedError) as refused:  # Bob would lock 1,000,000
-                await ch.trade(OpenOption(call, Amount(50_000)))
-            assert refused.value.rule == "LimitExceeded"
-            assert "max_collateral_locked 300000: locked would be 1000000" in refused.value.reason
-            small = dataclasses.replace(call, collateral=Amount(200_000))
-            done = await ch.trade(OpenOption(small, Amount(5_000)))  # within every limit
-            await bch.wait_version(done.version)
-            with pytest.raises(UpdateRefusedError) as refused:  # 400,000 locked, 400,000 at risk
-                await ch.trade(OpenOption(dataclasses.replace(small, id=PositionId(2)), Amount(5)))
-            assert refused.value.rule == "LimitExceeded"
-            # Bob's own call is held to the same limits (before his request leaves).
-            with pytest.raises(ConsentRefused) as refused:
-                await bch.write_option(
-                    kind="call", underlying="ETH-USD", strike=3000_00000000,
-                    expiry=alice.now() + WEEK, quantity=10**18, premium=5,
-                    collateral=150_000,
-                )  # fmt: skip
-            assert refused.value.rule == "LimitExceeded", refused.value
-            assert bch.state.position_count == 1  # only the trade within the limits

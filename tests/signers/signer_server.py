@@ -84,7 +84,11 @@ class Signer:
         if method == "eth_accounts":
             return self.accounts()
         if method == "eth_signTypedData_v4":
-            return self.sign_typed(params[0], params[1])
+            signature = self.sign_typed(params[0], params[1])
+            # What was signed, by message type (State, Withdrawal, Quote, Login, ...).
+            kind = f"{method}:{json.loads(params[1]).get('primaryType')}"
+            self.calls[kind] = self.calls.get(kind, 0) + 1
+            return signature
         if method == "eth_signTransaction":
             return self.sign_transaction(params[0])
         if method == "test_calls":

@@ -1,13 +1,15 @@
 """Issue 14's end-to-end: two desks whose channel keys and gas keys are each reachable only
 through typed-data signing or a remote signer (a separate process over HTTP) open a channel over
-TCP on anvil, trade, withdraw, close cooperatively, and then win a dispute against a cheat.
+TCP on anvil, trade (payments both ways; an option each way, each bought by filling the other
+desk's firm quote; both unwound), withdraw, close cooperatively, and then win a dispute against a
+cheat.
 
 * Alice: channel key in a remote signer process; gas key (anvil dev account 1) in a keystore.
 * Bob: channel key in a keystore; gas key (anvil dev account 2) in a remote signer process.
 
-Neither channel signer offers ``sign_digest``: every state, withdrawal and login is signed from
-its ``eth_signTypedData_v4`` JSON. Every transaction is signed by the gas signers (remote ones
-through ``eth_signTransaction``).
+Neither channel signer offers ``sign_digest``: every state, withdrawal, quote and login is signed
+from its ``eth_signTypedData_v4`` JSON. Every transaction is signed by the gas signers (remote
+ones through ``eth_signTransaction``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 
 from adjudicator import devchain
 from adjudicator.client import ChannelStatus, connect_adjudicator
@@ -28,11 +33,13 @@ from adjudicator.tokens import balance_of
 from adjudicator.tx_signing import TransactionSigner
 from channels import open_node
 from channels.core.hashing import keccak256
-from channels.core.model import Address
+from channels.core.model import QUANTITY_SCALE, Address
 from channels.core.protocol import Phase
+from channels.core.quotes import quote_typed_data
 from channels.core.signing import LocalSigner, Signer
 from channels.runtime.channel import Channel
 from channels.runtime.node import Node, NodeSettings
+from channels.runtime.quoting import IncomingRequest, QuoteTerms
 from channels.signers.account import AccountSigner
 from channels.signers.keystore import PasswordSource, load_keystore, write_keystore
 from channels.signers.remote import RemoteSigner
@@ -47,6 +54,14 @@ ALICE_CHANNEL = keccak256(b"e2e alice channel key")
 BOB_CHANNEL = keccak256(b"e2e bob channel key")
 ALICE = LocalSigner(ALICE_CHANNEL).address
 BOB = LocalSigner(BOB_CHANNEL).address
+STRIKE = 3_000 * 10**8
+PRICE = 20_000  # premium per whole option, in the token's smallest units
+COLLATERAL = 100_000  # per whole option
+
+
+def flat_pricer(request: IncomingRequest) -> QuoteTerms:
+    """Both desks quote every request at one price (the quote is then signed by their signer)."""
+    return QuoteTerms(price=PRICE, collateral=COLLATERAL, valid_for=600)
 
 
 @dataclass
@@ -90,6 +105,7 @@ def node(
         listen=("127.0.0.1", 0) if listen else None,
         settings=SETTINGS,
         transaction_key=gas,
+        pricer=flat_pricer,
     )
 
 
@@ -113,9 +129,13 @@ async def _token_balance(chain: Chain, who: bytes) -> int:
         return await balance_of(rpc, chain.deployment.token, who)
 
 
-def _calls(signer: RemoteSigner) -> dict[str, int]:
-    """How often the test signer process served each method (its own test_calls method)."""
-    return signer._call("test_calls", [])  # type: ignore[return-value]
+async def _calls(url: str) -> dict[str, int]:
+    """How often the test signer process served each method, and signed each typed-data message
+    type (``eth_signTypedData_v4:Quote``, ...): its own ``test_calls`` method."""
+    request = {"jsonrpc": "2.0", "id": 1, "method": "test_calls", "params": []}
+    reply = await trio.to_thread.run_sync(lambda: httpx.post(url, json=request, timeout=10))
+    calls: dict[str, int] = reply.json()["result"]
+    return calls
 
 
 async def test_desks_behind_typed_data_and_remote_signers_trade_close_and_win_a_dispute(
@@ -138,12 +158,14 @@ async def test_desks_behind_typed_data_and_remote_signers_trade_close_and_win_a_
                 await _trade_and_close(
                     chain, oracle, alice_channel, alice_gas, bob_channel, bob_gas, tmp_path
                 )
+                # Alice's quote was signed in her remote signer process, as typed data.
+                assert (await _calls(alice_url)).get("eth_signTypedData_v4:Quote", 0) == 1
                 await _win_a_dispute(
                     chain, oracle, alice_channel, alice_gas, bob_channel, bob_gas, tmp_path
                 )
             # The remote signers really did the signing.
-            assert _calls(alice_channel).get("eth_signTypedData_v4", 0) > 5
-            assert _calls(bob_gas).get("eth_signTransaction", 0) >= 3
+            assert (await _calls(alice_url)).get("eth_signTypedData_v4", 0) > 5
+            assert (await _calls(bob_gas_url)).get("eth_signTransaction", 0) >= 3
         finally:
             alice_channel.close()
             bob_gas.close()
@@ -158,7 +180,8 @@ async def _trade_and_close(
     bob_gas: RemoteSigner,
     tmp_path: Path,
 ) -> None:
-    """Open over TCP, trade both ways, withdraw while open, close cooperatively."""
+    """Open over TCP, pay both ways, buy an option from each other by filling each other's
+    firm quote, unwind both, withdraw while open, close cooperatively."""
     alice_addr, bob_addr = alice_channel.address, bob_channel.address
     before = (await _token_balance(chain, alice_addr), await _token_balance(chain, bob_addr))
     async with (
@@ -169,6 +192,17 @@ async def _trade_and_close(
         bch = bob.channel(ch.id)
         await ch.pay(30_000)
         await bch.pay(5_000)
+        # Bob buys a call from Alice's firm quote (signed by her remote signer) and Alice one
+        # from Bob's (signed by his keystore): each quote checked with eth-account on its own.
+        expiry = alice.now() + 7 * 86400
+        bob_holds = await _buy_from_quote(bch, expiry, ALICE)
+        alice_holds = await _buy_from_quote(ch, expiry, BOB)
+        await bch.wait_version(ch.version)
+        assert ch.state.locked == 2 * COLLATERAL
+        # Both unwound early: Bob takes 30,000 of the collateral of his, Alice nothing of hers.
+        await bch.unwind(bob_holds, 30_000)
+        await ch.unwind(alice_holds, 0)
+        assert ch.positions == [] and ch.state.locked == 0
         await ch.withdraw(100_000)  # a Withdrawal, signed as typed data by both
         final = ch.state
         await ch.close()
@@ -176,9 +210,26 @@ async def _trade_and_close(
         await bch.wait_phase(Phase.CLOSED)
     # Deposits came from the gas accounts; the payouts go to the channel addresses.
     after = (await _token_balance(chain, alice_addr), await _token_balance(chain, bob_addr))
-    assert final.balances == (DEPOSIT - 30_000 + 5_000 - 100_000, DEPOSIT + 30_000 - 5_000)
+    # Premiums cancel out (one each way); the unwinds moved 30,000 of Alice's collateral to Bob.
+    moved = 30_000 - 5_000 + 30_000
+    assert final.balances == (DEPOSIT - moved - 100_000, DEPOSIT + moved)
     assert after[0] - before[0] == final.balances[0] + 100_000
     assert after[1] - before[1] == final.balances[1]
+
+
+async def _buy_from_quote(buyer: Channel, expiry: int, quoter: Address) -> int:
+    """Ask the peer for a firm quote of one call, check its signature with eth-account, fill it
+    all; the id of the position bought."""
+    signed = await buyer.request_quote("ETH-USD", "call", STRIKE, expiry, QUANTITY_SCALE, "buy")
+    assert signed.quote.quoter == quoter and signed.quote.price == PRICE
+    signable = encode_typed_data(full_message=quote_typed_data(buyer.domain, signed.quote))  # type: ignore[arg-type]
+    recovered = Account.recover_message(signable, signature=signed.signature)
+    assert bytes.fromhex(recovered[2:]) == quoter
+    before = buyer.our_balance
+    position = await buyer.fill_quote(signed)
+    assert position.writer != buyer.our_index and position.quantity == QUANTITY_SCALE
+    assert buyer.our_balance == before - PRICE
+    return position.id
 
 
 async def _win_a_dispute(

@@ -16,6 +16,7 @@ from channels.core.errors import (
     StateMismatch,
     TooManyPending,
     UnexpectedMessage,
+    VersionGap,
     WrongDomain,
 )
 from channels.core.messages import Accept, Proposal, Reject, UpdateRequest
@@ -75,10 +76,10 @@ class FollowerSteps(MachineData):
 
         if msg.base_version != latest.version:
             return refuse(
-                "VersionGap", f"built on {msg.base_version}, our latest is {latest.version}"
+                VersionGap.rule, f"built on {msg.base_version}, our latest is {latest.version}"
             )
         if version - latest.version > MAX_VERSION_SKIP:
-            return refuse("VersionGap", f"version {version} skips too far past {latest.version}")
+            return refuse(VersionGap.rule, f"version {version} skips too far past {latest.version}")
         if msg.request_id is not None and self._requests.get(msg.request_id) != msg.trades:
             return refuse("RequestMismatch", "the proposal does not carry the requested trades")
         self.book.begin()

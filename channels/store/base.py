@@ -11,16 +11,16 @@ from channels.core import wire
 from channels.core.errors import ChannelError, UnknownChannel
 from channels.core.model import ChannelId, Position
 from channels.core.positions import BookSnapshot, PositionBook
-from channels.store._helpers import _decoded, _pid
 from channels.store.errors import CorruptStore, StoreError
 from channels.store.ops import StoreStats
+from channels.store.rows import decoded, position_key
 
 
 @dataclass(slots=True)
-class _Live:
+class LiveChannel:
     """What appending to a channel needs, cached between transactions: the head of its history
     and the open positions of its latest state by slot (no Merkle tree: the store writes the
-    slots the machine changed and checked; see :meth:`_Transactions._append`)."""
+    slots the machine changed and checked; see :meth:`Transactions._append`)."""
 
     head_version: int | None
     head_link: bytes
@@ -33,7 +33,7 @@ class _Live:
     book: PositionBook | None = None
 
 
-class _StoreBase:
+class StoreBase:
     """The state of a :class:`Store` and the internals its parts share."""
 
     def __init__(
@@ -51,7 +51,7 @@ class _StoreBase:
         self.chain_id = chain_id
         self.adjudicator = adjudicator
         self._clock = clock
-        self._live_cache: dict[bytes, _Live] = {}
+        self._live_cache: dict[bytes, LiveChannel] = {}
         self._touched: set[bytes] = set()
         self._closed = False
         self.stats = StoreStats()
@@ -74,7 +74,7 @@ class _StoreBase:
         for cid in channel_ids:
             self._live_cache.pop(cid, None)
 
-    def _live(self, channel_id: ChannelId) -> _Live:
+    def _live(self, channel_id: ChannelId) -> LiveChannel:
         live = self._live_cache.get(channel_id)
         if live is not None:
             return live
@@ -85,7 +85,7 @@ class _StoreBase:
         if row is None:
             raise UnknownChannel(f"no stored channel 0x{bytes(channel_id).hex()}")
         slots = dict(self._position_rows(channel_id))
-        live = _Live(
+        live = LiveChannel(
             head_version=None if row[0] is None else int(row[0]),
             head_link=bytes(row[1]),
             high_water=int(row[2]),
@@ -104,11 +104,11 @@ class _StoreBase:
             "ORDER BY slot",
             (channel_id,),
         ):
-            snap = _decoded(f"the position in slot {slot}", wire.decode_book, blob)
+            snap = decoded(f"the position in slot {slot}", wire.decode_book, blob)
             if len(snap.slots) != 1 or snap.slots[0][0] != slot:
                 raise CorruptStore(f"channel 0x{channel_id.hex()[:16]}: slot {slot} is damaged")
             position = snap.slots[0][1]
-            if _pid(position) != bytes(pid):
+            if position_key(position) != bytes(pid):
                 raise CorruptStore(f"channel 0x{channel_id.hex()[:16]}: slot {slot} is damaged")
             slots.append((slot, position))
         return slots

@@ -10,38 +10,38 @@ from channels.core.model import Position, to_checksum
 from channels.core.positions import BookSnapshot
 from channels.store.errors import CorruptStore, StoreError
 
-_INT64_MAX = 2**63 - 1
+INT64_MAX = 2**63 - 1
 
 T = TypeVar("T")
 
 
-def _decoded(what: str, decode: Callable[[bytes], T], blob: bytes) -> T:
+def decoded(what: str, decode: Callable[[bytes], T], blob: bytes) -> T:
     try:
         return decode(bytes(blob))
     except Exception as exc:
         raise CorruptStore(f"cannot decode {what}: {exc}") from exc
 
 
-def _check_version(version: int) -> None:
-    if type(version) is not int or not 0 <= version <= _INT64_MAX:
+def check_version(version: int) -> None:
+    if type(version) is not int or not 0 <= version <= INT64_MAX:
         raise StoreError(f"version {version!r} cannot be stored (must be an int in [0, 2**63))")
 
 
-def _pid(position: Position) -> bytes:
+def position_key(position: Position) -> bytes:
     return int(position.id).to_bytes(8, "big")
 
 
-def _position_blob(slot: int, position: Position) -> bytes:
+def position_blob(slot: int, position: Position) -> bytes:
     return wire.encode_book(BookSnapshot(slot + 1, ((slot, position),)))
 
 
-def _addr(raw: object) -> str:
+def address_text(raw: object) -> str:
     if isinstance(raw, bytes) and len(raw) == 20:
         return to_checksum(raw)
     return repr(raw)
 
 
-def _hex(raw: object) -> str:
+def hex_text(raw: object) -> str:
     return "0x" + bytes(raw).hex() if isinstance(raw, bytes | bytearray | memoryview) else str(raw)
 
 
