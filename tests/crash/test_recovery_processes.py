@@ -22,30 +22,20 @@ from typing import Any
 import pytest
 import trio
 
-from channels.core.model import to_checksum
 from channels.core.signing import LocalSigner
+from tests.cli.desk_processes import DeskSpec, write_desk_config
 from tests.cli.test_end_to_end import Runner
-from tests.hostile.nodeproc import (
-    NodeProcess,
-    node_process,
-    tower_process,
-    write_config,
-    write_tower_config,
-)
+from tests.hostile.nodeproc import NodeProcess, node_process, tower_process, write_tower_config
 
 from .harness import Chain, adjudicator_calls, free_port
 from .test_data_loss import backup, fresh_desk, head, restore, token_balance
 
 log = logging.getLogger(__name__)
 
-KEY_A, KEY_B, KEY_TOWER = "OC_RECOVERY_A", "OC_RECOVERY_B", "OC_RECOVERY_TOWER"
+KEY_TOWER = "OC_E2E_KEY_TOWER"
 STORE_FILES = ("", "-wal", "-shm", "-journal", ".alarms")
 #: Refusals of a trade made while the link is still being set up after a start.
 RETRIED = ("resynchronising", "Disconnected", "NotCountersigned")
-
-
-def hex_key(signer: LocalSigner) -> str:
-    return "0x" + signer.secret.hex()
 
 
 @dataclass
@@ -54,8 +44,8 @@ class Scene:
 
     chain: Chain
     workdir: Path
-    a: LocalSigner
-    b: LocalSigner
+    a: DeskSpec
+    b: DeskSpec
     tower: LocalSigner
     tower_port: int
     a_cfg: Path
@@ -67,53 +57,37 @@ class Scene:
         return self.workdir / "a.sqlite"
 
     def node_a(self) -> AbstractAsyncContextManager[NodeProcess]:
-        return node_process(self.a_cfg, KEY_A, hex_key(self.a))
+        return node_process(self.a_cfg, self.a.key_env, self.a.key_hex)
 
     def node_b(self) -> AbstractAsyncContextManager[NodeProcess]:
-        return node_process(self.b_cfg, KEY_B, hex_key(self.b))
+        return node_process(self.b_cfg, self.b.key_env, self.b.key_hex)
 
     def watchtower(self) -> AbstractAsyncContextManager[trio.Process]:
-        return tower_process(self.tower_cfg, KEY_TOWER, hex_key(self.tower), self.tower_port)
-
-
-def _desk_terms(chain: Chain, peer: bytes, approve: str, endpoint: str = "") -> str:
-    """``[chain]``'s trading keys and the one peer, for :func:`write_config`'s ``extra``."""
-    return f"""
-asset = "{to_checksum(chain.token)}"
-oracle = "{to_checksum(chain.oracle)}"
-challenge_period = 60
-
-[peers.other]
-address = "{to_checksum(peer)}"
-{endpoint}
-max_deposit = 10_000_000
-min_challenge_period = 60
-approve = {approve}
-"""
+        key = "0x" + self.tower.secret.hex()
+        return tower_process(self.tower_cfg, KEY_TOWER, key, self.tower_port)
 
 
 async def make_scene(chain: Chain, workdir: Path) -> Scene:
-    a, b = await fresh_desk(chain), await fresh_desk(chain)
+    a_key, b_key = await fresh_desk(chain), await fresh_desk(chain)
     tower = LocalSigner.generate()
     b_port, tower_port = free_port(), free_port()
-    # A asks B to take the options it writes and to let it unwind them; B asks nothing of A.
-    b_cfg = write_config(
-        workdir, "b", rpc_url=chain.url, adjudicator=chain.adjudicator, key_env=KEY_B,
-        listen=b_port, extra=_desk_terms(chain, a.address, '["buy", "unwind"]'),
-    )  # fmt: skip
-    a_cfg = write_config(
-        workdir, "a", rpc_url=chain.url, adjudicator=chain.adjudicator, key_env=KEY_A,
-        extra=_desk_terms(chain, b.address, "[]", f'host = "127.0.0.1"\nport = {b_port}')
-        + f"""
-[[watchtower]]
-address = "{to_checksum(tower.address)}"
-host = "127.0.0.1"
-port = {tower_port}
-""",
-    )  # fmt: skip
+    # B listens on a port of its own, so A finds it again after either restarts; A asks B to
+    # take the options it writes and to let it unwind them; B asks nothing of A.
+    a = DeskSpec(
+        "a", a_key, peer_endpoint=("127.0.0.1", b_port), watchtowers=((tower.address, tower_port),)
+    )
+    b = DeskSpec("b", b_key, listen=True, port=b_port, approve=("buy", "unwind"))
+    terms = {
+        "rpc_url": chain.url,
+        "adjudicator": chain.adjudicator,
+        "asset": chain.token,
+        "oracle": chain.oracle,
+    }
+    a_cfg = write_desk_config(workdir, a, peer=b_key.address, **terms)
+    b_cfg = write_desk_config(workdir, b, peer=a_key.address, **terms)
     tower_cfg = write_tower_config(
         workdir, "tower", rpc_url=chain.url, adjudicator=chain.adjudicator, key_env=KEY_TOWER,
-        port=tower_port, clients=[a.address],
+        port=tower_port, clients=[a_key.address],
     )  # fmt: skip
     return Scene(chain, workdir, a, b, tower, tower_port, a_cfg, b_cfg, tower_cfg)
 
@@ -128,7 +102,7 @@ def workdir() -> Iterator[Path]:
 # Driving the desks ------------------------------------------------------------------------------
 
 
-class Desk:
+class DeskCli:
     """``channels -c CONFIG ...`` for one desk, amounts in the asset's smallest units."""
 
     def __init__(self, run: Runner, config: Path) -> None:
@@ -180,13 +154,13 @@ def backed_up(*cids: str) -> Callable[[dict[str, dict[str, Any]]], bool]:
     return lambda rows: all(c in rows and rows[c]["backed_up"] == rows[c]["version"] for c in cids)
 
 
-async def open_channel(desk: Desk, deposit: str) -> str:
+async def open_channel(desk: DeskCli, deposit: str) -> str:
     row = await desk.json("open", "other", "--deposit", deposit)
     assert row["phase"] == "open", row
     return str(row["id"])
 
 
-async def write_call(desk: Desk, cid: str, strike: str) -> dict[str, Any]:
+async def write_call(desk: DeskCli, cid: str, strike: str) -> dict[str, Any]:
     done = await desk.trade(
         "write", cid, "--kind", "call", "--underlying", "ETH-USD", "--strike", strike,
         "--expiry", "+7d", "--quantity", "1", "--premium", "20000", "--collateral", "300000",
@@ -216,7 +190,8 @@ async def test_restored_old_store_publishes_nothing_and_catches_up(
     finds it in step and they trade on. The chain never sees a state from A."""
     s = await make_scene(chain, workdir)
     run = Runner(capsys)
-    a, b = Desk(run, s.a_cfg), Desk(run, s.b_cfg)
+    a, b = DeskCli(run, s.a_cfg), DeskCli(run, s.b_cfg)
+    a_address = s.a.signer.address
     first = await head(chain)
     started = trio.current_time()
     copy = workdir / "a-backup.sqlite"
@@ -249,7 +224,7 @@ async def test_restored_old_store_publishes_nothing_and_catches_up(
             assert code == 0 and f"{cid[:12]}: v{old['version']} not known current" in out, out
             code, out, err = await a("dispute", cid, "--no-wait")
             assert code != 0 and "NotKnownCurrent" in err and "--force" in err, err
-            assert not await trio.to_thread.run_sync(stale_states_sent, chain, s.a.address, first)
+            assert not await trio.to_thread.run_sync(stale_states_sent, chain, a_address, first)
 
             # The tower is back: the node, still without its peer, asks it again and adopts
             # the newest state with its positions.
@@ -277,7 +252,7 @@ async def test_restored_old_store_publishes_nothing_and_catches_up(
                     )
                     assert rows[cid]["ours"] == latest["ours"] + 2000
                     assert (await b.rows())[cid]["theirs"] == rows[cid]["ours"]
-    calls = await trio.to_thread.run_sync(stale_states_sent, chain, s.a.address, first)
+    calls = await trio.to_thread.run_sync(stale_states_sent, chain, a_address, first)
     assert not calls, f"A sent states to the adjudicator: {calls}"
     log.info(
         "restored store: v%d copy, v%d newest; set-up %.1f s, tower catch-up %.1f s, total %.1f s",
@@ -293,7 +268,7 @@ async def test_wiped_store_is_rebuilt_from_the_tower_and_closes_at_the_latest_st
     trades, and closes cooperatively: the chain pays each desk what the latest state says."""
     s = await make_scene(chain, workdir)
     run = Runner(capsys)
-    a, b = Desk(run, s.a_cfg), Desk(run, s.b_cfg)
+    a, b = DeskCli(run, s.a_cfg), DeskCli(run, s.b_cfg)
     started = trio.current_time()
     with trio.fail_after(240):
         async with s.watchtower(), s.node_b():
@@ -343,8 +318,8 @@ async def test_wiped_store_is_rebuilt_from_the_tower_and_closes_at_the_latest_st
                         final[c]["ours"],
                     )
 
-                wallet_a = await token_balance(chain, s.a.address)
-                wallet_b = await token_balance(chain, s.b.address)
+                wallet_a = await token_balance(chain, s.a.signer.address)
+                wallet_b = await token_balance(chain, s.b.signer.address)
                 owed_a = sum(int(final[c]["ours"]) for c in before)
                 owed_b = sum(int(final[c]["theirs"]) for c in before)
                 for c in before:
@@ -352,8 +327,8 @@ async def test_wiped_store_is_rebuilt_from_the_tower_and_closes_at_the_latest_st
                     assert code == 0 and "closed at version" in out, err
                 with trio.fail_after(60):  # each desk's watcher withdraws its payout
                     while (
-                        await token_balance(chain, s.a.address) != wallet_a + owed_a
-                        or await token_balance(chain, s.b.address) != wallet_b + owed_b
+                        await token_balance(chain, s.a.signer.address) != wallet_a + owed_a
+                        or await token_balance(chain, s.b.signer.address) != wallet_b + owed_b
                     ):
                         await trio.sleep(0.2)
     log.info(

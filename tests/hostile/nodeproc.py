@@ -41,23 +41,17 @@ def write_config(
     rpc_url: str,
     adjudicator: bytes,
     key_env: str,
-    listen: bool | int = False,
+    listen: bool = False,
     extra: str = "",
-    node_extra: str = "",
 ) -> Path:
-    """A desk config; ``listen``: True for a port the system picks, or the port itself (a peer
-    that must find the desk again after a restart); ``extra`` follows ``[chain]``'s keys (more
-    of them, then other tables); ``node_extra`` adds ``[node]`` keys."""
-    port = 0 if listen is True else listen if listen is not False else None
     text = f"""
 [node]
 key_env = "{key_env}"
 store = "{name}.sqlite"
 listen_host = "127.0.0.1"
-{"" if port is None else f"listen_port = {port}"}
+{"listen_port = 0" if listen else ""}
 update_timeout = 10
 open_timeout = 30
-{node_extra}
 
 [chain]
 rpc_url = "{rpc_url}"
