@@ -35,6 +35,10 @@ The config file (TOML; relative paths are relative to the file)::
     metrics = true                  # Prometheus /metrics and /healthz (default: on) ...
     metrics_host = "127.0.0.1"      # ... on loopback (default) ...
     metrics_port = 9464             # ... on this port (default 0: one the system picks; getinfo)
+    max_fee_per_gas_gwei = 100      # gas reserve and dispute fee cap (channels/cli/node_guards.py)
+    gas_reserve_alarm_margin_percent = 50
+    max_links_per_peer = 2          # authenticated connections of one identity at once
+    max_undeclared_links = 32       # of peers a bot's admit callback let in, together
 
     [chain]
     rpc_url = "http://127.0.0.1:8545"
@@ -85,20 +89,12 @@ from channels.cli.config import (
     QUANTITY_DECIMALS,
     Config,
     ConfigError,
-    Expiry,
     KeyOnCommandLine,
     PeerConfig,
     UsageError,
     load_config,
     load_signer,
     looks_like_key,
-    parse_amount,
-    parse_duration,
-    parse_endpoint,
-    parse_expiry,
-    parse_fixed,
-    parse_price,
-    parse_quantity,
     read_key,
 )
 from channels.cli.desks import open_desk
@@ -125,6 +121,16 @@ from channels.cli.node_cmd import (
     wait_for_stop_signal,
 )
 from channels.cli.parser import build_parser
+from channels.cli.values import (
+    Expiry,
+    parse_amount,
+    parse_duration,
+    parse_endpoint,
+    parse_expiry,
+    parse_fixed,
+    parse_price,
+    parse_quantity,
+)
 from channels.control import one_line
 
 __all__ = [

@@ -12,10 +12,8 @@ import trio
 
 from channels.cli.config import (
     Config,
-    Expiry,
     UsageError,
     load_config,
-    parse_endpoint,
     require_config,
 )
 from channels.cli.errors import AlreadyClosed
@@ -32,9 +30,14 @@ from channels.cli.units import (
     Amount,
     UnitError,
     checked_address,
+    fmt_units,
     iso_duration,
     iso_time,
     text_duration,
+)
+from channels.cli.values import (
+    Expiry,
+    parse_endpoint,
 )
 from channels.cli.views import (
     Units,
@@ -141,7 +144,8 @@ async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Confi
     reserve = ""
     if gas.get("balance") is not None:  # the account that pays for the defence, vs its reserve
         reserve = (
-            f"  gas {gas['balance'] / 10**18:.6f} ETH (reserve {gas['reserve'] / 10**18:.6f}"
+            f"  gas {gas['balance'] / 10**18:.6f} ETH (reserve {gas['reserve'] / 10**18:.6f} ETH"
+            f" at {fmt_units(int(gas['max_fee_per_gas']), 9)} gwei"
             + (", LOW: add ETH)" if gas.get("low") else ")")
         )
     out(

@@ -1,9 +1,8 @@
-"""The desk's config file, key sources and the parsers of command-line values."""
+"""The desk's config file and key sources (command-line values: channels/cli/values.py)."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import os
 import re
@@ -11,11 +10,11 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from adjudicator.tx_signing import TransactionSigner
+from channels.cli.node_guards import GUARD_KEYS, NodeGuards, parse_node_guards
 from channels.cli.peer_terms import (
     NO_PEER_TERMS,
     TERM_KEYS,
@@ -24,7 +23,7 @@ from channels.cli.peer_terms import (
     parse_peer_terms,
 )
 from channels.cli.quote_table import QuoteTable, QuoteTableError, parse_quote_table
-from channels.cli.units import UnitError, checked_address, parse_duration_text
+from channels.cli.units import UnitError, checked_address
 from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, to_checksum
 from channels.core.signing import LocalSigner, Signer
@@ -122,6 +121,8 @@ class Config:
     gas_key: KeySource | None = None
     #: [quotes]: the firm quotes the node answers on its own (channels/cli/quote_table.py).
     quotes: QuoteTable | None = None
+    #: [node] gas reserve and connection caps (channels/cli/node_guards.py).
+    guards: NodeGuards = field(default_factory=NodeGuards)
 
     def require_chain(self) -> tuple[str, bytes]:
         if self.rpc_url is None:
@@ -155,6 +156,8 @@ class Config:
             chain_poll_interval=self.poll_interval,
             max_deposit_fee_bps=self.max_deposit_fee_bps,
             max_tower_lag=self.max_tower_lag,
+            gas_reserve=self.guards.gas_reserve(),
+            tx_policy=self.guards.tx_policy(),
             **extra,
         )
 
@@ -175,7 +178,7 @@ _NODE_KEYS = {
     "open_timeout",
     "max_deposit_fee_bps",
     "max_tower_lag",
-}
+} | GUARD_KEYS
 _CHAIN_KEYS = {
     "rpc_url",
     "rpc_fallback_urls",
@@ -375,6 +378,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         channel_key=channel_key,
         gas_key=gas_key,
         quotes=quotes,
+        guards=parse_node_guards(node.table, node.fail),
     )
 
 
@@ -498,82 +502,6 @@ def load_local_signer(cfg: Config, env: Mapping[str, str] | None = None) -> Loca
     if not isinstance(signer, LocalSigner):
         raise ConfigError(f"{cfg.path}: this command needs a raw key (key_file or key_env)")
     return signer
-
-
-# Parsing values --------------------------------------------------------------------------------
-def parse_amount(text: str) -> int:
-    """A non-negative integer in the asset's smallest unit; underscores may group digits."""
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def parse_fixed(text: str, decimals: int) -> int:
-    """A decimal number scaled by 10**decimals, exactly (``3000.5`` -> 300050000000 for 8)."""
-    try:
-        value = Decimal(text.replace("_", ""))
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number: {text!r}")
-    scaled = value.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise argparse.ArgumentTypeError(f"{text!r} has more than {decimals} decimals")
-    return int(scaled)
-
-
-def parse_price(text: str) -> int:
-    return parse_fixed(text, PRICE_DECIMALS)
-
-
-def parse_quantity(text: str) -> int:
-    return parse_fixed(text, QUANTITY_DECIMALS)
-
-
-_DURATION = re.compile(r"(\d+)([smhdw]?)")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> int:
-    """Seconds from ``3600``, ``90m``, ``7d``, ``1d12h`` or ISO 8601 ``PT1H``."""
-    try:
-        return parse_duration_text(text)
-    except UnitError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-@dataclass(frozen=True, slots=True)
-class Expiry:
-    absolute: int | None = None
-    relative: int | None = None
-
-
-def parse_expiry(text: str) -> Expiry:
-    """``+7d`` (from the node's chain time), a unix time, or an ISO time (UTC unless given)."""
-    if text.startswith("+"):
-        return Expiry(relative=parse_duration(text[1:]))
-    if text.isdigit():
-        return Expiry(absolute=int(text))
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an expiry (+7d, a unix time, or 2025-06-27T08:00Z): {text!r}"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return Expiry(absolute=int(when.timestamp()))
-
-
-def parse_endpoint(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"not host:port: {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def require_config(args: argparse.Namespace) -> Config:

@@ -68,7 +68,8 @@ def trust_with(cfg: Config, decimals: Mapping[bytes, int]) -> Trust:
                 asset_limits=by_asset,
             )
         )
-    return Trust(peers=tuple(peers))
+    # The [node] connection caps (channels/cli/node_guards.py).
+    return cfg.guards.apply_caps(Trust(peers=tuple(peers)))
 
 
 async def desk_trust(cfg: Config) -> Trust:

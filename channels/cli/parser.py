@@ -32,9 +32,6 @@ from channels.cli.config import (
     KeyOnCommandLine,
     UsageError,
     looks_like_key,
-    parse_expiry,
-    parse_price,
-    parse_quantity,
 )
 from channels.cli.help_texts import AMOUNT, CHANNEL, EXPIRY, PRICE, QUANTITY, duration
 from channels.cli.init_cmd import run_init
@@ -49,6 +46,11 @@ from channels.cli.units import (
     checked_address,
     parse_amount_text,
     parse_duration_text,
+)
+from channels.cli.values import (
+    parse_expiry,
+    parse_price,
+    parse_quantity,
 )
 from channels.control.operator import package_version
 

@@ -13,15 +13,17 @@ from channels.cli.config import (
     PRICE_DECIMALS,
     QUANTITY_DECIMALS,
     Config,
+)
+from channels.cli.format import out, print_json
+from channels.cli.help_texts import AMOUNT, CHANNEL, EXPIRY, PRICE, QUANTITY, duration
+from channels.cli.units import Amount, UnitError, fmt_units, iso_time, parse_amount_text
+from channels.cli.values import (
     Expiry,
     parse_duration,
     parse_expiry,
     parse_price,
     parse_quantity,
 )
-from channels.cli.format import out, print_json
-from channels.cli.help_texts import AMOUNT, CHANNEL, EXPIRY, PRICE, QUANTITY, duration
-from channels.cli.units import Amount, UnitError, fmt_units, iso_time, parse_amount_text
 from channels.cli.views import Units, balances_view, position_view
 from channels.control import ControlClient
 from channels.core.errors import LocalError

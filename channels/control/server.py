@@ -254,6 +254,9 @@ class ControlServer:
             "gas_reserve": (
                 node.gatekeeper.reserve_status() if hasattr(node, "gatekeeper") else None
             ),
+            "connections": (
+                node.gatekeeper.connection_status() if hasattr(node, "gatekeeper") else None
+            ),
             # [reliability] "now" is extrapolated; these say whether the chain is actually seen.
             **chain_health(node),
         }

@@ -123,7 +123,8 @@ class TransportConfig:
     rekey_interval: int = 1000
     """Rekey each direction after this many frames."""
     max_unauthenticated: int = 64
-    """``serve`` only: connections still in the handshake; any excess is closed at once."""
+    """``serve`` only: connections still in the handshake; a new one beyond this closes the
+    oldest (so silent connections cannot keep a real peer out)."""
 
     def __post_init__(self) -> None:
         for name in ("handshake_timeout", "read_timeout"):

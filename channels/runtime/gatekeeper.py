@@ -192,6 +192,11 @@ class Gatekeeper:
     def link_count(self) -> int:
         return sum(self._links.values())
 
+    def connection_status(self) -> dict[str, int]:
+        """Authenticated connections open now, and dials refused so far by admission or a cap
+        (for ping and ``channels status``: a flood of strangers shows here)."""
+        return {"open": self.link_count, "refused": self.refused_connections}
+
     # channel proposals --------------------------------------------------------------------
     def terms_for(self, peer: Address) -> PeerTerms:
         declared = self._declared.get(peer)

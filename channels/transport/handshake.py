@@ -264,30 +264,38 @@ async def serve(
 
     ``task_status.started(port)`` reports the bound port (pass 0 to pick a free one; with several
     listeners, e.g. ``host=None``, it is the first one's). At most ``config.max_unauthenticated``
-    connections may be in the handshake at once; any excess is closed at once. A connection whose
-    handshake or AUTH fails is closed and logged, and so is one whose handler raises a
-    :class:`RemoteError` (the peer's fault); the server keeps serving. Any other
+    connections may be in the handshake at once; when they all are, a new connection closes the
+    oldest of them, so a stranger holding connections open without a word cannot keep the door
+    shut: to keep a peer out it must open that many connections within the peer's handshake. A
+    connection whose handshake or AUTH fails is closed and logged, and so is one whose handler
+    raises a :class:`RemoteError` (the peer's fault); the server keeps serving. Any other
     exception from ``handler`` or ``accept_peer`` is a bug and propagates. The channel is closed
     when ``handler`` returns. Runs until cancelled.
     """
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound_port: int = listeners[0].socket.getsockname()[1]
-    in_handshake = 0
+    #: The connections in their handshake, oldest first (dicts keep insertion order).
+    in_handshake: dict[trio.CancelScope, None] = {}
 
     async def on_connection(stream: trio.SocketStream) -> None:
-        nonlocal in_handshake
-        if in_handshake >= config.max_unauthenticated:
-            log.warning("closing a connection: %d handshakes already under way", in_handshake)
-            await trio.aclose_forcefully(stream)
-            return
-        in_handshake += 1
+        if len(in_handshake) >= config.max_unauthenticated:
+            oldest = next(iter(in_handshake))
+            del in_handshake[oldest]
+            oldest.cancel()
+            log.warning("%d handshakes under way: closing the oldest", config.max_unauthenticated)
+        scope = trio.CancelScope()
+        in_handshake[scope] = None
+        channel: SecureChannel | None = None
         try:
-            channel = await respond(stream, signer, prologue, accept_peer, config=config)
+            with scope:
+                channel = await respond(stream, signer, prologue, accept_peer, config=config)
         except TransportError as exc:
             log.info("handshake failed: %s: %s", type(exc).__name__, exc)
             return
         finally:
-            in_handshake -= 1
+            in_handshake.pop(scope, None)
+        if channel is None:  # closed (by respond) to make room for a newer connection
+            return
         async with channel:
             try:
                 await handler(channel)

@@ -62,8 +62,8 @@ def write_desk_config(
     oracle: bytes,
     peer: bytes,
 ) -> Path:
-    """The desk's TOML: one peer (``other``) with a channel of up to 10 million units of
-    ``asset`` each way and a 60 s challenge period."""
+    """The desk's TOML: one peer (``other``) with a channel of up to 10 million smallest units
+    of ``asset`` each way and a 60 s challenge period."""
     approve = ", ".join(f'"{a}"' for a in spec.approve)
     text = f"""
 [node]
@@ -86,9 +86,12 @@ challenge_period = 60
 
 [peers.other]
 address = "{to_checksum(peer)}"
-max_deposit = 10_000_000
 min_challenge_period = 60
 approve = [{approve}]
+
+[peers.other.assets.token]
+address = "{to_checksum(asset)}"
+max_deposit_raw = 10_000_000
 """
     path = workdir / f"{spec.name}.toml"
     path.write_text(text)

@@ -307,6 +307,67 @@ def test_peer_terms_default_to_nothing_and_read_what_is_declared(tmp_path: Path)
     assert trust.admit is None and trust.accept_channel is None
 
 
+NODE = '[node]\nkey_env = "K"\nstore = "s"\n'
+
+
+def test_gas_reserve_and_connection_caps_from_the_node_table(tmp_path: Path) -> None:
+    from channels.cli.desk_trust import trust_with
+    from channels.core.reserve import GasReserve
+    from channels.core.trust import Trust
+
+    # Unset: the library's defaults (reserve at 100 gwei, 50 % alarm margin; the driver bumps
+    # without a cap; 2 links per identity, 32 for undeclared peers together).
+    plain = load_config(write(tmp_path, NODE))
+    assert plain.node_settings().gas_reserve == GasReserve()
+    assert plain.node_settings().tx_policy is None
+    trust = trust_with(plain, {})
+    assert (trust.max_links_per_peer, trust.max_undeclared_links) == (
+        Trust().max_links_per_peer,
+        Trust().max_undeclared_links,
+    )
+    cfg = load_config(
+        write(
+            tmp_path,
+            NODE + "max_fee_per_gas_gwei = 40\ngas_reserve_alarm_margin_percent = 200\n"
+            "max_links_per_peer = 1\nmax_undeclared_links = 0\n",
+        )
+    )
+    settings = cfg.node_settings()
+    assert settings.gas_reserve == GasReserve(max_fee_per_gas=40 * 10**9, alarm_margin_percent=200)
+    # One fee cap: the reserve is counted at the fee the dispute driver bumps up to.
+    assert settings.tx_policy is not None and settings.tx_policy.max_fee_per_gas == 40 * 10**9
+    trust = trust_with(cfg, {})
+    assert (trust.max_links_per_peer, trust.max_undeclared_links) == (1, 0)
+    fractional = load_config(write(tmp_path, NODE + "max_fee_per_gas_gwei = 0.05\n"))
+    assert fractional.node_settings().gas_reserve.max_fee_per_gas == 50_000_000  # an L2's fee
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("max_fee_per_gas_gwei = 0", "max_fee_per_gas_gwei: must be more than 0"),
+        ("max_fee_per_gas_gwei = -5", "max_fee_per_gas_gwei: must be more than 0"),
+        ("max_fee_per_gas_gwei = 2_000_000", "max_fee_per_gas_gwei: must be more than 0"),
+        ('max_fee_per_gas_gwei = "100"', "max_fee_per_gas_gwei: must be a number of gwei"),
+        ("max_fee_per_gas_gwei = true", "max_fee_per_gas_gwei: must be a number of gwei"),
+        ("max_fee_per_gas_gwei = nan", "max_fee_per_gas_gwei: must be more than 0"),
+        ("max_fee_per_gas_gwei = 1e-10", "max_fee_per_gas_gwei: has more decimals than a wei"),
+        ("gas_reserve_alarm_margin_percent = -1", "gas_reserve_alarm_margin_percent: must be"),
+        ("gas_reserve_alarm_margin_percent = 12.5", "gas_reserve_alarm_margin_percent: must be"),
+        ("max_links_per_peer = 0", "max_links_per_peer: must be an integer from 1"),
+        ('max_links_per_peer = "2"', "max_links_per_peer: must be an integer from 1"),
+        ("max_undeclared_links = -1", "max_undeclared_links: must be an integer from 0"),
+        ("max_undeclared_links = 1.5", "max_undeclared_links: must be an integer from 0"),
+        ("gas_reserve = 1", "unknown key.*gas_reserve"),
+    ],
+)
+def test_bad_gas_reserve_and_cap_values_are_refused_naming_the_key(
+    tmp_path: Path, line: str, key: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"\[node\] " + key if ":" in key else key):
+        load_config(write(tmp_path, NODE + line + "\n"))
+
+
 def test_sample_configs_parse_and_point_at_each_other() -> None:
     examples = Path(__file__).resolve().parents[2] / "examples"
     a = load_config(examples / "desk-a.toml")

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from channels.cli.config import parse_duration, parse_expiry, parse_price, parse_quantity
 from channels.cli.parser import ChannelsParser, build_parser, walk_arguments
 from channels.cli.units import parse_amount_text, parse_duration_text
+from channels.cli.values import parse_duration, parse_expiry, parse_price, parse_quantity
 
 #: What the help of each kind of value must say (every phrase, case-insensitive).
 UNIT_PHRASES: dict[str, tuple[str, ...]] = {
