@@ -237,7 +237,8 @@ class AdjudicatorClient:
     # ---- assets --------------------------------------------------------------------------------
 
     async def asset_decimals(self, asset: bytes) -> int:
-        """18 for ETH (the zero address), else the token's ``decimals()``."""
+        """18 for ETH (the zero address), else the token's ``decimals()``, checked (0 to 36;
+        :class:`adjudicator.tokens.BadTokenDecimals` for anything else)."""
         if asset == ETH:
             return ETH_DECIMALS
         return await tokens.decimals(self.rpc, asset)

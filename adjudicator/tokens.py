@@ -12,8 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from channels.core.errors import RemoteError
-from channels.core.model import to_checksum
+from channels.core.errors import ChainError, RemoteError
+from channels.core.model import MAX_ASSET_DECIMALS, to_checksum
 
 from .abi import ContractAbi
 from .errors import ContractError, from_chain_error
@@ -41,6 +41,12 @@ def erc20_abi() -> ContractAbi:
 
 class TokenApprovalFailed(ContractError, RemoteError):
     """The token would not set the allowance a deposit needs."""
+
+
+class BadTokenDecimals(ContractError, ChainError):
+    """The token's ``decimals()`` reverted, answered something other than one 32-byte word, or
+    a number above ``MAX_ASSET_DECIMALS``: no amount in it can be scaled, so no channel in it is
+    opened."""
 
 
 async def _call(rpc: RpcClient, token: bytes, fn: str, *args: Any) -> tuple[Any, ...]:
@@ -137,10 +143,26 @@ async def allowance(rpc: RpcClient, token: bytes, owner: bytes, spender: bytes) 
 
 
 async def decimals(rpc: RpcClient, token: bytes) -> int:
-    return int((await _call(rpc, token, "decimals"))[0])
+    """The token's ``decimals()``, checked: one 32-byte word holding 0 to ``MAX_ASSET_DECIMALS``
+    (an address without code answers nothing; a hostile token may answer anything).
+    Raises :class:`BadTokenDecimals` otherwise; a failing RPC node raises its own error."""
+    where = f"decimals() of the token at {to_checksum(token)}"
+    call = {"to": to_checksum(token), "data": erc20_abi().encode_call("decimals")}
+    try:
+        out = await rpc.call(call)
+    except ExecutionReverted as exc:
+        raise BadTokenDecimals(message=f"{where} reverted ({from_chain_error(exc)})") from exc
+    if len(out) != 32:
+        raise BadTokenDecimals(message=f"{where} answered {len(out)} bytes, not one 32-byte word")
+    value = int.from_bytes(out, "big")
+    if value > MAX_ASSET_DECIMALS:
+        shown = value if value < 10**12 else f"0x{out.hex()}"
+        raise BadTokenDecimals(message=f"{where} is {shown}, above {MAX_ASSET_DECIMALS}")
+    return value
 
 
 __all__ = [
+    "BadTokenDecimals",
     "ContractError",
     "allowance",
     "approve",

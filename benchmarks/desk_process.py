@@ -160,7 +160,6 @@ class Desk:
                     peer_deposit=peer_deposit,
                     oracle=oracle,
                     challenge_period=3600,
-                    asset_decimals=18,
                 )
                 opened.append("0x" + ch.id.hex())
                 durations.append(time.perf_counter_ns() - s)

@@ -3,7 +3,8 @@
 A config writes deposit terms and amount limits in each asset's units (channels/cli/peer_terms.py).
 Before the node starts, the desk reads each configured asset's decimals from the token contract
 (18 for ETH) and scales the amounts with them; a channel proposal also carries decimals, but the
-peer chose those, and our limits must not move with them.
+peer chose those, and our limits must not move with them (the node refuses a proposal whose
+decimals are not the chain's: channels/runtime/assets.py).
 """
 
 from __future__ import annotations

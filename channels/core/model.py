@@ -51,6 +51,9 @@ ZERO_HASH = bytes(32)
 #: much more before it trusts a channel (``watcher.SAFE_MIN_CHALLENGE_PERIOD``).
 CONTRACT_MIN_CHALLENGE_PERIOD = 60
 MAX_CHALLENGE_PERIOD = 30 * 24 * 3600
+#: The most decimals an asset may have (``Params`` refuses more; so does the node reading a
+#: token's ``decimals()``, adjudicator/tokens.py).
+MAX_ASSET_DECIMALS = 36
 # >>> gas (issue 16): the adjudicator's cap on a channel's deposits
 #: The adjudicator caps a channel's cumulative deposits, both participants together, at 2**96 - 1
 #: (its record keeps every amount of a channel in 96 bits); more cannot be funded.
@@ -154,8 +157,8 @@ class Params:
         check_bytes(self.adjudicator, 20, "adjudicator")
         check_bytes(self.asset, 20, "asset")
         check_uint(self.asset_decimals, 8, "asset_decimals")
-        if self.asset_decimals > 36:
-            raise InvalidField("asset_decimals above 36 is not supported")
+        if self.asset_decimals > MAX_ASSET_DECIMALS:
+            raise InvalidField(f"asset_decimals above {MAX_ASSET_DECIMALS} is not supported")
         if type(self.participants) is not tuple or len(self.participants) != 2:
             raise InvalidField("participants must be a pair")
         for p in self.participants:

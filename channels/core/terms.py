@@ -8,6 +8,12 @@ is not one we accept with this peer, the oracle is not one we trust, we already 
 channels with this peer as our terms allow. A challenge period outside our bounds (never below the
 chain's inclusion floor) or a deposit above what is left of our terms is countered.
 
+The asset's decimals in the proposal are the opener's claim; everything we scale by them (quotes
+in asset units, limits, amounts typed by hand) would follow a false one, so
+:func:`check_decimals` refuses (``WrongAssetDecimals``) any that differ from the decimals the chain
+gives for the asset. Our own proposals are held to the same: :class:`WrongAssetDecimals` is
+raised to our caller.
+
 The opener treats a counter-offer as hostile input like any other: :func:`check_counter` takes it
 only when it lowers what was asked of the peer and its challenge period is within the opener's own
 terms for that peer (:class:`BadCounterOffer` otherwise).
@@ -20,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from channels.core.errors import InvalidField, RemoteError, RuleViolation
+from channels.core.errors import InvalidField, LocalError, RemoteError, RuleViolation
 from channels.core.model import Address, Params
 
 
@@ -155,6 +161,32 @@ class BadCounterOffer(RuleViolation, RemoteError):
     rule = "BadCounterOffer"
 
 
+class WrongAssetDecimals(LocalError):
+    """Our caller gave decimals for the channel's asset other than the chain's (ETH has 18, a
+    token its ``decimals()``): leave ``asset_decimals`` out and the node reads them."""
+
+    def __init__(self, asset: Address, claimed: int, true: int) -> None:
+        super().__init__(decimals_mismatch(asset, claimed, true))
+        self.asset = asset
+        self.claimed = claimed
+        self.true = true
+
+
+def decimals_mismatch(asset: Address, claimed: int, true: int) -> str:
+    """What is wrong with a channel claiming ``claimed`` decimals for ``asset``."""
+    return f"asset 0x{asset.hex()} has {true} decimals on chain, the channel claims {claimed}"
+
+
+def check_decimals(params: Params, true: int) -> RefuseTerms | None:
+    """Refuse a proposal whose ``asset_decimals`` are not ``true``, the asset's decimals as the
+    chain gives them: the opener chose the figure, and everything we scale by it would follow."""
+    if params.asset_decimals == true:
+        return None
+    return RefuseTerms(
+        "WrongAssetDecimals", decimals_mismatch(params.asset, params.asset_decimals, true)
+    )
+
+
 def evaluate(
     terms: PeerTerms,
     params: Params,
@@ -241,6 +273,9 @@ __all__ = [
     "RefuseTerms",
     "TermsDecision",
     "TermsRefused",
+    "WrongAssetDecimals",
     "check_counter",
+    "check_decimals",
+    "decimals_mismatch",
     "evaluate",
 ]

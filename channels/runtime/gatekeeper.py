@@ -55,10 +55,13 @@ from channels.core.terms import (
     PeerUsage,
     RefuseTerms,
     TermsDecision,
+    WrongAssetDecimals,
+    check_decimals,
     evaluate,
 )
 from channels.core.trust import ChannelProposal, Peer, Trust
 from channels.defence.challenge import POLLS_OF_SLACK
+from channels.runtime.assets import AssetDecimals
 
 if TYPE_CHECKING:
     from adjudicator.client import AdjudicatorClient
@@ -130,9 +133,12 @@ class Gatekeeper:
     refused_connections: int = 0
     last_balance: int | None = None
     reserve_low: bool = False
+    #: Each asset's decimals as the chain gives them (channels/runtime/assets.py).
+    decimals: AssetDecimals = field(init=False)
 
     def __post_init__(self) -> None:
         self._declared = self.trust.declared()
+        self.decimals = AssetDecimals(lambda asset: self.node.chain.asset_decimals(asset))
 
     # connections --------------------------------------------------------------------------
     def is_declared(self, peer: Address) -> bool:
@@ -196,14 +202,22 @@ class Gatekeeper:
         declared = self._declared.get(peer)
         return declared.terms if declared is not None else NO_TERMS
 
-    def decide_channel(self, params: Params, deposits: tuple[int, int]) -> TermsDecision:
+    async def decide_channel(self, params: Params, deposits: tuple[int, int]) -> TermsDecision:
         """Our decision on a channel the peer proposes: accept (we fund exactly what it asks,
-        within our terms), a counter-offer, or a refusal naming the rule."""
+        within our terms), a counter-offer, or a refusal naming the rule. The asset's decimals
+        must be the chain's (``WrongAssetDecimals``), checked before any counter-offer and before
+        the ``accept_channel`` callback sees the proposal."""
         our_index = params.index_of(self.node.address)
         peer = params.participants[1 - our_index]
         by_terms = evaluate(
             self.terms_for(peer), params, deposits, our_index, self._usage(peer), self.period_floor
         )
+        refused_outright = isinstance(by_terms, RefuseTerms) and by_terms.counter is None
+        if refused_outright and self.trust.accept_channel is None:
+            return by_terms  # an asset outside our terms is never read from the chain
+        wrong = await self._check_decimals(params)
+        if wrong is not None:
+            return wrong
         if self.trust.accept_channel is None:
             return by_terms
         proposal = ChannelProposal(peer, params, deposits, our_index, by_terms)
@@ -227,6 +241,26 @@ class Gatekeeper:
         if isinstance(decision, RefuseTerms):
             return decision
         return RefuseTerms("AcceptChannelFailed", "our callback returned no decision")
+
+    async def _check_decimals(self, params: Params) -> RefuseTerms | None:
+        try:
+            true = await self.decimals.of(params.asset)
+        except RemoteError as exc:  # a bad token answer or a failing chain: unchecked is refused
+            log.warning("reading the decimals of 0x%s failed: %s", params.asset.hex(), exc)
+            return RefuseTerms(
+                "AssetDecimalsUnknown",
+                f"could not read the decimals of asset 0x{params.asset.hex()} from the chain "
+                f"({exc.rule})",
+            )
+        return check_decimals(params, true)
+
+    async def asset_decimals(self, asset: Address, claimed: int | None) -> int:
+        """The decimals of ``asset`` for a channel we propose: the chain's; our caller's
+        ``claimed`` figure, if any, must equal them (:class:`WrongAssetDecimals` otherwise)."""
+        true = await self.decimals.of(asset)
+        if claimed is not None and claimed != true:
+            raise WrongAssetDecimals(asset, claimed, true)
+        return true
 
     def _usage(self, peer: Address) -> PeerUsage:
         channels = 0

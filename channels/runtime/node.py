@@ -273,11 +273,11 @@ class Node:
         asset_decimals: int | None = None,
         nonce: int | None = None,
     ) -> Channel:
-        """Propose a channel to a peer, fund it, and return once both deposits are credited."""
+        """Propose a channel to a peer, fund it, and return once both deposits are credited.
+        The asset's decimals are the chain's (``asset_decimals``, if given, must equal them)."""
         peer_addr = address(peer_address)
         asset_addr = address(asset)
-        if asset_decimals is None:
-            asset_decimals = await self.chain.asset_decimals(asset_addr)
+        asset_decimals = await self.gatekeeper.asset_decimals(asset_addr, asset_decimals)
         params = Params(
             chain_id=self.chain_id,
             adjudicator=Address(self.chain.address),
@@ -339,7 +339,7 @@ class Node:
             return  # sent again on a new link: our reestablish there carries version 0
         if peer not in params.participants or self.address not in params.participants:
             raise WrongDomain("a channel proposal that does not name both of us")
-        decision = self.gatekeeper.decide_channel(params, msg.deposits)
+        decision = await self.gatekeeper.decide_channel(params, msg.deposits)
         if isinstance(decision, AcceptTerms) and decision.our_deposit and self.settings.auto_fund:
             try:  # consent: funding it must leave the gas to defend every channel
                 await self.gatekeeper.check_funding(params, decision.our_deposit, new_channel=True)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from channels.core.errors import InvalidField
+from channels.core.errors import InvalidField, LocalError
 from channels.core.model import Address, Params
 from channels.core.terms import (
     NO_TERMS,
@@ -20,7 +20,9 @@ from channels.core.terms import (
     PeerUsage,
     ProposedChannel,
     RefuseTerms,
+    WrongAssetDecimals,
     check_counter,
+    check_decimals,
     evaluate,
 )
 
@@ -138,3 +140,24 @@ def test_a_counter_offer_is_well_formed() -> None:
     for deposit, period in [(-1, 3600), (1 << 256, 3600), (1, 0), (1, 1 << 64), (True, 3600)]:
         with pytest.raises(InvalidField):
             CounterOffer(deposit, period)
+
+
+@given(st.integers(0, 36), st.integers(0, 36))
+@example(0, 6)
+@example(18, 6)
+@example(6, 6)
+def test_a_proposal_must_carry_the_chains_decimals(claimed: int, true: int) -> None:
+    proposed = dataclasses.replace(params(), asset_decimals=claimed)
+    refusal = check_decimals(proposed, true)
+    if claimed == true:
+        assert refusal is None
+        return
+    assert refusal == RefuseTerms(
+        "WrongAssetDecimals",
+        f"asset 0x{TOKEN.hex()} has {true} decimals on chain, the channel claims {claimed}",
+    )
+    assert refusal.counter is None  # nothing we could accept instead: the figure is a fact
+    error = WrongAssetDecimals(TOKEN, claimed, true)
+    assert isinstance(error, LocalError) and error.rule == "WrongAssetDecimals"
+    assert (error.asset, error.claimed, error.true) == (TOKEN, claimed, true)
+    assert str(error) == refusal.reason
