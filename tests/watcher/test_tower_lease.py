@@ -1,0 +1,167 @@
+"""The version lease is backed up to the desk's watchtowers and taken back at every start, so a
+store restored from an old backup never signs a second state of a version it signed since
+(docs/PROTOCOL.md section 7, docs/THREATS.md).
+
+The flaw it closes: a restored store's lease is the backup's. The node may since have signed
+proposals above it (the peer holds those signatures); restarted from the backup it would resume
+above the old lease and sign another state of such a version, and the peer would countersign
+whichever of the two suits it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from channels import open_node
+from channels.core.messages import Message, Proposal
+from channels.core.model import Address, Amount
+from channels.core.options import Pay
+from channels.core.quotes import QuoteMessage
+from channels.core.signing import LocalSigner
+from channels.core.wire import encode_state
+from channels.defence.towerproto import TowerReplyError, tower_call
+from channels.runtime.errors import UpdateRefusedError
+from channels.runtime.node import Node
+from channels.store.lease import LEASE_SPAN
+from channels.testing.faults import tap_received
+from channels.transport import Prologue
+from tests.partners import partners
+
+from .conftest import FAST, Desks
+from .test_tower_backup import alice_with, backed_up, tower_for
+
+#: Updates signed after the backup was taken: more than one lease's worth, so the backup's lease
+#: is far behind and the store renews (and backs up) its lease several times on the way.
+SIGNED_SINCE_BACKUP = LEASE_SPAN + 20
+
+
+@asynccontextmanager
+async def bob_refusing_his_payments(desks: Desks, path: Path) -> AsyncIterator[Node]:
+    """Bob takes Alice's payments and refuses every update in which he pays (no decide hook)."""
+    trust = partners(
+        desks.alice.address, assets=[desks.token], oracles=[desks.oracle.address], decide=False
+    )
+    async with open_node(
+        signer=desks.bob,
+        store=path,
+        chain=desks.url,
+        adjudicator=desks.adjudicator,
+        listen=("127.0.0.1", 0),
+        settings=FAST,
+        trust=trust,
+    ) as node:
+        yield node
+
+
+async def test_restored_backup_resumes_above_every_version_it_signed(
+    desks: Desks, tmp_path: Path
+) -> None:
+    store = tmp_path / "a.sqlite"
+    #: Every state Alice's proposals carried, by version, as Bob received them.
+    proposed: dict[int, set[bytes]] = {}
+
+    def record(peer: Address, message: Message | QuoteMessage) -> None:
+        if peer == desks.alice.address and isinstance(message, Proposal):
+            state = message.state
+            proposed.setdefault(state.version, set()).add(encode_state(state))
+
+    with trio.fail_after(300):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            async with bob_refusing_his_payments(desks, tmp_path / "b.sqlite") as bob:
+                assert bob.listen_port is not None
+                tap_received(bob, record)
+                async with alice_with(desks, store, tower) as alice:
+                    ch = await alice.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    cid = ch.id
+                    await ch.pay(1)
+                    await backed_up(alice, cid, ch.version)
+                shutil.copy2(store, tmp_path / "backup.sqlite")  # the backup (a clean copy)
+
+                async with alice_with(desks, store, tower) as alice:
+                    ch = alice.channel(cid)
+                    for _ in range(SIGNED_SINCE_BACKUP):
+                        await ch.pay(1)
+                    # A proposal Bob refuses: its version is burned, Alice's signature on it is
+                    # Bob's to keep.
+                    with pytest.raises(UpdateRefusedError):
+                        await ch.trade(Pay(1, Amount(10)))
+                    burned = ch.highest_signed
+                    assert burned == ch.version + 1
+                    latest = ch.version
+                    await backed_up(alice, cid, latest)
+                assert max(proposed) == burned
+                signed_before = set(proposed)
+
+                # Alice's disk is lost; her store comes back from the backup.
+                shutil.copy2(tmp_path / "backup.sqlite", store)
+                for side in ("-wal", "-shm"):
+                    Path(str(store) + side).unlink(missing_ok=True)
+                async with alice_with(desks, store, tower) as alice:
+                    ch = alice.channel(cid)
+                    await ch.wait_version(latest)
+                    after = await ch.pay(1)
+
+    # Alice's first signature after the restore is above every version she signed before it,
+    # and no version carries two different states signed by her.
+    assert after.version > max(signed_before), (after.version, burned)
+    assert all(len(states) == 1 for states in proposed.values()), [
+        v for v, states in proposed.items() if len(states) > 1
+    ]
+
+
+async def test_tower_keeps_the_highest_lease_per_client_and_channel(
+    desks: Desks, tmp_path: Path
+) -> None:
+    """Over real TCP: the tower keeps the highest figure, answers a lower one with the higher,
+    keeps each client's figures apart, and refuses a figure out of range with a clear error."""
+    carol = LocalSigner.generate()
+    cid = bytes(range(32))
+    with trio.fail_after(60):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            tower.clients.add(carol.address)
+
+            async def call(signer: LocalSigner, request: dict[str, object]) -> dict[str, object]:
+                assert tower.listen_port is not None
+                return await tower_call(
+                    ("127.0.0.1", tower.listen_port),
+                    tower.address,
+                    signer,
+                    Prologue(tower.chain_id, Address(desks.adjudicator)),
+                    request,
+                    timeout=10,
+                )
+
+            async def lease_of(signer: LocalSigner) -> int:
+                reply = await call(signer, {"t": "leases", "channels": [cid]})
+                (figure,) = reply["leases"]  # type: ignore[misc]
+                return int(figure)
+
+            assert await lease_of(desks.alice) == -1
+            reply = await call(desks.alice, {"t": "lease", "channel": cid, "up_to": 600})
+            assert reply["up_to"] == 600
+            reply = await call(desks.alice, {"t": "lease", "channel": cid, "up_to": 300})
+            assert reply["up_to"] == 600  # a lower figure never lowers it
+            assert await lease_of(desks.alice) == 600
+            assert await lease_of(carol) == -1  # another client's figure is its own
+            with pytest.raises(TowerReplyError, match="lease"):
+                await call(desks.alice, {"t": "lease", "channel": cid, "up_to": 1 << 70})
+            with pytest.raises(TowerReplyError, match="lease"):
+                await call(desks.alice, {"t": "lease", "channel": b"short", "up_to": 5})
+            assert await lease_of(desks.alice) == 600
+        # Durable: a tower restarted on the same file answers the same figure.
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            assert await lease_of(desks.alice) == 600
+
