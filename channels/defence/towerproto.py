@@ -33,6 +33,10 @@ from channels.transport import Prologue, connect
 MAX_LIST = 10_000
 
 
+class TowerRefused(RemoteError):
+    """The tower did not accept a request (the reason is its error text)."""
+
+
 class TowerReplyError(RemoteError):
     """A tower's reply is not what the protocol says."""
 

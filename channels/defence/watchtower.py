@@ -64,7 +64,8 @@ from channels.core.wire import (
     encode_params,
     encode_state,
 )
-from channels.defence.towerproto import check_book, tower_read
+from channels.defence.towerlease import LEASE_REQUESTS, TowerLeases
+from channels.defence.towerproto import TowerRefused, check_book, tower_read
 from channels.defence.txdriver import (
     TxManager,
     TxPolicy,
@@ -95,10 +96,6 @@ _SCHEMA = (
 )
 
 
-class TowerRefused(RemoteError):
-    """The tower did not accept a pushed state (the reason is its error text)."""
-
-
 @dataclass(frozen=True)
 class Held:
     client: Address
@@ -121,6 +118,8 @@ class TowerStore:
         if "book" not in columns:  # a tower store written before books were kept
             self._conn.execute("ALTER TABLE tower_channels ADD COLUMN book BLOB")
         self._limiter = trio.CapacityLimiter(1)
+        #: Each client's version leases (channels/defence/towerlease.py).
+        self.leases = TowerLeases(self._conn, self._run)
 
     def close(self) -> None:
         self._conn.close()
@@ -304,6 +303,9 @@ class Watchtower:
         if isinstance(req, dict) and req.get("t") in ("get", "list"):
             # [reliability] A desk reads back what it pushed (channels/runtime/towerclient.py).
             return tower_read(self.held, client, req)
+        if isinstance(req, dict) and req.get("t") in LEASE_REQUESTS:
+            # [reliability] A desk backs up its version lease (docs/PROTOCOL.md section 7).
+            return await self.store.leases.answer(client, req)
         if not isinstance(req, dict) or req.get("t") != "push":
             raise TowerRefused("unknown request")
         sigs = req["sigs"]

@@ -204,27 +204,47 @@ class ChannelRuntime:
         """A message from the peer for this channel."""
         self.last_heard = trio.current_time()
         machine = self._machine
-        if isinstance(message, (Proposal, UpdateRequest)):  # each asks us to sign a new version
-            try:
-                await self._ctx.hold_signing(machine.channel_id, machine.state.version)
-            except TowerBehind as exc:
-                version = message.state.version if isinstance(message, Proposal) else None
-                refusal = Reject(
-                    machine.channel_id, version, message.request_id, exc.rule, str(exc)
-                )
-                await self._ctx.executor.enqueue(self, [Send(refusal)])
-                return
+        cid = machine.channel_id
+        signs = isinstance(message, (Proposal, UpdateRequest))  # each asks us to sign anew
+        while True:
+            if isinstance(message, (Proposal, UpdateRequest)):
+                try:
+                    await self._ctx.hold_signing(
+                        cid, machine.state.version, self._version_to_sign(message)
+                    )
+                except TowerBehind as exc:
+                    version = message.state.version if isinstance(message, Proposal) else None
+                    refusal = Reject(cid, version, message.request_id, exc.rule, str(exc))
+                    await self._ctx.executor.enqueue(self, [Send(refusal)])
+                    return
+            async with self._lock:
+                # Looked at again under the lock: another step may have signed meanwhile.
+                if signs and not self._ctx.signing_covered(cid, self._version_to_sign(message)):
+                    continue
+                actions = await self._step(Received(message))
+                await self._ctx.executor.enqueue(self, actions)
+                if isinstance(message, Reestablish):
+                    self.notify()  # callers waiting for the resync may go on
+                if (
+                    self._duties.credits_deposits
+                    and machine.phase in _LIVE
+                    and any(isinstance(a, PhaseChanged) for a in actions)
+                ):
+                    self.request_credit()
+            return
+
+    def _version_to_sign(self, message: Message | None = None) -> int:
+        """The version a step would sign: a proposal's own, else the leader's next."""
+        if isinstance(message, Proposal):
+            return int(message.state.version)
+        return self._machine.highest_signed + 1
+
+    async def raise_highest_signed(self, version: int) -> None:
+        """Never sign at or below ``version`` (a watchtower holds a lease up to it: a version
+        there may have been signed before this store was restored)."""
         async with self._lock:
-            actions = await self._step(Received(message))
-            await self._ctx.executor.enqueue(self, actions)
-            if isinstance(message, Reestablish):
-                self.notify()  # callers waiting for the resync may go on
-            if (
-                self._duties.credits_deposits
-                and machine.phase in _LIVE
-                and any(isinstance(a, PhaseChanged) for a in actions)
-            ):
-                self.request_credit()
+            machine = self._machine
+            machine.highest_signed = max(machine.highest_signed, version)
 
     def on_action(self, action: Action) -> None:
         """Called by the executor once ``action`` (and all before it) is durable."""
@@ -277,7 +297,10 @@ class ChannelRuntime:
         """Hand ``trades`` to the machine as one request; raises the rule's error at once if it
         refuses them before anything is signed."""
         # consent: nothing new is signed while our towers lag (a proposal is held in receive).
-        await self._ctx.hold_signing(self.channel_id, self._machine.state.version)
+        machine = self._machine
+        await self._ctx.hold_signing(
+            self.channel_id, machine.state.version, self._version_to_sign()
+        )
         request_id = next(self._ctx.request_ids)
         waiter = Waiter()
         # Hold our place among the updates in flight from the room check on (taking the lock
@@ -289,14 +312,20 @@ class ChannelRuntime:
                 async with self._lock:
                     # Looked at again under the lock: a lost link queued on it (behind a step in
                     # progress) may have started a resync since the caller looked.
-                    if not self.paused():
+                    covered = self._ctx.signing_covered(self.channel_id, self._version_to_sign())
+                    if not self.paused() and covered:
                         actions = await self._step(RequestUpdate(trades, request_id))
                         self._waiters[request_id] = waiter
                         await self._ctx.executor.enqueue(self, actions)
                         break
                     changed = self._changed
                 with trio.fail_at(deadline):
-                    await changed.wait()
+                    if covered:
+                        await changed.wait()
+                    else:  # another step signed past the backed-up lease meanwhile
+                        await self._ctx.hold_signing(
+                            self.channel_id, machine.state.version, self._version_to_sign()
+                        )
         finally:
             self._starting -= 1
             if request_id not in self._waiters:

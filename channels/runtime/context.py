@@ -38,6 +38,10 @@ class RuntimeContext:
     #: consent: raises GasReserveTooLow if depositing (params, amount) would cut into the gas
     #: reserve that defends our channels (channels/runtime/gatekeeper.py).
     check_funding: Callable[[Params, int], Awaitable[None]]
-    #: Returns once a new version of (channel, our newest fully signed version) may be signed
-    #: as far as our watchtowers go, else raises TowerBehind (channels/runtime/towerclient.py).
-    hold_signing: Callable[[ChannelId, int], Awaitable[None]]
+    #: Returns once (channel, our newest fully signed version, the version to sign) may be
+    #: signed as far as our watchtowers go, else raises TowerBehind
+    #: (channels/runtime/towerclient.py).
+    hold_signing: Callable[[ChannelId, int, int], Awaitable[None]]
+    #: Whether (channel, version) is inside a lease a tower acked (or no tower gate is set):
+    #: checked under the channel's lock, right before the step that signs it.
+    signing_covered: Callable[[ChannelId, int], bool]

@@ -133,7 +133,8 @@ class Node:
             check_funding=lambda params, amount: self.gatekeeper.check_funding(
                 params, amount, new_channel=False
             ),
-            hold_signing=lambda cid, version: self.towers.hold_signing(cid, version),
+            hold_signing=lambda cid, latest, v: self.towers.hold_signing(cid, latest, v),
+            signing_covered=lambda cid, version: self.towers.leases.covers(cid, version),
         )
         self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
         self.watcher = Watcher(

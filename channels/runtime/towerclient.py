@@ -32,6 +32,7 @@ from channels.defence.towerproto import (
 )
 from channels.runtime.errors import TowerBehind
 from channels.runtime.eventbus import EventsLost
+from channels.runtime.towerlease import LeaseBackup
 from channels.store.ops import StoredChannel
 from channels.transport import Prologue
 
@@ -75,6 +76,12 @@ class TowerClient:
         self._not_adopted: dict[ChannelId, int] = {}
         self._wakeup = trio.Event()
         self._acks = trio.Event()
+        #: The version leases backed up to the towers (channels/runtime/towerlease.py).
+        self.leases = LeaseBackup(self, RETRY_EVERY)
+
+    @property
+    def runtimes(self) -> Mapping[ChannelId, Any]:
+        return self._runtimes
 
     def use(self, towers: Sequence[TowerEndpoint]) -> None:
         """Stream to ``towers`` from now on (the node is created before its config is read)."""
@@ -84,7 +91,8 @@ class TowerClient:
         """The newest version of the channel a tower has acked (-1: none)."""
         return max(self.acked.get(ChannelId(channel_id), {}).values(), default=-1)
 
-    async def _call(self, tower: TowerEndpoint, request: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, tower: TowerEndpoint, request: dict[str, Any]) -> dict[str, Any]:
+        """One authenticated request to ``tower`` and its reply."""
         node = self.node
         prologue = Prologue(node.chain_id, Address(node.chain.address))
         return await tower_call(
@@ -102,7 +110,7 @@ class TowerClient:
     ) -> tuple[SignedState, BookSnapshot | None] | None:
         """The state the tower holds for the channel, with its open positions if it kept them
         (checked against the state's commitment); None if it holds nothing."""
-        reply = await self._call(tower, {"t": "get", "channel": bytes(channel_id)})
+        reply = await self.call(tower, {"t": "get", "channel": bytes(channel_id)})
         held = decode_held(reply.get("held"))
         if held is None:
             return None
@@ -125,9 +133,9 @@ class TowerClient:
                 try:
                     fetched = await self.fetch(tower, cid)
                 except (ChannelError, OSError, trio.TooSlowError, ValueError) as exc:
-                    self._silent(tower, f"is 0x{cid.hex()[:12]} current? {exc}")
+                    self.silent(tower, f"is 0x{cid.hex()[:12]} current? {exc}")
                     continue
-                self._answered(tower)
+                self.answered(tower)
                 answered += 1
                 if fetched is None:
                     continue
@@ -170,10 +178,12 @@ class TowerClient:
         self._acks.set()
         self._acks = trio.Event()
 
-    async def hold_signing(self, cid: ChannelId, latest: int) -> None:
-        """Return once a new version of the channel may be signed: a tower acked a state at
-        most ``max_tower_lag`` versions behind ``latest`` (our newest fully signed one). Waits
-        up to ``update_timeout``, then raises :class:`TowerBehind` (and an alarm)."""
+    async def hold_signing(self, cid: ChannelId, latest: int, version: int) -> None:
+        """Return once ``version`` of the channel may be signed: a tower acked a lease covering
+        it and a state at most ``max_tower_lag`` versions behind ``latest`` (our newest fully
+        signed one). Waits up to ``update_timeout`` for each, then raises :class:`TowerBehind`
+        (and an alarm)."""
+        await self.leases.hold(cid, version)
         settings = self.node.settings
         lag = settings.max_tower_lag
         if not self.towers or lag is None or latest - self.backed_up(cid) <= lag:
@@ -211,18 +221,18 @@ class TowerClient:
             if book is None and signed.state.position_count:
                 book = await self._book_of(cid, signed.state)
             try:
-                reply = await self._call(tower, push_request(runtime.machine.params, signed, book))
+                reply = await self.call(tower, push_request(runtime.machine.params, signed, book))
                 held = int(reply["version"])
             except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
                 self.failures += 1
                 ok = False
-                self._silent(tower, f"pushing 0x{cid.hex()[:12]} failed: {exc}")
+                self.silent(tower, f"pushing 0x{cid.hex()[:12]} failed: {exc}")
                 continue
-            self._answered(tower)
+            self.answered(tower)
             self._ack(cid, tower.address, held)
         return ok
 
-    def _silent(self, tower: TowerEndpoint, what: str) -> None:
+    def silent(self, tower: TowerEndpoint, what: str) -> None:
         """A tower did not answer: said once per outage (it is retried every RETRY_EVERY s;
         ``failures`` counts every attempt)."""
         if tower.address in self._unanswered:
@@ -234,7 +244,7 @@ class TowerClient:
             tower.host, tower.port, RETRY_EVERY, what,
         )  # fmt: skip
 
-    def _answered(self, tower: TowerEndpoint) -> None:
+    def answered(self, tower: TowerEndpoint) -> None:
         if tower.address in self._unanswered:
             self._unanswered.discard(tower.address)
             log.info("tower %s:%d answers again", tower.host, tower.port)
@@ -252,8 +262,13 @@ class TowerClient:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         node = self.node
+        node.store.on_lease = self.leases.on_lease
         async with node.events() as events, trio.open_nursery() as nursery:
             task_status.started()
+            # Nothing new is signed before this (hold_signing waits for it): a restored store
+            # resumes above every lease a tower holds.
+            await self.leases.take_from_towers()
+            nursery.start_soon(self.leases.pusher)
             await self.establish_current()
             for cid in list(self._runtimes):
                 self.mark(cid)

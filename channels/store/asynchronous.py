@@ -25,7 +25,7 @@ from channels.core.model import ChannelId, Params, SignedUpdate, Version
 from channels.core.positions import BookSnapshot
 from channels.core.protocol import PersistSignature, Phase, PhaseChanged
 from channels.store.errors import StoreError
-from channels.store.lease import VersionLeases
+from channels.store.lease import LeaseVersions, VersionLeases
 from channels.store.ops import (
     AddChannel,
     AddIntent,
@@ -171,6 +171,9 @@ class AsyncStore:
         self._next_seq = 0
         #: Highest ticket sequence number known to be durable.
         self.durable_seq = -1
+        #: Told (in trio) of every lease raised once it is durable: the node backs it up to its
+        #: watchtowers (channels/runtime/towerlease.py).
+        self.on_lease: Callable[[ChannelId, int], None] | None = None
 
     @property
     def stats(self) -> StoreStats:
@@ -211,6 +214,15 @@ class AsyncStore:
         if not self._committing:
             self._dispatch()
         return ticket
+
+    def lease(self, channel_id: ChannelId) -> int:
+        """The channel's durable version lease (-1: none)."""
+        return self._leases.durable(channel_id)
+
+    async def extend_lease(self, channel_id: ChannelId, up_to: int) -> None:
+        """Make a lease up to ``up_to`` durable ahead of the signatures it will cover (a lower
+        figure changes nothing: the store keeps the highest)."""
+        await self.persist([LeaseVersions(channel_id, up_to)])
 
     async def persist(self, ops: Sequence[Op]) -> Results:
         """Make ``ops`` durable (all or nothing); returns once they are committed."""
@@ -339,12 +351,20 @@ class AsyncStore:
             for ticket, outcome in zip(batch, outcomes, strict=True):
                 if not isinstance(outcome, Exception):
                     self._leases.committed(ticket.ops)
+                    self._tell_leases(ticket.ops)
                 ticket.finish(outcome)
             self.durable_seq = batch[-1].seq
             if self._queue:
                 self._dispatch()
                 return
         self._drained.set()
+
+    def _tell_leases(self, ops: Sequence[Op]) -> None:
+        if self.on_lease is None:
+            return
+        for op in ops:
+            if isinstance(op, LeaseVersions) and not op.exact:  # a shrink is local only
+                self.on_lease(op.channel_id, op.up_to)
 
     async def shutdown(self, drain: bool) -> None:
         """Stop taking writes; commit what is queued (``drain``) or fail it; wait for the writer.

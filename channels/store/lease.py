@@ -64,6 +64,10 @@ class VersionLeases:
     def __init__(self, durable: dict[ChannelId, int]) -> None:
         self._durable = dict(durable)
         self._asked = dict(durable)
+        #: The leases from before this run: a version inside one may have been signed already.
+        #: (A lease made in this run ahead of its signatures, ``AsyncStore.extend_lease``, covers
+        #: versions nothing signed before.)
+        self._before = dict(durable)
         #: The last signature recorded in this run, per channel: (version, state hash).
         self._last: dict[ChannelId, tuple[int, bytes]] = {}
 
@@ -82,7 +86,7 @@ class VersionLeases:
             cid, version = op.channel_id, int(op.version)
             last = self._last.get(cid)
             fresh = last is None or version > last[0] or (version, op.state_hash) == last
-            if not fresh or (last is None and version <= self._durable.get(cid, -1)):
+            if not fresh or (last is None and version <= self._before.get(cid, -1)):
                 # Not above what this run signed, or inside a lease from before a restart: the
                 # store's per-version guard decides (it refuses a version the lease may cover).
                 origin.append(len(kept))

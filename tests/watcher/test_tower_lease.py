@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -25,11 +25,14 @@ from channels.core.quotes import QuoteMessage
 from channels.core.signing import LocalSigner
 from channels.core.wire import encode_state
 from channels.defence.towerproto import TowerReplyError, tower_call
+from channels.defence.watchtower import Watchtower, open_watchtower
 from channels.runtime.errors import UpdateRefusedError
 from channels.runtime.node import Node
+from channels.runtime.towerclient import TowerEndpoint
 from channels.store.lease import LEASE_SPAN
 from channels.testing.faults import tap_received
 from channels.transport import Prologue
+from tests.crash.harness import free_port
 from tests.partners import partners
 
 from .conftest import FAST, Desks
@@ -156,12 +159,95 @@ async def test_tower_keeps_the_highest_lease_per_client_and_channel(
             assert reply["up_to"] == 600  # a lower figure never lowers it
             assert await lease_of(desks.alice) == 600
             assert await lease_of(carol) == -1  # another client's figure is its own
-            with pytest.raises(TowerReplyError, match="lease"):
-                await call(desks.alice, {"t": "lease", "channel": cid, "up_to": 1 << 70})
-            with pytest.raises(TowerReplyError, match="lease"):
+            for out_of_range in ((1 << 64) - 1, -5, "600"):
+                with pytest.raises(TowerReplyError, match="lease figure"):
+                    await call(desks.alice, {"t": "lease", "channel": cid, "up_to": out_of_range})
+            with pytest.raises(TowerReplyError, match="32-byte"):
                 await call(desks.alice, {"t": "lease", "channel": b"short", "up_to": 5})
+            with pytest.raises(TowerReplyError, match="at most"):
+                await call(desks.alice, {"t": "leases", "channels": [cid] * 10_001})
             assert await lease_of(desks.alice) == 600
         # Durable: a tower restarted on the same file answers the same figure.
         async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
             assert await lease_of(desks.alice) == 600
 
+
+async def test_a_tower_down_at_the_start_is_said_and_its_lease_taken_when_it_answers(
+    desks: Desks, tmp_path: Path
+) -> None:
+    """The restored store starts while its only tower is down: the node says so (signing would
+    resume above the local lease only), and signs nothing until the tower acks a lease; the
+    tower's answer carries its higher figure, so the first signature is still above every
+    version signed before."""
+    store = tmp_path / "a.sqlite"
+    tower_key, port = LocalSigner.generate(), free_port()
+    endpoint = TowerEndpoint("127.0.0.1", port, tower_key.address)
+    proposed: dict[int, set[bytes]] = {}
+
+    def record(peer: Address, message: Message | QuoteMessage) -> None:
+        if peer == desks.alice.address and isinstance(message, Proposal):
+            proposed.setdefault(message.state.version, set()).add(encode_state(message.state))
+
+    def the_tower() -> AbstractAsyncContextManager[Watchtower]:
+        return open_watchtower(
+            tower_key.secret,
+            tmp_path / "tower.sqlite",
+            desks.url,
+            desks.adjudicator,
+            ("127.0.0.1", port),
+            clients=[desks.alice.address],
+            poll_interval=0.1,
+        )
+
+    def alice() -> AbstractAsyncContextManager[Node]:
+        return open_node(
+            signer=desks.alice,
+            store=store,
+            chain=desks.url,
+            adjudicator=desks.adjudicator,
+            settings=FAST,
+            watchtowers=[endpoint],
+        )
+
+    with trio.fail_after(300):
+        async with bob_refusing_his_payments(desks, tmp_path / "b.sqlite") as bob:
+            assert bob.listen_port is not None
+            tap_received(bob, record)
+            async with the_tower():
+                async with alice() as node:
+                    ch = await node.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    cid = ch.id
+                    await backed_up(node, cid, ch.version)
+                shutil.copy2(store, tmp_path / "backup.sqlite")
+                async with alice() as node:
+                    ch = node.channel(cid)
+                    for _ in range(SIGNED_SINCE_BACKUP):
+                        await ch.pay(1)
+                    with pytest.raises(UpdateRefusedError):
+                        await ch.trade(Pay(1, Amount(10)))
+                    latest = ch.version
+                    await backed_up(node, cid, latest)
+            signed_before = set(proposed)
+            shutil.copy2(tmp_path / "backup.sqlite", store)
+            for side in ("-wal", "-shm"):
+                Path(str(store) + side).unlink(missing_ok=True)
+            async with alice() as node:  # the tower is down
+                ch = node.channel(cid)
+                await ch.wait_version(latest)  # Bob's reestablish brings the state current
+                while not node.towers.leases.ready.is_set():
+                    await trio.sleep(0.05)
+                assert node.towers.leases.not_taken_from == [endpoint]
+                async with the_tower():
+                    after = await ch.pay(1)
+                assert node.towers.leases.not_taken_from == []
+
+    assert after.version > max(signed_before), after.version
+    assert all(len(states) == 1 for states in proposed.values())

@@ -1,0 +1,109 @@
+"""The tower's side of the lease backup: each client's "I may have signed channel X up to L".
+
+Why a tower keeps it (docs/PROTOCOL.md section 7): a desk's version lease lives in its store, and
+a store restored from an old backup carries the backup's lease. The desk may since have signed
+versions above it; the peer holds those signatures. So the desk sends each new lease to its
+towers, and at every start raises its own highest signed version to the highest figure they
+hold: it then resumes above every version it ever signed.
+
+The figure is the client's word about its own signatures and nothing else: kept per (client,
+channel), never lowered, and never used by the tower for anything (not to judge a state, not to
+refute). Bounded: a figure fits in 63 bits, a client keeps at most :data:`MAX_LEASES_PER_CLIENT`
+channels, and a read names at most :data:`MAX_ASKED` channels.
+
+Protocol (one msgpack map per message, each answered):
+``{"t": "lease", "channel": <32 bytes>, "up_to": n}`` -> ``{"ok": true, "up_to": held}`` (held:
+the figure the tower keeps now, n or a higher one); ``{"t": "leases", "channels": [<32 bytes>,
+...]}`` -> ``{"ok": true, "leases": [held or -1, ...]}``, in the order asked.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from channels.core.model import Address, ChannelId
+from channels.defence.towerproto import MAX_LIST, TowerRefused
+
+LEASE_REQUESTS: Final = frozenset({"lease", "leases"})
+MAX_LEASE: Final = (1 << 63) - 1
+MAX_LEASES_PER_CLIENT: Final = 100_000
+MAX_ASKED: Final = MAX_LIST
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS tower_leases (
+    client     BLOB NOT NULL,
+    channel_id BLOB NOT NULL,
+    up_to      INTEGER NOT NULL,
+    PRIMARY KEY (client, channel_id)
+)"""
+
+
+class LeaseRefused(TowerRefused):
+    """A lease request the tower does not take (the reason says what is wrong)."""
+
+
+def _channel_id(raw: object) -> ChannelId:
+    if not isinstance(raw, bytes) or len(raw) != 32:
+        raise LeaseRefused("a lease names a channel by its 32-byte id")
+    return ChannelId(raw)
+
+
+class TowerLeases:
+    """The leases in the tower's own SQLite file (``conn`` is the tower store's connection;
+    ``run`` runs a function in the store's one thread)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, run: Callable[..., Awaitable[Any]]
+    ) -> None:
+        self._conn = conn
+        self._run = run
+        conn.execute(_SCHEMA)
+
+    def _raise(self, client: Address, cid: ChannelId, up_to: int) -> int:
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            row = self._conn.execute(
+                "SELECT up_to FROM tower_leases WHERE client = ? AND channel_id = ?",
+                (bytes(client), bytes(cid)),
+            ).fetchone()
+            if row is not None and int(row[0]) >= up_to:
+                return int(row[0])  # never lowered: the higher figure is the answer
+            if row is None:
+                (count,) = self._conn.execute(
+                    "SELECT COUNT(*) FROM tower_leases WHERE client = ?", (bytes(client),)
+                ).fetchone()
+                if count >= MAX_LEASES_PER_CLIENT:
+                    raise LeaseRefused(
+                        f"the tower keeps leases for at most {MAX_LEASES_PER_CLIENT} channels "
+                        "per client"
+                    )
+            self._conn.execute(
+                "INSERT OR REPLACE INTO tower_leases VALUES (?, ?, ?)",
+                (bytes(client), bytes(cid), up_to),
+            )
+        return up_to
+
+    def _read(self, client: Address, cids: list[ChannelId]) -> list[int]:
+        held = []
+        for cid in cids:
+            row = self._conn.execute(
+                "SELECT up_to FROM tower_leases WHERE client = ? AND channel_id = ?",
+                (bytes(client), bytes(cid)),
+            ).fetchone()
+            held.append(-1 if row is None else int(row[0]))
+        return held
+
+    async def answer(self, client: Address, req: Mapping[str, Any]) -> dict[str, Any]:
+        """The tower's answer to a ``lease`` or ``leases`` request of ``client``."""
+        if req.get("t") == "leases":
+            asked = req.get("channels")
+            if not isinstance(asked, list) or len(asked) > MAX_ASKED:
+                raise LeaseRefused(f"a lease read names a list of at most {MAX_ASKED} channels")
+            cids = [_channel_id(raw) for raw in asked]
+            return {"ok": True, "leases": await self._run(self._read, client, cids)}
+        cid = _channel_id(req.get("channel"))
+        up_to = req.get("up_to")
+        if type(up_to) is not int or not 0 <= up_to <= MAX_LEASE:
+            raise LeaseRefused(f"a lease figure is a whole number from 0 to {MAX_LEASE}")
+        return {"ok": True, "up_to": await self._run(self._raise, client, cid, up_to)}
