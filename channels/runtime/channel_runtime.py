@@ -23,6 +23,7 @@ from channels.core.node_events import (
 )
 from channels.core.options import DebitWithdrawal, Finalize, Trade
 from channels.core.protocol import (
+    MAX_VERSION_SKIP,
     Action,
     ChannelMachine,
     ConcludedObserved,
@@ -234,10 +235,13 @@ class ChannelRuntime:
             return
 
     def _version_to_sign(self, message: Message | None = None) -> int:
-        """The version a step would sign: a proposal's own, else the leader's next."""
+        """The version a step would sign: a proposal's own, else the leader's next. A proposal
+        further ahead than the follower signs (``MAX_VERSION_SKIP``) is gated at that bound: the
+        peer's figure must not raise the lease we back up (the machine refuses the proposal)."""
+        machine = self._machine
         if isinstance(message, Proposal):
-            return int(message.state.version)
-        return self._machine.highest_signed + 1
+            return min(int(message.state.version), machine.state.version + MAX_VERSION_SKIP)
+        return machine.highest_signed + 1
 
     async def raise_highest_signed(self, version: int) -> None:
         """Never sign at or below ``version`` (a watchtower holds a lease up to it: a version

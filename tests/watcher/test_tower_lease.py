@@ -21,6 +21,7 @@ from channels import open_node
 from channels.core.messages import Message, Proposal
 from channels.core.model import Address, Amount
 from channels.core.options import Pay
+from channels.core.protocol import MAX_VERSION_SKIP
 from channels.core.quotes import QuoteMessage
 from channels.core.signing import LocalSigner
 from channels.core.wire import encode_state
@@ -251,3 +252,75 @@ async def test_a_tower_down_at_the_start_is_said_and_its_lease_taken_when_it_ans
 
     assert after.version > max(signed_before), after.version
     assert all(len(states) == 1 for states in proposed.values())
+
+
+async def test_a_proposal_far_ahead_does_not_raise_the_lease_backed_up(
+    desks: Desks, tmp_path: Path
+) -> None:
+    """The peer's proposal names a version far past what the follower signs: the follower
+    refuses it (VersionGap), and the lease it backs up to its tower stays within the skip the
+    machine allows, so the peer cannot make it burn the channel's versions."""
+    with trio.fail_after(120):
+        async with tower_for_bob(desks, tmp_path / "tower.sqlite") as tower:
+            assert tower.listen_port is not None
+            endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
+            async with open_node(
+                signer=desks.bob,
+                store=tmp_path / "b.sqlite",
+                chain=desks.url,
+                adjudicator=desks.adjudicator,
+                listen=("127.0.0.1", 0),
+                settings=FAST,
+                trust=partners(
+                    desks.alice.address, assets=[desks.token], oracles=[desks.oracle.address]
+                ),
+                watchtowers=[endpoint],
+            ) as bob:
+                assert bob.listen_port is not None
+                async with open_node(
+                    signer=desks.alice,
+                    store=tmp_path / "a.sqlite",
+                    chain=desks.url,
+                    adjudicator=desks.adjudicator,
+                    settings=FAST,
+                ) as alice:
+                    ch = await alice.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    await ch.pay(1)
+                    latest = ch.version
+                    # Alice's next proposal skips to a version far past MAX_VERSION_SKIP.
+                    await alice.towers.runtimes[ch.id].raise_highest_signed(10**12)
+                    with pytest.raises(UpdateRefusedError, match="skips too far"):
+                        await ch.pay(1)
+                    figure = (
+                        await tower_call(
+                            ("127.0.0.1", tower.listen_port),
+                            tower.address,
+                            desks.bob,
+                            Prologue(tower.chain_id, Address(desks.adjudicator)),
+                            {"t": "leases", "channels": [ch.id]},
+                            timeout=10,
+                        )
+                    )["leases"][0]
+    assert 0 <= figure <= latest + MAX_VERSION_SKIP + LEASE_SPAN, figure
+
+
+@asynccontextmanager
+async def tower_for_bob(desks: Desks, path: Path) -> AsyncIterator[Watchtower]:
+    async with open_watchtower(
+        LocalSigner.generate().secret,
+        path,
+        desks.url,
+        desks.adjudicator,
+        ("127.0.0.1", 0),
+        clients=[desks.bob.address],
+        poll_interval=0.1,
+    ) as tower:
+        yield tower
