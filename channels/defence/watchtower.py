@@ -16,7 +16,8 @@ Protocol (one msgpack map per message, each answered):
 <wire book> (optional: the open positions, checked against the state's commitment and kept so a
 wiped desk can be rebuilt with them)}`` ->
 ``{"ok": true, "version": n}`` (n = the version the tower holds now) or
-``{"ok": false, "error": "..."}``.
+``{"ok": false, "error": "..."}``. A desk also reads back what it pushed
+(channels/defence/towerproto.py) and backs up its version lease (channels/defence/towerlease.py).
 
 Use::
 

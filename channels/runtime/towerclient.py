@@ -7,6 +7,10 @@ is adopted (the store was an old copy); if every tower answered and none holds a
 the node is current as far as its backups go. A tower that cannot be reached leaves the channel
 not known current (the peer or the chain may still settle it); the towers are asked again every
 ``RETRY_EVERY`` seconds while any channel is not known current.
+
+The towers also keep the version lease (``self.leases``, channels/runtime/towerlease.py): taken
+back at every start before anything new is signed, and a version is signed only inside a lease
+a tower acked.
 """
 
 from __future__ import annotations

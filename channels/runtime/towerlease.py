@@ -13,10 +13,10 @@ Three parts:
   it; the pusher sends ``{"t": "lease"}`` to every tower (channels/defence/towerlease.py) and
   retries one that did not answer every ``RETRY_EVERY`` seconds.
 * **Take-back.** :meth:`LeaseBackup.take_from_towers` runs at every start (a restored store
-  looks like any other), before anything new is signed: each tower is asked for its figures and
-  each channel's highest signed version is raised to the highest answer. A tower that does not
-  answer in time is named in an alarm: signing resumes above what the others and the local store
-  know only.
+  looks like any other), before anything new is signed (whatever ``max_tower_lag``): each tower
+  is asked for its figures and each channel's highest signed version is raised to the highest
+  answer. A tower that does not answer in time is named in an alarm: signing resumes above what
+  the others and the local store know only; its figures are read before a lease is pushed to it.
 * **Gate.** With towers and ``max_tower_lag`` set, a version is signed only once a tower acked a
   lease covering it (:meth:`LeaseBackup.hold`, checked again under the channel's lock with
   :meth:`LeaseBackup.covers`), so the towers' figure is never behind a signature that left. The
@@ -60,19 +60,20 @@ class LeaseBackup:
         #: The towers that did not give their leases at the start (each said in an alarm).
         self.not_taken_from: list[Any] = []
 
-    @property
-    def gated(self) -> bool:
-        """Whether a signature waits for a tower-acked lease (towers, and a lag bound, set)."""
-        client = self._client
-        return bool(client.towers) and client.node.settings.max_tower_lag is not None
-
     def acked(self, cid: ChannelId) -> int:
         """The highest lease a tower acked for the channel (-1: none)."""
         return max(self._acked.get(cid, {}).values(), default=-1)
 
     def covers(self, cid: ChannelId, version: int) -> bool:
-        """Whether ``version`` may be signed now as far as the backed-up lease goes."""
-        return not self.gated or (self.ready.is_set() and self.acked(cid) >= version)
+        """Whether ``version`` may be signed now as far as the towers go: never before the
+        start's take-back is done; then, with ``max_tower_lag`` set, inside a lease a tower
+        acked."""
+        client = self._client
+        if not client.towers:
+            return True
+        if not self.ready.is_set():
+            return False
+        return client.node.settings.max_tower_lag is None or self.acked(cid) >= version
 
     def on_lease(self, cid: ChannelId, up_to: int) -> None:
         """The store made a lease up to ``up_to`` durable: back it up."""
@@ -94,7 +95,9 @@ class LeaseBackup:
             return
         node = self._client.node
         with trio.move_on_after(node.settings.update_timeout):
-            await self.ready.wait()
+            await self.ready.wait()  # bounded: each tower is asked with a timeout
+            if self.covers(cid, version):
+                return
             if self.acked(cid) < version:
                 store = node.store
                 if store.lease(cid) < version:  # ahead of the signature it will cover

@@ -7,7 +7,10 @@ states of one version". Within one run the machine never signs a version at or b
 figure includes the lease. So once a lease up to L is durable, any version up to L may be signed
 without a record of its own: after a crash the machine resumes above L, whatever was signed
 before. The versions between the last stored state and L are burned, as a refused proposal's
-are (the peer accepts a skip of up to ``MAX_VERSION_SKIP``).
+are (the peer accepts a skip of up to ``MAX_VERSION_SKIP``). A store restored from an old
+backup carries the backup's lease, so the node also backs each new lease up to its watchtowers
+and resumes above their figure at every start (``AsyncStore.on_lease``,
+channels/runtime/towerlease.py).
 
 Why here: the lease changes how the store keeps the promise a ``PersistSignature`` asks for,
 not the promise. :class:`AsyncStore` rewrites each batch through :class:`VersionLeases`

@@ -131,3 +131,28 @@ async def test_a_clean_shutdown_cuts_the_lease_back_to_what_was_signed(db_path: 
             await store.persist([sig(sim, 10, b"other")])
         await store.persist([sig(sim, 11)])
         assert await store.highest_signed(sim.channel_id) == 11 + LEASE_SPAN
+
+
+async def test_a_lease_extended_ahead_covers_this_runs_signatures_only(db_path: Path) -> None:
+    """``extend_lease`` (the tower gate makes the lease durable before the signature it covers):
+    the next signatures of this run inside it need no commit and are not refused, each new
+    lease is told to ``on_lease``; after a restart the extended lease is one from before like
+    any other."""
+    sim = Sim()
+    sim.open()
+    told: list[tuple[bytes, int]] = []
+    with pytest.raises(RuntimeError, match="crash"):
+        async with open_store(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
+            store.on_lease = lambda cid, up_to: told.append((cid, up_to))
+            await store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)
+            await store.extend_lease(sim.channel_id, 1000)
+            assert store.lease(sim.channel_id) == 1000
+            before = store.stats.transactions
+            for v in (700, 701):  # a jump ahead (a tower's figure taken back), then the next
+                assert await store.persist([sig(sim, v)]) == [None]
+            assert store.stats.transactions == before
+            assert told == [(sim.channel_id, 1000)]
+            raise RuntimeError("crash")
+    async with open_store(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
+        with pytest.raises(Equivocation, match="within the version lease"):
+            await store.persist([sig(sim, 702, b"other")])
