@@ -18,6 +18,7 @@ from channels.cli.config import (
 )
 from channels.cli.errors import AlreadyClosed
 from channels.cli.format import (
+    currency_notes,
     note,
     out,
     positions_table,
@@ -170,6 +171,8 @@ async def cmd_status(client: ControlClient, args: argparse.Namespace, cfg: Confi
         out("no channels")
         return 0
     out(status_table(views, int(info["now"])))
+    for line in currency_notes(views):
+        out(line)
     positions = positions_table(views)
     if positions and not args.brief:
         out()

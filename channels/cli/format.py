@@ -88,6 +88,17 @@ def status_table(views: Sequence[Mapping[str, Any]], now: int) -> str:
     return render_table(headers, lines)
 
 
+def currency_notes(views: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A line for each channel whose version the node does not know to be the newest (after a
+    start, until the peer, a tower or the chain has shown it): a restored old copy looks so."""
+    return [
+        f"{short_id(str(v['id']))}: v{v['version']} not known current (the peer and the towers "
+        "not heard since the start): nothing is registered on its own; `dispute` needs --force"
+        for v in views
+        if v.get("known_current") is False and v["phase"] != "closed"
+    ]
+
+
 def positions_table(views: Sequence[Mapping[str, Any]]) -> str:
     headers = (
         "CHANNEL",
@@ -124,6 +135,7 @@ def print_json(value: object) -> None:
 
 
 __all__ = [
+    "currency_notes",
     "fmt_amount",
     "fmt_duration",
     "fmt_fixed",

@@ -69,7 +69,30 @@ async def cmd_getinfo(client: ControlClient, args: argparse.Namespace, cfg: Conf
         out(f"  {phase:<10} {count}")
     for line in health_lines(info.get("health")):
         out(line)
+    for line in tower_lines(info.get("towers")):
+        out(line)
     return 0
+
+
+def tower_lines(towers: Mapping[str, Any] | None) -> list[str]:
+    """What the start recovered from the watchtowers (nothing to say without towers)."""
+    if not towers:
+        return []
+    lines = []
+    rebuilt = towers.get("rebuilt") or {}
+    if rebuilt.get("channels") or rebuilt.get("skipped"):
+        positions = sum(int(n) for n in (rebuilt.get("positions") or {}).values())
+        lines.append(
+            f"rebuilt from the towers: {len(rebuilt['channels'])} channel(s), "
+            f"{positions} open position(s)"
+        )
+        for cid, version in rebuilt["channels"].items():
+            lines.append(f"  {short_id(cid)} at v{version}")
+        for cid, why in (rebuilt.get("skipped") or {}).items():
+            lines.append(f"  {short_id(cid)} not rebuilt: {why}")
+    for cid, (old, new) in (towers.get("restored") or {}).items():
+        lines.append(f"old copy of {short_id(cid)} brought from v{old} to v{new} by a tower")
+    return lines
 
 
 async def cmd_peers(client: ControlClient, args: argparse.Namespace, cfg: Config | None) -> int:

@@ -77,6 +77,10 @@ def channel_view(
         "next_expiry": iso_time(next_expiry) if isinstance(next_expiry, int) else None,
         "positions": [position_view(p, units) for p in row.get("positions") or ()],
     }
+    if "known_current" in row:  # status rows (an open or close answer has no such view)
+        view["in_sync"] = bool(row.get("in_sync"))
+        view["known_current"] = bool(row["known_current"])
+        view["backed_up"] = row.get("backed_up")
     return view
 
 

@@ -32,7 +32,9 @@ Commands (fields in brackets are optional):
 ============== ==================================================================================
 ``ping``       the node's address, chain id, adjudicator, listen port and chain time
 ``status``     a list of channels: id, peer, phase, version, balances, positions, finality,
-               dispute deadline, next expiry
+               dispute deadline, next expiry, ``known_current`` (false after a start until the
+               peer, a tower or the chain showed the version is the newest) and ``backed_up``
+               (the newest version a watchtower acked; null without one)
 ``chain_view`` ``channel``: the adjudicator's record of a channel and the node's chain time
 ``open``       ``peer_host, peer_port, peer_address, asset, deposit, peer_deposit, oracle``
                ``[challenge_period, asset_decimals]``: returns the channel's status row
@@ -55,7 +57,10 @@ Commands (fields in brackets are optional):
 ``export``     ``[channel]``: the audit trail of signed states (the store's ``export_audit``)
 ``asset_info`` ``asset``: the asset's decimals, read from the chain
 ``getinfo``    the node's version, identity, metrics URL, channel counts by phase and health
-               (chain reachable, head age, peers connected, open alarms)
+               (chain reachable, head age, peers connected, open alarms); ``towers``: what the
+               start recovered from the watchtowers (``rebuilt``: a wiped store's channels with
+               their versions and open positions, ``skipped`` with why; ``restored``: channels an
+               old copy held at an older version, as ``[ours, the tower's]``)
 ``peers``      every peer with a channel: connected or not, and its channels
 ``alarms``     ``[all]``: the open alarms, each with its id (``all``: acknowledged ones too)
 ``ack``        ``id``: acknowledge an alarm; it stays acknowledged across restarts

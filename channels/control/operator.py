@@ -40,6 +40,10 @@ def package_version() -> str:
         return "0+unknown"
 
 
+def _hex(channel_id: bytes) -> str:
+    return "0x" + bytes(channel_id).hex()
+
+
 def register_operator_commands(server: _Server) -> None:
     node = server.node
 
@@ -64,6 +68,23 @@ def register_operator_commands(server: _Server) -> None:
             "channels_by_phase": phases,
             "peers_connected": len(connected()),
             "health": health,
+            "towers": towers_recovered(),
+        }
+
+    def towers_recovered() -> dict[str, Any] | None:
+        """What the start got back from the watchtowers (None: the desk has none)."""
+        if not node.towers.towers:
+            return None
+        report = node.rebuilt
+        return {
+            "rebuilt": None
+            if report is None
+            else {
+                "channels": {_hex(c): v for c, v in report.rebuilt.items()},
+                "positions": {_hex(c): n for c, n in report.positions.items()},
+                "skipped": {_hex(c): why for c, why in report.skipped.items()},
+            },
+            "restored": {_hex(c): list(pair) for c, pair in node.towers.restored.items()},
         }
 
     def connected() -> set[str]:

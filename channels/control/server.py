@@ -266,9 +266,12 @@ class ControlServer:
         for info in self.node.status():
             channel = self.node.channel(info.channel_id)
             row = self.channel_row(channel)
+            backed_up = self.node.towers.backed_up(channel.id) if self.node.towers.towers else -1
             row.update(
                 peer_connected=info.connected,
                 in_sync=info.in_sync,
+                known_current=info.known_current,
+                backed_up=backed_up if backed_up >= 0 else None,  # the newest version a tower acked
                 in_flight=list(info.in_flight),
                 dispute_deadline=info.deadline or None,
             )

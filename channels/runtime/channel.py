@@ -122,6 +122,12 @@ class Channel:
         return not self._machine.reestablishing
 
     @property
+    def known_current(self) -> bool:
+        """Whether the node knows its latest state is the newest signed (false after a start
+        until the peer, a tower or the chain has shown it: channels/runtime/currency.py)."""
+        return self._machine.synced
+
+    @property
     def in_flight(self) -> tuple[int, ...]:
         """Versions proposed and not yet countersigned, oldest first."""
         return tuple(self._machine.pending_versions)

@@ -5,7 +5,8 @@ At start the towers also help the node establish that it is current: for each ch
 does not yet know to be current, each tower is asked what it holds. A newer fully signed state
 is adopted (the store was an old copy); if every tower answered and none holds anything newer,
 the node is current as far as its backups go. A tower that cannot be reached leaves the channel
-not known current (the peer or the chain may still settle it).
+not known current (the peer or the chain may still settle it); the towers are asked again every
+``RETRY_EVERY`` seconds while any channel is not known current.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from channels.core.model import Address, ChannelId, SignedState, State
 from channels.core.node_events import StateUpdated
 from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol import ChainStateSeen
-from channels.defence.towerproto import TowerReplyError, decode_held, push_request, tower_call
+from channels.defence.towerproto import (
+    TowerReplyError,
+    decode_held,
+    decode_held_book,
+    push_request,
+    tower_call,
+)
 from channels.runtime.errors import TowerBehind
 from channels.runtime.eventbus import EventsLost
 from channels.store.ops import StoredChannel
@@ -62,6 +69,10 @@ class TowerClient:
         #: Channels whose store was behind a tower at start: (our version, the tower's).
         self.restored: dict[ChannelId, tuple[int, int]] = {}
         self._dirty: set[ChannelId] = set()
+        #: Towers whose last request failed (their outage is logged once).
+        self._unanswered: set[Address] = set()
+        #: The newer version a tower holds that we could not adopt (its positions unknown).
+        self._not_adopted: dict[ChannelId, int] = {}
         self._wakeup = trio.Event()
         self._acks = trio.Event()
 
@@ -86,7 +97,11 @@ class TowerClient:
         )
 
     # establishing that we are current ----------------------------------------------------------
-    async def fetch(self, tower: TowerEndpoint, channel_id: bytes) -> SignedState | None:
+    async def fetch(
+        self, tower: TowerEndpoint, channel_id: bytes
+    ) -> tuple[SignedState, BookSnapshot | None] | None:
+        """The state the tower holds for the channel, with its open positions if it kept them
+        (checked against the state's commitment); None if it holds nothing."""
         reply = await self._call(tower, {"t": "get", "channel": bytes(channel_id)})
         held = decode_held(reply.get("held"))
         if held is None:
@@ -94,7 +109,7 @@ class TowerClient:
         params, signed = held
         if params.channel_id != channel_id:
             raise TowerReplyError("the tower answered with another channel")
-        return signed
+        return signed, decode_held_book(reply.get("held"), signed.state)
 
     async def establish_current(self) -> None:
         """Ask every tower about every channel not known current; adopt newer states."""
@@ -105,26 +120,46 @@ class TowerClient:
                 continue
             cid = machine.channel_id
             answered = 0
+            behind = False  # a tower holds a newer state we could not adopt
             for tower in self.towers:
                 try:
-                    held = await self.fetch(tower, cid)
+                    fetched = await self.fetch(tower, cid)
                 except (ChannelError, OSError, trio.TooSlowError, ValueError) as exc:
-                    log.warning("tower %s:%d did not answer: %s", tower.host, tower.port, exc)
+                    self._silent(tower, f"is 0x{cid.hex()[:12]} current? {exc}")
                     continue
+                self._answered(tower)
                 answered += 1
-                if held is not None and held.state.version > machine.state.version:
+                if fetched is None:
+                    continue
+                held, book = fetched
+                if self._not_adopted.get(cid) == held.state.version:
+                    behind = True  # asked again: still the state we could not adopt
+                    continue
+                if held.state.version > machine.state.version:
                     old = machine.state.version
+                    # A newer state we cannot adopt leaves us behind, or unsure (the peer can
+                    # still tell): not current. Each is said once, not at every asking.
                     try:
-                        await runtime.apply(ChainStateSeen(held))
+                        await runtime.apply(ChainStateSeen(held, book))
                     except ChannelError as exc:
+                        behind = True
+                        self._not_adopted[cid] = held.state.version
                         node.alarm("TowerStateRefused", str(exc), cid)
+                        continue
+                    if machine.state.version < held.state.version:
+                        # Its open positions are not ours and the tower did not keep them.
+                        behind = True
+                        self._not_adopted[cid] = held.state.version
+                        detail = f"v{old} < the tower's v{held.state.version} (positions unknown)"
+                        node.alarm("TowerStateNotAdopted", detail, cid)
                         continue
                     self.restored[cid] = (old, held.state.version)
                     detail = f"v{old} -> v{held.state.version}"
                     node.alarm("RestoredFromTower", detail, cid)
-                if held is not None:
-                    self._ack(cid, tower.address, held.state.version)
-            if answered == len(self.towers) and answered and not machine.synced:
+                self._ack(cid, tower.address, held.state.version)
+            if behind:
+                machine.synced = False
+            elif answered == len(self.towers) and answered and not machine.synced:
                 machine.synced = True  # no tower holds anything newer than we do
                 log.info("0x%s: current (towers hold nothing newer)", cid.hex()[:12])
 
@@ -181,10 +216,28 @@ class TowerClient:
             except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
                 self.failures += 1
                 ok = False
-                log.warning("pushing 0x%s to tower %s failed: %s", cid.hex()[:12], tower.host, exc)
+                self._silent(tower, f"pushing 0x{cid.hex()[:12]} failed: {exc}")
                 continue
+            self._answered(tower)
             self._ack(cid, tower.address, held)
         return ok
+
+    def _silent(self, tower: TowerEndpoint, what: str) -> None:
+        """A tower did not answer: said once per outage (it is retried every RETRY_EVERY s;
+        ``failures`` counts every attempt)."""
+        if tower.address in self._unanswered:
+            log.debug("tower %s:%d: %s", tower.host, tower.port, what)
+            return
+        self._unanswered.add(tower.address)
+        log.warning(
+            "tower %s:%d does not answer (retried every %.0f s): %s",
+            tower.host, tower.port, RETRY_EVERY, what,
+        )  # fmt: skip
+
+    def _answered(self, tower: TowerEndpoint) -> None:
+        if tower.address in self._unanswered:
+            self._unanswered.discard(tower.address)
+            log.info("tower %s:%d answers again", tower.host, tower.port)
 
     async def _book_of(self, cid: ChannelId, state: State) -> BookSnapshot | None:
         """The open positions of ``state`` (what a rebuild needs besides the state), from the
@@ -205,12 +258,21 @@ class TowerClient:
             for cid in list(self._runtimes):
                 self.mark(cid)
             nursery.start_soon(self._pusher)
+            nursery.start_soon(self._keep_establishing)
             async for event in events:
                 if isinstance(event, StateUpdated) and event.channel_id is not None:
                     self.mark(event.channel_id)
                 elif isinstance(event, EventsLost):
                     for cid in list(self._runtimes):
                         self.mark(cid)
+
+    async def _keep_establishing(self) -> None:
+        """Ask the towers again while a channel is not known current: a tower that was down at
+        the start (and the peer still away) brings an old copy up to date once it is back."""
+        while True:
+            await trio.sleep(RETRY_EVERY)
+            if any(not r.machine.synced for r in list(self._runtimes.values())):
+                await self.establish_current()
 
     async def _pusher(self) -> None:
         while True:
@@ -219,8 +281,9 @@ class TowerClient:
                 with trio.move_on_after(RETRY_EVERY):
                     await self._wakeup.wait()
             dirty, self._dirty = self._dirty, set()
-            for cid in dirty:
-                if not await self.push(cid):
-                    self._dirty.add(cid)  # retried after RETRY_EVERY
-            if self._dirty:
+            failed = {cid for cid in dirty if not await self.push(cid)}
+            if failed:
+                self._dirty |= failed  # retried after RETRY_EVERY
                 await trio.sleep(RETRY_EVERY)
+            # States marked while a push was out go at once: with max_tower_lag 0 the next
+            # version waits for their ack.

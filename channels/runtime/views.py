@@ -27,6 +27,9 @@ class ChannelInfo:
     connected: bool
     #: False from a lost link (or a restart) until the peer's reestablish has arrived.
     in_sync: bool
+    #: Whether the node knows its latest state is the newest signed: false after a start until
+    #: the peer, a tower or the chain has shown it (channels/runtime/currency.py).
+    known_current: bool
     #: Versions proposed and not yet countersigned.
     in_flight: tuple[int, ...]
 
@@ -48,5 +51,6 @@ def channel_info(machine: ChannelMachine, deadline: int, connected: bool) -> Cha
         deadline=deadline,
         connected=connected,
         in_sync=not machine.reestablishing,
+        known_current=machine.synced,
         in_flight=tuple(machine.pending_versions),
     )

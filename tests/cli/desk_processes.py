@@ -42,6 +42,13 @@ class DeskSpec:
     approve: tuple[str, ...] = ()
     #: ``[node] open_timeout`` in seconds: how long an open waits for both deposits.
     open_timeout: int = 60
+    #: The port it listens on (0: the system picks one; a fixed one lets the peer find the desk
+    #: again after a restart).
+    port: int = 0
+    #: ``[peers.other] host, port``: where to reach the peer (a restarted desk redials it).
+    peer_endpoint: tuple[str, int] | None = None
+    #: ``[[watchtower]]`` tables: each tower's address and port on 127.0.0.1.
+    watchtowers: tuple[tuple[bytes, int], ...] = ()
 
     @property
     def key_env(self) -> str:
@@ -65,12 +72,19 @@ def write_desk_config(
     """The desk's TOML: one peer (``other``) with a channel of up to 10 million smallest units
     of ``asset`` each way and a 60 s challenge period."""
     approve = ", ".join(f'"{a}"' for a in spec.approve)
+    endpoint = ""
+    if spec.peer_endpoint is not None:
+        endpoint = f'host = "{spec.peer_endpoint[0]}"\nport = {spec.peer_endpoint[1]}'
+    towers = "".join(
+        f'\n[[watchtower]]\naddress = "{to_checksum(a)}"\nhost = "127.0.0.1"\nport = {p}\n'
+        for a, p in spec.watchtowers
+    )
     text = f"""
 [node]
 key_env = "{spec.key_env}"
 store = "{spec.name}.sqlite"
 listen_host = "127.0.0.1"
-{"listen_port = 0" if spec.listen else ""}
+{f"listen_port = {spec.port}" if spec.listen else ""}
 update_timeout = 20
 open_timeout = {spec.open_timeout}
 max_deposit_fee_bps = {spec.max_deposit_fee_bps}
@@ -86,13 +100,14 @@ challenge_period = 60
 
 [peers.other]
 address = "{to_checksum(peer)}"
+{endpoint}
 min_challenge_period = 60
 approve = [{approve}]
 
 [peers.other.assets.token]
 address = "{to_checksum(asset)}"
 max_deposit_raw = 10_000_000
-"""
+{towers}"""
     path = workdir / f"{spec.name}.toml"
     path.write_text(text)
     return path

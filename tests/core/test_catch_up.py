@@ -16,6 +16,7 @@ from channels.core.model import Address, Attestation, OptionKind, Position, Posi
 from channels.core.options import DebitWithdrawal, OpenOption, Pay, Settle, Unwind
 from channels.core.positions import PositionBook
 from channels.core.protocol import (
+    ChainStateSeen,
     ChannelMachine,
     DataLossRecovered,
     Disconnected,
@@ -173,3 +174,35 @@ def test_the_history_is_trimmed_to_fit_one_message() -> None:
     assert 1 <= len(msg.recent) < 3
     assert msg.recent[-1] == m.latest
     assert len(wire.encode_message(msg)) <= wire.MAX_MESSAGE
+
+
+def test_a_towers_state_is_adopted_with_the_positions_it_kept() -> None:
+    """A restored backup whose book changed since the copy: the tower's newer state is adopted
+    only with the open positions the tower kept (checked against the commitment); without
+    them, or with others, nothing changes (before, the node then counted itself current at
+    its old version)."""
+    pair = Pair()
+    pair.request(pair.bob, OpenOption(_option(1), premium=1_000))
+    pair.deliver_all()
+    old = _backup(pair, pair.alice)
+    pair.request(pair.bob, OpenOption(_option(2, NOW + 8 * DAY), premium=2_000))
+    pair.request(pair.alice, Pay(0, 7))
+    pair.deliver_all()
+    newest, book = pair.alice.m.latest.signed, pair.alice.m.book.snapshot()
+    pair.alice.machine = old  # restored from the copy; the peer is away
+    before = (old.latest, old.book.snapshot())
+    old.synced = False
+
+    with pytest.raises(StateMismatch):  # the copy's own book is not the newer state's
+        old.handle(ChainStateSeen(newest, before[1]), now=NOW)
+    assert (old.latest, old.book.snapshot()) == before and not old.synced
+
+    actions = old.handle(ChainStateSeen(newest), now=NOW)  # no positions given
+    assert [type(a) for a in actions] == [DataLossRecovered]
+    assert (old.latest, old.book.snapshot()) == before
+
+    actions = old.handle(ChainStateSeen(newest, book), now=NOW)
+    assert old.state == newest.state and old.book.snapshot() == book
+    (stored,) = [a for a in actions if isinstance(a, PersistState)]
+    assert stored.update.signed == newest and stored.book == book
+    assert old.synced

@@ -11,9 +11,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 
 from adjudicator.client import ChannelStatus, connect_adjudicator
@@ -21,9 +22,11 @@ from channels import open_node
 from channels.cli.config import load_config
 from channels.core.errors import ChannelError
 from channels.core.model import State, to_checksum
+from channels.core.node_events import Alarm
 from channels.core.signing import LocalSigner
 from channels.defence.watchtower import Watchtower, open_watchtower
 from channels.runtime.channel import Channel
+from channels.runtime.currency import NotKnownCurrent
 from channels.runtime.node import Node
 from channels.runtime.towerclient import TowerEndpoint
 from tests.crash.harness import free_port
@@ -319,3 +322,103 @@ async def test_wiped_store_with_open_positions_is_rebuilt(desks: Desks, tmp_path
                     unwound = await rebuilt.unwind(first, 0)
                     assert unwound.position_count == 2
                     await bob.channel(ch.id).wait_version(max(done.version, unwound.version))
+
+
+async def test_a_towers_state_without_its_positions_leaves_an_old_copy_not_current(
+    desks: Desks, tmp_path: Path
+) -> None:
+    """The tower holds a newer state whose open positions the old copy lacks, without those
+    positions (a tower that kept only the state): the node cannot adopt it, says so once, and
+    stays not known current, so a dispute still needs --force. Before, being told of a newer
+    state it could not adopt made it count itself current at its old version."""
+    store = tmp_path / "a.sqlite"
+    tower_key, port = LocalSigner.generate(), free_port()
+
+    def the_tower() -> AbstractAsyncContextManager[Watchtower]:
+        return open_watchtower(
+            tower_key.secret,
+            tmp_path / "tower.sqlite",
+            desks.url,
+            desks.adjudicator,
+            ("127.0.0.1", port),
+            clients=[desks.alice.address],
+            poll_interval=0.1,
+        )
+
+    with trio.fail_after(120):
+        async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+            assert bob.listen_port is not None
+            bob_endpoint = ("127.0.0.1", bob.listen_port)
+            async with alice_without_tower(desks, store) as alice:
+                ch = await alice.open_channel(
+                    peer=bob_endpoint,
+                    peer_address=desks.bob.address,
+                    asset=desks.token,
+                    deposit=1_000_000,
+                    peer_deposit=1_000_000,
+                    oracle=desks.oracle.address,
+                    challenge_period=3600,
+                )
+                cid, v_old = ch.id, ch.version
+            shutil.copy2(store, tmp_path / "old.sqlite")  # a clean copy, no positions
+            async with alice_without_tower(desks, store) as alice:
+                ch = alice.channel(cid)
+                await _pay_when_linked(ch)
+                await ch.write_option(
+                    kind="call",
+                    underlying="ETH-USD",
+                    strike=3000_00000000,
+                    expiry=alice.now() + 7 * 86400,
+                    quantity=10**18,
+                    premium=10_000,
+                    collateral=300_000,
+                )
+                latest, params = ch.latest, ch.params
+        # Bob is gone; the tower gets the newest state without its positions.
+        async with the_tower() as tower:
+            assert await tower.accept(desks.alice.address, params, latest) == latest.state.version
+        shutil.copy2(tmp_path / "old.sqlite", store)
+        for side in ("-wal", "-shm"):
+            Path(str(store) + side).unlink(missing_ok=True)
+        endpoint = TowerEndpoint("127.0.0.1", port, tower_key.address)
+        async with open_node(
+            signer=desks.alice,
+            store=store,
+            chain=desks.url,
+            adjudicator=desks.adjudicator,
+            settings=FAST,
+            watchtowers=[endpoint],
+        ) as alice:
+            said: list[str] = []
+            watched = {"DataLossRecovered", "RestoredFromTower", "TowerStateNotAdopted"}
+            async with alice.events() as events, trio.open_nursery() as nursery:
+
+                async def collect() -> None:
+                    async for event in events:
+                        if isinstance(event, Alarm) and event.kind in watched:
+                            said.append(event.kind)
+
+                nursery.start_soon(collect)
+                async with the_tower():  # down at the start: the node asks again
+                    while "TowerStateNotAdopted" not in said:
+                        await trio.sleep(0.05)
+                    await trio.sleep(6)  # asked again after RETRY_EVERY: nothing new to say
+                nursery.cancel_scope.cancel()
+            assert sorted(said) == ["DataLossRecovered", "TowerStateNotAdopted"]  # once each
+            ch = alice.channel(cid)
+            assert (ch.version, ch.known_current) == (v_old, False)
+            assert alice.towers.restored == {}
+            with pytest.raises(NotKnownCurrent):
+                await alice.dispute(cid)
+
+
+@asynccontextmanager
+async def alice_without_tower(desks: Desks, path: Path) -> AsyncIterator[Node]:
+    async with open_node(
+        signer=desks.alice,
+        store=path,
+        chain=desks.url,
+        adjudicator=desks.adjudicator,
+        settings=FAST,
+    ) as node:
+        yield node

@@ -5,10 +5,10 @@ transaction, the channel's conclusion. The chain's word is final; the machine fo
 from __future__ import annotations
 
 from channels.core import eip712
-from channels.core.errors import BadSignature, Equivocation, WrongDomain
+from channels.core.errors import BadSignature, Equivocation, StateMismatch, WrongDomain
 from channels.core.model import SignedState, SignedUpdate, Version, check_uint
 from channels.core.options import CreditDeposit, Trade
-from channels.core.positions import PositionBook
+from channels.core.positions import BookSnapshot, PositionBook
 from channels.core.protocol.base import MachineData
 from channels.core.protocol.events import (
     Action,
@@ -70,7 +70,7 @@ class ChainSteps(MachineData):
         return actions
 
 
-    def _chain_state(self, signed: SignedState) -> list[Action]:
+    def _chain_state(self, signed: SignedState, book: BookSnapshot | None = None) -> list[Action]:
         state = signed.state
         if state.channel_id != self.channel_id:
             raise WrongDomain("the state names another channel")
@@ -83,19 +83,32 @@ class ChainSteps(MachineData):
         ours = self.state
         if state.version == ours.version and state != ours:
             raise Equivocation(f"two different fully signed states of version {ours.version}")
+        unknown_book = state.position_count and state.positions_root != self.book.root
+        given = None
+        if state.version > ours.version and unknown_book and book is not None:
+            given = PositionBook.from_snapshot(book)
+            if (given.root, len(given), given.locked) != (
+                state.positions_root,
+                state.position_count,
+                state.locked,
+            ):
+                raise StateMismatch("the positions given do not match the state's commitment")
         # The chain has spoken about this channel: we know where we stand against it.
         self.synced = True
         if state.version <= ours.version:
             return []
-        if state.position_count and state.positions_root != self.book.root:
-            # We cannot rebuild positions we never saw; the peer's reestablish can. Adopting the
-            # balances alone would leave the store inconsistent, so only the alarm is raised.
+        if unknown_book and given is None:
+            # We cannot rebuild positions we never saw; the peer's reestablish (or a tower that
+            # kept them) can. Adopting the balances alone would leave the store inconsistent, so
+            # only the alarm is raised.
             return [DataLossRecovered(self.channel_id, ours.version, state.version)]
         completed = [p for p in self._pending if p.state.version == state.version]
         self._pending.clear()
         while self.book.pending_change_sets:
             self.book.rollback_newest()
-        if not state.position_count:
+        if given is not None:
+            self.book = given
+        elif not state.position_count:
             self.book = PositionBook()
         update = SignedUpdate(signed, completed[0].trades if completed else ())
         old = ours.version

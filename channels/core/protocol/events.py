@@ -65,13 +65,16 @@ class DisputeCleared:
 
 @dataclass(frozen=True, slots=True)
 class ChainStateSeen:
-    """A fully signed state of this channel carried by a chain transaction (register/checkpoint).
+    """A fully signed state of this channel carried by a chain transaction (register/checkpoint)
+    or held by one of the desk's watchtowers.
 
     If it is valid and newer than ours we adopt it: either the peer completed a proposal we
-    signed, or we lost data. Its positions are known only if they match ours.
+    signed, or we lost data. Its positions are known if they match ours, or from ``book`` (a
+    tower keeps a state's open positions), checked against the state's commitment.
     """
 
     signed: SignedState
+    book: BookSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)

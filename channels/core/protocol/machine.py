@@ -205,7 +205,7 @@ class ChannelMachine(LeaderSteps, FollowerSteps, ResyncSteps, ChainSteps):
         if isinstance(event, DisputeCleared):
             return self._dispute_cleared()
         if isinstance(event, ChainStateSeen):
-            return self._chain_state(event.signed)
+            return self._chain_state(event.signed, event.book)
         if isinstance(event, ConcludedObserved):
             return self._concluded()
         raise IllegalCall(f"unknown input {type(event).__name__}")
