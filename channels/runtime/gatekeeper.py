@@ -408,6 +408,7 @@ class Gatekeeper:
             exposure(held, self.node.last_prices()),
             premium_paid_today=sum(amount for _, amount in paid),
             now=view.now,
+            decimals=view.params.asset_decimals,
         )
 
 
