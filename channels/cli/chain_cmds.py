@@ -31,11 +31,11 @@ from channels.cli.desks import (
 )
 from channels.cli.format import note, out, print_json, with_progress
 from channels.cli.node_cmd import wait_for_stop_signal
-from channels.cli.units import fmt_units
 from channels.control import one_line
 from channels.core import boundedjson
 from channels.core.model import address, to_checksum
 from channels.core.signing import LocalSigner
+from channels.core.units import fmt_units
 from channels.signers.errors import KeySourceError
 from channels.signers.keystore import PasswordSource, load_keystore
 from channels.signers.sources import KeySource, open_key_source

@@ -31,7 +31,6 @@ from channels.cli.units import (
     Amount,
     UnitError,
     checked_address,
-    fmt_units,
     iso_duration,
     iso_time,
     text_duration,
@@ -53,6 +52,7 @@ from channels.cli.views import (
 from channels.control import ControlClient, ControlError, connect_control
 from channels.core.errors import ChannelError
 from channels.core.model import to_checksum
+from channels.core.units import fmt_units
 
 if TYPE_CHECKING:
     pass

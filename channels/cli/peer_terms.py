@@ -54,7 +54,7 @@ from typing import Any
 
 from channels.cli.units import UnitError, checked_address, parse_decimal, parse_duration_text
 from channels.core.consent import TradeClass
-from channels.core.errors import ChannelError
+from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, symbol
 from channels.core.risk import NO_LIMITS, SINGLE_LIMITS, RiskLimits
 from channels.core.terms import AssetTerms, PeerTerms
@@ -102,7 +102,7 @@ _MAX_ASSETS = 64
 ETH = Address(bytes(20))
 
 
-class TermsError(ValueError):
+class TermsError(LocalError, ValueError):
     """A peer's terms in the config are wrong; the message names the table and the key."""
 
 

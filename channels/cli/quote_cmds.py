@@ -16,7 +16,7 @@ from channels.cli.config import (
 )
 from channels.cli.format import out, print_json
 from channels.cli.help_texts import AMOUNT, CHANNEL, EXPIRY, PRICE, QUANTITY, duration
-from channels.cli.units import Amount, UnitError, fmt_units, iso_time, parse_amount_text
+from channels.cli.units import Amount, UnitError, iso_time, parse_amount_text
 from channels.cli.values import (
     Expiry,
     parse_duration,
@@ -27,6 +27,7 @@ from channels.cli.values import (
 from channels.cli.views import Units, balances_view, position_view
 from channels.control import ControlClient
 from channels.core.errors import LocalError
+from channels.core.units import fmt_units
 
 #: Quote prices and collateral are per unit of the underlying.
 PER_UNIT = "per unit of the underlying"

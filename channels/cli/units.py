@@ -62,16 +62,6 @@ def parse_units(text: str, decimals: int) -> int:
     return int(scaled)
 
 
-def fmt_units(value: int, decimals: int) -> str:
-    """``1500000`` with 6 decimals is ``1.5``; exact, no exponent, no grouping."""
-    if decimals == 0:
-        return str(value)
-    text = f"{Decimal(value).scaleb(-decimals):f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
 # Times and durations ---------------------------------------------------------------------------
 def iso_time(timestamp: int) -> str:
     """``2026-12-14T08:00:00Z``."""

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.cli.config import PRICE_DECIMALS, QUANTITY_DECIMALS, Config
-from channels.cli.units import fmt_units, iso_duration, iso_time
+from channels.cli.units import iso_duration, iso_time
+from channels.core.units import fmt_units
 
 
 @dataclass(frozen=True, slots=True)

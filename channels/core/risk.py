@@ -22,6 +22,7 @@ from channels.core.consent import Refusal
 from channels.core.errors import InvalidField
 from channels.core.model import Position
 from channels.core.options import OpenOption, Trade, payoff, value
+from channels.core.units import fmt_units
 
 DAY = 86_400
 
@@ -131,18 +132,28 @@ def check(
     *,
     premium_paid_today: int,
     now: int,
+    decimals: int | None = None,
 ) -> Refusal | None:
     """Whether an update of ``trades`` may be signed, given the exposure ``after`` it (which
-    includes it) and the premium we paid in the last 24 hours before it."""
+    includes it) and the premium we paid in the last 24 hours before it. With the channel's
+    asset ``decimals``, a refusal states amounts in the asset's units (smallest units beside)."""
     opened = [t.position for t in trades if isinstance(t, OpenOption)]
     premium = premium_we_pay(trades, our_index)
     if not opened and not premium:
         return None  # nothing here adds exposure
 
-    def over(name: str, limit: int | None, figure: int, what: str) -> Refusal | None:
-        if limit is not None and figure > limit:
+    def over(
+        name: str, limit: int | None, figure: int, what: str, amount: bool = True
+    ) -> Refusal | None:
+        if limit is None or figure <= limit:
+            return None
+        if not amount or decimals is None:
             return Refusal("LimitExceeded", f"{name} {limit}: {what} would be {figure}")
-        return None
+        return Refusal(
+            "LimitExceeded",
+            f"{name} {fmt_units(limit, decimals)}: {what} would be {fmt_units(figure, decimals)}"
+            f" (smallest units: {limit}, {figure})",
+        )
 
     for position in opened:
         left = position.expiry - now
@@ -160,7 +171,13 @@ def check(
             )
     writes = any(p.writer == our_index for p in opened)
     checks = [
-        over("max_open_positions", limits.max_open_positions, after.positions, "open positions")
+        over(
+            "max_open_positions",
+            limits.max_open_positions,
+            after.positions,
+            "open positions",
+            amount=False,
+        )
         if opened
         else None,
         over("max_collateral_locked", limits.max_collateral_locked, after.locked, "locked")

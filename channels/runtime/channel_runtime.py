@@ -389,15 +389,15 @@ class ChannelRuntime:
         store, cid = self._ctx.executor.store, machine.channel_id
         if await deposit_in_flight(self._ctx.chain, store, cid, machine.index, floor):
             return  # a deposit of a previous run went out after all (see deposits.py)
-        await self._ctx.check_funding(machine.params, amount - already)  # consent: gas reserve
-        crash_point("deposit", "pre_write")
-        intent = await store.add_intent(
-            DEPOSIT_INTENT, (amount - already).to_bytes(32, "big"), machine.channel_id
-        )
-        crash_point("deposit", "post_write_pre_send")
-        measured = await deposit_measured(
-            self._ctx.chain, machine.params, machine.index, amount - already
-        )
+        async with self._ctx.spending(machine.params, amount - already):  # consent: gas reserve
+            crash_point("deposit", "pre_write")
+            intent = await store.add_intent(
+                DEPOSIT_INTENT, (amount - already).to_bytes(32, "big"), machine.channel_id
+            )
+            crash_point("deposit", "post_write_pre_send")
+            measured = await deposit_measured(
+                self._ctx.chain, machine.params, machine.index, amount - already
+            )
         await store.update_intent(intent, IntentStatus.CONFIRMED, tx_hash=measured.tx_hash)
         crash_point("deposit", "post_send")
         self._ctx.bus.emit(measured)
@@ -426,9 +426,9 @@ class ChannelRuntime:
         if await top_up_in_flight(chain, store, cid, machine.index, asked):
             target = before + floor  # sent by the run the crash cut off: not again
         else:
-            await self._ctx.check_funding(machine.params, amount)  # consent: gas reserve
-            intent = await store.add_intent(TOP_UP_INTENT, asked.payload(), cid)
-            measured = await deposit_measured(chain, machine.params, machine.index, amount)
+            async with self._ctx.spending(machine.params, amount):  # consent: gas reserve
+                intent = await store.add_intent(TOP_UP_INTENT, asked.payload(), cid)
+                measured = await deposit_measured(chain, machine.params, machine.index, amount)
             await store.update_intent(intent, IntentStatus.CONFIRMED, tx_hash=measured.tx_hash)
             self._ctx.bus.emit(measured)
             check_fee(measured, self._ctx.settings.max_deposit_fee_bps)

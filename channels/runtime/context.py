@@ -4,6 +4,7 @@ reference back to the node."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import trio
@@ -35,9 +36,11 @@ class RuntimeContext:
     #: Told after every machine step of what it produced (None: it raised): the quote desk
     #: gives back fills that were checked and then not signed (channels/runtime/quote_fills.py).
     after_step: Callable[[ChannelId, list[Action] | None], None]
-    #: consent: raises GasReserveTooLow if depositing (params, amount) would cut into the gas
-    #: reserve that defends our channels (channels/runtime/gatekeeper.py).
-    check_funding: Callable[[Params, int], Awaitable[None]]
+    #: consent: entered around sending a deposit of (params, amount): raises GasReserveTooLow
+    #: if it would cut into the gas reserve that defends our channels, and keeps any other
+    #: deposit of the node from being checked until this one is sent and mined
+    #: (channels/runtime/gatekeeper.py).
+    spending: Callable[[Params, int], AbstractAsyncContextManager[None]]
     #: Returns once (channel, our newest fully signed version, the version to sign) may be
     #: signed as far as our watchtowers go, else raises TowerBehind
     #: (channels/runtime/towerclient.py).

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from adjudicator.client import AdjudicatorClient
 from channels.core.model import Address, Attestation, ChannelId
 from channels.core.node_events import Event
+from channels.runtime.attestations import AttestationBook
 from channels.runtime.channel_runtime import ChannelRuntime
 from channels.runtime.context import RuntimeContext
 from channels.runtime.settings import NodeSettings
@@ -20,7 +21,7 @@ class NodeDefenceHost:
         ctx: RuntimeContext,
         store: Persister,
         runtimes: Mapping[ChannelId, ChannelRuntime],
-        attestations: Mapping[tuple[bytes, int], tuple[Attestation, bytes]],
+        attestations: AttestationBook,
         is_connected: Callable[[Address], bool],
     ) -> None:
         self.is_connected = is_connected
@@ -62,4 +63,4 @@ class NodeDefenceHost:
         return list(self._runtimes.values())
 
     def attestation(self, underlying: bytes, expiry: int) -> tuple[Attestation, bytes] | None:
-        return self._attestations.get((underlying, expiry))
+        return self._attestations.get(underlying, expiry)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -139,6 +139,8 @@ class Gatekeeper:
     def __post_init__(self) -> None:
         self._declared = self.trust.declared()
         self.decimals = AssetDecimals(lambda asset: self.node.chain.asset_decimals(asset))
+        #: Held while one deposit is checked against the gas reserve and sent (see spending).
+        self._spending = trio.Lock()
 
     # connections --------------------------------------------------------------------------
     def is_declared(self, peer: Address) -> bool:
@@ -341,6 +343,15 @@ class Gatekeeper:
         if refusal is not None:
             raise GasReserveTooLow(refusal.reason)
 
+    @asynccontextmanager
+    async def spending(self, params: Params, amount: int) -> AsyncIterator[None]:
+        """consent: check a deposit against the gas reserve and hold the node's one spending
+        slot until the caller's block (sending it, waiting for it to be mined) is done, so that
+        two deposits can never both pass the check against the same balance."""
+        async with self._spending:
+            await self.check_funding(params, amount, new_channel=False)
+            yield
+
     def reserve_status(self) -> dict[str, object]:
         """The transaction account's last known balance against the reserve (for status)."""
         reserve = self.node.settings.gas_reserve
@@ -397,6 +408,7 @@ class Gatekeeper:
             exposure(held, self.node.last_prices()),
             premium_paid_today=sum(amount for _, amount in paid),
             now=view.now,
+            decimals=view.params.asset_decimals,
         )
 
 

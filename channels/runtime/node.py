@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from adjudicator.client import AdjudicatorClient, connect_adjudicator, signature_tuple
+from adjudicator.client import AdjudicatorClient, connect_adjudicator
 from adjudicator.tx_signing import TransactionSigner
 from channels.core.errors import ChannelError, IllegalCall, UnknownChannel, WrongDomain
 from channels.core.messages import Message, OpenCounter, OpenProposal, Reject
@@ -42,6 +42,7 @@ from channels.core.terms import (
 )
 from channels.core.trust import Trust
 from channels.defence.watcher import Watcher
+from channels.runtime.attestations import AttestationBook
 from channels.runtime.channel import Channel
 from channels.runtime.channel_runtime import ChannelRuntime
 from channels.runtime.clock import ChainClock
@@ -130,16 +131,16 @@ class Node:
                 cid, version, trades
             ),
             after_step=lambda cid, actions: self.quotes.fills.after_step(cid, actions),
-            check_funding=lambda params, amount: self.gatekeeper.check_funding(
-                params, amount, new_channel=False
-            ),
+            spending=lambda params, amount: self.gatekeeper.spending(params, amount),
             hold_signing=lambda cid, latest, v: self.towers.hold_signing(cid, latest, v),
             signing_covered=lambda cid, version: self.towers.leases.covers(cid, version),
         )
-        self._attestations: dict[tuple[bytes, int], tuple[Attestation, bytes]] = {}
+        #: The oracle's signed prices we were given (settlement on chain, losses at last prices).
+        self.attestations = AttestationBook()
+        self._deciding_opens = trio.Lock()
         self.watcher = Watcher(
             NodeDefenceHost(
-                self._ctx, store, self._runtimes, self._attestations, self._links.connected
+                self._ctx, store, self._runtimes, self.attestations, self._links.connected
             )
         )
         #: Firm quotes (RFQ): requests, answers, offers, fills and the fill rule.
@@ -335,11 +336,18 @@ class Node:
         )
 
     async def _on_open_proposal(self, peer: Address, msg: OpenProposal) -> None:
+        if peer not in msg.params.participants or self.address not in msg.params.participants:
+            raise WrongDomain("a channel proposal that does not name both of us")
+        # consent: one proposal decided at a time, up to the channel being added, so that the
+        # same proposal on two links, or two proposals at once, cannot both pass the terms (per
+        # channel, per peer in total, channels per peer) counted before either was added.
+        async with self._deciding_opens:
+            await self._decide_open_proposal(peer, msg)
+
+    async def _decide_open_proposal(self, peer: Address, msg: OpenProposal) -> None:
         params = msg.params
         if params.channel_id in self._runtimes:
             return  # sent again on a new link: our reestablish there carries version 0
-        if peer not in params.participants or self.address not in params.participants:
-            raise WrongDomain("a channel proposal that does not name both of us")
         decision = await self.gatekeeper.decide_channel(params, msg.deposits)
         if isinstance(decision, AcceptTerms) and decision.our_deposit and self.settings.auto_fund:
             try:  # consent: funding it must leave the gas to defend every channel
@@ -409,18 +417,12 @@ class Node:
 
     def last_prices(self) -> dict[bytes, int]:
         """The oracle's last known price per underlying (from the attestations we were given)."""
-        latest: dict[bytes, tuple[int, int]] = {}
-        for (underlying, expiry), (attestation, _sig) in self._attestations.items():
-            if underlying not in latest or expiry > latest[underlying][0]:
-                latest[underlying] = (expiry, attestation.price)
-        return {u: price for u, (_e, price) in latest.items()}
+        return self.attestations.last_prices()
 
     def add_attestation(self, attestation: Attestation, signature: bytes) -> None:
         """Give the watcher an oracle's signed price, for settling expired positions on chain.
-
         Raises IllegalCall, nothing kept, for a signature the adjudicator could never take."""
-        signature_tuple(signature)
-        self._attestations[(attestation.underlying, attestation.expiry)] = (attestation, signature)
+        self.attestations.add(attestation, signature)
 
     async def dispute(self, channel_id: bytes, *, force: bool = False) -> None:
         """Force-close: register our latest fully signed state on chain now.

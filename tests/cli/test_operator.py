@@ -182,11 +182,11 @@ def test_units() -> None:
     from channels.cli.units import (
         Amount,
         UnitError,
-        fmt_units,
         iso_duration,
         iso_time,
         parse_duration_text,
     )
+    from channels.core.units import fmt_units
 
     assert Amount("1.5").units(6) == 1_500_000
     assert Amount("1_000").units(6) == 1_000_000_000

@@ -277,29 +277,34 @@ async def test_a_declared_peer_cannot_push_the_desk_past_any_of_its_risk_limits(
             )
             # max_collateral_locked "20": 15 locked, 6 more.
             await both_refused(
-                "max_collateral_locked 20000000: locked would be 21000000", 1,
+                r"max_collateral_locked 20: locked would be 21"
+                r" \(smallest units: 20000000, 21000000\)", 1,
                 **option("put", "ETH-USD", 2000, QTY // 1000, 6 * TOKEN, **bob_writes),
             )  # fmt: skip
             # max_loss "5" at the oracle's last price: a call at 2,500 pays 6 at 3,100, capped
             # by its collateral of 5 (locked would be exactly 20: within its limit).
             await both_refused(
-                "max_loss 5000000: the loss at the last prices would be 6000000", 1,
+                r"max_loss 5: the loss at the last prices would be 6"
+                r" \(smallest units: 5000000, 6000000\)", 1,
                 **option("call", "ETH-USD", 2500, QTY // 100, 5 * TOKEN, **bob_writes),
             )  # fmt: skip
             # max_notional per underlying: ETH-USD's own "100" (50 held), then the default
             # "1000" for BTC-USD.
             await both_refused(
-                "max_notional 100000000: notional in ETH-USD would be 110000000", 1,
+                r"max_notional 100: notional in ETH-USD would be 110"
+                r" \(smallest units: 100000000, 110000000\)", 1,
                 **option("call", "ETH-USD", 3000, QTY // 50, TOKEN // 10, **bob_writes),
             )  # fmt: skip
             await both_refused(
-                "max_notional 1000000000: notional in BTC-USD would be 1200000000", 1,
+                r"max_notional 1000: notional in BTC-USD would be 1200"
+                r" \(smallest units: 1000000000, 1200000000\)", 1,
                 **option("call", "BTC-USD", 60_000, QTY // 50, TOKEN // 10, **bob_writes),
             )  # fmt: skip
             # max_premium_per_day "1": Bob buys for 1.5 in one go.
             alice_writes = option("call", "ETH-USD", 4000, QTY // 1000, TOKEN // 10, **bob_buys)
             await both_refused(
-                "max_premium_per_day 1000000: premium paid in 24h would be 1500000",
+                r"max_premium_per_day 1: premium paid in 24h would be 1.5"
+                r" \(smallest units: 1000000, 1500000\)",
                 3 * TOKEN // 2, **alice_writes,
             )  # fmt: skip
             # T3: Bob buys for 0.6 (within the day's 1) and holds a third position.
@@ -314,7 +319,8 @@ async def test_a_declared_peer_cannot_push_the_desk_past_any_of_its_risk_limits(
             done = await ch.trade(Unwind(t2_id, Amount(0)))
             await bch.wait_version(done.version)
             await both_refused(
-                "max_premium_per_day 1000000: premium paid in 24h would be 1100000",
+                r"max_premium_per_day 1: premium paid in 24h would be 1.1"
+                r" \(smallest units: 1000000, 1100000\)",
                 TOKEN // 2, **alice_writes,
             )  # fmt: skip
             assert bch.state.position_count == 2 and bch.state == ch.state
