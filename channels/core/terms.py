@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from channels.core.errors import InvalidField, LocalError, RemoteError, RuleViolation
 from channels.core.model import Address, Params
+from channels.core.units import fmt_units
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +232,12 @@ def evaluate(
             counter,
         )
     if asked > most:
+        units = params.asset_decimals
         return RefuseTerms(
             "DepositAboveTerms",
-            f"asked to deposit {asked}; we deposit at most {most} (per channel "
-            f"{asset_terms.max_deposit}, left of our total {max(0, room)})",
+            f"asked to deposit {fmt_units(asked, units)}; we deposit at most "
+            f"{fmt_units(most, units)} (per channel {fmt_units(asset_terms.max_deposit, units)}, "
+            f"left of our total {fmt_units(max(0, room), units)}; in the asset's units)",
             counter,
         )
     return AcceptTerms(asked)

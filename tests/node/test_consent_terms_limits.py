@@ -160,8 +160,8 @@ async def test_a_declared_peer_cannot_push_the_desk_past_any_of_its_terms(
             # Max deposit per channel: "100" tokens.
             await refused(
                 alice, "DepositAboveTerms",
-                "asked to deposit 200000000; we deposit at most 100000000 (per channel "
-                "100000000, left of our total 150000000)",
+                "asked to deposit 200; we deposit at most 100 (per channel 100, left of our "
+                "total 150; in the asset's units)",
                 ask=200 * TOKEN,
             )  # fmt: skip
             # Within the terms: Bob funds exactly what was asked.
@@ -170,8 +170,8 @@ async def test_a_declared_peer_cannot_push_the_desk_past_any_of_its_terms(
             # Max total deposit with Alice: "150" tokens, 100 of them locked already.
             await refused(
                 alice, "DepositAboveTerms",
-                "asked to deposit 100000000; we deposit at most 50000000 (per channel "
-                "100000000, left of our total 50000000)",
+                "asked to deposit 100; we deposit at most 50 (per channel 100, left of our "
+                "total 50; in the asset's units)",
                 ask=100 * TOKEN,
             )  # fmt: skip
             await propose(alice, desks, port, ask=50 * TOKEN, mine=TOKEN)
