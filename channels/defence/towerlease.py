@@ -7,14 +7,21 @@ towers, and at every start raises its own highest signed version to the highest 
 hold: it then resumes above every version it ever signed.
 
 The figure is the client's word about its own signatures and nothing else: kept per (client,
-channel), never lowered, and never used by the tower for anything (not to judge a state, not to
-refute). Bounded: a figure fits in 63 bits, a client keeps at most :data:`MAX_LEASES_PER_CLIENT`
-channels, and a read names at most :data:`MAX_ASKED` channels.
+channel) and never used by the tower for anything (not to judge a state, not to refute). A lease
+never lowers it. Only the clean shutdown of the run that last sent it a lease lowers it ("exact":
+the run signed nothing above that figure, and its store says the same, so the next start burns
+no versions); a later run's lease or read claims the figure first, so an earlier run's exact
+message that arrives late is refused and the higher figure stays (the safe side). Bounded: a
+figure fits in 63 bits, a run is named by :data:`RUN_ID_BYTES` bytes, a client keeps at most
+:data:`MAX_LEASES_PER_CLIENT` channels, and a read names at most :data:`MAX_ASKED` channels.
 
 Protocol (one msgpack map per message, each answered):
-``{"t": "lease", "channel": <32 bytes>, "up_to": n}`` -> ``{"ok": true, "up_to": held}`` (held:
-the figure the tower keeps now, n or a higher one); ``{"t": "leases", "channels": [<32 bytes>,
-...]}`` -> ``{"ok": true, "leases": [held or -1, ...]}``, in the order asked.
+``{"t": "lease", "channel": <32 bytes>, "up_to": n, "run": <16 bytes, optional>}`` ->
+``{"ok": true, "up_to": held}`` (held: the figure the tower keeps now, n or a higher one; the
+figure's run is now ``run``); the same with ``"exact": true`` (``run`` required) sets the figure
+to n even if lower, if ``run`` is the run of the figure, else is refused; ``{"t": "leases",
+"channels": [<32 bytes>, ...], "run": <16 bytes, optional>}`` -> ``{"ok": true, "leases": [held or
+-1, ...]}``, in the order asked (each figure's run is now ``run``).
 """
 
 from __future__ import annotations
@@ -30,11 +37,14 @@ LEASE_REQUESTS: Final = frozenset({"lease", "leases"})
 MAX_LEASE: Final = (1 << 63) - 1
 MAX_LEASES_PER_CLIENT: Final = 100_000
 MAX_ASKED: Final = MAX_LIST
+#: A run of a client (one ``open_node``) names itself by this many random bytes.
+RUN_ID_BYTES: Final = 16
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS tower_leases (
     client     BLOB NOT NULL,
     channel_id BLOB NOT NULL,
     up_to      INTEGER NOT NULL,
+    run        BLOB,
     PRIMARY KEY (client, channel_id)
 )"""
 
@@ -49,6 +59,12 @@ def _channel_id(raw: object) -> ChannelId:
     return ChannelId(raw)
 
 
+def _run_id(raw: object) -> bytes | None:
+    if raw is not None and (not isinstance(raw, bytes) or len(raw) != RUN_ID_BYTES):
+        raise LeaseRefused(f"a lease names the client's run by {RUN_ID_BYTES} bytes")
+    return raw
+
+
 class TowerLeases:
     """The leases in the tower's own SQLite file (``conn`` is the tower store's connection;
     ``run`` runs a function in the store's one thread)."""
@@ -59,16 +75,33 @@ class TowerLeases:
         self._conn = conn
         self._run = run
         conn.execute(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(tower_leases)")}
+        if "run" not in columns:  # a tower store written before runs were kept
+            conn.execute("ALTER TABLE tower_leases ADD COLUMN run BLOB")
 
-    def _raise(self, client: Address, cid: ChannelId, up_to: int) -> int:
+    def _set(
+        self, client: Address, cid: ChannelId, up_to: int, run: bytes | None, exact: bool
+    ) -> int:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
+            key = (bytes(client), bytes(cid))
             row = self._conn.execute(
-                "SELECT up_to FROM tower_leases WHERE client = ? AND channel_id = ?",
-                (bytes(client), bytes(cid)),
+                "SELECT up_to, run FROM tower_leases WHERE client = ? AND channel_id = ?", key
             ).fetchone()
-            if row is not None and int(row[0]) >= up_to:
-                return int(row[0])  # never lowered: the higher figure is the answer
+            if row is not None and int(row[0]) > up_to and exact:
+                if row[1] is None or bytes(row[1]) != run:
+                    raise LeaseRefused(
+                        f"the figure (v{int(row[0])}) was set by another run of this client "
+                        "since: an exact lease is taken only from the run that set it; the "
+                        "tower keeps the higher figure"
+                    )
+            elif row is not None and int(row[0]) >= up_to:
+                # Never lowered: the higher figure is the answer, and it is this run's now.
+                self._conn.execute(
+                    "UPDATE tower_leases SET run = ? WHERE client = ? AND channel_id = ?",
+                    (run, *key),
+                )
+                return int(row[0])
             if row is None:
                 (count,) = self._conn.execute(
                     "SELECT COUNT(*) FROM tower_leases WHERE client = ?", (bytes(client),)
@@ -79,19 +112,26 @@ class TowerLeases:
                         "per client"
                     )
             self._conn.execute(
-                "INSERT OR REPLACE INTO tower_leases VALUES (?, ?, ?)",
-                (bytes(client), bytes(cid), up_to),
+                "INSERT OR REPLACE INTO tower_leases VALUES (?, ?, ?, ?)",
+                (bytes(client), bytes(cid), up_to, run),
             )
         return up_to
 
-    def _read(self, client: Address, cids: list[ChannelId]) -> list[int]:
+    def _read(self, client: Address, cids: list[ChannelId], run: bytes | None) -> list[int]:
         held = []
-        for cid in cids:
-            row = self._conn.execute(
-                "SELECT up_to FROM tower_leases WHERE client = ? AND channel_id = ?",
-                (bytes(client), bytes(cid)),
-            ).fetchone()
-            held.append(-1 if row is None else int(row[0]))
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for cid in cids:
+                key = (bytes(client), bytes(cid))
+                row = self._conn.execute(
+                    "SELECT up_to FROM tower_leases WHERE client = ? AND channel_id = ?", key
+                ).fetchone()
+                held.append(-1 if row is None else int(row[0]))
+                if row is not None and run is not None:  # read by a later run: its figure now
+                    self._conn.execute(
+                        "UPDATE tower_leases SET run = ? WHERE client = ? AND channel_id = ?",
+                        (run, *key),
+                    )
         return held
 
     async def answer(self, client: Address, req: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,9 +141,15 @@ class TowerLeases:
             if not isinstance(asked, list) or len(asked) > MAX_ASKED:
                 raise LeaseRefused(f"a lease read names a list of at most {MAX_ASKED} channels")
             cids = [_channel_id(raw) for raw in asked]
-            return {"ok": True, "leases": await self._run(self._read, client, cids)}
+            run = _run_id(req.get("run"))
+            return {"ok": True, "leases": await self._run(self._read, client, cids, run)}
         cid = _channel_id(req.get("channel"))
         up_to = req.get("up_to")
         if type(up_to) is not int or not 0 <= up_to <= MAX_LEASE:
             raise LeaseRefused(f"a lease figure is a whole number from 0 to {MAX_LEASE}")
-        return {"ok": True, "up_to": await self._run(self._raise, client, cid, up_to)}
+        run = _run_id(req.get("run"))
+        exact = req.get("exact", False)
+        if type(exact) is not bool or (exact and run is None):
+            raise LeaseRefused("an exact lease is a flag (true) sent with the run's id")
+        held = await self._run(self._set, client, cid, up_to, run, exact)
+        return {"ok": True, "up_to": held}

@@ -17,6 +17,14 @@ Three parts:
   is asked for its figures and each channel's highest signed version is raised to the highest
   answer. A tower that does not answer in time is named in an alarm: signing resumes above what
   the others and the local store know only; its figures are read before a lease is pushed to it.
+* **Cut-back.** :meth:`LeaseBackup.cut_back` runs at a clean shutdown, after the last
+  signature: the store cuts each lease back to the last version signed in this run, and once
+  that is durable each tower is told that exact figure (``"exact": true``), within
+  ``CUT_BACK_TIMEOUT`` seconds in all. So a clean restart burns no versions with towers either.
+  Every message names this run (``run``, random): a tower lowers a figure only for the run that
+  last sent or read it, so a late exact message of an earlier run never undoes a later run's
+  leases. A tower not reached keeps the higher figure; the next start burns versions as after a
+  crash (the safe side).
 * **Gate.** With towers and ``max_tower_lag`` set, a version is signed only once a tower acked a
   lease covering it (:meth:`LeaseBackup.hold`, checked again under the channel's lock with
   :meth:`LeaseBackup.covers`), so the towers' figure is never behind a signature that left. The
@@ -27,13 +35,14 @@ Three parts:
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+from typing import Any, Final
 
 import trio
 
 from channels.core.errors import ChannelError
 from channels.core.model import Address, ChannelId
-from channels.defence.towerlease import MAX_ASKED
+from channels.defence.towerlease import MAX_ASKED, RUN_ID_BYTES
 from channels.runtime.errors import TowerBehind
 from channels.store.lease import LEASE_SPAN
 
@@ -42,6 +51,8 @@ log = logging.getLogger("channels.towers")
 #: The tower client (channels/runtime/towerclient.py), which owns this; typed loosely because
 #: it imports this module.
 Client = Any
+#: Seconds a clean shutdown waits, in all, for the towers to take the cut-back leases.
+CUT_BACK_TIMEOUT: Final = 3.0
 
 
 class LeaseBackup:
@@ -50,6 +61,8 @@ class LeaseBackup:
     def __init__(self, client: Client, retry_every: float) -> None:
         self._client = client
         self._retry_every = retry_every
+        #: Names this run in every lease message (a tower lowers a figure only for its run).
+        self.run = os.urandom(RUN_ID_BYTES)
         self._wanted: dict[ChannelId, int] = {}
         self._acked: dict[ChannelId, dict[Address, int]] = {}
         self._dirty: set[ChannelId] = set()
@@ -161,12 +174,45 @@ class LeaseBackup:
         held: list[int] = []
         for start in range(0, len(cids), MAX_ASKED):
             asked = [bytes(c) for c in cids[start : start + MAX_ASKED]]
-            reply = await self._client.call(tower, {"t": "leases", "channels": asked})
+            request = {"t": "leases", "channels": asked, "run": self.run}
+            reply = await self._client.call(tower, request)
             figures = reply.get("leases")
             if not isinstance(figures, list) or len(figures) != len(asked):
                 raise ValueError("the tower's lease answer does not match the channels asked")
             held.extend(int(f) for f in figures)
         return held
+
+    # clean shutdown ------------------------------------------------------------------------
+    async def cut_back(self) -> None:
+        """At a clean shutdown, after the last signature: cut the store's leases back to the
+        last versions signed and, once durable, tell every tower those exact figures (bounded
+        by ``CUT_BACK_TIMEOUT``; a tower not reached keeps its higher figure)."""
+        client = self._client
+        figures = await client.node.store.cut_leases_to_signed()
+        if not figures or not client.towers:
+            return
+        with trio.move_on_after(CUT_BACK_TIMEOUT):  # shutdown must not hang
+            async with trio.open_nursery() as nursery:
+                for tower in client.towers:
+                    nursery.start_soon(self._tell_exact, tower, figures)
+
+    async def _tell_exact(self, tower: Any, figures: dict[ChannelId, int]) -> None:
+        for cid, version in figures.items():
+            request = {
+                "t": "lease", "channel": bytes(cid), "up_to": version, "run": self.run,
+                "exact": True,
+            }  # fmt: skip
+            try:
+                held = int((await self._client.call(tower, request))["up_to"])
+            except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
+                log.info(
+                    "tower %s:%d keeps a lease above v%d of 0x%s (%s): the next start burns "
+                    "the versions between", tower.host, tower.port, version, cid.hex()[:12], exc,
+                )  # fmt: skip
+                continue
+            if held != version:
+                log.info("tower %s:%d keeps v%d for 0x%s", tower.host, tower.port, held,
+                         cid.hex()[:12])  # fmt: skip
 
     # backup --------------------------------------------------------------------------------
     async def push(self, cid: ChannelId) -> bool:
@@ -186,7 +232,7 @@ class LeaseBackup:
                 self.not_taken_from.remove(tower)
             if self._acked.get(cid, {}).get(tower.address, -1) >= wanted:
                 continue
-            request = {"t": "lease", "channel": bytes(cid), "up_to": wanted}
+            request = {"t": "lease", "channel": bytes(cid), "up_to": wanted, "run": self.run}
             try:
                 reply = await client.call(tower, request)
                 held = int(reply["up_to"])

@@ -366,6 +366,21 @@ class AsyncStore:
             if isinstance(op, LeaseVersions) and not op.exact:  # a shrink is local only
                 self.on_lease(op.channel_id, op.up_to)
 
+    async def cut_leases_to_signed(self) -> dict[ChannelId, int]:
+        """At a clean shutdown, once nothing else will be signed: stop taking writes, cut each
+        lease back to the last version signed in this run (``LeaseVersions(exact=True)``) and,
+        once that is durable, return those figures per channel ({} if the store failed). The
+        node then tells its towers (channels/runtime/towerlease.py); :meth:`shutdown` has
+        nothing left to cut."""
+        self._closing = True
+        await self._wait_drained()
+        if self._failure is None:
+            shrink = self._leases.shrink_to_signed()
+            if shrink:
+                self._queue_ticket(shrink, None)
+                await self._wait_drained()
+        return {} if self._failure is not None else self._leases.cut_back_to()
+
     async def shutdown(self, drain: bool) -> None:
         """Stop taking writes; commit what is queued (``drain``) or fail it; wait for the writer.
         :func:`open_store` calls it when its block ends (then closes the file)."""

@@ -128,6 +128,16 @@ class VersionLeases:
             if version < self._durable.get(cid, -1)
         )
 
+    def cut_back_to(self) -> dict[ChannelId, int]:
+        """Per channel signed in this run whose durable lease is exactly its last signature (as
+        after :meth:`shrink_to_signed` committed): that version. At a clean shutdown the towers
+        are told these figures (channels/runtime/towerlease.py)."""
+        return {
+            cid: version
+            for cid, (version, _hash) in self._last.items()
+            if self._durable.get(cid) == version
+        }
+
     def committed(self, ops: Sequence[object]) -> None:
         """``ops`` are durable: raise the durable leases they name."""
         for op in ops:

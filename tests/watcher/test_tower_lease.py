@@ -25,6 +25,7 @@ from channels.core.protocol import MAX_VERSION_SKIP
 from channels.core.quotes import QuoteMessage
 from channels.core.signing import LocalSigner
 from channels.core.wire import encode_state
+from channels.defence.towerlease import RUN_ID_BYTES
 from channels.defence.towerproto import TowerReplyError, tower_call
 from channels.defence.watchtower import Watchtower, open_watchtower
 from channels.runtime.errors import UpdateRefusedError
@@ -36,7 +37,7 @@ from channels.transport import Prologue
 from tests.crash.harness import free_port
 from tests.partners import partners
 
-from .conftest import FAST, Desks
+from .conftest import FAST, Desks, desk
 from .test_tower_backup import alice_with, backed_up, tower_for
 
 #: Updates signed after the backup was taken: more than one lease's worth, so the backup's lease
@@ -312,6 +313,59 @@ async def test_a_proposal_far_ahead_does_not_raise_the_lease_backed_up(
     assert 0 <= figure <= latest + MAX_VERSION_SKIP + LEASE_SPAN, figure
 
 
+async def test_only_the_run_that_set_a_figure_cuts_it_back(desks: Desks, tmp_path: Path) -> None:
+    """Over real TCP: an exact lease lowers the figure only for the run that last sent or read
+    it; a late exact message of an earlier run is refused and the higher figure stays; a client
+    lowers only its own figures; an exact message without a run, or a malformed run, is
+    refused with a clear error."""
+    carol = LocalSigner.generate()
+    cid = bytes(range(32))
+    first, second, third = (bytes([n]) * RUN_ID_BYTES for n in (1, 2, 3))
+    with trio.fail_after(60):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            tower.clients.add(carol.address)
+
+            async def lease(signer: LocalSigner, up_to: object, **more: object) -> int:
+                assert tower.listen_port is not None
+                request = {"t": "lease", "channel": cid, "up_to": up_to, **more}
+                reply = await tower_call(
+                    ("127.0.0.1", tower.listen_port),
+                    tower.address,
+                    signer,
+                    Prologue(tower.chain_id, Address(desks.adjudicator)),
+                    request,
+                    timeout=10,
+                )
+                return int(reply["up_to"])  # type: ignore[call-overload]
+
+            assert await lease(desks.alice, 600, run=first) == 600
+            assert await lease(desks.alice, 10, run=first, exact=True) == 10  # cut back
+            assert await lease_at(desks, desks.alice, tower, cid) == 10
+            assert await lease(desks.alice, 600, run=first) == 600
+            # A later run's lease claims the figure (even one that does not raise it): the
+            # earlier run's exact message, arriving late, no longer lowers it.
+            assert await lease(desks.alice, 300, run=second) == 600
+            with pytest.raises(TowerReplyError, match="another run"):
+                await lease(desks.alice, 10, run=first, exact=True)
+            assert await lease_at(desks, desks.alice, tower, cid) == 600
+            # So does a later run's read (the start's take-back).
+            assert await lease_at(desks, desks.alice, tower, cid, run=third) == 600
+            with pytest.raises(TowerReplyError, match="another run"):
+                await lease(desks.alice, 10, run=second, exact=True)
+            assert await lease(desks.alice, 700, run=third, exact=True) == 700  # may raise too
+            assert await lease(desks.alice, 50, run=third, exact=True) == 50
+            # Figures are per client: Carol naming Alice's channel and run sets her own only.
+            assert await lease(carol, 900, run=third) == 900
+            assert await lease(carol, 1, run=third, exact=True) == 1
+            assert await lease_at(desks, desks.alice, tower, cid) == 50
+            for bad in ({"exact": True}, {"exact": 1, "run": third}, {"run": b"short"}):
+                with pytest.raises(TowerReplyError, match="run"):
+                    await lease(desks.alice, 5, **bad)
+            with pytest.raises(TowerReplyError, match="run"):
+                await lease_at(desks, desks.alice, tower, cid, run=b"short")
+            assert await lease_at(desks, desks.alice, tower, cid) == 50
+
+
 @asynccontextmanager
 async def tower_for_bob(desks: Desks, path: Path) -> AsyncIterator[Watchtower]:
     async with open_watchtower(
@@ -324,3 +378,100 @@ async def tower_for_bob(desks: Desks, path: Path) -> AsyncIterator[Watchtower]:
         poll_interval=0.1,
     ) as tower:
         yield tower
+
+
+#: Clean restarts in a row on a quiet channel: 20 leases burned would skip past MAX_VERSION_SKIP.
+CLEAN_RESTARTS = 20
+
+
+async def test_clean_restarts_with_a_tower_burn_no_versions(desks: Desks, tmp_path: Path) -> None:
+    """A clean shutdown cuts the lease back to the last version signed, locally and at the
+    tower: a desk restarted many times on a quiet channel resumes right above its last
+    signature, not above a lease per restart (which would in time skip past what the peer
+    accepts)."""
+    assert CLEAN_RESTARTS * LEASE_SPAN > MAX_VERSION_SKIP
+    store = tmp_path / "a.sqlite"
+    with trio.fail_after(300):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
+                assert bob.listen_port is not None
+                async with alice_with(desks, store, tower) as alice:
+                    ch = await alice.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    cid = ch.id
+                    for _ in range(3):
+                        await ch.pay(1)
+                    last = ch.version
+                    assert ch.highest_signed == last
+                    # The tower holds a lease well above the last signature.
+                    while alice.towers.leases.acked(cid) <= last:
+                        await trio.sleep(0.05)
+                # Cut back at the tower too.
+                assert await lease_at(desks, desks.alice, tower, cid) == last
+                for _ in range(CLEAN_RESTARTS):
+                    async with alice_with(desks, store, tower) as alice:
+                        await alice.towers.leases.ready.wait()  # the start's take-back is done
+                        assert alice.channel(cid).highest_signed == last
+                async with alice_with(desks, store, tower) as alice:
+                    after = await alice.channel(cid).pay(1)
+    assert after.version - last <= 2, (last, after.version)
+
+
+async def test_restarts_that_each_burn_a_version_never_block_the_channel(
+    desks: Desks, tmp_path: Path
+) -> None:
+    """Each run signs one proposal the peer refuses (its version is burned, no new fully signed
+    state) and shuts down cleanly. The tower is told the exact last version each time, so the
+    versions skipped since the last fully signed state grow by one per run, not by a lease:
+    the peer still takes the next payment (it refuses a skip above MAX_VERSION_SKIP)."""
+    store = tmp_path / "a.sqlite"
+    with trio.fail_after(300):
+        async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
+            async with bob_refusing_his_payments(desks, tmp_path / "b.sqlite") as bob:
+                assert bob.listen_port is not None
+                async with alice_with(desks, store, tower) as alice:
+                    ch = await alice.open_channel(
+                        peer=("127.0.0.1", bob.listen_port),
+                        peer_address=desks.bob.address,
+                        asset=desks.token,
+                        deposit=1_000_000,
+                        peer_deposit=1_000_000,
+                        oracle=desks.oracle.address,
+                        challenge_period=3600,
+                    )
+                    cid = ch.id
+                    await ch.pay(1)
+                    last = ch.version
+                for _ in range(CLEAN_RESTARTS):
+                    async with alice_with(desks, store, tower) as alice:
+                        with pytest.raises(UpdateRefusedError):
+                            await alice.channel(cid).trade(Pay(1, Amount(10)))
+                async with alice_with(desks, store, tower) as alice:
+                    after = await alice.channel(cid).pay(1)
+    assert after.version - last == CLEAN_RESTARTS + 1, (last, after.version)
+
+
+async def lease_at(
+    desks: Desks, signer: LocalSigner, tower: Watchtower, cid: bytes, run: bytes | None = None
+) -> int:
+    """The figure ``tower`` holds for ``signer``'s channel (a read naming ``run`` claims it)."""
+    request: dict[str, object] = {"t": "leases", "channels": [cid]}
+    if run is not None:
+        request["run"] = run
+    assert tower.listen_port is not None
+    reply = await tower_call(
+        ("127.0.0.1", tower.listen_port),
+        tower.address,
+        signer,
+        Prologue(tower.chain_id, Address(desks.adjudicator)),
+        request,
+        timeout=10,
+    )
+    return int(reply["leases"][0])
