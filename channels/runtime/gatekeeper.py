@@ -325,7 +325,9 @@ class Gatekeeper:
         account = self.node.chain.account
         if account is None:
             return None
-        balance = int(await self.node.chain.rpc.get_balance("0x" + account.hex()))
+        # "pending": a deposit still unmined (its wait timed out, the spending slot was let
+        # go) has already spent what it sends; the reserve is checked against what is left.
+        balance = int(await self.node.chain.rpc.get_balance("0x" + account.hex(), "pending"))
         self.last_balance = balance
         return balance
 
