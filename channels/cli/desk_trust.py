@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from adjudicator.client import ETH_DECIMALS
 from adjudicator.errors import ContractError
 from adjudicator.rpc import open_rpc
 from adjudicator.tokens import decimals as token_decimals
@@ -18,8 +19,6 @@ from channels.cli.config import Config, ConfigError
 from channels.cli.peer_terms import ETH, TermsError
 from channels.core.model import Address, to_checksum
 from channels.core.trust import Peer, Trust
-
-ETH_DECIMALS = 18
 
 
 async def asset_decimals(cfg: Config) -> dict[bytes, int]:

@@ -208,7 +208,7 @@ class ChannelRuntime:
         cid = machine.channel_id
         signs = isinstance(message, (Proposal, UpdateRequest))  # each asks us to sign anew
         while True:
-            if isinstance(message, (Proposal, UpdateRequest)):
+            if isinstance(message, (Proposal, UpdateRequest)):  # signs (narrowed for mypy)
                 try:
                     await self._ctx.hold_signing(
                         cid, machine.state.version, self._version_to_sign(message)

@@ -36,7 +36,7 @@ from channels.defence.towerproto import (
 )
 from channels.runtime.errors import TowerBehind
 from channels.runtime.eventbus import EventsLost
-from channels.runtime.towerlease import LeaseBackup
+from channels.runtime.towerlease import TOWER_FAILURES, LeaseBackup
 from channels.store.ops import StoredChannel
 from channels.transport import Prologue
 
@@ -136,7 +136,7 @@ class TowerClient:
             for tower in self.towers:
                 try:
                     fetched = await self.fetch(tower, cid)
-                except (ChannelError, OSError, trio.TooSlowError, ValueError) as exc:
+                except TOWER_FAILURES as exc:
                     self.silent(tower, f"is 0x{cid.hex()[:12]} current? {exc}")
                     continue
                 self.answered(tower)
@@ -227,7 +227,7 @@ class TowerClient:
             try:
                 reply = await self.call(tower, push_request(runtime.machine.params, signed, book))
                 held = int(reply["version"])
-            except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
+            except TOWER_FAILURES as exc:
                 self.failures += 1
                 ok = False
                 self.silent(tower, f"pushing 0x{cid.hex()[:12]} failed: {exc}")

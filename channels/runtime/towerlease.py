@@ -42,9 +42,22 @@ import trio
 
 from channels.core.errors import ChannelError
 from channels.core.model import Address, ChannelId
-from channels.defence.towerlease import MAX_ASKED, RUN_ID_BYTES
+from channels.defence.towerlease import MAX_ASKED, MAX_LEASE, RUN_ID_BYTES
+from channels.defence.towerproto import TowerReplyError
 from channels.runtime.errors import TowerBehind
 from channels.store.lease import LEASE_SPAN
+
+#: What a tower that is down, slow or answering nonsense raises at us: each is retried or said
+#: in an alarm, never allowed to end the node (a reply missing a key is a KeyError).
+TOWER_FAILURES = (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError)
+
+
+def lease_figure(value: object) -> int:
+    """A lease figure in a tower's reply: a whole number from -1 (none held) to the tower's own
+    bound, else :class:`TowerReplyError` (a tower's nonsense is its failure, never our crash)."""
+    if type(value) is not int or not -1 <= value <= MAX_LEASE:
+        raise TowerReplyError(f"a lease figure must be a whole number from -1 to {MAX_LEASE}")
+    return value
 
 log = logging.getLogger("channels.towers")
 
@@ -136,7 +149,7 @@ class LeaseBackup:
             for tower in client.towers:
                 try:
                     await self._take(tower)
-                except (ChannelError, OSError, trio.TooSlowError, ValueError) as exc:
+                except TOWER_FAILURES as exc:
                     self.not_taken_from.append(tower)
                     client.node.alarm(
                         "TowerLeaseUnknown",
@@ -179,7 +192,7 @@ class LeaseBackup:
             figures = reply.get("leases")
             if not isinstance(figures, list) or len(figures) != len(asked):
                 raise ValueError("the tower's lease answer does not match the channels asked")
-            held.extend(int(f) for f in figures)
+            held.extend(lease_figure(f) for f in figures)
         return held
 
     # clean shutdown ------------------------------------------------------------------------
@@ -203,8 +216,8 @@ class LeaseBackup:
                 "exact": True,
             }  # fmt: skip
             try:
-                held = int((await self._client.call(tower, request))["up_to"])
-            except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
+                held = lease_figure((await self._client.call(tower, request))["up_to"])
+            except TOWER_FAILURES as exc:
                 log.info(
                     "tower %s:%d keeps a lease above v%d of 0x%s (%s): the next start burns "
                     "the versions between", tower.host, tower.port, version, cid.hex()[:12], exc,
@@ -225,7 +238,7 @@ class LeaseBackup:
                 # Its figures first: pushing a higher one would hide them.
                 try:
                     await self._take(tower)
-                except (ChannelError, OSError, trio.TooSlowError, ValueError) as exc:
+                except TOWER_FAILURES as exc:
                     client.silent(tower, f"reading its version leases failed: {exc}")
                     ok = False
                     continue
@@ -235,8 +248,8 @@ class LeaseBackup:
             request = {"t": "lease", "channel": bytes(cid), "up_to": wanted, "run": self.run}
             try:
                 reply = await client.call(tower, request)
-                held = int(reply["up_to"])
-            except (ChannelError, OSError, trio.TooSlowError, KeyError, ValueError) as exc:
+                held = lease_figure(reply["up_to"])
+            except TOWER_FAILURES as exc:
                 ok = False
                 client.silent(tower, f"backing up the lease of 0x{cid.hex()[:12]} failed: {exc}")
                 continue
