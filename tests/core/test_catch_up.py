@@ -27,7 +27,7 @@ from channels.core.protocol import (
 )
 
 from .pair import DAY, ETH_USD, NOW, ORACLE_SIGNER, Pair, Side
-from .test_machine import reconnect
+from .test_machine_reestablish import reconnect
 
 
 def _option(pid: int, expiry: int = NOW + 7 * DAY) -> Position:

@@ -3,7 +3,7 @@ tests/node), nodes on any RPC url, and chain-control helpers for automine-off sc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from channels.core.model import SignedState
 from channels.core.signing import LocalSigner
 from channels.runtime.channel import Channel
 from channels.runtime.node import Node, NodeSettings
+from channels.runtime.towerclient import TowerEndpoint
 from tests.node._helpers import desk_partners
 from tests.node.conftest import Desks, desks  # noqa: F401 - the fixture, re-exported
 
@@ -40,6 +41,7 @@ async def desk(
     listen: bool,
     url: str | None = None,
     settings: NodeSettings = FAST,
+    watchtowers: Sequence[TowerEndpoint] = (),
 ) -> AsyncIterator[Node]:
     async with open_node(
         signer=signer,
@@ -49,6 +51,7 @@ async def desk(
         listen=("127.0.0.1", 0) if listen else None,
         settings=settings,
         trust=desk_partners(desks, signer),
+        watchtowers=watchtowers,
     ) as node:
         yield node
 

@@ -10,62 +10,33 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 import trio
 
 from adjudicator.client import ChannelStatus, connect_adjudicator
-from channels import open_node
 from channels.cli.config import load_config
 from channels.core.errors import ChannelError
 from channels.core.model import State, to_checksum
 from channels.core.node_events import Alarm
 from channels.core.signing import LocalSigner
-from channels.defence.watchtower import Watchtower, open_watchtower
+from channels.defence.watchtower import Watchtower
 from channels.runtime.channel import Channel
 from channels.runtime.currency import NotKnownCurrent
-from channels.runtime.node import Node
 from channels.runtime.towerclient import TowerEndpoint
 from tests.crash.harness import free_port
 
-from .conftest import FAST, Desks, desk
-
-
-@asynccontextmanager
-async def tower_for(desks: Desks, path: Path) -> AsyncIterator[Watchtower]:
-    async with open_watchtower(
-        LocalSigner.generate().secret,
-        path,
-        desks.url,
-        desks.adjudicator,
-        ("127.0.0.1", 0),
-        clients=[desks.alice.address],
-        poll_interval=0.1,
-    ) as tower:
-        yield tower
-
-
-@asynccontextmanager
-async def alice_with(desks: Desks, path: Path, tower: Watchtower) -> AsyncIterator[Node]:
-    assert tower.listen_port is not None
-    endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
-    async with open_node(
-        signer=desks.alice,
-        store=path,
-        chain=desks.url,
-        adjudicator=desks.adjudicator,
-        settings=FAST,
-        watchtowers=[endpoint],
-    ) as node:
-        yield node
-
-
-async def backed_up(node: Node, cid: bytes, version: int) -> None:
-    while node.towers.backed_up(cid) < version:
-        await trio.sleep(0.05)
+from .conftest import Desks, desk
+from .towers import (
+    alice_with,
+    backed_up,
+    open_channel_to,
+    restore_store,
+    tower_for,
+    wipe_store,
+)
 
 
 async def test_old_copy_is_brought_current_by_the_tower(desks: Desks, tmp_path: Path) -> None:
@@ -73,17 +44,8 @@ async def test_old_copy_is_brought_current_by_the_tower(desks: Desks, tmp_path: 
     with trio.fail_after(120):
         async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
             async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
-                assert bob.listen_port is not None
                 async with alice_with(desks, store, tower) as alice:
-                    ch = await alice.open_channel(
-                        peer=("127.0.0.1", bob.listen_port),
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=1_000_000,
-                        peer_deposit=1_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                    ch = await open_channel_to(alice, bob, desks)
                     cid = ch.id
                     bch = bob.channel(cid)
                     while ch.version < 4:
@@ -100,9 +62,7 @@ async def test_old_copy_is_brought_current_by_the_tower(desks: Desks, tmp_path: 
                     await backed_up(alice, cid, ch.version)
                     latest = ch.state
             # Bob is gone; Alice's store goes back to the old copy.
-            shutil.copy2(tmp_path / "old.sqlite", store)
-            for side in ("-wal", "-shm"):
-                Path(str(store) + side).unlink(missing_ok=True)
+            restore_store(tmp_path / "old.sqlite", store)
             async with alice_with(desks, store, tower) as alice:
                 ch = alice.channel(cid)
                 await ch.wait_version(latest.version)
@@ -166,24 +126,8 @@ port = {port}
     try:
         with trio.fail_after(120):
             async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
-                assert bob.listen_port is not None
-                async with open_node(
-                    signer=desks.alice,
-                    store=tmp_path / "a.sqlite",
-                    chain=desks.url,
-                    adjudicator=desks.adjudicator,
-                    settings=FAST,
-                    watchtowers=towers,
-                ) as alice:
-                    ch = await alice.open_channel(
-                        peer=("127.0.0.1", bob.listen_port),
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=1_000_000,
-                        peer_deposit=1_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                async with alice_with(desks, tmp_path / "a.sqlite", *towers) as alice:
+                    ch = await open_channel_to(alice, bob, desks)
                     for _ in range(3):
                         await ch.pay(10)
                     await backed_up(alice, ch.id, ch.version)
@@ -204,40 +148,21 @@ async def test_wiped_store_is_rebuilt_from_tower_chain_and_peer(
     store = tmp_path / "a.sqlite"
     with trio.fail_after(120):
         async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
-            assert tower.listen_port is not None
-            endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
             async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
                 assert bob.listen_port is not None
                 bob_endpoint = ("127.0.0.1", bob.listen_port)
                 ids = []
                 async with alice_with(desks, store, tower) as alice:
                     for deposit in (1_000_000, 2_000_000):
-                        ch = await alice.open_channel(
-                            peer=bob_endpoint,
-                            peer_address=desks.bob.address,
-                            asset=desks.token,
-                            deposit=deposit,
-                            peer_deposit=deposit,
-                            oracle=desks.oracle.address,
-                            challenge_period=3600,
-                        )
+                        ch = await open_channel_to(alice, bob, desks, deposit)
                         for _ in range(3):
                             await ch.wait_version((await bob.channel(ch.id).pay(100)).version)
                         await backed_up(alice, ch.id, ch.version)
                         ids.append(ch.id)
                     before = {cid: alice.channel(cid).state for cid in ids}
-                # The disk is lost: only the key is left.
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(store) + suffix).unlink(missing_ok=True)
-                async with open_node(
-                    signer=desks.alice,
-                    store=store,
-                    chain=desks.url,
-                    adjudicator=desks.adjudicator,
-                    settings=FAST,
-                    watchtowers=[endpoint],
-                    peers={desks.bob.address: bob_endpoint},
-                ) as alice:
+                wipe_store(store)  # the disk is lost: only the key is left
+                peers = {desks.bob.address: bob_endpoint}
+                async with alice_with(desks, store, tower, peers=peers) as alice:
                     assert alice.rebuilt is not None
                     assert alice.rebuilt.rebuilt == {cid: before[cid].version for cid in ids}
                     for cid in ids:
@@ -269,21 +194,11 @@ async def test_wiped_store_with_open_positions_is_rebuilt(desks: Desks, tmp_path
     store = tmp_path / "a.sqlite"
     with trio.fail_after(120):
         async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
-            assert tower.listen_port is not None
-            endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
             async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
                 assert bob.listen_port is not None
                 bob_endpoint = ("127.0.0.1", bob.listen_port)
                 async with alice_with(desks, store, tower) as alice:
-                    ch = await alice.open_channel(
-                        peer=bob_endpoint,
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=2_000_000,
-                        peer_deposit=2_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                    ch = await open_channel_to(alice, bob, desks, 2_000_000)
                     for strike in (3000_00000000, 3100_00000000, 3200_00000000):
                         await ch.write_option(
                             kind="call",
@@ -298,17 +213,9 @@ async def test_wiped_store_with_open_positions_is_rebuilt(desks: Desks, tmp_path
                     await backed_up(alice, ch.id, ch.version)
                     before, positions = ch.state, {p.id: p for p in ch.positions}
                     assert before.position_count == 3
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(store) + suffix).unlink(missing_ok=True)
-                async with open_node(
-                    signer=desks.alice,
-                    store=store,
-                    chain=desks.url,
-                    adjudicator=desks.adjudicator,
-                    settings=FAST,
-                    watchtowers=[endpoint],
-                    peers={desks.bob.address: bob_endpoint},
-                ) as alice:
+                wipe_store(store)
+                peers = {desks.bob.address: bob_endpoint}
+                async with alice_with(desks, store, tower, peers=peers) as alice:
                     assert alice.rebuilt is not None
                     assert alice.rebuilt.skipped == {}
                     assert alice.rebuilt.rebuilt == {ch.id: before.version}
@@ -335,33 +242,15 @@ async def test_a_towers_state_without_its_positions_leaves_an_old_copy_not_curre
     tower_key, port = LocalSigner.generate(), free_port()
 
     def the_tower() -> AbstractAsyncContextManager[Watchtower]:
-        return open_watchtower(
-            tower_key.secret,
-            tmp_path / "tower.sqlite",
-            desks.url,
-            desks.adjudicator,
-            ("127.0.0.1", port),
-            clients=[desks.alice.address],
-            poll_interval=0.1,
-        )
+        return tower_for(desks, tmp_path / "tower.sqlite", key=tower_key, port=port)
 
     with trio.fail_after(120):
         async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
-            assert bob.listen_port is not None
-            bob_endpoint = ("127.0.0.1", bob.listen_port)
-            async with alice_without_tower(desks, store) as alice:
-                ch = await alice.open_channel(
-                    peer=bob_endpoint,
-                    peer_address=desks.bob.address,
-                    asset=desks.token,
-                    deposit=1_000_000,
-                    peer_deposit=1_000_000,
-                    oracle=desks.oracle.address,
-                    challenge_period=3600,
-                )
+            async with alice_with(desks, store) as alice:
+                ch = await open_channel_to(alice, bob, desks)
                 cid, v_old = ch.id, ch.version
             shutil.copy2(store, tmp_path / "old.sqlite")  # a clean copy, no positions
-            async with alice_without_tower(desks, store) as alice:
+            async with alice_with(desks, store) as alice:
                 ch = alice.channel(cid)
                 await _pay_when_linked(ch)
                 await ch.write_option(
@@ -377,18 +266,9 @@ async def test_a_towers_state_without_its_positions_leaves_an_old_copy_not_curre
         # Bob is gone; the tower gets the newest state without its positions.
         async with the_tower() as tower:
             assert await tower.accept(desks.alice.address, params, latest) == latest.state.version
-        shutil.copy2(tmp_path / "old.sqlite", store)
-        for side in ("-wal", "-shm"):
-            Path(str(store) + side).unlink(missing_ok=True)
+        restore_store(tmp_path / "old.sqlite", store)
         endpoint = TowerEndpoint("127.0.0.1", port, tower_key.address)
-        async with open_node(
-            signer=desks.alice,
-            store=store,
-            chain=desks.url,
-            adjudicator=desks.adjudicator,
-            settings=FAST,
-            watchtowers=[endpoint],
-        ) as alice:
+        async with alice_with(desks, store, endpoint) as alice:
             said: list[str] = []
             watched = {"DataLossRecovered", "RestoredFromTower", "TowerStateNotAdopted"}
             async with alice.events() as events, trio.open_nursery() as nursery:
@@ -410,15 +290,3 @@ async def test_a_towers_state_without_its_positions_leaves_an_old_copy_not_curre
             assert alice.towers.restored == {}
             with pytest.raises(NotKnownCurrent):
                 await alice.dispute(cid)
-
-
-@asynccontextmanager
-async def alice_without_tower(desks: Desks, path: Path) -> AsyncIterator[Node]:
-    async with open_node(
-        signer=desks.alice,
-        store=path,
-        chain=desks.url,
-        adjudicator=desks.adjudicator,
-        settings=FAST,
-    ) as node:
-        yield node

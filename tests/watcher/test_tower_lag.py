@@ -11,16 +11,15 @@ from pathlib import Path
 import pytest
 import trio
 
-from channels import open_node
 from channels.core.node_events import Alarm
 from channels.core.signing import LocalSigner
-from channels.defence.watchtower import open_watchtower
 from channels.runtime.errors import TowerBehind, UpdateRefusedError
 from channels.runtime.node import NodeSettings
 from channels.runtime.towerclient import TowerEndpoint
 from tests.crash.harness import free_port
 
 from .conftest import FAST, Desks, desk
+from .towers import alice_with, open_channel_to, tower_for
 
 QUICK = dataclasses.replace(FAST, update_timeout=3.0)
 
@@ -33,22 +32,12 @@ async def run_tower(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with open_watchtower(
-        key.secret,
-        path,
-        desks.url,
-        desks.adjudicator,
-        ("127.0.0.1", port),
-        clients=[desks.alice.address],
-        poll_interval=0.1,
-    ):
+    async with tower_for(desks, path, key=key, port=port):
         task_status.started()
         await trio.sleep_forever()
 
 
-async def test_no_new_version_is_signed_while_the_tower_lags(
-    desks: Desks, tmp_path: Path
-) -> None:
+async def test_no_new_version_is_signed_while_the_tower_lags(desks: Desks, tmp_path: Path) -> None:
     assert NodeSettings().max_tower_lag == 0  # the default: every state backed up first
     key, port = LocalSigner.generate(), free_port()
     tower_db = tmp_path / "tower.sqlite"
@@ -62,24 +51,11 @@ async def test_no_new_version_is_signed_while_the_tower_lags(
 
             await nursery.start(tower_up)
             async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
-                assert bob.listen_port is not None
-                async with open_node(
-                    signer=desks.alice,
-                    store=tmp_path / "a.sqlite",
-                    chain=desks.url,
-                    adjudicator=desks.adjudicator,
-                    settings=QUICK,
-                    watchtowers=[TowerEndpoint("127.0.0.1", port, key.address)],
+                endpoint = TowerEndpoint("127.0.0.1", port, key.address)
+                async with alice_with(
+                    desks, tmp_path / "a.sqlite", endpoint, settings=QUICK
                 ) as alice:
-                    ch = await alice.open_channel(
-                        peer=("127.0.0.1", bob.listen_port),
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=1_000_000,
-                        peer_deposit=1_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                    ch = await open_channel_to(alice, bob, desks)
                     bch = bob.channel(ch.id)
                     await ch.pay(1_000)
                     while alice.towers.backed_up(ch.id) < ch.version:

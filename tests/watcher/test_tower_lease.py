@@ -13,6 +13,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -26,19 +27,27 @@ from channels.core.quotes import QuoteMessage
 from channels.core.signing import LocalSigner
 from channels.core.wire import encode_state
 from channels.defence.towerlease import RUN_ID_BYTES
-from channels.defence.towerproto import TowerReplyError, tower_call
-from channels.defence.watchtower import Watchtower, open_watchtower
+from channels.defence.towerproto import TowerReplyError
+from channels.defence.watchtower import Watchtower
 from channels.runtime.errors import UpdateRefusedError
 from channels.runtime.node import Node
 from channels.runtime.towerclient import TowerEndpoint
 from channels.store.lease import LEASE_SPAN
 from channels.testing.faults import tap_received
-from channels.transport import Prologue
 from tests.crash.harness import free_port
 from tests.partners import partners
 
 from .conftest import FAST, Desks, desk
-from .test_tower_backup import alice_with, backed_up, tower_for
+from .towers import (
+    alice_with,
+    ask_tower,
+    backed_up,
+    endpoint_of,
+    lease_at,
+    open_channel_to,
+    restore_store,
+    tower_for,
+)
 
 #: Updates signed after the backup was taken: more than one lease's worth, so the backup's lease
 #: is far behind and the store renews (and backs up) its lease several times on the way.
@@ -78,18 +87,9 @@ async def test_restored_backup_resumes_above_every_version_it_signed(
     with trio.fail_after(300):
         async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
             async with bob_refusing_his_payments(desks, tmp_path / "b.sqlite") as bob:
-                assert bob.listen_port is not None
                 tap_received(bob, record)
                 async with alice_with(desks, store, tower) as alice:
-                    ch = await alice.open_channel(
-                        peer=("127.0.0.1", bob.listen_port),
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=1_000_000,
-                        peer_deposit=1_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                    ch = await open_channel_to(alice, bob, desks)
                     cid = ch.id
                     await ch.pay(1)
                     await backed_up(alice, cid, ch.version)
@@ -111,9 +111,7 @@ async def test_restored_backup_resumes_above_every_version_it_signed(
                 signed_before = set(proposed)
 
                 # Alice's disk is lost; her store comes back from the backup.
-                shutil.copy2(tmp_path / "backup.sqlite", store)
-                for side in ("-wal", "-shm"):
-                    Path(str(store) + side).unlink(missing_ok=True)
+                restore_store(tmp_path / "backup.sqlite", store)
                 async with alice_with(desks, store, tower) as alice:
                     ch = alice.channel(cid)
                     await ch.wait_version(latest)
@@ -138,20 +136,12 @@ async def test_tower_keeps_the_highest_lease_per_client_and_channel(
         async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
             tower.clients.add(carol.address)
 
-            async def call(signer: LocalSigner, request: dict[str, object]) -> dict[str, object]:
-                assert tower.listen_port is not None
-                return await tower_call(
-                    ("127.0.0.1", tower.listen_port),
-                    tower.address,
-                    signer,
-                    Prologue(tower.chain_id, Address(desks.adjudicator)),
-                    request,
-                    timeout=10,
-                )
+            async def call(signer: LocalSigner, request: dict[str, object]) -> dict[str, Any]:
+                return await ask_tower(desks, signer, tower, request)
 
             async def lease_of(signer: LocalSigner) -> int:
                 reply = await call(signer, {"t": "leases", "channels": [cid]})
-                (figure,) = reply["leases"]  # type: ignore[misc]
+                (figure,) = reply["leases"]
                 return int(figure)
 
             assert await lease_of(desks.alice) == -1
@@ -191,41 +181,17 @@ async def test_a_tower_down_at_the_start_is_said_and_its_lease_taken_when_it_ans
             proposed.setdefault(message.state.version, set()).add(encode_state(message.state))
 
     def the_tower() -> AbstractAsyncContextManager[Watchtower]:
-        return open_watchtower(
-            tower_key.secret,
-            tmp_path / "tower.sqlite",
-            desks.url,
-            desks.adjudicator,
-            ("127.0.0.1", port),
-            clients=[desks.alice.address],
-            poll_interval=0.1,
-        )
+        return tower_for(desks, tmp_path / "tower.sqlite", key=tower_key, port=port)
 
     def alice() -> AbstractAsyncContextManager[Node]:
-        return open_node(
-            signer=desks.alice,
-            store=store,
-            chain=desks.url,
-            adjudicator=desks.adjudicator,
-            settings=FAST,
-            watchtowers=[endpoint],
-        )
+        return alice_with(desks, store, endpoint)
 
     with trio.fail_after(300):
         async with bob_refusing_his_payments(desks, tmp_path / "b.sqlite") as bob:
-            assert bob.listen_port is not None
             tap_received(bob, record)
             async with the_tower():
                 async with alice() as node:
-                    ch = await node.open_channel(
-                        peer=("127.0.0.1", bob.listen_port),
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=1_000_000,
-                        peer_deposit=1_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                    ch = await open_channel_to(node, bob, desks)
                     cid = ch.id
                     await backed_up(node, cid, ch.version)
                 shutil.copy2(store, tmp_path / "backup.sqlite")
@@ -238,9 +204,7 @@ async def test_a_tower_down_at_the_start_is_said_and_its_lease_taken_when_it_ans
                     latest = ch.version
                     await backed_up(node, cid, latest)
             signed_before = set(proposed)
-            shutil.copy2(tmp_path / "backup.sqlite", store)
-            for side in ("-wal", "-shm"):
-                Path(str(store) + side).unlink(missing_ok=True)
+            restore_store(tmp_path / "backup.sqlite", store)
             async with alice() as node:  # the tower is down
                 ch = node.channel(cid)
                 await ch.wait_version(latest)  # Bob's reestablish brings the state current
@@ -262,54 +226,21 @@ async def test_a_proposal_far_ahead_does_not_raise_the_lease_backed_up(
     refuses it (VersionGap), and the lease it backs up to its tower stays within the skip the
     machine allows, so the peer cannot make it burn the channel's versions."""
     with trio.fail_after(120):
-        async with tower_for_bob(desks, tmp_path / "tower.sqlite") as tower:
-            assert tower.listen_port is not None
-            endpoint = TowerEndpoint("127.0.0.1", tower.listen_port, tower.address)
-            async with open_node(
-                signer=desks.bob,
-                store=tmp_path / "b.sqlite",
-                chain=desks.url,
-                adjudicator=desks.adjudicator,
-                listen=("127.0.0.1", 0),
-                settings=FAST,
-                trust=partners(
-                    desks.alice.address, assets=[desks.token], oracles=[desks.oracle.address]
-                ),
-                watchtowers=[endpoint],
+        async with tower_for(desks, tmp_path / "tower.sqlite", client=desks.bob) as tower:
+            towers = [endpoint_of(tower)]
+            async with desk(
+                desks, desks.bob, tmp_path / "b.sqlite", listen=True, watchtowers=towers
             ) as bob:
-                assert bob.listen_port is not None
-                async with open_node(
-                    signer=desks.alice,
-                    store=tmp_path / "a.sqlite",
-                    chain=desks.url,
-                    adjudicator=desks.adjudicator,
-                    settings=FAST,
-                ) as alice:
-                    ch = await alice.open_channel(
-                        peer=("127.0.0.1", bob.listen_port),
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=1_000_000,
-                        peer_deposit=1_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                async with alice_with(desks, tmp_path / "a.sqlite") as alice:
+                    ch = await open_channel_to(alice, bob, desks)
                     await ch.pay(1)
                     latest = ch.version
                     # Alice's next proposal skips to a version far past MAX_VERSION_SKIP.
                     await alice.towers.runtimes[ch.id].raise_highest_signed(10**12)
                     with pytest.raises(UpdateRefusedError, match="skips too far"):
                         await ch.pay(1)
-                    figure = (
-                        await tower_call(
-                            ("127.0.0.1", tower.listen_port),
-                            tower.address,
-                            desks.bob,
-                            Prologue(tower.chain_id, Address(desks.adjudicator)),
-                            {"t": "leases", "channels": [ch.id]},
-                            timeout=10,
-                        )
-                    )["leases"][0]
+                    request = {"t": "leases", "channels": [ch.id]}
+                    figure = (await ask_tower(desks, desks.bob, tower, request))["leases"][0]
     assert 0 <= figure <= latest + MAX_VERSION_SKIP + LEASE_SPAN, figure
 
 
@@ -326,17 +257,8 @@ async def test_only_the_run_that_set_a_figure_cuts_it_back(desks: Desks, tmp_pat
             tower.clients.add(carol.address)
 
             async def lease(signer: LocalSigner, up_to: object, **more: object) -> int:
-                assert tower.listen_port is not None
                 request = {"t": "lease", "channel": cid, "up_to": up_to, **more}
-                reply = await tower_call(
-                    ("127.0.0.1", tower.listen_port),
-                    tower.address,
-                    signer,
-                    Prologue(tower.chain_id, Address(desks.adjudicator)),
-                    request,
-                    timeout=10,
-                )
-                return int(reply["up_to"])  # type: ignore[call-overload]
+                return int((await ask_tower(desks, signer, tower, request))["up_to"])
 
             assert await lease(desks.alice, 600, run=first) == 600
             assert await lease(desks.alice, 10, run=first, exact=True) == 10  # cut back
@@ -366,20 +288,6 @@ async def test_only_the_run_that_set_a_figure_cuts_it_back(desks: Desks, tmp_pat
             assert await lease_at(desks, desks.alice, tower, cid) == 50
 
 
-@asynccontextmanager
-async def tower_for_bob(desks: Desks, path: Path) -> AsyncIterator[Watchtower]:
-    async with open_watchtower(
-        LocalSigner.generate().secret,
-        path,
-        desks.url,
-        desks.adjudicator,
-        ("127.0.0.1", 0),
-        clients=[desks.bob.address],
-        poll_interval=0.1,
-    ) as tower:
-        yield tower
-
-
 #: Clean restarts in a row on a quiet channel: 20 leases burned would skip past MAX_VERSION_SKIP.
 CLEAN_RESTARTS = 20
 
@@ -394,17 +302,8 @@ async def test_clean_restarts_with_a_tower_burn_no_versions(desks: Desks, tmp_pa
     with trio.fail_after(300):
         async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
             async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
-                assert bob.listen_port is not None
                 async with alice_with(desks, store, tower) as alice:
-                    ch = await alice.open_channel(
-                        peer=("127.0.0.1", bob.listen_port),
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=1_000_000,
-                        peer_deposit=1_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                    ch = await open_channel_to(alice, bob, desks)
                     cid = ch.id
                     for _ in range(3):
                         await ch.pay(1)
@@ -435,17 +334,8 @@ async def test_restarts_that_each_burn_a_version_never_block_the_channel(
     with trio.fail_after(300):
         async with tower_for(desks, tmp_path / "tower.sqlite") as tower:
             async with bob_refusing_his_payments(desks, tmp_path / "b.sqlite") as bob:
-                assert bob.listen_port is not None
                 async with alice_with(desks, store, tower) as alice:
-                    ch = await alice.open_channel(
-                        peer=("127.0.0.1", bob.listen_port),
-                        peer_address=desks.bob.address,
-                        asset=desks.token,
-                        deposit=1_000_000,
-                        peer_deposit=1_000_000,
-                        oracle=desks.oracle.address,
-                        challenge_period=3600,
-                    )
+                    ch = await open_channel_to(alice, bob, desks)
                     cid = ch.id
                     await ch.pay(1)
                     last = ch.version
@@ -456,22 +346,3 @@ async def test_restarts_that_each_burn_a_version_never_block_the_channel(
                 async with alice_with(desks, store, tower) as alice:
                     after = await alice.channel(cid).pay(1)
     assert after.version - last == CLEAN_RESTARTS + 1, (last, after.version)
-
-
-async def lease_at(
-    desks: Desks, signer: LocalSigner, tower: Watchtower, cid: bytes, run: bytes | None = None
-) -> int:
-    """The figure ``tower`` holds for ``signer``'s channel (a read naming ``run`` claims it)."""
-    request: dict[str, object] = {"t": "leases", "channels": [cid]}
-    if run is not None:
-        request["run"] = run
-    assert tower.listen_port is not None
-    reply = await tower_call(
-        ("127.0.0.1", tower.listen_port),
-        tower.address,
-        signer,
-        Prologue(tower.chain_id, Address(desks.adjudicator)),
-        request,
-        timeout=10,
-    )
-    return int(reply["leases"][0])

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from channels import open_node
 from channels.core.model import Address
 from channels.core.signing import LocalSigner
 from channels.defence.towerlease import RUN_ID_BYTES, LeaseRefused, TowerLeases
-from channels.defence.watchtower import Watchtower, open_watchtower
+from channels.defence.watchtower import Watchtower
 from channels.runtime.towerclient import TowerEndpoint
 from channels.runtime.towerlease import CUT_BACK_TIMEOUT
 from tests.crash.harness import free_port
 
 from .conftest import FAST, Desks, desk
+from .towers import alice_with, open_channel_to, tower_for
 
 
 async def test_a_tower_not_reached_at_shutdown_keeps_the_higher_figure(
@@ -40,15 +40,7 @@ async def test_a_tower_not_reached_at_shutdown_keeps_the_higher_figure(
         await trio.sleep_forever()
 
     def the_tower() -> AbstractAsyncContextManager[Watchtower]:
-        return open_watchtower(
-            tower_key.secret,
-            tmp_path / "tower.sqlite",
-            desks.url,
-            desks.adjudicator,
-            ("127.0.0.1", port),
-            clients=[desks.alice.address],
-            poll_interval=0.1,
-        )
+        return tower_for(desks, tmp_path / "tower.sqlite", key=tower_key, port=port)
 
     with trio.fail_after(300):
         async with trio.open_nursery() as nursery:
@@ -60,47 +52,23 @@ async def test_a_tower_not_reached_at_shutdown_keeps_the_higher_figure(
                 TowerEndpoint("127.0.0.1", silent.socket.getsockname()[1], silent_key.address),
             ]
             async with desk(desks, desks.bob, tmp_path / "b.sqlite", listen=True) as bob:
-                assert bob.listen_port is not None
-                node = open_node(
-                    signer=desks.alice,
-                    store=store,
-                    chain=desks.url,
-                    adjudicator=desks.adjudicator,
-                    # Signing does not wait for the towers: the silent one stalls every push.
-                    settings=replace(FAST, max_tower_lag=None),
-                    watchtowers=towers,
-                )
+                # Signing does not wait for the towers: the silent one stalls every push.
+                node = alice_with(desks, store, *towers, settings=replace(FAST, max_tower_lag=None))
                 # The tower is up at Alice's start and down at her shutdown.
                 stop, stopped = trio.Event(), trio.Event()
                 await nursery.start(tower_until, the_tower, stop, stopped)
                 async with node as alice:
-                    if True:
-                        ch = await alice.open_channel(
-                            peer=("127.0.0.1", bob.listen_port),
-                            peer_address=desks.bob.address,
-                            asset=desks.token,
-                            deposit=1_000_000,
-                            peer_deposit=1_000_000,
-                            oracle=desks.oracle.address,
-                            challenge_period=3600,
-                        )
-                        await ch.pay(1)
-                        last = ch.version
-                        while alice.towers.leases.acked(ch.id) <= last:
-                            await trio.sleep(0.05)
-                        held = alice.towers.leases.acked(ch.id)
-                        stop.set()
-                        await stopped.wait()
+                    ch = await open_channel_to(alice, bob, desks)
+                    await ch.pay(1)
+                    last = ch.version
+                    while alice.towers.leases.acked(ch.id) <= last:
+                        await trio.sleep(0.05)
+                    held = alice.towers.leases.acked(ch.id)
+                    stop.set()
+                    await stopped.wait()
                     stopping = time.monotonic()
                 took = time.monotonic() - stopping
-                async with the_tower(), open_node(
-                    signer=desks.alice,
-                    store=store,
-                    chain=desks.url,
-                    adjudicator=desks.adjudicator,
-                    settings=FAST,
-                    watchtowers=towers[:1],
-                ) as alice:
+                async with the_tower(), alice_with(desks, store, towers[0]) as alice:
                     after = await alice.channel(ch.id).pay(1)
             nursery.cancel_scope.cancel()
     assert took < CUT_BACK_TIMEOUT + 5, took
