@@ -212,8 +212,7 @@ class Transactions(PremiumRecords):
                 changes = self._derive_changes(live, update)  # keeps live.book: root checked
             else:
                 live.book = None  # the machine applied and checked them; no tree kept here
-            freed, placed = _apply_changes(live, channel_id, changes, record)
-            conn.executemany("DELETE FROM book_positions WHERE channel_id = ? AND slot = ?", freed)
+            placed = self._write_changes(live, channel_id, changes, record)
         # The machine checked the positions root of the book these rows hold before it signed;
         # count and locked collateral are checked here too (cheaply, without the tree), and the
         # root whenever the store built the tree itself (a snapshot, or trades applied here).
@@ -227,7 +226,8 @@ class Transactions(PremiumRecords):
                 "match the state's positions commitment (for a state adopted from the peer, "
                 "pass its book snapshot)"
             )
-        conn.executemany("INSERT INTO book_positions VALUES (?, ?, ?, ?)", placed)
+        if placed:
+            conn.executemany("INSERT INTO book_positions VALUES (?, ?, ?, ?)", placed)
         link = chain_link(live.head_link, state_hash, version)
         now = self._now()
         blob = record.blob
@@ -244,6 +244,36 @@ class Transactions(PremiumRecords):
         )
         live.head_version = version
         live.head_link = link
+
+    def _write_changes(
+        self,
+        live: LiveChannel,
+        channel_id: ChannelId,
+        changes: BookChanges,
+        record: wire.UpdateRecord,
+    ) -> list[_Row]:
+        """Apply ``changes`` to the cached slots; delete the rows of slots left empty and
+        rewrite in place those of slots emptied and filled again; return the rows to insert."""
+        freed, refilled, placed = _apply_changes(live, channel_id, changes, record)
+        conn = self._conn
+        if freed:
+            conn.executemany("DELETE FROM book_positions WHERE channel_id = ? AND slot = ?", freed)
+        if refilled:
+            # An unwound position's slot is where the next opened one goes (the lowest free
+            # slot): one UPDATE instead of a DELETE and an INSERT of the same key. Run after the
+            # deletes and in the changes' order, so the unique position id is checked against
+            # the rows as the cached slots were when each change was checked.
+            done = conn.executemany(
+                "UPDATE book_positions SET position_id = ?, position = ? "
+                "WHERE channel_id = ? AND slot = ?",
+                refilled,
+            ).rowcount
+            if done != len(refilled):  # the cache said each of these slots had a row
+                raise StoreError(
+                    f"channel 0x{channel_id.hex()[:16]}: {len(refilled) - done} of the slots "
+                    "to rewrite have no stored row"
+                )
+        return placed
 
     @staticmethod
     def _replace_book(live: LiveChannel, channel_id: ChannelId, book: BookSnapshot) -> list[_Row]:
@@ -360,12 +390,15 @@ class Transactions(PremiumRecords):
 
 #: A ``book_positions`` row: channel id, slot, position id (8 bytes), the position's record.
 _Row = tuple[ChannelId, int, bytes, bytes]
+#: A ``book_positions`` row rewritten in place: position id, record, channel id, slot.
+_Refill = tuple[bytes, bytes, ChannelId, int]
 
 
 def _apply_changes(
     live: LiveChannel, channel_id: ChannelId, changes: BookChanges, record: wire.UpdateRecord
-) -> tuple[list[tuple[ChannelId, int]], list[_Row]]:
-    """Apply ``changes`` to the cached slots; return the rows to delete and to insert."""
+) -> tuple[list[tuple[ChannelId, int]], list[_Refill], list[_Row]]:
+    """Apply ``changes`` to the cached slots; return the rows to delete (slots left empty), to
+    rewrite (slots emptied and filled again) and to insert (slots empty before)."""
     high_water = changes.high_water
     if type(high_water) is not int or not live.high_water <= high_water <= MAX_SLOTS:
         raise StoreError(
@@ -374,7 +407,9 @@ def _apply_changes(
         )
     slots, slot_of = live.slots, live.slot_of
     freed: list[tuple[ChannelId, int]] = []
+    refilled: list[_Refill] = []
     placed: list[_Row] = []
+    filled: set[int] = set()
     for slot, position in changes.slots:
         if type(slot) is not int or not 0 <= slot < high_water:
             raise StoreError(f"slot {slot!r} is not an int in [0, {high_water})")
@@ -382,17 +417,24 @@ def _apply_changes(
         if old is not None:
             del slot_of[old.id]
             live.locked -= old.collateral
-            freed.append((channel_id, slot))
         if position is None:
+            if old is not None:
+                freed.append((channel_id, slot))
             continue
         if type(position) is not Position:
             raise StoreError(f"slot {slot} holds a {type(position).__name__}, not a Position")
         if position.id in slot_of:
             raise StoreError(f"position {position.id} is open in slot {slot_of[position.id]} too")
+        if slot in filled:  # two rows for one slot: refused (as the row's key always did)
+            raise StoreError(f"slot {slot} is filled twice in one change set")
+        filled.add(slot)
         slots[slot] = position
         slot_of[position.id] = slot
         live.locked += position.collateral
         blob = record.position_record(slot, position)
-        placed.append((channel_id, slot, position_key(position), blob))
+        if old is not None:
+            refilled.append((position_key(position), blob, channel_id, slot))
+        else:
+            placed.append((channel_id, slot, position_key(position), blob))
     live.high_water = high_water
-    return freed, placed
+    return freed, refilled, placed

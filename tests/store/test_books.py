@@ -68,6 +68,7 @@ def test_changes_from_the_machine_are_written_as_given(tmp_path: Path, sim: Sim)
         ("beyond_high_water", "is not an int in"),
         ("shrink", "it never shrinks"),
         ("open_twice", "is open in slot"),
+        ("fill_twice", "is filled twice"),
         ("with_snapshot", "not both"),
     ],
 )
@@ -90,6 +91,7 @@ def test_wrong_changes_are_refused_and_nothing_is_written(
         "beyond_high_water": BookChanges(3, (*good.slots, (3, in_slot_0))),
         "shrink": BookChanges(2, good.slots),
         "open_twice": BookChanges(3, (*good.slots, (2, in_slot_0))),
+        "fill_twice": BookChanges(3, (*good.slots, *good.slots)),
     }
     if spoil == "with_snapshot":
         op = PersistState(sim.channel_id, update, sim.book.snapshot(), good)
