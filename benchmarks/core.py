@@ -144,28 +144,34 @@ def bench_update_open_only(open_positions: int, runs: int) -> tuple[float, float
     return measure(update, runs)
 
 
-def bench_batch(open_positions: int, runs: int) -> tuple[float, float]:
+def bench_batch(open_positions: int, runs: int, warmup: int = 5) -> tuple[float, float]:
     """The desk benchmark's batch in process: begin, apply 50 OpenOption (new positions) + 50
-    Unwind (of the previous batch's), commit; the book keeps about ``open_positions`` open."""
+    Unwind (of the previous batch's), commit; the book keeps about ``open_positions`` open.
+    The trades are made before the clock starts: the row is the book's and the rules' cost."""
     state, book, ctx = funded_book(open_positions)
-    next_id = [10**9]
-    previous: list[model.PositionId] = []
+    batches: list[list[options.Trade]] = []
+    for n in range(runs + warmup + 1):
+        first = 10**9 + 50 * n
+        batch: list[options.Trade] = [
+            options.OpenOption(make_position(pid), 1) for pid in range(first, first + 50)
+        ]
+        if n:  # the first batch has nothing to unwind yet
+            batch += [
+                options.Unwind(model.PositionId(pid - 50), 0) for pid in range(first, first + 50)
+            ]
+        batches.append(batch)
+    pending = iter(batches)
 
     def update() -> None:
         nonlocal state
-        first = next_id[0]
-        next_id[0] += 50
-        opens = [options.OpenOption(make_position(pid), 1) for pid in range(first, first + 50)]
-        unwinds = [options.Unwind(pid, 0) for pid in previous]
         book.begin()
         state = options.apply_trades(
-            state, book, [*opens, *unwinds], ctx, model.Version(state.version + 1)
+            state, book, next(pending), ctx, model.Version(state.version + 1)
         )
         book.commit_oldest()
-        previous[:] = [model.PositionId(pid) for pid in range(first, first + 50)]
 
-    update()  # the first batch has nothing to unwind yet
-    return measure(update, runs, warmup=5, clock=process_time_ns)
+    update()
+    return measure(update, runs, warmup=warmup, clock=process_time_ns)
 
 
 def proposal(trades: tuple[options.Trade, ...]) -> messages.Proposal:
