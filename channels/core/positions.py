@@ -96,14 +96,25 @@ class _ChangeSet:
     the free list as the slots it took (``>= 0``) and gave back (``~slot``), undone in reverse.
     """
 
-    __slots__ = ("changed", "free_log", "high_water", "ids", "locked", "nodes", "rehashed", "start")
+    __slots__ = (
+        "changed",
+        "free_log",
+        "high_water",
+        "ids",
+        "leaves",
+        "locked",
+        "nodes",
+        "rehashed",
+        "start",
+    )
 
     def __init__(self, high_water: int, locked: int) -> None:
         #: Slot count and locked collateral when the change set began (what a rollback restores).
         self.start = high_water
         self.locked = locked
         #: Level -> node index -> the node's value before the change set (None: it had none).
-        self.nodes: dict[int, dict[int, bytes | None]] = {}
+        self.leaves: dict[int, bytes | None] = {}
+        self.nodes: dict[int, dict[int, bytes | None]] = {0: self.leaves}
         #: Position id -> (position, slot) before the change set (None: it was not open).
         self.ids: dict[PositionId, tuple[Position, int] | None] = {}
         self.free_log: list[int] = []
@@ -238,6 +249,7 @@ class PositionBook:
         """Close a position; its slot becomes free."""
         position = self.get(position_id)
         slot = self._slot_of[position_id]
+        leaves = self._nodes[0]
         journal = self._journal
         if journal:
             change = journal[-1]
@@ -245,10 +257,15 @@ class PositionBook:
                 change.ids[position_id] = (position, slot)
             change.changed[slot] = None
             change.free_log.append(~slot)
+            if slot not in change.leaves:
+                change.leaves[slot] = leaves.get(slot)
         del self._by_id[position_id]
         del self._slot_of[position_id]
         self._locked -= position.collateral
-        self._set_leaf(slot, ZERO_HASH)
+        # Only the leaf now (here and in _place); the nodes above it are hashed by _rehash when
+        # the root is read.
+        leaves[slot] = ZERO_HASH
+        self._dirty.add(slot)
         heapq.heappush(self._free, slot)
         return position
 
@@ -306,29 +323,23 @@ class PositionBook:
     # internals --------------------------------------------------------------------------------
     def _place(self, slot: int, position: Position) -> None:
         pid = position.id
+        leaves = self._nodes[0]
         journal = self._journal
         if journal:
             change = journal[-1]
             if pid not in change.ids:
                 change.ids[pid] = None
             change.changed[slot] = position
+            if slot not in change.leaves:
+                change.leaves[slot] = leaves.get(slot)
         self._by_id[pid] = position
         self._slot_of[pid] = slot
         self._locked += position.collateral
-        self._set_leaf(slot, position.leaf())
+        leaves[slot] = position.leaf()
+        self._dirty.add(slot)
 
     def _node(self, level: int, index: int) -> bytes:
         return self._nodes[level].get(index, ZERO_SUBTREE[level])
-
-    def _set_leaf(self, slot: int, leaf: bytes) -> None:
-        # Only the leaf now; the nodes above it are hashed by _rehash when the root is read.
-        leaves = self._nodes[0]
-        if self._journal:
-            saved = self._journal[-1].nodes.setdefault(0, {})
-            if slot not in saved:
-                saved[slot] = leaves.get(slot)
-        leaves[slot] = leaf
-        self._dirty.add(slot)
 
     def _rehash(self) -> None:
         """Hash the paths of the changed leaves up to the root of the current height, once."""
