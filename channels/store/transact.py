@@ -10,6 +10,7 @@ from channels.core.options import OpenOption, Settle, Unwind
 from channels.core.positions import MAX_SLOTS, BookChanges, BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 from channels.store.base import LiveChannel
+from channels.store.bulk import PositionRow, delete_slots, insert_positions
 from channels.store.errors import ForeignStore, StoreError
 from channels.store.history import chain_link
 from channels.store.lease import LeaseVersions
@@ -227,7 +228,7 @@ class Transactions(PremiumRecords):
                 "pass its book snapshot)"
             )
         if placed:
-            conn.executemany("INSERT INTO book_positions VALUES (?, ?, ?, ?)", placed)
+            insert_positions(conn, placed)
         link = chain_link(live.head_link, state_hash, version)
         now = self._now()
         blob = record.blob
@@ -251,13 +252,13 @@ class Transactions(PremiumRecords):
         channel_id: ChannelId,
         changes: BookChanges,
         record: wire.UpdateRecord,
-    ) -> list[_Row]:
+    ) -> list[PositionRow]:
         """Apply ``changes`` to the cached slots; delete the rows of slots left empty and
         rewrite in place those of slots emptied and filled again; return the rows to insert."""
         freed, refilled, placed = _apply_changes(live, channel_id, changes, record)
         conn = self._conn
         if freed:
-            conn.executemany("DELETE FROM book_positions WHERE channel_id = ? AND slot = ?", freed)
+            delete_slots(conn, channel_id, freed)
         if refilled:
             # An unwound position's slot is where the next opened one goes (the lowest free
             # slot): one UPDATE instead of a DELETE and an INSERT of the same key. Run after the
@@ -276,7 +277,9 @@ class Transactions(PremiumRecords):
         return placed
 
     @staticmethod
-    def _replace_book(live: LiveChannel, channel_id: ChannelId, book: BookSnapshot) -> list[_Row]:
+    def _replace_book(
+        live: LiveChannel, channel_id: ChannelId, book: BookSnapshot
+    ) -> list[PositionRow]:
         """Make ``book`` the whole book (a state adopted from the peer); return its rows."""
         try:
             tree = PositionBook.from_snapshot(book)
@@ -388,15 +391,13 @@ class Transactions(PremiumRecords):
         )
 
 
-#: A ``book_positions`` row: channel id, slot, position id (8 bytes), the position's record.
-_Row = tuple[ChannelId, int, bytes, bytes]
 #: A ``book_positions`` row rewritten in place: position id, record, channel id, slot.
 _Refill = tuple[bytes, bytes, ChannelId, int]
 
 
 def _apply_changes(
     live: LiveChannel, channel_id: ChannelId, changes: BookChanges, record: wire.UpdateRecord
-) -> tuple[list[tuple[ChannelId, int]], list[_Refill], list[_Row]]:
+) -> tuple[list[int], list[_Refill], list[PositionRow]]:
     """Apply ``changes`` to the cached slots; return the rows to delete (slots left empty), to
     rewrite (slots emptied and filled again) and to insert (slots empty before)."""
     high_water = changes.high_water
@@ -406,9 +407,9 @@ def _apply_changes(
             f"{MAX_SLOTS}] (it never shrinks)"
         )
     slots, slot_of = live.slots, live.slot_of
-    freed: list[tuple[ChannelId, int]] = []
+    freed: list[int] = []
     refilled: list[_Refill] = []
-    placed: list[_Row] = []
+    placed: list[PositionRow] = []
     filled: set[int] = set()
     for slot, position in changes.slots:
         if type(slot) is not int or not 0 <= slot < high_water:
@@ -419,7 +420,7 @@ def _apply_changes(
             live.locked -= old.collateral
         if position is None:
             if old is not None:
-                freed.append((channel_id, slot))
+                freed.append(slot)
             continue
         if type(position) is not Position:
             raise StoreError(f"slot {slot} holds a {type(position).__name__}, not a Position")
