@@ -251,16 +251,18 @@ class Position:
         return 1 - self.writer
 
     def abi_encode(self) -> bytes:
+        # to_bytes inline, not through _word: every position opened is encoded once for its leaf
+        # on the update's hot path (the kind is an IntEnum: its to_bytes is the int's).
         return b"".join(
             (
-                _word(self.id),
+                self.id.to_bytes(32, "big"),
                 self.underlying,
-                _word(int(self.kind)),
-                _word(self.strike),
-                _word(self.expiry),
-                _word(self.quantity),
-                _word(self.writer),
-                _word(self.collateral),
+                self.kind.to_bytes(32, "big"),
+                self.strike.to_bytes(32, "big"),
+                self.expiry.to_bytes(32, "big"),
+                self.quantity.to_bytes(32, "big"),
+                self.writer.to_bytes(32, "big"),
+                self.collateral.to_bytes(32, "big"),
             )
         )
 
