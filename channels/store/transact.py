@@ -10,6 +10,7 @@ from channels.core.options import OpenOption, Settle, Unwind
 from channels.core.positions import MAX_SLOTS, BookChanges, BookSnapshot, PositionBook
 from channels.core.protocol import PersistSignature, PersistState, Phase, PhaseChanged
 from channels.store.base import LiveChannel
+from channels.store.bulk import PositionRow, delete_slots, insert_positions
 from channels.store.errors import ForeignStore, StoreError
 from channels.store.history import chain_link
 from channels.store.lease import LeaseVersions
@@ -212,8 +213,7 @@ class Transactions(PremiumRecords):
                 changes = self._derive_changes(live, update)  # keeps live.book: root checked
             else:
                 live.book = None  # the machine applied and checked them; no tree kept here
-            freed, placed = _apply_changes(live, channel_id, changes, record)
-            conn.executemany("DELETE FROM book_positions WHERE channel_id = ? AND slot = ?", freed)
+            placed = self._write_changes(live, channel_id, changes, record)
         # The machine checked the positions root of the book these rows hold before it signed;
         # count and locked collateral are checked here too (cheaply, without the tree), and the
         # root whenever the store built the tree itself (a snapshot, or trades applied here).
@@ -227,7 +227,8 @@ class Transactions(PremiumRecords):
                 "match the state's positions commitment (for a state adopted from the peer, "
                 "pass its book snapshot)"
             )
-        conn.executemany("INSERT INTO book_positions VALUES (?, ?, ?, ?)", placed)
+        if placed:
+            insert_positions(conn, placed)
         link = chain_link(live.head_link, state_hash, version)
         now = self._now()
         blob = record.blob
@@ -245,8 +246,40 @@ class Transactions(PremiumRecords):
         live.head_version = version
         live.head_link = link
 
+    def _write_changes(
+        self,
+        live: LiveChannel,
+        channel_id: ChannelId,
+        changes: BookChanges,
+        record: wire.UpdateRecord,
+    ) -> list[PositionRow]:
+        """Apply ``changes`` to the cached slots; delete the rows of slots left empty and
+        rewrite in place those of slots emptied and filled again; return the rows to insert."""
+        freed, refilled, placed = _apply_changes(live, channel_id, changes, record)
+        conn = self._conn
+        if freed:
+            delete_slots(conn, channel_id, freed)
+        if refilled:
+            # An unwound position's slot is where the next opened one goes (the lowest free
+            # slot): one UPDATE instead of a DELETE and an INSERT of the same key. Run after the
+            # deletes and in the changes' order, so the unique position id is checked against
+            # the rows as the cached slots were when each change was checked.
+            done = conn.executemany(
+                "UPDATE book_positions SET position_id = ?, position = ? "
+                "WHERE channel_id = ? AND slot = ?",
+                refilled,
+            ).rowcount
+            if done != len(refilled):  # the cache said each of these slots had a row
+                raise StoreError(
+                    f"channel 0x{channel_id.hex()[:16]}: {len(refilled) - done} of the slots "
+                    "to rewrite have no stored row"
+                )
+        return placed
+
     @staticmethod
-    def _replace_book(live: LiveChannel, channel_id: ChannelId, book: BookSnapshot) -> list[_Row]:
+    def _replace_book(
+        live: LiveChannel, channel_id: ChannelId, book: BookSnapshot
+    ) -> list[PositionRow]:
         """Make ``book`` the whole book (a state adopted from the peer); return its rows."""
         try:
             tree = PositionBook.from_snapshot(book)
@@ -358,14 +391,15 @@ class Transactions(PremiumRecords):
         )
 
 
-#: A ``book_positions`` row: channel id, slot, position id (8 bytes), the position's record.
-_Row = tuple[ChannelId, int, bytes, bytes]
+#: A ``book_positions`` row rewritten in place: position id, record, channel id, slot.
+_Refill = tuple[bytes, bytes, ChannelId, int]
 
 
 def _apply_changes(
     live: LiveChannel, channel_id: ChannelId, changes: BookChanges, record: wire.UpdateRecord
-) -> tuple[list[tuple[ChannelId, int]], list[_Row]]:
-    """Apply ``changes`` to the cached slots; return the rows to delete and to insert."""
+) -> tuple[list[int], list[_Refill], list[PositionRow]]:
+    """Apply ``changes`` to the cached slots; return the rows to delete (slots left empty), to
+    rewrite (slots emptied and filled again) and to insert (slots empty before)."""
     high_water = changes.high_water
     if type(high_water) is not int or not live.high_water <= high_water <= MAX_SLOTS:
         raise StoreError(
@@ -373,8 +407,10 @@ def _apply_changes(
             f"{MAX_SLOTS}] (it never shrinks)"
         )
     slots, slot_of = live.slots, live.slot_of
-    freed: list[tuple[ChannelId, int]] = []
-    placed: list[_Row] = []
+    freed: list[int] = []
+    refilled: list[_Refill] = []
+    placed: list[PositionRow] = []
+    filled: set[int] = set()
     for slot, position in changes.slots:
         if type(slot) is not int or not 0 <= slot < high_water:
             raise StoreError(f"slot {slot!r} is not an int in [0, {high_water})")
@@ -382,17 +418,24 @@ def _apply_changes(
         if old is not None:
             del slot_of[old.id]
             live.locked -= old.collateral
-            freed.append((channel_id, slot))
         if position is None:
+            if old is not None:
+                freed.append(slot)
             continue
         if type(position) is not Position:
             raise StoreError(f"slot {slot} holds a {type(position).__name__}, not a Position")
         if position.id in slot_of:
             raise StoreError(f"position {position.id} is open in slot {slot_of[position.id]} too")
+        if slot in filled:  # two rows for one slot: refused (as the row's key always did)
+            raise StoreError(f"slot {slot} is filled twice in one change set")
+        filled.add(slot)
         slots[slot] = position
         slot_of[position.id] = slot
         live.locked += position.collateral
         blob = record.position_record(slot, position)
-        placed.append((channel_id, slot, position_key(position), blob))
+        if old is not None:
+            refilled.append((position_key(position), blob, channel_id, slot))
+        else:
+            placed.append((channel_id, slot, position_key(position), blob))
     live.high_water = high_water
-    return freed, placed
+    return freed, refilled, placed

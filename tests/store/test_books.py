@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from channels.core.model import SignedUpdate
 from channels.core.positions import BookChanges, PositionBook
 from channels.core.protocol import PersistState, Phase
 from channels.store import Store
@@ -68,6 +69,7 @@ def test_changes_from_the_machine_are_written_as_given(tmp_path: Path, sim: Sim)
         ("beyond_high_water", "is not an int in"),
         ("shrink", "it never shrinks"),
         ("open_twice", "is open in slot"),
+        ("fill_twice", "is filled twice"),
         ("with_snapshot", "not both"),
     ],
 )
@@ -90,6 +92,7 @@ def test_wrong_changes_are_refused_and_nothing_is_written(
         "beyond_high_water": BookChanges(3, (*good.slots, (3, in_slot_0))),
         "shrink": BookChanges(2, good.slots),
         "open_twice": BookChanges(3, (*good.slots, (2, in_slot_0))),
+        "fill_twice": BookChanges(3, (*good.slots, *good.slots)),
     }
     if spoil == "with_snapshot":
         op = PersistState(sim.channel_id, update, sim.book.snapshot(), good)
@@ -134,6 +137,38 @@ def test_wrong_snapshot_is_refused(store: Store, sim: Sim) -> None:
     store.append_state(sim.channel_id, sim.updates[0])
     with pytest.raises(StoreError, match="does not match"):
         store.append_state(sim.channel_id, sim.latest, PositionBook().snapshot())
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["changes-given", "derived"])
+def test_many_rows_in_one_update(db_path: Path, given: bool) -> None:
+    """Updates that open, unwind and refill more slots than one multi-row statement holds
+    (channels/store/bulk.py): whole chunks, a remainder, exactly one chunk; the rows reload as
+    the reference book, slot for slot, after a restart too."""
+    sim = Sim()
+    sim.open()
+
+    def store_update(store: Store, update: SignedUpdate) -> None:
+        if given:
+            store.apply([sim.persist(update)])
+        else:
+            store.append_state(sim.channel_id, update)
+
+    with reopen(db_path) as store:
+        store_all(store, sim)
+        opened = [sim.option(writer=i % 2) for i in range(37)]  # inserts: 2 chunks and 5
+        store_update(store, sim.update(*opened))
+        ids = [t.position.id for t in opened]
+        # 17 unwound, 20 opened: the first 17 refill the freed slots, 3 are inserted.
+        fresh = [sim.option() for _ in range(20)]
+        store_update(store, sim.update(*(sim.unwind(p) for p in ids[:17]), *fresh))
+        store_update(store, sim.update(*(sim.unwind(p) for p in ids[17:34])))  # deletes: 16+1
+        fresh_ids = [t.position.id for t in fresh]
+        store_update(store, sim.update(*(sim.unwind(p) for p in fresh_ids[:16])))  # 1 chunk
+        assert store.load_channel(sim.channel_id).book.snapshot() == sim.book.snapshot()
+    with reopen(db_path) as store:
+        chan = store.load_channel(sim.channel_id)
+        assert chan.book.snapshot() == sim.book.snapshot() and chan.latest == sim.latest
+        assert len(chan.book) == 37 - 17 + 20 - 17 - 16
 
 
 def test_tampered_book_row_is_detected_at_load(db_path: Path, sim: Sim) -> None:
