@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
 from channels.core.errors import SchemaError, UnencodableMessage, UnknownType
@@ -48,6 +47,7 @@ from channels.core.options import (
     Unwind,
 )
 from channels.core.positions import BookSnapshot, check_high_water, check_slot
+from channels.core.schema_functions import build_decoder, build_encoder
 from channels.core.terms import CounterOffer
 
 MAX_RULE_LEN = 64
@@ -72,9 +72,20 @@ class Kind:
     decode: Callable[[Any, str], Any]
 
 
-def _e_uint(value: Any, bits: int) -> Any:
-    if type(value) is not int or not 0 <= value < 1 << bits:
-        raise Unencodable(f"expected a uint{bits}, got {value!r}")
+# The commonest kinds: each checks inline (one call per value, on every trade's hot path).
+_TWO_256 = 1 << 256
+_TWO_64 = 1 << 64
+
+
+def _e_u256(value: Any) -> Any:
+    if type(value) is not int or not 0 <= value < _TWO_256:
+        raise Unencodable(f"expected a uint256, got {value!r}")
+    return value.to_bytes(32, "big")
+
+
+def _e_u64(value: Any) -> Any:
+    if type(value) is not int or not 0 <= value < _TWO_64:
+        raise Unencodable(f"expected a uint64, got {value!r}")
     return value
 
 
@@ -129,10 +140,15 @@ def bounded_text(limit: int) -> Kind:
 
 
 def _optional(kind: Kind) -> Kind:
-    return Kind(
-        lambda v: None if v is None else kind.encode(v),
-        lambda v, name: None if v is None else kind.decode(v, name),
-    )
+    inner_encode, inner_decode = kind.encode, kind.decode
+
+    def encode(value: Any) -> Any:
+        return None if value is None else inner_encode(value)
+
+    def decode(value: Any, name: str) -> Any:
+        return None if value is None else inner_decode(value, name)
+
+    return Kind(encode, decode)
 
 
 def _pair(kind: Kind) -> Kind:
@@ -170,8 +186,8 @@ def _d_option_kind(value: Any, name: str) -> Any:
     return _OPTION_KINDS[value]
 
 
-U256 = Kind(lambda v: _e_uint(v, 256).to_bytes(32, "big"), _d_u256)
-U64 = Kind(lambda v: _e_uint(v, 64), _d_u64)
+U256 = Kind(_e_u256, _d_u256)
+U64 = Kind(_e_u64, _d_u64)
 INDEX = Kind(U64.encode, _d_index)  # written as any uint64; read back as 0 or 1 only
 ADDRESS = _raw(20)
 HASH = _raw(32)
@@ -194,43 +210,33 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """A map: its fields in wire order, and how the decoded values become the object again."""
+    """A map: its fields in wire order, and how the decoded values become the object again.
+
+    ``encode(obj)`` gives the map of an object (exactly of ``cls``); ``decode(map)`` checks a map
+    (exactly these keys, each value by its kind, in wire order) and builds the object. Both are
+    functions written for this schema when it is made (:mod:`channels.core.schema_functions`).
+    """
 
     name: str
     cls: type
     fields: tuple[Field, ...]
     #: Builds the object from the decoded values by key (default: ``cls(**values)``).
     build: Callable[[dict[str, Any]], Any] | None = None
-    # Derived once (the codec's hot path): the key set, and per field its reader and its kind.
-    _keys: frozenset[str] = field(init=False, repr=False, compare=False)
-    _readers: tuple[tuple[str, Callable[[Any], Any], Kind], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    encode: Callable[[Any], dict[str, Any]] = field(init=False, repr=False, compare=False)
+    #: ``decode(map, name=None)``: ``name`` (the field the map sits in) lets it serve as a kind.
+    decode: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_keys", frozenset(f.key for f in self.fields))
-        readers = tuple((f.key, f.get or attrgetter(f.key), f.kind) for f in self.fields)
-        object.__setattr__(self, "_readers", readers)
-
-    def encode(self, obj: Any) -> dict[str, Any]:
-        if type(obj) is not self.cls:
-            raise Unencodable(f"expected a {self.cls.__name__}, got {type(obj).__name__}")
-        return {key: kind.encode(get(obj)) for key, get, kind in self._readers}
-
-    def decode(self, obj: Any) -> Any:
-        if type(obj) is not dict:
-            raise SchemaError(f"{self.name} must be a map")
-        if obj.keys() != self._keys:
-            missing = sorted(self._keys - obj.keys())
-            unknown = sorted(obj.keys() - self._keys)
-            raise SchemaError(f"{self.name}: missing keys {missing}, unknown keys {unknown}")
-        values = {key: kind.decode(obj[key], key) for key, _, kind in self._readers}
-        return self.build(values) if self.build else self.cls(**values)
+        functions = [(f.key, f.kind.encode, f.kind.decode, f.get) for f in self.fields]
+        encode = build_encoder(self.name, self.cls, functions, Unencodable)
+        decode = build_decoder(self.name, self.cls, functions, self.build, SchemaError)
+        object.__setattr__(self, "encode", encode)
+        object.__setattr__(self, "decode", decode)
 
 
 def nested(schema: Schema) -> Kind:
     """A field holding one object of ``schema``, as its map."""
-    return Kind(schema.encode, lambda value, name: schema.decode(value))
+    return Kind(schema.encode, schema.decode)
 
 
 def _e_slots(slots: Any) -> Any:
@@ -310,22 +316,28 @@ class _WithOptionalKey(Schema):
 
     extra: Field = Field("", HASH)
 
-    def encode(self, obj: Any) -> dict[str, Any]:
-        fields = Schema.encode(self, obj)
-        value = getattr(obj, self.extra.key)
-        if value is not None:
-            fields[self.extra.key] = self.extra.kind.encode(value)
-        return fields
+    def __post_init__(self) -> None:
+        Schema.__post_init__(self)
+        plain_encode, plain_decode = self.encode, self.decode
+        key, kind, fields = self.extra.key, self.extra.kind, self.fields
 
-    def decode(self, obj: Any) -> Any:
-        if type(obj) is not dict or self.extra.key not in obj:
-            return Schema.decode(self, obj)
-        rest = {k: v for k, v in obj.items() if k != self.extra.key}
-        value = self.extra.kind.decode(obj[self.extra.key], self.extra.key)
-        plain = Schema.decode(self, rest)
-        return type(plain)(
-            **{f.key: getattr(plain, f.key) for f in self.fields}, **{self.extra.key: value}
-        )
+        def encode(obj: Any) -> dict[str, Any]:
+            encoded = plain_encode(obj)
+            value = getattr(obj, key)
+            if value is not None:
+                encoded[key] = kind.encode(value)
+            return encoded
+
+        def decode(obj: Any, name: str | None = None) -> Any:
+            if type(obj) is not dict or key not in obj:
+                return plain_decode(obj)
+            rest = {k: v for k, v in obj.items() if k != key}
+            value = kind.decode(obj[key], key)
+            plain = plain_decode(rest)
+            return type(plain)(**{f.key: getattr(plain, f.key) for f in fields}, **{key: value})
+
+        object.__setattr__(self, "encode", encode)
+        object.__setattr__(self, "decode", decode)
 
 
 #: trade tag -> schema (the tag is the trade's position in the union, from 1).

@@ -57,6 +57,7 @@ from channels.runtime.errors import TowerBehind, UpdateRefusedError
 from channels.signers.calling import call_signer
 from channels.store import IntentStatus
 from channels.testing.crash import crash_point
+from channels.transport.fastlock import FastLock
 
 log = logging.getLogger("channels.runtime.channel")
 
@@ -91,7 +92,7 @@ class ChannelRuntime:
         self._duties = DUTIES[machine.role]
         #: Where to redial the peer (None: the peer dials us).
         self.endpoint = endpoint
-        self._lock = trio.Lock()
+        self._lock = FastLock()
         self._waiters: dict[int, Waiter] = {}
         self._starting = 0
         self._changed = trio.Event()

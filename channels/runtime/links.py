@@ -26,6 +26,11 @@ log = logging.getLogger("channels.runtime.links")
 
 #: At most this many queued messages go out in one socket write (bounds the bytes joined).
 MAX_WRITE_BATCH = 256
+#: The reader yields to the scheduler at least once per this many messages: the locks on the
+#: update path do not when they are free (channels/transport/fastlock.py), and one socket read
+#: may hold hundreds of small messages, which must not keep the watcher or the other links
+#: waiting.
+YIELD_EVERY = 32
 
 #: One queued message: its bytes, the crash points its sending passes, and whether a fault cuts
 #: the link once it is written (channels/testing/faults.py).
@@ -211,6 +216,8 @@ class Links:
             if in_window > settings.max_messages_per_second:
                 log.warning("dropping %s: over %d messages/s", link.peer.hex(), in_window - 1)
                 return
+            if in_window % YIELD_EVERY == 0:
+                await trio.lowlevel.checkpoint()
             try:
                 message = decode_peer_message(payload)
                 if self.hooks.on_receive is not None:

@@ -60,6 +60,7 @@ from channels.core.secure_session import (
     encrypt_message,
     keepalive_frame,
 )
+from channels.transport.fastlock import FastLock
 
 __all__ = ["SecureChannel"]
 
@@ -97,8 +98,8 @@ class SecureChannel(trio.abc.AsyncResource):
         self._last_sent = now
         self._last_received = now
         self._closed: TransportError | None = None
-        self._send_lock = trio.Lock()
-        self._receive_lock = trio.Lock()
+        self._send_lock = FastLock()
+        self._receive_lock = FastLock()
 
     @property
     def peer_address(self) -> Address:
