@@ -9,6 +9,7 @@ record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 9 shows the 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,9 +238,23 @@ TRADES: dict[int, Schema] = {
 TRADE_TAGS = {schema.cls: (tag, schema) for tag, schema in TRADES.items()}
 
 
+# The leader encodes the same trades twice: in its Proposal, and in the store record of the
+# update once it is accepted (in the store's writer thread). A tuple of frozen trades encodes
+# the same every time, so the last few encodings are kept by the tuple's identity, each entry
+# holding its tuple (an identity cannot be reused while it is kept). Each entry is one tuple
+# written and read whole, and a hit needs the very same tuple: two threads can only miss.
+_KEPT_ENCODINGS = 32
+_kept: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+_kept_ids: list[int] = [0] * _KEPT_ENCODINGS
+_kept_count = itertools.count()
+
+
 def _e_trades(trades: Any) -> Any:
     if type(trades) is not tuple:
         raise Unencodable("trades must be a tuple")
+    kept = _kept.get(id(trades))
+    if kept is not None and kept[0] is trades:
+        return kept[1]
     if len(trades) > MAX_TRADES:
         raise Unencodable(f"more than {MAX_TRADES} trades")
     out = []
@@ -248,7 +263,12 @@ def _e_trades(trades: Any) -> Any:
         if entry is None:
             raise Unencodable(f"not a trade: {type(trade).__name__}")
         out.append((entry[0], entry[1].encode(trade)))
-    return tuple(out)
+    encoded = tuple(out)
+    slot = next(_kept_count) % _KEPT_ENCODINGS
+    _kept.pop(_kept_ids[slot], None)
+    _kept_ids[slot] = id(trades)
+    _kept[id(trades)] = (trades, encoded)
+    return encoded
 
 
 def _d_trades(value: Any, name: str) -> Any:
