@@ -1,18 +1,20 @@
 """The wire format as data: one line per field of every message and store record.
 
 :mod:`channels.core.wire` packs and unpacks the envelope and walks these tables; nothing else
-knows the format. A :class:`Schema` is a map with its fields in wire order; a :class:`Kind` says
-how one value is written and read back (with its checks). The message tags are 1-8, the store
+knows the format. A :class:`Schema` is a map with its fields in wire order; a
+:class:`~channels.core.wire_kinds.Kind` says how one value is written and read back (with its
+checks, :mod:`channels.core.wire_kinds`). The message tags are 1-8, the store
 record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 9 shows the same tables.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.core.errors import SchemaError, UnencodableMessage, UnknownType
+from channels.core.errors import SchemaError, UnknownType
 from channels.core.messages import (
     RESYNC_HISTORY,
     Accept,
@@ -25,9 +27,7 @@ from channels.core.messages import (
     UpdateRequest,
 )
 from channels.core.model import (
-    UINT64_MAX,
     Attestation,
-    OptionKind,
     Params,
     Position,
     SignedState,
@@ -46,155 +46,29 @@ from channels.core.options import (
     Trade,
     Unwind,
 )
-from channels.core.positions import BookSnapshot, check_high_water, check_slot
+from channels.core.positions import BookSnapshot, check_slot
 from channels.core.schema_functions import build_decoder, build_encoder
 from channels.core.terms import CounterOffer
+from channels.core.wire_kinds import (
+    ADDRESS,
+    BOOL,
+    HASH,
+    INDEX,
+    OPTION_KIND,
+    SIG,
+    SLOT_COUNT,
+    U64,
+    U256,
+    Kind,
+    Unencodable,
+    bounded_text,
+    decode_u64,
+    optional,
+    pair_of,
+)
 
 MAX_RULE_LEN = 64
 MAX_REASON_LEN = 4096
-
-
-class Unencodable(UnencodableMessage):
-    """A value does not fit its field (the codec re-raises it as UnencodableMessage naming the
-    message it was encoding)."""
-
-
-# Value kinds ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """How one field's value is written (``encode``) and read back, checked (``decode``).
-
-    ``encode`` checks the exact type (a bool is not an int) and range, so that what is encoded
-    always decodes to an equal object; ``decode(value, name)`` checks the exact msgpack type.
-    """
-
-    encode: Callable[[Any], Any]
-    decode: Callable[[Any, str], Any]
-
-
-# The commonest kinds: each checks inline (one call per value, on every trade's hot path).
-_TWO_256 = 1 << 256
-_TWO_64 = 1 << 64
-
-
-def _e_u256(value: Any) -> Any:
-    if type(value) is not int or not 0 <= value < _TWO_256:
-        raise Unencodable(f"expected a uint256, got {value!r}")
-    return value.to_bytes(32, "big")
-
-
-def _e_u64(value: Any) -> Any:
-    if type(value) is not int or not 0 <= value < _TWO_64:
-        raise Unencodable(f"expected a uint64, got {value!r}")
-    return value
-
-
-def _d_u256(value: Any, name: str) -> Any:
-    if type(value) is not bytes or len(value) != 32:
-        raise SchemaError(f"{name} must be a 32-byte big-endian bin")
-    return int.from_bytes(value, "big")
-
-
-def _d_u64(value: Any, name: str) -> Any:
-    if type(value) is not int or not 0 <= value <= UINT64_MAX:
-        raise SchemaError(f"{name} must be a non-negative msgpack int (uint64)")
-    return value
-
-
-def _d_index(value: Any, name: str) -> Any:
-    if type(value) is not int or value not in (0, 1):
-        raise SchemaError(f"{name} must be participant index 0 or 1")
-    return value
-
-
-def _raw(length: int) -> Kind:
-    def encode(value: Any) -> Any:
-        if type(value) is not bytes or len(value) != length:
-            raise Unencodable(f"expected {length} raw bytes")
-        return value
-
-    def decode(value: Any, name: str) -> Any:
-        if type(value) is not bytes or len(value) != length:
-            raise SchemaError(f"{name} must be a {length}-byte bin")
-        return value
-
-    return Kind(encode, decode)
-
-
-def bounded_text(limit: int) -> Kind:
-    """A str of at most ``limit`` characters."""
-    def check(value: Any) -> bool:
-        return type(value) is str and len(value) <= limit
-
-    def encode(value: Any) -> Any:
-        if not check(value):
-            raise Unencodable(f"expected a str of at most {limit} characters")
-        return value
-
-    def decode(value: Any, name: str) -> Any:
-        if not check(value):
-            raise SchemaError(f"{name} must be a str of at most {limit} characters")
-        return value
-
-    return Kind(encode, decode)
-
-
-def _optional(kind: Kind) -> Kind:
-    inner_encode, inner_decode = kind.encode, kind.decode
-
-    def encode(value: Any) -> Any:
-        return None if value is None else inner_encode(value)
-
-    def decode(value: Any, name: str) -> Any:
-        return None if value is None else inner_decode(value, name)
-
-    return Kind(encode, decode)
-
-
-def _pair(kind: Kind) -> Kind:
-    def encode(value: Any) -> Any:
-        if type(value) is not tuple or len(value) != 2:
-            raise Unencodable("expected a pair")
-        return (kind.encode(value[0]), kind.encode(value[1]))
-
-    def decode(value: Any, name: str) -> Any:
-        if type(value) is not tuple or len(value) != 2:
-            raise SchemaError(f"{name} must be an array of two")
-        return (kind.decode(value[0], name), kind.decode(value[1], name))
-
-    return Kind(encode, decode)
-
-
-def _e_bool(value: Any) -> Any:
-    if type(value) is not bool:
-        raise Unencodable("expected a bool")
-    return value
-
-
-def _d_bool(value: Any, name: str) -> Any:
-    if type(value) is not bool:
-        raise SchemaError(f"{name} must be a msgpack bool")
-    return value
-
-
-_OPTION_KINDS = {0: OptionKind.CALL, 1: OptionKind.PUT}
-
-
-def _d_option_kind(value: Any, name: str) -> Any:
-    if type(value) is not int or value not in _OPTION_KINDS:
-        raise SchemaError(f"{name} must be 0 (call) or 1 (put)")
-    return _OPTION_KINDS[value]
-
-
-U256 = Kind(_e_u256, _d_u256)
-U64 = Kind(_e_u64, _d_u64)
-INDEX = Kind(U64.encode, _d_index)  # written as any uint64; read back as 0 or 1 only
-ADDRESS = _raw(20)
-HASH = _raw(32)
-SIG = _raw(65)
-BOOL = Kind(_e_bool, _d_bool)
-OPTION_KIND = Kind(int, _d_option_kind)  # the Position checks its own kind when built
-SLOT_COUNT = Kind(check_high_water, lambda v, name: check_high_water(_d_u64(v, name)))
 
 
 # Schemas ----------------------------------------------------------------------------------------
@@ -252,7 +126,7 @@ def _d_slots(value: Any, name: str) -> Any:
     for entry in value:
         if type(entry) is not tuple or len(entry) != 2:
             raise SchemaError("a slot entry must be an array of two")
-        out.append((check_slot(_d_u64(entry[0], "slot")), POSITION.decode(entry[1])))
+        out.append((check_slot(decode_u64(entry[0], "slot")), POSITION.decode(entry[1])))
     return tuple(out)
 
 
@@ -261,7 +135,7 @@ PARAMS = Schema("Params", Params, (
     Field("adjudicator", ADDRESS),
     Field("asset", ADDRESS),
     Field("asset_decimals", U64),
-    Field("participants", _pair(ADDRESS)),
+    Field("participants", pair_of(ADDRESS)),
     Field("challenge_period", U64),
     Field("oracle", ADDRESS),
     Field("nonce", U256),
@@ -269,9 +143,9 @@ PARAMS = Schema("Params", Params, (
 STATE = Schema("State", State, (
     Field("channel_id", HASH),
     Field("version", U64),
-    Field("balances", _pair(U256)),
-    Field("deposited", _pair(U256)),
-    Field("withdrawn", _pair(U256)),
+    Field("balances", pair_of(U256)),
+    Field("deposited", pair_of(U256)),
+    Field("withdrawn", pair_of(U256)),
     Field("locked", U256),
     Field("positions_root", HASH),
     Field("position_count", U64),
@@ -364,9 +238,23 @@ TRADES: dict[int, Schema] = {
 TRADE_TAGS = {schema.cls: (tag, schema) for tag, schema in TRADES.items()}
 
 
+# The leader encodes the same trades twice: in its Proposal, and in the store record of the
+# update once it is accepted (in the store's writer thread). A tuple of frozen trades encodes
+# the same every time, so the last few encodings are kept by the tuple's identity, each entry
+# holding its tuple (an identity cannot be reused while it is kept). Each entry is one tuple
+# written and read whole, and a hit needs the very same tuple: two threads can only miss.
+_KEPT_ENCODINGS = 32
+_kept: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+_kept_ids: list[int] = [0] * _KEPT_ENCODINGS
+_kept_count = itertools.count()
+
+
 def _e_trades(trades: Any) -> Any:
     if type(trades) is not tuple:
         raise Unencodable("trades must be a tuple")
+    kept = _kept.get(id(trades))
+    if kept is not None and kept[0] is trades:
+        return kept[1]
     if len(trades) > MAX_TRADES:
         raise Unencodable(f"more than {MAX_TRADES} trades")
     out = []
@@ -375,7 +263,12 @@ def _e_trades(trades: Any) -> Any:
         if entry is None:
             raise Unencodable(f"not a trade: {type(trade).__name__}")
         out.append((entry[0], entry[1].encode(trade)))
-    return tuple(out)
+    encoded = tuple(out)
+    slot = next(_kept_count) % _KEPT_ENCODINGS
+    _kept.pop(_kept_ids[slot], None)
+    _kept_ids[slot] = id(trades)
+    _kept[id(trades)] = (trades, encoded)
+    return encoded
 
 
 def _d_trades(value: Any, name: str) -> Any:
@@ -398,8 +291,8 @@ def _d_trades(value: Any, name: str) -> Any:
 
 
 TRADE_LIST = Kind(_e_trades, _d_trades)
-_OPT_SIG = _optional(SIG)
-_OPT_U64 = _optional(U64)
+_OPT_SIG = optional(SIG)
+_OPT_U64 = optional(U64)
 
 
 def _signed(update: Any) -> SignedState:
@@ -410,10 +303,10 @@ def _signed(update: Any) -> SignedState:
 
 SIGNED_UPDATE = Schema("SignedUpdate", SignedUpdate, (
     Field("state", nested(STATE), lambda u: _signed(u).state),
-    Field("signatures", _pair(_OPT_SIG), lambda u: _signed(u).signatures),
+    Field("signatures", pair_of(_OPT_SIG), lambda u: _signed(u).signatures),
     Field("trades", TRADE_LIST),
-    Field("withdrawal", _optional(nested(WITHDRAWAL))),
-    Field("withdrawal_signatures", _optional(_pair(SIG))),
+    Field("withdrawal", optional(nested(WITHDRAWAL))),
+    Field("withdrawal_signatures", optional(pair_of(SIG))),
 ), build=lambda v: SignedUpdate(
     SignedState(v["state"], v["signatures"]), v["trades"], v["withdrawal"],
     v["withdrawal_signatures"],
@@ -440,7 +333,7 @@ def _updates(limit: int) -> Kind:
 MESSAGES: dict[int, Schema] = {
     1: Schema("OpenProposal", OpenProposal, (
         Field("params", nested(PARAMS)),
-        Field("deposits", _pair(U256)),
+        Field("deposits", pair_of(U256)),
         Field("signature", SIG),
     )),
     2: Schema("OpenAccept", OpenAccept, (Field("channel_id", HASH), Field("signature", SIG))),
@@ -474,7 +367,7 @@ MESSAGES: dict[int, Schema] = {
     7: Schema("Reestablish", Reestablish, (
         Field("channel_id", HASH),
         Field("state", nested(STATE)),
-        Field("signatures", _pair(SIG)),
+        Field("signatures", pair_of(SIG)),
         Field("book", nested(BOOK)),
         Field("recent", _updates(RESYNC_HISTORY)),
     )),
