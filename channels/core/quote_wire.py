@@ -34,7 +34,9 @@ from channels.core.quotes import (
     Side,
     SignedQuote,
 )
-from channels.core.schema import (
+from channels.core.schema import Field, Schema, nested
+from channels.core.wire import decode_message, encode_message, open_envelope, pack_envelope
+from channels.core.wire_kinds import (
     ADDRESS,
     BOOL,
     HASH,
@@ -42,13 +44,9 @@ from channels.core.schema import (
     SIG,
     U64,
     U256,
-    Field,
     Kind,
-    Schema,
     bounded_text,
-    nested,
 )
-from channels.core.wire import decode_message, encode_message, open_envelope, pack_envelope
 
 TAG_QUOTE_REQUEST = 16
 TAG_QUOTE = 17

@@ -1,19 +1,20 @@
 """The wire format as data: one line per field of every message and store record.
 
 :mod:`channels.core.wire` packs and unpacks the envelope and walks these tables; nothing else
-knows the format. A :class:`Schema` is a map with its fields in wire order; a :class:`Kind` says
-how one value is written and read back (with its checks). The message tags are 1-8, the store
+knows the format. A :class:`Schema` is a map with its fields in wire order; a
+:class:`~channels.core.wire_kinds.Kind` says how one value is written and read back (with its
+checks, :mod:`channels.core.wire_kinds`). The message tags are 1-8, the store
 record tags 32-36, the trade tags 1-7; ``docs/PROTOCOL.md`` section 9 shows the same tables.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
-from channels.core.errors import SchemaError, UnencodableMessage, UnknownType
+from channels.core.errors import SchemaError, UnknownType
 from channels.core.messages import (
     RESYNC_HISTORY,
     Accept,
@@ -26,9 +27,7 @@ from channels.core.messages import (
     UpdateRequest,
 )
 from channels.core.model import (
-    UINT64_MAX,
     Attestation,
-    OptionKind,
     Params,
     Position,
     SignedState,
@@ -47,138 +46,29 @@ from channels.core.options import (
     Trade,
     Unwind,
 )
-from channels.core.positions import BookSnapshot, check_high_water, check_slot
+from channels.core.positions import BookSnapshot, check_slot
+from channels.core.schema_functions import build_decoder, build_encoder
 from channels.core.terms import CounterOffer
+from channels.core.wire_kinds import (
+    ADDRESS,
+    BOOL,
+    HASH,
+    INDEX,
+    OPTION_KIND,
+    SIG,
+    SLOT_COUNT,
+    U64,
+    U256,
+    Kind,
+    Unencodable,
+    bounded_text,
+    decode_u64,
+    optional,
+    pair_of,
+)
 
 MAX_RULE_LEN = 64
 MAX_REASON_LEN = 4096
-
-
-class Unencodable(UnencodableMessage):
-    """A value does not fit its field (the codec re-raises it as UnencodableMessage naming the
-    message it was encoding)."""
-
-
-# Value kinds ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """How one field's value is written (``encode``) and read back, checked (``decode``).
-
-    ``encode`` checks the exact type (a bool is not an int) and range, so that what is encoded
-    always decodes to an equal object; ``decode(value, name)`` checks the exact msgpack type.
-    """
-
-    encode: Callable[[Any], Any]
-    decode: Callable[[Any, str], Any]
-
-
-def _e_uint(value: Any, bits: int) -> Any:
-    if type(value) is not int or not 0 <= value < 1 << bits:
-        raise Unencodable(f"expected a uint{bits}, got {value!r}")
-    return value
-
-
-def _d_u256(value: Any, name: str) -> Any:
-    if type(value) is not bytes or len(value) != 32:
-        raise SchemaError(f"{name} must be a 32-byte big-endian bin")
-    return int.from_bytes(value, "big")
-
-
-def _d_u64(value: Any, name: str) -> Any:
-    if type(value) is not int or not 0 <= value <= UINT64_MAX:
-        raise SchemaError(f"{name} must be a non-negative msgpack int (uint64)")
-    return value
-
-
-def _d_index(value: Any, name: str) -> Any:
-    if type(value) is not int or value not in (0, 1):
-        raise SchemaError(f"{name} must be participant index 0 or 1")
-    return value
-
-
-def _raw(length: int) -> Kind:
-    def encode(value: Any) -> Any:
-        if type(value) is not bytes or len(value) != length:
-            raise Unencodable(f"expected {length} raw bytes")
-        return value
-
-    def decode(value: Any, name: str) -> Any:
-        if type(value) is not bytes or len(value) != length:
-            raise SchemaError(f"{name} must be a {length}-byte bin")
-        return value
-
-    return Kind(encode, decode)
-
-
-def bounded_text(limit: int) -> Kind:
-    """A str of at most ``limit`` characters."""
-    def check(value: Any) -> bool:
-        return type(value) is str and len(value) <= limit
-
-    def encode(value: Any) -> Any:
-        if not check(value):
-            raise Unencodable(f"expected a str of at most {limit} characters")
-        return value
-
-    def decode(value: Any, name: str) -> Any:
-        if not check(value):
-            raise SchemaError(f"{name} must be a str of at most {limit} characters")
-        return value
-
-    return Kind(encode, decode)
-
-
-def _optional(kind: Kind) -> Kind:
-    return Kind(
-        lambda v: None if v is None else kind.encode(v),
-        lambda v, name: None if v is None else kind.decode(v, name),
-    )
-
-
-def _pair(kind: Kind) -> Kind:
-    def encode(value: Any) -> Any:
-        if type(value) is not tuple or len(value) != 2:
-            raise Unencodable("expected a pair")
-        return (kind.encode(value[0]), kind.encode(value[1]))
-
-    def decode(value: Any, name: str) -> Any:
-        if type(value) is not tuple or len(value) != 2:
-            raise SchemaError(f"{name} must be an array of two")
-        return (kind.decode(value[0], name), kind.decode(value[1], name))
-
-    return Kind(encode, decode)
-
-
-def _e_bool(value: Any) -> Any:
-    if type(value) is not bool:
-        raise Unencodable("expected a bool")
-    return value
-
-
-def _d_bool(value: Any, name: str) -> Any:
-    if type(value) is not bool:
-        raise SchemaError(f"{name} must be a msgpack bool")
-    return value
-
-
-_OPTION_KINDS = {0: OptionKind.CALL, 1: OptionKind.PUT}
-
-
-def _d_option_kind(value: Any, name: str) -> Any:
-    if type(value) is not int or value not in _OPTION_KINDS:
-        raise SchemaError(f"{name} must be 0 (call) or 1 (put)")
-    return _OPTION_KINDS[value]
-
-
-U256 = Kind(lambda v: _e_uint(v, 256).to_bytes(32, "big"), _d_u256)
-U64 = Kind(lambda v: _e_uint(v, 64), _d_u64)
-INDEX = Kind(U64.encode, _d_index)  # written as any uint64; read back as 0 or 1 only
-ADDRESS = _raw(20)
-HASH = _raw(32)
-SIG = _raw(65)
-BOOL = Kind(_e_bool, _d_bool)
-OPTION_KIND = Kind(int, _d_option_kind)  # the Position checks its own kind when built
-SLOT_COUNT = Kind(check_high_water, lambda v, name: check_high_water(_d_u64(v, name)))
 
 
 # Schemas ----------------------------------------------------------------------------------------
@@ -194,43 +84,33 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """A map: its fields in wire order, and how the decoded values become the object again."""
+    """A map: its fields in wire order, and how the decoded values become the object again.
+
+    ``encode(obj)`` gives the map of an object (exactly of ``cls``); ``decode(map)`` checks a map
+    (exactly these keys, each value by its kind, in wire order) and builds the object. Both are
+    functions written for this schema when it is made (:mod:`channels.core.schema_functions`).
+    """
 
     name: str
     cls: type
     fields: tuple[Field, ...]
     #: Builds the object from the decoded values by key (default: ``cls(**values)``).
     build: Callable[[dict[str, Any]], Any] | None = None
-    # Derived once (the codec's hot path): the key set, and per field its reader and its kind.
-    _keys: frozenset[str] = field(init=False, repr=False, compare=False)
-    _readers: tuple[tuple[str, Callable[[Any], Any], Kind], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    encode: Callable[[Any], dict[str, Any]] = field(init=False, repr=False, compare=False)
+    #: ``decode(map, name=None)``: ``name`` (the field the map sits in) lets it serve as a kind.
+    decode: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_keys", frozenset(f.key for f in self.fields))
-        readers = tuple((f.key, f.get or attrgetter(f.key), f.kind) for f in self.fields)
-        object.__setattr__(self, "_readers", readers)
-
-    def encode(self, obj: Any) -> dict[str, Any]:
-        if type(obj) is not self.cls:
-            raise Unencodable(f"expected a {self.cls.__name__}, got {type(obj).__name__}")
-        return {key: kind.encode(get(obj)) for key, get, kind in self._readers}
-
-    def decode(self, obj: Any) -> Any:
-        if type(obj) is not dict:
-            raise SchemaError(f"{self.name} must be a map")
-        if obj.keys() != self._keys:
-            missing = sorted(self._keys - obj.keys())
-            unknown = sorted(obj.keys() - self._keys)
-            raise SchemaError(f"{self.name}: missing keys {missing}, unknown keys {unknown}")
-        values = {key: kind.decode(obj[key], key) for key, _, kind in self._readers}
-        return self.build(values) if self.build else self.cls(**values)
+        functions = [(f.key, f.kind.encode, f.kind.decode, f.get) for f in self.fields]
+        encode = build_encoder(self.name, self.cls, functions, Unencodable)
+        decode = build_decoder(self.name, self.cls, functions, self.build, SchemaError)
+        object.__setattr__(self, "encode", encode)
+        object.__setattr__(self, "decode", decode)
 
 
 def nested(schema: Schema) -> Kind:
     """A field holding one object of ``schema``, as its map."""
-    return Kind(schema.encode, lambda value, name: schema.decode(value))
+    return Kind(schema.encode, schema.decode)
 
 
 def _e_slots(slots: Any) -> Any:
@@ -246,7 +126,7 @@ def _d_slots(value: Any, name: str) -> Any:
     for entry in value:
         if type(entry) is not tuple or len(entry) != 2:
             raise SchemaError("a slot entry must be an array of two")
-        out.append((check_slot(_d_u64(entry[0], "slot")), POSITION.decode(entry[1])))
+        out.append((check_slot(decode_u64(entry[0], "slot")), POSITION.decode(entry[1])))
     return tuple(out)
 
 
@@ -255,7 +135,7 @@ PARAMS = Schema("Params", Params, (
     Field("adjudicator", ADDRESS),
     Field("asset", ADDRESS),
     Field("asset_decimals", U64),
-    Field("participants", _pair(ADDRESS)),
+    Field("participants", pair_of(ADDRESS)),
     Field("challenge_period", U64),
     Field("oracle", ADDRESS),
     Field("nonce", U256),
@@ -263,9 +143,9 @@ PARAMS = Schema("Params", Params, (
 STATE = Schema("State", State, (
     Field("channel_id", HASH),
     Field("version", U64),
-    Field("balances", _pair(U256)),
-    Field("deposited", _pair(U256)),
-    Field("withdrawn", _pair(U256)),
+    Field("balances", pair_of(U256)),
+    Field("deposited", pair_of(U256)),
+    Field("withdrawn", pair_of(U256)),
     Field("locked", U256),
     Field("positions_root", HASH),
     Field("position_count", U64),
@@ -310,22 +190,28 @@ class _WithOptionalKey(Schema):
 
     extra: Field = Field("", HASH)
 
-    def encode(self, obj: Any) -> dict[str, Any]:
-        fields = Schema.encode(self, obj)
-        value = getattr(obj, self.extra.key)
-        if value is not None:
-            fields[self.extra.key] = self.extra.kind.encode(value)
-        return fields
+    def __post_init__(self) -> None:
+        Schema.__post_init__(self)
+        plain_encode, plain_decode = self.encode, self.decode
+        key, kind, fields = self.extra.key, self.extra.kind, self.fields
 
-    def decode(self, obj: Any) -> Any:
-        if type(obj) is not dict or self.extra.key not in obj:
-            return Schema.decode(self, obj)
-        rest = {k: v for k, v in obj.items() if k != self.extra.key}
-        value = self.extra.kind.decode(obj[self.extra.key], self.extra.key)
-        plain = Schema.decode(self, rest)
-        return type(plain)(
-            **{f.key: getattr(plain, f.key) for f in self.fields}, **{self.extra.key: value}
-        )
+        def encode(obj: Any) -> dict[str, Any]:
+            encoded = plain_encode(obj)
+            value = getattr(obj, key)
+            if value is not None:
+                encoded[key] = kind.encode(value)
+            return encoded
+
+        def decode(obj: Any, name: str | None = None) -> Any:
+            if type(obj) is not dict or key not in obj:
+                return plain_decode(obj)
+            rest = {k: v for k, v in obj.items() if k != key}
+            value = kind.decode(obj[key], key)
+            plain = plain_decode(rest)
+            return type(plain)(**{f.key: getattr(plain, f.key) for f in fields}, **{key: value})
+
+        object.__setattr__(self, "encode", encode)
+        object.__setattr__(self, "decode", decode)
 
 
 #: trade tag -> schema (the tag is the trade's position in the union, from 1).
@@ -352,9 +238,23 @@ TRADES: dict[int, Schema] = {
 TRADE_TAGS = {schema.cls: (tag, schema) for tag, schema in TRADES.items()}
 
 
+# The leader encodes the same trades twice: in its Proposal, and in the store record of the
+# update once it is accepted (in the store's writer thread). A tuple of frozen trades encodes
+# the same every time, so the last few encodings are kept by the tuple's identity, each entry
+# holding its tuple (an identity cannot be reused while it is kept). Each entry is one tuple
+# written and read whole, and a hit needs the very same tuple: two threads can only miss.
+_KEPT_ENCODINGS = 32
+_kept: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+_kept_ids: list[int] = [0] * _KEPT_ENCODINGS
+_kept_count = itertools.count()
+
+
 def _e_trades(trades: Any) -> Any:
     if type(trades) is not tuple:
         raise Unencodable("trades must be a tuple")
+    kept = _kept.get(id(trades))
+    if kept is not None and kept[0] is trades:
+        return kept[1]
     if len(trades) > MAX_TRADES:
         raise Unencodable(f"more than {MAX_TRADES} trades")
     out = []
@@ -363,7 +263,12 @@ def _e_trades(trades: Any) -> Any:
         if entry is None:
             raise Unencodable(f"not a trade: {type(trade).__name__}")
         out.append((entry[0], entry[1].encode(trade)))
-    return tuple(out)
+    encoded = tuple(out)
+    slot = next(_kept_count) % _KEPT_ENCODINGS
+    _kept.pop(_kept_ids[slot], None)
+    _kept_ids[slot] = id(trades)
+    _kept[id(trades)] = (trades, encoded)
+    return encoded
 
 
 def _d_trades(value: Any, name: str) -> Any:
@@ -386,8 +291,8 @@ def _d_trades(value: Any, name: str) -> Any:
 
 
 TRADE_LIST = Kind(_e_trades, _d_trades)
-_OPT_SIG = _optional(SIG)
-_OPT_U64 = _optional(U64)
+_OPT_SIG = optional(SIG)
+_OPT_U64 = optional(U64)
 
 
 def _signed(update: Any) -> SignedState:
@@ -398,10 +303,10 @@ def _signed(update: Any) -> SignedState:
 
 SIGNED_UPDATE = Schema("SignedUpdate", SignedUpdate, (
     Field("state", nested(STATE), lambda u: _signed(u).state),
-    Field("signatures", _pair(_OPT_SIG), lambda u: _signed(u).signatures),
+    Field("signatures", pair_of(_OPT_SIG), lambda u: _signed(u).signatures),
     Field("trades", TRADE_LIST),
-    Field("withdrawal", _optional(nested(WITHDRAWAL))),
-    Field("withdrawal_signatures", _optional(_pair(SIG))),
+    Field("withdrawal", optional(nested(WITHDRAWAL))),
+    Field("withdrawal_signatures", optional(pair_of(SIG))),
 ), build=lambda v: SignedUpdate(
     SignedState(v["state"], v["signatures"]), v["trades"], v["withdrawal"],
     v["withdrawal_signatures"],
@@ -428,7 +333,7 @@ def _updates(limit: int) -> Kind:
 MESSAGES: dict[int, Schema] = {
     1: Schema("OpenProposal", OpenProposal, (
         Field("params", nested(PARAMS)),
-        Field("deposits", _pair(U256)),
+        Field("deposits", pair_of(U256)),
         Field("signature", SIG),
     )),
     2: Schema("OpenAccept", OpenAccept, (Field("channel_id", HASH), Field("signature", SIG))),
@@ -462,7 +367,7 @@ MESSAGES: dict[int, Schema] = {
     7: Schema("Reestablish", Reestablish, (
         Field("channel_id", HASH),
         Field("state", nested(STATE)),
-        Field("signatures", _pair(SIG)),
+        Field("signatures", pair_of(SIG)),
         Field("book", nested(BOOK)),
         Field("recent", _updates(RESYNC_HISTORY)),
     )),

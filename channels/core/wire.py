@@ -69,8 +69,8 @@ from channels.core.schema import (
     STATE,
     TRADES_RECORD,
     Schema,
-    Unencodable,
 )
+from channels.core.wire_kinds import Unencodable
 
 __all__ = [
     "MAX_MESSAGE",

@@ -80,6 +80,10 @@ class PersistTicket:
 
     async def wait(self) -> Results:
         await self._done.wait()
+        return self.result()
+
+    def result(self) -> Results:
+        """The outcome of a finished batch: its results, or the error it failed with."""
         if self._error is not None:
             raise self._error
         assert self._results is not None
@@ -195,6 +199,10 @@ class AsyncStore:
             raise StoreError(f"the store failed earlier: {self._failure}") from self._failure
         if self._closing:
             raise StoreError("the store is closing")
+        if ops and not any(isinstance(op, PersistSignature) for op in ops):
+            # Nothing signed (a fully signed state, a phase change: the common durable write):
+            # the lease has nothing to rewrite, and the results come back as they are.
+            return self._queue_ticket(ops, None)
         rewritten = self._leases.rewrite(ops)
         if rewritten.ops:
             ticket = self._queue_ticket(cast(tuple[Op, ...], rewritten.ops), rewritten.origin)
@@ -226,7 +234,12 @@ class AsyncStore:
 
     async def persist(self, ops: Sequence[Op]) -> Results:
         """Make ``ops`` durable (all or nothing); returns once they are committed."""
-        return await self.submit(ops).wait()
+        ticket = self.submit(ops)
+        if ticket.done:
+            # Only signatures the durable lease covers (a leader's proposal, each update):
+            # durable already, so no trip through the scheduler for an event already set.
+            return ticket.result()
+        return await ticket.wait()
 
     async def add_channel(
         self,

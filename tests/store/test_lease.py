@@ -38,6 +38,29 @@ async def test_one_commit_per_lease_not_per_signature(db_path: Path) -> None:
         assert store.stats.transactions == after_first
 
 
+async def test_a_covered_signature_returns_without_waiting(db_path: Path) -> None:
+    """A signature the durable lease covers is durable when submitted: persist returns its
+    result at once, without a trip through the scheduler (it does not even see a cancellation
+    that is pending), and one above the lease still waits for its commit."""
+    sim = Sim()
+    sim.open()
+    async with open_store(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
+        await store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)
+        await store.persist([sig(sim, 1)])
+        returned = []
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            returned.append(await store.persist([sig(sim, 2)]))
+            returned.append(await store.persist([]))
+            await store.persist([sig(sim, 2 + LEASE_SPAN)])  # above the lease: must wait
+            pytest.fail("a signature above the lease returned before its commit")
+        assert returned == [[None], []] and scope.cancelled_caught
+        # The cancelled caller's lease still commits (a batch is never withdrawn).
+        with trio.fail_after(30):
+            while store.lease(sim.channel_id) < 2 + 2 * LEASE_SPAN:
+                await trio.sleep(0.01)
+
+
 async def test_renewal_is_committed_without_a_waiting_caller(db_path: Path) -> None:
     sim = Sim()
     sim.open()
