@@ -92,11 +92,26 @@ def summary(samples_ns: list[int]) -> dict[str, float]:
     }
 
 
+class _StepCounter(trio.abc.Instrument):
+    """Counts trio's task steps and scheduler passes (see ``Desk.cmd_task_steps``)."""
+
+    def __init__(self) -> None:
+        self.task_steps = 0
+        self.passes = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.task_steps += 1
+
+    def after_io_wait(self, timeout: float) -> None:
+        self.passes += 1
+
+
 class Desk:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.nodes: list[Node] = []
         self.profiler: Any = None
+        self.steps: _StepCounter | None = None
         self.node_by_channel: dict[bytes, Node] = {}
 
     # helpers ------------------------------------------------------------------------------------
@@ -416,6 +431,16 @@ class Desk:
             "open": summary(open_ns),
             "unwind": summary(unwind_ns),
         }
+
+    async def cmd_task_steps(self) -> dict[str, Any]:
+        """trio's work so far in this process: task steps (a task run until its next wait or
+        yield) and scheduler passes (one epoll wait each). Counted from the first call on, by a
+        trio instrument; per signed version they show how many trips through the scheduler an
+        update costs, a figure the machine's load does not change."""
+        if self.steps is None:
+            self.steps = _StepCounter()
+            trio.lowlevel.add_instrument(self.steps)
+        return {"task_steps": self.steps.task_steps, "scheduler_passes": self.steps.passes}
 
     async def cmd_stats(self) -> dict[str, Any]:
         return {

@@ -96,6 +96,7 @@ NITRO: dict[str, int] = {
     "sad path total (2 ETH deposits + register + refute + payout 6/4)": 349_294,
 }
 
+
 @dataclass
 class Bench:
     rpc: RpcClient
@@ -113,10 +114,14 @@ class Bench:
         self.nonce += 1
         first = p0 or self.alice
         params = Params(
-            chain_id=self.chain_id, adjudicator=Address(self.a.address), asset=Address(asset),
+            chain_id=self.chain_id,
+            adjudicator=Address(self.a.address),
+            asset=Address(asset),
             asset_decimals=18 if asset == ZERO_ADDRESS else 6,
-            participants=(first.address, self.bob.address), challenge_period=PERIOD,
-            oracle=self.oracle.address, nonce=self.nonce,
+            participants=(first.address, self.bob.address),
+            challenge_period=PERIOD,
+            oracle=self.oracle.address,
+            nonce=self.nonce,
         )
         domain = eip712.Domain(self.chain_id, Address(self.a.address))
         return Chan(params, domain, (first, self.bob))
@@ -135,10 +140,18 @@ class Chan:
     domain: eip712.Domain
     signers: tuple[LocalSigner, LocalSigner]
 
-    def state(self, version: int, balances: tuple[int, int], deposited: tuple[int, int] = (5, 5),
-              *, final: bool = False, book: PositionBook | None = None) -> State:
+    def state(
+        self,
+        version: int,
+        balances: tuple[int, int],
+        deposited: tuple[int, int] = (5, 5),
+        *,
+        final: bool = False,
+        book: PositionBook | None = None,
+    ) -> State:
         return State(
-            channel_id=self.params.channel_id, version=Version(version),
+            channel_id=self.params.channel_id,
+            version=Version(version),
             balances=(Amount(balances[0]), Amount(balances[1])),
             deposited=(Amount(deposited[0]), Amount(deposited[1])),
             withdrawn=(Amount(0), Amount(0)),
@@ -162,8 +175,16 @@ async def funded(bench: Bench, ch: Chan, amounts: tuple[int, int] = (5, 5)) -> N
 def position(pid: int, expiry: int, decimals: int) -> Position:
     """A call (writer 0) that pays 1 unit of 2 at a price of 2001: both sides get a payout."""
     quantity = 10 ** (18 - decimals)
-    return Position(PositionId(pid), ETH_USD, OptionKind.CALL, Price(2000 * 10**8),
-                    Timestamp(expiry), Quantity(quantity), 0, Amount(2))
+    return Position(
+        PositionId(pid),
+        ETH_USD,
+        OptionKind.CALL,
+        Price(2000 * 10**8),
+        Timestamp(expiry),
+        Quantity(quantity),
+        0,
+        Amount(2),
+    )
 
 
 Measured = dict[str, Receipt]
@@ -179,24 +200,30 @@ async def run(bench: Bench) -> Measured:
     ch = bench.channel()
     put("ETH deposit, first", await bench.a.deposit(ch.params, 0, 5))
     put("ETH deposit, second", await bench.b.deposit(ch.params, 1, 5))
-    put("coop close + payouts, ETH, 6/4",
-        await bench.c.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))))
+    put(
+        "coop close + payouts, ETH, 6/4",
+        await bench.c.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))),
+    )
 
     ch = bench.channel(bench.token)
     for client in (bench.a, bench.b):  # approvals are not part of the deposit's gas
         await tokens.approve(bench.rpc, client.sender, bench.token, bench.a.address, 10**6)  # type: ignore[arg-type]
     put("ERC-20 deposit, first", await bench.a.deposit(ch.params, 0, 5))
     put("ERC-20 deposit, second", await bench.b.deposit(ch.params, 1, 5))
-    put("coop close + payouts, ERC-20, 6/4",
-        await bench.c.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))))
+    put(
+        "coop close + payouts, ERC-20, 6/4",
+        await bench.c.conclude(ch.params, ch.sign(ch.state(1, (6, 4), final=True))),
+    )
 
     # ---- cooperative close to a fresh address -------------------------------------------------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
         fresh = LocalSigner(keccak256(f"fresh {label}".encode()))
         ch = bench.channel(asset, p0=fresh)
         await funded(bench, ch)
-        put(f"coop close + payouts, {label}, 10/0 to a fresh address",
-            await bench.c.conclude(ch.params, ch.sign(ch.state(1, (10, 0), final=True))))
+        put(
+            f"coop close + payouts, {label}, 10/0 to a fresh address",
+            await bench.c.conclude(ch.params, ch.sign(ch.state(1, (10, 0), final=True))),
+        )
 
     # ---- disputes -----------------------------------------------------------------------------
     ch = bench.channel()
@@ -207,25 +234,32 @@ async def run(bench: Bench) -> Measured:
     put("register (start a dispute)", await bench.b.register(ch.params, s1))
     put("refute with a newer state", await bench.a.register(ch.params, s2))
     await bench.warp(PERIOD + 1)
-    put("concludeAfterTimeout + payouts, 6/4",
-        await bench.c.conclude_after_timeout(ch.params, s2.state))
+    put(
+        "concludeAfterTimeout + payouts, 6/4",
+        await bench.c.conclude_after_timeout(ch.params, s2.state),
+    )
 
     ch = bench.channel()
     await funded(bench, ch)
     await bench.b.register(ch.params, ch.sign(ch.state(1, (5, 5))))
-    put("checkpoint (clear a dispute)",
-        await bench.a.checkpoint(ch.params, ch.sign(ch.state(2, (6, 4)))))
+    put(
+        "checkpoint (clear a dispute)",
+        await bench.a.checkpoint(ch.params, ch.sign(ch.state(2, (6, 4)))),
+    )
 
     # ---- partial withdrawal (the withdrawing participant sends, to itself) -------------------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
         ch = bench.channel(asset)
         await funded(bench, ch)
-        w = Withdrawal(ChannelId(ch.params.channel_id), Version(2), 0, Amount(3),
-                       bench.alice.address)
+        w = Withdrawal(
+            ChannelId(ch.params.channel_id), Version(2), 0, Amount(3), bench.alice.address
+        )
         d = eip712.withdrawal_digest(ch.domain, w)
         sigs = (ch.signers[0].sign_digest(d), ch.signers[1].sign_digest(d))
-        put(f"partial withdrawal ({label}, existing recipient)",
-            await bench.a.withdraw_partial(ch.params, w, sigs))
+        put(
+            f"partial withdrawal ({label}, existing recipient)",
+            await bench.a.withdraw_partial(ch.params, w, sigs),
+        )
 
     # ---- positions: register and settle at N open positions (a third party settles) ----------
     for asset, label in ((ZERO_ADDRESS, "ETH"), (bench.token, "ERC-20")):
@@ -255,8 +289,10 @@ async def run(bench: Bench) -> Measured:
                 await bench.warp(7 * 24 * 3600)
                 book.remove(target.id)
                 other = position(1, expiry, 18)
-                put("release one position (ETH, 1 of 9 open)", await bench.c.release_unsettled(
-                    ch.params, other, book.proof(other.id)))
+                put(
+                    "release one position (ETH, 1 of 9 open)",
+                    await bench.c.release_unsettled(ch.params, other, book.proof(other.id)),
+                )
     return got
 
 
@@ -265,10 +301,14 @@ def totals(got: Measured) -> dict[str, int]:
     gas = {name: r.gas_used for name, r in got.items()}
     deposits = gas["ETH deposit, first"] + gas["ETH deposit, second"]
     gas["happy path total (2 ETH deposits + close 6/4)"] = (
-        deposits + gas["coop close + payouts, ETH, 6/4"])
+        deposits + gas["coop close + payouts, ETH, 6/4"]
+    )
     gas["sad path total (2 ETH deposits + register + refute + payout 6/4)"] = (
-        deposits + gas["register (start a dispute)"] + gas["refute with a newer state"]
-        + gas["concludeAfterTimeout + payouts, 6/4"])
+        deposits
+        + gas["register (start a dispute)"]
+        + gas["refute with a newer state"]
+        + gas["concludeAfterTimeout + payouts, 6/4"]
+    )
     return gas
 
 
@@ -284,8 +324,10 @@ class Row:
 
 def load_budget(path: Path | None = None) -> dict[str, Row]:
     doc = json.loads((path or BUDGET).read_text())
-    return {name: Row(int(v["budget"]), v.get("goal"), v.get("goal_missed_because"))
-            for name, v in doc["rows"].items()}
+    return {
+        name: Row(int(v["budget"]), v.get("goal"), v.get("goal_missed_because"))
+        for name, v in doc["rows"].items()
+    }
 
 
 def violations(gas: dict[str, int], budget: dict[str, Row]) -> list[str]:
@@ -316,13 +358,22 @@ def table(gas: dict[str, int], budget: dict[str, Row] | None = None) -> str:
         row = budget.get(name)
         goal = row.goal if row else None
         verdict = "-" if goal is None else ("ok" if used <= goal else f"+{used - goal:,}")
-        rows.append((name, fmt(used), fmt(goal), verdict, fmt(row.budget if row else None),
-                     fmt(NITRO.get(name))))
+        rows.append(
+            (
+                name,
+                fmt(used),
+                fmt(goal),
+                verdict,
+                fmt(row.budget if row else None),
+                fmt(NITRO.get(name)),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for i, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:],
-                                                                        strict=True)]
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
+        ]
         lines.append(" | ".join(cells))
         if i == 0:
             lines.append("-+-".join("-" * w for w in widths))
@@ -347,8 +398,17 @@ async def measure(*, trace: bool = False) -> tuple[dict[str, int], dict[str, dic
         def client(i: int) -> AdjudicatorClient:
             return AdjudicatorClient(rpc, adj.address, TransactionSender(rpc, keys[i]))
 
-        bench = Bench(rpc, chain.chain_id, signers[1], signers[2], signers[3], client(1),
-                      client(2), adj, token)
+        bench = Bench(
+            rpc,
+            chain.chain_id,
+            signers[1],
+            signers[2],
+            signers[3],
+            client(1),
+            client(2),
+            adj,
+            token,
+        )
         assert bench.c.sender is not None
         await tokens.approve(rpc, bench.c.sender, token, adj.address, 10**9)
         got = await run(bench)

@@ -121,12 +121,18 @@ class DeskProc:
     def measured(self, peer: DeskProc, cmd: str, **args: Any) -> dict[str, Any]:
         """Run ``cmd`` here; add both sides' CPU per signed version over the whole command
         (process CPU time, all threads, divided by the versions the channel advanced)."""
+        steps = peer.call("task_steps"), self.call("task_steps")
         before, mine = peer.call("cpu"), self.call("cpu")
         started = time.perf_counter()
         out = self.call(cmd, **args)
         out["wall_s"] = time.perf_counter() - started
         after, mine_after = peer.call("cpu"), self.call("cpu")
+        steps_after = peer.call("task_steps"), self.call("task_steps")
         n = max(out.get("versions_total", 1), 1)
+        # trio's trips per version: unlike CPU time, not changed by other work on the machine.
+        for who, a, b in (("peer", steps[0], steps_after[0]), ("self", steps[1], steps_after[1])):
+            for key in ("task_steps", "scheduler_passes"):
+                out[f"{who}_{key}_per_version"] = (b[key] - a[key]) / n
         for who, a, b in (("self", mine, mine_after), ("peer", before, after)):
             total = b["cpu_s"] - a["cpu_s"]
             main = b["main_thread_cpu_s"] - a["main_thread_cpu_s"]

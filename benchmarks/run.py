@@ -109,6 +109,9 @@ def _ratio(x: float | None, floor: float | None) -> str:
     return "-" if x is None or not floor else f"{x / floor:.2f}x"
 
 
+_STEP_KEYS = ("task_steps", "scheduler_passes")
+
+
 def _net_of_idle(
     sc: dict[str, Any], part: dict[str, Any], by_role: dict[str, float]
 ) -> dict[str, float] | None:
@@ -186,6 +189,14 @@ def summary_rows(r: dict[str, Any]) -> list[Row]:
                 "<= 3x (sign+verify)" if judged else "",
                 _verdict(worst, 3.0, False) if judged else "",
             )
+            mine = "self" if next(iter(by)) == "leader" else "peer"
+            theirs = "peer" if mine == "self" else "self"
+            steps = [part.get(f"{w}_{k}_per_version") for w in (mine, theirs) for k in _STEP_KEYS]
+            if None not in steps:
+                add(
+                    "  trio per version, leader / follower: task steps; scheduler passes",
+                    f"{steps[0]:.1f} / {steps[2]:.1f}; {steps[1]:.1f} / {steps[3]:.1f}",
+                )
             net = _net_of_idle(scenario, part, by)
             if net is not None:
                 add(

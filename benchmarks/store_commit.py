@@ -112,7 +112,15 @@ class Channel:
         # The changed slots, as the machine hands them to the store with the state.
         changes = self.book.commit_oldest()
         signed = self.sign(state, tuple(trades))
-        self.persists.append(PersistState(self.params.channel_id, signed, changes=changes))
+        # And the struct hash it signed (the machine computed it to sign or check the state).
+        self.persists.append(
+            PersistState(
+                self.params.channel_id,
+                signed,
+                changes=changes,
+                state_hash=eip712.state_struct_hash(state),
+            )
+        )
 
     def option(self) -> OpenOption:
         pid = self.next_id
@@ -245,7 +253,7 @@ def leader_pairs(path: Path, channel: Channel, warm: int) -> dict[str, float]:
 
 
 def state_hash(persist: PersistState) -> bytes:
-    return eip712.state_struct_hash(persist.update.signed.state)
+    return persist.state_hash or eip712.state_struct_hash(persist.update.signed.state)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

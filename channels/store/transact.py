@@ -42,7 +42,7 @@ class Transactions(PremiumRecords):
     # operations (inside a transaction) ----------------------------------------------------------
     def _apply_op(self, op: Op) -> int | None:
         if isinstance(op, PersistState):
-            self._append(op.channel_id, op.update, op.book, op.changes)
+            self._append(op.channel_id, op.update, op.book, op.changes, op.state_hash)
         elif isinstance(op, AppendState):
             self._append(op.channel_id, op.update, op.book)
         elif isinstance(op, PersistSignature):
@@ -173,6 +173,7 @@ class Transactions(PremiumRecords):
         update: SignedUpdate,
         book: BookSnapshot | None,
         changes: BookChanges | None = None,
+        state_hash: bytes | None = None,
     ) -> None:
         signed = update.signed
         state = signed.state
@@ -185,7 +186,11 @@ class Transactions(PremiumRecords):
         if book is not None and changes is not None:
             raise StoreError("give a state's whole book or its changes, not both")
         live = self._live(channel_id)
-        state_hash = eip712.state_struct_hash(state)
+        if state_hash is None:
+            state_hash = eip712.state_struct_hash(state)
+        elif type(state_hash) is not bytes or len(state_hash) != 32:
+            raise StoreError("a state hash is 32 bytes")
+        # (A hash given comes from our own machine, which hashed this state to sign it.)
         if live.head_version is not None and version <= live.head_version:
             row = self._conn.execute(
                 "SELECT state_hash FROM states WHERE channel_id = ? AND version = ?",

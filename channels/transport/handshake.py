@@ -36,6 +36,7 @@ from channels.core.secure_session import (
 )
 from channels.core.signing import Signer
 from channels.signers.calling import sign_async
+from channels.transport.direct_socket import DirectSocketStream
 from channels.transport.secure_channel import SecureChannel
 
 __all__ = ["connect", "initiate", "respond", "serve"]
@@ -143,6 +144,8 @@ async def _handshake(
             raise PeerAuthError(f"peer 0x{peer.hex()} is not accepted")
         auth = await _make_auth(signer, prologue, ROLE_RESPONDER, handshake_hash)
         await io.write(frame(cipher.encrypt(auth)))
+    if isinstance(stream, trio.SocketStream):  # TCP: reads and writes skip the scheduler
+        stream = DirectSocketStream(stream)
     return SecureChannel(stream, cipher, peer, handshake_hash, io.buffer, config)
 
 

@@ -296,6 +296,11 @@ def test_pair_of_machines_through_the_store(tmp_path: Path) -> None:
         pair.deliver_all()
     pair.assert_invariants()
     for side in (pair.alice, pair.bob):
+        # Leader and follower alike hand the store the struct hash they signed or checked.
+        hashed = [a for a in side.events if isinstance(a, PersistState) and a.state_hash]
+        assert len(hashed) >= 30
+        for a in hashed:
+            assert a.state_hash == eip712.state_struct_hash(a.update.signed.state)
         path = tmp_path / f"{side.name}.db"
         params = pair.params
         store = Store.open(path, side.signer.address, params.chain_id, params.adjudicator)
@@ -323,6 +328,23 @@ def test_pair_of_machines_through_the_store(tmp_path: Path) -> None:
         )
         assert machine.highest_signed == side.m.highest_signed
         assert machine.state == side.m.state
+
+
+def test_a_state_hash_given_is_the_one_recorded(store: Store, sim: Sim) -> None:
+    """A PersistState may carry the struct hash its machine computed: the store records it (the
+    signature record, the history link) as it would its own, and refuses one that is no hash."""
+    store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), sim.phase)
+    for update in sim.updates:
+        store.apply([sim.persist(update)])
+    update = sim.update(sim.pay(5))
+    good = eip712.state_struct_hash(update.signed.state)
+    for bad in (good[:31], good.hex()):
+        op = dataclasses.replace(sim.persist(update), state_hash=bad)
+        with pytest.raises(StoreError, match="32 bytes"):
+            store.apply([op])
+    store.apply([dataclasses.replace(sim.persist(update), state_hash=good)])
+    assert store.signed_versions(sim.channel_id)[-1] == (update.signed.state.version, good)
+    assert store.verify_history(sim.channel_id) == len(sim.updates)
 
 
 def test_bad_values_fail_their_group_only(store: Store) -> None:

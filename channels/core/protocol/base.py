@@ -58,6 +58,8 @@ class Pending:
     ours: bool
     withdrawal: Withdrawal | None
     withdrawal_signature: bytes | None
+    #: The state's EIP-712 struct hash (handed to the store with the fully signed state).
+    state_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

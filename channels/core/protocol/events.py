@@ -129,6 +129,9 @@ class PersistState:
     update: SignedUpdate
     book: BookSnapshot | None = None
     changes: BookChanges | None = None
+    #: The state's EIP-712 struct hash when the machine has it already (it hashed the state to
+    #: sign or check it), so the store need not hash it again; None: the store computes it.
+    state_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

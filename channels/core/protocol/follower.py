@@ -59,7 +59,9 @@ class FollowerSteps(MachineData):
             raise StaleVersion(f"version {version} is not above our latest {latest.version}")
         if msg.state.channel_id != self.channel_id:
             raise WrongDomain("the proposed state names another channel")
-        digest = eip712.state_digest(self.domain, msg.state)
+        # One struct hash serves the digest checked and signed and the store's records.
+        struct_hash = eip712.state_struct_hash(msg.state)
+        digest = eip712.digest(self.domain, struct_hash)
         # A bad leader signature is the peer's fault and is never answered with a signature.
         verify(digest, msg.signature, self.peer_address)
 
@@ -133,7 +135,7 @@ class FollowerSteps(MachineData):
         if request_id is not None:
             self._requests.pop(request_id, None)
         actions: list[Action] = [
-            PersistState(self.channel_id, update, changes=changes),
+            PersistState(self.channel_id, update, changes=changes, state_hash=struct_hash),
             Send(Accept(self.channel_id, version, ours, our_withdrawal_sig)),
             UpdateApplied(self.channel_id, update, request_id, ours=request_id is not None),
         ]

@@ -60,7 +60,17 @@ class LeaderSteps(MachineData):
             raise
         self.highest_signed = version
         self._pending.append(
-            Pending(new, trades, signature, digest, request_id, ours, withdrawal, withdrawal_sig)
+            Pending(
+                new,
+                trades,
+                signature,
+                digest,
+                request_id,
+                ours,
+                withdrawal,
+                withdrawal_sig,
+                struct_hash,
+            )
         )
         return [
             PersistSignature(self.channel_id, version, struct_hash),
@@ -154,7 +164,7 @@ class LeaderSteps(MachineData):
         )
         self._advance(update)
         actions: list[Action] = [
-            PersistState(self.channel_id, update, changes=changes),
+            PersistState(self.channel_id, update, changes=changes, state_hash=pending.state_hash),
             UpdateApplied(self.channel_id, update, pending.request_id, pending.ours),
         ]
         actions.extend(self._phase_after_update())
