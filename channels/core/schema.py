@@ -264,11 +264,39 @@ def _e_trades(trades: Any) -> Any:
             raise Unencodable(f"not a trade: {type(trade).__name__}")
         out.append((entry[0], entry[1].encode(trade)))
     encoded = tuple(out)
+    _keep(trades, encoded)
+    return encoded
+
+
+def _keep(trades: tuple[Any, ...], encoded: tuple[Any, ...]) -> None:
     slot = next(_kept_count) % _KEPT_ENCODINGS
     _kept.pop(_kept_ids[slot], None)
     _kept_ids[slot] = id(trades)
     _kept[id(trades)] = (trades, encoded)
-    return encoded
+
+
+# The follower keeps the trades it decoded too, as the map it read, when that map is what
+# encoding them gives (the store record of the update then needs no encoding): every value a
+# trade's kinds accept encodes back to itself (a bin to the same bin, an int to the same int),
+# so only the order of each map's keys can differ. Checked here, after every other check.
+_KEY_ORDER = {tag: tuple(f.key for f in schema.fields) for tag, schema in TRADES.items()}
+_QUOTED_ORDER = (*_KEY_ORDER[2], "quote_id")  # an OpenOption filling a quote: its key last
+_NESTED_ORDER = {
+    2: ("position", tuple(f.key for f in POSITION.fields)),
+    4: ("attestation", tuple(f.key for f in ATTESTATION.fields)),
+}
+
+
+def _as_encoded(value: tuple[Any, ...]) -> bool:
+    """Whether decoded trades ``value`` (checked) is what encoding its trades gives."""
+    for tag, fields in value:
+        order = tuple(fields)
+        if order != _KEY_ORDER[tag] and not (tag == 2 and order == _QUOTED_ORDER):
+            return False
+        nested = _NESTED_ORDER.get(tag)
+        if nested is not None and tuple(fields[nested[0]]) != nested[1]:
+            return False
+    return True
 
 
 def _d_trades(value: Any, name: str) -> Any:
@@ -287,7 +315,10 @@ def _d_trades(value: Any, name: str) -> Any:
         if schema is None:
             raise UnknownType(f"unknown trade tag {tag}")
         out.append(schema.decode(fields))
-    return tuple(out)
+    trades = tuple(out)
+    if _as_encoded(value):
+        _keep(trades, value)
+    return trades
 
 
 TRADE_LIST = Kind(_e_trades, _d_trades)

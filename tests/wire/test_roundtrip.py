@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 
 import msgpack
 import pytest
@@ -106,40 +105,6 @@ def test_update_record_is_the_update_and_its_positions_encoded_once(
     for position in opened[:1]:
         with pytest.raises(UnencodableMessage):
             record.position_record(2**20, position)  # beyond the largest book
-
-
-@given(s.proposals)
-def test_trades_encoded_again_give_the_same_bytes(msg: Proposal) -> None:
-    """The leader's Proposal and the store record of its update share one trades tuple, whose
-    encoding is kept and used again: every encoding is still, byte for byte, that of equal
-    trades in a new tuple."""
-    copy = dataclasses.replace(msg, trades=tuple(list(msg.trades)))
-    sent = wire.encode_message(msg)
-    assert sent == wire.encode_message(copy)
-    signed = model.SignedState(msg.state, (msg.signature, msg.signature))
-    record = wire.UpdateRecord(SignedUpdate(signed, msg.trades))
-    assert record.blob == wire.encode_update(SignedUpdate(signed, tuple(list(msg.trades))))
-    assert wire.encode_message(msg) == sent
-
-
-def test_trades_encodings_from_several_threads_stay_exact() -> None:
-    """The store encodes in its own thread: tuples made and dropped in four threads at once
-    (their ids are reused at once) always encode as their own trades."""
-    expected = {n: wire.encode_trades((Pay(n % 2, n + 1),) * (n % 3 + 1)) for n in range(64)}
-    wrong: list[int] = []
-
-    def work(offset: int) -> None:
-        for i in range(3_000):
-            n = (i * 7 + offset) % 64
-            if wire.encode_trades((Pay(n % 2, n + 1),) * (n % 3 + 1)) != expected[n]:
-                wrong.append(n)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert wrong == []
 
 
 @given(s.params())
