@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -192,3 +193,33 @@ async def test_commit_failure_fails_callers_and_later_calls(db_path: Path) -> No
             await store.append_state(sim.channel_id, sim.updates[0])
         with pytest.raises(StoreError, match="failed earlier"):
             await store.append_state(sim.channel_id, sim.updates[0])
+
+
+async def test_a_commit_is_made_in_trio_thread_only_when_nothing_else_could_run(
+    db_path: Path,
+) -> None:
+    """With no other task ready and the writer thread idle, a commit is made at once in trio's
+    own thread (no hand-off); with another task ready, in the writer thread, so that task runs
+    while the disk flushes. Either way the caller returns only once the batch is committed."""
+    sim = Sim()
+    sim.open()
+    async with open_store(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
+        await store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)
+        committed_in: list[threading.Thread] = []
+        apply_groups = store._store.apply_groups
+
+        def recording(groups: Sequence[Sequence[Op]]) -> list[object]:
+            committed_in.append(threading.current_thread())
+            return apply_groups(groups)  # type: ignore[return-value]
+
+        store._store.apply_groups = recording  # type: ignore[method-assign,assignment]
+        async with trio.open_nursery() as nursery:
+            woken = trio.Event()
+            nursery.start_soon(woken.wait)
+            await trio.testing.wait_all_tasks_blocked()
+            await store.append_state(sim.channel_id, sim.updates[0])  # nothing else to run
+            woken.set()  # the other task is ready now
+            await store.append_state(sim.channel_id, sim.updates[1])
+        assert committed_in[0] is threading.current_thread()
+        assert committed_in[1] is not threading.current_thread()
+        assert (await store.load_channel(sim.channel_id)).latest == sim.updates[1]

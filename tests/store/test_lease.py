@@ -41,10 +41,14 @@ async def test_one_commit_per_lease_not_per_signature(db_path: Path) -> None:
 async def test_a_covered_signature_returns_without_waiting(db_path: Path) -> None:
     """A signature the durable lease covers is durable when submitted: persist returns its
     result at once, without a trip through the scheduler (it does not even see a cancellation
-    that is pending), and one above the lease still waits for its commit."""
+    that is pending), and one above the lease still waits for its commit (made in the writer
+    thread here: a commit with nothing else to run is made at once in trio's thread, see
+    tests/store/test_async.py)."""
     sim = Sim()
     sim.open()
-    async with open_store(db_path, ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
+    async with open_store(
+        db_path, ALICE.address, CHAIN_ID, ADJUDICATOR, inline_when_idle=False
+    ) as store:
         await store.add_channel(sim.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)
         await store.persist([sig(sim, 1)])
         returned = []
