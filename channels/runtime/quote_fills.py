@@ -77,8 +77,12 @@ class FillRule:
     # machine steps ---------------------------------------------------------------------------
     def after_step(self, channel_id: ChannelId, actions: list[Action] | None) -> None:
         """A machine step of the channel ended with ``actions`` (None: it raised)."""
-        checked = self._stepping.pop(channel_id, [])
         book = self._book
+        checked = self._stepping.pop(channel_id, None)
+        if checked is None:
+            if not book.holding:
+                return  # no fill checked in this step and none in flight: nothing to settle
+            checked = []
         if actions is None:
             for _version, fills in checked:
                 for fill in fills:

@@ -210,7 +210,8 @@ class SecureChannel(trio.abc.AsyncResource):
                 ping_at = self._last_sent + keepalive
                 dead_at = self._last_received + 3 * keepalive
             data: bytes | None = None
-            with trio.move_on_at(min(body_deadline, ping_at, dead_at)):
+            # A bare CancelScope (trio.move_on_at is a generator-based wrapper around one).
+            with trio.CancelScope(deadline=min(body_deadline, ping_at, dead_at)):
                 try:
                     data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
