@@ -243,7 +243,10 @@ TRADE_TAGS = {schema.cls: (tag, schema) for tag, schema in TRADES.items()}
 # the same every time, so the last few encodings are kept by the tuple's identity, each entry
 # holding its tuple (an identity cannot be reused while it is kept). Each entry is one tuple
 # written and read whole, and a hit needs the very same tuple: two threads can only miss.
+# Only batches of up to _KEPT_MOST_TRADES are kept: what a peer's large proposals can make us
+# hold stays bounded (about 1 kB per trade, so a few MB at most).
 _KEPT_ENCODINGS = 32
+_KEPT_MOST_TRADES = 256
 _kept: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 _kept_ids: list[int] = [0] * _KEPT_ENCODINGS
 _kept_count = itertools.count()
@@ -269,6 +272,8 @@ def _e_trades(trades: Any) -> Any:
 
 
 def _keep(trades: tuple[Any, ...], encoded: tuple[Any, ...]) -> None:
+    if len(trades) > _KEPT_MOST_TRADES:
+        return
     slot = next(_kept_count) % _KEPT_ENCODINGS
     _kept.pop(_kept_ids[slot], None)
     _kept_ids[slot] = id(trades)

@@ -84,3 +84,13 @@ def test_trades_encodings_from_several_threads_stay_exact() -> None:
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+def test_large_batches_encode_the_same_without_being_kept() -> None:
+    """Batches above the kept size (what a peer's large proposals could make us hold) are
+    encoded afresh each time, to the same bytes."""
+    trades = tuple(Pay(n % 2, n + 1) for n in range(300))
+    data = wire.encode_trades(trades)
+    assert wire.encode_trades(trades) == data == wire.encode_trades(fresh(trades))
+    decoded = wire.decode_trades(data)
+    assert decoded == trades and wire.encode_trades(decoded) == data
