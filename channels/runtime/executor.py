@@ -44,6 +44,13 @@ def crash_points_of(durable: Sequence[Action]) -> tuple[str, ...]:
     return tuple(points)
 
 
+Durable = PersistSignature | PersistState | PhaseChanged
+
+
+def _durable(actions: Sequence[Action]) -> list[Durable]:
+    return [a for a in actions if isinstance(a, PersistSignature | PersistState | PhaseChanged)]
+
+
 class Executor:
     def __init__(self, store: Persister, send: SendFn, capacity: int = 10_000) -> None:
         self._store = store
@@ -51,6 +58,8 @@ class Executor:
         self._in, self._out = trio.open_memory_channel[tuple[ActionTarget, list[Action]]](
             capacity
         )
+        #: Batches handed to the run task and not yet performed (queued or in progress).
+        self._pending = 0
 
     @property
     def store(self) -> Persister:
@@ -60,6 +69,9 @@ class Executor:
     async def enqueue(self, target: ActionTarget, actions: list[Action]) -> None:
         if not actions:
             return
+        if self._pending == 0 and self._perform_now(target, actions):
+            return
+        self._pending += 1
         # Without a schedule point while there is room: a step's caller holds its channel's
         # lock here, and yielding to the scheduler on every step was one task switch per
         # message for nothing (the executor wakes on the first item either way).
@@ -67,6 +79,43 @@ class Executor:
             self._in.send_nowait((target, actions))
         except trio.WouldBlock:
             await self._in.send((target, actions))
+
+    def _perform_now(self, target: ActionTarget, actions: list[Action]) -> bool:
+        """Persist and perform ``actions`` here, in the caller's task, when nothing is ahead of
+        them and the store can make them durable without a wait (signatures its lease covers,
+        or a commit it makes at once with nothing else to run). Same order, same crash points
+        as the run task; a message then leaves as soon as its step is made (a caller's proposal
+        does not wait for the run task's next turn). False: nothing was done."""
+        durable = _durable(actions)
+        points: tuple[str, ...] = ()
+        if durable:
+            if not self._store.can_persist_now(durable):
+                return False
+            points = crash_points_of(durable)
+            for point in points:
+                crash_point(point, "pre_write")
+            try:
+                self._store.persist_now(durable)
+            except Exception:
+                # The store failed: the run task meets the failure as it always did (it
+                # persists the batch again and the store refuses it), not this caller.
+                return False
+            for point in points:
+                crash_point(point, "post_write_pre_send")
+        self._perform(target, actions, points)
+        return True
+
+    def _perform(
+        self, target: ActionTarget, actions: list[Action], points: tuple[str, ...]
+    ) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                message = action.message
+                # The responder's OpenAccept on the wire is its channel:post_send point.
+                sent = points if type(message) is not OpenAccept else (*points, "channel")
+                self._send(target.peer_address, message, sent)
+            else:
+                target.on_action(action)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -77,12 +126,7 @@ class Executor:
                     batch.append(self._out.receive_nowait())
                 except trio.WouldBlock:
                     break
-            durable = [
-                action
-                for _, actions in batch
-                for action in actions
-                if isinstance(action, PersistSignature | PersistState | PhaseChanged)
-            ]
+            durable = [action for _, actions in batch for action in _durable(actions)]
             points = crash_points_of(durable)
             for point in points:
                 crash_point(point, "pre_write")
@@ -91,11 +135,5 @@ class Executor:
             for point in points:
                 crash_point(point, "post_write_pre_send")
             for target, actions in batch:
-                for action in actions:
-                    if isinstance(action, Send):
-                        message = action.message
-                        # The responder's OpenAccept on the wire is its channel:post_send point.
-                        sent = points if type(message) is not OpenAccept else (*points, "channel")
-                        self._send(target.peer_address, message, sent)
-                    else:
-                        target.on_action(action)
+                self._perform(target, actions, points)
+            self._pending -= len(batch)

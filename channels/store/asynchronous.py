@@ -227,6 +227,26 @@ class AsyncStore:
             self._queue_ticket(rewritten.renewal, None)
         return ticket
 
+    def can_persist_now(self, ops: Sequence[Op]) -> bool:
+        """Whether :meth:`persist_now` would make ``ops`` durable without waiting: they are only
+        signatures the durable lease covers, or nothing is queued or committing and the commit
+        would be made in trio's thread (see ``_dispatch``). Changes nothing."""
+        if self._failure is not None or self._closing:
+            return False
+        if all(isinstance(op, PersistSignature) and self._leases.covers(op) for op in ops):
+            return True
+        return not self._queue and not self._committing and self._inline_now()
+
+    def persist_now(self, ops: Sequence[Op]) -> Results:
+        """Make ``ops`` durable at once, without a wait; only after :meth:`can_persist_now`
+        said yes (nothing in between). Raises what the commit raised."""
+        ticket = self.submit(ops)
+        assert ticket.done, "persist_now without can_persist_now"
+        return ticket.result()
+
+    def _inline_now(self) -> bool:
+        return self._inline_when_idle and self._writer.busy == 0 and _nothing_else_to_run()
+
     def _queue_ticket(
         self, ops: Sequence[Op], origin: Sequence[int | None] | None
     ) -> PersistTicket:
@@ -358,7 +378,7 @@ class AsyncStore:
         # The attribute is read here, at hand-off, so a test can make the commit fail.
         apply_groups = self._store.apply_groups
         groups = [t.ops for t in batch]
-        if self._inline_when_idle and self._writer.busy == 0 and _nothing_else_to_run():
+        if self._inline_now():
             # Nothing could run while the writer thread commits: commit here instead. The hand-
             # off to the thread and back (a queue, a thread woken, the GIL passed twice, the
             # loop woken through its wakeup socket) cost more CPU than the store's own work,

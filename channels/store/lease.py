@@ -77,6 +77,16 @@ class VersionLeases:
     def durable(self, channel_id: ChannelId) -> int:
         return self._durable.get(channel_id, -1)
 
+    def covers(self, op: PersistSignature) -> bool:
+        """Whether :meth:`rewrite` would find ``op`` covered by the durable lease (no commit
+        needed for it). Changes nothing."""
+        cid, version = op.channel_id, int(op.version)
+        last = self._last.get(cid)
+        fresh = last is None or version > last[0] or (version, op.state_hash) == last
+        if not fresh or (last is None and version <= self._before.get(cid, -1)):
+            return False
+        return version <= self._durable.get(cid, -1)
+
     def rewrite(self, ops: Sequence[object]) -> Rewritten:
         kept: list[object] = []
         origin: list[int | None] = []

@@ -24,6 +24,15 @@ class Persister(Protocol):
         """Make ``ops`` durable, all or nothing; return once they are committed."""
         ...
 
+    def can_persist_now(self, ops: Sequence[Op]) -> bool:
+        """Whether :meth:`persist_now` can make ``ops`` durable without waiting (changes
+        nothing)."""
+        ...
+
+    def persist_now(self, ops: Sequence[Op]) -> Results:
+        """Make ``ops`` durable at once; only right after :meth:`can_persist_now` said yes."""
+        ...
+
     async def add_channel(
         self,
         params: Params,
