@@ -47,15 +47,41 @@ class Subscriber:
             return 1
 
 
+#: At most this many events are held while a node starts (each later one is counted as lost).
+MAX_HELD = 10_000
+
+
 class EventBus:
     """Hands each event to every subscriber; a full subscriber loses it (and is told)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, held: bool = False) -> None:
         self._subscribers: list[Subscriber] = []
         #: Events dropped because a subscriber's buffer was full (each is announced to it).
         self.events_lost = 0
+        #: ``held``: events are kept, in order, until :meth:`release`. A node's bus is held while
+        #: it starts: what its start-up emits (an alarm of a restored store, a peer connected)
+        #: must reach the subscriber its caller adds as soon as ``open_node`` returns, whichever
+        #: task emitted it and however fast the store committed.
+        self._held: list[Event] | None = [] if held else None
+
+    def release(self) -> None:
+        """Deliver the held events, in order; from now on every event goes out at once."""
+        held, self._held = self._held, None
+        for event in held or ():
+            self.emit(event)
+
+    async def release_soon(self) -> None:
+        """:meth:`release`, as a task the node starts last: it runs once the caller of
+        ``open_node`` has had its turn (and subscribed, if it meant to)."""
+        self.release()
 
     def emit(self, event: Event) -> None:
+        if self._held is not None:
+            if len(self._held) < MAX_HELD:
+                self._held.append(event)
+            else:
+                self.events_lost += 1
+            return
         for subscriber in list(self._subscribers):
             try:
                 self.events_lost += subscriber.offer(event)

@@ -55,9 +55,7 @@ class Executor:
     def __init__(self, store: Persister, send: SendFn, capacity: int = 10_000) -> None:
         self._store = store
         self._send = send
-        self._in, self._out = trio.open_memory_channel[tuple[ActionTarget, list[Action]]](
-            capacity
-        )
+        self._in, self._out = trio.open_memory_channel[tuple[ActionTarget, list[Action]]](capacity)
         #: Batches handed to the run task and not yet performed (queued or in progress).
         self._pending = 0
 

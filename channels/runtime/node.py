@@ -105,7 +105,7 @@ class Node:
         self._nursery = nursery
         self._runtimes: dict[ChannelId, ChannelRuntime] = {}
         self._handles: dict[ChannelId, Channel] = {}
-        self._bus = EventBus()
+        self._bus = EventBus(held=True)
         self._clock = ChainClock(chain)
         self._links = Links(
             signer=signer,
@@ -489,6 +489,7 @@ class Node:
             self.gatekeeper.watch_reserve, max(1.0, 10 * self.settings.chain_poll_interval)
         )
         nursery.start_soon(self._resume_funding)
+        nursery.start_soon(self._bus.release_soon)  # start-up's events, once our caller subscribed
 
     async def _resume_funding(self) -> None:
         """After a restart, fund the channels still FUNDING whose own deposit never went out

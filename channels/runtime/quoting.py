@@ -115,6 +115,7 @@ class QuotedChannel(Protocol):
     def new_position_id(self) -> int: ...
     async def trade(self, *trades: Trade) -> State: ...
 
+
 log = logging.getLogger("channels.runtime.quoting")
 
 #: How often expired quotes are swept (seconds).

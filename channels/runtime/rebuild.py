@@ -72,7 +72,11 @@ async def rebuild_from_towers(
         endpoint = (tower.host, tower.port)
         try:
             listing = await tower_call(
-                endpoint, tower.address, node.signer, prologue, {"t": "list"},
+                endpoint,
+                tower.address,
+                node.signer,
+                prologue,
+                {"t": "list"},
                 timeout=REQUEST_TIMEOUT,
             )
             ids = [ChannelId(bytes(c)) for c in listing.get("channels", [])]
@@ -80,8 +84,12 @@ async def rebuild_from_towers(
                 if cid in known:
                     continue
                 reply = await tower_call(
-                    endpoint, tower.address, node.signer, prologue,
-                    {"t": "get", "channel": bytes(cid)}, timeout=REQUEST_TIMEOUT,
+                    endpoint,
+                    tower.address,
+                    node.signer,
+                    prologue,
+                    {"t": "get", "channel": bytes(cid)},
+                    timeout=REQUEST_TIMEOUT,
                 )
                 held = decode_held(reply.get("held"))
                 if held is None:

@@ -59,6 +59,7 @@ def lease_figure(value: object) -> int:
         raise TowerReplyError(f"a lease figure must be a whole number from -1 to {MAX_LEASE}")
     return value
 
+
 log = logging.getLogger("channels.towers")
 
 #: The tower client (channels/runtime/towerclient.py), which owns this; typed loosely because

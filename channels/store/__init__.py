@@ -65,7 +65,7 @@ operations are durable. It keeps a ``PersistSignature`` with a version lease
 (channels/store/lease.py): a signature inside the durable lease needs no commit.
 """
 
-from channels.store.asynchronous import AsyncStore, PersistTicket, open_store
+from channels.store.asynchronous import AsyncStore, open_store
 from channels.store.errors import CorruptStore, ForeignStore, SchemaTooNew, StoreError, StoreInUse
 from channels.store.history import chain_link, trade_summary
 from channels.store.ops import (
@@ -90,6 +90,7 @@ from channels.store.schema import APPLICATION_ID, SCHEMA_VERSION
 from channels.store.schema import SYNCHRONOUS_MODES as SYNCHRONOUS_MODES
 from channels.store.schema import ZERO_LINK as ZERO_LINK
 from channels.store.sync import Store
+from channels.store.writer import PersistTicket
 
 __all__ = [
     "APPLICATION_ID",

@@ -77,7 +77,6 @@ class QuoteRecords(StoreBase):
         for statement in _DDL:
             self._conn.execute(statement)
 
-
     def append_quote_entries(self, entries: list[QuoteEntry]) -> None:
         """Append rows in one transaction (run it in the store's thread: ``AsyncStore.run``)."""
         self._check_open()
@@ -109,7 +108,6 @@ class QuoteRecords(StoreBase):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-
 
     def quote_audit(self, channel_id: bytes | None = None) -> list[QuoteRecord]:
         """The audit trail, oldest first (of one channel, or of all)."""
