@@ -32,9 +32,10 @@ MAX_WRITE_BATCH = 256
 #: waiting.
 YIELD_EVERY = 32
 
-#: One queued message: its bytes, the crash points its sending passes, and whether a fault cuts
-#: the link once it is written (channels/testing/faults.py).
-Outgoing = tuple[bytes, tuple[str, ...], bool]
+#: One queued message: its bytes (None: only flush what ``SecureChannel.send_now`` left over),
+#: the crash points its sending passes, and whether a fault cuts the link once it is written
+#: (channels/testing/faults.py).
+Outgoing = tuple[bytes | None, tuple[str, ...], bool]
 PeerHandler = Callable[[Address], Awaitable[None]]
 Dispatch = Callable[[Address, Message | QuoteMessage], Awaitable[None]]
 
@@ -45,6 +46,9 @@ class Link:
     channel: SecureChannel
     outbox: trio.MemorySendChannel[Outgoing]
     inbox: trio.MemoryReceiveChannel[Outgoing]
+    #: Messages queued for the writer and not yet written (a message queued and already taken
+    #: by the writer is no longer in the channel's buffer, but is still ahead of a new one).
+    queued: int = 0
 
 
 class Links:
@@ -108,8 +112,18 @@ class Links:
                 self._nursery.start_soon(link.channel.aclose)
             return
         cut = fault is not None and fault.close
+        payload = encode_peer_message(message)
+        item: Outgoing = (payload, points, cut)
+        if not cut and not link.queued and link.channel.send_now((payload,)):
+            # Written now, without a turn of the writer task (nothing was ahead of it).
+            if not link.channel.has_backlog:
+                for point in points:
+                    crash_point(point, "post_send")
+                return
+            item = (None, points, False)  # the writer flushes the rest, then passes the points
         try:
-            link.outbox.send_nowait((encode_peer_message(message), points, cut))
+            link.outbox.send_nowait(item)
+            link.queued += 1
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             log.warning("dropping a message to %s: link congested or closed", peer.hex())
 
@@ -173,17 +187,21 @@ class Links:
                 # Send everything already waiting in one socket write (one syscall instead of
                 # one per message). Each message was queued only after its persistence was
                 # durable, so sending them together changes nothing for write-before-send.
-                payloads = [first[0]]
+                payloads = [] if first[0] is None else [first[0]]
                 fired = list(first[1])
                 cut = first[2]
-                while len(payloads) < MAX_WRITE_BATCH and not cut:
+                taken = 1
+                while taken < MAX_WRITE_BATCH and not cut:
                     try:
                         payload, points, cut = link.inbox.receive_nowait()
                     except trio.WouldBlock:
                         break
-                    payloads.append(payload)
+                    taken += 1
+                    if payload is not None:
+                        payloads.append(payload)
                     fired.extend(points)
-                await link.channel.send_many(payloads)
+                await link.channel.send_many(payloads)  # [] flushes what send_now left
+                link.queued -= taken
                 for point in fired:
                     crash_point(point, "post_send")
                 if cut:  # an injected fault: the link dies right after this message

@@ -26,6 +26,18 @@ class DirectSocketStream(trio.abc.Stream):
         self._sock.setblocking(False)
         self._closed = False
 
+    def try_send(self, data: bytes | memoryview) -> int:
+        """Write what the kernel takes of ``data`` now, without waiting: the number of bytes
+        written (0 when its buffer is full). Raises as :meth:`send_all` does."""
+        if self._closed:
+            raise trio.ClosedResourceError("the stream is closed")
+        try:
+            return self._sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"the connection broke: {exc}") from exc
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Write all of ``data``; waits only while the kernel's send buffer is full."""
         view = memoryview(data)

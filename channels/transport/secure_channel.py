@@ -60,6 +60,7 @@ from channels.core.secure_session import (
     encrypt_message,
     keepalive_frame,
 )
+from channels.transport.direct_socket import DirectSocketStream
 from channels.transport.fastlock import FastLock
 
 __all__ = ["SecureChannel"]
@@ -99,6 +100,9 @@ class SecureChannel(trio.abc.AsyncResource):
         self._last_received = now
         self._closed: TransportError | None = None
         self._send_lock = FastLock()
+        #: Ciphertext :meth:`send_now` encrypted but the socket did not take whole: it goes out
+        #: before anything else (the frames' nonces follow the order on the wire).
+        self._backlog = b""
         self._receive_lock = FastLock()
 
     @property
@@ -136,6 +140,40 @@ class SecureChannel(trio.abc.AsyncResource):
         """Send one message of up to ``max_message_size`` bytes (split into chunks as needed)."""
         await self.send_many((payload,))
 
+    @property
+    def has_backlog(self) -> bool:
+        """Whether bytes :meth:`send_now` took wait to be written (by :meth:`send_many`)."""
+        return bool(self._backlog)
+
+    def send_now(self, payloads: Sequence[bytes]) -> bool:
+        """Encrypt ``payloads`` and hand them to the socket at once, without a wait, when this is
+        a TCP link with no send under way and nothing left over; False (nothing done) otherwise.
+        What the socket does not take now (or cannot take: a broken link) is kept and goes out
+        first with the next :meth:`send_many` (``send_many([])`` just flushes it), which also
+        meets any error the way a send always has."""
+        stream = self._stream
+        if (
+            not isinstance(stream, DirectSocketStream)
+            or self._send_lock.locked()
+            or self._backlog
+            or self._closed is not None
+        ):
+            return False
+        limit = self._config.max_message_size
+        if any(type(p) is not bytes or len(p) > limit for p in payloads):
+            return False  # send_many refuses it, as always
+        parts: list[bytes] = []
+        for payload in payloads:
+            encrypt_message(self._cipher, payload, parts)
+        data = b"".join(parts)
+        try:
+            sent = stream.try_send(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            sent = 0  # the flush meets the error and fails the link as send_many does
+        self._backlog = data[sent:]
+        self._last_sent = trio.current_time()
+        return True
+
     async def send_many(self, payloads: Sequence[bytes]) -> None:
         """Send several messages, in order, with ONE write to the socket.
 
@@ -145,7 +183,7 @@ class SecureChannel(trio.abc.AsyncResource):
         """
         for payload in payloads:
             check_payload(payload, self._config)
-        if not payloads:
+        if not payloads and not self._backlog:
             return
         async with self._send_lock:
             self._check_open()
@@ -156,6 +194,8 @@ class SecureChannel(trio.abc.AsyncResource):
             await self._send_raw(b"".join(parts))
 
     async def _send_raw(self, data: bytes) -> None:
+        if self._backlog:  # encrypted before ``data``: it goes first
+            data, self._backlog = self._backlog + data, b""
         sent = False
         try:
             await self._stream.send_all(data)

@@ -13,6 +13,8 @@ import trio
 
 from channels.transport.direct_socket import DirectSocketStream
 
+from ._helpers import honest_pair
+
 
 @asynccontextmanager
 async def tcp_pair() -> AsyncIterator[tuple[DirectSocketStream, DirectSocketStream]]:
@@ -86,3 +88,35 @@ async def test_a_reset_connection_is_a_broken_stream() -> None:
             with pytest.raises(trio.BrokenResourceError):
                 for _ in range(1000):  # the first writes may still be accepted locally
                     await a.send_all(b"x" * 65536)
+
+
+async def test_send_now_keeps_what_the_socket_did_not_take_and_it_goes_first() -> None:
+    """``SecureChannel.send_now`` encrypts and hands messages to the socket without a wait; what
+    the kernel did not take stays behind, nothing new is taken before it, and the next
+    ``send_many`` writes it first: the peer reads every message, in order."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(30):
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        server = await listeners[0].accept()
+        await listeners[0].aclose()
+        a, b = await honest_pair(client, server)
+        big = [os.urandom(60_000) for _ in range(80)]  # more than the kernel's buffers hold
+        assert a.send_now(big)
+        assert a.has_backlog
+        assert not a.send_now([b"after"])  # nothing overtakes what is left
+        got: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+
+            async def read_all() -> None:
+                while len(got) < len(big) + 1:
+                    got.append(await b.receive())
+
+            nursery.start_soon(read_all)
+            await a.send_many([b"after"])
+        assert not a.has_backlog
+        assert got == [*big, b"after"]
+        assert a.send_now([b"idle again"])  # an idle link takes a message at once
+        assert await b.receive() == b"idle again"
+        await a.aclose()
+        await b.aclose()
