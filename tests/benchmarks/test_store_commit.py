@@ -26,4 +26,4 @@ def test_store_commit_benchmark_prints_its_figures() -> None:
     for kind in ("pay: 5 updates of 1 trade(s)", "batched: 5 updates of 100 trade(s)"):
         assert kind in out, out
     assert out.count("bare SQLite FULL commit of one") == 2, out
-    assert out.count("x bare") == 8, out  # wall and CPU, two ways, two scenarios
+    assert out.count("x bare") == 12, out  # wall and CPU, three ways, two scenarios

@@ -136,6 +136,9 @@ async def test_every_reply_shows_our_balance_first(chain: Chain, sock_dir: Path)
                 premium=PREMIUM,
                 collateral=COLLATERAL,
             )
+            # Checked before the next update: the reply is the state of this call, and Alice's
+            # view moves on as soon as Bob's update below completes.
+            check_balances(written, alice, cid)
             bought = await b_ctl.call(
                 "buy_option",
                 channel=opened["id"],
@@ -145,9 +148,9 @@ async def test_every_reply_shows_our_balance_first(chain: Chain, sock_dir: Path)
                 premium=PREMIUM,
                 collateral=COLLATERAL,
             )
-            for reply, node in ((written, alice), (bought, bob)):
+            check_balances(bought, bob, cid)
+            for reply in (written, bought):
                 assert list(reply) == [*STATE, "position"]
-                check_balances(reply, node, cid)
             fills = []
             for ctl, node, _ in sides:
                 quote = await ctl.call(
