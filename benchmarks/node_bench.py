@@ -374,10 +374,32 @@ def scenario_hub(env: Env, quick: bool) -> dict[str, Any]:
     return out
 
 
+#: Where a sampled leaf frame's code lives, by the first path that matches (py-spy names
+#: files relative to the repository or to site-packages).
+_LAYERS = (
+    (("channels/core/",), "channels.core: protocol, options, codec, hashing"),
+    (("channels/store/",), "channels.store"),
+    (("channels/runtime/",), "channels.runtime"),
+    (("channels/transport/",), "channels.transport"),
+    (("channels/", "adjudicator/"), "channels (other), adjudicator"),
+    (("trio/", "outcome/"), "trio"),
+    (("httpx/", "httpcore/", "h11/", "anyio/"), "HTTP to the chain (polling)"),
+    (("msgpack/", "coincurve/", "noise/", "cryptography/"), "msgpack, coincurve, Noise cipher"),
+)
+
+
+def _layer(frame: str) -> str:
+    for fragments, name in _LAYERS:
+        if any(f" ({fragment}" in frame for fragment in fragments):
+            return name
+    return "standard library, benchmark driver, the rest"
+
+
 def _parse_collapsed(path: Path) -> dict[str, Any]:
     """Self and inclusive sample counts per function from py-spy's collapsed ("raw") output."""
     selfc: dict[str, int] = {}
     incl: dict[str, int] = {}
+    layers: dict[str, int] = {}
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -412,19 +434,26 @@ def _parse_collapsed(path: Path) -> dict[str, Any]:
         ]
         leaf = names[-1]
         selfc[leaf] = selfc.get(leaf, 0) + count
+        layer = _layer(frames[-1])
+        layers[layer] = layers.get(layer, 0) + count
         for name in set(names):
             incl[name] = incl.get(name, 0) + count
     top_self = sorted(selfc.items(), key=lambda kv: -kv[1])[:25]
     top_incl = sorted(incl.items(), key=lambda kv: -kv[1])[:60]
     return {
         "samples": total,
+        "by_layer": [
+            (k, v, round(100 * v / max(total, 1), 1))
+            for k, v in sorted(layers.items(), key=lambda kv: -kv[1])
+        ],
         "top_self": [(k, v, round(100 * v / max(total, 1), 1)) for k, v in top_self],
         "top_inclusive": [(k, v, round(100 * v / max(total, 1), 1)) for k, v in top_incl],
     }
 
 
 def scenario_profile(env: Env, quick: bool) -> dict[str, Any]:
-    """The sequential pay loop of the pair, each desk run under py-spy (sampling, all threads)."""
+    """The sequential pay loop of the pair, each desk run under py-spy (sampling the thread that
+    holds the GIL)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
@@ -436,6 +465,10 @@ def scenario_profile(env: Env, quick: bool) -> dict[str, Any]:
             spy,
             "record",
             "--nonblocking",
+            # Only the thread holding the GIL: the Python work there is to cut. Without it,
+            # a thread waiting in epoll or in the disk's flush counts as busy (a third to a half
+            # of all samples), which hides where the CPU goes.
+            "--gil",
             "-r",
             "250",
             "-f",

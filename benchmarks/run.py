@@ -371,7 +371,10 @@ def render_profile(prof: dict[str, Any], limit: int = 12) -> str:
         p = prof.get(role)
         if not p:
             continue
-        lines.append(f"{role}: {p['samples']} samples; top self (function, samples, %):")
+        lines.append(f"{role}: {p['samples']} samples; by where the code lives (self samples):")
+        for name, count, pct in p.get("by_layer", []):
+            lines.append(f"    {pct:5.1f}%  {count:5d}  {name}")
+        lines.append(f"{role}: top self (function, samples, %):")
         for name, count, pct in p["top_self"][:limit]:
             lines.append(f"    {pct:5.1f}%  {count:5d}  {name}")
     return "\n".join(lines)
@@ -438,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\nnode figures (desk processes over TCP on 127.0.0.1, anvil, SQLite):", file=out)
     print(render(summary_rows(results)), file=out)
     if "profile" in results and "leader" in results["profile"]:
-        print("\nprofile of the sequential pay loop (py-spy, all threads, CPU samples):", file=out)
+        print(
+            "\nprofile of the sequential pay loop (py-spy, the thread holding the GIL):", file=out
+        )
         print(render_profile(results["profile"]), file=out)
     print(f"\n({meta['wall_seconds']} s; JSON in {RESULTS}/summary.json)", file=out)
     RESULTS.mkdir(parents=True, exist_ok=True)
