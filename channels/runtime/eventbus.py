@@ -63,10 +63,14 @@ class EventBus:
         #: must reach the subscriber its caller adds as soon as ``open_node`` returns, whichever
         #: task emitted it and however fast the store committed.
         self._held: list[Event] | None = [] if held else None
+        self._held_lost = 0
 
     def release(self) -> None:
         """Deliver the held events, in order; from now on every event goes out at once."""
         held, self._held = self._held, None
+        if self._held_lost:  # said first, as a subscriber is told of what its buffer lost
+            self.emit(EventsLost(None, self._held_lost))
+            self._held_lost = 0
         for event in held or ():
             self.emit(event)
 
@@ -81,6 +85,7 @@ class EventBus:
                 self._held.append(event)
             else:
                 self.events_lost += 1
+                self._held_lost += 1
             return
         for subscriber in list(self._subscribers):
             try:

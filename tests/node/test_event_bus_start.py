@@ -11,7 +11,7 @@ from __future__ import annotations
 import trio
 
 from channels.core.node_events import Alarm
-from channels.runtime.eventbus import MAX_HELD, EventBus
+from channels.runtime.eventbus import MAX_HELD, EventBus, EventsLost
 
 
 async def test_held_events_reach_a_subscriber_added_before_release_in_order() -> None:
@@ -33,11 +33,15 @@ async def test_held_events_reach_a_subscriber_added_before_release_in_order() ->
     ]
 
 
-async def test_a_held_bus_is_bounded() -> None:
+async def test_a_held_bus_is_bounded_and_says_what_it_lost() -> None:
     bus = EventBus(held=True)
     for i in range(MAX_HELD + 5):
         bus.emit(Alarm(None, "Test", str(i)))
     assert bus.events_lost == 5
-    async with bus.subscribe(buffer=MAX_HELD) as stream:
+    async with bus.subscribe(buffer=MAX_HELD + 1) as stream:
         bus.release()
-        assert stream.statistics().current_buffer_used == MAX_HELD
+        assert stream.statistics().current_buffer_used == MAX_HELD + 1
+        first = await stream.receive()
+        assert isinstance(first, EventsLost) and first.count == 5
+        second = await stream.receive()
+        assert isinstance(second, Alarm) and second.detail == "0"
