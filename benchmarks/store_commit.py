@@ -55,7 +55,7 @@ from channels.core.options import (  # noqa: E402
 from channels.core.positions import PositionBook  # noqa: E402
 from channels.core.protocol import PersistSignature, PersistState, Phase  # noqa: E402
 from channels.core.signing import LocalSigner  # noqa: E402
-from channels.store import AddChannel, Store, open_store  # noqa: E402
+from channels.store import AddChannel, Op, Store, open_store  # noqa: E402
 
 NOW = 1_700_000_000
 DEPOSIT = 10**15
@@ -200,7 +200,11 @@ def store_apply(path: Path, channel: Channel, warm: int) -> dict[str, float]:
     return {"wall_us": _p50(wall) * 1e6, "cpu_us": statistics.fmean(cpu) * 1e6}
 
 
-def store_persist(path: Path, channel: Channel, warm: int) -> dict[str, float]:
+def _persisted(
+    path: Path, channel: Channel, warm: int, steps: list[list[list[Op]]]
+) -> dict[str, float]:
+    """Each update's ``steps`` (one ``AsyncStore.persist`` call each), in order, after ``warm``
+    updates: wall p50 per update and process CPU per update."""
     wall: list[float] = []
     cpu_total = 0.0
 
@@ -208,48 +212,34 @@ def store_persist(path: Path, channel: Channel, warm: int) -> dict[str, float]:
         nonlocal cpu_total
         async with open_store(path, ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
             await store.persist([AddChannel(channel.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)])
-            for persist in channel.persists[:warm]:
-                await store.persist([persist])
+            for update in steps[:warm]:
+                for ops in update:
+                    await store.persist(ops)
             c0 = time.process_time()
-            for persist in channel.persists[warm:]:
+            for update in steps[warm:]:
                 t0 = time.perf_counter()
-                await store.persist([persist])
+                for ops in update:
+                    await store.persist(ops)
                 wall.append(time.perf_counter() - t0)
             cpu_total = time.process_time() - c0
 
     trio.run(run)
-    n = len(channel.persists) - warm
+    n = len(steps) - warm
     return {"wall_us": _p50(wall) * 1e6, "cpu_us": cpu_total / n * 1e6}
+
+
+def store_persist(path: Path, channel: Channel, warm: int) -> dict[str, float]:
+    return _persisted(path, channel, warm, [[[persist]] for persist in channel.persists])
 
 
 def leader_pairs(path: Path, channel: Channel, warm: int) -> dict[str, float]:
     """As a leader's desk persists each update: the signature of its proposal (within the
     version lease: no commit), then the fully signed state (one commit)."""
-    wall: list[float] = []
-    cpu_total = 0.0
-    signatures = [
-        PersistSignature(p.channel_id, p.update.signed.state.version, state_hash(p))
+    steps: list[list[list[Op]]] = [
+        [[PersistSignature(p.channel_id, p.update.signed.state.version, state_hash(p))], [p]]
         for p in channel.persists
     ]
-
-    async def run() -> None:
-        nonlocal cpu_total
-        async with open_store(path, ALICE.address, CHAIN_ID, ADJUDICATOR) as store:
-            await store.persist([AddChannel(channel.params, 0, (DEPOSIT, DEPOSIT), Phase.OPEN)])
-            for signature, persist in zip(signatures[:warm], channel.persists[:warm], strict=True):
-                await store.persist([signature])
-                await store.persist([persist])
-            c0 = time.process_time()
-            for signature, persist in zip(signatures[warm:], channel.persists[warm:], strict=True):
-                t0 = time.perf_counter()
-                await store.persist([signature])
-                await store.persist([persist])
-                wall.append(time.perf_counter() - t0)
-            cpu_total = time.process_time() - c0
-
-    trio.run(run)
-    n = len(channel.persists) - warm
-    return {"wall_us": _p50(wall) * 1e6, "cpu_us": cpu_total / n * 1e6}
+    return _persisted(path, channel, warm, steps)
 
 
 def state_hash(persist: PersistState) -> bytes:
