@@ -349,7 +349,8 @@ class Channel:
         return await self._runtime.wait_phase(phases)
 
     async def wait_version(self, version: int) -> State:
-        """Wait until the latest fully signed state is at least ``version``.
+        """Wait until the latest fully signed state is at least ``version`` and stored in our
+        store (an export or a restart then has it).
 
         A follower's own update completes as soon as it has countersigned and stored it; the
         leader stores it when the countersignature arrives, a moment later.

@@ -96,6 +96,9 @@ class ChannelRuntime:
         self._waiters: dict[int, Waiter] = {}
         self._starting = 0
         self._changed = trio.Event()
+        #: The version of the latest state known durable in our store (the machine's own latest
+        #: may be a step ahead, until its PersistState is committed).
+        self.stored_version = machine.state.version
         self._crediting = False
         #: Set once the peer's credited deposit shows a fee this desk did not accept.
         self.peer_fee_refused: PeerDepositFeeRefused | None = None
@@ -153,7 +156,7 @@ class ChannelRuntime:
             await self._changed.wait()
 
     async def wait_version(self, version: int) -> State:
-        while self._machine.state.version < version:
+        while self.stored_version < version:
             await self._changed.wait()
         return self._machine.state
 
@@ -284,6 +287,7 @@ class ChannelRuntime:
             )
             self.notify()
         elif isinstance(action, PersistState):
+            self.stored_version = max(self.stored_version, action.update.signed.state.version)
             self.notify()
 
     # updates ----------------------------------------------------------------------------------

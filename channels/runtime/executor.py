@@ -76,7 +76,11 @@ class Executor:
         try:
             self._in.send_nowait((target, actions))
         except trio.WouldBlock:
-            await self._in.send((target, actions))
+            try:
+                await self._in.send((target, actions))
+            except BaseException:
+                self._pending -= 1  # not handed over (cancelled while the queue was full)
+                raise
 
     def _perform_now(self, target: ActionTarget, actions: list[Action]) -> bool:
         """Persist and perform ``actions`` here, in the caller's task, when nothing is ahead of
@@ -100,7 +104,14 @@ class Executor:
                 return False
             for point in points:
                 crash_point(point, "post_write_pre_send")
-        self._perform(target, actions, points)
+        try:
+            self._perform(target, actions, points)
+        except Exception as exc:
+            # Our own failure (a send, a handler), not the caller's input: the caller may be a
+            # link's reader, which must not count it as the peer's bad message. A RuntimeError,
+            # outside the ChannelError tree that callers handle, stops the node as it did when
+            # the run task met it.
+            raise RuntimeError(f"performing a step's actions failed: {exc!r}") from exc
         return True
 
     def _perform(

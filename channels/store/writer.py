@@ -85,6 +85,12 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
         self._thread.start()
 
+    def occupy_this_pass(self) -> None:
+        """Queue a no-op for trio's entry queue: until the scheduler's next I/O poll runs it,
+        trio counts a queued callback, so ``_nothing_else_to_run`` says no (see
+        ``AsyncStore._dispatch``)."""
+        self._token.run_sync_soon(_no_op)
+
     def post(self, fn: Callable[[], Any], report: _Report) -> None:
         self.busy += 1
         self._jobs.put((fn, report))
@@ -131,3 +137,7 @@ class StoreWriter:
                 self._token.run_sync_soon(self._reported, report, result, error)
             except trio.RunFinishedError:  # pragma: no cover - trio ended under a running job
                 return
+
+
+def _no_op() -> None:
+    pass

@@ -232,6 +232,7 @@ class SecureChannel(trio.abc.AsyncResource):
         config = self._config
         keepalive = config.keepalive_interval
         reader = self._reader
+        fed = False  # a read in this call completed no message (yet)
         while True:
             message = reader.next_message()
             if message is not None:
@@ -253,6 +254,11 @@ class SecureChannel(trio.abc.AsyncResource):
             # A bare CancelScope (trio.move_on_at is a generator-based wrapper around one).
             with trio.CancelScope(deadline=min(body_deadline, ping_at, dead_at)):
                 try:
+                    if fed:
+                        # The last read brought no whole message (keepalives, a message in small
+                        # chunks): the direct stream does not yield while data keeps coming, so
+                        # yield here, letting the rest of the node run and the deadlines act.
+                        await trio.lowlevel.checkpoint()
                     data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     raise ConnectionClosed("the connection broke while receiving") from exc
@@ -271,3 +277,4 @@ class SecureChannel(trio.abc.AsyncResource):
                 raise ConnectionClosed("the peer closed the connection")
             self._last_received = now
             reader.feed(data)
+            fed = True

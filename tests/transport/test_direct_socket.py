@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+import trio.testing
 
 from channels.transport.direct_socket import DirectSocketStream
 
@@ -120,3 +121,71 @@ async def test_send_now_keeps_what_the_socket_did_not_take_and_it_goes_first() -
         assert await b.receive() == b"idle again"
         await a.aclose()
         await b.aclose()
+
+
+class EagerStream(trio.abc.Stream):
+    """A stream over a memory stream that, once ``eager``, hands out what it buffered
+    ``read_size`` bytes at a time WITHOUT yielding: as a socket does while data keeps coming."""
+
+    def __init__(self, inner: trio.abc.Stream, read_size: int) -> None:
+        self.inner = inner
+        self.read_size = read_size
+        self.buffer = bytearray()
+        self.eager = False
+        self.reads = 0
+
+    async def fill(self, size: int) -> None:
+        while len(self.buffer) < size:
+            self.buffer += await self.inner.receive_some(65536)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if not self.eager or not self.buffer:
+            return await self.inner.receive_some(max_bytes)
+        self.reads += 1
+        data = bytes(self.buffer[: self.read_size])
+        del self.buffer[: self.read_size]
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_reads_that_complete_no_message_yield_to_other_tasks() -> None:
+    """The attack on the direct stream: a peer keeps data coming in frames that never complete a
+    message (keepalives, or one large message in many chunks). The stream does not yield while
+    data is there, and the link reader's yield every 32 messages never applies, so the read loop
+    itself must yield after each read that completed no message: another task of the node (the
+    watcher, the other links) gets a turn between any two such reads. Without that yield it got
+    none while the whole message came in (and no read deadline could act)."""
+    sa, sb = trio.testing.memory_stream_pair()
+    eager = EagerStream(sb, read_size=4096)
+    with trio.fail_after(30):
+        alice, bob = await honest_pair(sa, eager)
+        big = os.urandom(1_000_000)  # about 16 chunks of 64 KiB: 245 reads of 4 KiB
+        await alice.send(big)
+        await eager.fill(len(big))  # all of it is "in the kernel" before Bob reads
+        eager.eager = True
+        turns: list[int] = []
+        done = trio.Event()
+
+        async def other_task() -> None:
+            while not done.is_set():
+                turns.append(eager.reads)
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other_task)
+            assert await bob.receive() == big
+            done.set()
+    reads = eager.reads
+    assert reads > 200
+    # A turn between every two reads (trio may run the reader twice in a row across batches).
+    seen = set(turns)
+    missed = [n for n in range(1, reads - 1) if n not in seen and n + 1 not in seen]
+    assert not missed, f"no other task ran around reads {missed[:5]}... of {reads}"
