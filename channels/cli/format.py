@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Mapping, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from channels.cli.units import text_duration
 from channels.cli.views import render_table, short_id
+from channels.core.units import fmt_units
 
 if TYPE_CHECKING:
     pass
@@ -32,9 +32,8 @@ def fmt_amount(value: object) -> str:
     return f"{value:_}" if isinstance(value, int) else "-"
 
 
-def fmt_fixed(value: int, decimals: int) -> str:
-    text = str(Decimal(value).scaleb(-decimals).normalize())
-    return f"{Decimal(text):f}"
+#: The older name of :func:`channels.core.units.fmt_units` (the same rule), kept in exports.
+fmt_fixed = fmt_units
 
 
 #: The older name of :func:`channels.cli.units.text_duration`, kept in ``channels.cli``'s exports.

@@ -58,6 +58,7 @@ from channels.core.errors import ChannelError, LocalError
 from channels.core.model import Address, symbol
 from channels.core.risk import NO_LIMITS, SINGLE_LIMITS, RiskLimits
 from channels.core.terms import AssetTerms, PeerTerms
+from channels.core.units import scale_exact
 
 APPROVALS: dict[str, TradeClass] = {
     "pay": TradeClass.WE_PAY,
@@ -118,14 +119,14 @@ class ConfigAmount:
         if self.raw is not None:
             return self.raw
         assert self.units is not None
-        scaled = self.units.scaleb(decimals)
-        if scaled != scaled.to_integral_value():
+        scaled = scale_exact(self.units, decimals)
+        if scaled is None:
             raise TermsError(
                 f"{self.where}: {self.units:f} has more than the asset's {decimals} decimals"
             )
         if scaled > MAX_AMOUNT:
             raise TermsError(f"{self.where}: {self.units:f} is above {MAX_AMOUNT} smallest units")
-        return int(scaled)
+        return scaled
 
 
 @dataclass(frozen=True, slots=True)

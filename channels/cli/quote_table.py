@@ -37,6 +37,7 @@ from channels.core.errors import ChannelError, LocalError
 from channels.core.model import PRICE_DECIMALS, QUANTITY_DECIMALS, OptionKind, symbol
 from channels.core.quote_book import QuoteLimits
 from channels.core.quotes import Side
+from channels.core.units import scale_exact
 from channels.runtime.quoting import Decline, IncomingRequest, QuoteTerms
 
 _SECTION_KEYS = {"valid_for", "max_requests_per_peer", "table"}
@@ -73,10 +74,10 @@ class TableAmount:
         if self.raw is not None:
             return self.raw
         assert self.units is not None
-        scaled = self.units.scaleb(decimals)
-        if scaled != scaled.to_integral_value() or scaled >= 2**128:
+        scaled = scale_exact(self.units, decimals)
+        if scaled is None or scaled >= 2**128:
             return None
-        return int(scaled)
+        return scaled
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +131,12 @@ def _fixed(where: str, value: object, decimals: int) -> int:
         number = Decimal(str(value).replace("_", ""))
     except InvalidOperation:
         raise QuoteTableError(f"{where}: not a number: {value!r}") from None
-    scaled = number.scaleb(decimals)
-    if not number.is_finite() or number <= 0 or scaled != scaled.to_integral_value():
+    scaled = scale_exact(number, decimals)
+    if scaled is None or scaled <= 0:
         raise QuoteTableError(f"{where}: must be above zero with at most {decimals} decimals")
-    return int(scaled)
+    if scaled >= 2**128:  # bounds a typo, as for the amounts
+        raise QuoteTableError(f"{where}: too large")
+    return scaled
 
 
 def _whole(where: str, value: object, *, positive: bool = True) -> int:

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from channels.core.errors import LocalError
 from channels.core.model import to_checksum
+from channels.core.units import scale_exact
 
 
 class UnitError(LocalError, ValueError):
@@ -53,13 +54,12 @@ def parse_decimal(text: str) -> Decimal:
 
 def parse_units(text: str, decimals: int) -> int:
     """``text`` scaled by 10**decimals, exactly; more decimals than the asset has is refused."""
-    value = parse_decimal(text)
-    scaled = value.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
+    scaled = scale_exact(parse_decimal(text), decimals)
+    if scaled is None:
         if decimals == 0:
             raise UnitError(f"{text!r} is not a whole number of smallest units (--raw)")
         raise UnitError(f"{text!r} has more than the asset's {decimals} decimals")
-    return int(scaled)
+    return scaled
 
 
 # Times and durations ---------------------------------------------------------------------------

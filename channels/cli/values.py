@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 from channels.cli.units import UnitError, parse_duration_text
 from channels.core.model import PRICE_DECIMALS, QUANTITY_DECIMALS
+from channels.core.units import scale_exact
 
 
 def parse_amount(text: str) -> int:
@@ -31,10 +32,10 @@ def parse_fixed(text: str, decimals: int) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value.is_finite() or value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative number: {text!r}")
-    scaled = value.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
+    scaled = scale_exact(value, decimals)
+    if scaled is None:
         raise argparse.ArgumentTypeError(f"{text!r} has more than {decimals} decimals")
-    return int(scaled)
+    return scaled
 
 
 def parse_price(text: str) -> int:
