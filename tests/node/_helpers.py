@@ -78,6 +78,22 @@ def desk_partners(desks: Desks, signer: LocalSigner) -> Trust:
     return partners(other.address, assets=[desks.token], oracles=[desks.oracle.address])
 
 
+async def propose(
+    opener: Node, desks: Desks, port: int, *, ask: int, mine: int = 0, **params: object
+) -> Channel:
+    """The opener proposes a channel to Bob (at ``port``) asking him to deposit ``ask``; the
+    other terms are the test defaults unless given (``asset``, ``oracle``, ``challenge_period``)."""
+    return await opener.open_channel(
+        peer=("127.0.0.1", port),
+        peer_address=desks.bob.address,
+        asset=params.get("asset", desks.token),  # type: ignore[arg-type]
+        deposit=mine,
+        peer_deposit=ask,
+        oracle=params.get("oracle", desks.oracle.address),  # type: ignore[arg-type]
+        challenge_period=params.get("challenge_period", PERIOD),  # type: ignore[arg-type]
+    )
+
+
 async def open_channel(
     alice: Node,
     bob: Node,

@@ -25,10 +25,10 @@ from channels.core.secure_session import TransportError
 from channels.core.signing import LocalSigner
 from channels.core.terms import AcceptTerms, AssetTerms, PeerTerms, RefuseTerms, TermsRefused
 from channels.core.trust import ChannelProposal, Peer, Trust
-from channels.runtime.node import Node, UpdateRefusedError
+from channels.runtime.node import UpdateRefusedError
 from channels.transport import Prologue, connect
 
-from ._helpers import PERIOD, WEEK, desk, open_channel
+from ._helpers import PERIOD, WEEK, desk, open_channel, propose
 from .conftest import Desks
 
 DEPOSIT = 1_000_000
@@ -57,20 +57,6 @@ def alice_trust(desks: Desks) -> Trust:
 async def wallet(desks: Desks, who: bytes) -> tuple[int, int]:
     async with open_rpc(desks.url) as rpc:
         return await balance_of(rpc, desks.token, who), await rpc.get_balance("0x" + who.hex())
-
-
-async def propose(
-    node: Node, desks: Desks, port: int, *, ask: int, mine: int = 0, **params: object
-) -> None:
-    await node.open_channel(
-        peer=("127.0.0.1", port),
-        peer_address=desks.bob.address,
-        asset=params.get("asset", desks.token),  # type: ignore[arg-type]
-        deposit=mine,
-        peer_deposit=ask,
-        oracle=params.get("oracle", desks.oracle.address),  # type: ignore[arg-type]
-        challenge_period=params.get("challenge_period", PERIOD),  # type: ignore[arg-type]
-    )
 
 
 async def test_a_stranger_cannot_connect_to_or_open_with_a_default_desk(

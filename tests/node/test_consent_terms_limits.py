@@ -32,7 +32,7 @@ from channels.core.trust import Peer, Trust
 from channels.runtime.channel import Channel
 from channels.runtime.node import Node, UpdateRefusedError
 
-from ._helpers import PERIOD, assert_unchanged, desk, snapshot
+from ._helpers import assert_unchanged, desk, propose, snapshot
 from .conftest import Desks
 
 TOKEN = 10**6  # the test token has 6 decimals
@@ -93,20 +93,6 @@ async def wallets(desks: Desks, *who: bytes) -> list[tuple[int, int]]:
             (await balance_of(rpc, desks.token, w), await rpc.get_balance("0x" + w.hex()))
             for w in who
         ]
-
-
-async def propose(
-    opener: Node, desks: Desks, port: int, *, ask: int, mine: int = 0, **params: object
-) -> Channel:
-    return await opener.open_channel(
-        peer=("127.0.0.1", port),
-        peer_address=desks.bob.address,
-        asset=params.get("asset", desks.token),  # type: ignore[arg-type]
-        deposit=mine,
-        peer_deposit=ask,
-        oracle=params.get("oracle", desks.oracle.address),  # type: ignore[arg-type]
-        challenge_period=params.get("challenge_period", PERIOD),  # type: ignore[arg-type]
-    )
 
 
 async def test_a_declared_peer_cannot_push_the_desk_past_any_of_its_terms(
