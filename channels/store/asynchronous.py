@@ -60,6 +60,8 @@ class AsyncStore:
     ) -> None:
         self._store = store
         self._inline_when_idle = inline_when_idle
+        #: can_persist_now found a commit may be made in trio's thread now (see _dispatch).
+        self._inline_granted = False
         self._leases = VersionLeases(leases)
         self._writer = writer
         self._max_batch = max_batch
@@ -113,11 +115,15 @@ class AsyncStore:
         """Whether :meth:`persist_now` would make ``ops`` durable without waiting: they are only
         signatures the durable lease covers, or nothing is queued or committing and the commit
         would be made in trio's thread (see ``_dispatch``). Changes nothing."""
+        self._inline_granted = False
         if self._failure is not None or self._closing:
             return False
         if all(isinstance(op, PersistSignature) and self._leases.covers(op) for op in ops):
             return True
-        return not self._queue and not self._committing and self._inline_now()
+        # Remembered for the persist_now that follows at once: _dispatch need not ask trio
+        # again (its statistics walk every registered socket).
+        self._inline_granted = not self._queue and not self._committing and self._inline_now()
+        return self._inline_granted
 
     def persist_now(self, ops: Sequence[Op]) -> Results:
         """Make ``ops`` durable at once, without a wait; only after :meth:`can_persist_now`
@@ -261,7 +267,8 @@ class AsyncStore:
         # The attribute is read here, at hand-off, so a test can make the commit fail.
         apply_groups = self._store.apply_groups
         groups = [t.ops for t in batch]
-        if self._inline_now():
+        inline, self._inline_granted = self._inline_granted or self._inline_now(), False
+        if inline:
             # Nothing could run while the writer thread commits: commit here instead. The hand-
             # off to the thread and back (a queue, a thread woken, the GIL passed twice, the
             # loop woken through its wakeup socket) cost more CPU than the store's own work,
