@@ -96,7 +96,8 @@ def run_case(
         result.steps["armed"] = round(time.monotonic() - started, 2)
         # 3. trade until the victim dies.
         acked_by_victim = -1
-        in_flight_pay: int | None = None
+        # The survivor's own trades sent while the victim may die, settled before its state is read.
+        survivor_in_flight: list[int] = []
         for i in range(2 * nth + 4):
             payer = victim if i % 2 == 0 else survivor
             request_id = payer.send("pay", amount=10 + i)
@@ -107,6 +108,8 @@ def run_case(
             if victim.wait_dead(0.2) is not None:
                 result.died_at_point = True
                 result.died_during_trade = i
+                if payer is survivor and answer is None:
+                    survivor_in_flight.append(request_id)
                 break
             assert answer is not None and answer.get("ok"), f"trade {i} failed: {answer}"
             if payer is victim:
@@ -129,13 +132,13 @@ def run_case(
             result.burst = True
             for i in range(4):
                 victim.send("pay", amount=50 + i)
-                survivor.send("pay", amount=60 + i)
+                survivor_in_flight.append(survivor.send("pay", amount=60 + i))
             if victim.wait_dead(3) is not None:
                 result.died_at_point = True
                 result.notes.append("reached only with pipelined trades")
         if not result.died_at_point:
             result.notes.append(f"the {role} never reached {point}:{phase}; killed by the harness")
-            in_flight_pay = survivor.send("pay", amount=99)
+            survivor_in_flight.append(survivor.send("pay", amount=99))
             time.sleep(0.005 * PHASES.index(phase))
             victim.kill()
         code = victim.wait_dead(10)
@@ -151,12 +154,12 @@ def run_case(
             survivor.wait_event(lambda e: e.get("event") == "PeerLost", 10)
         except AssertionError:
             result.notes.append("the survivor never reported the peer lost")
-        if in_flight_pay is not None:
-            # The survivor's own trade, sent as the victim died, must be settled before its
-            # latest state is read: still queued (paused until the peer is back) it would
+        for request_id in survivor_in_flight:
+            # The survivor's own trades, sent as the victim died, must be settled before its
+            # latest state is read: still queued (paused until the peer is back) they would
             # complete after the victim's restart, above the state read here. With the peer
-            # gone it ends within the survivor's update_timeout, done or refused.
-            answer = survivor.reply(in_flight_pay, 30)
+            # gone each ends within the survivor's update_timeout, done or refused.
+            answer = survivor.reply(request_id, 30)
             assert answer is not None, "the survivor never answered its in-flight trade"
             result.notes.append(f"the survivor's in-flight trade: {answer.get('ok')}")
         time.sleep(0.2)
