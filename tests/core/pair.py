@@ -20,9 +20,11 @@ from channels.core.protocol import (
     ChannelMachine,
     Config,
     DepositsObserved,
+    Disconnected,
     PersistSignature,
     PersistState,
     Received,
+    Reconnected,
     RequestUpdate,
     Send,
     UpdateApplied,
@@ -141,6 +143,15 @@ class Pair:
             else:
                 return
         raise AssertionError("messages never stopped flowing")
+
+    def cut_and_relink(self) -> None:
+        """The link drops with whatever was in flight, and both sides see a new one."""
+        self.alice.inbox.clear()
+        self.bob.inbox.clear()
+        for side in (self.alice, self.bob):
+            self.handle(side, Disconnected())
+        for side in (self.alice, self.bob):
+            self.handle(side, Reconnected())
 
     def request(self, side: Side, *trades: object) -> int:
         request_id = self._next_request

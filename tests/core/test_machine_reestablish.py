@@ -16,7 +16,6 @@ from channels.core.positions import PositionBook
 from channels.core.protocol import (
     ChannelMachine,
     DataLossRecovered,
-    Disconnected,
     Received,
     Reconnected,
 )
@@ -26,12 +25,7 @@ from .test_machine import option, snapshot
 
 
 def reconnect(pair: Pair) -> None:
-    pair.alice.inbox.clear()
-    pair.bob.inbox.clear()
-    for side in (pair.alice, pair.bob):
-        pair.handle(side, Disconnected())
-    for side in (pair.alice, pair.bob):
-        pair.handle(side, Reconnected())
+    pair.cut_and_relink()
     pair.deliver_all()
 
 

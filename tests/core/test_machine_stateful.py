@@ -15,7 +15,7 @@ from channels.core.errors import ChannelError
 from channels.core.messages import Accept, Proposal
 from channels.core.model import OptionKind, Position, PositionId
 from channels.core.options import OpenOption, Pay, Unwind
-from channels.core.protocol import Disconnected, Received, Reconnected
+from channels.core.protocol import Received
 from channels.core.signing import malleate
 
 from .pair import ADJUDICATOR, CHAIN_ID, DAY, ETH_USD, NOW, Pair, Side, make_signer
@@ -149,13 +149,7 @@ class ChannelPairMachine(RuleBasedStateMachine):
 
     @rule()
     def reconnect(self) -> None:
-        pair = self.pair
-        pair.alice.inbox.clear()
-        pair.bob.inbox.clear()
-        for side in (pair.alice, pair.bob):
-            pair.handle(side, Disconnected())
-        for side in (pair.alice, pair.bob):
-            pair.handle(side, Reconnected())
+        self.pair.cut_and_relink()
 
     @invariant()
     def protocol_invariants(self) -> None:
