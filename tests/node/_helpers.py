@@ -94,6 +94,29 @@ async def propose(
     )
 
 
+async def open_to(
+    alice: Node,
+    bob: Node,
+    desks: Desks,
+    *,
+    port: int | None = None,
+    deposit: int = DEPOSIT,
+    challenge_period: int = PERIOD,
+) -> Channel:
+    """Alice (leader) opens and funds a channel to Bob, ``deposit`` each side; Alice's handle."""
+    port = port if port is not None else bob.listen_port
+    assert port is not None
+    return await alice.open_channel(
+        peer=("127.0.0.1", port),
+        peer_address=desks.bob.address,
+        asset=desks.token,
+        deposit=deposit,
+        peer_deposit=deposit,
+        oracle=desks.oracle.address,
+        challenge_period=challenge_period,
+    )
+
+
 async def open_channel(
     alice: Node,
     bob: Node,
@@ -103,17 +126,7 @@ async def open_channel(
     deposit: int = DEPOSIT,
 ) -> tuple[Channel, Channel]:
     """Alice (leader) opens and funds a channel to Bob; returns both handles, both OPEN."""
-    port = port if port is not None else bob.listen_port
-    assert port is not None
-    ch = await alice.open_channel(
-        peer=("127.0.0.1", port),
-        peer_address=desks.bob.address,
-        asset=desks.token,
-        deposit=deposit,
-        peer_deposit=deposit,
-        oracle=desks.oracle.address,
-        challenge_period=PERIOD,
-    )
+    ch = await open_to(alice, bob, desks, port=port, deposit=deposit)
     bch = bob.channel(ch.id)
     await bch.wait_version(ch.version)
     assert bch.state == ch.state

@@ -17,9 +17,10 @@ from channels.core.model import Attestation, symbol
 from channels.core.node_events import Alarm
 from channels.core.protocol import Phase
 from channels.core.signing import LocalSigner
+from channels.runtime.channel import Channel
 from channels.runtime.node import Node, NodeSettings
 
-from ._helpers import desk_partners
+from ._helpers import desk_partners, open_to
 from .conftest import Desks
 
 FAST = NodeSettings(chain_poll_interval=0.05, update_timeout=10.0, open_timeout=30.0)
@@ -42,17 +43,8 @@ async def desk(
         yield node
 
 
-async def open_channel(alice: Node, bob: Node, desks: Desks, deposit: int = 1_000_000):
-    assert bob.listen_port is not None
-    return await alice.open_channel(
-        peer=("127.0.0.1", bob.listen_port),
-        peer_address=desks.bob.address,
-        asset=desks.token,
-        deposit=deposit,
-        peer_deposit=deposit,
-        oracle=desks.oracle.address,
-        challenge_period=PERIOD,
-    )
+async def open_channel(alice: Node, bob: Node, desks: Desks) -> Channel:
+    return await open_to(alice, bob, desks, deposit=1_000_000, challenge_period=PERIOD)
 
 
 async def advance(desks: Desks, seconds: int) -> None:

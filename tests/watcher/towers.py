@@ -21,6 +21,7 @@ from channels.runtime.channel import Channel
 from channels.runtime.node import Node, NodeSettings
 from channels.runtime.towerclient import TowerEndpoint
 from channels.transport import Prologue
+from tests.node._helpers import open_to
 
 from .conftest import FAST, Desks
 
@@ -77,16 +78,7 @@ async def open_channel_to(
     alice: Node, bob: Node, desks: Desks, deposit: int = 1_000_000
 ) -> Channel:
     """Alice opens a channel to Bob, ``deposit`` each side, an hour's challenge period."""
-    assert bob.listen_port is not None
-    return await alice.open_channel(
-        peer=("127.0.0.1", bob.listen_port),
-        peer_address=desks.bob.address,
-        asset=desks.token,
-        deposit=deposit,
-        peer_deposit=deposit,
-        oracle=desks.oracle.address,
-        challenge_period=3600,
-    )
+    return await open_to(alice, bob, desks, deposit=deposit, challenge_period=3600)
 
 
 async def backed_up(node: Node, cid: bytes, version: int) -> None:
