@@ -106,14 +106,8 @@ async def open_to(
     """Alice (leader) opens and funds a channel to Bob, ``deposit`` each side; Alice's handle."""
     port = port if port is not None else bob.listen_port
     assert port is not None
-    return await alice.open_channel(
-        peer=("127.0.0.1", port),
-        peer_address=desks.bob.address,
-        asset=desks.token,
-        deposit=deposit,
-        peer_deposit=deposit,
-        oracle=desks.oracle.address,
-        challenge_period=challenge_period,
+    return await propose(
+        alice, desks, port, ask=deposit, mine=deposit, challenge_period=challenge_period
     )
 
 
